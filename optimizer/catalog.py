@@ -1,0 +1,229 @@
+"""Price catalog: instance specs and prices per (instance_type, region, purchase_option).
+
+Units: every ``*_usd`` price is USD; ``effective_hourly_usd`` is USD per instance-hour with any upfront
+payment amortised over the term (``recurring_hourly_usd + upfront_usd / term_hours``); ``term_hours`` is
+0 for on-demand and spot. ``gpu_count`` is GPUs per instance (fractional for shared-GPU types such as
+g6f); ``gpu_memory_gib`` is per GPU.
+
+The shipped snapshot (``data_samples/catalog/gpu_catalog.csv``) is built by :func:`build_snapshot` from
+the public AWS (ec2instances.info, 2025-11-30) and GCP (Cyclenerd pricing.yml, 2026-07-30) price files
+copied into ``data_samples/prices/``; see ``data_samples/README.md`` for sources and licenses.
+``gpuplan catalog refresh`` writes a newer catalog in the same format through boto3.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from optimizer.options import COMMITMENT_OPTIONS, ON_DEMAND, SPOT, commitment_option, parse_commitment, term_hours
+
+# --- catalog columns ------------------------------------------------------------------------------
+PROVIDER = "provider"
+REGION = "region"
+INSTANCE_TYPE = "instance_type"
+PURCHASE_OPTION = "purchase_option"
+EFFECTIVE_HOURLY = "effective_hourly_usd"
+UPFRONT = "upfront_usd"
+RECURRING_HOURLY = "recurring_hourly_usd"
+UPFRONT_IS_ESTIMATE = "upfront_is_estimate"
+TERM_HOURS_COL = "term_hours"
+GPU_MODEL = "gpu_model"
+GPU_COUNT = "gpu_count"
+GPU_MEMORY = "gpu_memory_gib"
+INTERRUPTION = "interruption_bucket"
+SNAPSHOT_DATE = "snapshot_date"
+SOURCE = "source"
+
+CATALOG_COLUMNS = (PROVIDER, REGION, INSTANCE_TYPE, PURCHASE_OPTION, EFFECTIVE_HOURLY, UPFRONT, RECURRING_HOURLY,
+                   UPFRONT_IS_ESTIMATE, TERM_HOURS_COL, GPU_MODEL, GPU_COUNT, GPU_MEMORY, INTERRUPTION,
+                   SNAPSHOT_DATE, SOURCE)
+
+DATA_DIR = Path(os.environ.get("GPUPLAN_DATA_DIR", Path(__file__).resolve().parents[1] / "data_samples"))
+DEFAULT_CATALOG = DATA_DIR / "catalog" / "gpu_catalog.csv"
+
+PARTIAL_UPFRONT_SHARE = 0.5
+"""AWS partial-upfront RIs pay roughly half of the term's cost upfront. The source only gives the
+effective rate, so the upfront/recurring split of partial-upfront rows is this estimate (flagged with
+``upfront_is_estimate``); the effective rate itself is exact."""
+
+INTERRUPTION_BUCKETS = ("<5%", "5-10%", "10-15%", "15-20%", ">20%")
+_BUCKET_UPPER = {"<5%": 0.05, "5-10%": 0.10, "10-15%": 0.15, "15-20%": 0.20, ">20%": 0.30}
+
+_AWS_RI_COLUMNS = {
+    commitment_option("reserved" if k == "Standard" else "convertible", f"{t}y", p):
+        f"yrTerm{t}{k}_{p}Upfront_usd_per_hour"
+    for k in ("Standard", "Convertible") for t in ("1", "3") for p in ("no", "partial", "all")
+}
+_GCP_GPU_MODELS = {"A100-40GB": ("NVIDIA A100", 40.0), "A100-80GB": ("NVIDIA A100", 80.0),
+                   "H100-80GB": ("NVIDIA H100", 80.0), "H100-80GB (Mega)": ("NVIDIA H100", 80.0),
+                   "L4": ("NVIDIA L4", 24.0), "RTX PRO 6000": ("NVIDIA RTX PRO 6000", 96.0)}
+
+
+def interruption_rate_per_hour(bucket: str | float | None) -> float:
+    """Expected interruptions per instance-hour from an AWS Spot Advisor monthly bucket.
+
+    The bucket is the share of instances interrupted in a month; we take its upper edge (30% for
+    ">20%") as a conservative monthly probability p, so the hourly rate is -ln(1 - p) / 730.
+    Unknown buckets are treated as the worst one.
+    """
+    p = _BUCKET_UPPER.get(str(bucket).strip(), _BUCKET_UPPER[">20%"])
+    return float(-np.log1p(-p) / 730.0)
+
+
+def rework_fraction(bucket: str | float | None, checkpoint_interval_hours: float = 1.0,
+                    restart_overhead_hours: float = 0.25) -> float:
+    """Extra GPU-hours per useful GPU-hour on spot.
+
+    Each interruption loses on average half a checkpoint interval of work plus the time to get new
+    capacity and restore from the checkpoint: rework = rate x (interval / 2 + restart).
+    """
+    return interruption_rate_per_hour(bucket) * (checkpoint_interval_hours / 2.0 + restart_overhead_hours)
+
+
+def _finish(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    df[TERM_HOURS_COL] = df[PURCHASE_OPTION].map(term_hours).astype(int)
+    df[UPFRONT] = 0.0
+    df[UPFRONT_IS_ESTIMATE] = False
+    df[RECURRING_HOURLY] = df[EFFECTIVE_HOURLY]
+    for option in COMMITMENT_OPTIONS:
+        payment = parse_commitment(option)[2]
+        rows = df[PURCHASE_OPTION] == option
+        if payment == "no":
+            continue
+        share = 1.0 if payment == "all" else PARTIAL_UPFRONT_SHARE
+        total = df.loc[rows, EFFECTIVE_HOURLY] * df.loc[rows, TERM_HOURS_COL]
+        df.loc[rows, UPFRONT] = (total * share).round(2)
+        df.loc[rows, RECURRING_HOURLY] = (total - df.loc[rows, UPFRONT]) / df.loc[rows, TERM_HOURS_COL]
+        df.loc[rows, UPFRONT_IS_ESTIMATE] = payment == "partial"
+    df = df[list(CATALOG_COLUMNS)]
+    return df.sort_values([PROVIDER, REGION, INSTANCE_TYPE, PURCHASE_OPTION]).reset_index(drop=True)
+
+
+def build_aws_rows(specs: pd.DataFrame, prices: pd.DataFrame, snapshot_date: str,
+                   source: str = "ec2instances.info via tsaol/aws-gpu@2d0108c") -> pd.DataFrame:
+    """Long catalog rows from the AWS specs + wide price table (columns as in data_samples/prices)."""
+    specs = specs[specs["gpu_count"] > 0]
+    wide = prices.merge(specs[["instance_type", "gpu_model", "gpu_count", "gpu_memory_gib_total"]],
+                        on="instance_type", how="inner")
+    base = pd.DataFrame({PROVIDER: "aws", REGION: wide["region"], INSTANCE_TYPE: wide["instance_type"],
+                         GPU_MODEL: wide["gpu_model"], GPU_COUNT: wide["gpu_count"].astype(float),
+                         GPU_MEMORY: wide["gpu_memory_gib_total"] / wide["gpu_count"],
+                         INTERRUPTION: wide["spot_interrupt_freq"], SNAPSHOT_DATE: snapshot_date, SOURCE: source})
+    parts = []
+    columns = {ON_DEMAND: "ondemand_usd_per_hour", SPOT: "spot_avg_usd_per_hour", **_AWS_RI_COLUMNS}
+    for option, col in columns.items():
+        part = base.assign(**{PURCHASE_OPTION: option, EFFECTIVE_HOURLY: pd.to_numeric(wide[col], errors="coerce")})
+        parts.append(part[part[EFFECTIVE_HOURLY] > 0])
+    return _finish(pd.concat(parts, ignore_index=True))
+
+
+def build_gcp_rows(prices: pd.DataFrame, source: str = "Cyclenerd/google-cloud-pricing-cost-calculator") -> pd.DataFrame:
+    """Long catalog rows from the GCP machine-type table.
+
+    GCP resource-based committed-use discounts are billed monthly with nothing upfront, so 1y/3y CUDs
+    map to ``reserved_{1y,3y}_no_upfront``. GCP publishes no interruption buckets (left empty).
+    """
+    model = prices["gpu_model"].map(lambda m: _GCP_GPU_MODELS.get(m, (f"NVIDIA {m}", np.nan)))
+    base = pd.DataFrame({PROVIDER: "gcp", REGION: prices["region"], INSTANCE_TYPE: prices["machine_type"],
+                         GPU_MODEL: model.str[0], GPU_COUNT: prices["gpu_count"].astype(float),
+                         GPU_MEMORY: model.str[1], INTERRUPTION: None,
+                         SNAPSHOT_DATE: prices["snapshot_date"].astype(str), SOURCE: source})
+    parts = []
+    columns = {ON_DEMAND: "ondemand_usd_per_hour", SPOT: "spot_usd_per_hour",
+               "reserved_1y_no_upfront": "cud_1y_usd_per_hour", "reserved_3y_no_upfront": "cud_3y_usd_per_hour"}
+    for option, col in columns.items():
+        part = base.assign(**{PURCHASE_OPTION: option, EFFECTIVE_HOURLY: pd.to_numeric(prices[col], errors="coerce")})
+        parts.append(part[part[EFFECTIVE_HOURLY] > 0])
+    return _finish(pd.concat(parts, ignore_index=True))
+
+
+def build_snapshot(prices_dir: Path = DATA_DIR / "prices") -> pd.DataFrame:
+    """The shipped catalog from the copied public price files."""
+    aws = build_aws_rows(pd.read_csv(prices_dir / "aws_gpu_instance_specs.csv"),
+                         pd.read_csv(prices_dir / "aws_gpu_prices_linux.csv"), snapshot_date="2025-11-30")
+    gcp = build_gcp_rows(pd.read_csv(prices_dir / "gcp_gpu_instance_prices.csv"))
+    return pd.concat([aws, gcp], ignore_index=True)
+
+
+def write_atomic_csv(df: pd.DataFrame, path: Path) -> None:
+    """Write a CSV through a temporary file in the same folder, then rename (never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            df.to_csv(fh, index=False)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class CatalogError(ValueError):
+    """A catalog file or a catalog query the user can fix (one line)."""
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A loaded price catalog (one row per instance_type x region x purchase_option)."""
+
+    table: pd.DataFrame
+    path: str = "built-in snapshot"
+
+    @property
+    def snapshot_dates(self) -> tuple[str, ...]:
+        return tuple(sorted(self.table[SNAPSHOT_DATE].astype(str).unique()))
+
+    def region(self, region: str) -> pd.DataFrame:
+        rows = self.table[self.table[REGION] == region]
+        if rows.empty:
+            known = ", ".join(sorted(self.table[REGION].unique())[:8])
+            raise CatalogError(f"{self.path}: no prices for region '{region}' (fix: choose one of {known}, ...)")
+        return rows
+
+    def gpu_models(self, region: str | None = None) -> set[str]:
+        rows = self.table if region is None else self.region(region)
+        return set(rows[GPU_MODEL].dropna().unique())
+
+    def instance_gpus(self) -> dict[str, tuple[str, float]]:
+        """instance_type -> (gpu_model, GPUs per instance), for the ingestion adapters."""
+        specs = self.table.drop_duplicates(INSTANCE_TYPE)
+        return {r[INSTANCE_TYPE]: (r[GPU_MODEL], float(r[GPU_COUNT])) for _, r in specs.iterrows()}
+
+    def offers(self, region: str, gpu_model: str | None = None, instance_types: tuple[str, ...] | None = None,
+               options: tuple[str, ...] | None = None) -> pd.DataFrame:
+        """Rows for a region, optionally filtered by GPU model, instance types and purchase options."""
+        rows = self.region(region)
+        if gpu_model is not None:
+            rows = rows[rows[GPU_MODEL] == gpu_model]
+        if instance_types:
+            rows = rows[rows[INSTANCE_TYPE].isin(instance_types)]
+        if options is not None:
+            rows = rows[rows[PURCHASE_OPTION].isin(options)]
+        return rows.reset_index(drop=True)
+
+
+def load_catalog(path: str | Path | None = None) -> Catalog:
+    """Load a catalog CSV (the shipped snapshot by default) and check its columns."""
+    path = Path(path) if path is not None else DEFAULT_CATALOG
+    if not path.exists():
+        raise CatalogError(f"{path}: catalog file not found (fix: omit --catalog to use the shipped snapshot)")
+    table = pd.read_csv(path, dtype={INTERRUPTION: "string", SNAPSHOT_DATE: "string"})
+    missing = [c for c in CATALOG_COLUMNS if c not in table.columns]
+    if missing:
+        raise CatalogError(f"{path}: missing column '{missing[0]}' (fix: write catalogs with gpuplan catalog refresh)")
+    bad = table[EFFECTIVE_HOURLY].isna() | (table[EFFECTIVE_HOURLY] < 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+        raise CatalogError(f"{path}, row {row}, column '{EFFECTIVE_HOURLY}': price must be a number >= 0")
+    table[UPFRONT_IS_ESTIMATE] = table[UPFRONT_IS_ESTIMATE].astype(str).str.lower().eq("true")
+    label = "built-in snapshot" if path == DEFAULT_CATALOG else str(path)
+    return Catalog(table=table, path=label)
