@@ -14,14 +14,21 @@ copied into ``data_samples/prices/``; see ``data_samples/README.md`` for sources
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from optimizer.options import COMMITMENT_OPTIONS, ON_DEMAND, SPOT, commitment_option, parse_commitment, term_hours
+from forecasting.io import write_csv_atomic
+from optimizer.options import (
+    COMMITMENT_OPTIONS,
+    ON_DEMAND,
+    SPOT,
+    commitment_option,
+    parse_commitment,
+    term_hours,
+)
 
 # --- catalog columns ------------------------------------------------------------------------------
 PROVIDER = "provider"
@@ -99,8 +106,8 @@ def _finish(df: pd.DataFrame) -> pd.DataFrame:
             continue
         share = 1.0 if payment == "all" else PARTIAL_UPFRONT_SHARE
         total = df.loc[rows, EFFECTIVE_HOURLY] * df.loc[rows, TERM_HOURS_COL]
-        df.loc[rows, UPFRONT] = (total * share).round(2)
-        df.loc[rows, RECURRING_HOURLY] = (total - df.loc[rows, UPFRONT]) / df.loc[rows, TERM_HOURS_COL]
+        df.loc[rows, UPFRONT] = total * share
+        df.loc[rows, RECURRING_HOURLY] = df.loc[rows, EFFECTIVE_HOURLY] * (1.0 - share)
         df.loc[rows, UPFRONT_IS_ESTIMATE] = payment == "partial"
     df = df[list(CATALOG_COLUMNS)]
     return df.sort_values([PROVIDER, REGION, INSTANCE_TYPE, PURCHASE_OPTION]).reset_index(drop=True)
@@ -124,7 +131,8 @@ def build_aws_rows(specs: pd.DataFrame, prices: pd.DataFrame, snapshot_date: str
     return _finish(pd.concat(parts, ignore_index=True))
 
 
-def build_gcp_rows(prices: pd.DataFrame, source: str = "Cyclenerd/google-cloud-pricing-cost-calculator") -> pd.DataFrame:
+def build_gcp_rows(prices: pd.DataFrame,
+                   source: str = "Cyclenerd/google-cloud-pricing-cost-calculator") -> pd.DataFrame:
     """Long catalog rows from the GCP machine-type table.
 
     GCP resource-based committed-use discounts are billed monthly with nothing upfront, so 1y/3y CUDs
@@ -153,18 +161,8 @@ def build_snapshot(prices_dir: Path = DATA_DIR / "prices") -> pd.DataFrame:
 
 
 def write_atomic_csv(df: pd.DataFrame, path: Path) -> None:
-    """Write a CSV through a temporary file in the same folder, then rename (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            df.to_csv(fh, index=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write a catalog CSV atomically (temporary file, then rename)."""
+    write_csv_atomic(df, path)
 
 
 class CatalogError(ValueError):
@@ -178,9 +176,9 @@ class Catalog:
     table: pd.DataFrame
     path: str = "built-in snapshot"
 
-    @property
-    def snapshot_dates(self) -> tuple[str, ...]:
-        return tuple(sorted(self.table[SNAPSHOT_DATE].astype(str).unique()))
+    def snapshot_dates(self, region: str | None = None) -> tuple[str, ...]:
+        rows = self.table if region is None else self.region(region)
+        return tuple(sorted(rows[SNAPSHOT_DATE].astype(str).unique()))
 
     def region(self, region: str) -> pd.DataFrame:
         rows = self.table[self.table[REGION] == region]

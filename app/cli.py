@@ -1,0 +1,354 @@
+"""``gpuplan``: the command line of GPU Cost Planner (thin: it only calls forecasting/ and optimizer/).
+
+Every user mistake (bad file, bad option) ends with one line on stderr starting with ``error:`` and
+exit status 2, never a traceback. Files are written atomically (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from forecasting import schema as S
+from optimizer.billing import BillingError
+from optimizer.catalog import Catalog, CatalogError, load_catalog
+from optimizer.inputs import PlanConfig, PlanningError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="GPU Cost Planner: forecast GPU demand per team and plan what to buy "
+                       "(reserved, spot, on-demand).")
+catalog_app = typer.Typer(no_args_is_help=True, help="Inspect or refresh the price catalog.")
+app.add_typer(catalog_app, name="catalog")
+
+out = Console()
+err = Console(stderr=True)
+USER_ERRORS = (S.UsageError, CatalogError, PlanningError, BillingError, ValueError, FileNotFoundError)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class UserFacingError(Exception):
+    """Raised inside commands for a user mistake; printed as one line."""
+
+
+@contextmanager
+def step(message: str) -> Iterator[Callable[[str], None]]:
+    """Show a spinner with the current step on long operations (stderr, so stdout stays clean)."""
+    with err.status(message) as status:
+        yield lambda msg: status.update(f"{message}: {msg}")
+
+
+def _fail(exc: BaseException) -> None:
+    err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _catalog(path: Path | None) -> Catalog:
+    return load_catalog(path)
+
+
+def load_usage_file(path: Path, fmt: str, tag_key: str, catalog: Catalog) -> pd.DataFrame:
+    """Read canonical, FOCUS or CUR usage through the ingestion adapters and report what happened."""
+    from forecasting.ingest import load_usage
+
+    if not path.exists():
+        raise S.UsageError(str(path), "file not found", fix="check the path")
+    usage, report = load_usage(path, fmt, tag_key=tag_key, instance_gpus=catalog.instance_gpus(),
+                               known_gpu_types=catalog.gpu_models())
+    for line in report.lines():
+        err.print(f"  {line}", markup=False, highlight=False)
+    return usage
+
+
+def _parse_start(value: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except ValueError:
+        raise UserFacingError(f"--start {value!r} is not an ISO 8601 time (fix: e.g. 2025-12-01T00:00Z)") from None
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    if ts != ts.floor("h"):
+        raise UserFacingError(f"--start {value!r} is not an hour start (fix: e.g. 2025-12-01T00:00Z)")
+    return ts
+
+
+def _split(value: str | None) -> tuple[str, ...] | None:
+    if not value:
+        return None
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def run_forecast(usage: pd.DataFrame, horizon_hours: int, history_hours: int | None,
+                 progress: Callable[[str], None] | None = None):
+    from forecasting.engine import ForecastConfig, default_n_jobs, forecast
+
+    config = ForecastConfig(horizon_hours=horizon_hours, history_hours=history_hours, n_jobs=default_n_jobs())
+    return forecast(usage, config, progress=progress)
+
+
+def forecast_table(fc: pd.DataFrame, selection: pd.DataFrame) -> Table:
+    """Per-series forecast overview: average GPUs over the horizon with the p10-p90 range."""
+    agg = fc.groupby([S.TEAM, S.GPU_TYPE]).agg(mean=(S.MEAN, "mean"), p10=(S.P10, "mean"), p90=(S.P90, "mean"),
+                                               peak_p90=(S.P90, "max"))
+    agg = agg.join(selection.set_index([S.TEAM, S.GPU_TYPE])[[S.MODEL, "cv_mae"]])
+    table = Table(title=f"Forecast: average GPUs in use per hour, {fc[S.TIMESTAMP].min():%Y-%m-%d %H:%M} to "
+                        f"{fc[S.TIMESTAMP].max():%Y-%m-%d %H:%M} UTC")
+    for col in ("team", "GPU type", "model", "CV MAE (GPUs)", "p10", "mean", "p90", "peak p90"):
+        table.add_column(col, justify="left" if col in ("team", "GPU type", "model") else "right")
+    for (team, gpu), r in agg.iterrows():
+        cv = "-" if pd.isna(r["cv_mae"]) else f"{r['cv_mae']:.1f}"
+        table.add_row(team, gpu, r[S.MODEL], cv, f"{r['p10']:.1f}", f"{r['mean']:.1f}", f"{r['p90']:.1f}",
+                      f"{r['peak_p90']:.1f}")
+    return table
+
+
+@app.command()
+def forecast(
+    usage: Annotated[Path, typer.Option(help="usage file: canonical CSV/Parquet, FOCUS or CUR export")],
+    horizon_hours: Annotated[int, typer.Option(help="hours to forecast after the last hour of usage", min=1)],
+    out_path: Annotated[Path, typer.Option("--out", help="forecast CSV to write")],
+    fmt: Annotated[str, typer.Option("--format", help="auto|canonical|focus|cur")] = "auto",
+    tag_key: Annotated[str, typer.Option(help="cost-allocation tag holding the team (FOCUS/CUR)")] = "team",
+    history_hours: Annotated[int, typer.Option(help="fit on at most this many recent hours (0 = all)")] = 1344,
+    catalog: Annotated[Path | None, typer.Option(help="price catalog CSV (default: shipped snapshot)")] = None,
+) -> None:
+    """Forecast hourly GPU demand per team and GPU type, with p10/p50/p90."""
+    from forecasting.engine import write_forecast_csv
+
+    try:
+        cat = _catalog(catalog)
+        usage_df = load_usage_file(usage, fmt, tag_key, cat)
+        with step("forecasting") as say:
+            result = run_forecast(usage_df, horizon_hours, history_hours or None, say)
+        write_forecast_csv(result.forecast, out_path)
+    except (*USER_ERRORS, UserFacingError) as exc:
+        _fail(exc)
+    out.print(forecast_table(result.forecast, result.selection))
+    out.print(f"wrote {len(result.forecast):,} rows to {out_path}")
+
+
+def plan_from_usage(usage: pd.DataFrame, cat: Catalog, config: PlanConfig, *, history_hours: int | None = 1344,
+                    forecast_frame: pd.DataFrame | None = None, progress: Callable[[str], None] | None = None):
+    """Forecast from the history before the window (unless a forecast is given) and plan the window."""
+    from optimizer.solve import make_plan
+
+    history = usage[usage[S.TIMESTAMP] < config.start]
+    result = None
+    if forecast_frame is None:
+        if history.empty:
+            raise PlanningError(f"no usage before --start {config.start:%Y-%m-%dT%H:%M}Z to forecast from "
+                                "(fix: choose a later start or pass --forecast)")
+        last = history[S.TIMESTAMP].max()
+        horizon = int((config.end - last) / pd.Timedelta(hours=1)) - 1
+        result = run_forecast(history, horizon, history_hours, progress)
+        forecast_frame = result.forecast
+    return make_plan(forecast_frame, cat, config, progress=progress), result
+
+
+@app.command()
+def plan(
+    usage: Annotated[Path, typer.Option(help="usage file: canonical CSV/Parquet, FOCUS or CUR export")],
+    start: Annotated[str, typer.Option(help="first hour of the plan window, ISO 8601 (UTC if no zone)")],
+    hours: Annotated[int, typer.Option(help="window length in hours", min=1)],
+    out_path: Annotated[Path, typer.Option("--out", help="plan.json to write")],
+    region: Annotated[str, typer.Option(help="catalog region")] = "us-east-1",
+    instance_types: Annotated[str | None, typer.Option(help="comma-separated allowed instance types")] = None,
+    options: Annotated[str | None, typer.Option(help="comma-separated commitment options "
+                                                     "(default: the 1-year reserved and convertible ones)")] = None,
+    no_spot: Annotated[bool, typer.Option("--no-spot", help="do not use spot capacity")] = False,
+    max_spot_share: Annotated[float, typer.Option(help="max share of GPU-hours on spot (0-1)")] = 0.3,
+    growth: Annotated[float, typer.Option(help="demand growth applied to the forecast, e.g. 0.1 = +10%")] = 0.0,
+    forecast_file: Annotated[Path | None, typer.Option("--forecast", help="use this forecast CSV")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="auto|canonical|focus|cur")] = "auto",
+    tag_key: Annotated[str, typer.Option(help="cost-allocation tag holding the team (FOCUS/CUR)")] = "team",
+    history_hours: Annotated[int, typer.Option(help="fit on at most this many recent hours (0 = all)")] = 1344,
+    catalog: Annotated[Path | None, typer.Option(help="price catalog CSV (default: shipped snapshot)")] = None,
+) -> None:
+    """Plan purchases for [start, start + hours): commitments, spot allowance, on-demand."""
+    from forecasting.engine import read_forecast_csv
+    from optimizer.options import DEFAULT_COMMITMENT_OPTIONS, validate_options
+    from optimizer.summary import summary
+
+    try:
+        cat = _catalog(catalog)
+        opts = validate_options(_split(options)) if options else DEFAULT_COMMITMENT_OPTIONS
+        config = PlanConfig(start=_parse_start(start), hours=hours, region=region,
+                            instance_types=_split(instance_types), options=opts, allow_spot=not no_spot,
+                            max_spot_share=max_spot_share, growth=growth)
+        cat.region(region)
+        usage_df = load_usage_file(usage, fmt, tag_key, cat)
+        fc = read_forecast_csv(forecast_file) if forecast_file else None
+        with step("planning") as say:
+            result, _ = plan_from_usage(usage_df, cat, config, history_hours=history_hours or None,
+                                        forecast_frame=fc, progress=say)
+        result.plan.write(out_path)
+    except (*USER_ERRORS, UserFacingError) as exc:
+        _fail(exc)
+    out.print(summary(result.plan), markup=False, highlight=False)
+    out.print(f"\nwrote {out_path}")
+
+
+@app.command()
+def ingest(
+    file: Annotated[Path | None, typer.Argument(help="billing export or usage file")] = None,
+    out_path: Annotated[Path, typer.Option("--out", help="canonical usage CSV to write")] = Path("usage.csv"),
+    fmt: Annotated[str, typer.Option("--format", help="auto|canonical|focus|cur")] = "auto",
+    tag_key: Annotated[str, typer.Option(help="cost-allocation tag holding the team")] = "team",
+    cost_explorer: Annotated[bool, typer.Option("--cost-explorer", help="pull from AWS Cost Explorer")] = False,
+    start: Annotated[str | None, typer.Option(help="Cost Explorer start date (YYYY-MM-DD)")] = None,
+    end: Annotated[str | None, typer.Option(help="Cost Explorer end date, exclusive (YYYY-MM-DD)")] = None,
+    granularity: Annotated[str, typer.Option(help="Cost Explorer granularity: HOURLY or DAILY")] = "HOURLY",
+    catalog: Annotated[Path | None, typer.Option(help="price catalog CSV (default: shipped snapshot)")] = None,
+) -> None:
+    """Convert a FOCUS/CUR export (or Cost Explorer data) to canonical hourly usage."""
+    from forecasting.ingest import fetch_cost_explorer
+    from forecasting.io import write_csv_atomic
+
+    try:
+        cat = _catalog(catalog)
+        if cost_explorer:
+            if not start or not end:
+                raise UserFacingError("--cost-explorer needs --start and --end (fix: e.g. --start 2025-11-01 "
+                                      "--end 2025-12-01)")
+            with step("querying Cost Explorer") as say:
+                usage_df, report = fetch_cost_explorer(start, end, tag_key=tag_key, granularity=granularity.upper(),
+                                                       instance_gpus=cat.instance_gpus(), progress=say)
+            for line in report.lines():
+                err.print(f"  {line}", markup=False, highlight=False)
+        else:
+            if file is None:
+                raise UserFacingError("give a FILE to ingest or --cost-explorer (see gpuplan ingest --help)")
+            usage_df = load_usage_file(file, fmt, tag_key, cat)
+        table = usage_df.copy()
+        table[S.TIMESTAMP] = S.format_timestamp(table[S.TIMESTAMP])
+        write_csv_atomic(table, out_path)
+    except (*USER_ERRORS, UserFacingError) as exc:
+        _fail(exc)
+    out.print(f"wrote {len(usage_df):,} canonical rows to {out_path}")
+
+
+@catalog_app.command("show")
+def catalog_show(
+    region: Annotated[str, typer.Option(help="region")] = "us-east-1",
+    gpu_model: Annotated[str | None, typer.Option(help="GPU model, e.g. 'NVIDIA H100'")] = None,
+    catalog: Annotated[Path | None, typer.Option(help="catalog CSV (default: shipped snapshot)")] = None,
+) -> None:
+    """Print on-demand, spot and commitment prices per instance type."""
+    from optimizer import catalog as C
+
+    try:
+        cat = _catalog(catalog)
+        rows = cat.offers(region, gpu_model)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    wide = rows.pivot_table(index=[C.GPU_MODEL, C.INSTANCE_TYPE, C.GPU_COUNT], columns=C.PURCHASE_OPTION,
+                            values=C.EFFECTIVE_HOURLY)
+    table = Table(title=f"{region}: effective USD per instance-hour ({cat.path}, "
+                        f"prices as of {', '.join(cat.snapshot_dates(region))})")
+    cols = [c for c in ("on_demand", "spot", "reserved_1y_no_upfront", "reserved_1y_all_upfront",
+                        "reserved_3y_all_upfront", "convertible_1y_no_upfront") if c in wide.columns]
+    for c in ("GPU model", "instance type", "GPUs", *cols):
+        table.add_column(c)
+    for (g, it, n), r in wide.iterrows():
+        table.add_row(g, it, f"{n:g}", *("-" if pd.isna(r[c]) else f"{r[c]:,.3f}" for c in cols))
+    out.print(table)
+
+
+@catalog_app.command("refresh")
+def catalog_refresh(
+    out_path: Annotated[Path, typer.Option("--out", help="catalog CSV to write")],
+    region: Annotated[str, typer.Option(help="region to price")] = "us-east-1",
+    instance_types: Annotated[str | None, typer.Option(help="comma-separated instance types "
+                                                            "(default: every GPU type of the region)")] = None,
+    catalog: Annotated[Path | None, typer.Option(help="base catalog for specs (default: shipped snapshot)")] = None,
+) -> None:
+    """Pull current prices with boto3 (Price List API, EC2 spot price history); the snapshot stays the default."""
+    from optimizer.catalog import write_atomic_csv
+    from optimizer.catalog_refresh import RefreshConfig, RefreshError, refresh_catalog
+
+    try:
+        base = _catalog(catalog)
+        with step("pulling prices from AWS") as say:
+            result = refresh_catalog(RefreshConfig(region=region, instance_types=_split(instance_types)),
+                                     base=base, progress=say)
+        write_atomic_csv(result.catalog, out_path)
+    except (*USER_ERRORS, RefreshError) as exc:
+        _fail(exc)
+    for note in result.notes:
+        err.print(f"  {note}", markup=False, highlight=False)
+    out.print(f"wrote {result.rows:,} price rows for {result.instance_types} instance types to {out_path}")
+
+
+@app.command()
+def demo(
+    sample: Annotated[str, typer.Option(help="shipped sample organisation: synthetic or helios")] = "synthetic",
+    hours: Annotated[int, typer.Option(help="plan window in hours after the sample's last hour", min=1)] = 720,
+    out_dir: Annotated[Path, typer.Option(help="folder for forecast.csv and plan.json")] = Path("out/demo"),
+) -> None:
+    """Run the whole pipeline on a shipped sample organisation and print the plan."""
+    from forecasting.engine import write_forecast_csv
+    from forecasting.samples import SAMPLES, load_sample
+    from optimizer.summary import summary
+
+    t0 = time.perf_counter()
+    try:
+        if sample not in SAMPLES:
+            raise UserFacingError(f"unknown sample '{sample}' (fix: choose one of {', '.join(SAMPLES)})")
+        cat = _catalog(None)
+        usage_df = load_sample(sample)
+        out.print(f"Sample organisation '{sample}': {SAMPLES[sample]}")
+        out.print(f"  {usage_df[S.TEAM].nunique()} teams, {usage_df.groupby([S.TEAM, S.GPU_TYPE]).ngroups} series, "
+                  f"{usage_df[S.TIMESTAMP].min():%Y-%m-%d} to {usage_df[S.TIMESTAMP].max():%Y-%m-%d %H:%M} UTC, "
+                  f"{usage_df[S.GPUS].sum():,.0f} GPU-hours")
+        start = usage_df[S.TIMESTAMP].max() + pd.Timedelta(hours=1)
+        config = PlanConfig(start=start, hours=hours)
+        with step("forecasting and planning") as say:
+            result, fres = plan_from_usage(usage_df, cat, config, progress=say)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_forecast_csv(fres.forecast, out_dir / "forecast.csv")
+        result.plan.write(out_dir / "plan.json")
+    except (*USER_ERRORS, UserFacingError) as exc:
+        _fail(exc)
+    window = fres.forecast[fres.forecast[S.TIMESTAMP] >= start]
+    out.print(forecast_table(window, fres.selection))
+    out.print(summary(result.plan), markup=False, highlight=False)
+    out.print(f"\nwrote {out_dir / 'forecast.csv'} and {out_dir / 'plan.json'} "
+              f"(pipeline took {time.perf_counter() - t0:.0f} s)")
+
+
+@app.command(name="app")
+def app_cmd(
+    port: Annotated[int, typer.Option(help="port to serve on")] = 8501,
+    host: Annotated[str, typer.Option(help="address to bind (localhost by default)")] = "127.0.0.1",
+) -> None:
+    """Start the Streamlit planner on http://127.0.0.1:PORT."""
+    script = ROOT / "app" / "streamlit_app.py"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", host, "--server.port",
+           str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--server.maxUploadSize", os.environ.get("GPUPLAN_MAX_UPLOAD_MB", "200")]
+    out.print(f"GPU Cost Planner on http://{host}:{port}")
+    raise typer.Exit(subprocess.call(cmd))
+
+
+def main() -> None:
+    """Entry point of the ``gpuplan`` script."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
+

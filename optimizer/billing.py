@@ -1,0 +1,162 @@
+"""Serve hourly GPU demand with a plan and bill it: the one implementation of the serving rule.
+
+Units: demand and served quantities are GPU-hours per hour (GPUs); costs are USD. Commitments are
+billed at their effective hourly rate (recurring + upfront amortised over the term) for every hour
+they are active, used or not. Spot GPU-hours served are useful GPU-hours; the billed spot GPU-hours
+are ``served x (1 + rework_fraction)``. See :mod:`optimizer.plan` for the rule itself.
+
+Used by the planner (expected cost over forecast scenarios), backtests, chargeback and the app.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from forecasting import schema as S
+from optimizer.plan import Plan
+
+COST_COLUMNS = ("committed_usd", "spot_usd", "on_demand_usd")
+
+
+class BillingError(ValueError):
+    """Demand the plan cannot price (e.g. a GPU model with no on-demand rate in the plan)."""
+
+
+@dataclass(frozen=True)
+class Served:
+    """How one GPU model's hourly demand was served (arrays over hours, GPUs)."""
+
+    committed: np.ndarray
+    spot: np.ndarray
+    on_demand: np.ndarray
+    committed_capacity: np.ndarray
+
+
+def serve(demand: np.ndarray, committed_capacity: np.ndarray, spot_caps: list[float]) -> Served:
+    """Apply the serving rule to hourly demand.
+
+    Args:
+        demand: GPUs needed per hour, shape (..., T).
+        committed_capacity: GPUs of active commitments per hour, broadcastable to ``demand``.
+        spot_caps: useful GPUs available from each spot allowance, cheapest first.
+
+    Returns:
+        GPUs served per hour by commitments, spot (useful GPUs, summed over allowances) and on-demand.
+    """
+    demand = np.asarray(demand, dtype=float)
+    committed = np.minimum(demand, committed_capacity)
+    rest = demand - committed
+    spot = np.zeros_like(demand)
+    for cap in spot_caps:
+        take = np.minimum(rest, cap)
+        spot += take
+        rest = rest - take
+    return Served(committed=committed, spot=spot, on_demand=rest,
+                  committed_capacity=np.broadcast_to(committed_capacity, demand.shape).astype(float))
+
+
+@dataclass(frozen=True)
+class GpuModelPricing:
+    """Everything needed to bill one GPU model's demand under a plan, over a given hour grid."""
+
+    capacity: np.ndarray         # GPUs of active commitments per hour
+    commit_usd: np.ndarray       # USD of active commitments per hour (amortised effective rate)
+    spot_caps: list[float]       # useful GPUs per spot allowance, cheapest first
+    spot_rates: list[float]      # USD per useful GPU-hour per allowance
+    od_rate: float               # USD per GPU-hour
+
+
+def pricing_for(plan: Plan, gpu_model: str, hours: pd.DatetimeIndex) -> GpuModelPricing:
+    rates = {o.gpu_model: o.usd_per_gpu_hour for o in plan.on_demand}
+    if gpu_model not in rates:
+        raise BillingError(f"the plan has no on-demand rate for '{gpu_model}' "
+                           f"(fix: plan with usage that includes {gpu_model}, or drop that usage)")
+    capacity = np.zeros(len(hours))
+    commit_usd = np.zeros(len(hours))
+    for c in plan.commitments:
+        if c.gpu_model != gpu_model:
+            continue
+        active = c.active(hours).to_numpy(dtype=float)
+        capacity += active * c.gpus
+        commit_usd += active * c.count * c.effective_hourly_usd
+    spots = sorted((s for s in plan.spot if s.gpu_model == gpu_model), key=lambda s: s.usd_per_useful_gpu_hour)
+    caps = [s.max_instances * s.gpus_per_instance / (1.0 + s.rework_fraction) for s in spots]
+    spot_rates = [s.usd_per_useful_gpu_hour for s in spots]
+    return GpuModelPricing(capacity, commit_usd, caps, spot_rates, rates[gpu_model])
+
+
+def cost_arrays(demand: np.ndarray, pricing: GpuModelPricing) -> dict[str, np.ndarray]:
+    """Serve ``demand`` (shape (..., T)) and return per-hour quantities (GPUs) and costs (USD)."""
+    demand = np.asarray(demand, dtype=float)
+    served = serve(demand, pricing.capacity, pricing.spot_caps)
+    # Spot cost by allowance, cheapest first (same order as serve()).
+    rest = demand - served.committed
+    spot_usd = np.zeros_like(demand)
+    for cap, rate in zip(pricing.spot_caps, pricing.spot_rates, strict=True):
+        take = np.minimum(rest, cap)
+        spot_usd += take * rate
+        rest = rest - take
+    return {
+        "demand_gpus": demand,
+        "committed_capacity_gpus": served.committed_capacity,
+        "committed_used_gpus": served.committed,
+        "spot_gpus": served.spot,
+        "on_demand_gpus": served.on_demand,
+        "committed_usd": np.broadcast_to(pricing.commit_usd, demand.shape).astype(float),
+        "spot_usd": spot_usd,
+        "on_demand_usd": served.on_demand * pricing.od_rate,
+        "all_on_demand_usd": demand * pricing.od_rate,
+    }
+
+
+@dataclass(frozen=True)
+class Bill:
+    """Hourly bill per GPU model: ``timestamp, gpu_type`` plus the quantities of :func:`cost_arrays`."""
+
+    hourly: pd.DataFrame
+
+    @property
+    def total_usd(self) -> float:
+        return float(self.hourly[list(COST_COLUMNS)].to_numpy().sum())
+
+    def totals(self) -> dict[str, float]:
+        cols = list(COST_COLUMNS) + ["all_on_demand_usd", "demand_gpus", "committed_used_gpus",
+                                     "committed_capacity_gpus", "spot_gpus", "on_demand_gpus"]
+        out = {c: float(self.hourly[c].sum()) for c in cols}
+        out["total_usd"] = sum(out[c] for c in COST_COLUMNS)
+        cap = out["committed_capacity_gpus"]
+        out["commitment_utilization"] = out["committed_used_gpus"] / cap if cap > 0 else float("nan")
+        return out
+
+
+def window_hours(plan: Plan) -> pd.DatetimeIndex:
+    return pd.date_range(plan.window_start, plan.window_end, freq="h", inclusive="left")
+
+
+def bill(plan: Plan, demand: pd.DataFrame) -> Bill:
+    """Bill realised hourly demand under ``plan`` over the plan window.
+
+    Args:
+        plan: the plan to apply.
+        demand: usage rows ``timestamp, gpu_type, gpus`` (any number of teams; summed per hour and GPU
+            model). Hours of the window with no row have zero demand (commitments are still paid);
+            rows outside the window are ignored.
+
+    Raises:
+        BillingError: a GPU model in the demand has no on-demand rate in the plan.
+    """
+    hours = window_hours(plan)
+    inside = demand[(demand[S.TIMESTAMP] >= plan.window_start) & (demand[S.TIMESTAMP] < plan.window_end)]
+    per_hour = inside.groupby([S.GPU_TYPE, S.TIMESTAMP])[S.GPUS].sum()
+    models = sorted(set(per_hour.index.get_level_values(0)) | set(plan.gpu_models))
+    frames = []
+    for gpu_model in models:
+        values = per_hour.xs(gpu_model, level=0) if gpu_model in per_hour.index.get_level_values(0) else None
+        gpus = (values.reindex(hours, fill_value=0.0).to_numpy(dtype=float) if values is not None
+                else np.zeros(len(hours)))
+        arrays = cost_arrays(gpus, pricing_for(plan, gpu_model, hours))
+        frames.append(pd.DataFrame({S.TIMESTAMP: hours, S.GPU_TYPE: gpu_model, **arrays}))
+    return Bill(pd.concat(frames, ignore_index=True))

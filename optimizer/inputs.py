@@ -1,0 +1,160 @@
+"""Optimizer inputs: demand scenarios from a forecast, purchase offers from the catalog, the plan config.
+
+Units: demand in GPUs per hour (GPU-hours per hour) per GPU model; prices in USD per instance-hour
+(``usd_per_instance_hour``) or USD per GPU-hour (``usd_per_gpu_hour``); horizons in hours.
+
+Scenarios: the forecast's p10, p50 and p90 paths, summed over the teams of each GPU model, weighted
+0.3 / 0.4 / 0.3 (Swanson's rule, the standard three-point approximation of a distribution by its
+10th/50th/90th percentiles). Summing team quantiles treats teams as moving together, which widens the
+organisation's range; issue-3 sample paths replace this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from forecasting import schema as S
+from optimizer import catalog as C
+from optimizer.options import DEFAULT_COMMITMENT_OPTIONS, ON_DEMAND, SPOT
+
+SCENARIO_WEIGHTS = {S.P10: 0.3, S.P50: 0.4, S.P90: 0.3}
+
+
+class PlanningError(ValueError):
+    """A planning request that cannot be met, with the constraint or input that blocks it (one line)."""
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    """What the platform lead asks for.
+
+    Attributes:
+        start: first hour of the plan window (UTC).
+        hours: window length in hours.
+        region: catalog region.
+        instance_types: allowed instance types (None = every type of the demanded GPU models).
+        options: commitment purchase options to consider.
+        allow_spot: whether spot may serve demand at all.
+        max_spot_share: at most this share of each GPU model's GPU-hours, in every scenario, on spot.
+        growth: demand multiplier minus one applied to the whole forecast (0.1 = +10%).
+        team_growth: per-team growth on top of ``growth``.
+        checkpoint_interval_hours / restart_overhead_hours: spot rework model (see catalog.rework_fraction).
+        time_limit_s: solver time limit.
+    """
+
+    start: pd.Timestamp
+    hours: int
+    region: str = "us-east-1"
+    instance_types: tuple[str, ...] | None = None
+    options: tuple[str, ...] = DEFAULT_COMMITMENT_OPTIONS
+    allow_spot: bool = True
+    max_spot_share: float = 0.3
+    growth: float = 0.0
+    team_growth: tuple[tuple[str, float], ...] = ()
+    checkpoint_interval_hours: float = 1.0
+    restart_overhead_hours: float = 0.25
+    time_limit_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.hours < 1:
+            raise PlanningError("the plan window must be at least 1 hour (fix: --hours N with N >= 1)")
+        if not 0.0 <= self.max_spot_share <= 1.0:
+            raise PlanningError("max spot share must be between 0 and 1")
+        if self.growth <= -1.0:
+            raise PlanningError("growth must be above -100%")
+
+    @property
+    def end(self) -> pd.Timestamp:
+        return self.start + pd.Timedelta(hours=self.hours)
+
+
+@dataclass(frozen=True)
+class Scenarios:
+    """Hourly demand per GPU model and scenario: ``demand[g]`` has shape (n_scenarios, hours)."""
+
+    hours: pd.DatetimeIndex
+    gpu_models: tuple[str, ...]
+    names: tuple[str, ...]
+    weights: np.ndarray
+    demand: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def expected(self, gpu_model: str) -> np.ndarray:
+        return self.weights @ self.demand[gpu_model]
+
+
+def scenarios_from_forecast(fc: pd.DataFrame, config: PlanConfig) -> Scenarios:
+    """Scenario demand for the plan window from a forecast frame (team, gpu_type, timestamp, quantiles).
+
+    Window hours the forecast does not cover are an error: the plan would silently bill zero demand.
+    """
+    hours = pd.date_range(config.start, periods=config.hours, freq="h")
+    fc = fc[(fc[S.TIMESTAMP] >= hours[0]) & (fc[S.TIMESTAMP] <= hours[-1])]
+    if fc.empty:
+        raise PlanningError(f"the forecast does not cover the plan window {hours[0]:%Y-%m-%dT%H}Z-"
+                            f"{config.end:%Y-%m-%dT%H}Z (fix: forecast from history that ends just before --start)")
+    covered = fc[S.TIMESTAMP].nunique()
+    if covered < len(hours):
+        raise PlanningError(f"the forecast covers {covered} of the {len(hours)} window hours "
+                            "(fix: forecast with --horizon-hours at least the window length)")
+    mult = pd.Series(1.0 + config.growth, index=fc.index)
+    for team, g in config.team_growth:
+        mult[fc[S.TEAM] == team] *= 1.0 + g
+    names = tuple(SCENARIO_WEIGHTS)
+    demand = {}
+    for gpu_model, rows in fc.groupby(S.GPU_TYPE):
+        scaled = rows[list(names)].mul(mult[rows.index], axis=0)
+        scaled[S.TIMESTAMP] = rows[S.TIMESTAMP]
+        per_hour = scaled.groupby(S.TIMESTAMP)[list(names)].sum().reindex(hours, fill_value=0.0)
+        demand[gpu_model] = per_hour.to_numpy(dtype=float).T.copy()
+    return Scenarios(hours=hours, gpu_models=tuple(sorted(demand)), names=names,
+                     weights=np.array([SCENARIO_WEIGHTS[n] for n in names]), demand=demand)
+
+
+@dataclass(frozen=True)
+class Offers:
+    """Purchase offers for one GPU model in the region.
+
+    ``commitments`` rows: instance_type, purchase_option, gpu_count, effective_hourly_usd, upfront_usd,
+    recurring_hourly_usd, term_hours. ``spot``: the cheapest spot instance type per useful GPU-hour
+    (None when spot is not allowed or not offered). ``on_demand``: the cheapest on-demand price per GPU.
+    """
+
+    gpu_model: str
+    commitments: pd.DataFrame
+    spot: dict | None
+    on_demand_instance_type: str
+    on_demand_usd_per_gpu_hour: float
+
+
+def offers_for(catalog: C.Catalog, gpu_model: str, config: PlanConfig) -> Offers:
+    """Offers of the catalog for a GPU model under the config's region, instance types and options."""
+    rows = catalog.offers(config.region, gpu_model, config.instance_types)
+    od = rows[rows[C.PURCHASE_OPTION] == ON_DEMAND]
+    if od.empty:
+        allowed = f" among {', '.join(config.instance_types)}" if config.instance_types else ""
+        raise PlanningError(f"no on-demand price for {gpu_model} in {config.region}{allowed} "
+                            "(capacity: demand of this GPU model cannot be served; fix: allow an instance type "
+                            "of that GPU model or choose another region)")
+    per_gpu = od[C.EFFECTIVE_HOURLY] / od[C.GPU_COUNT]
+    best_od = od.loc[per_gpu.idxmin()]
+    commitments = rows[rows[C.PURCHASE_OPTION].isin(config.options)].reset_index(drop=True)
+    spot = None
+    if config.allow_spot and config.max_spot_share > 0:
+        sp = rows[rows[C.PURCHASE_OPTION] == SPOT].copy()
+        if not sp.empty:
+            sp["rework"] = [C.rework_fraction(b, config.checkpoint_interval_hours, config.restart_overhead_hours)
+                            for b in sp[C.INTERRUPTION]]
+            sp["useful_gpu_rate"] = sp[C.EFFECTIVE_HOURLY] * (1 + sp["rework"]) / sp[C.GPU_COUNT]
+            best = sp.loc[sp["useful_gpu_rate"].idxmin()]
+            if best["useful_gpu_rate"] < per_gpu.min():
+                spot = {"instance_type": best[C.INSTANCE_TYPE], "gpu_count": float(best[C.GPU_COUNT]),
+                        "usd_per_instance_hour": float(best[C.EFFECTIVE_HOURLY]),
+                        "rework_fraction": float(best["rework"]),
+                        "interruption_bucket": None if pd.isna(best[C.INTERRUPTION]) else str(best[C.INTERRUPTION]),
+                        "usd_per_useful_gpu_hour": float(best["useful_gpu_rate"])}
+    return Offers(gpu_model=gpu_model, commitments=commitments, spot=spot,
+                  on_demand_instance_type=str(best_od[C.INSTANCE_TYPE]),
+                  on_demand_usd_per_gpu_hour=float(per_gpu.min()))

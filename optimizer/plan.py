@@ -1,0 +1,189 @@
+"""The purchase plan (frozen dataclasses) and its serialised form ``plan.json`` (schema gpuplan.plan/v1).
+
+Units: counts are instances; ``hourly_usd_per_instance`` is the recurring USD per instance-hour,
+``upfront_usd_per_instance`` the one-off USD paid at purchase; for each commitment
+``hourly_usd_per_instance + upfront_usd_per_instance / term_hours`` equals the catalog's effective
+hourly rate. ``usd_per_gpu_hour`` is USD per GPU-hour. Times are UTC, ISO 8601, window end exclusive.
+
+Serving rule (what :mod:`optimizer.billing` implements and every consumer of plan.json should):
+demand of a GPU model in an hour is served first by the active commitments of that model, then by
+spot up to ``max_instances`` (each spot GPU-hour serves ``1 / (1 + rework_fraction)`` GPU-hours of
+demand), then by on-demand at the plan's ``on_demand`` rate per GPU-hour for that model; fractional
+GPU-hours are billed pro rata.
+
+The v1 contract fields are ``schema, window, region, commitments[instance_type, purchase_option,
+count, start, hourly_usd_per_instance, upfront_usd_per_instance], spot[instance_type, max_instances],
+expected[total_usd, committed_usd, spot_usd, on_demand_usd, all_on_demand_usd]``; everything else here
+is a compatible extension.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from forecasting.io import write_json_atomic
+
+SCHEMA = "gpuplan.plan/v1"
+
+
+def _iso(ts: pd.Timestamp) -> str:
+    return pd.Timestamp(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_ts(value: str) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+
+
+@dataclass(frozen=True)
+class Commitment:
+    """``count`` instances bought with a reserved/convertible option, active for ``term_hours`` from ``start``."""
+
+    instance_type: str
+    purchase_option: str
+    count: int
+    start: pd.Timestamp
+    hourly_usd_per_instance: float
+    upfront_usd_per_instance: float
+    gpu_model: str
+    gpus_per_instance: float
+    term_hours: int
+
+    @property
+    def effective_hourly_usd(self) -> float:
+        """Recurring plus amortised upfront, USD per instance-hour."""
+        return self.hourly_usd_per_instance + self.upfront_usd_per_instance / self.term_hours
+
+    @property
+    def gpus(self) -> float:
+        return self.count * self.gpus_per_instance
+
+    def active(self, hours: pd.DatetimeIndex) -> pd.Series:
+        end = self.start + pd.Timedelta(hours=self.term_hours)
+        return pd.Series((hours >= self.start) & (hours < end), index=hours)
+
+
+@dataclass(frozen=True)
+class SpotAllowance:
+    """Spot capacity the plan allows: at most ``max_instances`` of ``instance_type`` at once."""
+
+    instance_type: str
+    max_instances: int
+    gpu_model: str
+    gpus_per_instance: float
+    usd_per_instance_hour: float
+    rework_fraction: float
+    interruption_bucket: str | None = None
+
+    @property
+    def usd_per_useful_gpu_hour(self) -> float:
+        return self.usd_per_instance_hour * (1.0 + self.rework_fraction) / self.gpus_per_instance
+
+
+@dataclass(frozen=True)
+class OnDemandRate:
+    """The on-demand price a GPU model's remaining demand is billed at (cheapest per GPU)."""
+
+    gpu_model: str
+    instance_type: str
+    usd_per_gpu_hour: float
+
+
+@dataclass(frozen=True)
+class Expected:
+    """Expected cost of the plan over the window (USD), weighted over the demand scenarios."""
+
+    total_usd: float
+    committed_usd: float
+    spot_usd: float
+    on_demand_usd: float
+    all_on_demand_usd: float
+    total_p10_usd: float | None = None
+    total_p90_usd: float | None = None
+    upfront_usd: float = 0.0
+    commitment_utilization: float | None = None
+
+    @property
+    def savings_usd(self) -> float:
+        return self.all_on_demand_usd - self.total_usd
+
+    @property
+    def savings_pct(self) -> float:
+        return 100.0 * self.savings_usd / self.all_on_demand_usd if self.all_on_demand_usd else 0.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A purchase plan for ``region`` and the window [start, end)."""
+
+    window_start: pd.Timestamp
+    window_end: pd.Timestamp
+    region: str
+    commitments: tuple[Commitment, ...]
+    spot: tuple[SpotAllowance, ...]
+    on_demand: tuple[OnDemandRate, ...]
+    expected: Expected
+    assumptions: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def hours(self) -> int:
+        return int((self.window_end - self.window_start) / pd.Timedelta(hours=1))
+
+    @property
+    def gpu_models(self) -> tuple[str, ...]:
+        return tuple(sorted({r.gpu_model for r in self.on_demand}))
+
+    def to_dict(self) -> dict[str, Any]:
+        def commitment(c: Commitment) -> dict[str, Any]:
+            d = asdict(c)
+            d["start"] = _iso(c.start)
+            d["effective_hourly_usd_per_instance"] = round(c.effective_hourly_usd, 6)
+            return d
+
+        return {
+            "schema": SCHEMA,
+            "window": {"start": _iso(self.window_start), "end": _iso(self.window_end)},
+            "region": self.region,
+            "commitments": [commitment(c) for c in self.commitments],
+            "spot": [asdict(s) for s in self.spot],
+            "on_demand": [asdict(o) for o in self.on_demand],
+            "expected": {k: (round(v, 2) if isinstance(v, float) and k.endswith("usd") else v)
+                         for k, v in asdict(self.expected).items()},
+            "assumptions": self.assumptions,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def write(self, path: str | Path) -> Path:
+        return write_json_atomic(self.to_dict(), path)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Plan:
+        if d.get("schema") != SCHEMA:
+            raise ValueError(f"not a {SCHEMA} document (schema={d.get('schema')!r})")
+        start = _parse_ts(d["window"]["start"])
+        commitments = tuple(Commitment(
+            instance_type=c["instance_type"], purchase_option=c["purchase_option"], count=int(c["count"]),
+            start=_parse_ts(c.get("start") or d["window"]["start"]),
+            hourly_usd_per_instance=float(c["hourly_usd_per_instance"]),
+            upfront_usd_per_instance=float(c["upfront_usd_per_instance"]), gpu_model=c["gpu_model"],
+            gpus_per_instance=float(c["gpus_per_instance"]), term_hours=int(c["term_hours"]))
+            for c in d.get("commitments", []))
+        spot = tuple(SpotAllowance(**{k: s[k] for k in SpotAllowance.__dataclass_fields__ if k in s})
+                     for s in d.get("spot", []))
+        on_demand = tuple(OnDemandRate(**o) for o in d.get("on_demand", []))
+        expected = Expected(**{k: v for k, v in d["expected"].items() if k in Expected.__dataclass_fields__})
+        return cls(window_start=start, window_end=_parse_ts(d["window"]["end"]), region=d["region"],
+                   commitments=commitments, spot=spot, on_demand=on_demand, expected=expected,
+                   assumptions=d.get("assumptions", {}))
+
+    @classmethod
+    def read(cls, path: str | Path) -> Plan:
+        with open(path, encoding="utf-8") as fh:
+            return cls.from_dict(json.load(fh))

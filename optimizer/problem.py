@@ -1,0 +1,96 @@
+"""Build the purchase LP (a small MILP: commitment counts are integers) with PuLP.
+
+Decision variables, per GPU model g:
+- ``n[g,k]`` integer instances of commitment offer k (instance type x purchase option), paid at the
+  offer's effective USD per instance-hour for every hour of the window;
+- ``cap[g]`` committed GPUs = sum_k gpus_k * n[g,k];
+- ``spot[g,s,t]`` and ``od[g,s,t]`` useful GPUs served by spot and on-demand in hour t of scenario s.
+
+Constraints (named, so infeasibilities and shadow prices can be traced):
+- ``cover_<g>_<s>_<t>``: cap[g] + spot + od >= demand (GPUs);
+- ``spot_share_<g>_<s>``: sum_t spot <= max_spot_share * sum_t demand;
+- ``cap_def_<g>``: the committed-GPU definition.
+
+Objective: expected cost in USD over the window = commitment cost + sum_s weight_s * (spot + on-demand).
+The model treats the window as representative of the commitment term (charges the effective hourly
+rate for each window hour), which is how hourly commitment recommenders size commitments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pulp
+
+from optimizer import catalog as C
+from optimizer.inputs import Offers, PlanConfig, Scenarios
+
+
+@dataclass(frozen=True)
+class GpuModelVars:
+    """Handles to one GPU model's variables (for reading the solution back)."""
+
+    gpu_model: str
+    offers: Offers
+    counts: dict[int, pulp.LpVariable]       # commitment offer row -> integer count
+    cap: pulp.LpVariable
+    spot: dict[int, pulp.LpVariable]         # cell j -> spot GPUs (cells: hours with demand, per scenario)
+    od: dict[int, pulp.LpVariable]
+
+
+@dataclass(frozen=True)
+class BuiltProblem:
+    prob: pulp.LpProblem
+    models: tuple[GpuModelVars, ...]
+    constraint_labels: dict[str, str]        # constraint-name prefix -> human meaning
+
+
+def build_problem(scenarios: Scenarios, offers: dict[str, Offers], config: PlanConfig) -> BuiltProblem:
+    """Assemble the MILP for every GPU model of ``scenarios``."""
+    prob = pulp.LpProblem("gpu_purchase_plan", pulp.LpMinimize)
+    hours = len(scenarios.hours)
+    n_s = len(scenarios.names)
+    objective: list[tuple[pulp.LpVariable, float]] = []
+    labels: dict[str, str] = {}
+    handles = []
+    for gi, gpu_model in enumerate(scenarios.gpu_models):
+        off = offers[gpu_model]
+        demand = scenarios.demand[gpu_model]
+        rows = off.commitments
+        counts = prob.add_variable_dict(f"n{gi}", list(range(len(rows))), lowBound=0, cat=pulp.LpInteger)
+        cap = pulp.LpVariable(f"cap{gi}", lowBound=0)
+        gpus = rows[C.GPU_COUNT].to_numpy(dtype=float)
+        rates = rows[C.EFFECTIVE_HOURLY].to_numpy(dtype=float)
+        prob += (pulp.LpAffineExpression([(counts[k], gpus[k]) for k in counts] + [(cap, -1.0)]) == 0,
+                 f"cap_def_{gi}")
+        labels[f"cap_def_{gi}"] = f"committed GPUs of {gpu_model}"
+        objective += [(counts[k], rates[k] * hours) for k in counts]
+        # Only hours with positive demand need a cover constraint; zero-demand hours cost nothing.
+        cell_s, cell_t = np.nonzero(demand > 0)
+        cells = list(range(len(cell_s)))
+        od = prob.add_variable_dict(f"od{gi}", cells, lowBound=0)
+        spot = {}
+        if off.spot is not None:
+            spot = prob.add_variable_dict(f"sp{gi}", cells, lowBound=0)
+        w = scenarios.weights[cell_s]
+        objective += [(od[j], w[j] * off.on_demand_usd_per_gpu_hour) for j in cells]
+        if spot:
+            rate = off.spot["usd_per_useful_gpu_hour"]
+            objective += [(spot[j], w[j] * rate) for j in cells]
+        for j, s, t in zip(cells, cell_s, cell_t, strict=True):
+            terms = [(cap, 1.0), (od[j], 1.0)]
+            if spot:
+                terms.append((spot[j], 1.0))
+            prob += (pulp.LpAffineExpression(terms) >= float(demand[s, t]), f"cover_{gi}_{s}_{t}")
+        labels[f"cover_{gi}"] = f"demand of {gpu_model} must be served every hour"
+        if spot:
+            for s in range(n_s):
+                total = float(demand[s].sum())
+                terms = [(spot[j], 1.0) for j in np.flatnonzero(cell_s == s)]
+                prob += (pulp.LpAffineExpression(terms) <= config.max_spot_share * total, f"spot_share_{gi}_{s}")
+            labels[f"spot_share_{gi}"] = (f"spot cap: at most {config.max_spot_share:.0%} of {gpu_model} "
+                                          "GPU-hours on spot")
+        handles.append(GpuModelVars(gpu_model, off, counts, cap, spot, od))
+    prob.setObjective(pulp.LpAffineExpression(objective))
+    return BuiltProblem(prob=prob, models=tuple(handles), constraint_labels=labels)
