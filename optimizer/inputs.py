@@ -81,6 +81,11 @@ class Scenarios:
     weights: np.ndarray
     demand: dict[str, np.ndarray] = field(default_factory=dict)
 
+    def only(self, gpu_model: str) -> Scenarios:
+        """The same scenarios restricted to one GPU model."""
+        return Scenarios(hours=self.hours, gpu_models=(gpu_model,), names=self.names, weights=self.weights,
+                         demand={gpu_model: self.demand[gpu_model]})
+
     def expected(self, gpu_model: str) -> np.ndarray:
         return self.weights @ self.demand[gpu_model]
 
@@ -129,6 +134,24 @@ class Offers:
     on_demand_usd_per_gpu_hour: float
 
 
+def useful_commitments(rows: pd.DataFrame, od_usd_per_gpu_hour: float) -> pd.DataFrame:
+    """Drop commitment offers no cost-minimising plan needs.
+
+    An offer whose effective rate per GPU is not below the on-demand rate never pays off. Among offers
+    of the same instance size only the cheapest effective rate can be chosen (in this model nothing
+    else tells them apart), and a larger instance is only kept when it is cheaper per GPU than every
+    smaller one kept (GPU counts per instance are multiples of each other, so several small instances
+    can replace a large one at the same capacity). Ties keep the smaller instance, then the option
+    listed first.
+    """
+    rows = rows[rows[C.EFFECTIVE_HOURLY] / rows[C.GPU_COUNT] < od_usd_per_gpu_hour]
+    rows = rows.sort_values([C.GPU_COUNT, C.EFFECTIVE_HOURLY, C.PURCHASE_OPTION, C.INSTANCE_TYPE], kind="stable")
+    rows = rows.drop_duplicates(C.GPU_COUNT, keep="first")
+    per_gpu = (rows[C.EFFECTIVE_HOURLY] / rows[C.GPU_COUNT]).to_numpy()
+    best_smaller = np.minimum.accumulate(np.concatenate([[np.inf], per_gpu[:-1]]))
+    return rows[per_gpu < best_smaller - 1e-12].reset_index(drop=True)
+
+
 def offers_for(catalog: C.Catalog, gpu_model: str, config: PlanConfig) -> Offers:
     """Offers of the catalog for a GPU model under the config's region, instance types and options."""
     rows = catalog.offers(config.region, gpu_model, config.instance_types)
@@ -140,7 +163,7 @@ def offers_for(catalog: C.Catalog, gpu_model: str, config: PlanConfig) -> Offers
                             "of that GPU model or choose another region)")
     per_gpu = od[C.EFFECTIVE_HOURLY] / od[C.GPU_COUNT]
     best_od = od.loc[per_gpu.idxmin()]
-    commitments = rows[rows[C.PURCHASE_OPTION].isin(config.options)].reset_index(drop=True)
+    commitments = useful_commitments(rows[rows[C.PURCHASE_OPTION].isin(config.options)], float(per_gpu.min()))
     spot = None
     if config.allow_spot and config.max_spot_share > 0:
         sp = rows[rows[C.PURCHASE_OPTION] == SPOT].copy()

@@ -4,11 +4,13 @@ Decision variables, per GPU model g:
 - ``n[g,k]`` integer instances of commitment offer k (instance type x purchase option), paid at the
   offer's effective USD per instance-hour for every hour of the window;
 - ``cap[g]`` committed GPUs = sum_k gpus_k * n[g,k];
-- ``spot[g,s,t]`` and ``od[g,s,t]`` useful GPUs served by spot and on-demand in hour t of scenario s.
+- ``spot[g,s,t]`` and ``od[g,s,t]`` useful GPUs served by spot and on-demand in hour t of scenario s;
+- ``spot_cap[g]`` useful spot GPUs the plan allows at once (the same in every scenario and hour).
 
 Constraints (named, so infeasibilities and shadow prices can be traced):
 - ``cover_<g>_<s>_<t>``: cap[g] + spot + od >= demand (GPUs);
 - ``spot_share_<g>_<s>``: sum_t spot <= max_spot_share * sum_t demand;
+- ``spot_cap_<g>_<s>_<t>``: spot <= spot_cap[g];
 - ``cap_def_<g>``: the committed-GPU definition.
 
 Objective: expected cost in USD over the window = commitment cost + sum_s weight_s * (spot + on-demand).
@@ -37,6 +39,7 @@ class GpuModelVars:
     cap: pulp.LpVariable
     spot: dict[int, pulp.LpVariable]         # cell j -> spot GPUs (cells: hours with demand, per scenario)
     od: dict[int, pulp.LpVariable]
+    spot_cap: pulp.LpVariable | None
 
 
 @dataclass(frozen=True)
@@ -70,9 +73,10 @@ def build_problem(scenarios: Scenarios, offers: dict[str, Offers], config: PlanC
         cell_s, cell_t = np.nonzero(demand > 0)
         cells = list(range(len(cell_s)))
         od = prob.add_variable_dict(f"od{gi}", cells, lowBound=0)
-        spot = {}
+        spot, spot_cap = {}, None
         if off.spot is not None:
             spot = prob.add_variable_dict(f"sp{gi}", cells, lowBound=0)
+            spot_cap = pulp.LpVariable(f"spot_cap{gi}", lowBound=0)
         w = scenarios.weights[cell_s]
         objective += [(od[j], w[j] * off.on_demand_usd_per_gpu_hour) for j in cells]
         if spot:
@@ -82,6 +86,7 @@ def build_problem(scenarios: Scenarios, offers: dict[str, Offers], config: PlanC
             terms = [(cap, 1.0), (od[j], 1.0)]
             if spot:
                 terms.append((spot[j], 1.0))
+                prob += (pulp.LpAffineExpression([(spot[j], 1.0), (spot_cap, -1.0)]) <= 0, f"spot_cap_{gi}_{s}_{t}")
             prob += (pulp.LpAffineExpression(terms) >= float(demand[s, t]), f"cover_{gi}_{s}_{t}")
         labels[f"cover_{gi}"] = f"demand of {gpu_model} must be served every hour"
         if spot:
@@ -91,6 +96,6 @@ def build_problem(scenarios: Scenarios, offers: dict[str, Offers], config: PlanC
                 prob += (pulp.LpAffineExpression(terms) <= config.max_spot_share * total, f"spot_share_{gi}_{s}")
             labels[f"spot_share_{gi}"] = (f"spot cap: at most {config.max_spot_share:.0%} of {gpu_model} "
                                           "GPU-hours on spot")
-        handles.append(GpuModelVars(gpu_model, off, counts, cap, spot, od))
+        handles.append(GpuModelVars(gpu_model, off, counts, cap, spot, od, spot_cap))
     prob.setObjective(pulp.LpAffineExpression(objective))
     return BuiltProblem(prob=prob, models=tuple(handles), constraint_labels=labels)

@@ -8,6 +8,8 @@ numbers users see follow the published serving rule exactly.
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,9 +51,35 @@ class PlanResult:
     status: str
 
 
+MIP_GAP = 1e-4
+"""Relative optimality gap at which HiGHS stops (0.01% of expected cost)."""
+_BANNER_SILENCED = False
+
+
+def _silence_highs_banner() -> None:
+    """HiGHS prints a copyright banner to the process's stdout when its first solver object is made,
+    whatever the output options; make that first object with stdout pointed at /dev/null."""
+    global _BANNER_SILENCED
+    if _BANNER_SILENCED:
+        return
+    import highspy
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    _BANNER_SILENCED = True
+
+
 def solve_problem(built: BuiltProblem, time_limit_s: float) -> str:
     """Run HiGHS; raise PlanningError naming the blocking constraints when there is no plan."""
-    solver = pulp.HiGHS(msg=False, timeLimit=time_limit_s)
+    _silence_highs_banner()
+    solver = pulp.HiGHS(msg=False, timeLimit=time_limit_s, gapRel=MIP_GAP)
     built.prob.solve(solver)
     status = pulp.LpStatus[built.prob.status]
     if status == "Optimal":
@@ -64,13 +92,15 @@ def solve_problem(built: BuiltProblem, time_limit_s: float) -> str:
     raise PlanningError(f"the solver stopped with status '{status}' (fix: raise the time limit)")
 
 
-def _spot_max_instances(demand: np.ndarray, capacity: float, spot: dict, share: float) -> int:
-    """Largest integer spot instance cap whose greedy use stays within the spot share in every scenario."""
+def _spot_max_instances(demand: np.ndarray, capacity: float, spot: dict, share: float, lp_cap: float) -> int:
+    """Spot instances to allow: the LP's useful-GPU cap in whole instances, lowered until the serving
+    rule's use of it (spot fills everything above the commitments up to the cap) stays within the
+    spot share in every scenario."""
     useful = spot["gpu_count"] / (1.0 + spot["rework_fraction"])
     excess = np.maximum(demand - capacity, 0.0)
-    if excess.max() <= 0:
+    if excess.max() <= 0 or lp_cap <= 1e-9:
         return 0
-    hi = math.ceil(excess.max() / useful - 1e-9)
+    hi = min(math.ceil(excess.max() / useful - 1e-9), math.ceil(lp_cap / useful - 1e-9))
     limit = share * demand.sum(axis=1) + 1e-6
 
     def ok(m: int) -> bool:
@@ -98,17 +128,24 @@ def make_plan(forecast: pd.DataFrame, catalog: C.Catalog, config: PlanConfig, *,
     say = progress or (lambda _msg: None)
     scenarios = scenarios_from_forecast(forecast, config)
     offers = {g: offers_for(catalog, g, config) for g in scenarios.gpu_models}
-    say(f"building the model: {len(scenarios.gpu_models)} GPU models x {len(scenarios.names)} scenarios x "
-        f"{config.hours} hours")
-    t0 = time.perf_counter()
-    built = build_problem(scenarios, offers, config)
-    t1 = time.perf_counter()
-    say(f"solving with HiGHS ({built.prob.numVariables()} variables, {built.prob.numConstraints()} constraints)")
-    status = solve_problem(built, config.time_limit_s)
-    t2 = time.perf_counter()
+    # GPU models share no constraint yet, so each gets its own (much faster) MILP.
+    handles, statuses, objective = [], [], 0.0
+    build_s = solve_s = 0.0
+    for i, gpu_model in enumerate(scenarios.gpu_models, 1):
+        t0 = time.perf_counter()
+        built = build_problem(scenarios.only(gpu_model), offers, config)
+        t1 = time.perf_counter()
+        say(f"solving {gpu_model} with HiGHS ({built.prob.numVariables()} variables, "
+            f"{built.prob.numConstraints()} constraints) [{i}/{len(scenarios.gpu_models)}]")
+        statuses.append(solve_problem(built, config.time_limit_s))
+        solve_s += time.perf_counter() - t1
+        build_s += t1 - t0
+        handles.extend(built.models)
+        objective += float(built.prob.objective.value() or 0.0)
+    status = "Optimal" if all(s == "Optimal" for s in statuses) else "; ".join(sorted(set(statuses)))
 
     commitments, spots, rates = [], [], []
-    for handle in built.models:
+    for handle in handles:
         off = handle.offers
         rows = off.commitments
         cap = 0.0
@@ -124,7 +161,8 @@ def make_plan(forecast: pd.DataFrame, catalog: C.Catalog, config: PlanConfig, *,
                 upfront_usd_per_instance=float(r[C.UPFRONT]), gpu_model=handle.gpu_model,
                 gpus_per_instance=float(r[C.GPU_COUNT]), term_hours=int(r[C.TERM_HOURS_COL])))
         if off.spot is not None:
-            m = _spot_max_instances(scenarios.demand[handle.gpu_model], cap, off.spot, config.max_spot_share)
+            m = _spot_max_instances(scenarios.demand[handle.gpu_model], cap, off.spot, config.max_spot_share,
+                                    float(handle.spot_cap.value() or 0.0))
             if m > 0:
                 spots.append(SpotAllowance(
                     instance_type=off.spot["instance_type"], max_instances=m, gpu_model=handle.gpu_model,
@@ -167,8 +205,7 @@ def make_plan(forecast: pd.DataFrame, catalog: C.Catalog, config: PlanConfig, *,
                 assumptions=assumptions)
     say(f"plan ready: expected {expected.total_usd:,.0f} USD vs {expected.all_on_demand_usd:,.0f} USD all on-demand")
     return PlanResult(plan=plan, scenarios=scenarios, scenario_costs=scenario_costs,
-                      lp_objective_usd=float(built.prob.objective.value() or 0.0), build_seconds=t1 - t0,
-                      solve_seconds=t2 - t1, status=status)
+                      lp_objective_usd=objective, build_seconds=build_s, solve_seconds=solve_s, status=status)
 
 
 def bill_scenarios(plan: Plan, scenarios: Scenarios) -> dict[str, dict[str, float]]:
