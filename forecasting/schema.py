@@ -187,11 +187,12 @@ def validate_usage(df: pd.DataFrame, source: str = "usage", *, known_gpu_types: 
 
     notes: list[str] = []
     subhourly = df[TIMESTAMP] != df[TIMESTAMP].dt.floor("h")
-    n_sub = int(subhourly.sum())
-    if n_sub:
+    n_sub = 0
+    if subhourly.any():
         # Sub-hourly samples of GPUs in use: the hourly value is their time-weighted mean. With
         # evenly spaced samples that is the mean over the samples present in the hour.
         df[TIMESTAMP] = df[TIMESTAMP].dt.floor("h")
+        n_sub = int(subhourly.groupby([df[c] for c in KEY_COLUMNS]).transform("any").sum())
         notes.append(f"{n_sub} sub-hourly rows aggregated to hourly means of GPUs in use")
         agg = {GPUS: "mean"}
         for col in df.columns:

@@ -96,7 +96,7 @@ def scenarios_from_forecast(fc: pd.DataFrame, config: PlanConfig) -> Scenarios:
     Window hours the forecast does not cover are an error: the plan would silently bill zero demand.
     """
     hours = pd.date_range(config.start, periods=config.hours, freq="h")
-    fc = fc[(fc[S.TIMESTAMP] >= hours[0]) & (fc[S.TIMESTAMP] <= hours[-1])]
+    fc = fc[(fc[S.TIMESTAMP] >= hours[0]) & (fc[S.TIMESTAMP] <= hours[-1])].reset_index(drop=True)
     if fc.empty:
         raise PlanningError(f"the forecast does not cover the plan window {hours[0]:%Y-%m-%dT%H}Z-"
                             f"{config.end:%Y-%m-%dT%H}Z (fix: forecast from history that ends just before --start)")

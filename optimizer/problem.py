@@ -62,7 +62,7 @@ def build_problem(scenarios: Scenarios, offers: dict[str, Offers], config: PlanC
         demand = scenarios.demand[gpu_model]
         rows = off.commitments
         counts = prob.add_variable_dict(f"n{gi}", list(range(len(rows))), lowBound=0, cat=pulp.LpInteger)
-        cap = pulp.LpVariable(f"cap{gi}", lowBound=0)
+        cap = prob.add_variable(f"cap{gi}", lowBound=0)
         gpus = rows[C.GPU_COUNT].to_numpy(dtype=float)
         rates = rows[C.EFFECTIVE_HOURLY].to_numpy(dtype=float)
         prob += (pulp.LpAffineExpression([(counts[k], gpus[k]) for k in counts] + [(cap, -1.0)]) == 0,
@@ -76,7 +76,7 @@ def build_problem(scenarios: Scenarios, offers: dict[str, Offers], config: PlanC
         spot, spot_cap = {}, None
         if off.spot is not None:
             spot = prob.add_variable_dict(f"sp{gi}", cells, lowBound=0)
-            spot_cap = pulp.LpVariable(f"spot_cap{gi}", lowBound=0)
+            spot_cap = prob.add_variable(f"spot_cap{gi}", lowBound=0)
         w = scenarios.weights[cell_s]
         objective += [(od[j], w[j] * off.on_demand_usd_per_gpu_hour) for j in cells]
         if spot:

@@ -1,0 +1,146 @@
+"""Ingestion adapters: billing exports and Cost Explorer -> the canonical hourly usage frame.
+
+Units: every adapter returns the canonical usage frame of :mod:`forecasting.schema`, whose ``gpus`` is
+GPU-hours per hour (the average GPUs in use in the hour starting at ``timestamp``, naive UTC). Billing
+line items measure instance-hours; adapters multiply them by GPUs per instance from the
+``instance_gpus`` mapping (``instance_type -> (gpu_model, gpus per instance)``) that the caller passes
+in, usually ``Catalog.instance_gpus()`` wired by the CLI. This package never imports ``optimizer``.
+
+Formats:
+
+* ``canonical``: ``timestamp, team, gpu_type, gpus`` (+ optional columns), CSV or Parquet;
+* ``focus``: FOCUS 1.2 / 1.3 billing exports (:mod:`forecasting.ingest.focus`);
+* ``cur``: AWS CUR 2.0 data exports and legacy CUR, including Athena-style column names
+  (:mod:`forecasting.ingest.cur`);
+* ``cost_explorer``: live ``GetCostAndUsage`` through boto3 (:func:`fetch_cost_explorer`).
+
+Files may be ``.csv``, ``.csv.gz``, ``.parquet`` or ``.pq``, or a folder holding the parts of one export.
+Every mistake a user can make in a file raises :class:`forecasting.schema.UsageError`, one line naming
+the file, row, column and fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from forecasting.ingest.canonical import load_canonical
+from forecasting.ingest.cost_explorer import fetch_cost_explorer
+from forecasting.ingest.cur import load_cur
+from forecasting.ingest.focus import load_focus
+from forecasting.ingest.readers import (
+    FORMAT_LABELS,
+    FORMATS,
+    IngestReport,
+    connect,
+    input_files,
+    normalize_name,
+    read_schema,
+)
+from forecasting.schema import REQUIRED_COLUMNS, UsageError
+
+__all__ = ["FILE_FORMATS", "FORMATS", "IngestReport", "detect_format", "fetch_cost_explorer", "load_usage",
+           "missing_columns"]
+
+FILE_FORMATS = ("canonical", "focus", "cur")
+
+_EXPECTED = {
+    "canonical": "canonical usage (timestamp, team, gpu_type, gpus)",
+    "focus": "FOCUS 1.2/1.3 (ChargePeriodStart, ConsumedQuantity or PricingQuantity, ProviderName or "
+             "ServiceProviderName)",
+    "cur": "AWS CUR 2.0 (line_item_usage_start_date, line_item_usage_type, line_item_usage_amount, "
+           "line_item_line_item_type) or legacy CUR (lineItem/UsageStartDate, lineItem/UsageType, ...)",
+}
+
+
+def missing_columns(fmt: str, columns: list[str]) -> list[str]:
+    """Columns (or alternatives joined with ``|``) that ``columns`` lacks for format ``fmt``."""
+    if fmt == "canonical":
+        present = {str(c).strip() for c in columns}
+        return [c for c in REQUIRED_COLUMNS if c not in present]
+    names = {normalize_name(c) for c in columns}
+    if fmt == "focus":
+        needs = [("ChargePeriodStart",), ("ConsumedQuantity", "PricingQuantity"),
+                 ("ProviderName", "ServiceProviderName")]
+    elif fmt == "cur":
+        needs = [("line_item_usage_start_date",), ("line_item_usage_type",), ("line_item_usage_amount",),
+                 ("line_item_line_item_type",)]
+    else:
+        raise ValueError(f"unknown file format {fmt!r}; expected one of {', '.join(FILE_FORMATS)}")
+    return ["|".join(alts) for alts in needs if not any(normalize_name(a) in names for a in alts)]
+
+
+def detect_format(columns: list[str], source: str = "input") -> str:
+    """Name the format of a file from its header.
+
+    Args:
+        columns: the file's column names.
+        source: file name for the error message.
+
+    Returns:
+        ``canonical``, ``focus`` or ``cur`` (CUR 2.0 and legacy CUR alike).
+
+    Raises:
+        UsageError: no format matches; the message lists what each format needs.
+    """
+    columns = [str(c) for c in columns]
+    for fmt in FILE_FORMATS:
+        if not missing_columns(fmt, columns):
+            return fmt
+    # the nearest format (fewest missing column groups) says what is missing
+    scored = sorted(FILE_FORMATS, key=lambda f: len(missing_columns(f, columns)))
+    nearest = scored[0]
+    lacking = missing_columns(nearest, columns)
+    total = {"canonical": 4, "focus": 3, "cur": 4}[nearest]
+    hint = ""
+    if len(lacking) < total:
+        hint = f"; closest is {nearest}, which lacks {', '.join(lacking)}"
+    preview = ", ".join(columns[:6]) + (", ..." if len(columns) > 6 else "")
+    raise UsageError(source, f"unrecognised columns ({preview}){hint}",
+                     fix="expected one of: " + "; ".join(_EXPECTED[f] for f in FILE_FORMATS))
+
+
+def load_usage(path: str | Path, fmt: str = "auto", *, tag_key: str = "team",
+               instance_gpus: Mapping[str, tuple[str, float]] | None = None,
+               known_gpu_types: set[str] | None = None) -> tuple[pd.DataFrame, IngestReport]:
+    """Read a usage or billing file into the validated canonical usage frame.
+
+    Args:
+        path: ``.csv``, ``.csv.gz``, ``.parquet`` or ``.pq`` file, or a folder of export parts.
+        fmt: ``auto`` (detect from the header), ``canonical``, ``focus`` or ``cur``.
+        tag_key: cost-allocation tag that holds the team (billing formats).
+        instance_gpus: instance_type -> (gpu_model, GPUs per instance); required for ``focus`` and ``cur``.
+        known_gpu_types: GPU models the catalog offers; ``None`` skips that check.
+
+    Returns:
+        (usage frame sorted by team, gpu_type, timestamp, with gaps filled; report).
+
+    Raises:
+        UsageError: unreadable file, unknown format, or bad content (one line: file, row, column, fix).
+        ValueError: ``fmt`` is not a known name, or ``instance_gpus`` is missing for a billing format.
+    """
+    fmt = str(fmt).strip().lower().replace("-", "_")
+    if fmt not in ("auto", *FILE_FORMATS):
+        raise ValueError(f"unknown format {fmt!r}; expected auto, {', '.join(FILE_FORMATS)}")
+    files, kind = input_files(path)
+    source = str(path)
+    con = connect()
+    try:
+        columns = read_schema(con, files, kind, source)
+        names = list(columns)
+        if fmt == "auto":
+            fmt = detect_format(names, source)
+        else:
+            lacking = missing_columns(fmt, names)
+            if lacking:
+                raise UsageError(source, f"missing column '{lacking[0]}' for {FORMAT_LABELS[fmt]} input",
+                                 column=lacking[0], fix=f"a {fmt} file needs {_EXPECTED[fmt]}")
+        if fmt == "canonical":
+            return load_canonical(files, kind, source, known_gpu_types=known_gpu_types)
+        loader = load_focus if fmt == "focus" else load_cur
+        return loader(con, files, kind, source, columns, tag_key=tag_key, instance_gpus=instance_gpus,
+                      known_gpu_types=known_gpu_types)
+    finally:
+        con.close()

@@ -1,0 +1,202 @@
+"""FOCUS 1.2 / 1.3 billing exports (CSV or Parquet) -> canonical hourly GPU usage.
+
+Units: ``ConsumedQuantity`` of an instance line item is instance-hours (``PricingQuantity`` when
+``ConsumedQuantity`` is absent or empty); GPU-hours = instance-hours x GPUs per instance of the row's
+instance type (from the catalog mapping). The usage frame's ``gpus`` is the GPU-hours summed per
+(hour of ``ChargePeriodStart``, team, GPU model); rows whose charge period spans several hours are
+spread evenly over them. ``cost_usd`` is ``EffectiveCost`` (amortised, USD), or ``BilledCost``.
+
+Which rows count: ``ChargeCategory = 'Usage'``, not an unused commitment
+(``CommitmentDiscountStatus = 'Unused'``), measured in hours (``ConsumedUnit`` empty or an hour unit),
+and naming a GPU instance type of the catalog in one of these columns:
+
+* ``SkuMeter`` (FOCUS 1.2+, where AWS writes the usage type that FOCUS 1.0 exports had in
+  ``x_UsageType``), e.g. ``USE1-BoxUsage:p4d.24xlarge`` or ``SpotUsage:g5.xlarge``. When the meter is
+  an AWS usage type (it contains ``:``) it is the only column consulted, so ``EBSOptimized:`` or
+  ``UnusedBox:`` meters never count as instance-hours;
+* ``x_UsageType`` (AWS FOCUS 1.0 exports), same format;
+* ``SkuPriceDetails`` key ``InstanceType`` (also ``F_InstanceType``, ``x_InstanceType``), JSON text in
+  CSV, a map or struct in Parquet;
+* ``ResourceType`` when it is itself an instance type name.
+
+Team: the tag key (default ``team``, also looked up as ``user:team``, ``user_team`` and
+``resourceTags/user:team``) inside ``Tags`` (JSON object text in CSV, map or struct in Parquet).
+Rows without it go to team ``unallocated``.
+
+Purchase option (documented mapping, commitment details are not on usage rows):
+
+* ``PricingCategory = 'Committed'`` or ``CommitmentDiscountStatus = 'Used'`` -> ``savings_plan`` when
+  ``CommitmentDiscountType`` mentions a savings plan or ``CommitmentDiscountCategory = 'Spend'``, else
+  ``reserved``;
+* ``PricingCategory = 'Dynamic'`` or a ``SpotUsage`` meter -> ``spot``;
+* anything else (``Standard``, ``Other``, empty) -> ``on_demand``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from forecasting.ingest.readers import (
+    ON_DEMAND,
+    RESERVED,
+    SAVINGS_PLAN,
+    SPOT,
+    IngestReport,
+    RowSpec,
+    aggregate_usage,
+    as_double,
+    as_text,
+    as_timestamptz,
+    find_column,
+    finish_billing,
+    keyed_value,
+    register_instances,
+    require_instances,
+    sql_ident,
+    sql_str,
+    tag_key_candidates,
+    usage_type_instance,
+)
+from forecasting.schema import UNALLOCATED_TEAM, UsageError
+
+INSTANCE_TYPE_KEYS = ["InstanceType", "F_InstanceType", "x_InstanceType", "instanceType", "instance_type"]
+HOUR_UNITS = ("hour", "hours", "hr", "hrs", "h", "instance-hours", "instance hours")
+
+
+def focus_version(columns: Mapping[str, str] | list[str]) -> str:
+    """``1.3`` when the export has ``ServiceProviderName`` (added in 1.3), else ``1.2`` (or earlier)."""
+    return "1.3" if find_column(columns, "ServiceProviderName") else "1.2"
+
+
+def load_focus(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, source: str,
+               columns: dict[str, str], *, tag_key: str = "team",
+               instance_gpus: Mapping[str, tuple[str, float]] | None = None,
+               known_gpu_types: set[str] | None = None) -> tuple[pd.DataFrame, IngestReport]:
+    """Read a FOCUS export into a validated canonical usage frame.
+
+    Args:
+        con: DuckDB connection (see :func:`forecasting.ingest.readers.connect`).
+        files: the export file, or its parts.
+        kind: ``csv`` or ``parquet``.
+        source: file name for messages.
+        columns: column name -> DuckDB type of the export.
+        tag_key: cost-allocation tag holding the team.
+        instance_gpus: instance_type -> (gpu_model, GPUs per instance).
+        known_gpu_types: GPU models the catalog offers (passed to validation).
+
+    Returns:
+        (usage frame, report).
+
+    Raises:
+        UsageError: missing columns, unreadable cells in GPU rows, or no GPU usage rows.
+    """
+    instance_gpus = require_instances(instance_gpus, "focus")
+    n_types = register_instances(con, instance_gpus)
+
+    def col(*names: str) -> str | None:
+        return find_column(columns, *names)
+
+    def ref(name: str | None) -> str:
+        return f"s.{sql_ident(name)}" if name else "NULL"
+
+    start = col("ChargePeriodStart")
+    consumed, pricing = col("ConsumedQuantity"), col("PricingQuantity")
+    if start is None or (consumed is None and pricing is None):
+        missing = "ChargePeriodStart" if start is None else "ConsumedQuantity"
+        raise UsageError(source, f"missing column '{missing}' for a FOCUS export", column=missing,
+                         fix="export FOCUS 1.2 or 1.3 with ChargePeriodStart and ConsumedQuantity")
+    end = col("ChargePeriodEnd")
+    category, status = col("ChargeCategory"), col("CommitmentDiscountStatus")
+    meter, usage_type = col("SkuMeter"), col("x_UsageType")
+    details, resource_type = col("SkuPriceDetails"), col("ResourceType")
+    checked = [c for c in (meter, usage_type, details, resource_type) if c]
+    if not checked:
+        raise UsageError(source, "no column names the instance type", column="SkuMeter",
+                         fix="include SkuMeter, x_UsageType, SkuPriceDetails or ResourceType in the export")
+
+    notes: list[str] = [f"FOCUS {focus_version(columns)} export"]
+
+    # quantity in instance-hours, and its unit
+    if consumed and pricing:
+        quantity = f"COALESCE({as_double(ref(consumed))}, {as_double(ref(pricing))})"
+        unit_col = col("ConsumedUnit")
+        unit = (f"COALESCE({as_text(ref(unit_col))}, {as_text(ref(col('PricingUnit')))})" if unit_col
+                else as_text(ref(col("PricingUnit"))))
+    elif consumed:
+        quantity, unit = as_double(ref(consumed)), as_text(ref(col("ConsumedUnit")))
+    else:
+        quantity, unit = as_double(ref(pricing)), as_text(ref(col("PricingUnit")))
+        notes.append("no ConsumedQuantity column: used PricingQuantity as instance-hours")
+    hour_units = ", ".join(sql_str(u) for u in HOUR_UNITS)
+
+    conditions = [f"({unit} IS NULL OR lower({unit}) IN ({hour_units}))"]
+    if category:
+        conditions.append(f"lower({as_text(ref(category))}) = 'usage'")
+    else:
+        notes.append("no ChargeCategory column: every row was treated as a usage charge")
+    if status:
+        conditions.append(f"COALESCE(lower({as_text(ref(status))}), '') <> 'unused'")
+    is_usage = " AND ".join(conditions)
+
+    # instance type candidates; an AWS usage-type meter (has ':') is authoritative
+    meter_texts = [as_text(ref(c)) for c in (meter, usage_type) if c]
+    candidates = [usage_type_instance(t) for t in meter_texts]
+    aws_meter = " OR ".join(f"COALESCE(strpos({t}, ':') > 0, FALSE)" for t in meter_texts) or "FALSE"
+    if details:
+        value, _ = keyed_value(ref(details), columns[details], INSTANCE_TYPE_KEYS)
+        candidates.append(f"CASE WHEN NOT ({aws_meter}) THEN {value} END")
+    if resource_type:
+        candidates.append(f"CASE WHEN NOT ({aws_meter}) THEN {as_text(ref(resource_type))} END")
+
+    tags = col("Tags")
+    if tags:
+        team, tags_bad = keyed_value(ref(tags), columns[tags], tag_key_candidates(tag_key))
+    else:
+        team, tags_bad = "CAST(NULL AS VARCHAR)", "FALSE"
+        notes.append(f"no Tags column: all GPU usage is team '{UNALLOCATED_TEAM}'")
+
+    pricing_category = f"lower(COALESCE({as_text(ref(col('PricingCategory')))}, ''))"
+    status_text = f"lower(COALESCE({as_text(ref(status))}, ''))"
+    ctype = f"lower(COALESCE({as_text(ref(col('CommitmentDiscountType')))}, ''))"
+    ccat = f"lower(COALESCE({as_text(ref(col('CommitmentDiscountCategory')))}, ''))"
+    spot_meter = " OR ".join(f"COALESCE({t} LIKE '%SpotUsage%', FALSE)" for t in meter_texts) or "FALSE"
+    option = f"""CASE
+        WHEN {pricing_category} = 'committed' OR {status_text} = 'used' THEN
+            CASE WHEN {ctype} LIKE '%saving%' OR {ccat} = 'spend' THEN {sql_str(SAVINGS_PLAN)}
+                 ELSE {sql_str(RESERVED)} END
+        WHEN {pricing_category} = 'dynamic' OR {spot_meter} THEN {sql_str(SPOT)}
+        ELSE {sql_str(ON_DEMAND)} END"""
+
+    effective, billed = col("EffectiveCost"), col("BilledCost")
+    cost = None
+    if effective and billed:
+        cost = f"COALESCE({as_double(ref(effective))}, {as_double(ref(billed))})"
+    elif effective or billed:
+        cost = as_double(ref(effective or billed))
+
+    spec = RowSpec(start=as_timestamptz(ref(start)), start_column=start,
+                   end=as_timestamptz(ref(end)) if end else None,
+                   quantity=quantity, quantity_column=consumed or pricing or "ConsumedQuantity",
+                   is_usage=is_usage, instance_candidates=tuple(candidates), team=team, tags_bad=tags_bad,
+                   tags_column=tags, option=option, cost=cost)
+    agg = aggregate_usage(con, files, kind, source, spec)
+
+    def no_rows() -> UsageError:
+        return UsageError(
+            source, f"no GPU instance usage rows found among {agg.rows_read:,} rows "
+            f"({agg.usage_rows:,} usage rows; checked {', '.join(checked)} against {n_types} catalog GPU "
+            "instance types)",
+            column=checked[0],
+            fix="export EC2 usage with SkuMeter such as BoxUsage:p4d.24xlarge, or refresh the catalog "
+                "if your instance types are newer")
+
+    if tags and agg.gpu_rows_kept and agg.untagged_gpu_hours >= sum(agg.option_hours.values()) - 1e-9:
+        keys = ", ".join(tag_key_candidates(tag_key)[:4])
+        notes.append(f"no GPU row carries tag '{tag_key}' (looked for keys {keys} in {tags}); "
+                     "pass the tag key your teams use")
+    return finish_billing(agg, source, "focus", known_gpu_types=known_gpu_types, notes=notes,
+                          no_rows_error=no_rows)
