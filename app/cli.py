@@ -31,8 +31,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 catalog_app = typer.Typer(no_args_is_help=True, help="Inspect or refresh the price catalog.")
 app.add_typer(catalog_app, name="catalog")
 
-out = Console()
-err = Console(stderr=True)
+# Wide, unwrapped output when piped (cron jobs, CI logs): one error stays one line.
+out = Console(width=None if sys.stdout.isatty() else 140, soft_wrap=not sys.stdout.isatty())
+err = Console(stderr=True, soft_wrap=True)
 USER_ERRORS = (S.UsageError, CatalogError, PlanningError, BillingError, ValueError, FileNotFoundError)
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -160,6 +160,9 @@ def forecast(usage: pd.DataFrame, config: ForecastConfig | None = None, *,
     frames, score_frames = [], []
     for i, ((models, windows), uids) in enumerate(sorted(groups.items(), key=lambda kv: -len(kv[1])), 1):
         say(f"fitting {len(uids)} series with {', '.join(models)} ({windows} CV windows) [{i}/{len(groups)}]")
+        if models != config.models:
+            notes.append(f"{len(uids)} series too short for {', '.join(m for m in config.models if m not in models)}"
+                         f"; candidates: {', '.join(models)}")
         if windows == 0 and len(models) > 1:
             notes.append(f"{len(uids)} series too short to cross-validate; used {models[-1]}")
         part = long[long[S.UID].isin(uids)]

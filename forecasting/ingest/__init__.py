@@ -94,6 +94,10 @@ def detect_format(columns: list[str], source: str = "input") -> str:
     nearest = scored[0]
     lacking = missing_columns(nearest, columns)
     total = {"canonical": 4, "focus": 3, "cur": 4}[nearest]
+    if nearest == "canonical" and len(lacking) < total:
+        # Most of the canonical header is there: name the missing column as validation would.
+        raise UsageError(source, f"missing column '{lacking[0]}'", column=lacking[0],
+                         fix=f"the header must contain {', '.join(REQUIRED_COLUMNS)}")
     hint = ""
     if len(lacking) < total:
         hint = f"; closest is {nearest}, which lacks {', '.join(lacking)}"

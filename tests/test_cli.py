@@ -1,0 +1,145 @@
+"""gpuplan end to end on the shipped sample data, and every user mistake as one line with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import app
+from forecasting import schema as S
+from optimizer.plan import Plan
+
+ROOT = Path(__file__).resolve().parents[1]
+HELIOS = ROOT / "data_samples" / "helios_earth_may2020.csv"
+FIXTURES = ROOT / "tests" / "fixtures" / "ingest"
+runner = CliRunner()
+
+
+def gpuplan(*args: str) -> subprocess.CompletedProcess:
+    """Run the real console entry point in a subprocess (what a user or cron job sees)."""
+    return subprocess.run([sys.executable, "-c", "from app.cli import main; main()", *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=600)
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def test_plan_end_to_end_on_helios_month(tmp_path):
+    out = tmp_path / "plan.json"
+    proc = gpuplan("plan", "--usage", str(HELIOS), "--start", "2020-05-24T16:00Z", "--hours", "168", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "What to buy" in proc.stdout and "savings" in proc.stdout
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == "gpuplan.plan/v1" and doc["window"] == {"start": "2020-05-24T16:00:00Z",
+                                                                   "end": "2020-05-31T16:00:00Z"}
+    plan = Plan.from_dict(doc)
+    assert plan.expected.total_usd < plan.expected.all_on_demand_usd
+    assert {o.gpu_model for o in plan.on_demand} == {"NVIDIA Tesla V100"}
+
+
+def test_forecast_and_plan_from_a_forecast_file(tmp_path):
+    fc_path, plan_path = tmp_path / "fc.csv", tmp_path / "plan.json"
+    r = invoke("forecast", "--usage", str(HELIOS), "--horizon-hours", "48", "--out", str(fc_path))
+    assert r.exit_code == 0, r.output
+    fc = pd.read_csv(fc_path)
+    assert list(fc.columns) == list(S.FORECAST_COLUMNS) and len(fc) == 16 * 48
+    assert (fc[S.P10] >= 0).all() and (fc[S.P10] <= fc[S.P90]).all()
+    r = invoke("plan", "--usage", str(HELIOS), "--start", "2020-05-31T16:00Z", "--hours", "48", "--forecast",
+               str(fc_path), "--no-spot", "--options", "reserved_1y_no_upfront,convertible_1y_no_upfront",
+               "--out", str(plan_path))
+    assert r.exit_code == 0, r.output
+    doc = json.loads(plan_path.read_text())
+    assert doc["spot"] == [] and doc["expected"]["spot_usd"] == 0
+    assert {c["purchase_option"] for c in doc["commitments"]} <= {"reserved_1y_no_upfront", "convertible_1y_no_upfront"}
+
+
+def test_ingest_cur_export_to_canonical(tmp_path):
+    out = tmp_path / "usage.csv"
+    r = invoke("ingest", str(FIXTURES / "cur2.csv"), "--out", str(out))
+    assert r.exit_code == 0, r.output
+    assert "rows read" in r.output and "untagged share" in r.output
+    usage = pd.read_csv(out)
+    S.validate_usage(usage, str(out))
+    assert set(usage.columns) >= set(S.REQUIRED_COLUMNS)
+
+
+def test_demo_on_helios_prints_the_plan(tmp_path):
+    r = invoke("demo", "--sample", "helios", "--hours", "48", "--out-dir", str(tmp_path))
+    assert r.exit_code == 0, r.output
+    assert "What to buy" in r.output and "All on-demand would cost" in r.output
+    assert (tmp_path / "plan.json").exists() and (tmp_path / "forecast.csv").exists()
+
+
+GOOD_HEADER = "timestamp,team,gpu_type,gpus\n"
+BAD_FILES = {
+    "missing_column.csv": ("timestamp,team,gpus\n2025-01-01T00:00Z,a,1\n", "missing column 'gpu_type'"),
+    "bad_time.csv": (GOOD_HEADER + "2025-01-01T00:00Z,a,NVIDIA A100,1\nnot-a-time,a,NVIDIA A100,1\n",
+                     "row 3, column 'timestamp'"),
+    "negative.csv": (GOOD_HEADER + "2025-01-01T00:00Z,a,NVIDIA A100,-3\n", "row 2, column 'gpus'"),
+    "text_gpus.csv": (GOOD_HEADER + "2025-01-01T00:00Z,a,NVIDIA A100,lots\n", "row 2, column 'gpus'"),
+    "duplicate.csv": (GOOD_HEADER + "2025-01-01T00:00Z,a,NVIDIA A100,1\n2025-01-01T00:00Z,a,NVIDIA A100,2\n",
+                      "row 3, column 'timestamp'"),
+    "unknown_gpu.csv": (GOOD_HEADER + "2025-01-01T00:00Z,a,NVIDIA Z9000,1\n", "row 2, column 'gpu_type'"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_usage_file_is_one_line_error_exit_2_and_writes_nothing(tmp_path, name):
+    text, expected = BAD_FILES[name]
+    path = tmp_path / name
+    path.write_text(text)
+    out = tmp_path / "fc.csv"
+    r = invoke("forecast", "--usage", str(path), "--horizon-hours", "24", "--out", str(out))
+    assert r.exit_code == 2
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(path) in lines[0] and expected in lines[0]
+    assert "fix:" in lines[0]
+    assert not out.exists()
+
+
+def test_real_process_prints_no_traceback_for_user_mistakes(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text(GOOD_HEADER + "2025-01-01T00:00Z,a,NVIDIA A100,-1\n")
+    proc = gpuplan("forecast", "--usage", str(path), "--horizon-hours", "24", "--out", str(tmp_path / "f.csv"))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stderr.strip().count("\n") == 0 and "column 'gpus'" in proc.stderr
+
+
+def test_subhourly_and_gaps_are_reported_not_rejected(tmp_path):
+    path = tmp_path / "u.csv"
+    rows = ["2025-01-01T00:00Z,a,NVIDIA A100,2", "2025-01-01T00:30Z,a,NVIDIA A100,4",
+            "2025-01-01T03:00Z,a,NVIDIA A100,2"]
+    path.write_text(GOOD_HEADER + "\n".join(rows) + "\n")
+    r = invoke("ingest", str(path), "--out", str(tmp_path / "out.csv"))
+    assert r.exit_code == 0, r.output
+    assert "sub-hourly rows aggregated" in r.output and "2 missing hours filled with 0" in r.output
+    assert list(pd.read_csv(tmp_path / "out.csv")[S.GPUS]) == [3.0, 0.0, 0.0, 2.0]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--start", "tomorrow"], "is not an ISO 8601 time"),
+    (["--start", "2020-05-20T10:30Z"], "is not an hour start"),
+    (["--options", "reserved_2y_no_upfront"], "unknown purchase option 'reserved_2y_no_upfront'"),
+    (["--region", "mars-north-1"], "no prices for region 'mars-north-1'"),
+    (["--start", "2019-01-01T00:00Z"], "no usage before --start"),
+])
+def test_bad_plan_options_are_one_line(tmp_path, args, expected):
+    base = {"--start": "2020-05-20T00:00Z"}
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
+    flat = [x for kv in base.items() for x in kv]
+    out = tmp_path / "plan.json"
+    r = invoke("plan", "--usage", str(HELIOS), "--hours", "24", "--out", str(out), *flat)
+    assert r.exit_code == 2, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.strip() and not ln.startswith("  ")]
+    assert len(lines) == 1 and expected in lines[0], r.output
+    assert not out.exists()
