@@ -274,7 +274,7 @@ def catalog_refresh(
     catalog: Annotated[Path | None, typer.Option(help="base catalog for specs (default: shipped snapshot)")] = None,
 ) -> None:
     """Pull current prices with boto3 (Price List API, EC2 spot price history); the snapshot stays the default."""
-    from optimizer.catalog import write_atomic_csv
+    from optimizer.catalog import merge_catalog, write_atomic_csv
     from optimizer.catalog_refresh import RefreshConfig, RefreshError, refresh_catalog
 
     try:
@@ -282,12 +282,15 @@ def catalog_refresh(
         with step("pulling prices from AWS") as say:
             result = refresh_catalog(RefreshConfig(region=region, instance_types=_split(instance_types)),
                                      base=base, progress=say)
-        write_atomic_csv(result.catalog, out_path)
+        merged = merge_catalog(base.table, result.catalog)
+        write_atomic_csv(merged, out_path)
     except (*USER_ERRORS, RefreshError) as exc:
         _fail(exc)
     for note in result.notes:
         err.print(f"  {note}", markup=False, highlight=False)
-    out.print(f"wrote {result.rows:,} price rows for {result.instance_types} instance types to {out_path}")
+    out.print(f"refreshed {result.rows:,} price rows for {result.instance_types} instance types in {region}; wrote "
+              f"{len(merged):,} rows (other regions and providers kept from {base.path}) to {out_path}; "
+              f"use it with --catalog {out_path}")
 
 
 @app.command()

@@ -209,6 +209,18 @@ class Catalog:
         return rows.reset_index(drop=True)
 
 
+def merge_catalog(base: pd.DataFrame, refreshed: pd.DataFrame) -> pd.DataFrame:
+    """Replace the base rows of every (provider, region, instance_type) the refresh priced; keep the rest.
+
+    A refresh covers one provider and region, so writing it alone would drop every other region and GCP.
+    """
+    key = [PROVIDER, REGION, INSTANCE_TYPE]
+    priced = refreshed[key].drop_duplicates()
+    keep = base.merge(priced, on=key, how="left", indicator=True)["_merge"].eq("left_only").to_numpy()
+    out = pd.concat([base[keep], refreshed[list(CATALOG_COLUMNS)]], ignore_index=True)
+    return out.sort_values([PROVIDER, REGION, INSTANCE_TYPE, PURCHASE_OPTION]).reset_index(drop=True)
+
+
 def load_catalog(path: str | Path | None = None) -> Catalog:
     """Load a catalog CSV (the shipped snapshot by default) and check its columns."""
     path = Path(path) if path is not None else DEFAULT_CATALOG

@@ -63,7 +63,6 @@ def vega_titles(at: AppTest) -> list[str]:
 
 
 # --- AppTest: the page ----------------------------------------------------------------------------
-@pytest.mark.slow
 def test_app_loads_and_shows_plan_metrics(helios_env: None) -> None:
     at = run_app()
     assert at.title[0].value == "GPU purchase planner"
@@ -82,7 +81,6 @@ def test_app_loads_and_shows_plan_metrics(helios_env: None) -> None:
     assert len(at.dataframe) >= 2  # commitments / spot / on-demand tables
 
 
-@pytest.mark.slow
 def test_growth_slider_raises_expected_cost(helios_env: None) -> None:
     at = run_app()
     before = metric_usd(at, "Expected cost (USD)")
@@ -93,7 +91,6 @@ def test_growth_slider_raises_expected_cost(helios_env: None) -> None:
     assert at.session_state[A.PLAN_SUMMARY_KEY]["expected_usd"] == pytest.approx(after, abs=1)
 
 
-@pytest.mark.slow
 def test_zero_spot_share_leaves_no_spot(helios_env: None) -> None:
     at = run_app()
     assert at.session_state[A.PLAN_SUMMARY_KEY]["spot_allowances"] > 0  # default 30% uses spot on Helios
@@ -105,7 +102,6 @@ def test_zero_spot_share_leaves_no_spot(helios_env: None) -> None:
     assert any("No spot in this plan" in i.value for i in at.info)
 
 
-@pytest.mark.slow
 def test_allow_spot_off_leaves_no_spot(helios_env: None) -> None:
     at = run_app()
     at.checkbox(key=A.ALLOW_SPOT_KEY).uncheck()
@@ -114,7 +110,6 @@ def test_allow_spot_off_leaves_no_spot(helios_env: None) -> None:
     assert at.slider(key=A.SPOT_SHARE_KEY).disabled
 
 
-@pytest.mark.slow
 def test_fan_chart_series_selectbox_switches(helios_env: None) -> None:
     at = run_app()
     box = at.selectbox(key=A.SERIES_KEY)

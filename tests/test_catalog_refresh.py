@@ -357,3 +357,17 @@ def test_unreadable_price_list_entry_is_a_refresh_error(clients, base):
     with pytest.raises(RefreshError, match="unreadable PriceList entry for p4d.24xlarge"):
         refresh_catalog(RefreshConfig(instance_types=("p4d.24xlarge",), end_time=END), pricing_client=pricing,
                         ec2_client=ec2, base=base)
+
+
+def test_merged_refresh_replaces_only_the_refreshed_types(refreshed, base):
+    from optimizer.catalog import merge_catalog
+
+    merged = merge_catalog(base.table, refreshed.catalog)
+    key = ["provider", "region", "instance_type"]
+    fresh = merged.merge(refreshed.catalog[key].drop_duplicates(), on=key)
+    assert len(fresh) == len(refreshed.catalog)
+    assert set(fresh["source"]) == {REFRESH_SOURCE}
+    untouched = base.table[~base.table["instance_type"].isin(refreshed.catalog["instance_type"])
+                           | (base.table["region"] != "us-east-1")]
+    assert len(merged) == len(untouched) + len(refreshed.catalog)
+    assert (merged["provider"] == "gcp").sum() == (base.table["provider"] == "gcp").sum()

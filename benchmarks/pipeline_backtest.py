@@ -1,0 +1,79 @@
+"""Hold-out check of the whole pipeline on the shipped samples (run: .venv/bin/python benchmarks/pipeline_backtest.py).
+
+For each sample: forecast the last ``H`` hours from the history before them and compare with the naive
+baselines fitted on the same data; then plan that window from the forecast, bill the plan on the
+*realised* demand with the plan.json serving rule, and compare with all on-demand and with the hindsight
+plan (the same optimizer given the realised demand as its only scenario). Ratios, not seconds, so the
+numbers do not depend on how busy this machine is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import pandas as pd
+
+from forecasting import schema as S
+from forecasting.backtest import holdout_accuracy
+from forecasting.engine import ForecastConfig, default_n_jobs
+from forecasting.samples import load_sample
+from optimizer.billing import bill
+from optimizer.catalog import load_catalog
+from optimizer.inputs import PlanConfig
+from optimizer.solve import make_plan
+
+
+def realised_forecast(actual: pd.DataFrame) -> pd.DataFrame:
+    """The realised demand as a forecast with no uncertainty (for the hindsight plan)."""
+    g = actual[S.GPUS]
+    return actual.assign(**{S.MEAN: g, S.P10: g, S.P50: g, S.P90: g, S.MODEL: "realised"})[list(S.FORECAST_COLUMNS)]
+
+
+def run(sample: str, hours: int, allow_spot: bool) -> dict[str, float]:
+    usage = load_sample(sample)
+    cat = load_catalog()
+    start = usage[S.TIMESTAMP].max() - pd.Timedelta(hours=hours - 1)
+    history, actual = usage[usage[S.TIMESTAMP] < start], usage[usage[S.TIMESTAMP] >= start]
+    t0 = time.perf_counter()
+    acc = holdout_accuracy(usage, hours, ForecastConfig(n_jobs=default_n_jobs()))
+    overall = acc.overall.set_index("method")
+    from app.cli import run_forecast
+
+    fc = run_forecast(history, hours, 1344).forecast
+    config = PlanConfig(start=start, hours=hours, allow_spot=allow_spot)
+    ours = make_plan(fc, cat, config).plan
+    hindsight = make_plan(realised_forecast(actual), cat, config).plan
+    billed = bill(ours, actual).totals()
+    best = bill(hindsight, actual).totals()
+    return {
+        "sample": sample, "hours": hours, "spot": allow_spot,
+        "mae_selected": overall.loc["selected", "total_mae_gpus"],
+        "mae_vs_snaive24": overall.loc["selected", "total_mae_gpus"] / overall.loc["SeasonalNaive24", "total_mae_gpus"],
+        "mae_vs_snaive168": overall.loc["selected", "total_mae_gpus"]
+        / overall.loc["SeasonalNaive168", "total_mae_gpus"],
+        "mae_vs_naive": overall.loc["selected", "total_mae_gpus"] / overall.loc["Naive", "total_mae_gpus"],
+        "coverage_p10_p90": overall.loc["selected", "coverage_p10_p90"],
+        "billed_usd": billed["total_usd"], "all_on_demand_usd": billed["all_on_demand_usd"],
+        "savings_pct": 100 * (1 - billed["total_usd"] / billed["all_on_demand_usd"]),
+        "vs_hindsight": billed["total_usd"] / best["total_usd"],
+        "commitment_utilization": billed["commitment_utilization"],
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="Helios only")
+    args = parser.parse_args()
+    cases = [("helios", 168, True), ("helios", 168, False)]
+    if not args.quick:
+        cases += [("synthetic", 720, True), ("synthetic", 720, False)]
+    rows = [run(*c) for c in cases]
+    table = pd.DataFrame(rows)
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:,.3f}".format):
+        print(table.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
