@@ -24,6 +24,11 @@ def commitments_table(plan: Plan) -> pd.DataFrame:
                                        "effective_usd_per_instance_hour", "window_cost_usd"])
 
 
+def commitment_obligation_usd(plan: Plan) -> float:
+    """USD owed over the whole terms of the plan's commitments (upfront plus every recurring hour)."""
+    return float(sum(c.count * c.effective_hourly_usd * c.term_hours for c in plan.commitments))
+
+
 def summary(plan: Plan) -> str:
     """A plain-text summary a platform lead or finance reader can act on."""
     e = plan.expected
@@ -59,6 +64,9 @@ def summary(plan: Plan) -> str:
     if e.commitment_utilization is not None:
         lines.append(f"Expected commitment utilisation: {e.commitment_utilization:.1%}")
     lines.append(f"Upfront cash at purchase: {usd(e.upfront_usd)}")
+    if plan.commitments:
+        lines.append(f"Commitment obligation over the full terms: {usd(commitment_obligation_usd(plan))} "
+                     "(paid whether used or not)")
     a = plan.assumptions
     if a:
         spot = f"max {a.get('max_spot_share', 0):.0%} of GPU-hours" if a.get("allow_spot", True) else "not allowed"

@@ -161,3 +161,14 @@ def test_cost_never_falls_when_demand_rises(demand, extra, hour):
     base = make_plan(flat_forecast(d), cat, config(len(d), allow_spot=False)).plan.expected.total_usd
     higher = make_plan(flat_forecast(more), cat, config(len(d), allow_spot=False)).plan.expected.total_usd
     assert higher >= base - 1e-6
+
+
+def test_summary_states_purchases_savings_and_the_full_term_obligation():
+    from optimizer.summary import commitment_obligation_usd, summary
+
+    plan = make_plan(flat_forecast([10.0] * 100), make_catalog(BASIC), config(100, allow_spot=False)).plan
+    text = summary(plan)
+    assert "10 x x.1 reserved_1y_no_upfront" in text
+    assert "savings 400 USD (40.0%)" in text
+    assert commitment_obligation_usd(plan) == pytest.approx(10 * 0.6 * 8760)
+    assert "52,560 USD" in text
