@@ -37,7 +37,8 @@ class ForecastConfig:
             eight cycles.
         models: candidate model names (see ``forecasting.models.CANDIDATES``).
         cv_windows: rolling-origin cross-validation windows used to choose a model per series.
-        cv_horizon_hours: length of each CV window (default: min(horizon, 168)).
+        cv_horizon_hours: length of each CV window (default: min(horizon, 336): two-week windows judge
+            month-ahead forecasts much better than one-week ones; measured in docs/benchmarks.md).
         level: central prediction-interval level in percent (80 -> p10/p90).
         n_jobs: processes statsforecast may use.
     """
@@ -63,7 +64,7 @@ class ForecastConfig:
 
     @property
     def cv_h(self) -> int:
-        return self.cv_horizon_hours or min(self.horizon_hours, 168)
+        return self.cv_horizon_hours or min(self.horizon_hours, 336)
 
 
 @dataclass(frozen=True)
