@@ -83,6 +83,9 @@ def solve_problem(built: BuiltProblem, time_limit_s: float) -> str:
     built.prob.solve(solver)
     status = pulp.LpStatus[built.prob.status]
     if status == "Optimal":
+        # PuLP reports a time-limited solve that found an integer plan as Optimal; the solution status tells.
+        if built.prob.sol_status == pulp.LpSolutionIntegerFeasible:
+            return "time limit reached (best plan found)"
         return status
     if status == "Infeasible":
         groups = "; ".join(sorted(set(built.constraint_labels.values())))

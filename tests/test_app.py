@@ -234,6 +234,8 @@ def test_plan_tables_and_downloads(toy_plan) -> None:
                                                                                            abs=0.01)
     summary = A.plan_summary(toy_plan)
     assert summary["expected_usd"] == plan.expected.total_usd
+    assert summary["commitment_obligation_usd"] == pytest.approx(sum(
+        c.count * c.effective_hourly_usd * c.term_hours for c in plan.commitments))
     csv = A.forecast_csv(_toy_forecast()).decode()
     assert csv.splitlines()[0] == ",".join(S.FORECAST_COLUMNS)
     assert csv.splitlines()[1].split(",")[2] == "2026-01-01T00:00:00Z"

@@ -172,3 +172,15 @@ def test_summary_states_purchases_savings_and_the_full_term_obligation():
     assert "savings 400 USD (40.0%)" in text
     assert commitment_obligation_usd(plan) == pytest.approx(10 * 0.6 * 8760)
     assert "52,560 USD" in text
+
+
+def test_a_time_limited_solve_says_so_and_costs_no_less_than_the_optimum():
+    rng = np.random.default_rng(3)
+    demand = rng.uniform(0, 300, 24 * 30)
+    rows = BASIC + [{"instance_type": "x.8", "purchase_option": "on_demand", "price": 8.0, "gpus": 8},
+                    {"instance_type": "x.8", "purchase_option": "reserved_1y_no_upfront", "price": 4.7, "gpus": 8}]
+    fc, cat = flat_forecast(demand, p10=demand * 0.5, p90=demand * 1.5), make_catalog(rows)
+    rushed = make_plan(fc, cat, config(len(demand), time_limit_s=1e-3))
+    full = make_plan(fc, cat, config(len(demand)))
+    assert rushed.status == "time limit reached (best plan found)" and full.status == "Optimal"
+    assert rushed.plan.expected.total_usd >= full.plan.expected.total_usd - 1e-6

@@ -1,0 +1,97 @@
+"""Chart builders: pure functions of frames that return Altair charts (no Streamlit, testable alone).
+
+Units: demand in GPUs in use per hour (= GPU-hours per hour), costs in USD, time in UTC.
+The frames come from :mod:`app.state` (``fan_frames``, ``daily_costs``, ``gpu_model_costs``).
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from forecasting import schema as S
+
+DEMAND_AXIS = "GPUs in use (GPU-hours per hour)"
+TIME_AXIS = "Time (UTC)"
+CATEGORY_COLORS = {"committed": "#4c78a8", "spot": "#f58518", "on-demand": "#e45756"}
+HISTORY_LABEL = "history (actual)"
+P50_LABEL = "forecast p50"
+BAND_COLOR = "#9ecae9"
+
+
+def fan_chart(history: pd.DataFrame, forecast: pd.DataFrame, title: str = "") -> alt.LayerChart:
+    """History line, p10-p90 band and p50 line of one series (or a total).
+
+    Args:
+        history: ``timestamp, gpus`` (GPUs per hour) before the forecast.
+        forecast: ``timestamp, p10, p50, p90`` (GPUs per hour).
+        title: chart title.
+    """
+    lines = pd.concat([
+        pd.DataFrame({S.TIMESTAMP: history[S.TIMESTAMP], "gpus": history[S.GPUS], "series": HISTORY_LABEL}),
+        pd.DataFrame({S.TIMESTAMP: forecast[S.TIMESTAMP], "gpus": forecast[S.P50], "series": P50_LABEL}),
+    ], ignore_index=True)
+    x = alt.X(f"{S.TIMESTAMP}:T", title=TIME_AXIS)
+    band = alt.Chart(forecast).mark_area(opacity=0.45, color=BAND_COLOR).encode(
+        x=x,
+        y=alt.Y(f"{S.P10}:Q", title=DEMAND_AXIS),
+        y2=alt.Y2(f"{S.P90}:Q"),
+        tooltip=[alt.Tooltip(f"{S.TIMESTAMP}:T", title="hour (UTC)", format="%Y-%m-%d %H:%M"),
+                 alt.Tooltip(f"{S.P10}:Q", title="p10 GPUs", format=",.1f"),
+                 alt.Tooltip(f"{S.P50}:Q", title="p50 GPUs", format=",.1f"),
+                 alt.Tooltip(f"{S.P90}:Q", title="p90 GPUs", format=",.1f")],
+    )
+    line = alt.Chart(lines).mark_line(strokeWidth=1.5).encode(
+        x=x,
+        y=alt.Y("gpus:Q", title=DEMAND_AXIS),
+        color=alt.Color("series:N", title=None,
+                        scale=alt.Scale(domain=[HISTORY_LABEL, P50_LABEL], range=["#555555", "#1f77b4"]),
+                        legend=alt.Legend(orient="top")),
+        tooltip=[alt.Tooltip(f"{S.TIMESTAMP}:T", title="hour (UTC)", format="%Y-%m-%d %H:%M"),
+                 alt.Tooltip("series:N"), alt.Tooltip("gpus:Q", title="GPUs", format=",.1f")],
+    )
+    return alt.layer(band, line).properties(title=title, height=340).interactive(bind_y=False)
+
+
+def cost_breakdown_chart(daily: pd.DataFrame, title: str = "") -> alt.Chart:
+    """Stacked bars of cost per day: committed, spot, on-demand (USD per UTC day).
+
+    Args:
+        daily: ``day, category, usd``.
+        title: chart title.
+    """
+    return alt.Chart(daily).mark_bar().encode(
+        x=alt.X("day:T", title="Day (UTC)", timeUnit="yearmonthdate"),
+        y=alt.Y("sum(usd):Q", title="Cost (USD per day)", stack="zero"),
+        color=_category_color(),
+        order=alt.Order("category_order:Q"),
+        tooltip=[alt.Tooltip("day:T", title="day (UTC)", format="%Y-%m-%d"), alt.Tooltip("category:N"),
+                 alt.Tooltip("sum(usd):Q", title="USD", format=",.0f")],
+    ).transform_calculate(category_order=_order_expr()).properties(title=title, height=300)
+
+
+def gpu_model_cost_chart(per_gpu: pd.DataFrame, title: str = "") -> alt.Chart:
+    """Horizontal stacked bars of window cost per GPU model and category (USD).
+
+    Args:
+        per_gpu: ``gpu_type, category, usd``.
+        title: chart title.
+    """
+    return alt.Chart(per_gpu).mark_bar().encode(
+        y=alt.Y(f"{S.GPU_TYPE}:N", title="GPU model", sort="-x"),
+        x=alt.X("sum(usd):Q", title="Cost over the window (USD)", stack="zero"),
+        color=_category_color(),
+        order=alt.Order("category_order:Q"),
+        tooltip=[alt.Tooltip(f"{S.GPU_TYPE}:N", title="GPU model"), alt.Tooltip("category:N"),
+                 alt.Tooltip("sum(usd):Q", title="USD", format=",.0f")],
+    ).transform_calculate(category_order=_order_expr()).properties(title=title)
+
+
+def _category_color() -> alt.Color:
+    return alt.Color("category:N", title="Pricing", legend=alt.Legend(orient="top"),
+                     scale=alt.Scale(domain=list(CATEGORY_COLORS), range=list(CATEGORY_COLORS.values())))
+
+
+def _order_expr() -> str:
+    cats = list(CATEGORY_COLORS)
+    return " : ".join(f"datum.category === '{c}' ? {i}" for i, c in enumerate(cats)) + f" : {len(cats)}"
