@@ -113,15 +113,23 @@ def forecast_table(fc: pd.DataFrame, selection: pd.DataFrame) -> Table:
     return table
 
 
+# Options shared by several commands (one definition each).
+UsageOpt = Annotated[Path, typer.Option(help="usage file: canonical CSV/Parquet, FOCUS or CUR export")]
+FormatOpt = Annotated[str, typer.Option("--format", help="auto|canonical|focus|cur")]
+TagKeyOpt = Annotated[str, typer.Option(help="cost-allocation tag holding the team (FOCUS/CUR)")]
+HistoryOpt = Annotated[int, typer.Option(help="fit on at most this many recent hours (0 = all)")]
+CatalogOpt = Annotated[Path | None, typer.Option(help="price catalog CSV (default: shipped snapshot)")]
+
+
 @app.command()
 def forecast(
-    usage: Annotated[Path, typer.Option(help="usage file: canonical CSV/Parquet, FOCUS or CUR export")],
+    usage: UsageOpt,
     horizon_hours: Annotated[int, typer.Option(help="hours to forecast after the last hour of usage", min=1)],
     out_path: Annotated[Path, typer.Option("--out", help="forecast CSV to write")],
-    fmt: Annotated[str, typer.Option("--format", help="auto|canonical|focus|cur")] = "auto",
-    tag_key: Annotated[str, typer.Option(help="cost-allocation tag holding the team (FOCUS/CUR)")] = "team",
-    history_hours: Annotated[int, typer.Option(help="fit on at most this many recent hours (0 = all)")] = 1344,
-    catalog: Annotated[Path | None, typer.Option(help="price catalog CSV (default: shipped snapshot)")] = None,
+    fmt: FormatOpt = "auto",
+    tag_key: TagKeyOpt = "team",
+    history_hours: HistoryOpt = 1344,
+    catalog: CatalogOpt = None,
 ) -> None:
     """Forecast hourly GPU demand per team and GPU type, with p10/p50/p90."""
     from forecasting.engine import write_forecast_csv
@@ -158,7 +166,7 @@ def plan_from_usage(usage: pd.DataFrame, cat: Catalog, config: PlanConfig, *, hi
 
 @app.command()
 def plan(
-    usage: Annotated[Path, typer.Option(help="usage file: canonical CSV/Parquet, FOCUS or CUR export")],
+    usage: UsageOpt,
     start: Annotated[str, typer.Option(help="first hour of the plan window, ISO 8601 (UTC if no zone)")],
     hours: Annotated[int, typer.Option(help="window length in hours", min=1)],
     out_path: Annotated[Path, typer.Option("--out", help="plan.json to write")],
@@ -170,10 +178,10 @@ def plan(
     max_spot_share: Annotated[float, typer.Option(help="max share of GPU-hours on spot (0-1)")] = 0.3,
     growth: Annotated[float, typer.Option(help="demand growth applied to the forecast, e.g. 0.1 = +10%")] = 0.0,
     forecast_file: Annotated[Path | None, typer.Option("--forecast", help="use this forecast CSV")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="auto|canonical|focus|cur")] = "auto",
-    tag_key: Annotated[str, typer.Option(help="cost-allocation tag holding the team (FOCUS/CUR)")] = "team",
-    history_hours: Annotated[int, typer.Option(help="fit on at most this many recent hours (0 = all)")] = 1344,
-    catalog: Annotated[Path | None, typer.Option(help="price catalog CSV (default: shipped snapshot)")] = None,
+    fmt: FormatOpt = "auto",
+    tag_key: TagKeyOpt = "team",
+    history_hours: HistoryOpt = 1344,
+    catalog: CatalogOpt = None,
 ) -> None:
     """Plan purchases for [start, start + hours): commitments, spot allowance, on-demand."""
     from forecasting.engine import read_forecast_csv
@@ -203,13 +211,13 @@ def plan(
 def ingest(
     file: Annotated[Path | None, typer.Argument(help="billing export or usage file")] = None,
     out_path: Annotated[Path, typer.Option("--out", help="canonical usage CSV to write")] = Path("usage.csv"),
-    fmt: Annotated[str, typer.Option("--format", help="auto|canonical|focus|cur")] = "auto",
-    tag_key: Annotated[str, typer.Option(help="cost-allocation tag holding the team")] = "team",
+    fmt: FormatOpt = "auto",
+    tag_key: TagKeyOpt = "team",
     cost_explorer: Annotated[bool, typer.Option("--cost-explorer", help="pull from AWS Cost Explorer")] = False,
     start: Annotated[str | None, typer.Option(help="Cost Explorer start date (YYYY-MM-DD)")] = None,
     end: Annotated[str | None, typer.Option(help="Cost Explorer end date, exclusive (YYYY-MM-DD)")] = None,
     granularity: Annotated[str, typer.Option(help="Cost Explorer granularity: HOURLY or DAILY")] = "HOURLY",
-    catalog: Annotated[Path | None, typer.Option(help="price catalog CSV (default: shipped snapshot)")] = None,
+    catalog: CatalogOpt = None,
 ) -> None:
     """Convert a FOCUS/CUR export (or Cost Explorer data) to canonical hourly usage."""
     from forecasting.ingest import fetch_cost_explorer
