@@ -347,7 +347,7 @@ def app_cmd(
     script = ROOT / "app" / "streamlit_app.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", host, "--server.port",
            str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-           "--server.maxUploadSize", os.environ.get("GPUPLAN_MAX_UPLOAD_MB", "200")]
+           "--server.maxUploadSize", os.environ.get("GPUPLAN_MAX_UPLOAD_MB", "200"), "--client.toolbarMode", "minimal"]
     out.print(f"GPU Cost Planner on http://{host}:{port}")
     raise typer.Exit(subprocess.call(cmd))
 
