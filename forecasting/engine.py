@@ -1,12 +1,24 @@
-"""Fit candidate models per (team, gpu_type) series, choose by rolling-origin CV, predict quantiles.
+"""Fit candidate models per series, choose by rolling-origin CV, predict calibrated quantiles and paths.
 
 Units: inputs and outputs are GPUs in use averaged over each hour (= GPU-hours per hour). Horizons,
-histories and CV windows are in hours. Quantiles p10/p50/p90 come from each model's 80% prediction
-interval (p10 = lower bound, p90 = upper bound; the point forecast is the median of the symmetric
-interval) and are clipped at zero, since demand cannot be negative.
+histories and CV windows are in hours.
 
-The whole pipeline carries one long frame (``unique_id, ds, y``) through statsforecast; the
-forecast frame returned follows ``forecasting.schema.FORECAST_COLUMNS``.
+How a forecast is made, per series (one long frame ``unique_id, ds, y`` throughout):
+1. Candidates: the models of ``config.models`` the series' history supports (see :mod:`forecasting.models`).
+2. Rolling-origin cross-validation: ``cv_windows`` consecutive windows of ``cv_h`` hours at the end of
+   the history; each candidate is refitted at each origin and scored by mean absolute error (MAE).
+   ``Ensemble`` = the median of the ``ensemble_k`` best candidates, scored on the same windows.
+3. The candidate with the lowest CV MAE is chosen; its point forecast is the ``mean`` column.
+4. Quantiles (conformal): the chosen model's CV errors ``y - forecast``, grouped by horizon day
+   (steps 0-23, 24-47, ...), give empirical error quantiles that are added to the point forecast; steps
+   beyond the CV window use the last day's errors. Quantiles are made monotone and clipped at zero.
+5. Sample paths (:func:`sample_paths`): the point forecast plus whole CV error trajectories, drawn
+   for all series at once from the same window and day shift, so teams that moved together in the
+   past move together in the scenarios.
+
+:func:`forecast_long` works on any ``unique_id`` (the hierarchy uses it for aggregate series);
+:func:`forecast` is the team x GPU-type wrapper that returns the forecast contract of
+``forecasting.schema.FORECAST_COLUMNS``.
 """
 
 from __future__ import annotations
@@ -21,9 +33,21 @@ import pandas as pd
 from statsforecast import StatsForecast
 
 from forecasting import schema as S
-from forecasting.models import CANDIDATES, DEFAULT_MODELS, candidates_for
+from forecasting.models import (
+    BASELINES,
+    CANDIDATES,
+    DEFAULT_MODELS,
+    ENSEMBLE,
+    INTERMITTENT_ZERO_SHARE,
+    candidates_for,
+    check_models,
+)
 
 Progress = Callable[[str], None]
+QUANTILES = {S.P05: 0.05, S.P10: 0.10, S.P50: 0.50, S.P90: 0.90, S.P95: 0.95}
+"""Forecast quantile columns and their probability levels."""
+BUCKET_HOURS = 24
+MIN_BUCKET_ERRORS = 20
 
 
 @dataclass(frozen=True)
@@ -33,23 +57,27 @@ class ForecastConfig:
     Attributes:
         horizon_hours: hours to forecast after the last observed hour.
         history_hours: fit on at most this many most recent hours per series (None = all). Eight
-            weeks keep hourly fits fast and track recent level shifts; weekly seasonality still has
-            eight cycles.
-        models: candidate model names (see ``forecasting.models.CANDIDATES``).
-        cv_windows: rolling-origin cross-validation windows used to choose a model per series.
+            weeks keep hourly fits fast and track recent level shifts.
+        models: candidate model names (see ``forecasting.models``; ``MODEL_SETS`` has named sets).
+        cv_windows: rolling-origin cross-validation windows used to choose a model and calibrate ranges.
+        cv_step_hours: hours between CV origins (default 24: overlapping daily origins give the many
+            error samples calibrated ranges need; None = back-to-back windows).
         cv_horizon_hours: length of each CV window (default: min(horizon, 336): two-week windows judge
             month-ahead forecasts much better than one-week ones; measured in docs/benchmarks.md).
-        level: central prediction-interval level in percent (80 -> p10/p90).
-        n_jobs: processes statsforecast may use.
+        ensemble_k: how many of the best candidates the ensemble takes the median of.
+        n_jobs: processes statsforecast may use (local engine).
+        engine: ``local`` (pandas), or ``dask`` / ``ray`` to run statsforecast through Fugue.
     """
 
     horizon_hours: int = 168
     history_hours: int | None = 24 * 7 * 8
     models: tuple[str, ...] = DEFAULT_MODELS
-    cv_windows: int = 2
+    cv_windows: int = 8
     cv_horizon_hours: int | None = None
-    level: int = 80
+    ensemble_k: int = 3
+    cv_step_hours: int | None = 24
     n_jobs: int = 1
+    engine: str = "local"
 
     def __post_init__(self) -> None:
         if self.horizon_hours < 1:
@@ -58,25 +86,51 @@ class ForecastConfig:
             raise ValueError("history_hours must be at least 1")
         if self.cv_windows < 0:
             raise ValueError("cv_windows must be >= 0")
-        if not 0 < self.level < 100:
-            raise ValueError("level must be between 0 and 100")
-        candidates_for(10**9, self.models)  # raises on unknown names
+        if self.ensemble_k < 2:
+            raise ValueError("ensemble_k must be at least 2")
+        if self.engine not in ("local", "dask", "ray"):
+            raise ValueError(f"unknown engine '{self.engine}' (choose local, dask or ray)")
+        check_models(self.models)
 
     @property
     def cv_h(self) -> int:
         return self.cv_horizon_hours or min(self.horizon_hours, 336)
 
+    @property
+    def cv_step(self) -> int:
+        return self.cv_step_hours or self.cv_h
+
+
+@dataclass(frozen=True)
+class LongForecast:
+    """Forecasts in statsforecast's long format plus everything needed to explain and resample them.
+
+    Attributes:
+        forecast: ``unique_id, ds, mean, p05, p10, p50, p90, p95, model`` (GPUs per hour).
+        selection: one row per series: ``unique_id, model, cv_mae, cv_mase, candidates, history_hours,
+            intermittent`` (errors in GPUs; NaN when the series was too short to cross-validate).
+        cv_scores: CV MAE of every candidate per series (``unique_id, model, cv_mae``).
+        errors: CV errors of the chosen model: ``unique_id, window, step, error`` (GPUs, y - forecast).
+        notes: what the engine changed or could not do, one line each.
+    """
+
+    forecast: pd.DataFrame
+    selection: pd.DataFrame
+    cv_scores: pd.DataFrame
+    errors: pd.DataFrame
+    notes: tuple[str, ...] = ()
+
 
 @dataclass(frozen=True)
 class ForecastResult:
-    """Forecasts plus how each series' model was chosen.
+    """Team x GPU-type forecasts (the forecast contract) and how each series' model was chosen.
 
     Attributes:
-        forecast: ``team, gpu_type, timestamp, mean, p10, p50, p90, model`` (GPUs per hour).
-        selection: one row per series: ``team, gpu_type, model, cv_mae, candidates, history_hours``
-            (cv_mae in GPUs, NaN when the series was too short to cross-validate).
-        cv_scores: CV mean absolute error of every candidate per series (long format).
+        forecast: ``team, gpu_type, timestamp, mean, p05, p10, p50, p90, p95, model`` (GPUs per hour).
+        selection: ``team, gpu_type, model, cv_mae, cv_mase, candidates, history_hours, intermittent``.
+        cv_scores: CV MAE of every candidate per series (``team, gpu_type, model, cv_mae``).
         config: the settings used.
+        long: the underlying :class:`LongForecast` (for sample paths and the hierarchy).
     """
 
     forecast: pd.DataFrame
@@ -84,6 +138,7 @@ class ForecastResult:
     cv_scores: pd.DataFrame
     config: ForecastConfig
     notes: tuple[str, ...] = field(default_factory=tuple)
+    long: LongForecast | None = None
 
 
 def _trim_history(long: pd.DataFrame, history_hours: int | None) -> pd.DataFrame:
@@ -107,29 +162,261 @@ def _align_end(long: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return out.reset_index(drop=True), len(short)
 
 
-def _cv_windows_possible(length: int, models: tuple[str, ...], h: int, windows: int) -> int:
-    need = max(CANDIDATES[m].min_history for m in models)
-    while windows > 0 and length - h * windows < max(need, 2):
+def _plan_series(length: int, models: tuple[str, ...], h: int, windows: int, step: int | None = None,
+                 ) -> tuple[tuple[str, ...], int]:
+    """Candidates and CV windows for a series of ``length`` hours.
+
+    Calibrated ranges need several CV windows, so a model whose history need would leave fewer than the
+    configured windows is dropped (most demanding first) before windows are given up; the baselines stay.
+    """
+    def fits(ms: tuple[str, ...], w: int) -> bool:
+        return length - h - step * (w - 1) >= max(max(CANDIDATES[m].min_history for m in ms), 2)
+
+    step = step or h
+    models = tuple(models)
+    while len(models) > 1 and not fits(models, windows):
+        demanding = max(models, key=lambda m: CANDIDATES[m].min_history)
+        if demanding in BASELINES:
+            break
+        models = tuple(m for m in models if m != demanding)
+    while windows > 0 and not fits(models, windows):
         windows -= 1
-    return windows
+    return models, windows
+
+
+def _seasonal_scale(long: pd.DataFrame, season: int = 24) -> pd.Series:
+    """In-sample MAE of the 24-hour seasonal naive forecast per series (the MASE denominator)."""
+    y = long[S.Y].to_numpy(dtype=float)
+    same = long[S.UID].to_numpy()
+    diff = np.abs(y[season:] - y[:-season])
+    valid = same[season:] == same[:-season]
+    scale = pd.Series(diff[valid]).groupby(same[season:][valid]).mean()
+    return scale.replace(0.0, np.nan)
+
+
+def _statsforecast(models: tuple[str, ...], config: ForecastConfig) -> StatsForecast:
+    return StatsForecast(models=[CANDIDATES[m].build() for m in models], freq="h",
+                         n_jobs=config.n_jobs if config.engine == "local" else 1)
+
+
+def _to_engine(df: pd.DataFrame, config: ForecastConfig):
+    """The frame statsforecast should run on: pandas locally, a Dask/Ray frame for Fugue."""
+    if config.engine == "dask":
+        import dask.dataframe as dd
+
+        parts = max(1, min(df[S.UID].nunique(), 2 * (os.cpu_count() or 1)))
+        return dd.from_pandas(df, npartitions=parts)
+    if config.engine == "ray":
+        import ray.data
+
+        return ray.data.from_pandas(df)
+    return df
+
+
+def _from_engine(out) -> pd.DataFrame:
+    if isinstance(out, pd.DataFrame):
+        return out
+    if hasattr(out, "compute"):
+        return out.compute()
+    if hasattr(out, "to_pandas"):
+        return out.to_pandas()
+    return pd.DataFrame(out)
 
 
 def _run_group(long: pd.DataFrame, models: tuple[str, ...], config: ForecastConfig, windows: int,
-               freq: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Cross-validate and forecast one group of series that share a candidate set."""
-    built = [CANDIDATES[m].build() for m in models]
-    sf = StatsForecast(models=built, freq=freq, n_jobs=config.n_jobs)
-    scores = pd.DataFrame(columns=[S.UID, S.MODEL, "cv_mae"])
+               ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Cross-validate (when possible) and forecast one group of series that share a candidate set."""
+    sf = _statsforecast(models, config)
+    cv = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if windows > 0 and len(models) > 1:
-            cv = sf.cross_validation(df=long, h=config.cv_h, n_windows=windows, step_size=config.cv_h)
-            err = cv[list(models)].sub(cv[S.Y], axis=0).abs()
-            err[S.UID] = cv[S.UID].to_numpy()
-            scores = (err.groupby(S.UID)[list(models)].mean().reset_index()
-                      .melt(id_vars=S.UID, var_name=S.MODEL, value_name="cv_mae"))
-        fc = sf.forecast(df=long, h=config.horizon_hours, level=[config.level])
-    return fc, scores
+        if windows > 0:
+            cv = _from_engine(sf.cross_validation(df=_to_engine(long, config), h=config.cv_h, n_windows=windows,
+                                                  step_size=config.cv_step))
+        fc = _from_engine(sf.forecast(df=_to_engine(long, config), h=config.horizon_hours))
+    fc = fc.sort_values([S.UID, S.DS]).reset_index(drop=True)
+    if cv is not None:
+        cv = cv.sort_values([S.UID, "cutoff", S.DS]).reset_index(drop=True)
+    return fc, cv
+
+
+def _choose(cv: pd.DataFrame | None, fc: pd.DataFrame, models: tuple[str, ...], config: ForecastConfig,
+            use_ensemble: bool) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Per series: pick the best candidate (or the ensemble) by CV MAE.
+
+    Returns:
+        point forecasts (unique_id, ds, mean, model), CV scores (unique_id, model, cv_mae), chosen CV
+        errors (unique_id, window, step, error) and the chosen model per series (unique_id, model, cv_mae).
+    """
+    uids = fc[S.UID].unique()
+    if cv is None or len(models) == 1:
+        model = models[-1] if cv is None else models[0]
+        point = fc[[S.UID, S.DS]].assign(**{S.MEAN: fc[model].to_numpy(dtype=float), S.MODEL: model})
+        scores = pd.DataFrame(columns=[S.UID, S.MODEL, "cv_mae"])
+        errors = pd.DataFrame(columns=[S.UID, "window", "step", "error"])
+        if cv is not None:
+            err = cv[S.Y].to_numpy(dtype=float) - cv[model].to_numpy(dtype=float)
+            errors = _error_frame(cv, err)
+            scores = pd.DataFrame({S.UID: cv[S.UID], S.MODEL: model, "abs": np.abs(err)}).groupby(
+                [S.UID, S.MODEL], as_index=False)["abs"].mean().rename(columns={"abs": "cv_mae"})
+        chosen = pd.DataFrame({S.UID: uids, S.MODEL: model})
+        chosen = chosen.merge(scores, on=[S.UID, S.MODEL], how="left")
+        return point, scores, errors, chosen
+
+    y = cv[S.Y].to_numpy(dtype=float)
+    preds = {m: cv[m].to_numpy(dtype=float) for m in models}
+    cv_uid = cv[S.UID].to_numpy()
+    mae = pd.DataFrame({m: np.abs(y - p) for m, p in preds.items()}).groupby(cv_uid).mean()
+    mae = mae.fillna(np.inf)
+    k = min(config.ensemble_k, len(models))
+    ranked = np.argsort(mae.to_numpy(), axis=1, kind="stable")[:, :k]
+    top = {uid: [models[j] for j in ranked[i]] for i, uid in enumerate(mae.index)}
+    if use_ensemble:
+        ens_cv = np.empty(len(cv))
+        for uid, rows in cv.groupby(S.UID, sort=False).indices.items():
+            ens_cv[rows] = np.median(np.vstack([preds[m][rows] for m in top[uid]]), axis=0)
+        mae[ENSEMBLE] = pd.Series(np.abs(y - ens_cv)).groupby(cv_uid).mean()
+        preds[ENSEMBLE] = ens_cv
+    scores = mae.replace(np.inf, np.nan).reset_index(names=S.UID).melt(
+        id_vars=S.UID, var_name=S.MODEL, value_name="cv_mae")
+    best = mae.idxmin(axis=1)
+
+    # point forecasts of the chosen candidate per series
+    fc_uid = fc[S.UID].to_numpy()
+    chosen_model = pd.Series(fc_uid).map(best).to_numpy()
+    mean = np.zeros(len(fc))
+    for m in models:
+        rows = chosen_model == m
+        mean[rows] = fc.loc[rows, m].to_numpy(dtype=float)
+    ens_rows = chosen_model == ENSEMBLE
+    if ens_rows.any():
+        for uid, rows in fc[ens_rows].groupby(S.UID, sort=False).indices.items():
+            idx = np.flatnonzero(ens_rows)[rows]
+            mean[idx] = np.median(np.vstack([fc[m].to_numpy(dtype=float)[idx] for m in top[uid]]), axis=0)
+    model_label = np.array([f"{ENSEMBLE}({'+'.join(top[u])})" if b == ENSEMBLE else b
+                            for u, b in zip(fc_uid, chosen_model, strict=True)], dtype=object)
+    point = pd.DataFrame({S.UID: fc_uid, S.DS: fc[S.DS].to_numpy(), S.MEAN: mean, S.MODEL: model_label})
+
+    cv_choice = pd.Series(cv_uid).map(best).to_numpy()
+    chosen_pred = np.zeros(len(cv))
+    for m, p in preds.items():
+        rows = cv_choice == m
+        chosen_pred[rows] = p[rows]
+    errors = _error_frame(cv, y - chosen_pred)
+    chosen = pd.DataFrame({S.UID: best.index, S.MODEL: best.to_numpy(),
+                           "cv_mae": mae.min(axis=1).to_numpy()})
+    return point, scores, errors, chosen
+
+
+def _error_frame(cv: pd.DataFrame, err: np.ndarray) -> pd.DataFrame:
+    window = cv.groupby(S.UID, sort=False)["cutoff"].rank(method="dense").astype(int).to_numpy() - 1
+    step = cv.groupby([S.UID, "cutoff"], sort=False).cumcount().to_numpy()
+    return pd.DataFrame({S.UID: cv[S.UID].to_numpy(), "window": window, "step": step, "error": err})
+
+
+def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def conformal_quantiles(point: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFrame:
+    """Add p05..p95 to point forecasts from the empirical quantiles of CV errors by horizon day.
+
+    Series without CV errors get a zero-width band around the point forecast (and a note upstream).
+    """
+    out = point.copy()
+    step = out.groupby(S.UID, sort=False).cumcount().to_numpy()
+    out["bucket"] = step // BUCKET_HOURS
+    levels = np.array(list(QUANTILES.values()))
+    if errors.empty:
+        for col in QUANTILES:
+            out[col] = out[S.MEAN]
+    else:
+        e = errors.assign(bucket=errors["step"] // BUCKET_HOURS)
+        last_bucket = e.groupby(S.UID)["bucket"].max()
+        out["bucket"] = np.minimum(out["bucket"].to_numpy(), out[S.UID].map(last_bucket).fillna(0).to_numpy())
+        by_bucket = e.groupby([S.UID, "bucket"])["error"]
+        q_bucket = by_bucket.quantile(levels).unstack()
+        counts = by_bucket.size()
+        q_all = e.groupby(S.UID)["error"].quantile(levels).unstack()
+        # Buckets with too few errors borrow the series' pooled quantiles.
+        thin = counts[counts < MIN_BUCKET_ERRORS].index
+        if len(thin):
+            q_bucket.loc[thin] = q_all.loc[thin.get_level_values(0)].to_numpy()
+        keys = pd.MultiIndex.from_arrays([out[S.UID], out["bucket"]])
+        shift = q_bucket.reindex(keys).to_numpy()
+        missing = np.isnan(shift).any(axis=1)
+        shift[missing] = 0.0
+        for j, col in enumerate(QUANTILES):
+            out[col] = out[S.MEAN].to_numpy() + shift[:, j]
+    values = np.sort(np.clip(out[list(QUANTILES)].to_numpy(dtype=float), 0.0, None), axis=1)
+    out[list(QUANTILES)] = values
+    out[S.MEAN] = np.clip(out[S.MEAN].to_numpy(dtype=float), 0.0, None)
+    return out.drop(columns="bucket")
+
+
+def forecast_long(long: pd.DataFrame, config: ForecastConfig | None = None, *,
+                  progress: Progress | None = None) -> LongForecast:
+    """Forecast every series of a long frame (``unique_id, ds, y``; hourly, GPUs).
+
+    Bad series never crash the run: NaN values are dropped (noted), series too short for a model or for
+    cross-validation fall back to the models they can fit, and all-zero or constant series get their
+    constant back.
+    """
+    config = config or ForecastConfig()
+    say = progress or (lambda _msg: None)
+    notes: list[str] = []
+    long = long[[S.UID, S.DS, S.Y]].copy()
+    nan = long[S.Y].isna() | ~np.isfinite(long[S.Y].to_numpy(dtype=float))
+    if nan.any():
+        notes.append(f"{int(nan.sum())} missing or non-finite values dropped")
+        long = long[~nan]
+    if long.empty:
+        raise ValueError("no usable values to forecast")
+    long = long.sort_values([S.UID, S.DS], kind="stable").reset_index(drop=True)
+    long, padded = _align_end(long)
+    if padded:
+        notes.append(f"{padded} series ended before the last hour of the data; padded with 0 GPUs to the end")
+    long = _trim_history(long, config.history_hours).reset_index(drop=True)
+    stats = long.groupby(S.UID)[S.Y].agg(n="size", zero_share=lambda y: float((y == 0).mean()))
+    scale = _seasonal_scale(long)
+
+    groups: dict[tuple[tuple[str, ...], int], list[str]] = {}
+    for uid, row in stats.iterrows():
+        models = candidates_for(int(row["n"]), config.models, row["zero_share"] >= INTERMITTENT_ZERO_SHARE)
+        models, windows = _plan_series(int(row["n"]), models, config.cv_h, config.cv_windows, config.cv_step)
+        groups.setdefault((models, windows), []).append(uid)
+    wanted = [m for m in config.models if m != ENSEMBLE]
+    points, scores, errors, chosen = [], [], [], []
+    for i, ((models, windows), uids) in enumerate(sorted(groups.items(), key=lambda kv: -len(kv[1])), 1):
+        say(f"fitting {len(uids)} series with {', '.join(models)} ({windows} CV windows) [{i}/{len(groups)}]")
+        missing = [m for m in wanted if m not in models and not CANDIDATES[m].intermittent_only]
+        if missing:
+            notes.append(f"{len(uids)} series too short for {', '.join(missing)}; candidates: {', '.join(models)}")
+        if windows == 0 and len(models) > 1:
+            notes.append(f"{len(uids)} series too short to cross-validate; used {models[-1]}")
+        part = long[long[S.UID].isin(uids)]
+        fc, cv = _run_group(part, models, config, windows)
+        use_ensemble = ENSEMBLE in config.models and len(models) >= 2
+        p, s, e, c = _choose(cv, fc, models, config, use_ensemble)
+        points.append(p)
+        scores.append(s)
+        errors.append(e)
+        chosen.append(c.assign(candidates=len(models) + int(use_ensemble and cv is not None)))
+    say("calibrating quantiles")
+    point = pd.concat(points, ignore_index=True).sort_values([S.UID, S.DS], kind="stable").reset_index(drop=True)
+    err = _concat(errors, [S.UID, "window", "step", "error"])
+    out = conformal_quantiles(point, err)
+    no_cv = set(point[S.UID]) - set(err[S.UID])
+    if no_cv:
+        notes.append(f"{len(no_cv)} series have no CV errors: their range is the point forecast only")
+    sel = pd.concat([c.astype({"cv_mae": float}) for c in chosen if not c.empty], ignore_index=True)
+    sel["cv_mase"] = sel["cv_mae"] / sel[S.UID].map(scale).to_numpy()
+    sel["history_hours"] = sel[S.UID].map(stats["n"]).astype(int).to_numpy()
+    sel["intermittent"] = sel[S.UID].map(stats["zero_share"] >= INTERMITTENT_ZERO_SHARE).to_numpy()
+    cols = [S.UID, S.DS, S.MEAN, *QUANTILES, S.MODEL]
+    return LongForecast(forecast=out[cols], selection=sel.sort_values(S.UID).reset_index(drop=True),
+                        cv_scores=_concat(scores, [S.UID, S.MODEL, "cv_mae"]), errors=err, notes=tuple(notes))
 
 
 def forecast(usage: pd.DataFrame, config: ForecastConfig | None = None, *,
@@ -142,78 +429,69 @@ def forecast(usage: pd.DataFrame, config: ForecastConfig | None = None, *,
         progress: optional callback receiving one line per step (for CLI progress).
 
     Returns:
-        A :class:`ForecastResult`; forecasts start at the hour after each series' last observation.
+        A :class:`ForecastResult`; forecasts start at the hour after the data's last hour.
     """
     config = config or ForecastConfig()
-    say = progress or (lambda _msg: None)
-    long, padded = _align_end(S.to_long(usage))
-    long = _trim_history(long, config.history_hours)
-    lengths = long.groupby(S.UID).size()
-    notes: list[str] = []
-    if padded:
-        notes.append(f"{padded} series ended before the last hour of the data; padded with 0 GPUs to the end")
-    groups: dict[tuple[tuple[str, ...], int], list[str]] = {}
-    for uid, n in lengths.items():
-        models = candidates_for(int(n), config.models)
-        windows = _cv_windows_possible(int(n), models, config.cv_h, config.cv_windows)
-        groups.setdefault((models, windows), []).append(uid)
-    lo, hi = f"-lo-{config.level}", f"-hi-{config.level}"
-    frames, score_frames = [], []
-    for i, ((models, windows), uids) in enumerate(sorted(groups.items(), key=lambda kv: -len(kv[1])), 1):
-        say(f"fitting {len(uids)} series with {', '.join(models)} ({windows} CV windows) [{i}/{len(groups)}]")
-        if models != config.models:
-            notes.append(f"{len(uids)} series too short for {', '.join(m for m in config.models if m not in models)}"
-                         f"; candidates: {', '.join(models)}")
-        if windows == 0 and len(models) > 1:
-            notes.append(f"{len(uids)} series too short to cross-validate; used {models[-1]}")
-        part = long[long[S.UID].isin(uids)]
-        fc, scores = _run_group(part, models, config, windows, freq="h")
-        if scores.empty:
-            # No CV possible: take the richest model the series can fit.
-            best = pd.Series(models[-1], index=pd.Index(uids, name=S.UID))
-        else:
-            scores = scores.dropna(subset=["cv_mae"])
-            best = scores.loc[scores.groupby(S.UID)["cv_mae"].idxmin()].set_index(S.UID)[S.MODEL]
-            best = best.reindex(uids).fillna(models[0])
-            score_frames.append(scores)
-        chosen = fc[S.UID].map(best).to_numpy()
-        out = pd.DataFrame({S.UID: fc[S.UID].to_numpy(), S.TIMESTAMP: fc[S.DS].to_numpy(), S.MODEL: chosen})
-        for col, suffix in ((S.MEAN, ""), (S.P10, lo), (S.P90, hi)):
-            values = np.zeros(len(fc))
-            for m in models:
-                rows = chosen == m
-                values[rows] = fc.loc[rows, m + suffix].to_numpy(dtype=float)
-            out[col] = values
-        frames.append(out)
-    say("assembling quantiles")
-    out = pd.concat(frames, ignore_index=True)
-    values = out[[S.MEAN, S.P10, S.P90]].to_numpy(dtype=float)
-    values = np.nan_to_num(values, nan=0.0)
-    mean = np.clip(values[:, 0], 0.0, None)
-    p10 = np.clip(np.minimum(values[:, 1], values[:, 0]), 0.0, None)
-    p90 = np.clip(np.maximum(values[:, 2], values[:, 0]), 0.0, None)
-    team, gpu = S.split_uid(out[S.UID])
-    fc = pd.DataFrame({S.TEAM: team, S.GPU_TYPE: gpu, S.TIMESTAMP: pd.to_datetime(out[S.TIMESTAMP]),
-                       S.MEAN: mean, S.P10: p10, S.P50: mean, S.P90: p90, S.MODEL: out[S.MODEL]})
-    fc = fc.sort_values([S.TEAM, S.GPU_TYPE, S.TIMESTAMP]).reset_index(drop=True)
+    res = forecast_long(S.to_long(usage), config, progress=progress)
+    fc = res.forecast
+    team, gpu = S.split_uid(fc[S.UID])
+    out = pd.DataFrame({S.TEAM: team, S.GPU_TYPE: gpu, S.TIMESTAMP: pd.to_datetime(fc[S.DS]).to_numpy()})
+    for col in (S.MEAN, *QUANTILES, S.MODEL):
+        out[col] = fc[col].to_numpy()
+    out = out.sort_values([S.TEAM, S.GPU_TYPE, S.TIMESTAMP]).reset_index(drop=True)
+    sel = res.selection.copy()
+    sel[S.TEAM], sel[S.GPU_TYPE] = S.split_uid(sel[S.UID])
+    sel = sel[[S.TEAM, S.GPU_TYPE, S.MODEL, "cv_mae", "cv_mase", "candidates", "history_hours", "intermittent"]]
+    scores = res.cv_scores.copy()
+    if scores.empty:
+        scores = pd.DataFrame(columns=[S.TEAM, S.GPU_TYPE, S.MODEL, "cv_mae"])
+    else:
+        scores[S.TEAM], scores[S.GPU_TYPE] = S.split_uid(scores[S.UID])
+        scores = scores[[S.TEAM, S.GPU_TYPE, S.MODEL, "cv_mae"]]
+    return ForecastResult(forecast=out, selection=sel.sort_values([S.TEAM, S.GPU_TYPE]).reset_index(drop=True),
+                          cv_scores=scores.reset_index(drop=True), config=config, notes=res.notes, long=res)
 
-    scores = (pd.concat(score_frames, ignore_index=True) if score_frames
-              else pd.DataFrame(columns=[S.UID, S.MODEL, "cv_mae"]))
-    chosen = fc.drop_duplicates([S.TEAM, S.GPU_TYPE])[[S.TEAM, S.GPU_TYPE, S.MODEL]]
-    chosen = chosen.assign(**{S.UID: S.series_id(chosen[S.TEAM], chosen[S.GPU_TYPE]).to_numpy()})
-    sel = chosen.merge(scores, on=[S.UID, S.MODEL], how="left")
-    n_cand = scores.groupby(S.UID).size().rename("candidates")
-    sel = sel.merge(n_cand, left_on=S.UID, right_index=True, how="left").fillna({"candidates": 1})
-    sel["history_hours"] = sel[S.UID].map(lengths).astype(int)
-    sel = sel[[S.TEAM, S.GPU_TYPE, S.MODEL, "cv_mae", "candidates", "history_hours"]].reset_index(drop=True)
-    team, gpu = S.split_uid(scores[S.UID]) if not scores.empty else (pd.Series(dtype=str),) * 2
-    cv_scores = pd.DataFrame({S.TEAM: team, S.GPU_TYPE: gpu, S.MODEL: scores[S.MODEL],
-                              "cv_mae": scores["cv_mae"]}).reset_index(drop=True)
-    return ForecastResult(forecast=fc, selection=sel, cv_scores=cv_scores, config=config, notes=tuple(notes))
+
+def sample_paths(result: LongForecast, n_paths: int = 100, seed: int = 0) -> dict[str, np.ndarray]:
+    """Joint demand scenarios: ``uid -> array (n_paths, horizon)`` of GPUs per hour, never negative.
+
+    Each path adds to every series' point forecast the CV error trajectory of one CV window, rolled by a
+    whole number of days, block after block of the CV window's length. The window and shift are drawn
+    once per block for all series together, which keeps the co-movement of teams seen in the past.
+    Series without CV errors get their point forecast in every path.
+    """
+    rng = np.random.default_rng(seed)
+    fc = result.forecast
+    err = result.errors
+    horizon = int(fc.groupby(S.UID).size().max())
+    n_windows = int(err["window"].max()) + 1 if not err.empty else 0
+    block = int(err["step"].max()) + 1 if not err.empty else horizon
+    n_blocks = -(-horizon // block)
+    days = max(block // 24, 1)
+    window_draw = rng.integers(0, max(n_windows, 1), size=(n_paths, n_blocks))
+    shift_draw = rng.integers(0, days, size=(n_paths, n_blocks)) * 24
+    out: dict[str, np.ndarray] = {}
+    by_uid = {uid: g for uid, g in err.groupby(S.UID)} if not err.empty else {}
+    for uid, rows in fc.groupby(S.UID, sort=False):
+        mean = rows[S.MEAN].to_numpy(dtype=float)
+        h = len(mean)
+        if uid not in by_uid:
+            out[uid] = np.tile(mean, (n_paths, 1))
+            continue
+        g = by_uid[uid]
+        traj = np.zeros((n_windows, block))
+        traj[g["window"].to_numpy(), g["step"].to_numpy()] = g["error"].to_numpy(dtype=float)
+        noise = np.empty((n_paths, n_blocks * block))
+        for b in range(n_blocks):
+            picked = traj[window_draw[:, b]]
+            idx = (np.arange(block)[None, :] + shift_draw[:, b][:, None]) % block
+            noise[:, b * block:(b + 1) * block] = np.take_along_axis(picked, idx, axis=1)
+        out[uid] = np.clip(mean[None, :] + noise[:, :h], 0.0, None)
+    return out
 
 
 def default_n_jobs() -> int:
-    """Processes to use for fitting: all cores, but 1 inside CI-sized test runs when asked."""
+    """Processes to use for fitting: ``$GPUPLAN_N_JOBS`` or all cores."""
     return int(os.environ.get("GPUPLAN_N_JOBS", os.cpu_count() or 1))
 
 
@@ -221,7 +499,8 @@ def write_forecast_csv(fc: pd.DataFrame, path) -> None:
     """Write the forecast contract CSV (timestamps as ISO 8601 UTC) atomically."""
     from forecasting.io import write_csv_atomic
 
-    out = fc[list(S.FORECAST_COLUMNS)].copy()
+    cols = [c for c in S.FORECAST_COLUMNS_FULL if c in fc.columns]
+    out = fc[cols].copy()
     out[S.TIMESTAMP] = S.format_timestamp(out[S.TIMESTAMP])
     write_csv_atomic(out, path)
 
@@ -240,7 +519,9 @@ def read_forecast_csv(path) -> pd.DataFrame:
         raise S.UsageError(src, f"missing column '{missing[0]}'", column=missing[0],
                            fix=f"a forecast needs {', '.join(needed)}")
     df[S.TIMESTAMP] = S.parse_timestamps(df[S.TIMESTAMP], src)
-    for col in (S.MEAN, S.P10, S.P50, S.P90):
+    for col in (S.MEAN, *QUANTILES):
+        if col not in df.columns:
+            continue
         vals = pd.to_numeric(df[col], errors="coerce")
         bad = vals.isna() | (vals < 0)
         if bad.any():
@@ -252,4 +533,4 @@ def read_forecast_csv(path) -> pd.DataFrame:
         df[S.MODEL] = "external"
     df[S.TEAM] = df[S.TEAM].astype(str)
     df[S.GPU_TYPE] = df[S.GPU_TYPE].astype(str)
-    return df[list(S.FORECAST_COLUMNS)]
+    return df[[c for c in S.FORECAST_COLUMNS_FULL if c in df.columns]]

@@ -1,53 +1,91 @@
-"""Candidate forecasting models (statsforecast) and which of them can run on a series of a given length.
+"""Candidate forecasting models (statsforecast) and which of them a series can use.
 
-Units: models see hourly GPUs in use (= GPU-hours per hour). Season lengths are in hours:
-24 (daily) and 168 (weekly).
+Units: models see hourly GPUs in use (= GPU-hours per hour). Season lengths are in hours: 24 (daily)
+and 168 (weekly).
+
+Candidate sets:
+- baselines, always present: Naive, SeasonalNaive24, SeasonalNaive168;
+- ``MSTL`` (daily + weekly seasonal decomposition with an ETS trend), ``AutoETS`` (season 24),
+  ``AutoTheta`` (season 24);
+- intermittent-demand models ``CrostonOptimized``, ``ADIDA``, ``IMAPA``, offered only to series that are
+  zero in at least :data:`INTERMITTENT_ZERO_SHARE` of their hours;
+- ``Ensemble``: the median of the k best candidates of a series by cross-validation (computed by the
+  engine, not by statsforecast).
+
+``DEFAULT_MODELS`` is the set ``gpuplan`` uses unless told otherwise; ``FULL_MODELS`` adds AutoETS and
+AutoTheta, which cost about 3x the fitting time on hourly series (see docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from statsforecast.models import AutoETS, Naive, SeasonalNaive
+from statsforecast.models import (
+    ADIDA,
+    IMAPA,
+    MSTL,
+    AutoETS,
+    AutoTheta,
+    CrostonOptimized,
+    Naive,
+    SeasonalNaive,
+)
+
+ENSEMBLE = "Ensemble"
+INTERMITTENT_ZERO_SHARE = 0.3
+"""A series is intermittent when at least this share of its hours are zero."""
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A named statsforecast model and the shortest history (hours) it needs to be fitted."""
+    """A named statsforecast model, the shortest history (hours) it needs, and whether it is for
+    intermittent series only."""
 
     name: str
     min_history: int
+    make: Callable[[], object]
+    intermittent_only: bool = False
 
     def build(self):
-        if self.name == "Naive":
-            return Naive()
-        if self.name == "SeasonalNaive24":
-            return SeasonalNaive(season_length=24, alias=self.name)
-        if self.name == "SeasonalNaive168":
-            return SeasonalNaive(season_length=168, alias=self.name)
-        if self.name == "AutoETS":
-            # Hourly demand with a daily cycle; AutoETS picks error/trend/season components by AICc.
-            return AutoETS(season_length=24, alias=self.name)
-        raise ValueError(f"unknown model '{self.name}'")
+        return self.make()
 
 
 CANDIDATES: dict[str, Candidate] = {
     c.name: c for c in (
-        Candidate("Naive", 1),
-        Candidate("SeasonalNaive24", 24),
-        Candidate("SeasonalNaive168", 168),
-        # ETS with a 24-hour season needs a few full cycles to estimate its seasonal states.
-        Candidate("AutoETS", 24 * 4),
+        Candidate("Naive", 1, lambda: Naive()),
+        Candidate("SeasonalNaive24", 24, lambda: SeasonalNaive(season_length=24, alias="SeasonalNaive24")),
+        Candidate("SeasonalNaive168", 168, lambda: SeasonalNaive(season_length=168, alias="SeasonalNaive168")),
+        # Two full weekly cycles let MSTL separate the weekly from the daily pattern.
+        Candidate("MSTL", 2 * 168, lambda: MSTL(season_length=[24, 168], trend_forecaster=AutoETS(model="ZZN"),
+                                               alias="MSTL")),
+        # ETS and Theta with a 24-hour season need a few full cycles to estimate seasonal states.
+        Candidate("AutoETS", 4 * 24, lambda: AutoETS(season_length=24, alias="AutoETS")),
+        Candidate("AutoTheta", 4 * 24, lambda: AutoTheta(season_length=24, alias="AutoTheta")),
+        Candidate("CrostonOptimized", 2, lambda: CrostonOptimized(alias="CrostonOptimized"), intermittent_only=True),
+        Candidate("ADIDA", 2, lambda: ADIDA(alias="ADIDA"), intermittent_only=True),
+        Candidate("IMAPA", 2, lambda: IMAPA(alias="IMAPA"), intermittent_only=True),
     )
 }
-DEFAULT_MODELS = ("Naive", "SeasonalNaive24", "SeasonalNaive168", "AutoETS")
 BASELINES = ("Naive", "SeasonalNaive24", "SeasonalNaive168")
+INTERMITTENT = ("CrostonOptimized", "ADIDA", "IMAPA")
+DEFAULT_MODELS = (*BASELINES, "MSTL", *INTERMITTENT, ENSEMBLE)
+FULL_MODELS = (*BASELINES, "MSTL", "AutoETS", "AutoTheta", *INTERMITTENT, ENSEMBLE)
+MODEL_SETS = {"default": DEFAULT_MODELS, "full": FULL_MODELS, "baselines": BASELINES}
 
 
-def candidates_for(length: int, names: tuple[str, ...]) -> tuple[str, ...]:
-    """The models in ``names`` that a series of ``length`` hours can fit (Naive always can)."""
-    unknown = [n for n in names if n not in CANDIDATES]
+def check_models(names: tuple[str, ...]) -> None:
+    unknown = [n for n in names if n not in CANDIDATES and n != ENSEMBLE]
     if unknown:
-        raise ValueError(f"unknown model '{unknown[0]}'; choose from {', '.join(CANDIDATES)}")
-    usable = tuple(n for n in names if CANDIDATES[n].min_history <= length)
+        raise ValueError(f"unknown model '{unknown[0]}'; choose from {', '.join([*CANDIDATES, ENSEMBLE])}")
+
+
+def candidates_for(length: int, names: tuple[str, ...], intermittent: bool = False) -> tuple[str, ...]:
+    """The statsforecast models in ``names`` a series of ``length`` hours can fit (Naive always can).
+
+    ``Ensemble`` is not returned here: the engine adds it when at least two candidates remain.
+    """
+    check_models(names)
+    usable = tuple(n for n in names if n != ENSEMBLE and CANDIDATES[n].min_history <= length
+                   and (intermittent or not CANDIDATES[n].intermittent_only))
     return usable or ("Naive",)

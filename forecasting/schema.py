@@ -36,12 +36,17 @@ UNALLOCATED_TEAM = "unallocated"
 
 # --- forecast frame -----------------------------------------------------------------------------
 MEAN = "mean"
+P05 = "p05"
 P10 = "p10"
 P50 = "p50"
 P90 = "p90"
+P95 = "p95"
 MODEL = "model"
 QUANTILE_COLUMNS = (P10, P50, P90)
 FORECAST_COLUMNS = (TEAM, GPU_TYPE, TIMESTAMP, MEAN, P10, P50, P90, MODEL)
+"""The forecast contract of issue 2 (v1); consumers may rely on these columns."""
+FORECAST_COLUMNS_FULL = (TEAM, GPU_TYPE, TIMESTAMP, MEAN, P05, P10, P50, P90, P95, MODEL)
+"""v1 plus the compatible extension p05/p95 (written by gpuplan forecast)."""
 
 # statsforecast's long format
 UID = "unique_id"

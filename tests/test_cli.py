@@ -51,7 +51,7 @@ def test_forecast_and_plan_from_a_forecast_file(tmp_path):
     r = invoke("forecast", "--usage", str(HELIOS), "--horizon-hours", "48", "--out", str(fc_path))
     assert r.exit_code == 0, r.output
     fc = pd.read_csv(fc_path)
-    assert list(fc.columns) == list(S.FORECAST_COLUMNS) and len(fc) == 16 * 48
+    assert list(fc.columns) == list(S.FORECAST_COLUMNS_FULL) and len(fc) == 16 * 48
     assert (fc[S.P10] >= 0).all() and (fc[S.P10] <= fc[S.P90]).all()
     r = invoke("plan", "--usage", str(HELIOS), "--start", "2020-05-31T16:00Z", "--hours", "48", "--forecast",
                str(fc_path), "--no-spot", "--options", "reserved_1y_no_upfront,convertible_1y_no_upfront",

@@ -30,7 +30,7 @@ def test_weekly_pattern_is_recognised_and_quantiles_are_ordered_and_non_negative
     result = forecast(usage, ForecastConfig(horizon_hours=168, history_hours=None))
     fc = result.forecast
     assert len(fc) == 168 and fc[S.TIMESTAMP].iloc[0] == usage[S.TIMESTAMP].max() + pd.Timedelta(hours=1)
-    assert result.selection[S.MODEL].iloc[0] in ("SeasonalNaive168", "AutoETS")
+    assert result.selection[S.MODEL].iloc[0] in ("SeasonalNaive168", "MSTL", "Ensemble")
     assert (fc[S.P10] >= 0).all() and (fc[S.P10] <= fc[S.P50]).all() and (fc[S.P50] <= fc[S.P90]).all()
     # The forecast keeps the weekday/weekend difference of the history.
     weekend = (fc[S.TIMESTAMP].dt.dayofweek >= 5).to_numpy()
@@ -62,9 +62,9 @@ def test_forecast_csv_round_trip(tmp_path):
     fc = forecast(usage, ForecastConfig(horizon_hours=24)).forecast
     path = tmp_path / "forecast.csv"
     write_forecast_csv(fc, path)
-    assert path.read_text().splitlines()[0] == ",".join(S.FORECAST_COLUMNS)
+    assert path.read_text().splitlines()[0] == ",".join(S.FORECAST_COLUMNS_FULL)
     back = read_forecast_csv(path)
-    pd.testing.assert_frame_equal(back, fc[list(S.FORECAST_COLUMNS)], check_dtype=False)
+    pd.testing.assert_frame_equal(back, fc[list(S.FORECAST_COLUMNS_FULL)], check_dtype=False)
 
 
 def test_bad_forecast_file_is_one_line(tmp_path):
