@@ -95,3 +95,29 @@ def _category_color() -> alt.Color:
 def _order_expr() -> str:
     cats = list(CATEGORY_COLORS)
     return " : ".join(f"datum.category === '{c}' ? {i}" for i, c in enumerate(cats)) + f" : {len(cats)}"
+
+
+def backtest_chart(per_level: pd.DataFrame, title: str = "Rolling-origin backtest") -> alt.HConcatChart:
+    """Mean MASE per level and method (lower is better) beside the selected forecasts' range coverage.
+
+    Args:
+        per_level: ``method, level, mean_mase, coverage_80, coverage_90`` (from ``BacktestResult.per_level``).
+        title: chart title.
+    """
+    mase = alt.Chart(per_level).mark_bar().encode(
+        x=alt.X("mean_mase:Q", title="mean MASE (1 = 24-hour seasonal naive in sample)"),
+        y=alt.Y("method:N", title=None),
+        color=alt.Color("method:N", legend=None),
+        row=alt.Row("level:N", title=None),
+        tooltip=["level", "method", alt.Tooltip("mean_mase:Q", format=".3f")],
+    ).properties(width=320, title="Point accuracy")
+    selected = per_level[per_level["method"] == "selected"].melt(
+        id_vars=["level"], value_vars=["coverage_80", "coverage_90"], var_name="band", value_name="coverage")
+    selected["target"] = selected["band"].map({"coverage_80": 0.8, "coverage_90": 0.9})
+    cov = alt.Chart(selected).mark_bar().encode(
+        x=alt.X("coverage:Q", title="share of hours inside the band", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("band:N", title=None),
+        row=alt.Row("level:N", title=None),
+        tooltip=["level", "band", alt.Tooltip("coverage:Q", format=".1%"), alt.Tooltip("target:Q", format=".0%")],
+    ).properties(width=260, title="Range coverage (target 80% / 90%)")
+    return alt.hconcat(mase, cov).properties(title=title)

@@ -89,12 +89,22 @@ def _split(value: str | None) -> tuple[str, ...] | None:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
-def run_forecast(usage: pd.DataFrame, horizon_hours: int, history_hours: int | None,
-                 progress: Callable[[str], None] | None = None):
-    from forecasting.engine import ForecastConfig, default_n_jobs, forecast
+def forecast_config(horizon_hours: int, history_hours: int | None, models: str = "default",
+                    engine: str = "local"):
+    from forecasting.engine import ForecastConfig, default_n_jobs
+    from forecasting.models import MODEL_SETS
 
-    config = ForecastConfig(horizon_hours=horizon_hours, history_hours=history_hours, n_jobs=default_n_jobs())
-    return forecast(usage, config, progress=progress)
+    if models not in MODEL_SETS:
+        raise UserFacingError(f"unknown model set '{models}' (fix: choose one of {', '.join(MODEL_SETS)})")
+    return ForecastConfig(horizon_hours=horizon_hours, history_hours=history_hours, models=MODEL_SETS[models],
+                          n_jobs=default_n_jobs(), engine=engine)
+
+
+def run_forecast(usage: pd.DataFrame, horizon_hours: int, history_hours: int | None,
+                 progress: Callable[[str], None] | None = None, *, models: str = "default", engine: str = "local"):
+    from forecasting.engine import forecast
+
+    return forecast(usage, forecast_config(horizon_hours, history_hours, models, engine), progress=progress)
 
 
 def forecast_table(fc: pd.DataFrame, selection: pd.DataFrame) -> Table:
@@ -118,6 +128,8 @@ UsageOpt = Annotated[Path, typer.Option(help="usage file: canonical CSV/Parquet,
 FormatOpt = Annotated[str, typer.Option("--format", help="auto|canonical|focus|cur")]
 TagKeyOpt = Annotated[str, typer.Option(help="cost-allocation tag holding the team (FOCUS/CUR)")]
 HistoryOpt = Annotated[int, typer.Option(help="fit on at most this many recent hours (0 = all)")]
+ModelsOpt = Annotated[str, typer.Option(help="candidate models: default, full (adds AutoETS, AutoTheta) or baselines")]
+EngineOpt = Annotated[str, typer.Option(help="where statsforecast runs: local, or dask / ray through Fugue")]
 CatalogOpt = Annotated[Path | None, typer.Option(help="price catalog CSV (default: shipped snapshot)")]
 
 
@@ -129,16 +141,18 @@ def forecast(
     fmt: FormatOpt = "auto",
     tag_key: TagKeyOpt = "team",
     history_hours: HistoryOpt = 1344,
+    models: ModelsOpt = "default",
+    engine: EngineOpt = "local",
     catalog: CatalogOpt = None,
 ) -> None:
-    """Forecast hourly GPU demand per team and GPU type, with p10/p50/p90."""
+    """Forecast hourly GPU demand per team and GPU type, with p05/p10/p50/p90/p95."""
     from forecasting.engine import write_forecast_csv
 
     try:
         cat = _catalog(catalog)
         usage_df = load_usage_file(usage, fmt, tag_key, cat)
         with step("forecasting") as say:
-            result = run_forecast(usage_df, horizon_hours, history_hours or None, say)
+            result = run_forecast(usage_df, horizon_hours, history_hours or None, say, models=models, engine=engine)
         write_forecast_csv(result.forecast, out_path)
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)
@@ -299,6 +313,55 @@ def catalog_refresh(
     out.print(f"refreshed {result.rows:,} price rows for {result.instance_types} instance types in {region}; wrote "
               f"{len(merged):,} rows (other regions and providers kept from {base.path}) to {out_path}; "
               f"use it with --catalog {out_path}")
+
+
+@app.command()
+def backtest(
+    usage: UsageOpt,
+    out_path: Annotated[Path, typer.Option("--out", help="CSV of scores per method, level and node")],
+    horizon_hours: Annotated[int, typer.Option(help="hours forecast from each origin", min=1)] = 168,
+    origins: Annotated[int, typer.Option(help="number of forecast origins", min=1)] = 2,
+    step_hours: Annotated[int | None, typer.Option(help="hours between origins (default: the horizon)")] = None,
+    chart: Annotated[Path | None, typer.Option(help="write the accuracy chart as HTML")] = None,
+    fmt: FormatOpt = "auto",
+    tag_key: TagKeyOpt = "team",
+    history_hours: HistoryOpt = 1344,
+    models: ModelsOpt = "default",
+    engine: EngineOpt = "local",
+    catalog: CatalogOpt = None,
+) -> None:
+    """Rolling-origin accuracy per series and per level (MASE, pinball loss, range coverage) vs naive baselines."""
+    from app.charts import backtest_chart
+    from forecasting.backtest import BacktestConfig, rolling_backtest
+    from forecasting.io import write_atomic, write_csv_atomic
+
+    try:
+        cat = _catalog(catalog)
+        usage_df = load_usage_file(usage, fmt, tag_key, cat)
+        config = forecast_config(horizon_hours, history_hours or None, models, engine)
+        with step("backtesting") as say:
+            result = rolling_backtest(S.to_long(usage_df), config,
+                                      BacktestConfig(horizon_hours=horizon_hours, origins=origins,
+                                                     step_hours=step_hours), progress=say)
+        scores = pd.concat([result.per_level.assign(key="(all)"),
+                            result.per_series.rename(columns={S.UID: "key"}).assign(level="series_detail")],
+                           ignore_index=True)
+        write_csv_atomic(scores, out_path)
+        if chart is not None:
+            html = backtest_chart(result.per_level).to_html()
+            write_atomic(chart, lambda fh: fh.write(html))
+    except (*USER_ERRORS, UserFacingError) as exc:
+        _fail(exc)
+    table = Table(title=f"Backtest: {origins} origin(s) x {horizon_hours} h; MASE vs the best naive baseline")
+    for col in ("level", "nodes", "MASE selected", "best baseline", "its MASE", "ratio", "p10-p90 cover",
+                "p05-p95 cover", "pinball (GPUs)"):
+        table.add_column(col, justify="left" if col in ("level", "best baseline") else "right")
+    for _, r in result.summary.iterrows():
+        table.add_row(r["level"], f"{r['nodes']}", f"{r['mase_selected']:.3f}", str(r["best_baseline"]),
+                      f"{r['mase_best_baseline']:.3f}", f"{r['mase_ratio']:.3f}", f"{r['coverage_80']:.1%}",
+                      f"{r['coverage_90']:.1%}", f"{r['pinball_selected']:.2f}")
+    out.print(table)
+    out.print(f"wrote {out_path}" + (f" and {chart}" if chart else ""))
 
 
 @app.command()
