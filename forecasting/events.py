@@ -154,20 +154,20 @@ class Event:
                        "end must be later than start (it is exclusive); leave it empty for open-ended events")
         if self.kind in ("add", "set"):
             if self.gpu_type is None:
-                self.error(f"missing gpu_type for a '{self.kind}' event", "gpu_type",
+                self.error(f"missing gpu_type, required for kind '{self.kind}'", "gpu_type",
                            "name the GPU model, e.g. NVIDIA H100")
             if self.gpus is None:
-                self.error(f"missing gpus for a '{self.kind}' event", "gpus", "give the GPUs in use, e.g. 64")
+                self.error(f"missing gpus, required for kind '{self.kind}'", "gpus", "give the GPUs in use, e.g. 64")
         if self.gpus is not None and not (math.isfinite(self.gpus) and self.gpus >= 0):
             self.error(f"gpus {self.gpus:g} is negative" if self.gpus < 0 else f"gpus {self.gpus} is not finite",
                        "gpus", "gpus must be a number >= 0; to reduce demand use kind scale or set")
         if self.kind == "scale" and self.factor is None:
-            self.error("missing factor for a 'scale' event", "factor", "give a multiplier, e.g. 1.3 for +30%")
+            self.error("missing factor, required for kind 'scale'", "factor", "give a multiplier, e.g. 1.3 for +30%")
         if self.factor is not None and not (math.isfinite(self.factor) and self.factor >= 0):
             self.error(f"factor {self.factor:g} is negative" if self.factor < 0 else "factor is not finite",
                        "factor", "factor must be a number >= 0 (0.5 halves demand)")
         if self.kind == "wind_down" and self.end is None:
-            self.error("missing end for a 'wind_down' event", "end",
+            self.error("missing end, required for kind 'wind_down'", "end",
                        "give the date demand reaches 0, e.g. 2026-03-01")
 
     @property
@@ -419,7 +419,8 @@ def wind_down_factor(t: np.ndarray, period: pd.Timedelta, start: pd.Timestamp, e
     return (before + ramp * inside) / p
 
 
-def _value_columns(frame: pd.DataFrame, quantile_cols: Sequence[str] | None) -> list[str]:
+def value_columns(frame: pd.DataFrame, quantile_cols: Sequence[str] | None = None) -> list[str]:
+    """``mean`` plus the quantile columns (default: every ``pNN`` column) of a forecast frame."""
     if quantile_cols is None:
         quantile_cols = [c for c in frame.columns if _QUANTILE_RE.fullmatch(str(c))]
     missing = [c for c in (S.MEAN, *quantile_cols) if c not in frame.columns]
@@ -458,7 +459,7 @@ def apply_events(forecast_frame: pd.DataFrame, events: Sequence[Event], *, time_
     for col in (S.TEAM, S.GPU_TYPE, time_col):
         if col not in forecast_frame.columns:
             raise ValueError(f"forecast frame has no column '{col}'")
-    cols = _value_columns(forecast_frame, quantile_cols)
+    cols = value_columns(forecast_frame, quantile_cols)
     out = forecast_frame.copy()
     out[time_col] = pd.to_datetime(out[time_col])
     for col in cols:

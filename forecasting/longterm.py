@@ -19,16 +19,28 @@ Models
 ------
 History: hourly usage -> daily means per (team, gpu_type); a trailing incomplete UTC day is dropped and
 series that stopped reporting are padded with zeros to the last day (as in the hourly engine). The
-candidates (see :data:`CANDIDATES`) are fitted with statsforecast on an integer period index; each
-series gets the candidate with the lowest mean absolute error over ``cv_windows`` rolling-origin windows
-of ``cv_horizon_days`` (default min(horizon, 91) days); a series too short for that gets shorter windows
-(at least 7 periods), and a series too short for any window gets ``Naive`` with its own intervals.
+candidates (see :data:`CANDIDATES`; default :data:`DEFAULT_DAILY_MODELS`: Naive, SeasonalNaive (7 days),
+SeasonalWindowAverage (mean of the last 4 same weekdays), AutoTheta (season 7), DampedMSTL (STL weekly
+cycle + damped-trend ETS) and Ensemble (mean of SeasonalNaive, AutoTheta and DampedMSTL)) are fitted with
+statsforecast on an integer period index; each series gets the candidate with the lowest mean absolute
+error over ``cv_windows`` rolling-origin windows of ``cv_horizon_days`` (default min(horizon, 91) days);
+a series too short for that gets shorter windows (at least 7 periods), and a series too short for any
+window gets ``Naive`` with its own intervals.
+
+Measured on the synthetic org (hold out the last 90 days, forecast them from before): total absolute
+error of daily means 9,083 GPU-days with the default candidates vs 10,616 for SeasonalNaive(7) alone
+(-14%); 180 days: 23,349 vs 26,113 (-11%). The p10-p90 band held 83% of held-out days (90 days) and
+79% (180 days). ``RandomWalkWithDrift`` is available but not a default: on step-shaped training series it
+wins short CV windows and then runs away (270-day hold-out: 2x the seasonal naive error on the largest
+series). ``AutoETS`` with a 7-day season is available but about 3x slower than all defaults together.
 
 Quantiles are conformal, from the chosen model's CV residuals ``r = y - forecast`` of that series:
-``p_q(k) = mean(k) + median(r) + (Q_q(r) - median(r)) * sqrt(max(k, H) / H)`` for step ``k`` and CV
-window length ``H``: inside the CV horizon the empirical residual quantiles are used as they are; beyond
-it the spread grows like a random walk's (an assumption, stated here because 12-36 months ahead cannot
-be cross-validated on 18 months of history). Quantiles are sorted and clipped at 0.
+``p_q(k) = mean(k) + median(r) + (Q_q(r) - median(r)) * sqrt(max(k, H/2) / (H/2))`` for step ``k`` and
+CV window length ``H``: the pooled residuals of steps 1..H stand for the average step H/2, and the
+spread grows like a random walk's beyond it (an assumption, stated here because 12-36 months ahead
+cannot be cross-validated on 18 months of history; on the 270-day hold-out the p10-p90 band held 74% of
+days, so the far end is still somewhat narrow). Quantiles are sorted and clipped at 0. Weekly
+granularity calibrates the bands on weekly means, so they are too narrow for single days.
 
 Adjustments (applied after the model, in this order, and listed in ``LongTermForecast.adjustments``):
 
@@ -70,9 +82,13 @@ import numpy as np
 import pandas as pd
 from statsforecast import StatsForecast
 from statsforecast.models import (
+    MSTL,
+    AutoCES,
     AutoETS,
     AutoTheta,
+    DynamicOptimizedTheta,
     Naive,
+    OptimizedTheta,
     RandomWalkWithDrift,
     SeasonalNaive,
     SeasonalWindowAverage,
@@ -93,6 +109,8 @@ from forecasting.events import (
     Event,
     apply_events,
     empty_adjustments,
+    infer_period,
+    value_columns,
 )
 
 Progress = Callable[[str], None]
@@ -158,11 +176,38 @@ class LongCandidate:
             return AutoETS(season_length=season, damped=True, alias=self.name)
         if self.name == "AutoTheta":
             return AutoTheta(season_length=season, alias=self.name)
+        if self.name == "OptimizedTheta":
+            return OptimizedTheta(season_length=season, alias=self.name)
+        if self.name == "DynamicOptimizedTheta":
+            return DynamicOptimizedTheta(season_length=season, alias=self.name)
+        if self.name == "AutoCES":
+            return AutoCES(season_length=season, alias=self.name)
+        if self.name == "MSTL":
+            # STL removes the weekly cycle; a non-seasonal ETS (trend chosen by AICc) forecasts the rest.
+            if not daily:
+                return AutoETS(model="ZZN", alias=self.name)
+            return MSTL(season_length=7, trend_forecaster=AutoETS(model="ZZN"), alias=self.name)
+        if self.name == "DampedMSTL":
+            if not daily:
+                return AutoETS(model="ZZN", damped=True, alias=self.name)
+            return MSTL(season_length=7, trend_forecaster=AutoETS(model="ZZN", damped=True), alias=self.name)
         if self.name == "WindowAverage":
             return WindowAverage(window_size=28 if daily else 4, alias=self.name)
         if self.name == "SeasonalWindowAverage":
             return SeasonalWindowAverage(season_length=7, window_size=4, alias=self.name)
-        raise ValueError(f"unknown model '{self.name}'")
+        raise ValueError(f"'{self.name}' is not a single statsforecast model")
+
+    def members(self, granularity: str) -> tuple[str, ...]:
+        """The models whose point forecasts an ensemble averages (empty for single models)."""
+        if self.name != ENSEMBLE:
+            return ()
+        return ENSEMBLE_DAILY if granularity == "daily" else ENSEMBLE_WEEKLY
+
+
+ENSEMBLE = "Ensemble"
+ENSEMBLE_DAILY = ("SeasonalNaive", "AutoTheta", "DampedMSTL")
+ENSEMBLE_WEEKLY = ("Naive", "AutoTheta", "DampedMSTL")
+"""Members of the ``Ensemble`` candidate: the equal-weight mean of their point forecasts."""
 
 
 CANDIDATES: dict[str, LongCandidate] = {c.name: c for c in (
@@ -172,11 +217,18 @@ CANDIDATES: dict[str, LongCandidate] = {c.name: c for c in (
     LongCandidate("AutoETS", 28, 8),
     LongCandidate("DampedETS", 28, 8),
     LongCandidate("AutoTheta", 28, 8),
+    LongCandidate("OptimizedTheta", 28, 8),
+    LongCandidate("DynamicOptimizedTheta", 28, 8),
+    LongCandidate("AutoCES", 28, 8),
+    LongCandidate("MSTL", 28, 8),
+    LongCandidate("DampedMSTL", 28, 8),
     LongCandidate("WindowAverage", 28, 4, intervals=False),
     LongCandidate("SeasonalWindowAverage", 28, None, intervals=False),
+    LongCandidate(ENSEMBLE, 28, 8, intervals=False),
 )}
-DEFAULT_DAILY_MODELS = ("Naive", "SeasonalNaive", "RandomWalkWithDrift", "AutoETS", "AutoTheta")
-DEFAULT_WEEKLY_MODELS = ("Naive", "RandomWalkWithDrift", "AutoETS", "AutoTheta", "WindowAverage")
+DEFAULT_DAILY_MODELS = ("Naive", "SeasonalNaive", "SeasonalWindowAverage", "AutoTheta", "DampedMSTL", ENSEMBLE)
+DEFAULT_WEEKLY_MODELS = ("Naive", "WindowAverage", "AutoTheta", "DampedMSTL", ENSEMBLE)
+"""Default candidates; why ``RandomWalkWithDrift`` and ``AutoETS`` are left out: see the module docstring."""
 FALLBACK_MODEL = "Naive"
 
 
@@ -459,13 +511,14 @@ def _cv_plan(length: int, models: tuple[str, ...], granularity: str, windows: in
 
 def _conformal(point: np.ndarray, steps: np.ndarray, resid: np.ndarray, quantiles: tuple[float, ...],
                h_cv: int) -> np.ndarray:
-    """(len(point), len(quantiles)) conformal quantiles, spread growing like sqrt beyond ``h_cv``."""
+    """(len(point), len(quantiles)) conformal quantiles; the spread grows like sqrt(step) beyond ``h_cv / 2``."""
     resid = resid[np.isfinite(resid)]
     if resid.size == 0:
         return np.repeat(point[:, None], len(quantiles), axis=1)
     med = float(np.median(resid))
     spread = np.quantile(resid, quantiles) - med
-    grow = np.sqrt(np.maximum(steps, h_cv) / h_cv)
+    ref = h_cv / 2.0  # pooled residuals of steps 1..H stand for the average step, H / 2
+    grow = np.sqrt(np.maximum(steps, ref) / ref)
     return point[:, None] + med + grow[:, None] * spread[None, :]
 
 
@@ -515,11 +568,14 @@ def _fit_predict(long: pd.DataFrame, config: LongTermConfig, say: Progress,
         if models != config.candidate_names:
             dropped = [m for m in config.candidate_names if m not in models]
             notes.append(f"{len(uids)} series too short for {', '.join(dropped)}")
-        sf = StatsForecast(models=[CANDIDATES[m].build(gran) for m in models], freq=1, n_jobs=config.n_jobs)
+        sf = StatsForecast(models=[CANDIDATES[m].build(gran) for m in _fitted(models, gran)], freq=1,
+                           n_jobs=config.n_jobs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             cv = sf.cross_validation(df=part, h=hh, n_windows=windows, step_size=hh)
         cv = cv.reset_index(drop=True) if S.UID in cv.columns else cv.reset_index()
+        if ENSEMBLE in models:
+            cv[ENSEMBLE] = cv[list(CANDIDATES[ENSEMBLE].members(gran))].mean(axis=1)
         err = cv[list(models)].sub(cv[S.Y], axis=0).abs()
         err[S.UID] = cv[S.UID].to_numpy()
         mae = err.groupby(S.UID)[list(models)].mean()
@@ -545,19 +601,31 @@ def _fit_predict(long: pd.DataFrame, config: LongTermConfig, say: Progress,
     return fc, pd.concat(sel_parts, ignore_index=True), scores
 
 
+def _fitted(models: Sequence[str], granularity: str) -> list[str]:
+    """The statsforecast models to fit for ``models``: ensembles are replaced by their members."""
+    out: list[str] = []
+    for m in models:
+        for name in CANDIDATES[m].members(granularity) or (m,):
+            if name not in out:
+                out.append(name)
+    return out
+
+
 def _predict(part: pd.DataFrame, model: str, h: int, config: LongTermConfig, resid: pd.Series | None,
              h_cv: int) -> pd.DataFrame:
     """Forecast ``part`` with one model; conformal quantiles from ``resid`` (per uid) or native ones."""
     qs, qcols = tuple(config.quantiles), config.quantile_columns
     cand = CANDIDATES[model]
-    sf = StatsForecast(models=[cand.build(config.granularity)], freq=1, n_jobs=config.n_jobs)
+    fitted = _fitted((model,), config.granularity)
+    sf = StatsForecast(models=[CANDIDATES[m].build(config.granularity) for m in fitted], freq=1,
+                       n_jobs=config.n_jobs)
     native = resid is None and cand.intervals
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fc = sf.forecast(df=part, h=h, level=_native_levels(qs) if native else None)
     fc = fc.reset_index(drop=True) if S.UID in fc.columns else fc.reset_index()
     steps = (fc.groupby(S.UID).cumcount() + 1).to_numpy()
-    point = fc[model].to_numpy(float)
+    point = fc[fitted].to_numpy(float).mean(axis=1)
     if native:
         quant = _native(fc, model, qs)
     elif resid is None:
@@ -594,8 +662,6 @@ def apply_growth(frame: pd.DataFrame, growth: float = 0.0, team_growth: Sequence
     Returns:
         ``(adjusted frame, adjustments)`` with one ``growth`` adjustment per series whose rate is not 0.
     """
-    from forecasting.events import _value_columns, infer_period
-
     time_col = time_col or (DATE if DATE in frame.columns else S.TIMESTAMP)
     out = frame.copy()
     if out.empty:
@@ -607,7 +673,7 @@ def apply_growth(frame: pd.DataFrame, growth: float = 0.0, team_growth: Sequence
     rate = out[S.TEAM].map(per_team).fillna(growth).to_numpy(float)
     years = ((t - start) / pd.Timedelta(days=DAYS_PER_YEAR)).to_numpy(float)
     factor = np.power(1.0 + rate, years)
-    cols = _value_columns(out, None)
+    cols = value_columns(out, None)
     before = out[S.MEAN].to_numpy(float).copy()
     out[cols] = out[cols].to_numpy(float) * factor[:, None]
     delta = (out[S.MEAN].to_numpy(float) - before) * (period / pd.Timedelta(hours=1))
@@ -639,6 +705,9 @@ def forecast_longterm(usage: pd.DataFrame, config: LongTermConfig | None = None,
 
     Returns:
         A :class:`LongTermForecast` whose daily frame starts the day after the last complete UTC day.
+
+    Raises:
+        UsageError: the usage holds no complete UTC day.
     """
     config = config or LongTermConfig()
     say = progress or (lambda _msg: None)
@@ -647,6 +716,9 @@ def forecast_longterm(usage: pd.DataFrame, config: LongTermConfig | None = None,
     if usage[S.TIMESTAMP].max() > end + pd.Timedelta(hours=23):
         notes.append(f"dropped the incomplete last day {end + pd.Timedelta(days=1):%Y-%m-%d}")
     daily = to_daily(usage, end=end)
+    if daily.empty:
+        raise S.UsageError(str(usage.attrs.get("sample", "usage")), "no complete UTC day of usage",
+                           fix="a long-term forecast needs at least one full day (24 hours) of history")
     ended = int(daily.groupby([S.TEAM, S.GPU_TYPE])[HOURS].apply(lambda s: s.iloc[-1] == 0).sum())
     if ended:
         notes.append(f"{ended} series ended before the last day of the data; padded with 0 GPUs to the end")
