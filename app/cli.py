@@ -111,7 +111,8 @@ def forecast_table(fc: pd.DataFrame, selection: pd.DataFrame) -> Table:
     """Per-series forecast overview: average GPUs over the horizon with the p10-p90 range."""
     agg = fc.groupby([S.TEAM, S.GPU_TYPE]).agg(mean=(S.MEAN, "mean"), p10=(S.P10, "mean"), p90=(S.P90, "mean"),
                                                peak_p90=(S.P90, "max"))
-    agg = agg.join(selection.set_index([S.TEAM, S.GPU_TYPE])[[S.MODEL, "cv_mae"]])
+    agg = agg.join(selection.set_index([S.TEAM, S.GPU_TYPE])[["cv_mae"]]).join(
+        fc.groupby([S.TEAM, S.GPU_TYPE])[S.MODEL].first())
     table = Table(title=f"Forecast: average GPUs in use per hour, {fc[S.TIMESTAMP].min():%Y-%m-%d %H:%M} to "
                         f"{fc[S.TIMESTAMP].max():%Y-%m-%d %H:%M} UTC")
     for col in ("team", "GPU type", "model", "CV MAE (GPUs)", "p10", "mean", "p90", "peak p90"):
@@ -130,6 +131,20 @@ TagKeyOpt = Annotated[str, typer.Option(help="cost-allocation tag holding the te
 HistoryOpt = Annotated[int, typer.Option(help="fit on at most this many recent hours (0 = all)")]
 ModelsOpt = Annotated[str, typer.Option(help="candidate models: default, full (adds AutoETS, AutoTheta) or baselines")]
 EngineOpt = Annotated[str, typer.Option(help="where statsforecast runs: local, or dask / ray through Fugue")]
+EventsOpt = Annotated[Path | None, typer.Option(help="planned events (YAML or CSV): new projects, wind-downs")]
+
+
+def apply_events_file(fc: pd.DataFrame, events: Path | None, cat: Catalog) -> pd.DataFrame:
+    """Apply a planned-events file to a forecast and print each adjustment (shown as such, never hidden)."""
+    if events is None:
+        return fc
+    from forecasting.events import apply_events, load_events
+
+    adjusted, adjustments = apply_events(fc, load_events(events, known_gpu_types=cat.gpu_models()))
+    for _, a in adjustments.iterrows():
+        err.print(f"  event {a['kind']} {a['team']} / {a['gpu_type']}: {a['delta_gpu_hours']:+,.0f} GPU-hours"
+                  + (f" ({a['note']})" if a.get("note") else ""), markup=False, highlight=False)
+    return adjusted
 CatalogOpt = Annotated[Path | None, typer.Option(help="price catalog CSV (default: shipped snapshot)")]
 
 
@@ -143,6 +158,7 @@ def forecast(
     history_hours: HistoryOpt = 1344,
     models: ModelsOpt = "default",
     engine: EngineOpt = "local",
+    events: EventsOpt = None,
     catalog: CatalogOpt = None,
 ) -> None:
     """Forecast hourly GPU demand per team and GPU type, with p05/p10/p50/p90/p95."""
@@ -153,15 +169,17 @@ def forecast(
         usage_df = load_usage_file(usage, fmt, tag_key, cat)
         with step("forecasting") as say:
             result = run_forecast(usage_df, horizon_hours, history_hours or None, say, models=models, engine=engine)
-        write_forecast_csv(result.forecast, out_path)
+        fc = apply_events_file(result.forecast, events, cat)
+        write_forecast_csv(fc, out_path)
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)
-    out.print(forecast_table(result.forecast, result.selection))
-    out.print(f"wrote {len(result.forecast):,} rows to {out_path}")
+    out.print(forecast_table(fc, result.selection))
+    out.print(f"wrote {len(fc):,} rows to {out_path}")
 
 
 def plan_from_usage(usage: pd.DataFrame, cat: Catalog, config: PlanConfig, *, history_hours: int | None = 1344,
-                    forecast_frame: pd.DataFrame | None = None, progress: Callable[[str], None] | None = None):
+                    forecast_frame: pd.DataFrame | None = None, progress: Callable[[str], None] | None = None,
+                    events: Path | None = None):
     """Forecast from the history before the window (unless a forecast is given) and plan the window."""
     from optimizer.solve import make_plan
 
@@ -175,6 +193,7 @@ def plan_from_usage(usage: pd.DataFrame, cat: Catalog, config: PlanConfig, *, hi
         horizon = int((config.end - last) / pd.Timedelta(hours=1)) - 1
         result = run_forecast(history, horizon, history_hours, progress)
         forecast_frame = result.forecast
+    forecast_frame = apply_events_file(forecast_frame, events, cat)
     return make_plan(forecast_frame, cat, config, progress=progress), result
 
 
@@ -192,6 +211,7 @@ def plan(
     max_spot_share: Annotated[float, typer.Option(help="max share of GPU-hours on spot (0-1)")] = 0.3,
     growth: Annotated[float, typer.Option(help="demand growth applied to the forecast, e.g. 0.1 = +10%")] = 0.0,
     forecast_file: Annotated[Path | None, typer.Option("--forecast", help="use this forecast CSV")] = None,
+    events: EventsOpt = None,
     fmt: FormatOpt = "auto",
     tag_key: TagKeyOpt = "team",
     history_hours: HistoryOpt = 1344,
@@ -213,7 +233,7 @@ def plan(
         fc = read_forecast_csv(forecast_file) if forecast_file else None
         with step("planning") as say:
             result, _ = plan_from_usage(usage_df, cat, config, history_hours=history_hours or None,
-                                        forecast_frame=fc, progress=say)
+                                        forecast_frame=fc, progress=say, events=events)
         result.plan.write(out_path)
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)
@@ -313,6 +333,53 @@ def catalog_refresh(
     out.print(f"refreshed {result.rows:,} price rows for {result.instance_types} instance types in {region}; wrote "
               f"{len(merged):,} rows (other regions and providers kept from {base.path}) to {out_path}; "
               f"use it with --catalog {out_path}")
+
+
+@app.command()
+def longterm(
+    usage: UsageOpt,
+    out_path: Annotated[Path, typer.Option("--out", help="daily (or weekly) forecast CSV to write")],
+    days: Annotated[int, typer.Option(help="days to forecast (365 = 1-year, 1095 = 3-year terms)", min=1)] = 365,
+    granularity: Annotated[str, typer.Option(help="daily or weekly models")] = "daily",
+    growth: Annotated[float, typer.Option(help="annual demand growth on top of the models' trend, 0.1 = +10%")] = 0.0,
+    events: EventsOpt = None,
+    ldc_out: Annotated[Path | None, typer.Option(help="also write monthly load-duration curves per GPU type")] = None,
+    fmt: FormatOpt = "auto",
+    tag_key: TagKeyOpt = "team",
+    catalog: CatalogOpt = None,
+) -> None:
+    """Forecast 12-36 months ahead (daily/weekly models) for commitment terms, with growth and planned events."""
+    from forecasting.events import load_events
+    from forecasting.io import write_csv_atomic
+    from forecasting.longterm import LongTermConfig, forecast_longterm
+
+    try:
+        cat = _catalog(catalog)
+        usage_df = load_usage_file(usage, fmt, tag_key, cat)
+        evs = load_events(events, known_gpu_types=cat.gpu_models()) if events else None
+        config = LongTermConfig(horizon_days=days, granularity=granularity, growth=growth)
+        with step("forecasting long term") as say:
+            result = forecast_longterm(usage_df, config, events=evs, progress=say)
+        write_csv_atomic(result.daily, out_path)
+        if ldc_out is not None:
+            write_csv_atomic(result.load_duration_curve(), ldc_out)
+    except (*USER_ERRORS, UserFacingError) as exc:
+        _fail(exc)
+    for _, a in result.adjustments.iterrows():
+        err.print(f"  adjustment {a['kind']} {a['team']} / {a['gpu_type']}: {a['delta_gpu_hours']:+,.0f} GPU-hours",
+                  markup=False, highlight=False)
+    per_day = result.daily.groupby(["date", S.GPU_TYPE], as_index=False)[S.MEAN].sum()
+    monthly = per_day.assign(month=pd.to_datetime(per_day["date"]).dt.to_period("M")).groupby(
+        ["month", S.GPU_TYPE])[S.MEAN].mean().unstack()
+    table = Table(title=f"Organisation: mean GPUs in use per month, all teams ({granularity} models, "
+                        f"growth {growth:+.0%}, events applied)")
+    table.add_column("month")
+    for g in monthly.columns:
+        table.add_column(g, justify="right")
+    for month, r in monthly.iterrows():
+        table.add_row(str(month), *(f"{v:,.1f}" for v in r))
+    out.print(table)
+    out.print(f"wrote {out_path}" + (f" and {ldc_out}" if ldc_out else ""))
 
 
 @app.command()

@@ -143,3 +143,43 @@ def test_bad_plan_options_are_one_line(tmp_path, args, expected):
     lines = [ln for ln in r.output.splitlines() if ln.strip() and not ln.startswith("  ")]
     assert len(lines) == 1 and expected in lines[0], r.output
     assert not out.exists()
+
+
+def test_planned_events_adjust_the_forecast_and_are_shown(tmp_path):
+    events = tmp_path / "events.yaml"
+    events.write_text("- {team: vc3sl, gpu_type: NVIDIA Tesla V100, kind: add, gpus: 16, start: 2020-06-01T00:00Z,"
+                      " note: new project}\n")
+    base, adjusted = tmp_path / "base.csv", tmp_path / "adjusted.csv"
+    assert invoke("forecast", "--usage", str(HELIOS), "--horizon-hours", "24", "--out", str(base)).exit_code == 0
+    r = invoke("forecast", "--usage", str(HELIOS), "--horizon-hours", "24", "--events", str(events),
+               "--out", str(adjusted))
+    assert r.exit_code == 0, r.output
+    assert "event add vc3sl" in r.output and "new project" in r.output
+    a, b = pd.read_csv(adjusted), pd.read_csv(base)
+    diff = (a[S.MEAN] - b[S.MEAN]).where(a[S.TEAM] == "vc3sl", 0.0)
+    after = pd.to_datetime(a[S.TIMESTAMP]) >= pd.Timestamp("2020-06-01", tz="UTC")
+    assert diff[after & (a[S.TEAM] == "vc3sl")].round(9).eq(16).all() and diff[~after].abs().max() < 1e-9
+    assert (a[S.TEAM] != "vc3sl").sum() == (b[S.TEAM] != "vc3sl").sum()
+
+
+def test_bad_events_file_is_one_line(tmp_path):
+    events = tmp_path / "events.csv"
+    events.write_text("team,gpu_type,kind,start,gpus\nvc3sl,NVIDIA Tesla V100,explode,2020-06-01,4\n")
+    r = invoke("forecast", "--usage", str(HELIOS), "--horizon-hours", "24", "--events", str(events),
+               "--out", str(tmp_path / "f.csv"))
+    assert r.exit_code == 2
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("error")]
+    assert len(lines) == 1 and "events.csv" in lines[0] and "kind" in lines[0]
+
+
+def test_longterm_forecast_with_load_duration_curves(tmp_path):
+    out, ldc = tmp_path / "daily.csv", tmp_path / "ldc.csv"
+    r = invoke("longterm", "--usage", str(HELIOS), "--days", "60", "--out", str(out), "--ldc-out", str(ldc))
+    assert r.exit_code == 0, r.output
+    daily = pd.read_csv(out)
+    assert daily["date"].nunique() == 60 and (daily[S.P10] <= daily[S.P90]).all() and (daily[S.P10] >= 0).all()
+    curve = pd.read_csv(ldc)
+    hours = curve[curve["scenario"] == "mean"].groupby("month")["hours"].sum()
+    days = pd.to_datetime(daily["date"].drop_duplicates()).dt.to_period("M").value_counts()
+    expected = {str(m.start_time.date()): 24.0 * n for m, n in days.items()}
+    assert {str(pd.Timestamp(m).date()): round(h, 6) for m, h in hours.items()} == expected
