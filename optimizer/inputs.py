@@ -43,6 +43,9 @@ class PlanConfig:
         team_growth: per-team growth on top of ``growth``.
         checkpoint_interval_hours / restart_overhead_hours: spot rework model (see catalog.rework_fraction).
         time_limit_s: solver time limit.
+        duration_bins: load-duration-curve bins per scenario in the LP (None = every hour). Costs in the
+            plan are always billed hour by hour; binning only coarsens the decision (measured in
+            docs/benchmarks.md).
     """
 
     start: pd.Timestamp
@@ -57,6 +60,7 @@ class PlanConfig:
     checkpoint_interval_hours: float = 1.0
     restart_overhead_hours: float = 0.25
     time_limit_s: float = 60.0
+    duration_bins: int | None = 96
 
     def __post_init__(self) -> None:
         if self.hours < 1:

@@ -8,7 +8,8 @@ Decision variables, per GPU model g:
 - ``spot_cap[g]`` useful spot GPUs the plan allows at once (the same in every scenario and hour).
 
 Constraints (named, so infeasibilities and shadow prices can be traced):
-- ``cover_<g>_<s>_<t>``: cap[g] + spot + od >= demand (GPUs);
+- ``cover_<g>_<s>_<t>``: cap[g] + spot + od >= demand (GPUs) in cell t of scenario s, where a cell is an
+  hour (exact) or a bin of the load-duration curve (``PlanConfig.duration_bins``);
 - ``spot_share_<g>_<s>``: sum_t spot <= max_spot_share * sum_t demand;
 - ``spot_cap_<g>_<s>_<t>``: spot <= spot_cap[g];
 - ``cap_def_<g>``: the committed-GPU definition.
@@ -49,6 +50,28 @@ class BuiltProblem:
     constraint_labels: dict[str, str]        # constraint-name prefix -> human meaning
 
 
+def duration_cells(demand: np.ndarray, bins: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Cells of the LP for a (scenarios, hours) demand array.
+
+    Returns:
+        scenario index, cell index within the scenario, demand level (GPUs) and hours per cell, for the
+        cells with positive demand. ``bins=None`` keeps every hour (exact); otherwise each scenario's
+        sorted demand is cut into at most ``bins`` groups of consecutive ranks and each group is
+        represented by its mean (the plan is then billed hour by hour, so reported costs stay exact).
+    """
+    n_s, n_t = demand.shape
+    if bins is None or bins >= n_t:
+        s_idx, t_idx = np.nonzero(demand > 0)
+        return s_idx, t_idx, demand[s_idx, t_idx], np.ones(len(s_idx))
+    ordered = -np.sort(-demand, axis=1)
+    edges = np.linspace(0, n_t, bins + 1).round().astype(int)
+    counts = np.diff(edges)
+    sums = np.add.reduceat(ordered, edges[:-1], axis=1)
+    levels = sums / counts
+    s_idx, b_idx = np.nonzero(levels > 0)
+    return s_idx, b_idx, levels[s_idx, b_idx], counts[b_idx].astype(float)
+
+
 def build_problem(scenarios: Scenarios, offers: dict[str, Offers], config: PlanConfig) -> BuiltProblem:
     """Assemble the MILP for every GPU model of ``scenarios``."""
     prob = pulp.LpProblem("gpu_purchase_plan", pulp.LpMinimize)
@@ -69,15 +92,17 @@ def build_problem(scenarios: Scenarios, offers: dict[str, Offers], config: PlanC
                  f"cap_def_{gi}")
         labels[f"cap_def_{gi}"] = f"committed GPUs of {gpu_model}"
         objective += [(counts[k], rates[k] * hours) for k in counts]
-        # Only hours with positive demand need a cover constraint; zero-demand hours cost nothing.
-        cell_s, cell_t = np.nonzero(demand > 0)
+        # Hours are interchangeable (nothing links one hour to the next), so each scenario's demand is
+        # sorted into a load-duration curve and cut into bins of consecutive ranks; a cell is a bin with
+        # its mean level and its number of hours. Zero-demand cells need no cover constraint.
+        cell_s, cell_t, level, n_hours = duration_cells(demand, config.duration_bins)
         cells = list(range(len(cell_s)))
         od = prob.add_variable_dict(f"od{gi}", cells, lowBound=0)
         spot, spot_cap = {}, None
         if off.spot is not None:
             spot = prob.add_variable_dict(f"sp{gi}", cells, lowBound=0)
             spot_cap = prob.add_variable(f"spot_cap{gi}", lowBound=0)
-        w = scenarios.weights[cell_s]
+        w = scenarios.weights[cell_s] * n_hours
         objective += [(od[j], w[j] * off.on_demand_usd_per_gpu_hour) for j in cells]
         if spot:
             rate = off.spot["usd_per_useful_gpu_hour"]
@@ -87,12 +112,12 @@ def build_problem(scenarios: Scenarios, offers: dict[str, Offers], config: PlanC
             if spot:
                 terms.append((spot[j], 1.0))
                 prob += (pulp.LpAffineExpression([(spot[j], 1.0), (spot_cap, -1.0)]) <= 0, f"spot_cap_{gi}_{s}_{t}")
-            prob += (pulp.LpAffineExpression(terms) >= float(demand[s, t]), f"cover_{gi}_{s}_{t}")
+            prob += (pulp.LpAffineExpression(terms) >= float(level[j]), f"cover_{gi}_{s}_{t}")
         labels[f"cover_{gi}"] = f"demand of {gpu_model} must be served every hour"
         if spot:
             for s in range(n_s):
                 total = float(demand[s].sum())
-                terms = [(spot[j], 1.0) for j in np.flatnonzero(cell_s == s)]
+                terms = [(spot[j], float(n_hours[j])) for j in np.flatnonzero(cell_s == s)]
                 prob += (pulp.LpAffineExpression(terms) <= config.max_spot_share * total, f"spot_share_{gi}_{s}")
             labels[f"spot_share_{gi}"] = (f"spot cap: at most {config.max_spot_share:.0%} of {gpu_model} "
                                           "GPU-hours on spot")

@@ -184,3 +184,33 @@ def test_a_time_limited_solve_says_so_and_costs_no_less_than_the_optimum():
     full = make_plan(fc, cat, config(len(demand)))
     assert rushed.status == "time limit reached (best plan found)" and full.status == "Optimal"
     assert rushed.plan.expected.total_usd >= full.plan.expected.total_usd - 1e-6
+
+
+@settings(max_examples=30, deadline=None)
+@given(demand=st.lists(st.floats(min_value=0, max_value=100, allow_nan=False), min_size=5, max_size=300),
+       bins=st.integers(1, 120))
+def test_duration_cells_keep_every_gpu_hour(demand, bins):
+    from optimizer.problem import duration_cells
+
+    d = np.asarray([demand, demand[::-1]])
+    s_idx, _, level, hours = duration_cells(d, bins)
+    for s in (0, 1):
+        assert (level[s_idx == s] * hours[s_idx == s]).sum() == pytest.approx(d[s].sum(), rel=1e-9, abs=1e-9)
+        assert hours[s_idx == s].sum() <= d.shape[1]
+    if bins < d.shape[1]:
+        assert (np.diff(level[s_idx == 0]) <= 1e-9).all()   # a load-duration curve: sorted high to low
+
+
+def test_binned_plan_bills_like_the_hourly_plan_on_the_synthetic_org():
+    from forecasting.engine import ForecastConfig, forecast
+    from forecasting.samples import load_sample
+
+    usage = load_sample("synthetic")
+    usage = usage[usage[S.TIMESTAMP] >= usage[S.TIMESTAMP].max() - pd.Timedelta(hours=24 * 7 * 6)]
+    fc = forecast(usage, ForecastConfig(horizon_hours=336, history_hours=None)).forecast
+    start = fc[S.TIMESTAMP].min()
+    cat = load_catalog()
+    exact = make_plan(fc, cat, PlanConfig(start=start, hours=336, duration_bins=None))
+    binned = make_plan(fc, cat, PlanConfig(start=start, hours=336, duration_bins=96))
+    assert binned.plan.expected.total_usd == pytest.approx(exact.plan.expected.total_usd, rel=1e-3)
+    assert binned.lp_objective_usd <= exact.lp_objective_usd + 1e-6   # bin means relax the hourly problem
