@@ -1,0 +1,59 @@
+"""Planner latency: how long a what-if slider move takes to re-plan and re-render (run:
+.venv/bin/python benchmarks/app_latency.py [--sample synthetic] [--moves 8]).
+
+Drives the real Streamlit app with ``streamlit.testing.v1.AppTest`` (the same script users run). After one
+warm-up run (the forecast is fitted and cached), it alternates the demand-growth and spot-share sliders
+through values not seen before, so every move re-plans, and it times each rerun. The baseline is a
+rerun with nothing changed (cached plan), measured in the same process; the script prints the median
+seconds of both and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from app import state as A
+
+APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
+
+
+def timed_run(at: AppTest) -> float:
+    t0 = time.perf_counter()
+    at.run()
+    elapsed = time.perf_counter() - t0
+    if at.exception:
+        raise RuntimeError(at.exception[0].value)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sample", default="synthetic")
+    parser.add_argument("--moves", type=int, default=8)
+    args = parser.parse_args()
+    os.environ[A.DEFAULT_SAMPLE_ENV] = args.sample
+    at = AppTest.from_file(APP, default_timeout=600)
+    warm = timed_run(at)
+    unchanged = [timed_run(at) for _ in range(3)]
+    moves = []
+    for i in range(args.moves):
+        if i % 2 == 0:
+            at.slider(key=A.GROWTH_KEY).set_value(5 * (i // 2 + 1))
+        else:
+            at.slider(key=A.SPOT_SHARE_KEY).set_value(35 + 5 * (i // 2))
+        moves.append(timed_run(at))
+    base, move = statistics.median(unchanged), statistics.median(moves)
+    print(f"sample {args.sample}: first load {warm:.1f} s (forecast fitted and cached)")
+    print(f"rerun, nothing changed: median {base:.3f} s over {len(unchanged)}")
+    print(f"slider move (re-plan + re-render): median {move:.3f} s, max {max(moves):.3f} s over {len(moves)}")
+    print(f"ratio move / unchanged rerun: {move / base:.2f}")
+
+
+if __name__ == "__main__":
+    main()
