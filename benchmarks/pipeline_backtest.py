@@ -20,7 +20,7 @@ from forecasting.engine import ForecastConfig, default_n_jobs
 from forecasting.samples import load_sample
 from optimizer.billing import bill
 from optimizer.catalog import load_catalog
-from optimizer.inputs import PlanConfig
+from optimizer.inputs import PlanConfig, scenarios_from_paths
 from optimizer.solve import make_plan
 
 
@@ -30,7 +30,7 @@ def realised_forecast(actual: pd.DataFrame) -> pd.DataFrame:
     return actual.assign(**{S.MEAN: g, S.P10: g, S.P50: g, S.P90: g, S.MODEL: "realised"})[list(S.FORECAST_COLUMNS)]
 
 
-def run(sample: str, hours: int, allow_spot: bool) -> dict[str, float]:
+def run(sample: str, hours: int, allow_spot: bool, scenarios: str = "paths") -> dict[str, float]:
     usage = load_sample(sample)
     cat = load_catalog()
     start = usage[S.TIMESTAMP].max() - pd.Timedelta(hours=hours - 1)
@@ -40,14 +40,17 @@ def run(sample: str, hours: int, allow_spot: bool) -> dict[str, float]:
     overall = acc.overall.set_index("method")
     from app.cli import run_forecast
 
-    fc = run_forecast(history, hours, 1344).forecast
+    res = run_forecast(history, hours, 1344)
     config = PlanConfig(start=start, hours=hours, allow_spot=allow_spot)
-    ours = make_plan(fc, cat, config).plan
+    if scenarios == "paths":
+        ours = make_plan(None, cat, config, scenarios=scenarios_from_paths(res.long, config, n_paths=50)).plan
+    else:
+        ours = make_plan(res.forecast, cat, config).plan
     hindsight = make_plan(realised_forecast(actual), cat, config).plan
     billed = bill(ours, actual).totals()
     best = bill(hindsight, actual).totals()
     return {
-        "sample": sample, "hours": hours, "spot": allow_spot,
+        "sample": sample, "hours": hours, "spot": allow_spot, "scenarios": scenarios,
         "mae_selected": overall.loc["selected", "total_mae_gpus"],
         "mae_vs_snaive24": overall.loc["selected", "total_mae_gpus"] / overall.loc["SeasonalNaive24", "total_mae_gpus"],
         "mae_vs_snaive168": overall.loc["selected", "total_mae_gpus"]
@@ -65,11 +68,13 @@ def run(sample: str, hours: int, allow_spot: bool) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="Helios only")
+    parser.add_argument("--scenarios", default="paths", choices=["paths", "quantiles", "both"])
     args = parser.parse_args()
     cases = [("helios", 168, True), ("helios", 168, False)]
     if not args.quick:
         cases += [("synthetic", 720, True), ("synthetic", 720, False)]
-    rows = [run(*c) for c in cases]
+    kinds = ["paths", "quantiles"] if args.scenarios == "both" else [args.scenarios]
+    rows = [run(*c, scenarios=k) for c in cases for k in kinds]
     table = pd.DataFrame(rows)
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:,.3f}".format):
         print(table.to_string(index=False))

@@ -94,6 +94,37 @@ class Scenarios:
         return self.weights @ self.demand[gpu_model]
 
 
+def scenarios_from_paths(long, config: PlanConfig, n_paths: int = 50, seed: int = 0) -> Scenarios:
+    """Equally weighted demand scenarios from the engine's joint sample paths (``forecasting.engine``).
+
+    Unlike summed quantiles, paths keep how teams moved together in the past, so the organisation's range
+    is not overstated. ``long`` is the :class:`forecasting.engine.LongForecast` behind a forecast (its
+    ``unique_id`` is ``team|gpu_type``). Growth settings apply as in :func:`scenarios_from_forecast`.
+    """
+    from forecasting.engine import sample_paths
+
+    hours = pd.date_range(config.start, periods=config.hours, freq="h")
+    paths = sample_paths(long, n_paths, seed)
+    growth = dict(config.team_growth)
+    demand: dict[str, np.ndarray] = {}
+    covered = None
+    for uid, rows in long.forecast.groupby(S.UID, sort=False):
+        team, gpu_model = str(uid).split(S.UID_SEP, 1)
+        ts = pd.DatetimeIndex(rows[S.DS])
+        pos = ts.get_indexer(hours)
+        covered = (pos >= 0) if covered is None else covered & (pos >= 0)
+        mult = (1.0 + config.growth) * (1.0 + growth.get(team, 0.0))
+        values = np.where(pos >= 0, paths[uid][:, np.clip(pos, 0, None)], 0.0) * mult
+        demand[gpu_model] = demand.get(gpu_model, 0.0) + values
+    if covered is None or not covered.all():
+        n = 0 if covered is None else int(covered.sum())
+        raise PlanningError(f"the forecast covers {n} of the {len(hours)} window hours "
+                            "(fix: forecast with --horizon-hours at least the window length)")
+    names = tuple(f"path{i}" for i in range(n_paths))
+    return Scenarios(hours=hours, gpu_models=tuple(sorted(demand)), names=names,
+                     weights=np.full(n_paths, 1.0 / n_paths), demand={g: np.asarray(v) for g, v in demand.items()})
+
+
 def scenarios_from_forecast(fc: pd.DataFrame, config: PlanConfig) -> Scenarios:
     """Scenario demand for the plan window from a forecast frame (team, gpu_type, timestamp, quantiles).
 

@@ -118,7 +118,8 @@ def _spot_max_instances(demand: np.ndarray, capacity: float, spot: dict, share: 
     return lo
 
 
-def make_plan(forecast: pd.DataFrame, catalog: C.Catalog, config: PlanConfig, *,
+def make_plan(forecast: pd.DataFrame | None, catalog: C.Catalog, config: PlanConfig, *,
+              scenarios: Scenarios | None = None,
               progress: Progress | None = None) -> PlanResult:
     """Choose commitments, spot allowance and on-demand for the forecast demand of the window.
 
@@ -129,7 +130,8 @@ def make_plan(forecast: pd.DataFrame, catalog: C.Catalog, config: PlanConfig, *,
         progress: optional callback receiving one line per step.
     """
     say = progress or (lambda _msg: None)
-    scenarios = scenarios_from_forecast(forecast, config)
+    if scenarios is None:
+        scenarios = scenarios_from_forecast(forecast, config)
     offers = {g: offers_for(catalog, g, config) for g in scenarios.gpu_models}
     # GPU models share no constraint yet, so each gets its own (much faster) MILP.
     handles, statuses, objective = [], [], 0.0
@@ -183,16 +185,22 @@ def make_plan(forecast: pd.DataFrame, catalog: C.Catalog, config: PlanConfig, *,
     def expect(key: str) -> float:
         return float(sum(w[s] * scenario_costs[s][key] for s in scenarios.names))
 
+    if S.P10 in scenario_costs and S.P90 in scenario_costs:
+        p10, p90 = scenario_costs[S.P10]["total_usd"], scenario_costs[S.P90]["total_usd"]
+    else:
+        totals = np.array([scenario_costs[n]["total_usd"] for n in scenarios.names])
+        p10, p90 = (float(x) for x in np.quantile(totals, [0.1, 0.9]))
     used = expect("committed_used_gpus")
     capacity = expect("committed_capacity_gpus")
     expected = Expected(
         total_usd=expect("total_usd"), committed_usd=expect("committed_usd"), spot_usd=expect("spot_usd"),
         on_demand_usd=expect("on_demand_usd"), all_on_demand_usd=expect("all_on_demand_usd"),
-        total_p10_usd=scenario_costs[S.P10]["total_usd"], total_p90_usd=scenario_costs[S.P90]["total_usd"],
+        total_p10_usd=p10, total_p90_usd=p90,
         upfront_usd=float(sum(c.count * c.upfront_usd_per_instance for c in commitments)),
         commitment_utilization=(used / capacity) if capacity > 0 else None)
     assumptions = {
-        "scenarios": {n: float(x) for n, x in w.items()},
+        "scenarios": ({n: float(x) for n, x in w.items()} if len(w) <= 5
+                      else {"sample_paths": len(w), "weight_each": 1.0 / len(w)}),
         "options_considered": list(config.options),
         "allow_spot": config.allow_spot, "max_spot_share": config.max_spot_share,
         "growth": config.growth, "team_growth": dict(config.team_growth),

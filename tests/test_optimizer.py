@@ -214,3 +214,27 @@ def test_binned_plan_bills_like_the_hourly_plan_on_the_synthetic_org():
     binned = make_plan(fc, cat, PlanConfig(start=start, hours=336, duration_bins=96))
     assert binned.plan.expected.total_usd == pytest.approx(exact.plan.expected.total_usd, rel=1e-3)
     assert binned.lp_objective_usd <= exact.lp_objective_usd + 1e-6   # bin means relax the hourly problem
+
+
+def test_plans_over_joint_sample_paths_cover_every_path():
+    from forecasting.engine import ForecastConfig, forecast
+    from forecasting.samples import load_sample
+    from optimizer.inputs import scenarios_from_paths
+
+    usage = load_sample("helios")
+    res = forecast(usage, ForecastConfig(horizon_hours=48, cv_windows=4))
+    start = res.forecast[S.TIMESTAMP].min()
+    config = PlanConfig(start=start, hours=48, growth=0.1)
+    sc = scenarios_from_paths(res.long, config, n_paths=20)
+    assert sc.demand["NVIDIA Tesla V100"].shape == (20, 48) and sc.weights.sum() == pytest.approx(1.0)
+    # growth applies to every path; the paths' mean tracks the point forecast (errors are centred roughly)
+    point = res.forecast.groupby(S.TIMESTAMP)[S.MEAN].sum().to_numpy() * 1.1
+    assert np.all(sc.demand["NVIDIA Tesla V100"] >= 0)
+    assert abs(sc.demand["NVIDIA Tesla V100"].mean() / point.mean() - 1) < 0.25
+    result = make_plan(None, load_catalog(), config, scenarios=sc)
+    for costs in result.scenario_costs.values():
+        served = costs["committed_used_gpus"] + costs["spot_gpus"] + costs["on_demand_gpus"]
+        assert served == pytest.approx(costs["demand_gpus"])
+    e = result.plan.expected
+    assert e.total_p10_usd <= e.total_usd <= e.total_p90_usd
+    assert result.plan.assumptions["scenarios"] == {"sample_paths": 20, "weight_each": 0.05}
