@@ -36,8 +36,6 @@ out = Console(width=None if sys.stdout.isatty() else 140, soft_wrap=not sys.stdo
 err = Console(stderr=True, soft_wrap=True)
 USER_ERRORS = (S.UsageError, CatalogError, PlanningError, BillingError, ValueError, FileNotFoundError)
 ROOT = Path(__file__).resolve().parents[1]
-PLAN_PATHS = 50
-"""Demand scenarios (joint sample paths) a plan is optimised over when gpuplan forecasts itself."""
 
 
 class UserFacingError(Exception):
@@ -199,7 +197,7 @@ def plan_from_usage(usage: pd.DataFrame, cat: Catalog, config: PlanConfig, *, hi
         # Joint sample paths keep how teams moved together; summed quantiles would overstate the range.
         from optimizer.inputs import scenarios_from_paths
 
-        scenarios = scenarios_from_paths(result.long, config, n_paths=PLAN_PATHS)
+        scenarios = scenarios_from_paths(result.long, config)
         return make_plan(forecast_frame, cat, config, scenarios=scenarios, progress=progress), result
     forecast_frame = apply_events_file(forecast_frame, events, cat)
     return make_plan(forecast_frame, cat, config, progress=progress), result

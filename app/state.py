@@ -24,11 +24,11 @@ import pandas as pd
 import streamlit as st
 
 from forecasting import schema as S
-from forecasting.engine import ForecastConfig, ForecastResult, default_n_jobs, forecast
+from forecasting.engine import ForecastConfig, ForecastResult, LongForecast, default_n_jobs, forecast
 from forecasting.samples import SAMPLES, load_sample
 from optimizer.billing import BillingError, cost_arrays, pricing_for
 from optimizer.catalog import Catalog, CatalogError, load_catalog
-from optimizer.inputs import PlanConfig, PlanningError
+from optimizer.inputs import PlanConfig, PlanningError, scenarios_from_paths
 from optimizer.plan import Plan
 from optimizer.solve import PlanResult, make_plan
 from optimizer.summary import commitment_obligation_usd, commitments_table
@@ -130,9 +130,14 @@ def forecast_usage(usage: pd.DataFrame, hours: int) -> ForecastResult:
     return forecast(usage, config)
 
 
-def plan_forecast(fc: pd.DataFrame, catalog: Catalog, settings: PlannerSettings, start: pd.Timestamp) -> PlanResult:
-    """Plan the window from a forecast frame under the settings."""
-    return make_plan(fc, catalog, settings.plan_config(start))
+def plan_forecast(fc: pd.DataFrame, catalog: Catalog, settings: PlannerSettings, start: pd.Timestamp,
+                  long: LongForecast | None = None) -> PlanResult:
+    """Plan the window under the settings: over the engine's joint sample paths when ``long`` (the forecast
+    behind ``fc``) is given, as ``gpuplan plan`` does, else over the p10/p50/p90 scenarios of ``fc``."""
+    config = settings.plan_config(start)
+    if long is not None:
+        return make_plan(fc, catalog, config, scenarios=scenarios_from_paths(long, config))
+    return make_plan(fc, catalog, config)
 
 
 # --- cached calls ---------------------------------------------------------------------------------
@@ -158,7 +163,14 @@ def cached_forecast(settings: ForecastSettings) -> ForecastResult:
 def cached_plan(settings: PlannerSettings) -> PlanResult:
     """Plan for the settings, reusing the cached forecast (only the optimizer runs on a slider move)."""
     fc = cached_forecast(settings.forecast_settings)
-    return plan_forecast(fc.forecast, cached_catalog(), settings, window_start(cached_usage(settings.sample)))
+    return plan_forecast(fc.forecast, cached_catalog(), settings, window_start(cached_usage(settings.sample)),
+                         long=fc.long)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_hourly_costs(settings: PlannerSettings) -> pd.DataFrame:
+    """The cached plan billed hour by hour on each scenario (built once per plan, not on every rerun)."""
+    return hourly_costs(cached_plan(settings))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -254,21 +266,22 @@ def hourly_costs(result: PlanResult) -> pd.DataFrame:
     Uses the one serving rule of :mod:`optimizer.billing`, so the totals match the plan's expected block.
     """
     sc = result.scenarios
+    n_s, n_t = len(sc.names), len(sc.hours)
     frames = []
     for gpu in sc.gpu_models:
         arrays = cost_arrays(sc.demand[gpu], pricing_for(result.plan, gpu, sc.hours))
-        for si, name in enumerate(sc.names):
-            for category, key in _COST_KEYS.items():
-                frames.append(pd.DataFrame({"scenario": name, S.TIMESTAMP: sc.hours, S.GPU_TYPE: gpu,
-                                            "category": category, "usd": arrays[key][si]}))
+        for category, key in _COST_KEYS.items():
+            frames.append(pd.DataFrame({"scenario": np.repeat(np.asarray(sc.names, dtype=object), n_t),
+                                        S.TIMESTAMP: np.tile(sc.hours.to_numpy(), n_s), S.GPU_TYPE: gpu,
+                                        "category": category, "usd": arrays[key].reshape(-1)}))
     return pd.concat(frames, ignore_index=True)
 
 
-def daily_costs(hourly: pd.DataFrame, scenario: str = S.P50) -> pd.DataFrame:
-    """One scenario's cost per UTC day and category: ``day, category, usd``."""
-    rows = hourly[hourly["scenario"] == scenario]
-    day = rows[S.TIMESTAMP].dt.floor("D")
-    out = rows.assign(day=day).groupby(["day", "category"], as_index=False)["usd"].sum()
+def daily_costs(hourly: pd.DataFrame, weights: dict[str, float]) -> pd.DataFrame:
+    """Expected (scenario-weighted) cost per UTC day and category: ``day, category, usd``."""
+    rows = hourly.assign(usd=hourly["usd"] * hourly["scenario"].map(weights).astype(float),
+                         day=hourly[S.TIMESTAMP].dt.floor("D"))
+    out = rows.groupby(["day", "category"], as_index=False)["usd"].sum()
     return _order_categories(out)
 
 

@@ -21,6 +21,8 @@ from optimizer import catalog as C
 from optimizer.options import DEFAULT_COMMITMENT_OPTIONS, ON_DEMAND, SPOT
 
 SCENARIO_WEIGHTS = {S.P10: 0.3, S.P50: 0.4, S.P90: 0.3}
+PLAN_PATHS = 50
+"""Joint sample paths a plan is optimised over when the forecast behind it is at hand."""
 
 
 class PlanningError(ValueError):
@@ -43,7 +45,8 @@ class PlanConfig:
         team_growth: per-team growth on top of ``growth``.
         checkpoint_interval_hours / restart_overhead_hours: spot rework model (see catalog.rework_fraction).
         time_limit_s: solver time limit.
-        duration_bins: load-duration-curve bins per scenario in the LP (None = every hour). Costs in the
+        duration_bins: at most this many load-duration-curve bins per scenario in the LP (None = every
+            hour); many scenarios get fewer each (``optimizer.problem.bins_per_scenario``). Costs in the
             plan are always billed hour by hour; binning only coarsens the decision (measured in
             docs/benchmarks.md).
     """
@@ -94,7 +97,7 @@ class Scenarios:
         return self.weights @ self.demand[gpu_model]
 
 
-def scenarios_from_paths(long, config: PlanConfig, n_paths: int = 50, seed: int = 0) -> Scenarios:
+def scenarios_from_paths(long, config: PlanConfig, n_paths: int = PLAN_PATHS, seed: int = 0) -> Scenarios:
     """Equally weighted demand scenarios from the engine's joint sample paths (``forecasting.engine``).
 
     Unlike summed quantiles, paths keep how teams moved together in the past, so the organisation's range

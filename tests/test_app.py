@@ -213,10 +213,9 @@ def test_fan_frames_totals_and_single_series() -> None:
 
 def test_cost_frames_add_up_to_the_plan(toy_plan) -> None:
     hourly = A.hourly_costs(toy_plan)
-    p50 = toy_plan.scenario_costs[S.P50]["total_usd"]
-    daily = A.daily_costs(hourly)
+    daily = A.daily_costs(hourly, A.scenario_weights(toy_plan))
     assert set(daily["category"]) == set(A.COST_CATEGORIES)
-    assert daily["usd"].sum() == pytest.approx(p50)
+    assert daily["usd"].sum() == pytest.approx(toy_plan.plan.expected.total_usd)
     assert daily["day"].nunique() == 3
     per_gpu = A.gpu_model_costs(hourly, A.scenario_weights(toy_plan))
     assert per_gpu["usd"].sum() == pytest.approx(toy_plan.plan.expected.total_usd)
@@ -251,7 +250,7 @@ def test_chart_builders_return_altair_specs(toy_plan) -> None:
     assert charts.DEMAND_AXIS in json.dumps(spec)
     assert spec["title"] == "total"
     hourly = A.hourly_costs(toy_plan)
-    daily = charts.cost_breakdown_chart(A.daily_costs(hourly))
+    daily = charts.cost_breakdown_chart(A.daily_costs(hourly, A.scenario_weights(toy_plan)))
     per_gpu = charts.gpu_model_cost_chart(A.gpu_model_costs(hourly, A.scenario_weights(toy_plan)))
     for chart, unit in ((daily, "USD per day"), (per_gpu, "USD")):
         assert isinstance(chart, alt.Chart)

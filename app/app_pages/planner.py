@@ -184,9 +184,10 @@ def plan_section(result: PlanResult, settings: A.PlannerSettings) -> None:
     st.subheader("Cost breakdown")
     st.caption(f"Expected: committed {_usd(e.committed_usd)}, spot {_usd(e.spot_usd)}, on-demand "
                f"{_usd(e.on_demand_usd)}.")
-    hourly = A.hourly_costs(result)
+    hourly = A.cached_hourly_costs(settings)
     left, right = st.columns([3, 2])
-    left.altair_chart(charts.cost_breakdown_chart(A.daily_costs(hourly), title="Cost per day, p50 demand (USD)"),
+    left.altair_chart(charts.cost_breakdown_chart(A.daily_costs(hourly, A.scenario_weights(result)),
+                                                      title="Expected cost per day (USD)"),
                       width="stretch")
     right.altair_chart(charts.gpu_model_cost_chart(A.gpu_model_costs(hourly, A.scenario_weights(result)),
                                                    title="Expected cost per GPU model (USD)"),
