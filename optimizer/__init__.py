@@ -8,21 +8,31 @@ from __future__ import annotations
 import pandas as pd
 
 from optimizer.catalog import Catalog, load_catalog
-from optimizer.inputs import PlanConfig, PlanningError
+from optimizer.inputs import PlanConfig, PlanningError, scenarios_from_paths
 from optimizer.plan import Plan
 from optimizer.solve import PlanResult, make_plan
 from optimizer.summary import summary
 
 
-def plan_purchases(forecast: pd.DataFrame, start: str | pd.Timestamp, hours: int, *, catalog: Catalog | None = None,
+def plan_purchases(forecast, start: str | pd.Timestamp, hours: int, *, catalog: Catalog | None = None,
                    **settings) -> PlanResult:
-    """Plan the window [start, start + hours) from a forecast frame with the shipped catalog by default.
+    """Plan the window [start, start + hours) with the shipped catalog by default.
 
-    ``settings`` are :class:`PlanConfig` fields (region, options, allow_spot, max_spot_share, growth, ...).
+    Args:
+        forecast: a ``forecasting.ForecastResult`` (planned over its joint sample paths, which keep how teams
+            move together) or a forecast frame with p10/p50/p90 (planned over those three scenarios).
+        start: first hour of the window (UTC).
+        hours: window length.
+        catalog: price catalog (default: the shipped snapshot).
+        **settings: :class:`PlanConfig` fields (region, options, allow_spot, max_spot_share, growth, ...).
     """
     ts = pd.Timestamp(start)
     ts = ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
-    return make_plan(forecast, catalog or load_catalog(), PlanConfig(start=ts, hours=hours, **settings))
+    config = PlanConfig(start=ts, hours=hours, **settings)
+    catalog = catalog or load_catalog()
+    if getattr(forecast, "long", None) is not None:
+        return make_plan(forecast.forecast, catalog, config, scenarios=scenarios_from_paths(forecast.long, config))
+    return make_plan(forecast, catalog, config)
 
 
 __all__ = ["Catalog", "Plan", "PlanConfig", "PlanResult", "PlanningError", "load_catalog", "make_plan",

@@ -238,3 +238,16 @@ def test_plans_over_joint_sample_paths_cover_every_path():
     e = result.plan.expected
     assert e.total_p10_usd <= e.total_usd <= e.total_p90_usd
     assert result.plan.assumptions["scenarios"] == {"sample_paths": 20, "weight_each": 0.05}
+
+
+def test_readme_api_plans_over_paths_from_a_result_and_quantiles_from_a_frame():
+    from forecasting import ForecastConfig, forecast
+    from forecasting.samples import load_sample
+    from optimizer import plan_purchases
+
+    res = forecast(load_sample("helios"), ForecastConfig(horizon_hours=48, cv_windows=4))
+    start = res.forecast[S.TIMESTAMP].min()
+    from_result = plan_purchases(res, start=f"{start:%Y-%m-%dT%H:%M}Z", hours=48)
+    from_frame = plan_purchases(res.forecast, start=start, hours=48)
+    assert len(from_result.scenarios.names) == 50 and from_frame.scenarios.names == (S.P10, S.P50, S.P90)
+    assert from_result.plan.window_start == from_frame.plan.window_start == start
