@@ -107,10 +107,7 @@ class EventsError(S.UsageError):
             where.append(f"line {line}")
         if field is not None:
             where.append(f"field '{field}'")
-        text = f"{', '.join(where)}: {message}"
-        if fix:
-            text += f" (fix: {fix})"
-        self.args = (text,)
+        self.args = (S.one_line(where, message, fix),)
 
     def __str__(self) -> str:
         return str(self.args[0])

@@ -73,10 +73,13 @@ class UsageError(ValueError):
             where.append(f"row {row}")
         if column is not None:
             where.append(f"column '{column}'")
-        text = f"{': '.join([', '.join(where), message])}"
-        if fix:
-            text += f" (fix: {fix})"
-        super().__init__(text)
+        super().__init__(one_line(where, message, fix))
+
+
+def one_line(where: list[str], message: str, fix: str | None) -> str:
+    """``file, row R, column 'C': message (fix: ...)``: the shape of every user-facing error."""
+    text = f"{', '.join(where)}: {message}"
+    return f"{text} (fix: {fix})" if fix else text
 
 
 @dataclass(frozen=True)
