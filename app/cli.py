@@ -97,7 +97,7 @@ def forecast_config(horizon_hours: int, history_hours: int | None, models: str =
     if models not in MODEL_SETS:
         raise UserFacingError(f"unknown model set '{models}' (fix: choose one of {', '.join(MODEL_SETS)})")
     return ForecastConfig(horizon_hours=horizon_hours, history_hours=history_hours, models=MODEL_SETS[models],
-                          n_jobs=default_n_jobs(), engine=engine)
+                          n_jobs=default_n_jobs(MODEL_SETS[models]), engine=engine)
 
 
 def run_forecast(usage: pd.DataFrame, horizon_hours: int, history_hours: int | None,

@@ -53,7 +53,7 @@ def run(models: str, origins: int) -> pd.DataFrame:
     for name, load in TRACES.items():
         long = load()
         t0 = time.perf_counter()
-        config = ForecastConfig(models=MODEL_SETS[models], n_jobs=default_n_jobs())
+        config = ForecastConfig(models=MODEL_SETS[models], n_jobs=default_n_jobs(MODEL_SETS[models]))
         res = rolling_backtest(long, config, BacktestConfig(horizon_hours=168, origins=origins))
         seconds = time.perf_counter() - t0
         for _, r in res.summary[res.summary["level"].isin(["series", "total"])].iterrows():

@@ -583,9 +583,14 @@ def sample_paths(result: LongForecast, n_paths: int = 100, seed: int = 0) -> dic
     return out
 
 
-def default_n_jobs() -> int:
-    """Processes to use for fitting: ``$GPUPLAN_N_JOBS`` or all cores."""
-    return int(os.environ.get("GPUPLAN_N_JOBS", os.cpu_count() or 1))
+def default_n_jobs(models: tuple[str, ...] = DEFAULT_MODELS) -> int:
+    """Processes to use for fitting: ``$GPUPLAN_N_JOBS`` if set; otherwise one for sets of naive-type models
+    (process start-up costs more than their fits: 291 vs 136 hourly series/s on 1 vs 2 processes, see
+    docs/benchmarks.md) and every core when MSTL, AutoETS or AutoTheta are candidates."""
+    if "GPUPLAN_N_JOBS" in os.environ:
+        return int(os.environ["GPUPLAN_N_JOBS"])
+    heavy = {"MSTL", "AutoETS", "AutoTheta"}
+    return (os.cpu_count() or 1) if heavy & set(models) else 1
 
 
 def write_forecast_csv(fc: pd.DataFrame, path) -> None:
