@@ -4,7 +4,7 @@ Decision variables, per GPU model g:
 - ``n[g,k]`` integer instances of commitment offer k (instance type x purchase option), paid at the
   offer's effective USD per instance-hour for every hour of the window;
 - ``cap[g]`` committed GPUs = sum_k gpus_k * n[g,k];
-- ``spot[g,s,t]`` and ``od[g,s,t]`` useful GPUs served by spot and on-demand in hour t of scenario s;
+- ``spot[g,s,t]`` and ``od[g,s,t]`` useful GPUs served by spot and on-demand in cell t of scenario s;
 - ``spot_cap[g]`` useful spot GPUs the plan allows at once (the same in every scenario and hour).
 
 Constraints (named, so infeasibilities and shadow prices can be traced):
@@ -14,7 +14,8 @@ Constraints (named, so infeasibilities and shadow prices can be traced):
 - ``spot_cap_<g>_<s>_<t>``: spot <= spot_cap[g];
 - ``cap_def_<g>``: the committed-GPU definition.
 
-Objective: expected cost in USD over the window = commitment cost + sum_s weight_s * (spot + on-demand).
+Objective: expected cost in USD over the window = commitment cost + sum_s weight_s * sum_t hours_t *
+(spot + on-demand), where hours_t is the number of hours a cell stands for.
 The model treats the window as representative of the commitment term (charges the effective hourly
 rate for each window hour), which is how hourly commitment recommenders size commitments.
 """
@@ -38,7 +39,7 @@ class GpuModelVars:
     offers: Offers
     counts: dict[int, pulp.LpVariable]       # commitment offer row -> integer count
     cap: pulp.LpVariable
-    spot: dict[int, pulp.LpVariable]         # cell j -> spot GPUs (cells: hours with demand, per scenario)
+    spot: dict[int, pulp.LpVariable]         # cell j -> spot GPUs (cells: load-duration bins or hours, per scenario)
     od: dict[int, pulp.LpVariable]
     spot_cap: pulp.LpVariable | None
 
