@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting import schema as S
-from forecasting.engine import QUANTILES, ForecastConfig, forecast_long, sample_paths
+from forecasting.engine import QUANTILES, ForecastConfig, forecast_long, sample_paths, seasonal_scale
 from forecasting.models import BASELINES
 
 LEVELS = ("series", "team", "gpu_type", "total")
@@ -70,16 +70,6 @@ class BacktestResult:
 def _node_keys(uid: pd.Series, level: str) -> pd.Series:
     team, gpu = S.split_uid(uid)
     return {"series": uid, "team": team, "gpu_type": gpu, "total": pd.Series("total", index=uid.index)}[level]
-
-
-def _scale(train: pd.DataFrame, season: int = 24) -> pd.Series:
-    def one(y: np.ndarray) -> float:
-        if len(y) <= season:
-            return np.nan
-        return float(np.mean(np.abs(y[season:] - y[:-season])))
-
-    scale = train.groupby("key")[S.Y].apply(lambda s: one(s.to_numpy(dtype=float)))
-    return scale.where(scale > 1e-9)
 
 
 def _level_frames(long: pd.DataFrame, level: str) -> pd.DataFrame:
@@ -157,7 +147,7 @@ def rolling_backtest(long: pd.DataFrame, config: ForecastConfig | None = None,
             methods[base] = (bres.forecast, None)
         for level in LEVELS:
             actual = _level_frames(test, level).rename(columns={S.Y: "actual"})
-            scale = _scale(_level_frames(train, level))
+            scale = seasonal_scale(_level_frames(train, level), key="key", floor=1e-9)
             for method, (fc, p) in methods.items():
                 agg = _aggregate(fc, p, level)
                 pts = actual.merge(agg, on=["key", S.DS], how="inner")

@@ -195,14 +195,18 @@ def _plan_series(length: int, models: tuple[str, ...], h: int, windows: int, ste
     return models, windows
 
 
-def _seasonal_scale(long: pd.DataFrame, season: int = 24) -> pd.Series:
-    """In-sample MAE of the 24-hour seasonal naive forecast per series (the MASE denominator)."""
-    y = long[S.Y].to_numpy(dtype=float)
-    same = long[S.UID].to_numpy()
+def seasonal_scale(frame: pd.DataFrame, key: str = S.UID, season: int = 24, floor: float = 0.0) -> pd.Series:
+    """In-sample MAE of the ``season``-hour seasonal naive forecast per ``key`` (the MASE denominator).
+
+    ``frame`` holds ``key, ds, y`` sorted by key then time. Keys with no lagged pair, or whose scale is not
+    above ``floor``, get NaN (no MASE for series without variation at that lag).
+    """
+    y = frame[S.Y].to_numpy(dtype=float)
+    same = frame[key].to_numpy()
     diff = np.abs(y[season:] - y[:-season])
     valid = same[season:] == same[:-season]
     scale = pd.Series(diff[valid]).groupby(same[season:][valid]).mean()
-    return scale.replace(0.0, np.nan)
+    return scale.where(scale > floor)
 
 
 def _statsforecast(models: tuple[str, ...], config: ForecastConfig) -> StatsForecast:
@@ -472,7 +476,7 @@ def forecast_long(long: pd.DataFrame, config: ForecastConfig | None = None, *,
         notes.append(f"{padded} series ended before the last hour of the data; padded with 0 GPUs to the end")
     long = _trim_history(long, config.history_hours).reset_index(drop=True)
     stats = long.groupby(S.UID)[S.Y].agg(n="size", zero_share=lambda y: float((y == 0).mean()))
-    scale = _seasonal_scale(long)
+    scale = seasonal_scale(long)
 
     groups: dict[tuple[tuple[str, ...], int], list[str]] = {}
     for uid, row in stats.iterrows():

@@ -53,7 +53,7 @@ from forecasting.ingest.readers import (
     normalize_name,
     register_instances,
     require_instances,
-    sql_ident,
+    sql_ref,
     sql_str,
     tag_key_candidates,
     usage_type_instance,
@@ -105,9 +105,6 @@ def load_cur(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, sourc
     def col(*names: str) -> str | None:
         return find_column(columns, *names)
 
-    def ref(name: str | None) -> str:
-        return f"s.{sql_ident(name)}" if name else "NULL"
-
     found = {name: col(name) for name in REQUIRED}
     for name, actual in found.items():
         if actual is None:
@@ -120,8 +117,8 @@ def load_cur(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, sourc
     variant = cur_variant(columns)
     notes: list[str] = [f"{variant} export"]
 
-    type_text = as_text(ref(item_type))
-    usage_text = as_text(ref(usage_type))
+    type_text = as_text(sql_ref(item_type))
+    usage_text = as_text(sql_ref(usage_type))
     type_list = ", ".join(sql_str(t) for t in USAGE_LINE_ITEM_TYPES)
     is_usage = f"{type_text} IN ({type_list})"
 
@@ -134,19 +131,19 @@ def load_cur(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, sourc
     flat = col(f"resource_tags_user_{norm_tag}", f"resourceTags/user:{tag_key}", f"resource_tags_{norm_tag}")
     if map_col:
         tags_col = map_col
-        team, tags_bad = keyed_value(ref(map_col), columns[map_col], tag_key_candidates(tag_key))
+        team, tags_bad = keyed_value(sql_ref(map_col), columns[map_col], tag_key_candidates(tag_key))
     elif all_tags:
         tags_col = all_tags
-        team, tags_bad = keyed_value(ref(all_tags), columns[all_tags], tag_key_candidates(tag_key))
+        team, tags_bad = keyed_value(sql_ref(all_tags), columns[all_tags], tag_key_candidates(tag_key))
     elif flat:
-        team = as_text(ref(flat))
+        team = as_text(sql_ref(flat))
     else:
         team = "CAST(NULL AS VARCHAR)"
         notes.append(f"no resource_tags column or resourceTags/user:{tag_key} column: all GPU usage is team "
                      f"'{UNALLOCATED_TEAM}' (activate the cost allocation tag and include it in the export)")
 
     term = col("pricing_term")
-    spot_term = f"lower(COALESCE({as_text(ref(term))}, '')) = 'spot'" if term else "FALSE"
+    spot_term = f"lower(COALESCE({as_text(sql_ref(term))}, '')) = 'spot'" if term else "FALSE"
     option = f"""CASE
         WHEN {type_text} = 'DiscountedUsage' THEN {sql_str(RESERVED)}
         WHEN {type_text} = 'SavingsPlanCoveredUsage' THEN {sql_str(SAVINGS_PLAN)}
@@ -157,21 +154,21 @@ def load_cur(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, sourc
     net = col("line_item_net_unblended_cost")
     ri_cost = col("reservation_effective_cost")
     sp_cost = col("savings_plan_savings_plan_effective_cost")
-    base_cost = as_double(ref(net)) if net else (as_double(ref(unblended)) if unblended else None)
+    base_cost = as_double(sql_ref(net)) if net else (as_double(sql_ref(unblended)) if unblended else None)
     if net and unblended:
-        base_cost = f"COALESCE({as_double(ref(net))}, {as_double(ref(unblended))})"
+        base_cost = f"COALESCE({as_double(sql_ref(net))}, {as_double(sql_ref(unblended))})"
     cost = None
     if base_cost or ri_cost or sp_cost:
         fallback = base_cost or "NULL"
-        ri = f"COALESCE({as_double(ref(ri_cost))}, {fallback})" if ri_cost else fallback
-        sp = f"COALESCE({as_double(ref(sp_cost))}, {fallback})" if sp_cost else fallback
+        ri = f"COALESCE({as_double(sql_ref(ri_cost))}, {fallback})" if ri_cost else fallback
+        sp = f"COALESCE({as_double(sql_ref(sp_cost))}, {fallback})" if sp_cost else fallback
         cost = (f"CASE WHEN {type_text} = 'DiscountedUsage' THEN {ri} "
                 f"WHEN {type_text} = 'SavingsPlanCoveredUsage' THEN {sp} ELSE {fallback} END")
 
-    spec = RowSpec(start=as_timestamptz(ref(start)), start_column=start,
-                   end=as_timestamptz(ref(end)) if end else None,
-                   quantity=as_double(ref(amount)), quantity_column=amount, is_usage=is_usage,
-                   instance_candidates=(usage_type_instance(ref(usage_type)),), team=team, tags_bad=tags_bad,
+    spec = RowSpec(start=as_timestamptz(sql_ref(start)), start_column=start,
+                   end=as_timestamptz(sql_ref(end)) if end else None,
+                   quantity=as_double(sql_ref(amount)), quantity_column=amount, is_usage=is_usage,
+                   instance_candidates=(usage_type_instance(sql_ref(usage_type)),), team=team, tags_bad=tags_bad,
                    tags_column=tags_col, option=option, cost=cost)
     agg = aggregate_usage(con, files, kind, source, spec)
 

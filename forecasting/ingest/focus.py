@@ -56,7 +56,7 @@ from forecasting.ingest.readers import (
     keyed_value,
     register_instances,
     require_instances,
-    sql_ident,
+    sql_ref,
     sql_str,
     tag_key_candidates,
     usage_type_instance,
@@ -100,9 +100,6 @@ def load_focus(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, sou
     def col(*names: str) -> str | None:
         return find_column(columns, *names)
 
-    def ref(name: str | None) -> str:
-        return f"s.{sql_ident(name)}" if name else "NULL"
-
     start = col("ChargePeriodStart")
     consumed, pricing = col("ConsumedQuantity"), col("PricingQuantity")
     if start is None or (consumed is None and pricing is None):
@@ -122,47 +119,47 @@ def load_focus(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, sou
 
     # quantity in instance-hours, and its unit
     if consumed and pricing:
-        quantity = f"COALESCE({as_double(ref(consumed))}, {as_double(ref(pricing))})"
+        quantity = f"COALESCE({as_double(sql_ref(consumed))}, {as_double(sql_ref(pricing))})"
         unit_col = col("ConsumedUnit")
-        unit = (f"COALESCE({as_text(ref(unit_col))}, {as_text(ref(col('PricingUnit')))})" if unit_col
-                else as_text(ref(col("PricingUnit"))))
+        unit = (f"COALESCE({as_text(sql_ref(unit_col))}, {as_text(sql_ref(col('PricingUnit')))})" if unit_col
+                else as_text(sql_ref(col("PricingUnit"))))
     elif consumed:
-        quantity, unit = as_double(ref(consumed)), as_text(ref(col("ConsumedUnit")))
+        quantity, unit = as_double(sql_ref(consumed)), as_text(sql_ref(col("ConsumedUnit")))
     else:
-        quantity, unit = as_double(ref(pricing)), as_text(ref(col("PricingUnit")))
+        quantity, unit = as_double(sql_ref(pricing)), as_text(sql_ref(col("PricingUnit")))
         notes.append("no ConsumedQuantity column: used PricingQuantity as instance-hours")
     hour_units = ", ".join(sql_str(u) for u in HOUR_UNITS)
 
     conditions = [f"({unit} IS NULL OR lower({unit}) IN ({hour_units}))"]
     if category:
-        conditions.append(f"lower({as_text(ref(category))}) = 'usage'")
+        conditions.append(f"lower({as_text(sql_ref(category))}) = 'usage'")
     else:
         notes.append("no ChargeCategory column: every row was treated as a usage charge")
     if status:
-        conditions.append(f"COALESCE(lower({as_text(ref(status))}), '') <> 'unused'")
+        conditions.append(f"COALESCE(lower({as_text(sql_ref(status))}), '') <> 'unused'")
     is_usage = " AND ".join(conditions)
 
     # instance type candidates; an AWS usage-type meter (has ':') is authoritative
-    meter_texts = [as_text(ref(c)) for c in (meter, usage_type) if c]
+    meter_texts = [as_text(sql_ref(c)) for c in (meter, usage_type) if c]
     candidates = [usage_type_instance(t) for t in meter_texts]
     aws_meter = " OR ".join(f"COALESCE(strpos({t}, ':') > 0, FALSE)" for t in meter_texts) or "FALSE"
     if details:
-        value, _ = keyed_value(ref(details), columns[details], INSTANCE_TYPE_KEYS)
+        value, _ = keyed_value(sql_ref(details), columns[details], INSTANCE_TYPE_KEYS)
         candidates.append(f"CASE WHEN NOT ({aws_meter}) THEN {value} END")
     if resource_type:
-        candidates.append(f"CASE WHEN NOT ({aws_meter}) THEN {as_text(ref(resource_type))} END")
+        candidates.append(f"CASE WHEN NOT ({aws_meter}) THEN {as_text(sql_ref(resource_type))} END")
 
     tags = col("Tags")
     if tags:
-        team, tags_bad = keyed_value(ref(tags), columns[tags], tag_key_candidates(tag_key))
+        team, tags_bad = keyed_value(sql_ref(tags), columns[tags], tag_key_candidates(tag_key))
     else:
         team, tags_bad = "CAST(NULL AS VARCHAR)", "FALSE"
         notes.append(f"no Tags column: all GPU usage is team '{UNALLOCATED_TEAM}'")
 
-    pricing_category = f"lower(COALESCE({as_text(ref(col('PricingCategory')))}, ''))"
-    status_text = f"lower(COALESCE({as_text(ref(status))}, ''))"
-    ctype = f"lower(COALESCE({as_text(ref(col('CommitmentDiscountType')))}, ''))"
-    ccat = f"lower(COALESCE({as_text(ref(col('CommitmentDiscountCategory')))}, ''))"
+    pricing_category = f"lower(COALESCE({as_text(sql_ref(col('PricingCategory')))}, ''))"
+    status_text = f"lower(COALESCE({as_text(sql_ref(status))}, ''))"
+    ctype = f"lower(COALESCE({as_text(sql_ref(col('CommitmentDiscountType')))}, ''))"
+    ccat = f"lower(COALESCE({as_text(sql_ref(col('CommitmentDiscountCategory')))}, ''))"
     spot_meter = " OR ".join(f"COALESCE({t} LIKE '%SpotUsage%', FALSE)" for t in meter_texts) or "FALSE"
     option = f"""CASE
         WHEN {pricing_category} = 'committed' OR {status_text} = 'used' THEN
@@ -174,12 +171,12 @@ def load_focus(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, sou
     effective, billed = col("EffectiveCost"), col("BilledCost")
     cost = None
     if effective and billed:
-        cost = f"COALESCE({as_double(ref(effective))}, {as_double(ref(billed))})"
+        cost = f"COALESCE({as_double(sql_ref(effective))}, {as_double(sql_ref(billed))})"
     elif effective or billed:
-        cost = as_double(ref(effective or billed))
+        cost = as_double(sql_ref(effective or billed))
 
-    spec = RowSpec(start=as_timestamptz(ref(start)), start_column=start,
-                   end=as_timestamptz(ref(end)) if end else None,
+    spec = RowSpec(start=as_timestamptz(sql_ref(start)), start_column=start,
+                   end=as_timestamptz(sql_ref(end)) if end else None,
                    quantity=quantity, quantity_column=consumed or pricing or "ConsumedQuantity",
                    is_usage=is_usage, instance_candidates=tuple(candidates), team=team, tags_bad=tags_bad,
                    tags_column=tags, option=option, cost=cost)

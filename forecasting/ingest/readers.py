@@ -203,6 +203,11 @@ def normalize_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower()
 
 
+def sql_ref(name: str | None) -> str:
+    """SQL for column ``name`` of the scanned source ``s`` (``NULL`` when the export lacks it)."""
+    return f"s.{sql_ident(name)}" if name else "NULL"
+
+
 def find_column(columns: Mapping[str, str] | list[str], *candidates: str) -> str | None:
     """First actual column matching a candidate name, compared after :func:`normalize_name`."""
     by_norm: dict[str, str] = {}
