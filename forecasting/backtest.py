@@ -58,7 +58,8 @@ class BacktestResult:
         per_series: one row per (method, series): mae, mase, pinball, coverage_80, coverage_90.
         per_level: one row per (method, level): mean of the level's node scores (mase, pinball, coverage).
         summary: one row per level: selected vs best baseline mean MASE and their ratio, coverage.
-        points: every scored hour: origin, method, level, key, timestamp, actual, mean, p05..p95.
+        points: every scored hour: origin, method, level, key, timestamp, actual, mean, p05..p95, and the
+            node's MASE denominator at that origin (``scale``, GPUs).
     """
 
     per_series: pd.DataFrame
@@ -164,7 +165,7 @@ def rolling_backtest(long: pd.DataFrame, config: ForecastConfig | None = None,
         coverage_80=("coverage_80", "mean"), coverage_90=("coverage_90", "mean"))
     summary = _summary(per_level, baselines)
     return BacktestResult(per_series=per_series.reset_index(drop=True), per_level=per_level, summary=summary,
-                          points=points.drop(columns=["scale"]))
+                          points=points)
 
 
 def _summary(per_level: pd.DataFrame, baselines: tuple[str, ...]) -> pd.DataFrame:

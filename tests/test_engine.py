@@ -8,7 +8,14 @@ import pytest
 
 from forecasting import schema as S
 from forecasting.backtest import holdout_accuracy
-from forecasting.engine import ForecastConfig, forecast, read_forecast_csv, write_forecast_csv
+from forecasting.engine import (
+    ForecastConfig,
+    forecast,
+    forecast_long,
+    noise_scale,
+    read_forecast_csv,
+    write_forecast_csv,
+)
 from forecasting.samples import load_sample
 
 T0 = pd.Timestamp("2025-01-01")
@@ -82,3 +89,92 @@ def test_helios_last_week_selected_forecast_beats_seasonal_naive():
     assert overall.loc["selected", "total_mae_gpus"] < overall.loc["SeasonalNaive168", "total_mae_gpus"]
     assert 0.6 <= overall.loc["selected", "coverage_p10_p90"] <= 0.95
     assert len(result.per_series) == 16
+
+
+def simulated_long(seed: int, n: int = 12, hours: int = 8 * 168) -> tuple[pd.DataFrame, np.ndarray]:
+    """``n`` hourly series: level and daily swing growing with i, plus Gaussian noise of sd i + 1 GPUs."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(hours)
+    ds = pd.date_range(T0, periods=hours, freq="h")
+    sd = 1.0 + np.arange(n)
+    parts = [pd.DataFrame({S.UID: f"t{i}|NVIDIA A100", S.DS: ds,
+                           S.Y: np.clip(20 * (i + 1) * (1 + 0.25 * np.sin(2 * np.pi * t / 24))
+                                        + rng.normal(0, sd[i], hours), 0, None)}) for i in range(n)]
+    return pd.concat(parts, ignore_index=True), sd
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_ranges_of_series_with_known_noise_cover_about_80_percent(seed):
+    """The error of repeating yesterday is the difference of two noise draws, N(0, 2 sd^2), so an honest
+    p10-p90 band is 2 x 1.2816 x sqrt(2) x sd wide and holds 80% of fresh hours (measured: 0.80 / 0.78)."""
+    long, sd = simulated_long(seed)
+    cut = long[S.DS].max() - pd.Timedelta(hours=167)
+    res = forecast_long(long[long[S.DS] < cut], ForecastConfig(horizon_hours=168))
+    m = res.forecast.merge(long[long[S.DS] >= cut], on=[S.UID, S.DS])
+    inside = (m[S.Y] >= m[S.P10]) & (m[S.Y] <= m[S.P90])
+    assert 0.72 <= inside.mean() <= 0.88
+    width = (m[S.P90] - m[S.P10]).groupby(m[S.UID]).mean()
+    expected = pd.Series(2 * 1.2816 * np.sqrt(2) * sd, index=[f"t{i}|NVIDIA A100" for i in range(len(sd))])
+    assert (width / expected.reindex(width.index)).mean() == pytest.approx(1.0, abs=0.1)
+
+
+def test_a_series_without_cv_errors_borrows_scaled_ranges_from_the_others():
+    long, _ = simulated_long(3, n=4, hours=4 * 168)
+    end = long[S.DS].max()
+    rng = np.random.default_rng(0)
+    new = pd.DataFrame({S.UID: "new|NVIDIA L4", S.DS: pd.date_range(end - pd.Timedelta(hours=29), end, freq="h"),
+                        S.Y: 10 + rng.normal(0, 2, 30)})
+    both = pd.concat([long, new], ignore_index=True)
+    blend = forecast_long(both, ForecastConfig(horizon_hours=24))
+    own = forecast_long(both, ForecastConfig(horizon_hours=24, calibration="series"))
+    b = blend.forecast[blend.forecast[S.UID] == "new|NVIDIA L4"]
+    o = own.forecast[own.forecast[S.UID] == "new|NVIDIA L4"]
+    assert np.allclose(o[S.P90], o[S.P10])
+    # the band is the others' pooled error quantiles times this series' own hour-to-hour noise scale
+    scale = float(np.abs(np.diff(new[S.Y].to_numpy())).mean())
+    assert 1.0 * scale < (b[S.P90] - b[S.P10]).mean() < 4.0 * scale
+    assert any("scaled to their own hour-to-hour changes" in n for n in blend.notes)
+    # series with CV errors keep half of their own quantiles: both calibrations give similar widths
+    w = [r.forecast[r.forecast[S.UID] == "t3|NVIDIA A100"].eval("p90 - p10").mean() for r in (blend, own)]
+    assert w[0] == pytest.approx(w[1], rel=0.25)
+
+
+def test_noise_scale_by_hand():
+    ds = pd.date_range(T0, periods=5, freq="h")
+    long = pd.DataFrame({S.UID: ["a"] * 5 + ["b"] * 5, S.DS: list(ds) * 2,
+                         S.Y: [0.0, 0.0, 4.0, 4.0, 0.0, 3.0, 3.0, 3.0, 3.0, 3.0]})
+    scale = noise_scale(long)
+    assert scale["a"] == pytest.approx(2.0)     # |0|, |4|, |0|, |-4| -> mean 2 GPUs
+    assert np.isnan(scale["b"])                  # a constant series has no noise to scale by
+    assert noise_scale(long, hours=2)["a"] == pytest.approx(4.0)   # last two hours only: 4 -> 0
+
+
+def test_after_a_step_the_forecast_follows_the_new_level():
+    """GPU demand moves in steps: 300 h at 10 GPUs, then 120 h at 30 (noise sd 1). SeasonalNaive168 would
+    still repeat part of the old level; the selected forecast must not."""
+    rng = np.random.default_rng(5)
+    y = np.r_[np.full(300, 10.0), np.full(120, 30.0)] + rng.normal(0, 1, 420)
+    res = forecast(usage_of({("train", "NVIDIA H100"): y}), ForecastConfig(horizon_hours=48))
+    assert res.forecast[S.MEAN].mean() == pytest.approx(30.0, abs=1.5)
+    assert "SES08" in set(res.cv_scores[S.MODEL])
+
+
+def test_unknown_calibration_is_rejected():
+    with pytest.raises(ValueError, match="unknown calibration 'magic'"):
+        ForecastConfig(calibration="magic")
+
+
+def test_a_short_history_still_gets_cv_windows_and_ranges():
+    """240 hours of history and a 168-hour horizon leave SeasonalNaive168 no CV window (it needs 168 hours
+    before the first origin). Keeping it meant no CV at all: no model choice and zero-width ranges. The engine
+    drops it (Naive always stays) and cross-validates the rest: 240 - 168 - 24 x (3 - 1) = 24 hours, enough
+    for SeasonalNaive24, so 3 windows."""
+    rng = np.random.default_rng(2)
+    hours = np.arange(240)
+    y = 30 + 8 * np.sin(2 * np.pi * hours / 24) + rng.normal(0, 2, 240)
+    res = forecast(usage_of({("new", "NVIDIA A100"): y}), ForecastConfig(horizon_hours=168))
+    sel = res.selection.iloc[0]
+    assert "SeasonalNaive168" not in set(res.cv_scores[S.MODEL]) and "SeasonalNaive24" in set(res.cv_scores[S.MODEL])
+    assert np.isfinite(sel["cv_mae"])
+    assert res.long.errors["window"].nunique() == 3
+    assert ((res.forecast[S.P90] - res.forecast[S.P10]) > 1.0).all()
