@@ -19,6 +19,7 @@ import pandas as pd
 from forecasting import schema as S
 from optimizer import catalog as C
 from optimizer.options import DEFAULT_COMMITMENT_OPTIONS, ON_DEMAND, SPOT
+from optimizer.plan import Commitment
 
 SCENARIO_WEIGHTS = {S.P10: 0.3, S.P50: 0.4, S.P90: 0.3}
 PLAN_PATHS = 50
@@ -49,6 +50,20 @@ class PlanConfig:
             hour); many scenarios get fewer each (``optimizer.problem.bins_per_scenario``). Costs in the
             plan are always billed hour by hour; binning only coarsens the decision (measured in
             docs/benchmarks.md).
+        ladder: split the window into calendar months, each of which may start new commitments (a
+            commitment started in month m serves months m.. while its term lasts). False = every
+            commitment starts at the window start.
+        budget_usd: cap on the plan's expected cost over the window (USD, existing commitments included).
+        max_commit_usd: cap on the window cost (USD) of the new commitments the plan buys.
+        max_commit_share: cap on the new commitments' window cost as a share (0-1) of expected cost.
+        needs_approval / approved: instance types that may only be used (any purchase option) once approved.
+        spot_share_by_model: per-GPU-model override of ``max_spot_share`` ((gpu_model, share) pairs; 0 = no
+            spot, e.g. for latency-bound work).
+        spot_capacity: at most this many spot instances of a type at once ((instance_type, count) pairs).
+        checkpoint_by_model: per-GPU-model override of ``checkpoint_interval_hours`` ((gpu_model, hours) pairs;
+            rightsizing sets it from the workload classes whose spot-tolerant work runs on that model).
+        existing: commitments already owned (sunk: billed in their active hours, not optimised).
+        cvar_weight: risk weight lambda; the objective is expected cost + lambda * CVaR90 of scenario cost.
     """
 
     start: pd.Timestamp
@@ -64,6 +79,17 @@ class PlanConfig:
     restart_overhead_hours: float = 0.25
     time_limit_s: float = 60.0
     duration_bins: int | None = 96
+    ladder: bool = False
+    budget_usd: float | None = None
+    max_commit_usd: float | None = None
+    max_commit_share: float | None = None
+    needs_approval: tuple[str, ...] = ()
+    approved: tuple[str, ...] = ()
+    spot_share_by_model: tuple[tuple[str, float], ...] = ()
+    spot_capacity: tuple[tuple[str, int], ...] = ()
+    checkpoint_by_model: tuple[tuple[str, float], ...] = ()
+    existing: tuple[Commitment, ...] = ()
+    cvar_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.hours < 1:
@@ -72,6 +98,38 @@ class PlanConfig:
             raise PlanningError("max spot share must be between 0 and 1")
         if self.growth <= -1.0:
             raise PlanningError("growth must be above -100%")
+        for gpu_model, share in self.spot_share_by_model:
+            if not 0.0 <= share <= 1.0:
+                raise PlanningError(f"spot share for {gpu_model} must be between 0 and 1 (got {share})")
+        for instance_type, count in self.spot_capacity:
+            if count < 0 or int(count) != count:
+                raise PlanningError(f"spot capacity for {instance_type} must be a whole number >= 0 "
+                                    f"(got {count}; fix: --spot-capacity {instance_type}=N)")
+        if self.budget_usd is not None and self.budget_usd < 0:
+            raise PlanningError("the budget must be >= 0 USD (fix: --budget AMOUNT)")
+        if self.max_commit_usd is not None and self.max_commit_usd < 0:
+            raise PlanningError("the maximum committed spend must be >= 0 USD (fix: --max-commit-usd AMOUNT)")
+        if self.max_commit_share is not None and not 0.0 <= self.max_commit_share <= 1.0:
+            raise PlanningError("the maximum committed share must be between 0 and 1")
+        if self.cvar_weight < 0:
+            raise PlanningError("the CVaR risk weight must be >= 0")
+
+    def spot_share_for(self, gpu_model: str) -> float:
+        """Max share of the GPU model's GPU-hours on spot (the per-model override, else ``max_spot_share``)."""
+        return dict(self.spot_share_by_model).get(gpu_model, self.max_spot_share)
+
+    def checkpoint_for(self, gpu_model: str) -> float:
+        """Hours between checkpoints of the GPU model's spot work (the per-model override, else the default)."""
+        return dict(self.checkpoint_by_model).get(gpu_model, self.checkpoint_interval_hours)
+
+    @property
+    def coupled(self) -> bool:
+        """Whether a constraint or objective term links GPU models so that they must be solved as one MILP.
+
+        A budget alone does not: the cheapest plan of each GPU model together are the cheapest plan, and the
+        budget only decides whether that is affordable. With a CVaR weight or a committed-spend cap it does.
+        """
+        return self.max_commit_usd is not None or self.max_commit_share is not None or self.cvar_weight > 0
 
     @property
     def end(self) -> pd.Timestamp:
@@ -163,6 +221,9 @@ class Offers:
     ``commitments`` rows: instance_type, purchase_option, gpu_count, effective_hourly_usd, upfront_usd,
     recurring_hourly_usd, term_hours. ``spot``: the cheapest spot instance type per useful GPU-hour
     (None when spot is not allowed or not offered). ``on_demand``: the cheapest on-demand price per GPU.
+    ``spot_options``: the spot types worth using, cheapest per useful GPU-hour first, each with
+    ``max_instances`` (its spot capacity, None = unlimited); the list stops at the first unlimited type
+    (a dearer one would never be used). ``spot_share``: the GPU model's max spot share.
     """
 
     gpu_model: str
@@ -170,6 +231,8 @@ class Offers:
     spot: dict | None
     on_demand_instance_type: str
     on_demand_usd_per_gpu_hour: float
+    spot_options: tuple[dict, ...] = ()
+    spot_share: float = 0.0
 
 
 def useful_commitments(rows: pd.DataFrame, od_usd_per_gpu_hour: float) -> pd.DataFrame:
@@ -191,31 +254,52 @@ def useful_commitments(rows: pd.DataFrame, od_usd_per_gpu_hour: float) -> pd.Dat
 
 
 def offers_for(catalog: C.Catalog, gpu_model: str, config: PlanConfig) -> Offers:
-    """Offers of the catalog for a GPU model under the config's region, instance types and options."""
+    """Offers of the catalog for a GPU model under the config's region, instance types, options and guardrails.
+
+    Instance types in ``config.needs_approval`` and not in ``config.approved`` are left out entirely.
+    """
     rows = catalog.offers(config.region, gpu_model, config.instance_types)
+    blocked = set(config.needs_approval) - set(config.approved)
+    held_back = sorted(set(rows[C.INSTANCE_TYPE]) & blocked)
+    rows = rows[~rows[C.INSTANCE_TYPE].isin(blocked)]
     od = rows[rows[C.PURCHASE_OPTION] == ON_DEMAND]
     if od.empty:
         allowed = f" among {', '.join(config.instance_types)}" if config.instance_types else ""
+        if held_back:
+            raise PlanningError(f"no on-demand price for {gpu_model} in {config.region}{allowed} without approval "
+                                f"(capacity: {', '.join(held_back)} need approval; fix: --approve "
+                                f"{held_back[0]})")
         raise PlanningError(f"no on-demand price for {gpu_model} in {config.region}{allowed} "
                             "(capacity: demand of this GPU model cannot be served; fix: allow an instance type "
                             "of that GPU model or choose another region)")
     per_gpu = od[C.EFFECTIVE_HOURLY] / od[C.GPU_COUNT]
     best_od = od.loc[per_gpu.idxmin()]
     commitments = useful_commitments(rows[rows[C.PURCHASE_OPTION].isin(config.options)], float(per_gpu.min()))
-    spot = None
-    if config.allow_spot and config.max_spot_share > 0:
+    share = config.spot_share_for(gpu_model)
+    spot_options: list[dict] = []
+    if config.allow_spot and share > 0:
         sp = rows[rows[C.PURCHASE_OPTION] == SPOT].copy()
         if not sp.empty:
-            sp["rework"] = [C.rework_fraction(b, config.checkpoint_interval_hours, config.restart_overhead_hours)
+            sp["rework"] = [C.rework_fraction(b, config.checkpoint_for(gpu_model), config.restart_overhead_hours)
                             for b in sp[C.INTERRUPTION]]
             sp["useful_gpu_rate"] = sp[C.EFFECTIVE_HOURLY] * (1 + sp["rework"]) / sp[C.GPU_COUNT]
-            best = sp.loc[sp["useful_gpu_rate"].idxmin()]
-            if best["useful_gpu_rate"] < per_gpu.min():
-                spot = {"instance_type": best[C.INSTANCE_TYPE], "gpu_count": float(best[C.GPU_COUNT]),
-                        "usd_per_instance_hour": float(best[C.EFFECTIVE_HOURLY]),
-                        "rework_fraction": float(best["rework"]),
-                        "interruption_bucket": None if pd.isna(best[C.INTERRUPTION]) else str(best[C.INTERRUPTION]),
-                        "usd_per_useful_gpu_hour": float(best["useful_gpu_rate"])}
-    return Offers(gpu_model=gpu_model, commitments=commitments, spot=spot,
+            sp = sp[sp["useful_gpu_rate"] < per_gpu.min()].sort_values(["useful_gpu_rate", C.INSTANCE_TYPE],
+                                                                        kind="stable")
+            capacity = dict(config.spot_capacity)
+            for _, best in sp.iterrows():
+                cap = capacity.get(str(best[C.INSTANCE_TYPE]))
+                if cap is not None and cap <= 0:
+                    continue
+                spot_options.append({
+                    "instance_type": best[C.INSTANCE_TYPE], "gpu_count": float(best[C.GPU_COUNT]),
+                    "usd_per_instance_hour": float(best[C.EFFECTIVE_HOURLY]),
+                    "rework_fraction": float(best["rework"]),
+                    "interruption_bucket": None if pd.isna(best[C.INTERRUPTION]) else str(best[C.INTERRUPTION]),
+                    "usd_per_useful_gpu_hour": float(best["useful_gpu_rate"]),
+                    "max_instances": None if cap is None else int(cap)})
+                if cap is None:
+                    break
+    return Offers(gpu_model=gpu_model, commitments=commitments, spot=spot_options[0] if spot_options else None,
                   on_demand_instance_type=str(best_od[C.INSTANCE_TYPE]),
-                  on_demand_usd_per_gpu_hour=float(per_gpu.min()))
+                  on_demand_usd_per_gpu_hour=float(per_gpu.min()), spot_options=tuple(spot_options),
+                  spot_share=share if spot_options else 0.0)

@@ -14,7 +14,9 @@ GPU-hours are billed pro rata.
 The v1 contract fields are ``schema, window, region, commitments[instance_type, purchase_option,
 count, start, hourly_usd_per_instance, upfront_usd_per_instance], spot[instance_type, max_instances],
 expected[total_usd, committed_usd, spot_usd, on_demand_usd, all_on_demand_usd]``; everything else here
-is a compatible extension.
+is a compatible extension: laddered plans give each commitment its own ``start``; owned commitments carry
+``existing: true`` and an explicit ``end``; ``expected`` adds the risk figures ``total_p10_usd``,
+``total_p90_usd``, ``cvar90_usd`` (USD) and ``break_even_month`` (``YYYY-MM``). Files without them still load.
 """
 
 from __future__ import annotations
@@ -42,7 +44,11 @@ def _parse_ts(value: str) -> pd.Timestamp:
 
 @dataclass(frozen=True)
 class Commitment:
-    """``count`` instances bought with a reserved/convertible option, active for ``term_hours`` from ``start``."""
+    """``count`` instances bought with a reserved/convertible option, active for ``term_hours`` from ``start``.
+
+    ``end`` (optional) is an explicit expiry (exclusive) that overrides ``start + term_hours``;
+    ``existing`` marks a commitment already owned before the plan (sunk: billed, not bought).
+    """
 
     instance_type: str
     purchase_option: str
@@ -53,6 +59,8 @@ class Commitment:
     gpu_model: str
     gpus_per_instance: float
     term_hours: int
+    end: pd.Timestamp | None = None
+    existing: bool = False
 
     @property
     def effective_hourly_usd(self) -> float:
@@ -64,7 +72,7 @@ class Commitment:
         return self.count * self.gpus_per_instance
 
     def active(self, hours: pd.DatetimeIndex) -> pd.Series:
-        end = self.start + pd.Timedelta(hours=self.term_hours)
+        end = self.end if self.end is not None else self.start + pd.Timedelta(hours=self.term_hours)
         return pd.Series((hours >= self.start) & (hours < end), index=hours)
 
 
@@ -107,6 +115,8 @@ class Expected:
     total_p90_usd: float | None = None
     upfront_usd: float = 0.0
     commitment_utilization: float | None = None
+    cvar90_usd: float | None = None
+    break_even_month: str | None = None
 
     @property
     def savings_usd(self) -> float:
@@ -115,6 +125,29 @@ class Expected:
     @property
     def savings_pct(self) -> float:
         return 100.0 * self.savings_usd / self.all_on_demand_usd if self.all_on_demand_usd else 0.0
+
+
+@dataclass(frozen=True)
+class TeamRoute:
+    """Rightsizing (``optimizer.rightsizing``): the GPU model one team's workload class is served on, and why.
+
+    ``reference_gpu_hours`` is the class's work in reference-GPU-hours (NVIDIA A100 = 1.0), ``gpu_hours`` the
+    GPU-hours of ``gpu_model`` it takes (spot rework included), ``usd_per_reference_gpu_hour`` the routing's
+    stand-alone cost estimate; ``instance_types`` are the types of ``gpu_model`` that fit the class.
+    """
+
+    team: str
+    workload_class: str
+    class_source: str
+    from_gpu_types: tuple[str, ...]
+    gpu_model: str
+    instance_types: tuple[str, ...]
+    relative_throughput: float
+    reference_gpu_hours: float
+    gpu_hours: float
+    usd_per_reference_gpu_hour: float
+    spot_allowed: bool
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -129,6 +162,7 @@ class Plan:
     on_demand: tuple[OnDemandRate, ...]
     expected: Expected
     assumptions: dict[str, Any] = field(default_factory=dict)
+    routing: tuple[TeamRoute, ...] = ()
 
     @property
     def hours(self) -> int:
@@ -142,10 +176,11 @@ class Plan:
         def commitment(c: Commitment) -> dict[str, Any]:
             d = asdict(c)
             d["start"] = _iso(c.start)
+            d["end"] = None if c.end is None else _iso(c.end)
             d["effective_hourly_usd_per_instance"] = round(c.effective_hourly_usd, 6)
             return d
 
-        return {
+        out = {
             "schema": SCHEMA,
             "window": {"start": _iso(self.window_start), "end": _iso(self.window_end)},
             "region": self.region,
@@ -156,6 +191,9 @@ class Plan:
                          for k, v in asdict(self.expected).items()},
             "assumptions": self.assumptions,
         }
+        if self.routing:  # optional extension: absent from plans made without --workloads
+            out["routing"] = [asdict(r) for r in self.routing]
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -173,7 +211,8 @@ class Plan:
             start=_parse_ts(c.get("start") or d["window"]["start"]),
             hourly_usd_per_instance=float(c["hourly_usd_per_instance"]),
             upfront_usd_per_instance=float(c["upfront_usd_per_instance"]), gpu_model=c["gpu_model"],
-            gpus_per_instance=float(c["gpus_per_instance"]), term_hours=int(c["term_hours"]))
+            gpus_per_instance=float(c["gpus_per_instance"]), term_hours=int(c["term_hours"]),
+            end=_parse_ts(c["end"]) if c.get("end") else None, existing=bool(c.get("existing", False)))
             for c in d.get("commitments", []))
         spot = tuple(SpotAllowance(**{k: s[k] for k in SpotAllowance.__dataclass_fields__ if k in s})
                      for s in d.get("spot", []))
@@ -181,7 +220,10 @@ class Plan:
         expected = Expected(**{k: v for k, v in d["expected"].items() if k in Expected.__dataclass_fields__})
         return cls(window_start=start, window_end=_parse_ts(d["window"]["end"]), region=d["region"],
                    commitments=commitments, spot=spot, on_demand=on_demand, expected=expected,
-                   assumptions=d.get("assumptions", {}))
+                   assumptions=d.get("assumptions", {}),
+                   routing=tuple(TeamRoute(**{**r, "from_gpu_types": tuple(r["from_gpu_types"]),
+                                              "instance_types": tuple(r["instance_types"])})
+                                 for r in d.get("routing", [])))
 
     @classmethod
     def read(cls, path: str | Path) -> Plan:

@@ -2,7 +2,11 @@
 
 Units: USD, GPUs, instances, hours (see :mod:`optimizer.problem`). The plan's ``expected`` block is not
 the LP objective but the plan billed by :mod:`optimizer.billing` on each demand scenario, so the
-numbers users see follow the published serving rule exactly.
+numbers users see follow the published serving rule exactly (with p10/p90, CVaR90 in USD and the
+break-even month).
+
+GPU models are solved one MILP each unless a CVaR weight or a committed-spend cap links them (then one joint
+MILP). An unmeetable budget raises one line naming the binding constraints and the smallest budget that works.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -21,9 +25,9 @@ import pulp
 from forecasting import schema as S
 from optimizer import catalog as C
 from optimizer.billing import cost_arrays, pricing_for
-from optimizer.inputs import PlanConfig, PlanningError, Scenarios, offers_for, scenarios_from_forecast
+from optimizer.inputs import Offers, PlanConfig, PlanningError, Scenarios, offers_for, scenarios_from_forecast
 from optimizer.plan import Commitment, Expected, OnDemandRate, Plan, SpotAllowance
-from optimizer.problem import BuiltProblem, build_problem
+from optimizer.problem import CVAR_ALPHA, BuiltProblem, GpuModelVars, build_problem
 
 Progress = Callable[[str], None]
 
@@ -53,6 +57,10 @@ class PlanResult:
 
 MIP_GAP = 1e-4
 """Relative optimality gap at which HiGHS stops (0.01% of expected cost)."""
+JOINT_MIP_GAP = 5e-4
+"""The gap for one joint MILP over all GPU models (risk weight or commitment cap): 0.05% of the objective.
+At the scale benchmark's size the root cuts close the gap to about 0.02% in 25 s but proving 0.01% takes over
+60 s on 2 busy cores (docs/benchmarks.md); plans billed hour by hour differ far more than that from the model."""
 _BANNER_SILENCED = False
 
 
@@ -76,10 +84,14 @@ def _silence_highs_banner() -> None:
     _BANNER_SILENCED = True
 
 
-def solve_problem(built: BuiltProblem, time_limit_s: float) -> str:
-    """Run HiGHS; raise PlanningError naming the blocking constraints when there is no plan."""
+class InfeasiblePlan(PlanningError):
+    """The solver proved that no plan meets every constraint."""
+
+
+def solve_problem(built: BuiltProblem, time_limit_s: float, gap: float = MIP_GAP) -> str:
+    """Run HiGHS to a relative gap; raise PlanningError naming the blocking constraints when there is no plan."""
     _silence_highs_banner()
-    solver = pulp.HiGHS(msg=False, timeLimit=time_limit_s, gapRel=MIP_GAP)
+    solver = pulp.HiGHS(msg=False, timeLimit=time_limit_s, gapRel=gap)
     built.prob.solve(solver)
     status = pulp.LpStatus[built.prob.status]
     if status == "Optimal":
@@ -89,106 +101,284 @@ def solve_problem(built: BuiltProblem, time_limit_s: float) -> str:
         return status
     if status == "Infeasible":
         groups = "; ".join(sorted(set(built.constraint_labels.values())))
-        raise PlanningError(f"no plan satisfies all constraints ({groups})")
+        raise InfeasiblePlan(f"no plan satisfies all constraints ({groups})")
     if status == "Not Solved" and built.prob.objective.value() is not None:
         return "time limit reached (best plan found)"
     raise PlanningError(f"the solver stopped with status '{status}' (fix: raise the time limit)")
 
 
-def _spot_max_instances(demand: np.ndarray, capacity: float, spot: dict, share: float, lp_cap: float) -> int:
-    """Spot instances to allow: the LP's useful-GPU cap in whole instances, lowered until the serving
-    rule's use of it (spot fills everything above the commitments up to the cap) stays within the
+def _spot_max_instances(demand: np.ndarray, capacity: np.ndarray, spots: list[dict], share: float,
+                        lp_caps: list[float]) -> list[int]:
+    """Spot instances to allow per spot option (cheapest first): the LP's useful-GPU caps in whole
+    instances (within each type's spot capacity), lowered, dearest option first, until the serving
+    rule's use of them (spot fills everything above the commitments up to the caps) stays within the
     spot share in every scenario."""
-    useful = spot["gpu_count"] / (1.0 + spot["rework_fraction"])
+    useful = [o["gpu_count"] / (1.0 + o["rework_fraction"]) for o in spots]
     excess = np.maximum(demand - capacity, 0.0)
-    if excess.max() <= 0 or lp_cap <= 1e-9:
-        return 0
-    hi = min(math.ceil(excess.max() / useful - 1e-9), math.ceil(lp_cap / useful - 1e-9))
+    peak = float(excess.max()) if excess.size else 0.0
+    counts = []
+    for o, u, lp in zip(spots, useful, lp_caps, strict=True):
+        m = 0 if (peak <= 0 or lp <= 1e-9) else min(math.ceil(peak / u - 1e-9), math.ceil(lp / u - 1e-9))
+        if o.get("max_instances") is not None:
+            m = min(m, int(o["max_instances"]))
+        counts.append(m)
     limit = share * demand.sum(axis=1) + 1e-6
 
-    def ok(m: int) -> bool:
-        return bool(np.all(np.minimum(excess, m * useful).sum(axis=1) <= limit))
+    def ok(ms: list[int]) -> bool:
+        rest, total = excess, np.zeros(excess.shape[0])
+        for m, u in zip(ms, useful, strict=True):
+            take = np.minimum(rest, m * u)
+            total += take.sum(axis=1)
+            rest = rest - take
+        return bool(np.all(total <= limit))
 
-    if ok(hi):
-        return hi
-    lo = 0  # ok(0) is always true
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
-    return lo
+    for i in reversed(range(len(counts))):
+        if ok(counts):
+            break
+        hi, lo = counts[i], 0
+        counts[i] = 0
+        if not ok(counts):
+            continue
+        while hi - lo > 1:   # ok(lo) holds, ok(hi) does not
+            mid = (lo + hi) // 2
+            counts[i] = mid
+            lo, hi = (mid, hi) if ok(counts) else (lo, mid)
+        counts[i] = lo
+    return counts
+
+
+@dataclass(frozen=True)
+class _Solved:
+    handles: tuple[GpuModelVars, ...]
+    status: str
+    objective: float
+    build_seconds: float
+    solve_seconds: float
+
+
+def _optimise(scenarios: Scenarios, offers: dict[str, Offers], config: PlanConfig,
+              existing: dict[str, tuple[np.ndarray, float]], say: Progress) -> _Solved:
+    """Build and solve: one MILP per GPU model when nothing links them, else one joint MILP.
+
+    A budget alone is checked against the sum of the per-model optima (raising InfeasiblePlan above it).
+    """
+    budget = config.budget_usd
+    if config.coupled:
+        groups = [scenarios]
+    else:
+        groups = [scenarios.only(g) for g in scenarios.gpu_models]
+        config = replace(config, budget_usd=None)
+    handles, statuses, objective = [], [], 0.0
+    build_s = solve_s = 0.0
+    for i, sc in enumerate(groups, 1):
+        t0 = time.perf_counter()
+        built = build_problem(sc, offers, config,
+                              existing_capacity={g: existing[g][0] for g in sc.gpu_models if g in existing},
+                              existing_cost_usd=sum(existing[g][1] for g in sc.gpu_models if g in existing))
+        t1 = time.perf_counter()
+        say(f"solving {', '.join(sc.gpu_models)} with HiGHS ({built.prob.numVariables()} variables, "
+            f"{built.prob.numConstraints()} constraints) [{i}/{len(groups)}]")
+        statuses.append(solve_problem(built, config.time_limit_s, JOINT_MIP_GAP if config.coupled else MIP_GAP))
+        solve_s += time.perf_counter() - t1
+        build_s += t1 - t0
+        handles.extend(built.models)
+        objective += float(built.expected_cost.value() or 0.0)
+    if budget is not None and config.budget_usd is None and objective > budget + 1e-6 * max(budget, 1.0):
+        raise InfeasiblePlan(f"the cheapest plan's expected cost {objective:,.0f} USD exceeds the budget")
+    status = "Optimal" if all(s == "Optimal" for s in statuses) else "; ".join(sorted(set(statuses)))
+    return _Solved(tuple(handles), status, objective, build_s, solve_s)
+
+
+def _budget_error(scenarios: Scenarios, offers_of: Callable[[PlanConfig], dict[str, Offers]], config: PlanConfig,
+                  existing: dict[str, tuple[np.ndarray, float]], free: PlanResult) -> PlanningError:
+    """One line naming what holds the cost above the budget and the smallest budget that works.
+
+    ``free`` is the cheapest plan without the budget; its billed expected cost is the smallest budget that
+    works (the model's expected cost never exceeds the billed cost). Each other guardrail is relaxed in
+    turn; one whose relaxation lowers the cheapest cost is binding too.
+    """
+    quiet: Progress = lambda _m: None  # noqa: E731
+    base = free.lp_objective_usd
+    free_config = replace(config, budget_usd=None, cvar_weight=0.0)
+    binding = []
+    relaxations = []
+    if config.max_commit_usd is not None or config.max_commit_share is not None:
+        limit = (f"{config.max_commit_usd:,.0f} USD" if config.max_commit_usd is not None
+                 else f"{config.max_commit_share:.0%} of expected cost")
+        relaxations.append((f"max commitment ({limit})",
+                            replace(free_config, max_commit_usd=None, max_commit_share=None)))
+    if config.allow_spot and any(config.spot_share_for(g) < 1.0 for g in scenarios.gpu_models):
+        shares = sorted({f"{config.spot_share_for(g):.0%}" for g in scenarios.gpu_models})
+        relaxations.append((f"spot cap (max spot share {', '.join(shares)})",
+                            replace(free_config, max_spot_share=1.0, spot_share_by_model=())))
+    if config.allow_spot and config.spot_capacity:
+        caps = ", ".join(f"{t} at most {n}" for t, n in config.spot_capacity)
+        relaxations.append((f"spot capacity ({caps} instances)", replace(free_config, spot_capacity=())))
+    for label, relaxed in relaxations:
+        cost = _optimise(scenarios, offers_of(relaxed), relaxed, existing, quiet).objective
+        if cost < base * (1 - 1e-6) - 1e-6:
+            binding.append(label)
+    if not binding:
+        binding.append("capacity (all demand must be served at the cheapest prices on offer)")
+    smallest = math.ceil(free.plan.expected.total_usd)
+    return PlanningError(f"no plan fits the budget of {config.budget_usd:,.0f} USD: binding constraints are the "
+                         f"budget and {'; '.join(binding)}; the smallest budget that works is {smallest:,} USD "
+                         f"(fix: --budget {smallest} or relax a binding constraint)")
+
+
+def _existing(config: PlanConfig, scenarios: Scenarios) -> dict[str, tuple[np.ndarray, float]]:
+    """Per GPU model: GPUs of owned commitments per window hour and their (sunk) window cost in USD,
+    as :mod:`optimizer.billing` counts them."""
+    if not config.existing:
+        return {}
+    owned = Plan(window_start=config.start, window_end=config.end, region=config.region,
+                 commitments=config.existing, spot=(),
+                 on_demand=tuple(OnDemandRate(g, "", 0.0) for g in scenarios.gpu_models),
+                 expected=Expected(0.0, 0.0, 0.0, 0.0, 0.0))
+    out = {}
+    for g in scenarios.gpu_models:
+        pricing = pricing_for(owned, g, scenarios.hours)
+        if pricing.capacity.any():
+            out[g] = (pricing.capacity, float(pricing.commit_usd.sum()))
+    return out
+
+
+def cvar(values: np.ndarray, weights: np.ndarray, alpha: float = CVAR_ALPHA) -> float:
+    """Conditional value at risk: the weighted mean of the worst ``1 - alpha`` of the weight (USD)."""
+    values, weights = np.asarray(values, dtype=float), np.asarray(weights, dtype=float)
+    order = np.argsort(-values, kind="stable")
+    v, w = values[order], weights[order] / weights.sum()
+    tail = 1.0 - alpha
+    take = np.clip(tail - (np.cumsum(w) - w), 0.0, w)
+    return float((take * v).sum() / tail)
+
+
+def break_even_month(plan: Plan, scenarios: Scenarios) -> str | None:
+    """First calendar month (``YYYY-MM``) from which the plan's cumulative cash saving against all
+    on-demand stays positive, counting each new commitment's upfront payment in its start hour and its
+    recurring rate per active hour (owned commitments at their effective rate); None if not in the window."""
+    hours = scenarios.hours
+    saving = np.zeros(len(hours))
+    for g in scenarios.gpu_models:
+        arrays = cost_arrays(scenarios.demand[g], pricing_for(plan, g, hours))
+        saving += scenarios.weights @ (arrays["all_on_demand_usd"] - arrays["spot_usd"] - arrays["on_demand_usd"])
+    for c in plan.commitments:
+        if c.gpu_model not in scenarios.gpu_models:
+            continue
+        active = c.active(hours).to_numpy(dtype=float)
+        if c.existing:
+            saving -= active * c.count * c.effective_hourly_usd
+            continue
+        saving -= active * c.count * c.hourly_usd_per_instance
+        at = hours.get_indexer([c.start])[0]
+        if at >= 0:
+            saving[at] -= c.count * c.upfront_usd_per_instance
+    months = hours.to_period("M")
+    monthly = pd.Series(saving).groupby(np.asarray(months.astype(str))).sum().sort_index()
+    cumulative = monthly.cumsum().to_numpy()
+    positive = cumulative > 1e-6
+    if not positive[-1]:
+        return None
+    last_bad = np.flatnonzero(~positive)
+    first = 0 if last_bad.size == 0 else int(last_bad[-1]) + 1
+    return str(monthly.index[first])
 
 
 def make_plan(forecast: pd.DataFrame | None, catalog: C.Catalog, config: PlanConfig, *,
               scenarios: Scenarios | None = None,
               progress: Progress | None = None) -> PlanResult:
-    """Choose commitments, spot allowance and on-demand for the forecast demand of the window.
+    """Choose commitments (laddered by month if asked), spot allowances and on-demand for the window.
 
     Args:
         forecast: forecast frame (``team, gpu_type, timestamp, mean, p10, p50, p90``) covering the window.
         catalog: price catalog.
-        config: window, region, allowed types/options and spot policy.
+        config: window, region, allowed types/options, spot policy, guardrails, owned commitments, risk weight.
+        scenarios: demand scenarios to plan over (default: the forecast's p10/p50/p90 paths).
         progress: optional callback receiving one line per step.
+
+    Raises:
+        PlanningError: one line naming the blocking input or constraint (for a budget, the binding
+            constraints and the smallest budget that works).
     """
     say = progress or (lambda _msg: None)
     if scenarios is None:
         scenarios = scenarios_from_forecast(forecast, config)
-    offers = {g: offers_for(catalog, g, config) for g in scenarios.gpu_models}
-    # GPU models share no constraint yet, so each gets its own (much faster) MILP.
-    handles, statuses, objective = [], [], 0.0
-    build_s = solve_s = 0.0
-    for i, gpu_model in enumerate(scenarios.gpu_models, 1):
-        t0 = time.perf_counter()
-        built = build_problem(scenarios.only(gpu_model), offers, config)
-        t1 = time.perf_counter()
-        say(f"solving {gpu_model} with HiGHS ({built.prob.numVariables()} variables, "
-            f"{built.prob.numConstraints()} constraints) [{i}/{len(scenarios.gpu_models)}]")
-        statuses.append(solve_problem(built, config.time_limit_s))
-        solve_s += time.perf_counter() - t1
-        build_s += t1 - t0
-        handles.extend(built.models)
-        objective += float(built.prob.objective.value() or 0.0)
-    status = "Optimal" if all(s == "Optimal" for s in statuses) else "; ".join(sorted(set(statuses)))
 
-    commitments, spots, rates = [], [], []
+    def offers_of(cfg: PlanConfig) -> dict[str, Offers]:
+        return {g: offers_for(catalog, g, cfg) for g in scenarios.gpu_models}
+
+    offers = offers_of(config)
+    existing = _existing(config, scenarios)
+    try:
+        solved = _optimise(scenarios, offers, config, existing, say)
+    except InfeasiblePlan:
+        if config.budget_usd is None:
+            raise
+        free = make_plan(forecast, catalog, replace(config, budget_usd=None, cvar_weight=0.0), scenarios=scenarios)
+        raise _budget_error(scenarios, offers_of, config, existing, free) from None
+    plan, scenario_costs = _read_plan(solved.handles, scenarios, catalog, config)
+    result = PlanResult(plan=plan, scenarios=scenarios, scenario_costs=scenario_costs,
+                        lp_objective_usd=solved.objective, build_seconds=solved.build_seconds,
+                        solve_seconds=solved.solve_seconds, status=solved.status)
+    budget = config.budget_usd
+    if budget is not None and not config.coupled and plan.expected.total_usd > budget + 1e-6 * max(budget, 1.0):
+        # A budget alone leaves the cheapest plan unchanged, so its billed cost decides (the model's cost is a
+        # lower bound of it); with a risk weight or a commitment cap the budget is a row of the joint model.
+        raise _budget_error(scenarios, offers_of, config, existing, result)
+    say(f"plan ready: expected {plan.expected.total_usd:,.0f} USD vs "
+        f"{plan.expected.all_on_demand_usd:,.0f} USD all on-demand")
+    return result
+
+
+def _read_plan(handles: tuple[GpuModelVars, ...], scenarios: Scenarios, catalog: C.Catalog,
+               config: PlanConfig) -> tuple[Plan, dict[str, dict[str, float]]]:
+    """The solver's counts as a plan: commitments per start month, spot allowances within the spot share,
+    on-demand rates; then billed hour by hour on every scenario."""
+    commitments = list(config.existing)
+    rates = []
     for handle in handles:
-        off = handle.offers
-        rows = off.commitments
-        cap = 0.0
-        for k, var in handle.counts.items():
+        rows = handle.offers.commitments
+        for (k, m), var in sorted(handle.counts.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             count = int(round(var.value() or 0.0))
             if count <= 0:
                 continue
             r = rows.iloc[k]
-            cap += count * float(r[C.GPU_COUNT])
             commitments.append(Commitment(
                 instance_type=str(r[C.INSTANCE_TYPE]), purchase_option=str(r[C.PURCHASE_OPTION]), count=count,
-                start=config.start, hourly_usd_per_instance=float(r[C.RECURRING_HOURLY]),
+                start=scenarios.hours[handle.period_starts[m]], hourly_usd_per_instance=float(r[C.RECURRING_HOURLY]),
                 upfront_usd_per_instance=float(r[C.UPFRONT]), gpu_model=handle.gpu_model,
                 gpus_per_instance=float(r[C.GPU_COUNT]), term_hours=int(r[C.TERM_HOURS_COL])))
-        if off.spot is not None:
-            m = _spot_max_instances(scenarios.demand[handle.gpu_model], cap, off.spot, config.max_spot_share,
-                                    float(handle.spot_cap.value() or 0.0))
+        rates.append(OnDemandRate(gpu_model=handle.gpu_model, instance_type=handle.offers.on_demand_instance_type,
+                                  usd_per_gpu_hour=handle.offers.on_demand_usd_per_gpu_hour))
+    committed_only = Plan(window_start=config.start, window_end=config.end, region=config.region,
+                          commitments=tuple(commitments), spot=(), on_demand=tuple(rates),
+                          expected=Expected(0.0, 0.0, 0.0, 0.0, 0.0))
+    spots = []
+    for handle in handles:
+        off = handle.offers
+        if not off.spot_options:
+            continue
+        capacity = pricing_for(committed_only, handle.gpu_model, scenarios.hours).capacity
+        counts = _spot_max_instances(scenarios.demand[handle.gpu_model], capacity, list(off.spot_options),
+                                     off.spot_share, [float(v.value() or 0.0) for v in handle.spot_caps])
+        for o, m in zip(off.spot_options, counts, strict=True):
             if m > 0:
                 spots.append(SpotAllowance(
-                    instance_type=off.spot["instance_type"], max_instances=m, gpu_model=handle.gpu_model,
-                    gpus_per_instance=off.spot["gpu_count"], usd_per_instance_hour=off.spot["usd_per_instance_hour"],
-                    rework_fraction=off.spot["rework_fraction"], interruption_bucket=off.spot["interruption_bucket"]))
-        rates.append(OnDemandRate(gpu_model=handle.gpu_model, instance_type=off.on_demand_instance_type,
-                                  usd_per_gpu_hour=off.on_demand_usd_per_gpu_hour))
+                    instance_type=o["instance_type"], max_instances=m, gpu_model=handle.gpu_model,
+                    gpus_per_instance=o["gpu_count"], usd_per_instance_hour=o["usd_per_instance_hour"],
+                    rework_fraction=o["rework_fraction"], interruption_bucket=o["interruption_bucket"]))
 
-    draft = Plan(window_start=config.start, window_end=config.end, region=config.region,
-                 commitments=tuple(commitments), spot=tuple(spots), on_demand=tuple(rates),
-                 expected=Expected(0.0, 0.0, 0.0, 0.0, 0.0))
+    draft = replace(committed_only, spot=tuple(spots))
     scenario_costs = bill_scenarios(draft, scenarios)
     w = dict(zip(scenarios.names, scenarios.weights, strict=True))
 
     def expect(key: str) -> float:
         return float(sum(w[s] * scenario_costs[s][key] for s in scenarios.names))
 
+    totals = np.array([scenario_costs[n]["total_usd"] for n in scenarios.names])
     if S.P10 in scenario_costs and S.P90 in scenario_costs:
         p10, p90 = scenario_costs[S.P10]["total_usd"], scenario_costs[S.P90]["total_usd"]
     else:
-        totals = np.array([scenario_costs[n]["total_usd"] for n in scenarios.names])
         p10, p90 = (float(x) for x in np.quantile(totals, [0.1, 0.9]))
     used = expect("committed_used_gpus")
     capacity = expect("committed_capacity_gpus")
@@ -196,8 +386,9 @@ def make_plan(forecast: pd.DataFrame | None, catalog: C.Catalog, config: PlanCon
         total_usd=expect("total_usd"), committed_usd=expect("committed_usd"), spot_usd=expect("spot_usd"),
         on_demand_usd=expect("on_demand_usd"), all_on_demand_usd=expect("all_on_demand_usd"),
         total_p10_usd=p10, total_p90_usd=p90,
-        upfront_usd=float(sum(c.count * c.upfront_usd_per_instance for c in commitments)),
-        commitment_utilization=(used / capacity) if capacity > 0 else None)
+        upfront_usd=float(sum(c.count * c.upfront_usd_per_instance for c in commitments if not c.existing)),
+        commitment_utilization=(used / capacity) if capacity > 0 else None,
+        cvar90_usd=cvar(totals, scenarios.weights), break_even_month=break_even_month(draft, scenarios))
     assumptions = {
         "scenarios": ({n: float(x) for n, x in w.items()} if len(w) <= 5
                       else {"sample_paths": len(w), "weight_each": 1.0 / len(w)}),
@@ -208,15 +399,22 @@ def make_plan(forecast: pd.DataFrame | None, catalog: C.Catalog, config: PlanCon
                         "restart_overhead_hours": config.restart_overhead_hours},
         "instance_types": list(config.instance_types) if config.instance_types else None,
         "catalog": {"path": catalog.path, "snapshot_dates": list(catalog.snapshot_dates(config.region))},
-        "commitment_cost_basis": "effective hourly rate charged for every window hour (window taken as "
-                                 "representative of the term)",
+        "commitment_cost_basis": ("effective hourly rate charged for every covered window hour; "
+                                  + ("laddered: new commitments may start at each calendar month"
+                                     if config.ladder else "all commitments start at the window start (window "
+                                                           "taken as representative of the term)")),
+        "ladder": config.ladder,
+        "guardrails": {"budget_usd": config.budget_usd, "max_commit_usd": config.max_commit_usd,
+                       "max_commit_share": config.max_commit_share,
+                       "needs_approval": list(config.needs_approval), "approved": list(config.approved),
+                       "spot_share_by_model": dict(config.spot_share_by_model),
+                       "spot_capacity": dict(config.spot_capacity),
+                       "within_budget": (None if config.budget_usd is None
+                                         else bool(expected.total_usd <= config.budget_usd * (1 + 1e-6) + 1e-6))},
+        "risk": {"cvar_weight": config.cvar_weight, "cvar_alpha": CVAR_ALPHA},
+        "existing_commitments": len(config.existing),
     }
-    plan = Plan(window_start=config.start, window_end=config.end, region=config.region,
-                commitments=draft.commitments, spot=draft.spot, on_demand=draft.on_demand, expected=expected,
-                assumptions=assumptions)
-    say(f"plan ready: expected {expected.total_usd:,.0f} USD vs {expected.all_on_demand_usd:,.0f} USD all on-demand")
-    return PlanResult(plan=plan, scenarios=scenarios, scenario_costs=scenario_costs,
-                      lp_objective_usd=objective, build_seconds=build_s, solve_seconds=solve_s, status=status)
+    return replace(draft, expected=expected, assumptions=assumptions), scenario_costs
 
 
 def bill_scenarios(plan: Plan, scenarios: Scenarios) -> dict[str, dict[str, float]]:

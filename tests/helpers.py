@@ -14,7 +14,7 @@ START = pd.Timestamp("2026-01-01 00:00")
 
 def make_catalog(rows: list[dict]) -> C.Catalog:
     """Catalog from rows with instance_type, purchase_option, price (USD/instance-h), gpus, gpu_model,
-    optional upfront (USD) and bucket. Region us-east-1."""
+    optional upfront (USD), bucket and memory (GiB per GPU, default 80). Region us-east-1."""
     records = []
     for r in rows:
         option = r["purchase_option"]
@@ -25,7 +25,8 @@ def make_catalog(rows: list[dict]) -> C.Catalog:
             C.EFFECTIVE_HOURLY: float(r["price"]), C.UPFRONT: upfront,
             C.RECURRING_HOURLY: float(r["price"]) - (upfront / term if term else 0.0),
             C.UPFRONT_IS_ESTIMATE: False, C.TERM_HOURS_COL: term, C.GPU_MODEL: r.get("gpu_model", "NVIDIA A100"),
-            C.GPU_COUNT: float(r.get("gpus", 1)), C.GPU_MEMORY: 80.0, C.INTERRUPTION: r.get("bucket", "<5%"),
+            C.GPU_COUNT: float(r.get("gpus", 1)), C.GPU_MEMORY: float(r.get("memory", 80.0)),
+            C.INTERRUPTION: r.get("bucket", "<5%"),
             C.SNAPSHOT_DATE: "2026-01-01", C.SOURCE: "test"})
     return C.Catalog(table=pd.DataFrame(records), path="test catalog")
 
