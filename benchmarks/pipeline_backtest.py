@@ -3,8 +3,9 @@
 For each sample: forecast the last ``H`` hours from the history before them and compare with the naive
 baselines fitted on the same data; then plan that window from the forecast, bill the plan on the
 *realised* demand with the plan.json serving rule, and compare with all on-demand and with the hindsight
-plan (the same optimizer given the realised demand as its only scenario). Ratios, not seconds, so the
-numbers do not depend on how busy this machine is.
+plan (``optimizer.baselines.hindsight_plan``: the same optimizer given the realised demand as its only
+scenario). Ratios, not seconds, so the numbers do not depend on how busy this machine is. The look-back
+recommenders and several origins are in ``benchmarks/plan_backtest.py``.
 """
 
 from __future__ import annotations
@@ -18,16 +19,11 @@ from forecasting import schema as S
 from forecasting.backtest import holdout_accuracy
 from forecasting.engine import ForecastConfig, default_n_jobs
 from forecasting.samples import load_sample
+from optimizer.baselines import hindsight_plan
 from optimizer.billing import bill
 from optimizer.catalog import load_catalog
 from optimizer.inputs import PlanConfig, scenarios_from_paths
 from optimizer.solve import make_plan
-
-
-def realised_forecast(actual: pd.DataFrame) -> pd.DataFrame:
-    """The realised demand as a forecast with no uncertainty (for the hindsight plan)."""
-    g = actual[S.GPUS]
-    return actual.assign(**{S.MEAN: g, S.P10: g, S.P50: g, S.P90: g, S.MODEL: "realised"})[list(S.FORECAST_COLUMNS)]
 
 
 def run(sample: str, hours: int, allow_spot: bool, scenarios: str = "paths") -> dict[str, float]:
@@ -46,7 +42,7 @@ def run(sample: str, hours: int, allow_spot: bool, scenarios: str = "paths") -> 
         ours = make_plan(None, cat, config, scenarios=scenarios_from_paths(res.long, config, n_paths=50)).plan
     else:
         ours = make_plan(res.forecast, cat, config).plan
-    hindsight = make_plan(realised_forecast(actual), cat, config).plan
+    hindsight = hindsight_plan(actual, cat, config)
     billed = bill(ours, actual).totals()
     best = bill(hindsight, actual).totals()
     return {
