@@ -1,0 +1,320 @@
+"""``gpuplan alerts | chargeback | units | check | report``: the Operate commands (thin: they call operate/).
+
+Registered on the main ``app`` of :mod:`app.cli` and following its conventions: a user mistake ends with one
+``error: ...`` line and exit status 2; files are written atomically. ``alerts`` exits 1 when any budget
+alert fires and ``check`` exits 1 when any guardrail is violated, so cron jobs and CI can act on them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from app.cli import (
+    USER_ERRORS,
+    CatalogOpt,
+    FormatOpt,
+    TagKeyOpt,
+    UsageOpt,
+    UserFacingError,
+    _catalog,
+    _fail,
+    _parse_start,
+    app,
+    err,
+    load_usage_file,
+    out,
+    step,
+)
+from forecasting import schema as S
+from forecasting.io import write_csv_atomic, write_json_atomic
+from operate.files import read_plan
+
+RegionOpt = Annotated[str, typer.Option(help="catalog region whose on-demand prices cost the usage")]
+PlanOpt = Annotated[Path, typer.Option("--plan", help="plan.json (gpuplan.plan/v1) in force")]
+PolicyChoice = Annotated[str, typer.Option(help="unused commitment cost: proportional (to use) or central")]
+
+
+def _projects(usage: pd.DataFrame) -> dict[str, set[str]] | None:
+    if S.PROJECT not in usage.columns:
+        return {}
+    return {t: set(g.dropna().astype(str)) for t, g in usage.groupby(S.TEAM)[S.PROJECT]}
+
+
+def _usd(v: float | None) -> str:
+    return "-" if v is None or v != v else f"{v:,.0f}"
+
+
+def _prepare(usage: Path, fmt: str, tag_key: str, catalog: Path | None, region: str):
+    from operate.costing import on_demand_rates
+
+    cat = _catalog(catalog)
+    usage_df = load_usage_file(usage, fmt, tag_key, cat)
+    rates = on_demand_rates(cat, set(usage_df[S.GPU_TYPE]), region)
+    return cat, usage_df, rates
+
+
+def _parse_as_of(value: str) -> pd.Timestamp:
+    try:
+        return _parse_start(value)
+    except UserFacingError:
+        raise UserFacingError(f"--as-of {value!r} is not an ISO 8601 hour start "
+                              "(fix: e.g. 2025-12-01T00:00Z)") from None
+
+
+def _alerts(usage_df: pd.DataFrame, budgets_path: Path, rates, as_of: str | None, threshold: float, paths: int,
+            history_hours: int):
+    from operate.alerts import compute_alerts, default_as_of, forecast_for_budgets
+    from operate.budgets import load_budgets
+    from operate.costing import cost_basis
+
+    budgets = load_budgets(budgets_path, set(usage_df[S.TEAM]), _projects(usage_df))
+    when = _parse_as_of(as_of) if as_of else default_as_of(usage_df)
+    with step("forecasting the rest of the budget periods") as say:
+        long = forecast_for_budgets(usage_df, budgets, when, history_hours or None, progress=say)
+    report = compute_alerts(usage_df, budgets, rates, long=long, as_of=when, threshold=threshold, n_paths=paths,
+                            cost_basis=cost_basis(usage_df, rates))
+    return budgets, report
+
+
+@app.command()
+def alerts(
+    usage: UsageOpt,
+    budgets: Annotated[Path, typer.Option(help="budgets CSV or YAML (team, project, period, budget_usd, owner)")],
+    out_path: Annotated[Path, typer.Option("--out", help="alerts JSON to write")] = Path("alerts.json"),
+    as_of: Annotated[str | None, typer.Option(help="first unobserved hour (default: after the last usage)")] = None,
+    threshold: Annotated[float, typer.Option(help="alert when P(overspend) reaches this (0-1]")] = 0.5,
+    paths: Annotated[int, typer.Option(help="forecast sample paths for P(overspend)", min=10)] = 200,
+    history_hours: Annotated[int, typer.Option(help="fit on at most this many recent hours (0 = all)")] = 1344,
+    aws_budgets: Annotated[bool, typer.Option("--aws-budgets", help="also create matching AWS Budgets "
+                                                                    "(dry run unless --apply)")] = False,
+    account_id: Annotated[str | None, typer.Option(help="AWS account id for --aws-budgets")] = None,
+    apply: Annotated[bool, typer.Option("--apply", help="really call AWS Budgets (standard credential chain)")] = False,
+    fmt: FormatOpt = "auto",
+    tag_key: TagKeyOpt = "team",
+    catalog: CatalogOpt = None,
+    region: RegionOpt = "us-east-1",
+) -> None:
+    """Forecast-based budget alerts: projected spend, P(overspend), run-out date; exit 1 when any alert fires."""
+    try:
+        if aws_budgets and not account_id:
+            raise UserFacingError("--aws-budgets needs --account-id (fix: e.g. --account-id 123456789012)")
+        _, usage_df, rates = _prepare(usage, fmt, tag_key, catalog, region)
+        budget_rows, report = _alerts(usage_df, budgets, rates, as_of, threshold, paths, history_hours)
+        actions = []
+        if aws_budgets:
+            from operate.aws_budgets import sync_budgets
+
+            actions = sync_budgets(budget_rows, account_id, apply=apply)
+        doc = report.to_dict()
+        if actions:
+            doc["aws_budgets"] = [{"name": a.name, "action": a.action} for a in actions]
+        write_json_atomic(doc, out_path)
+    except (*USER_ERRORS, UserFacingError) as exc:
+        _fail(exc)
+    except Exception as exc:  # botocore errors from --apply: one line, not a traceback
+        if exc.__class__.__module__.startswith("botocore"):
+            _fail(RuntimeError(f"AWS Budgets: {exc}"))
+        raise
+    table = Table(title=f"Budgets as of {report.as_of:%Y-%m-%d %H:%M} UTC (USD; {report.cost_basis})")
+    for col in ("team / project", "period", "budget", "actual", "burn %", "projected", "p10-p90", "P(over)",
+                "runs out", "status"):
+        table.add_column(col, justify="left" if col in ("team / project", "period", "runs out", "status") else "right")
+    for a in report.alerts:
+        table.add_row(a.team + (f" / {a.project}" if a.project else ""), f"{a.period_start[:10]}..{a.period_end[:10]}",
+                      _usd(a.budget_usd), _usd(a.actual_to_date_usd),
+                      "-" if a.burn_pct is None else f"{a.burn_pct:.0f}", _usd(a.projected_usd),
+                      f"{_usd(a.projected_p10_usd)}-{_usd(a.projected_p90_usd)}", f"{a.p_overspend:.0%}",
+                      (a.run_out_date or "-")[:16].replace("T", " "),
+                      f"[bold red]{a.status}[/]" if a.fired else a.status)
+    out.print(table)
+    for note in report.notes:
+        err.print(f"  {note}", markup=False, highlight=False)
+    for a in actions:
+        out.print(f"AWS Budgets {a.action}: {a.name}", markup=False, highlight=False)
+    for a in report.fired:
+        out.print(f"ALERT {a.message}", markup=False, highlight=False)
+    out.print(f"wrote {out_path}: {len(report.fired)} of {len(report.alerts)} budgets alert")
+    if report.fired:
+        raise typer.Exit(1)
+
+
+@app.command()
+def chargeback(
+    usage: UsageOpt,
+    plan_path: PlanOpt,
+    out_path: Annotated[Path, typer.Option("--out", help="chargeback CSV to write")] = Path("chargeback.csv"),
+    unused_policy: PolicyChoice = "proportional",
+    idle_out: Annotated[Path | None, typer.Option(help="also write idle GPU cost per team (needs utilization)")] = None,
+    fmt: FormatOpt = "auto",
+    tag_key: TagKeyOpt = "team",
+    catalog: CatalogOpt = None,
+) -> None:
+    """Showback/chargeback of the plan's bill on this usage to teams; sums equal the bill to the cent."""
+    from operate.chargeback import allocate
+
+    try:
+        cat = _catalog(catalog)
+        plan = read_plan(plan_path)
+        usage_df = load_usage_file(usage, fmt, tag_key, cat)
+        cb = allocate(usage_df, plan, unused_policy)
+        write_csv_atomic(cb.table, out_path)
+        if idle_out is not None:
+            write_csv_atomic(cb.idle, idle_out)
+    except (*USER_ERRORS, UserFacingError) as exc:
+        _fail(exc)
+    rec = cb.reconciliation()
+    idle = cb.idle.set_index("team")["idle_usd"] if not cb.idle.empty else None
+    table = Table(title=f"Chargeback {plan.window_start:%Y-%m-%d} to {plan.window_end:%Y-%m-%d} UTC (USD; unused "
+                        f"commitment: {unused_policy})")
+    cols = ("team", "GPU-hours", "committed", "spot", "on-demand", "unused commitment", "total", "idle cost")
+    for col in cols:
+        table.add_column(col, justify="left" if col == "team" else "right")
+    for _, r in cb.table.iterrows():
+        idle_v = "-" if idle is None or r["team"] not in idle.index else f"{idle[r['team']]:,.2f}"
+        table.add_row(r["team"], f"{r['gpu_hours']:,.1f}", f"{r['committed_usd']:,.2f}", f"{r['spot_usd']:,.2f}",
+                      f"{r['on_demand_usd']:,.2f}", f"{r['unused_commitment_usd']:,.2f}", f"{r['total_usd']:,.2f}",
+                      idle_v)
+    out.print(table)
+    for note in cb.notes:
+        err.print(f"  {note}", markup=False, highlight=False)
+    out.print(f"allocated {rec['allocated_total_usd']:,.2f} USD = bill {rec['bill_total_usd']:,.2f} USD "
+              f"(committed {rec['bill_committed_usd']:,.2f}, spot {rec['bill_spot_usd']:,.2f}, on-demand "
+              f"{rec['bill_on_demand_usd']:,.2f}); wrote {out_path}" + (f" and {idle_out}" if idle_out else ""))
+
+
+@app.command()
+def units(
+    usage: UsageOpt,
+    units_file: Annotated[Path, typer.Option("--units", help="units CSV or YAML (team, project, period, unit, "
+                                                             "count)")],
+    out_path: Annotated[Path, typer.Option("--out", help="unit costs CSV to write")] = Path("unit_costs.csv"),
+    fmt: FormatOpt = "auto",
+    tag_key: TagKeyOpt = "team",
+    catalog: CatalogOpt = None,
+    region: RegionOpt = "us-east-1",
+) -> None:
+    """Unit economics: cost and GPU-hours per training run, per 1k inferences or any unit, with trends."""
+    from operate.costing import cost_basis, priced
+    from operate.units import load_units, trends, unit_costs
+
+    try:
+        _, usage_df, rates = _prepare(usage, fmt, tag_key, catalog, region)
+        rows = load_units(units_file, set(usage_df[S.TEAM]))
+        costs = unit_costs(priced(usage_df, rates), rows)
+        out_df = costs.copy()
+        for c in ("period_start", "period_end"):
+            out_df[c] = out_df[c].dt.strftime("%Y-%m-%d")
+        write_csv_atomic(out_df, out_path)
+    except (*USER_ERRORS, UserFacingError) as exc:
+        _fail(exc)
+    table = Table(title=f"Cost per unit (USD; {cost_basis(usage_df, rates)})")
+    for col in ("team / project", "unit", "periods", "first", "last", "USD per unit (first)", "USD per unit (last)",
+                "change"):
+        table.add_column(col, justify="left" if col in ("team / project", "unit") else "right")
+    for _, r in trends(costs).iterrows():
+        scope = r["team"] + ("" if r["project"] is None or r["project"] != r["project"] else f" / {r['project']}")
+        table.add_row(scope, r["unit"], str(r["periods"]), f"{r['first_period']:%Y-%m-%d}",
+                      f"{r['last_period']:%Y-%m-%d}", f"{r['first_usd_per_unit']:,.4g}",
+                      f"{r['last_usd_per_unit']:,.4g}", f"{r['change_pct']:+.1f}%")
+    out.print(table)
+    out.print(f"wrote {len(costs)} rows to {out_path}")
+
+
+@app.command()
+def check(
+    policy: Annotated[Path, typer.Option(help="guardrails policy YAML")],
+    usage: Annotated[Path | None, typer.Option(help="usage file to check (canonical, FOCUS or CUR)")] = None,
+    plan_path: Annotated[Path | None, typer.Option("--plan", help="plan.json to check")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="violations CSV to write")] = None,
+    idle_out: Annotated[Path | None, typer.Option(help="auto-shutdown recommendations CSV to write")] = None,
+    fmt: FormatOpt = "auto",
+    tag_key: TagKeyOpt = "team",
+    catalog: CatalogOpt = None,
+    region: RegionOpt = "us-east-1",
+) -> None:
+    """Guardrails: required tags, approval-only instance types, idle GPUs, maximum commitment; exit 1 on violations."""
+    from operate.costing import priced
+    from operate.policy import check_plan, check_usage, combine, load_policy
+
+    try:
+        if usage is None and plan_path is None:
+            raise UserFacingError("give --usage, --plan or both to check (see gpuplan check --help)")
+        reports = []
+        teams = None
+        if usage is not None:
+            _, usage_df, rates = _prepare(usage, fmt, tag_key, catalog, region)
+            teams = set(usage_df[S.TEAM])
+        pol = load_policy(policy, teams)
+        if usage is not None:
+            reports.append(check_usage(priced(usage_df, rates), pol))
+        if plan_path is not None:
+            reports.append(check_plan(read_plan(plan_path), pol))
+        result = combine(*reports)
+        if out_path is not None:
+            write_csv_atomic(result.violations, out_path)
+        if idle_out is not None:
+            write_csv_atomic(result.idle, idle_out)
+    except (*USER_ERRORS, UserFacingError) as exc:
+        _fail(exc)
+    for note in result.notes:
+        err.print(f"  {note}", markup=False, highlight=False)
+    if result.ok:
+        out.print("no guardrail violations")
+        return
+    table = Table(title=f"Guardrail violations ({policy})")
+    for col in ("check", "on", "scope", "GPU-hours", "USD at stake", "what"):
+        table.add_column(col, justify="right" if col in ("GPU-hours", "USD at stake") else "left")
+    for _, v in result.violations.iterrows():
+        table.add_row(v["check"], v["target"], v["scope"], f"{v['gpu_hours']:,.1f}", f"{v['usd']:,.2f}", v["message"])
+    out.print(table)
+    out.print(f"{len(result.violations)} violation(s)" + (f"; wrote {out_path}" if out_path else ""))
+    raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    usage: UsageOpt,
+    out_dir: Annotated[Path, typer.Option(help="folder for report.html and its CSVs")] = Path("out/report"),
+    budgets: Annotated[Path | None, typer.Option(help="budgets CSV or YAML (forecast vs budget)")] = None,
+    units_file: Annotated[Path | None, typer.Option("--units", help="units CSV or YAML (unit-cost trends)")] = None,
+    policy: Annotated[Path | None, typer.Option(help="guardrails policy YAML (idle resources, violations)")] = None,
+    plan_path: Annotated[Path | None, typer.Option("--plan", help="plan.json (commitment utilisation, "
+                                                                  "chargeback)")] = None,
+    unused_policy: PolicyChoice = "proportional",
+    lookback_days: Annotated[int, typer.Option(help="days for top spenders and idle cost", min=1)] = 30,
+    threshold: Annotated[float, typer.Option(help="budget alert threshold on P(overspend)")] = 0.5,
+    fmt: FormatOpt = "auto",
+    tag_key: TagKeyOpt = "team",
+    catalog: CatalogOpt = None,
+    region: RegionOpt = "us-east-1",
+) -> None:
+    """Cost review: self-contained HTML (inline SVG charts) plus CSVs of every table."""
+    from operate.chargeback import allocate
+    from operate.costing import cost_basis, priced
+    from operate.policy import check_plan, check_usage, combine, load_policy
+    from operate.report import build_review, write_review
+    from operate.units import load_units, unit_costs
+
+    try:
+        _, usage_df, rates = _prepare(usage, fmt, tag_key, catalog, region)
+        costed = priced(usage_df, rates)
+        alert_report = _alerts(usage_df, budgets, rates, None, threshold, 200, 1344)[1] if budgets else None
+        plan = read_plan(plan_path) if plan_path else None
+        cb = allocate(usage_df, plan, unused_policy) if plan is not None else None
+        uc = unit_costs(costed, load_units(units_file, set(usage_df[S.TEAM]))) if units_file else None
+        checks = None
+        if policy is not None:
+            pol = load_policy(policy, set(usage_df[S.TEAM]))
+            checks = combine(check_usage(costed, pol), *([check_plan(plan, pol)] if plan is not None else []))
+        review = build_review(costed, cost_basis=cost_basis(usage_df, rates), alerts=alert_report, chargeback=cb,
+                              unit_costs=uc, checks=checks, lookback_days=lookback_days)
+        paths = write_review(review, out_dir)
+    except (*USER_ERRORS, UserFacingError) as exc:
+        _fail(exc)
+    out.print(f"wrote {paths[0]} ({len(review.html) / 1024:,.0f} KB, self-contained) and {len(paths) - 1} CSVs: "
+              + ", ".join(p.name for p in paths[1:]))
