@@ -6,7 +6,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test app lint clean samples
+.PHONY: demo test app lint clean samples browser-deps
+
+# System packages of the real-browser test (tests/test_browser.py drives Debian's Chromium through Playwright,
+# which cannot download its own browsers here). Installed with apt-get when missing, as root or through sudo.
+BROWSER_PACKAGES := chromium chromium-driver
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -18,9 +22,22 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/gpuplan demo
 
-test: $(STAMP)
+test: $(STAMP) browser-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+browser-deps:
+	@missing=""; for p in $(BROWSER_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "no apt-get: install$$missing yourself (tests/test_browser.py is skipped without chromium)"; exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else \
+	  echo "installing$$missing needs root: run 'apt-get install$$missing' as root" >&2; exit 1; fi; \
+	echo "installing$$missing (apt-get)"; \
+	$$sudo apt-get update -qq && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends$$missing
 
 app: $(STAMP)
 	$(BIN)/gpuplan app

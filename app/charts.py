@@ -121,3 +121,106 @@ def backtest_chart(per_level: pd.DataFrame, title: str = "Rolling-origin backtes
         tooltip=["level", "band", alt.Tooltip("coverage:Q", format=".1%"), alt.Tooltip("target:Q", format=".0%")],
     ).properties(width=260, title="Range coverage (target 80% / 90%)")
     return alt.hconcat(mase, cov).properties(title=title)
+
+
+def spend_over_time_chart(over_time: pd.DataFrame, group: str, value: str = "usd", title: str = "") -> alt.Chart:
+    """Stacked bars per day (or week) and group: spend (``value='usd'``, USD) or ``gpu_hours`` (GPU-hours).
+
+    Args:
+        over_time: ``period, <group>, usd, gpu_hours``.
+        group: the grouping column (team, project or gpu_type).
+        value: ``usd`` or ``gpu_hours``.
+        title: chart title.
+    """
+    unit = "USD" if value == "usd" else "GPU-hours"
+    return alt.Chart(over_time).mark_bar().encode(
+        x=alt.X("period:T", title="Day (UTC)"),
+        y=alt.Y(f"sum({value}):Q", title=f"{'Spend' if value == 'usd' else 'GPU-hours'} ({unit} per day)",
+                stack="zero"),
+        color=alt.Color(f"{group}:N", title=group.replace("_", " "), legend=alt.Legend(orient="right")),
+        tooltip=[alt.Tooltip("period:T", title="day (UTC)", format="%Y-%m-%d"), alt.Tooltip(f"{group}:N"),
+                 alt.Tooltip(f"sum({value}):Q", title=unit, format=",.0f")],
+    ).properties(title=title, height=320)
+
+
+def event_marks(events: pd.DataFrame) -> alt.LayerChart:
+    """Planned events as shaded spans with a rule at each start (``events``: start, end, label)."""
+    span = alt.Chart(events).mark_rect(opacity=0.12, color="#2ca02c").encode(
+        x="start:T", x2="end:T", tooltip=[alt.Tooltip("label:N", title="planned event"),
+                                          alt.Tooltip("start:T", format="%Y-%m-%d"),
+                                          alt.Tooltip("end:T", format="%Y-%m-%d")])
+    rule = alt.Chart(events).mark_rule(color="#2ca02c", strokeDash=[4, 3]).encode(
+        x="start:T", tooltip=[alt.Tooltip("label:N", title="planned event")])
+    return alt.layer(span, rule)
+
+
+def fan_chart_with_events(history: pd.DataFrame, forecast: pd.DataFrame, events: pd.DataFrame,
+                          title: str = "") -> alt.LayerChart:
+    """:func:`fan_chart` with planned events marked (green spans, dashed rule at each start)."""
+    fan = fan_chart(history, forecast, title=title)
+    if events.empty:
+        return fan
+    return alt.layer(fan, event_marks(events)).properties(title=title, height=340)
+
+
+def ladder_chart(commitments: pd.DataFrame, title: str = "Commitment terms") -> alt.Chart:
+    """One bar per commitment from its start to the end of its term (laddering timeline).
+
+    Args:
+        commitments: ``optimizer.summary.commitments_table`` rows (start, term_hours, count, instance_type,
+            purchase_option, gpus).
+        title: chart title.
+    """
+    frame = commitments.assign(
+        end=commitments["start"] + pd.to_timedelta(commitments["term_hours"], unit="h"),
+        what=commitments["count"].astype(str) + " x " + commitments["instance_type"] + " "
+        + commitments["purchase_option"])
+    return alt.Chart(frame).mark_bar(height=14).encode(
+        x=alt.X("start:T", title="Time (UTC)"), x2="end:T",
+        y=alt.Y("what:N", title=None, sort=alt.EncodingSortField("start")),
+        color=alt.Color("purchase_option:N", title="Option"),
+        tooltip=[alt.Tooltip("what:N", title="commitment"), alt.Tooltip("gpus:Q", title="GPUs", format=",.0f"),
+                 alt.Tooltip("start:T", format="%Y-%m-%d"), alt.Tooltip("end:T", format="%Y-%m-%d")],
+    ).properties(title=title)
+
+
+def whatif_chart(compare: pd.DataFrame, title: str = "Expected cost: base vs what-if (USD)") -> alt.Chart:
+    """Stacked bars of expected cost per category for the base and the what-if plan.
+
+    Args:
+        compare: ``plan`` (base / what-if), ``category``, ``usd``.
+        title: chart title.
+    """
+    return alt.Chart(compare).mark_bar().encode(
+        y=alt.Y("plan:N", title=None, sort=["base", "what-if"]),
+        x=alt.X("sum(usd):Q", title="Expected cost over the window (USD)", stack="zero"),
+        color=_category_color(), order=alt.Order("category_order:Q"),
+        tooltip=[alt.Tooltip("plan:N"), alt.Tooltip("category:N"), alt.Tooltip("sum(usd):Q", title="USD",
+                                                                               format=",.0f")],
+    ).transform_calculate(category_order=_order_expr()).properties(title=title, height=alt.Step(32))
+
+
+def pareto_chart(points: pd.DataFrame, title: str = "Cost versus speed of the training backlog") -> alt.LayerChart:
+    """Backlog cost (USD) against expected completion time (hours) per speed priority, frontier as a line.
+
+    Args:
+        points: ``speed_priority, cost_usd, completion_hours, makespan_hours, gpu_mix, on_frontier``
+            (``optimizer.pareto.ParetoResult.points``).
+        title: chart title.
+    """
+    data = points.assign(status=points["on_frontier"].map({True: "Pareto frontier", False: "dominated"}))
+    x = alt.X("completion_hours:Q", title="Expected completion time (hours, backlog-weighted mean)",
+              scale=alt.Scale(zero=False))
+    y = alt.Y("cost_usd:Q", title="Cost of the backlog (USD)", scale=alt.Scale(zero=False))
+    tooltip = [alt.Tooltip("speed_priority:Q", title="speed priority", format=".2f"),
+               alt.Tooltip("cost_usd:Q", title="USD", format=",.0f"),
+               alt.Tooltip("completion_hours:Q", title="mean completion (h)", format=",.0f"),
+               alt.Tooltip("makespan_hours:Q", title="makespan (h)", format=",.0f"),
+               alt.Tooltip("gpu_mix:N", title="GPU mix (share of work)")]
+    dots = alt.Chart(data).mark_circle(size=90).encode(
+        x=x, y=y, tooltip=tooltip,
+        color=alt.Color("status:N", title=None, legend=alt.Legend(orient="top"),
+                        scale=alt.Scale(domain=["Pareto frontier", "dominated"], range=["#4c78a8", "#bbbbbb"])))
+    line = alt.Chart(data[data["on_frontier"]]).mark_line(color="#4c78a8").encode(
+        x=x, y=y, order=alt.Order("completion_hours:Q"))
+    return alt.layer(line, dots).properties(title=title, height=340)

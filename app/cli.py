@@ -6,6 +6,7 @@ exit status 2, never a traceback. Files are written atomically (temporary file, 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -81,6 +82,16 @@ def _parse_start(value: str) -> pd.Timestamp:
     if ts != ts.floor("h"):
         raise UserFacingError(f"--start {value!r} is not an hour start (fix: e.g. 2025-12-01T00:00Z)")
     return ts
+
+
+def _spot_capacity(values: list[str]) -> tuple[tuple[str, int], ...]:
+    out = []
+    for v in values:
+        name, sep, count = v.partition("=")
+        if not sep or not name.strip() or not count.strip().isdigit():
+            raise UserFacingError(f"--spot-capacity {v!r} is not TYPE=N (fix: e.g. --spot-capacity p5.48xlarge=4)")
+        out.append((name.strip(), int(count)))
+    return tuple(out)
 
 
 def _split(value: str | None) -> tuple[str, ...] | None:
@@ -222,6 +233,23 @@ def plan(
     tag_key: TagKeyOpt = "team",
     history_hours: HistoryOpt = 1344,
     catalog: CatalogOpt = None,
+    budget: Annotated[float | None, typer.Option(help="cap on expected cost over the window (USD)")] = None,
+    max_commit_usd: Annotated[float | None, typer.Option(help="cap on new commitments' window cost (USD)")] = None,
+    max_commit_share: Annotated[float | None, typer.Option(help="cap on new commitments' window cost as a share "
+                                                                "(0-1) of expected cost")] = None,
+    needs_approval: Annotated[str | None, typer.Option(help="comma-separated instance types that need "
+                                                            "approval (left out unless --approve)")] = None,
+    approve: Annotated[list[str] | None, typer.Option(help="approved instance type (repeatable)")] = None,
+    spot_capacity: Annotated[list[str] | None, typer.Option(help="TYPE=N: at most N spot instances of TYPE "
+                                                                 "(repeatable)")] = None,
+    existing: Annotated[Path | None, typer.Option(help="owned commitments (CSV/YAML: instance_type, option, "
+                                                       "count, start, expiry)")] = None,
+    ladder: Annotated[bool, typer.Option("--ladder", help="allow new commitments to start in each month")] = False,
+    cvar_weight: Annotated[float, typer.Option(help="risk weight on CVaR90 of scenario cost (0 = none)")] = 0.0,
+    workloads: Annotated[Path | None, typer.Option(help="workload classes per team (YAML): rightsize GPU types "
+                                                        "before planning")] = None,
+    speed_priority: Annotated[float, typer.Option(help="with --workloads: 0 = cheapest per reference GPU-hour, "
+                                                       "1 = fastest", min=0.0, max=1.0)] = 0.0,
 ) -> None:
     """Plan purchases for [start, start + hours): commitments, spot allowance, on-demand."""
     from forecasting.engine import read_forecast_csv
@@ -231,19 +259,42 @@ def plan(
     try:
         cat = _catalog(catalog)
         opts = validate_options(_split(options)) if options else DEFAULT_COMMITMENT_OPTIONS
+        from optimizer.existing import load_existing
+
+        owned = load_existing(existing, cat, region) if existing else ()
         config = PlanConfig(start=_parse_start(start), hours=hours, region=region,
                             instance_types=_split(instance_types), options=opts, allow_spot=not no_spot,
-                            max_spot_share=max_spot_share, growth=growth)
+                            max_spot_share=max_spot_share, growth=growth, budget_usd=budget,
+                            max_commit_usd=max_commit_usd, max_commit_share=max_commit_share,
+                            needs_approval=_split(needs_approval) or (),
+                            approved=tuple(approve or ()), spot_capacity=_spot_capacity(spot_capacity or []),
+                            existing=owned, ladder=ladder, cvar_weight=cvar_weight)
         cat.region(region)
         usage_df = load_usage_file(usage, fmt, tag_key, cat)
         fc = read_forecast_csv(forecast_file) if forecast_file else None
+        routing = None
+        if workloads is not None:  # rightsizing (app/cli_rightsizing.py); events are applied there
+            from app.cli_rightsizing import route_for_plan
+
+            with step("rightsizing") as say:
+                usage_df, fc, config, routing = route_for_plan(usage_df, fc, cat, config, workloads, speed_priority,
+                                                               history_hours or None, events, progress=say)
+            events = None if fc is not None else events
         with step("planning") as say:
             result, _ = plan_from_usage(usage_df, cat, config, history_hours=history_hours or None,
                                         forecast_frame=fc, progress=say, events=events)
+        if routing is not None:
+            from optimizer.rightsizing import attach_routing
+
+            result = dataclasses.replace(result, plan=attach_routing(result.plan, routing))
         result.plan.write(out_path)
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)
     out.print(summary(result.plan), markup=False, highlight=False)
+    if routing is not None:
+        from app.cli_rightsizing import routing_table
+
+        out.print(routing_table(routing))
     out.print(f"\nwrote {out_path}")
 
 
@@ -488,6 +539,14 @@ def app_cmd(
     raise typer.Exit(subprocess.call(cmd))
 
 
+# Commands defined in their own modules register themselves on `app` when imported.
+from app import (  # noqa: E402, F401
+    cli_backtest_plan,  # backtest-plan
+    cli_operate,  # alerts, chargeback, units, check, report
+    cli_rightsizing,  # pareto
+)
+
+
 def main() -> None:
     """Entry point of the ``gpuplan`` script."""
     try:
@@ -495,6 +554,7 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@ a frozen settings object, call the cached functions below and hand the frames to
 Caching: the forecast is cached per :class:`ForecastSettings` (sample, window hours) and the plan per
 :class:`PlannerSettings`, so moving a planning slider only re-runs :func:`optimizer.solve.make_plan`.
 Loaded samples and the catalog are read-only and cached as resources (no copy per rerun).
+One frozen settings object per page: :class:`OverviewSettings`, :class:`FanSettings` (Forecast) and
+:class:`PlannerSettings` (Plan and What-if; the What-if's current one is kept under :data:`WHATIF_KEY`);
+the shared sidebar (data source, window) is :mod:`app.sidebar`.
 
 Units: demand in GPUs in use per hour (= GPU-hours per hour), money in USD, windows in hours, growth
 and spot share as fractions in the settings (the widgets show percent).
@@ -13,6 +16,7 @@ and spot share as fractions in the settings (the widgets show percent).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable
@@ -23,14 +27,20 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from app import fmt
+from app.inform import on_demand_rates, overview
+from app.summary_html import plan_summary_html
+from app.whatif_model import events_from_text, plan_figures, scenarios_with_events, with_spot_terms
 from forecasting import schema as S
 from forecasting.engine import ForecastConfig, ForecastResult, LongForecast, default_n_jobs, forecast
+from forecasting.events import Event, apply_events
 from forecasting.samples import SAMPLES, load_sample
 from optimizer.billing import BillingError, cost_arrays, pricing_for
 from optimizer.catalog import Catalog, CatalogError, load_catalog
-from optimizer.inputs import PlanConfig, PlanningError, scenarios_from_paths
+from optimizer.inputs import PlanConfig, PlanningError
+from optimizer.options import DEFAULT_COMMITMENT_OPTIONS
 from optimizer.plan import Plan
-from optimizer.solve import PlanResult, make_plan
+from optimizer.solve import PlanResult, bill_scenarios, make_plan
 from optimizer.summary import commitment_obligation_usd, commitments_table
 
 log = logging.getLogger(__name__)
@@ -42,8 +52,48 @@ GROWTH_KEY = "growth_pct"
 SPOT_SHARE_KEY = "max_spot_share_pct"
 ALLOW_SPOT_KEY = "allow_spot"
 SERIES_KEY = "fan_series"
+WHATIF_KEY = "whatif_settings"
+TEAM_GROWTH_TEAMS_KEY = "team_growth_teams"
+TEAM_GROWTH_KEY = "team_growth_pct"
+SPOT_DISCOUNT_KEY = "spot_discount"
+INTERRUPTION_KEY = "interruption_bucket"
+TERMS_KEY = "commitment_terms"
+PAYMENTS_KEY = "commitment_payments"
+MAX_COMMIT_KEY = "max_commitment_usd_per_hour"
+BUDGET_KEY = "budget_usd"
+SPEED_KEY = "speed_priority_pct"
+LADDER_KEY = "ladder"
+NO_SPOT_MODELS_KEY = "no_spot_models"
+CVAR_KEY = "cvar_weight"
+EVENTS_SOURCE_KEY = "events_source"
+EVENTS_FILE_KEY = "events_file"
+WHATIF_KEYS = (GROWTH_KEY, TEAM_GROWTH_TEAMS_KEY, TEAM_GROWTH_KEY, ALLOW_SPOT_KEY, SPOT_SHARE_KEY, SPOT_DISCOUNT_KEY,
+               INTERRUPTION_KEY, TERMS_KEY, PAYMENTS_KEY, MAX_COMMIT_KEY, BUDGET_KEY, SPEED_KEY, EVENTS_SOURCE_KEY,
+               LADDER_KEY, NO_SPOT_MODELS_KEY, CVAR_KEY)
+"""The What-if widgets' keys (kept across pages; cleared by its reset button)."""
+WHATIF_OWN_KEY = "whatif_settings_drawn"
+"""The settings the What-if widgets last produced: when :data:`WHATIF_KEY` differs (a scenario was loaded on
+the Scenarios page), the What-if moves its widgets to the loaded settings."""
+EVENTS_LOADED_KEY = "events_loaded"
+"""``(file name, text)`` of planned events that came with a loaded scenario."""
+OVERVIEW_WEEKS_KEY = "overview_weeks"
+OVERVIEW_DIM_KEY = "overview_dimension"
+FAN_LEVEL_KEY = "fan_level"
+FAN_ITEM_KEY = "fan_item"
+PAGE_WIDGET_KEYS = (SAMPLE_KEY, HOURS_KEY, *WHATIF_KEYS, OVERVIEW_WEEKS_KEY, OVERVIEW_DIM_KEY, FAN_LEVEL_KEY,
+                    FAN_ITEM_KEY)
+"""Widget keys whose values every page keeps (see :func:`app.sidebar.keep`)."""
+"""The What-if page's current :class:`PlannerSettings`; the Plan and Forecast pages use it (else the base)."""
 PLAN_SUMMARY_KEY = "plan_summary"
-"""Written by the Planner page after each plan: the figures it shows (for tests and later pages)."""
+"""Written by the Plan and What-if pages after each plan: the figures they show (for tests and other pages)."""
+DATA_SOURCE_KEY = SAMPLE_KEY
+"""The selected data source, used by every page: a sample name (``synthetic``, ``helios``) or an upload id
+``upload:<sha256 prefix>`` (see :mod:`app.uploads`); ``PlannerSettings.sample`` carries it, so every cached
+forecast and plan is keyed by the data's content hash. The widget keeps its historical key."""
+UPLOADS_KEY = "uploaded_sources"
+"""Upload ids this session has added, oldest first (offered after the samples)."""
+UPLOAD_ERROR_KEY = "upload_error"
+"""The last rejected upload's one-line error (file, row, column, fix), shown inline under the uploader."""
 
 # --- defaults and limits --------------------------------------------------------------------------
 DEFAULT_SAMPLE_ENV = "GPUPLAN_DEFAULT_SAMPLE"
@@ -82,8 +132,9 @@ class ForecastSettings:
     """What the forecast depends on: the sample and the window (forecast horizon = window hours).
 
     Attributes:
-        sample: shipped sample organisation (``synthetic`` or ``helios``).
-        hours: plan window in hours, starting the hour after the sample's last hour.
+        sample: dataset id: a shipped sample organisation (``synthetic`` or ``helios``) or an uploaded
+            dataset (``upload:<content hash>``, see :func:`register_dataset`).
+        hours: plan window in hours, starting the hour after the dataset's last hour.
     """
 
     sample: str
@@ -94,12 +145,30 @@ class ForecastSettings:
 class PlannerSettings:
     """Everything one plan depends on.
 
+    The What-if page sets every field; the Plan page plans with the What-if's current settings (or these
+    defaults, the base scenario). Fields that are not plain :class:`PlanConfig` fields are mapped in
+    :data:`PLAN_FIELDS` (one place); a field the optimizer lacks is reported by :meth:`pending_fields`.
+
     Attributes:
-        sample: shipped sample organisation.
-        hours: plan window in hours after the sample's last hour.
+        sample: dataset id (see :class:`ForecastSettings`).
+        hours: plan window in hours after the dataset's last hour.
         growth: demand growth applied to the forecast as a fraction (0.5 = +50%).
         max_spot_share: at most this fraction of each GPU model's GPU-hours on spot.
         allow_spot: whether spot may serve demand at all.
+        team_growth: per-team growth (fractions) on top of ``growth``.
+        options: allowed commitment purchase options (``optimizer.options`` names; empty = none).
+        spot_discount: spot price as a discount on the same instance's on-demand price (0.7 = 70% off);
+            None = the catalog's spot prices.
+        interruption_bucket: monthly spot interruption bucket for every spot type (``<5%`` ... ``>20%``);
+            None = the catalog's per-type buckets.
+        speed_priority: 0..1; scales the spot cap by ``1 - speed_priority`` (1 = no spot, so no
+            interruption delays).
+        max_commitment_usd_per_hour: cap on committed spend (effective USD per hour); None = no cap.
+        budget_usd: budget for the window's expected cost (USD); None = no budget.
+        events_name / events_text: planned-events file name and its YAML/CSV text ("" = no events).
+        ladder: let commitments start in any calendar month of the window (laddering), not only at its start.
+        no_spot_models: GPU models kept off spot (latency-bound inference), whatever ``max_spot_share`` says.
+        cvar_weight: risk aversion; the optimizer minimises expected cost + weight x CVaR90 of scenario cost.
     """
 
     sample: str
@@ -107,15 +176,56 @@ class PlannerSettings:
     growth: float = 0.0
     max_spot_share: float = 0.3
     allow_spot: bool = True
+    team_growth: tuple[tuple[str, float], ...] = ()
+    options: tuple[str, ...] = DEFAULT_COMMITMENT_OPTIONS
+    spot_discount: float | None = None
+    interruption_bucket: str | None = None
+    speed_priority: float = 0.0
+    max_commitment_usd_per_hour: float | None = None
+    budget_usd: float | None = None
+    events_name: str = ""
+    events_text: str = ""
+    ladder: bool = False
+    no_spot_models: tuple[str, ...] = ()
+    cvar_weight: float = 0.0
 
     @property
     def forecast_settings(self) -> ForecastSettings:
         return ForecastSettings(self.sample, self.hours)
 
+    @property
+    def effective_max_spot_share(self) -> float:
+        """The spot cap the optimizer gets: ``max_spot_share x (1 - speed_priority)``."""
+        return self.max_spot_share * (1.0 - self.speed_priority)
+
+    def pending_fields(self) -> tuple[str, ...]:
+        """Settings that are set but that :class:`PlanConfig` has no field for (shown as not applied)."""
+        have = {f.name for f in dataclasses.fields(PlanConfig)}
+        return tuple(name for name, (plan_field, _) in PLAN_FIELDS.items()
+                     if getattr(self, name) is not None and plan_field not in have)
+
     def plan_config(self, start: pd.Timestamp) -> PlanConfig:
         """The optimizer's config for a window starting at ``start``."""
-        return PlanConfig(start=start, hours=self.hours, growth=self.growth, max_spot_share=self.max_spot_share,
-                          allow_spot=self.allow_spot)
+        have = {f.name for f in dataclasses.fields(PlanConfig)}
+        extra = {plan_field: convert(self, getattr(self, name)) for name, (plan_field, convert) in PLAN_FIELDS.items()
+                 if plan_field in have and getattr(self, name) is not None}
+        if self.ladder and "ladder" in have:
+            extra["ladder"] = True
+        if self.no_spot_models and "spot_share_by_model" in have:
+            extra["spot_share_by_model"] = tuple((g, 0.0) for g in self.no_spot_models)
+        if self.cvar_weight and "cvar_weight" in have:
+            extra["cvar_weight"] = self.cvar_weight
+        return PlanConfig(start=start, hours=self.hours, growth=self.growth,
+                          max_spot_share=self.effective_max_spot_share, allow_spot=self.allow_spot,
+                          team_growth=self.team_growth, options=self.options, **extra)
+
+
+PLAN_FIELDS: dict[str, tuple[str, Callable[[PlannerSettings, float], float]]] = {
+    "budget_usd": ("budget_usd", lambda s, usd: usd),
+    "max_commitment_usd_per_hour": ("max_commit_usd", lambda s, usd_per_hour: usd_per_hour * s.hours),
+}
+"""Settings field -> (the :class:`PlanConfig` field it becomes, how). A cap of X USD/h on commitments is a cap of
+X x window hours on their window cost (each commitment costs its effective hourly rate every window hour)."""
 
 
 # --- pure pipeline steps --------------------------------------------------------------------------
@@ -135,16 +245,86 @@ def plan_forecast(fc: pd.DataFrame, catalog: Catalog, settings: PlannerSettings,
     """Plan the window under the settings: over the engine's joint sample paths when ``long`` (the forecast
     behind ``fc``) is given, as ``gpuplan plan`` does, else over the p10/p50/p90 scenarios of ``fc``."""
     config = settings.plan_config(start)
+    catalog = with_spot_terms(catalog, settings.spot_discount, settings.interruption_bucket)
+    events = cached_events(settings.events_text, settings.events_name)
     if long is not None:
-        return make_plan(fc, catalog, config, scenarios=scenarios_from_paths(long, config))
+        return make_plan(fc, catalog, config, scenarios=scenarios_with_events(long, config, events))
+    if events:
+        fc, _ = apply_events(fc, events)
     return make_plan(fc, catalog, config)
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_events(text: str, name: str) -> tuple[Event, ...]:
+    """Planned events parsed from a file's text ("" = no events); errors name the file, item and field."""
+    return events_from_text(text, name or "events.yaml")
+
+
 # --- cached calls ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class UploadInfo:
+    """A registered upload: its usage frame, selectbox label, provenance and ingestion report lines."""
+
+    usage: pd.DataFrame
+    label: str
+    provenance: str
+    report: tuple[str, ...]
+
+
+@st.cache_resource(show_spinner=False)
+def _uploads() -> dict[str, UploadInfo]:
+    """Validated uploads by content-hash id, shared by the server's sessions (ids are content addresses)."""
+    return {}
+
+
+MAX_UPLOADS_KEPT = 16
+
+
+def register_dataset(source: str, usage: pd.DataFrame, label: str, provenance: str, report: tuple[str, ...]) -> None:
+    """Make a validated upload resolvable by :func:`cached_usage` (the oldest beyond 16 are dropped)."""
+    registry = _uploads()
+    registry.pop(source, None)
+    registry[source] = UploadInfo(usage, label, provenance, tuple(report))
+    while len(registry) > MAX_UPLOADS_KEPT:
+        registry.pop(next(iter(registry)))
+
+
+def upload_info(source: str) -> UploadInfo | None:
+    return _uploads().get(source)
+
+
+def data_source_options() -> list[str]:
+    """Selectable data sources: the shipped samples, then this session's uploads still on the server."""
+    uploads = [s for s in st.session_state.get(UPLOADS_KEY, []) if s in _uploads()]
+    return [*SAMPLES, *uploads]
+
+
+def data_source_label(source: str) -> str:
+    info = upload_info(source)
+    return info.label if info is not None else SAMPLE_LABELS.get(source, source)
+
+
+def data_source_provenance(source: str) -> str:
+    """What a saved scenario records: ``sample:<name>`` or ``upload:<file>#<sha256 prefix>``."""
+    info = upload_info(source)
+    return info.provenance if info is not None else f"sample:{source}"
+
+
+SAMPLE_LABELS = {"synthetic": "Synthetic organisation (made up, 22 teams)",
+                 "helios": "Helios cluster Earth (real, 16 teams, V100)"}
+
+
 @st.cache_resource(show_spinner=False)
 def cached_usage(sample: str) -> pd.DataFrame:
-    """The shipped sample as a validated usage frame (shared, treat as read-only)."""
-    return load_sample(sample)
+    """The data source as a validated usage frame (shared, treat as read-only): a shipped sample, or a
+    registered upload when ``sample`` is an upload id."""
+    if sample in SAMPLES:
+        return load_sample(sample)
+    info = upload_info(sample)
+    if info is None:
+        raise S.UsageError(sample, "this uploaded data is no longer on the server (the app was restarted)",
+                           fix="upload the file again or pick a sample organisation")
+    return info.usage
 
 
 @st.cache_resource(show_spinner=False)
@@ -163,8 +343,40 @@ def cached_forecast(settings: ForecastSettings) -> ForecastResult:
 def cached_plan(settings: PlannerSettings) -> PlanResult:
     """Plan for the settings, reusing the cached forecast (only the optimizer runs on a slider move)."""
     fc = cached_forecast(settings.forecast_settings)
-    return plan_forecast(fc.forecast, cached_catalog(), settings, window_start(cached_usage(settings.sample)),
-                         long=fc.long)
+    return plan_forecast(fc.forecast, cached_region_catalog(PLAN_REGION), settings,
+                         window_start(cached_usage(settings.sample)), long=fc.long)
+
+
+PLAN_REGION = PlanConfig.__dataclass_fields__["region"].default
+"""Region the app plans in (the optimizer's default)."""
+
+
+@st.cache_resource(show_spinner=False)
+def cached_region_catalog(region: str) -> Catalog:
+    """The shipped catalog restricted to one region (the optimizer looks up offers in it on every plan)."""
+    catalog = cached_catalog()
+    return Catalog(table=catalog.region(region).reset_index(drop=True), path=catalog.path)
+
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    """What pages say about a dataset on every rerun, computed once: teams, series count, first/last hour."""
+
+    teams: tuple[str, ...]
+    gpu_types: tuple[str, ...]
+    series: int
+    first: pd.Timestamp
+    last: pd.Timestamp
+
+
+@st.cache_resource(show_spinner=False)
+def cached_facts(sample: str) -> DatasetFacts:
+    """:class:`DatasetFacts` of a data source (one scan of the usage frame per server process)."""
+    usage = cached_usage(sample)
+    return DatasetFacts(teams=tuple(sorted(usage[S.TEAM].unique())),
+                        gpu_types=tuple(sorted(usage[S.GPU_TYPE].unique())),
+                        series=int(usage.groupby([S.TEAM, S.GPU_TYPE]).ngroups),
+                        first=pd.Timestamp(usage[S.TIMESTAMP].min()), last=pd.Timestamp(usage[S.TIMESTAMP].max()))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -347,3 +559,245 @@ def plan_summary(result: PlanResult) -> dict[str, float | int | None]:
 
 def scenario_weights(result: PlanResult) -> dict[str, float]:
     return {n: float(w) for n, w in zip(result.scenarios.names, np.asarray(result.scenarios.weights), strict=True)}
+
+
+# --- pages: Overview, Forecast, Plan, What-if ------------------------------------------------------
+LEVEL_ORG, LEVEL_GPU, LEVEL_TEAM, LEVEL_SERIES = "Organisation", "GPU type", "Team", "Team × GPU type"
+FAN_LEVELS = (LEVEL_ORG, LEVEL_GPU, LEVEL_TEAM, LEVEL_SERIES)
+
+
+@dataclass(frozen=True)
+class OverviewSettings:
+    """What the Overview page shows: data source, period in weeks (ending at the data's last hour) and grouping
+    (``team``, ``project`` or ``GPU type``)."""
+
+    sample: str
+    weeks: int = 8
+    dimension: str = "team"
+
+
+@dataclass(frozen=True)
+class FanSettings:
+    """One fan chart: data and window, the level (:data:`FAN_LEVELS`) and the team / GPU type / series drawn,
+    with the planned events of the What-if (YAML/CSV text, "" = none) applied."""
+
+    forecast: ForecastSettings
+    level: str = LEVEL_ORG
+    item: str = ""
+    events_name: str = ""
+    events_text: str = ""
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_overview(settings: OverviewSettings):
+    """The Overview's frames and figures (:class:`app.inform.Overview`), once per settings."""
+    usage = cached_usage(settings.sample)
+    rates = on_demand_rates(cached_catalog(), set(usage[S.GPU_TYPE].unique()), PLAN_REGION)
+    return overview(usage, rates, settings.weeks, settings.dimension)
+
+
+def fan_items(fc: pd.DataFrame, level: str) -> list[str]:
+    """Choices at a fan-chart level: GPU types, teams or ``team · GPU type`` series (the organisation: one)."""
+    if level == LEVEL_GPU:
+        return sorted(fc[S.GPU_TYPE].unique())
+    if level == LEVEL_TEAM:
+        return sorted(fc[S.TEAM].unique())
+    if level == LEVEL_SERIES:
+        pairs = fc[[S.TEAM, S.GPU_TYPE]].drop_duplicates().sort_values([S.TEAM, S.GPU_TYPE])
+        return [series_label(t, g) for t, g in pairs.itertuples(index=False)]
+    return [ORG_TOTAL]
+
+
+def _rows_for(frame: pd.DataFrame, level: str, item: str) -> pd.DataFrame:
+    if level == LEVEL_GPU:
+        return frame[frame[S.GPU_TYPE] == item]
+    if level == LEVEL_TEAM:
+        return frame[frame[S.TEAM] == item]
+    if level == LEVEL_SERIES:
+        team, _, gpu = item.partition(SERIES_SEP)
+        return frame[(frame[S.TEAM] == team) & (frame[S.GPU_TYPE] == gpu)]
+    return frame
+
+
+def level_fan_frames(usage: pd.DataFrame, fc: pd.DataFrame, level: str, item: str,
+                     history_hours: int = HISTORY_SHOWN_HOURS) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """History and forecast (p10, p50, p90 summed over the covered series) of one fan-chart choice, in GPUs."""
+    first = fc[S.TIMESTAMP].min()
+    hist = _rows_for(usage, level, item)
+    hist = hist[(hist[S.TIMESTAMP] < first) & (hist[S.TIMESTAMP] >= first - pd.Timedelta(hours=history_hours))]
+    hist = hist.groupby(S.TIMESTAMP, as_index=False)[S.GPUS].sum()
+    fut = _rows_for(fc, level, item).groupby(S.TIMESTAMP, as_index=False)[[S.P10, S.P50, S.P90]].sum()
+    return hist, fut
+
+
+def events_for(fc: pd.DataFrame, events: tuple[Event, ...], level: str, item: str) -> pd.DataFrame:
+    """The events that touch a fan-chart choice: ``start, end, label`` (ends clipped to the forecast)."""
+    rows = []
+    last = fc[S.TIMESTAMP].max() + pd.Timedelta(hours=1)
+    gpus = set(fc[S.GPU_TYPE])
+    for ev in events:
+        if level == LEVEL_TEAM and ev.team != item:
+            continue
+        if level == LEVEL_GPU and ev.gpu_type is not None and ev.gpu_type != item:
+            continue
+        if level == LEVEL_GPU and ev.gpu_type is None and item not in gpus:
+            continue
+        if level == LEVEL_SERIES:
+            team, _, gpu = item.partition(SERIES_SEP)
+            if ev.team != team or (ev.gpu_type is not None and ev.gpu_type != gpu):
+                continue
+        what = {"add": f"+{ev.value:g} GPUs", "set": f"= {ev.value:g} GPUs", "scale": f"x {ev.value:g}",
+                "wind_down": "wind down to 0"}[ev.kind]
+        rows.append({"start": ev.start, "end": min(ev.end, last) if ev.end is not None else last,
+                     "label": f"{ev.team} {ev.gpu_type or 'all GPU types'}: {what}" + (f" ({ev.note})" if ev.note
+                                                                                      else "")})
+    return pd.DataFrame(rows, columns=["start", "end", "label"])
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def cached_fan(settings: FanSettings) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """History, (event-adjusted) forecast and the events shown of one fan chart."""
+    fres = cached_forecast(settings.forecast)
+    fc = fres.forecast
+    events = cached_events(settings.events_text, settings.events_name)
+    if events:
+        fc, _ = apply_events(fc, events)
+    hist, fut = level_fan_frames(cached_usage(settings.forecast.sample), fc, settings.level, settings.item)
+    return hist, fut, events_for(fc, events, settings.level, settings.item)
+
+
+def accuracy_frame(selection: pd.DataFrame) -> pd.DataFrame:
+    """Model choice and cross-validated accuracy per series, with display names carrying units."""
+    return pd.DataFrame({"Team": selection[S.TEAM], "GPU type": selection[S.GPU_TYPE],
+                         "Model": selection[S.MODEL], "CV MAE (GPUs)": selection["cv_mae"],
+                         "CV MASE (1 = seasonal naive)": selection["cv_mase"],
+                         "History (h)": selection["history_hours"]})
+
+
+def coverage(result: PlanResult) -> float:
+    """Expected share of demand GPU-hours served by commitments (0-1)."""
+    w = scenario_weights(result)
+    used = sum(w[n] * c["committed_used_gpus"] for n, c in result.scenario_costs.items())
+    demand = sum(w[n] * c["demand_gpus"] for n, c in result.scenario_costs.items())
+    return used / demand if demand > 0 else 0.0
+
+
+def expected_hourly_frame(hourly: pd.DataFrame, weights: dict[str, float]) -> pd.DataFrame:
+    """Expected (scenario-weighted) USD per hour: ``timestamp, gpu_type, committed_usd, spot_usd, on_demand_usd,
+    total_usd`` (the hourly-costs download)."""
+    rows = hourly.assign(usd=hourly["usd"] * hourly["scenario"].map(weights).astype(float))
+    wide = rows.pivot_table(index=[S.TIMESTAMP, S.GPU_TYPE], columns="category", values="usd", aggfunc="sum",
+                            fill_value=0.0)
+    wide = wide.reindex(columns=list(COST_CATEGORIES), fill_value=0.0)
+    wide.columns = [_COST_KEYS[c] for c in wide.columns]
+    wide["total_usd"] = wide.sum(axis=1)
+    return wide.reset_index()
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """A frame as UTF-8 CSV with ISO 8601 UTC timestamps."""
+    out = frame.copy()
+    for col in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[col]):
+            out[col] = S.format_timestamp(out[col])
+    return out.to_csv(index=False).encode("utf-8")
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_plan_downloads(settings: PlannerSettings) -> dict[str, bytes]:
+    """plan.json, commitments.csv, hourly_costs.csv (expected USD per hour) for a cached plan."""
+    result = cached_plan(settings)
+    plan = result.plan
+    hourly = expected_hourly_frame(cached_hourly_costs(settings), scenario_weights(result))
+    return {"plan.json": plan.to_json().encode("utf-8"),
+            "commitments.csv": csv_bytes(commitments_table(plan)),
+            "hourly_costs.csv": csv_bytes(hourly)}
+
+
+LOOKBACK_DAYS = 30
+"""Look-back of the recommender the Plan page compares against (AWS's default recommendation window)."""
+
+
+def lookback_baseline(result: PlanResult, usage: pd.DataFrame, catalog: Catalog, config: PlanConfig,
+                      days: int = LOOKBACK_DAYS) -> tuple[str, float] | None:
+    """Expected cost of the look-back recommender's plan (``optimizer.baselines.lookback_plan``) billed on the
+    plan's own demand scenarios: ``(name, USD)``; None when ``optimizer.baselines`` is not installed."""
+    try:
+        from optimizer.baselines import lookback_plan
+    except ImportError:
+        return None
+    base_plan = lookback_plan(usage, catalog, config, days, gpu_models=result.scenarios.gpu_models)
+    costs = bill_scenarios(base_plan, result.scenarios)
+    w = scenario_weights(result)
+    return f"{days}-day look-back recommender", float(sum(w[n] * c["total_usd"] for n, c in costs.items()))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_lookback(settings: PlannerSettings) -> tuple[str, float] | None:
+    """:func:`lookback_baseline` of the cached plan, with the same catalog, options and spot policy."""
+    usage = cached_usage(settings.sample)
+    catalog = with_spot_terms(cached_catalog(), settings.spot_discount, settings.interruption_bucket)
+    return lookback_baseline(cached_plan(settings), usage, catalog, settings.plan_config(window_start(usage)))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_figures(settings: PlannerSettings) -> dict[str, float]:
+    """The What-if's comparison figures of a cached plan (:func:`app.whatif_model.plan_figures`)."""
+    return plan_figures(cached_plan(settings))
+
+
+def category_compare(base: dict[str, float], current: dict[str, float]) -> pd.DataFrame:
+    """``plan, category, usd`` of the base and the what-if plan (for the comparison chart)."""
+    rows = [{"plan": name, "category": cat, "usd": figs[_COST_KEYS[cat]]}
+            for name, figs in (("base", base), ("what-if", current)) for cat in COST_CATEGORIES]
+    return pd.DataFrame(rows)
+
+
+def settings_lines(settings: PlannerSettings) -> dict[str, str]:
+    """The plan's what-if settings as label -> value with unit (for the summary page's assumptions)."""
+    return {
+        "Data": data_source_label(settings.sample),
+        "Demand growth": fmt.signed_pct(settings.growth, 0) + (
+            "; per team " + ", ".join(f"{t} {fmt.signed_pct(g, 0)}" for t, g in settings.team_growth)
+            if settings.team_growth else ""),
+        "Spot": (f"up to {fmt.pct(settings.effective_max_spot_share, 0)} of each GPU model's GPU-hours"
+                 if settings.allow_spot else "not allowed"),
+        "Spot price": ("catalog snapshot" if settings.spot_discount is None
+                       else f"{fmt.pct(settings.spot_discount, 0)} below on-demand"),
+        "Spot interruptions": settings.interruption_bucket or "catalog bucket per instance type",
+        "Commitment options considered": ", ".join(settings.options) or "none",
+        "Maximum commitment": ("none" if settings.max_commitment_usd_per_hour is None
+                               else fmt.usd_per_hour(settings.max_commitment_usd_per_hour, 0)),
+        "Budget": "none" if settings.budget_usd is None else fmt.usd(settings.budget_usd),
+        "Planned events": settings.events_name or "none",
+        "Laddering": "commitments may start in any month of the window" if settings.ladder else "none",
+        "Kept off spot": ", ".join(settings.no_spot_models) or "none",
+        "Risk weight (CVaR90)": f"{settings.cvar_weight:g}",
+    }
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_summary_html(settings: PlannerSettings) -> bytes:
+    """The one-page HTML summary of a cached plan (:func:`app.summary_html.plan_summary_html`)."""
+    result = cached_plan(settings)
+    daily, _ = cached_cost_frames(settings)
+    extra = {"Coverage by commitments": (fmt.pct(coverage(result)), "share of GPU-hours served by commitments")}
+    try:
+        base = cached_lookback(settings)
+    except USER_ERRORS:
+        base = None
+    if base is not None:
+        extra[f"Savings vs {base[0]}"] = (fmt.usd(base[1] - result.plan.expected.total_usd),
+                                          f"its expected cost {fmt.usd(base[1])}")
+    html = plan_summary_html(result.plan, data_label=data_source_label(settings.sample), daily=daily,
+                             settings=settings_lines(settings), extra_figures=extra)
+    return html.encode("utf-8")
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_cost_frames(settings: PlannerSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Expected cost per day and per GPU model of a cached plan (the Plan page's charts), built once per plan."""
+    result = cached_plan(settings)
+    hourly = cached_hourly_costs(settings)
+    weights = scenario_weights(result)
+    return daily_costs(hourly, weights), gpu_model_costs(hourly, weights)

@@ -2,7 +2,8 @@
 
 It only sets up the page and the navigation; each page lives in ``app/app_pages/`` (one module per page,
 a ``render()`` function each) and gets its data from the cached calls in :mod:`app.state`.
-Add later pages (Overview, Forecast, Plan, What-if, Scenarios, Budgets & chargeback) to ``PAGES``.
+Overview, Forecast, Plan and What-if are file pages (their modules call ``render()`` when run as a page), so
+``AppTest.switch_page`` can open them; Scenarios and Budgets & chargeback are function pages.
 """
 
 from __future__ import annotations
@@ -16,12 +17,20 @@ if _ROOT not in sys.path:  # `streamlit run` puts app/ on the path, not the repo
 
 import streamlit as st  # noqa: E402
 
-from app.app_pages import planner  # noqa: E402
+from app import uploads  # noqa: E402
+from app.app_pages import budgets, scenarios  # noqa: E402
 
 st.set_page_config(page_title="GPU Cost Planner", page_icon=":material/memory:", layout="wide")
 
 PAGES = [
-    st.Page(planner.render, title="Planner", icon=":material/shopping_cart:", url_path="planner", default=True),
+    st.Page("app_pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
+    st.Page("app_pages/forecast.py", title="Forecast", icon=":material/trending_up:", url_path="forecast"),
+    st.Page("app_pages/plan.py", title="Plan", icon=":material/shopping_cart:", url_path="plan"),
+    st.Page("app_pages/whatif.py", title="What-if", icon=":material/tune:", url_path="whatif"),
+    st.Page(scenarios.render, title="Scenarios", icon=":material/compare:", url_path="scenarios"),
+    st.Page(budgets.render, title="Budgets & chargeback", icon=":material/account_balance:", url_path="budgets"),
 ]
 
-st.navigation(PAGES).run()
+page = st.navigation(PAGES)
+uploads.sidebar_upload()  # on every page: an uploaded file becomes the data source of all pages
+page.run()

@@ -1,4 +1,5 @@
-"""Streamlit planner: AppTest runs of the whole page plus the pure helpers in app.state and app.charts.
+"""Streamlit planner: AppTest runs of the planner's behaviour (Plan, What-if and Forecast pages) plus the pure
+helpers in app.state and app.charts (every page and widget: tests/test_app_pages.py).
 
 AppTest runs use the real Helios sample (16 series, forecast in seconds) and a one-week window through
 the environment knobs the app honours (GPUPLAN_DEFAULT_SAMPLE, GPUPLAN_DEFAULT_HOURS); nothing in the
@@ -62,13 +63,22 @@ def vega_titles(at: AppTest) -> list[str]:
     return out
 
 
-# --- AppTest: the page ----------------------------------------------------------------------------
-def test_app_loads_and_shows_plan_metrics(helios_env: None) -> None:
+# --- AppTest: the planner's behaviour, now on the Plan and What-if pages ---------------------------------
+PLAN_PAGE, WHATIF_PAGE, FORECAST_PAGE = "app_pages/plan.py", "app_pages/whatif.py", "app_pages/forecast.py"
+
+
+def open_page(page: str) -> AppTest:
     at = run_app()
-    assert at.title[0].value == "GPU purchase planner"
+    at.switch_page(page)
+    return rerun(at)
+
+
+def test_app_loads_and_shows_plan_metrics(helios_env: None) -> None:
+    at = open_page(PLAN_PAGE)
+    assert at.title[0].value == "Plan: what to buy and when"
     assert at.selectbox(key=A.SAMPLE_KEY).value == "helios"
     assert at.number_input(key=A.HOURS_KEY).value == 168
-    assert {m.label for m in at.metric} == set(METRICS)
+    assert set(METRICS) <= {m.label for m in at.metric}
     for label in METRICS:
         value = next(m.value for m in at.metric if m.label == label)
         assert value.endswith(("USD", "%", "no commitments")), (label, value)
@@ -76,13 +86,13 @@ def test_app_loads_and_shows_plan_metrics(helios_env: None) -> None:
     assert summary["expected_usd"] > 0
     assert metric_usd(at, "Expected cost (USD)") == pytest.approx(summary["expected_usd"], abs=1)
     assert summary["expected_usd"] <= summary["all_on_demand_usd"] + 1
-    assert len(at.get("vega_lite_chart")) == 3  # fan chart, cost per day, cost per GPU model
-    assert len(at.get("download_button")) == 2  # forecast CSV, plan.json
+    assert {"Expected cost per day (USD)", "Expected cost per GPU model (USD)"} <= set(vega_titles(at))
+    assert len(at.get("download_button")) == 5  # plan.json, commitments, hourly costs, forecast, HTML summary
     assert len(at.dataframe) >= 2  # commitments / spot / on-demand tables
 
 
 def test_growth_slider_raises_expected_cost(helios_env: None) -> None:
-    at = run_app()
+    at = open_page(WHATIF_PAGE)
     before = metric_usd(at, "Expected cost (USD)")
     at.slider(key=A.GROWTH_KEY).set_value(50)
     rerun(at)
@@ -92,9 +102,11 @@ def test_growth_slider_raises_expected_cost(helios_env: None) -> None:
 
 
 def test_zero_spot_share_leaves_no_spot(helios_env: None) -> None:
-    at = run_app()
+    at = open_page(WHATIF_PAGE)
     assert at.session_state[A.PLAN_SUMMARY_KEY]["spot_allowances"] > 0  # default 30% uses spot on Helios
     at.slider(key=A.SPOT_SHARE_KEY).set_value(0)
+    rerun(at)
+    at.switch_page(PLAN_PAGE)
     rerun(at)
     summary = at.session_state[A.PLAN_SUMMARY_KEY]
     assert summary["spot_allowances"] == 0
@@ -103,7 +115,7 @@ def test_zero_spot_share_leaves_no_spot(helios_env: None) -> None:
 
 
 def test_allow_spot_off_leaves_no_spot(helios_env: None) -> None:
-    at = run_app()
+    at = open_page(WHATIF_PAGE)
     at.checkbox(key=A.ALLOW_SPOT_KEY).uncheck()
     rerun(at)
     assert at.session_state[A.PLAN_SUMMARY_KEY]["spot_allowances"] == 0
@@ -111,16 +123,18 @@ def test_allow_spot_off_leaves_no_spot(helios_env: None) -> None:
 
 
 def test_fan_chart_series_selectbox_switches(helios_env: None) -> None:
-    at = run_app()
-    box = at.selectbox(key=A.SERIES_KEY)
-    assert box.value == A.ORG_TOTAL
+    at = open_page(FORECAST_PAGE)
+    assert at.radio(key=A.FAN_LEVEL_KEY).value == A.LEVEL_ORG
     assert vega_titles(at)[0] == A.ORG_TOTAL
+    at.radio(key=A.FAN_LEVEL_KEY).set_value(A.LEVEL_SERIES)
+    rerun(at)
+    box = at.selectbox(key=A.FAN_ITEM_KEY)
     choice = box.options[1]
     box.set_value(choice)
     rerun(at)
-    assert at.selectbox(key=A.SERIES_KEY).value == choice
-    assert vega_titles(at)[0] == choice
-    assert any(c.value.find("Model: ") >= 0 for c in at.caption)
+    assert at.selectbox(key=A.FAN_ITEM_KEY).value == choice
+    assert vega_titles(at)[0] == f"{A.LEVEL_SERIES}: {choice}"
+    assert list(at.dataframe[0].value["Model"])  # the chosen model of that series
 
 
 def _error_script() -> None:
@@ -150,11 +164,13 @@ def test_app_on_synthetic_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     """The shipped default (synthetic org, four GPU models) renders end to end; the forecast takes ~1 min."""
     monkeypatch.delenv(A.DEFAULT_SAMPLE_ENV, raising=False)
     monkeypatch.setenv(A.DEFAULT_HOURS_ENV, "168")
-    at = run_app()
+    at = open_page(FORECAST_PAGE)
     assert at.selectbox(key=A.SAMPLE_KEY).value == "synthetic"
-    options = at.selectbox(key=A.SERIES_KEY).options
-    assert A.series_label(A.ALL_TEAMS, "NVIDIA H100") in options
-    assert at.session_state[A.PLAN_SUMMARY_KEY]["expected_usd"] > 0
+    at.radio(key=A.FAN_LEVEL_KEY).set_value(A.LEVEL_GPU)
+    rerun(at)
+    assert "NVIDIA H100" in at.selectbox(key=A.FAN_ITEM_KEY).options
+    at.switch_page(PLAN_PAGE)
+    assert rerun(at).session_state[A.PLAN_SUMMARY_KEY]["expected_usd"] > 0
 
 
 # --- pure helpers ---------------------------------------------------------------------------------

@@ -1,0 +1,97 @@
+"""Overview page (Inform): spend and GPU-hours by team, project or GPU type over time, untagged share, idle
+GPU cost where utilisation is known, and the teams whose spend moved most week over week.
+
+Widgets -> frozen :class:`app.state.OverviewSettings` -> :func:`app.state.cached_overview` (pure
+:func:`app.inform.overview`). Units: USD, GPU-hours, percent; spend basis stated on the page.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import charts, fmt, sidebar
+from app import inform as I
+from app import state as A
+
+WEEKS = (2, 4, 8, 13, 26, 52)
+HELP_WEEKS = "Period shown, in weeks, ending at the data's last hour."
+HELP_DIM = "Group spend and GPU-hours by team, project (the data's project tag) or GPU type."
+
+
+def settings(source: str) -> A.OverviewSettings:
+    """The Overview's widgets as frozen settings."""
+    c1, c2 = st.columns(2)
+    if A.OVERVIEW_WEEKS_KEY not in st.session_state:
+        st.session_state[A.OVERVIEW_WEEKS_KEY] = 8
+    weeks = c1.select_slider("Period (weeks)", options=WEEKS, key=A.OVERVIEW_WEEKS_KEY, help=HELP_WEEKS)
+    dim = c2.radio("Group by", tuple(I.DIMENSIONS), key=A.OVERVIEW_DIM_KEY, horizontal=True, help=HELP_DIM)
+    return A.OverviewSettings(sample=source, weeks=int(weeks), dimension=str(dim))
+
+
+def render() -> None:
+    """Draw the Overview page."""
+    st.title("Overview: GPU spend and usage")
+    fs = sidebar.data_settings()
+    usage = sidebar.load_usage(fs)
+    if usage is None:
+        return
+    s = settings(fs.sample)
+    ov = A.guarded(lambda: A.cached_overview(s))
+    if ov is None:
+        return
+    st.caption(f"{A.data_source_label(fs.sample)}: {ov.start:%Y-%m-%d %H:%M} to {ov.end:%Y-%m-%d %H:%M} UTC "
+               f"({s.weeks} weeks). Spend basis: {ov.basis} (GPU-hours x rate where the data has no cost).")
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Spend (USD)", fmt.usd(ov.spend_usd), help=f"Spend over the period. Basis: {ov.basis}.")
+    c2.metric("GPU-hours", fmt.gpu_hours(ov.gpu_hours),
+              help="GPUs in use summed over the period's hours (1 GPU busy for 1 hour = 1 GPU-hour).")
+    c3.metric("Untagged share (%)", fmt.pct(ov.untagged_gpu_hours_share),
+              help=fmt.term("untagged") + " Share of GPU-hours.")
+    c4, c5, c6 = st.columns(3)
+    idle = (fmt.usd(ov.idle_usd) if ov.utilization_known_share > 0 else "not reported")
+    c4.metric("Idle GPU cost (USD)", idle,
+              help=fmt.term("idle") + f" Utilisation is known for {fmt.pct(ov.utilization_known_share)} of the "
+              "GPU-hours; the rest count neither as idle nor as used.")
+    c5.metric("Utilisation known (%)", fmt.pct(ov.utilization_known_share),
+              help="Share of GPU-hours whose rows report utilisation (0-1 busy share of the GPU); idle cost is "
+                   "only counted there.")
+    c6.metric("Untagged spend (%)", fmt.pct(ov.untagged_spend_share),
+              help=fmt.term("untagged") + " Share of spend on the same basis as the spend figure.")
+    if ov.unpriced_gpu_types:
+        st.warning(f"No on-demand price in the catalog for {', '.join(ov.unpriced_gpu_types)}: their GPU-hours are "
+                   "counted, their spend is not.", icon=":material/warning:")
+
+    group = I.DIMENSIONS[s.dimension]
+    left, right = st.columns(2)
+    left.altair_chart(charts.spend_over_time_chart(ov.over_time, group, "usd",
+                                                   title=f"Spend per day by {s.dimension} (USD)"), width="stretch")
+    right.altair_chart(charts.spend_over_time_chart(ov.over_time, group, "gpu_hours",
+                                                    title=f"GPU-hours per day by {s.dimension}"), width="stretch")
+
+    left, right = st.columns([3, 2])
+    with left:
+        st.subheader(f"By {s.dimension}")
+        totals = ov.totals.rename(columns={group: s.dimension[0].upper() + s.dimension[1:], "usd": "Spend (USD)",
+                                           "gpu_hours": "GPU-hours", "idle_usd": "Idle cost (USD)"}).round(0)
+        if totals["Idle cost (USD)"].isna().all():
+            totals = totals.drop(columns="Idle cost (USD)")  # no utilisation in the data: nothing to show
+        st.dataframe(totals, hide_index=True, width="stretch", column_config={
+            "Spend (USD)": st.column_config.NumberColumn(format="localized"),
+            "GPU-hours": st.column_config.NumberColumn(format="localized"),
+            "Idle cost (USD)": st.column_config.NumberColumn(format="localized")})
+    with right:
+        st.subheader("Top movers, week over week")
+        movers = ov.movers.assign(delta_pct=ov.movers["delta_pct"] * 100.0).rename(columns={
+            "team": "Team", "usd_last_week": "Last 7 days (USD)", "usd_week_before": "7 days before (USD)",
+            "delta_usd": "Change (USD)", "delta_pct": "Change (%)"}).round(1)
+        st.dataframe(movers, hide_index=True, width="stretch", column_config={
+            "Last 7 days (USD)": st.column_config.NumberColumn(format="localized"),
+            "7 days before (USD)": st.column_config.NumberColumn(format="localized"),
+            "Change (USD)": st.column_config.NumberColumn(format="localized"),
+            "Change (%)": st.column_config.NumberColumn(format="%+.1f %%")})
+        st.caption(f"Teams with the largest change in spend between the last 7 days of the data (to "
+                   f"{ov.end:%Y-%m-%d %H:%M} UTC) and the 7 days before, on the same spend basis.")
+
+
+if __name__ == "__main__":
+    render()

@@ -1,0 +1,271 @@
+"""What-if page: the levers of a plan (demand growth for the organisation and per team, spot price, interruption
+rate and share, commitment terms and payment options, maximum commitment, budget, speed priority, planned
+events) and the plan's figures with their change against the base scenario, re-planned on every change.
+
+Widgets -> one frozen :class:`app.state.PlannerSettings` (stored under ``WHATIF_KEY`` for the Plan and
+Forecast pages) -> :func:`app.state.cached_plan`; the base scenario's plan is cached, so a change runs the
+optimizer once. Units: USD, USD/h, GPUs, percent where marked.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import charts, fmt, sidebar
+from app import state as A
+from app.whatif_model import commitment_options
+from forecasting.samples import data_dir
+from optimizer.catalog import INTERRUPTION_BUCKETS
+from optimizer.options import PAYMENTS, TERMS
+from optimizer.solve import PlanResult
+
+CATALOG = "catalog"
+SPOT_DISCOUNTS = (CATALOG, 40, 50, 60, 70, 80, 90)
+INTERRUPTIONS = (CATALOG, *INTERRUPTION_BUCKETS)
+EVENTS_NONE, EVENTS_EXAMPLE, EVENTS_UPLOAD = "None", "Shipped example (synthetic sample)", "Upload a file"
+EVENTS_LOADED = "From the loaded scenario"
+EXAMPLE_EVENTS = "events_sample.yaml"
+PAYMENT_LABELS = {"no": "no upfront", "partial": "partial upfront", "all": "all upfront"}
+TERM_LABELS = {"1y": "1 year", "3y": "3 years"}
+
+HELP_GROWTH = ("Demand growth applied to every team's forecast (each sample path is multiplied by 1 + growth) "
+               "before planning. " + fmt.term("commitment"))
+HELP_TEAMS = "Teams that grow (or shrink) on top of the organisation's growth."
+HELP_TEAM_GROWTH = "Extra growth of the selected teams, on top of the organisation's growth (multiplied)."
+HELP_ALLOW_SPOT = ("Let fault-tolerant, checkpointed training run on spot. Latency-bound inference should not; "
+                   "switch off to plan with commitments and on-demand only. " + fmt.term("spot"))
+HELP_SPOT = ("At most this share of each GPU model's GPU-hours may run on spot, in every demand scenario. "
+             + fmt.term("rework"))
+HELP_DISCOUNT = ("Spot price as a discount on the same instance's on-demand price (70 = 70% off). 'catalog' uses the "
+                 "spot prices of the price snapshot.")
+HELP_INTERRUPT = ("Monthly interruption rate of spot capacity (AWS's buckets). A higher rate means more rework, so "
+                  "spot costs more per useful GPU-hour and work takes longer. 'catalog' uses each type's bucket.")
+HELP_TERMS = "Commitment terms the plan may buy (none selected = no commitments). " + fmt.term("break_even")
+HELP_PAYMENTS = "Payment options the plan may buy. " + fmt.term("upfront")
+HELP_MAX_COMMIT = ("Cap on the new commitments' cost in effective USD per hour (0 = no cap), like a savings plan's "
+                   "hourly commitment: the plan buys at most this much committed capacity; the rest runs on spot "
+                   "and on-demand.")
+HELP_BUDGET = ("Budget for the window's expected cost in USD (0 = none). The optimizer must stay within it; when no "
+               "plan can, the page names the smallest budget that works.")
+HELP_SPEED = ("How much time-to-result matters. Spot interruptions make work take longer, so the spot cap the "
+              "optimizer gets is the maximum spot share x (1 - speed priority): 100% = no spot at all.")
+HELP_NO_SPOT = ("GPU models whose work must not run on spot (e.g. the inference fleet: latency-bound serving "
+                "cannot wait for capacity to come back). Their spot share is 0 whatever the maximum says.")
+HELP_LADDER = ("Let the plan start commitments in any calendar month of the window (laddering) instead of buying "
+               "everything at its start: growing demand gets its commitments when it arrives. Needs a window of "
+               "more than one month to matter.")
+HELP_CVAR = ("How much the plan weighs bad outcomes: it minimises expected cost + weight x CVaR90 (the average "
+             "cost of the worst 10% of demand scenarios). 0 = expected cost only; higher buys protection against "
+             "high demand at some expected cost.")
+HELP_EVENTS = ("Known future changes of demand (a new project, a launch, a wind-down) applied to every demand "
+               "scenario before planning; see data_samples/events_sample.yaml for the format.")
+
+
+def _init(key: str, value) -> None:
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
+def reset() -> None:
+    """Back to the base scenario: drop every What-if widget value."""
+    for key in A.WHATIF_KEYS:
+        st.session_state.pop(key, None)
+    st.session_state.pop(A.WHATIF_KEY, None)
+    st.session_state.pop(A.EVENTS_LOADED_KEY, None)
+
+
+def apply_settings(s: A.PlannerSettings) -> None:
+    """Move the widgets to settings made elsewhere (a scenario loaded on the Scenarios page)."""
+    ss = st.session_state
+    if s.sample in A.data_source_options():
+        ss[A.DATA_SOURCE_KEY] = s.sample
+    ss[A.HOURS_KEY] = min(max(int(s.hours), A.MIN_HOURS), A.MAX_HOURS)
+    ss[A.GROWTH_KEY] = int(round(100 * s.growth))
+    ss[A.TEAM_GROWTH_TEAMS_KEY] = [t for t, _ in s.team_growth]
+    ss[A.TEAM_GROWTH_KEY] = int(round(100 * s.team_growth[0][1])) if s.team_growth else 0
+    ss[A.ALLOW_SPOT_KEY] = bool(s.allow_spot)
+    ss[A.SPOT_SHARE_KEY] = int(round(100 * s.max_spot_share))
+    ss[A.SPOT_DISCOUNT_KEY] = (CATALOG if s.spot_discount is None
+                               else min(SPOT_DISCOUNTS[1:], key=lambda d: abs(d - 100 * s.spot_discount)))
+    ss[A.INTERRUPTION_KEY] = s.interruption_bucket or CATALOG
+    ss[A.TERMS_KEY] = [t for t in TERMS if any(f"_{t}_" in o for o in s.options)]
+    ss[A.PAYMENTS_KEY] = [p for p in PAYMENTS if any(f"_{p}_upfront" in o for o in s.options)]
+    ss[A.MAX_COMMIT_KEY] = float(s.max_commitment_usd_per_hour or 0.0)
+    ss[A.BUDGET_KEY] = float(s.budget_usd or 0.0)
+    ss[A.SPEED_KEY] = int(round(100 * s.speed_priority))
+    ss[A.LADDER_KEY] = bool(s.ladder)
+    ss[A.NO_SPOT_MODELS_KEY] = list(s.no_spot_models)
+    ss[A.CVAR_KEY] = round(float(s.cvar_weight), 1)
+    if s.events_name == EXAMPLE_EVENTS:
+        ss[A.EVENTS_SOURCE_KEY] = EVENTS_EXAMPLE
+    elif s.events_text:
+        ss[A.EVENTS_LOADED_KEY] = (s.events_name, s.events_text)
+        ss[A.EVENTS_SOURCE_KEY] = EVENTS_LOADED
+    else:
+        ss[A.EVENTS_SOURCE_KEY] = EVENTS_NONE
+
+
+def events_input(source: str) -> tuple[str, str]:
+    """The planned-events widgets: ``(file name, text)`` ("" = no events)."""
+    options = (EVENTS_NONE, EVENTS_EXAMPLE, EVENTS_UPLOAD) if source == "synthetic" else (EVENTS_NONE, EVENTS_UPLOAD)
+    loaded = st.session_state.get(A.EVENTS_LOADED_KEY)
+    if loaded:
+        options = (*options, EVENTS_LOADED)
+    if st.session_state.get(A.EVENTS_SOURCE_KEY) not in options:
+        st.session_state[A.EVENTS_SOURCE_KEY] = EVENTS_NONE
+    choice = st.radio("Planned events", options, key=A.EVENTS_SOURCE_KEY, help=HELP_EVENTS)
+    if choice == EVENTS_EXAMPLE:
+        return EXAMPLE_EVENTS, (data_dir() / EXAMPLE_EVENTS).read_text(encoding="utf-8")
+    if choice == EVENTS_LOADED and loaded:
+        st.caption(f"Events of the loaded scenario: {loaded[0]}")
+        return loaded
+    if choice == EVENTS_UPLOAD:
+        file = st.file_uploader("Events file (.yaml, .yml, .csv)", type=["yaml", "yml", "csv"], key=A.EVENTS_FILE_KEY)
+        if file is not None:
+            return file.name, file.getvalue().decode("utf-8", errors="replace")
+    return "", ""
+
+
+def settings(fs: A.ForecastSettings, teams: list[str], gpu_types: list[str]) -> A.PlannerSettings:
+    """The What-if widgets as one frozen settings object."""
+    for key, value in ((A.GROWTH_KEY, 0), (A.TEAM_GROWTH_TEAMS_KEY, []), (A.TEAM_GROWTH_KEY, 0),
+                       (A.ALLOW_SPOT_KEY, True), (A.SPOT_SHARE_KEY, 30), (A.SPOT_DISCOUNT_KEY, CATALOG),
+                       (A.INTERRUPTION_KEY, CATALOG), (A.TERMS_KEY, ["1y"]), (A.PAYMENTS_KEY, list(PAYMENTS)),
+                       (A.MAX_COMMIT_KEY, 0.0), (A.BUDGET_KEY, 0.0), (A.SPEED_KEY, 0), (A.LADDER_KEY, False),
+                       (A.NO_SPOT_MODELS_KEY, []), (A.CVAR_KEY, 0.0)):
+        _init(key, value)
+    st.session_state[A.TEAM_GROWTH_TEAMS_KEY] = [t for t in st.session_state[A.TEAM_GROWTH_TEAMS_KEY] if t in teams]
+    st.session_state[A.NO_SPOT_MODELS_KEY] = [g for g in st.session_state[A.NO_SPOT_MODELS_KEY] if g in gpu_types]
+
+    st.subheader("Demand")
+    growth = st.slider("Organisation demand growth (%)", -50, 100, step=5, key=A.GROWTH_KEY, format="%d%%",
+                       help=HELP_GROWTH)
+    picked = st.multiselect("Teams with their own growth", teams, key=A.TEAM_GROWTH_TEAMS_KEY, help=HELP_TEAMS)
+    team_growth = st.slider("Extra growth of those teams (%)", -100, 300, step=10, key=A.TEAM_GROWTH_KEY,
+                            format="%d%%", help=HELP_TEAM_GROWTH, disabled=not picked)
+    events_name, events_text = events_input(fs.sample)
+
+    st.subheader("Spot")
+    allow_spot = st.checkbox("Allow spot", key=A.ALLOW_SPOT_KEY, help=HELP_ALLOW_SPOT)
+    spot = st.slider("Maximum spot share (%)", 0, 100, step=5, key=A.SPOT_SHARE_KEY, format="%d%%", help=HELP_SPOT,
+                     disabled=not allow_spot)
+    discount = st.select_slider("Spot discount vs on-demand (%)", SPOT_DISCOUNTS, key=A.SPOT_DISCOUNT_KEY,
+                                help=HELP_DISCOUNT, disabled=not allow_spot)
+    bucket = st.select_slider("Spot interruption rate (monthly)", INTERRUPTIONS, key=A.INTERRUPTION_KEY,
+                              help=HELP_INTERRUPT, disabled=not allow_spot)
+    no_spot = st.multiselect("GPU models kept off spot", gpu_types, key=A.NO_SPOT_MODELS_KEY, help=HELP_NO_SPOT,
+                             disabled=not allow_spot)
+    speed = st.slider("Speed priority (%)", 0, 100, step=10, key=A.SPEED_KEY, format="%d%%", help=HELP_SPEED)
+
+    st.subheader("Commitments and money")
+    terms = st.multiselect("Allowed terms", list(TERMS), key=A.TERMS_KEY, format_func=TERM_LABELS.get,
+                           help=HELP_TERMS)
+    payments = st.multiselect("Allowed payment options", list(PAYMENTS), key=A.PAYMENTS_KEY,
+                              format_func=PAYMENT_LABELS.get, help=HELP_PAYMENTS)
+    max_commit = st.number_input("Maximum commitment (USD/h)", min_value=0.0, step=100.0, key=A.MAX_COMMIT_KEY,
+                                 help=HELP_MAX_COMMIT)
+    budget = st.number_input("Budget for the window (USD)", min_value=0.0, step=10_000.0, key=A.BUDGET_KEY,
+                             help=HELP_BUDGET)
+    ladder = st.checkbox("Ladder commitments (monthly starts)", key=A.LADDER_KEY, help=HELP_LADDER)
+    cvar = st.slider("Risk aversion (CVaR90 weight)", 0.0, 1.0, step=0.1, key=A.CVAR_KEY, help=HELP_CVAR)
+    st.button("Reset to the base scenario", on_click=reset, icon=":material/restart_alt:")
+    return A.PlannerSettings(
+        sample=fs.sample, hours=fs.hours, growth=growth / 100.0, max_spot_share=spot / 100.0,
+        allow_spot=bool(allow_spot),
+        team_growth=tuple((t, team_growth / 100.0) for t in sorted(picked)) if team_growth else (),
+        options=commitment_options(tuple(terms), tuple(payments)),
+        spot_discount=None if discount == CATALOG else float(discount) / 100.0,
+        interruption_bucket=None if bucket == CATALOG else str(bucket), speed_priority=speed / 100.0,
+        max_commitment_usd_per_hour=float(max_commit) or None, budget_usd=float(budget) or None,
+        events_name=events_name, events_text=events_text, ladder=bool(ladder),
+        no_spot_models=tuple(sorted(no_spot)) if allow_spot else (), cvar_weight=float(cvar))
+
+
+def render() -> None:
+    """Draw the What-if page."""
+    st.title("What-if: change the assumptions, see the plan move")
+    loaded = st.session_state.get(A.WHATIF_KEY)
+    if isinstance(loaded, A.PlannerSettings) and loaded != st.session_state.get(A.WHATIF_OWN_KEY):
+        apply_settings(loaded)  # before any widget is drawn: a scenario was loaded on the Scenarios page
+    fs = sidebar.data_settings()
+    usage = sidebar.load_usage(fs)
+    if usage is None:
+        return
+    st.caption(sidebar.window_caption(usage, fs))
+    if sidebar.load_forecast(fs, usage) is None:
+        return
+    controls, results = st.columns([1, 2], gap="large")
+    with controls:
+        facts = A.cached_facts(fs.sample)
+        s = A.guarded(lambda: settings(fs, list(facts.teams), list(facts.gpu_types)))
+    if s is None:
+        return
+    st.session_state[A.WHATIF_KEY] = st.session_state[A.WHATIF_OWN_KEY] = s
+    base = sidebar.base_settings(fs)
+    st.session_state.pop(A.PLAN_SUMMARY_KEY, None)
+    with results:
+        with st.spinner("Planning purchases (commitments, spot, on-demand) with HiGHS..."):
+            figs = A.guarded(lambda: (A.cached_figures(base), A.cached_figures(s), A.cached_plan(s)))
+        if figs is None:
+            return
+        base_figs, cur, result = figs
+        st.session_state[A.PLAN_SUMMARY_KEY] = A.plan_summary(result)
+        show_results(s, base_figs, cur, result)
+
+
+def show_results(s: A.PlannerSettings, base: dict[str, float], cur: dict[str, float], result: PlanResult) -> None:
+    """Figures with their deltas vs the base scenario, the cost comparison and what to buy."""
+    d = {k: cur[k] - base[k] for k in cur}
+    c1, c2 = st.columns(2)
+    c1.metric("Expected cost (USD)", fmt.usd(cur["expected_usd"]), delta=fmt.signed_usd(d["expected_usd"]),
+              delta_color="inverse", help="Expected cost of the what-if plan over the window; the delta is against "
+              "the base scenario (no growth, spot up to 30%, 1-year options, catalog prices, no events).")
+    c2.metric("Cost range p10-p90 (USD)", fmt.usd_range(cur["p10_usd"], cur["p90_usd"]),
+              delta=fmt.signed_usd(d["p90_usd"]) + " at p90", delta_color="inverse",
+              help=f"{fmt.term('p10_p90')} Exactly: {fmt.usd(cur['p10_usd'])} to {fmt.usd(cur['p90_usd'])}.")
+    c3, c4 = st.columns(2)
+    c3.metric("Savings vs all on-demand (USD)", fmt.usd(cur["savings_usd"]), delta=fmt.signed_usd(d["savings_usd"]),
+              help="All-on-demand cost of the same demand minus the plan's expected cost. " + fmt.term("on_demand"))
+    c4.metric("Committed GPUs", fmt.gpus(cur["committed_gpus"], 0), delta=f"{d['committed_gpus']:+,.0f} GPUs",
+              delta_color="off", help=fmt.term("commitment"))
+    c5, c6 = st.columns(2)
+    c5.metric("Upfront cash (USD)", fmt.usd(cur["upfront_usd"]), delta=fmt.signed_usd(d["upfront_usd"]),
+              delta_color="inverse", help=fmt.term("upfront"))
+    c6.metric("Spot time overhead (%)", fmt.pct(cur["spot_time_overhead"], 2),
+              delta=fmt.signed_pct(d["spot_time_overhead"], 2), delta_color="inverse",
+              help="Extra wall-clock work from spot interruptions: spot share of GPU-hours x rework. "
+                   + fmt.term("rework"))
+    if s.budget_usd is not None:
+        over = cur["expected_usd"] - s.budget_usd
+        text = (f"Expected cost {fmt.usd(cur['expected_usd'])} is {fmt.usd(abs(over))} "
+                f"{'over' if over > 0 else 'under'} the budget of {fmt.usd(s.budget_usd)}; at p90 "
+                f"{fmt.usd(cur['p90_usd'])}.")
+        (st.error if over > 0 else st.success)(text, icon=":material/account_balance_wallet:")
+    pending = s.pending_fields()
+    if pending:
+        st.info("Not applied by the optimizer yet (kept in the settings and the saved scenario): "
+                + ", ".join(p.replace("_", " ") for p in pending) + ".", icon=":material/info:")
+    st.altair_chart(charts.whatif_chart(A.category_compare(base, cur)), width="stretch")
+    rows = A.commitments_frame(result.plan)
+    st.caption(f"What to buy: {len(rows)} commitment line(s), {fmt.gpus(cur['committed_gpus'], 0)} committed; "
+               f"spot {fmt.usd(cur['spot_usd'])}, on-demand {fmt.usd(cur['on_demand_usd'])}, committed "
+               f"{fmt.usd(cur['committed_usd'])} (expected). Full tables and downloads on the Plan page.")
+    if not rows.empty:
+        st.dataframe(rows[["Count", "Instance type", "Option", "GPU model", "GPUs", "Window cost (USD)"]],
+                     hide_index=True, width="stretch",
+                     column_config={"Window cost (USD)": st.column_config.NumberColumn(format="localized")})
+    assumptions = {
+        "growth": fmt.signed_pct(s.growth, 0),
+        "team growth": ", ".join(f"{t} {fmt.signed_pct(g, 0)}" for t, g in s.team_growth) or "none",
+        "spot": (f"up to {fmt.pct(s.effective_max_spot_share, 0)} of GPU-hours" if s.allow_spot else "not allowed"),
+        "spot price": "catalog" if s.spot_discount is None else f"{fmt.pct(s.spot_discount, 0)} off on-demand",
+        "interruptions": s.interruption_bucket or "catalog bucket per type",
+        "options": ", ".join(s.options) or "no commitments",
+        "events": s.events_name or "none",
+        "laddering": "monthly" if s.ladder else "none",
+        "kept off spot": ", ".join(s.no_spot_models) or "none",
+        "risk weight": f"{s.cvar_weight:g}"}
+    st.caption("Assumptions: " + "; ".join(f"{k} {v}" for k, v in assumptions.items()) + ".")
+
+if __name__ == "__main__":
+    render()

@@ -1,0 +1,329 @@
+"""Scenario store: named planner scenarios (inputs, plan, summary) in an embedded DuckDB file.
+
+Where: ``$GPUPLAN_STORE`` if set, else ``~/.gpuplan/scenarios.duckdb``. The default sits in the user's home,
+outside the repository, so scenarios survive app restarts, ``make clean`` and fresh checkouts; set
+``GPUPLAN_STORE`` to keep a team's scenarios in a shared folder or a test's in a temporary one.
+
+What a scenario holds (nothing is pickled; every column is text or a number):
+
+* ``settings_json``: the planner settings dataclass as JSON (:func:`settings_dict`); tuples become lists
+  and come back as tuples through :func:`settings_from_dict`;
+* ``plan_json``: the plan's ``plan.json`` (schema ``gpuplan.plan/v1``), read back with :meth:`Plan.from_dict`;
+* the summary as columns, so the list and the comparison are SQL: expected cost, p10 and p90 cost,
+  all-on-demand cost and savings (USD), savings (%), upfront cash (USD), commitment utilisation
+  (fraction 0-1), time-to-result (hours, when the plan carries one), commitments bought (instances);
+* ``data_source`` (e.g. ``sample:helios`` or ``upload:usage.csv#<hash>``), ``note`` and ``saved_at`` (UTC).
+
+Schema versioned: table ``gpuplan_meta`` holds ``schema_version``; opening a file written by a newer
+version raises :class:`StoreError` instead of guessing. Each operation opens and closes its own connection
+and runs in one transaction, so a failed save leaves the file as it was and several app sessions can
+share one file. This module never imports streamlit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+import pandas as pd
+
+from optimizer.plan import Plan
+
+STORE_ENV = "GPUPLAN_STORE"
+DEFAULT_STORE = Path("~") / ".gpuplan" / "scenarios.duckdb"
+SCHEMA_VERSION = 1
+MAX_NAME_LENGTH = 80
+
+_SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS gpuplan_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS scenarios (
+    name VARCHAR PRIMARY KEY,
+    saved_at TIMESTAMP NOT NULL,
+    data_source VARCHAR NOT NULL,
+    note VARCHAR NOT NULL,
+    settings_json VARCHAR NOT NULL,
+    plan_json VARCHAR NOT NULL,
+    expected_usd DOUBLE NOT NULL,
+    p10_usd DOUBLE,
+    p90_usd DOUBLE,
+    all_on_demand_usd DOUBLE NOT NULL,
+    savings_usd DOUBLE NOT NULL,
+    savings_pct DOUBLE NOT NULL,
+    upfront_usd DOUBLE NOT NULL,
+    commitment_utilization DOUBLE,
+    time_to_result_hours DOUBLE,
+    commitments INTEGER NOT NULL
+);
+"""
+_SUMMARY_COLUMNS = ("expected_usd", "p10_usd", "p90_usd", "all_on_demand_usd", "savings_usd", "savings_pct",
+                    "upfront_usd", "commitment_utilization", "time_to_result_hours", "commitments")
+_COLUMNS = ("name", "saved_at", "data_source", "note", "settings_json", "plan_json", *_SUMMARY_COLUMNS)
+LIST_COLUMNS = ("name", "saved_at", "data_source", "note", *_SUMMARY_COLUMNS)
+"""Columns of :meth:`ScenarioStore.list`, newest scenario first."""
+
+
+class StoreError(ValueError):
+    """A user-facing problem with the scenario store or a scenario name: one line with the fix."""
+
+
+def default_store_path() -> Path:
+    """``$GPUPLAN_STORE`` if set, else ``~/.gpuplan/scenarios.duckdb`` (home expanded)."""
+    return Path(os.environ.get(STORE_ENV) or DEFAULT_STORE).expanduser()
+
+
+# --- settings <-> JSON ----------------------------------------------------------------------------
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [_jsonable(v) for v in value]
+        return sorted(items, key=repr) if isinstance(value, set | frozenset) else items
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if hasattr(value, "item"):  # numpy scalars
+        return _jsonable(value.item())
+    raise StoreError(f"setting value {value!r} ({type(value).__name__}) cannot be stored as JSON "
+                     "(fix: use numbers, text, booleans, lists or dicts in the settings dataclass)")
+
+
+def settings_dict(settings: Any) -> dict[str, Any]:
+    """A settings dataclass (or mapping) as a JSON-ready dict; tuples become lists, timestamps ISO text."""
+    out = _jsonable(settings)
+    if not isinstance(out, dict):
+        raise StoreError(f"settings must be a dataclass or a mapping, not {type(settings).__name__}")
+    return out
+
+
+def _tuples(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    return value
+
+
+T = TypeVar("T")
+
+
+def settings_from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
+    """Rebuild a frozen settings dataclass from :func:`settings_dict` output.
+
+    Lists come back as tuples (hashable, as frozen settings need). Keys the class no longer has are dropped
+    and fields missing from ``data`` take the class defaults, so scenarios saved by an older app version
+    still load.
+
+    Raises:
+        StoreError: a field without a default is missing from ``data``.
+    """
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs = {k: _tuples(v) for k, v in data.items() if k in names}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise StoreError(f"saved settings do not fit {cls.__name__}: {exc} "
+                         "(fix: save the scenario again with this version of the planner)") from None
+
+
+# --- records --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScenarioSummary:
+    """The figures a scenario is compared on.
+
+    Attributes:
+        expected_usd: expected cost of the plan over its window, USD.
+        p10_usd, p90_usd: the plan's cost when demand comes in low / high, USD.
+        all_on_demand_usd: the same demand on on-demand only, USD.
+        savings_usd, savings_pct: all-on-demand minus expected, USD and percent of all-on-demand.
+        upfront_usd: cash paid at purchase for upfront commitments, USD.
+        commitment_utilization: share of committed GPU-hours used, fraction 0-1 (None: no commitments).
+        time_to_result_hours: expected completion time of the workload, hours (None: plan has no speed model).
+        commitments: instances committed to, count.
+    """
+
+    expected_usd: float
+    p10_usd: float | None
+    p90_usd: float | None
+    all_on_demand_usd: float
+    savings_usd: float
+    savings_pct: float
+    upfront_usd: float
+    commitment_utilization: float | None
+    time_to_result_hours: float | None
+    commitments: int
+
+    @classmethod
+    def from_plan(cls, plan: Plan, time_to_result_hours: float | None = None) -> ScenarioSummary:
+        """Summary of a plan; ``time_to_result_hours`` defaults to the plan's own figure when it has one
+        (``expected.time_to_result_hours`` or ``assumptions['time_to_result_hours']``)."""
+        e = plan.expected
+        if time_to_result_hours is None:
+            expected = plan.to_dict()["expected"]
+            ttr = expected.get("time_to_result_hours", plan.assumptions.get("time_to_result_hours"))
+            time_to_result_hours = None if ttr is None else float(ttr)
+        return cls(expected_usd=float(e.total_usd), p10_usd=_opt(e.total_p10_usd), p90_usd=_opt(e.total_p90_usd),
+                   all_on_demand_usd=float(e.all_on_demand_usd), savings_usd=float(e.savings_usd),
+                   savings_pct=float(e.savings_pct), upfront_usd=float(e.upfront_usd),
+                   commitment_utilization=_opt(e.commitment_utilization),
+                   time_to_result_hours=time_to_result_hours, commitments=sum(c.count for c in plan.commitments))
+
+
+def _opt(x: float | None) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One saved scenario: its name, the inputs, the plan and the summary."""
+
+    name: str
+    saved_at: pd.Timestamp
+    """When it was saved, naive UTC."""
+    data_source: str
+    note: str
+    settings: dict[str, Any]
+    plan: Plan
+    summary: ScenarioSummary
+
+
+def check_name(name: str) -> str:
+    """A scenario name stripped of surrounding blanks; raise StoreError if empty or too long."""
+    clean = " ".join(str(name).split())
+    if not clean:
+        raise StoreError("scenario name is empty (fix: type a name such as 'base +20% growth')")
+    if len(clean) > MAX_NAME_LENGTH:
+        raise StoreError(f"scenario name is {len(clean)} characters long (fix: use at most {MAX_NAME_LENGTH})")
+    return clean
+
+
+# --- the store ------------------------------------------------------------------------------------
+class ScenarioStore:
+    """Named scenarios in one DuckDB file (created with its folder on first use)."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path).expanduser() if path is not None else default_store_path()
+        with self._connect():
+            pass  # create or check the schema now, so a bad file is reported when the store is opened
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            con = duckdb.connect(str(self.path))
+        except (OSError, duckdb.Error) as exc:
+            raise StoreError(f"{self.path}: cannot open the scenario store ({exc.__class__.__name__}: "
+                             f"{str(exc).splitlines()[0]}) (fix: set {STORE_ENV} to a writable .duckdb file "
+                             "path, or move the unreadable file away)") from None
+        try:
+            self._migrate(con)
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
+        has_meta = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'gpuplan_meta'"
+                               ).fetchone()[0]
+        version = 0
+        if has_meta:
+            row = con.execute("SELECT value FROM gpuplan_meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: scenario store schema v{version} is newer than this planner "
+                             f"understands (v{SCHEMA_VERSION}) (fix: upgrade gpu-cost-planner or set {STORE_ENV} "
+                             "to another file)")
+        if version < SCHEMA_VERSION:
+            con.execute("BEGIN TRANSACTION")
+            con.execute(_SCHEMA_V1)
+            con.execute("INSERT OR REPLACE INTO gpuplan_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            con.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        """The schema version recorded in the file."""
+        with self._connect() as con:
+            return int(con.execute("SELECT value FROM gpuplan_meta WHERE key = 'schema_version'").fetchone()[0])
+
+    def save(self, name: str, settings: Any, plan: Plan, *, data_source: str = "", note: str = "",
+             time_to_result_hours: float | None = None, overwrite: bool = False) -> Scenario:
+        """Save a scenario under ``name``.
+
+        Args:
+            name: display name (blanks collapsed, at most 80 characters).
+            settings: the settings dataclass (or mapping) the plan was made with.
+            plan: the plan.
+            data_source: where the demand came from (sample or upload, with its content hash).
+            note: free text shown next to the scenario.
+            time_to_result_hours: expected completion time, hours, if known (else taken from the plan).
+            overwrite: replace a scenario of the same name instead of raising.
+
+        Raises:
+            StoreError: bad name, or the name exists and ``overwrite`` is false.
+        """
+        name = check_name(name)
+        summary = ScenarioSummary.from_plan(plan, time_to_result_hours)
+        settings_json = json.dumps(settings_dict(settings), sort_keys=True)
+        saved_at = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("ms")
+        row = [name, saved_at.to_pydatetime(), str(data_source), str(note), settings_json, plan.to_json(),
+               *(getattr(summary, c) for c in _SUMMARY_COLUMNS)]
+        with self._connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            exists = con.execute("SELECT count(*) FROM scenarios WHERE name = ?", [name]).fetchone()[0]
+            if exists and not overwrite:
+                con.execute("ROLLBACK")
+                raise StoreError(f"scenario '{name}' already exists (fix: choose another name, or replace it)")
+            con.execute("DELETE FROM scenarios WHERE name = ?", [name])
+            con.execute(f"INSERT INTO scenarios ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                        row)
+            con.execute("COMMIT")
+        return Scenario(name=name, saved_at=saved_at, data_source=str(data_source), note=str(note),
+                        settings=json.loads(settings_json), plan=plan, summary=summary)
+
+    def list(self) -> pd.DataFrame:
+        """All scenarios without their inputs and plans (:data:`LIST_COLUMNS`), newest first."""
+        with self._connect() as con:
+            return con.execute(f"SELECT {', '.join(LIST_COLUMNS)} FROM scenarios ORDER BY saved_at DESC, name"
+                               ).df()
+
+    def names(self) -> list[str]:
+        """Scenario names, newest first."""
+        return self.list()["name"].tolist()
+
+    def load(self, name: str) -> Scenario:
+        """The scenario called ``name``.
+
+        Raises:
+            StoreError: no scenario has that name, or its stored plan is not a valid plan.json.
+        """
+        with self._connect() as con:
+            row = con.execute(f"SELECT {', '.join(_COLUMNS)} FROM scenarios WHERE name = ?", [name]).fetchone()
+        if row is None:
+            raise StoreError(f"no scenario named '{name}' in {self.path} (fix: pick one of the saved scenarios)")
+        rec = dict(zip(_COLUMNS, row, strict=True))
+        try:
+            plan = Plan.from_dict(json.loads(rec["plan_json"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"{self.path}: scenario '{name}' holds an unreadable plan ({exc}) "
+                             "(fix: delete it and save it again)") from None
+        summary = ScenarioSummary(**{c: rec[c] for c in _SUMMARY_COLUMNS})
+        return Scenario(name=rec["name"], saved_at=pd.Timestamp(rec["saved_at"]), data_source=rec["data_source"],
+                        note=rec["note"], settings=json.loads(rec["settings_json"]), plan=plan, summary=summary)
+
+    def delete(self, name: str) -> bool:
+        """Delete the scenario called ``name``; True if it existed."""
+        with self._connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            n = con.execute("SELECT count(*) FROM scenarios WHERE name = ?", [name]).fetchone()[0]
+            con.execute("DELETE FROM scenarios WHERE name = ?", [name])
+            con.execute("COMMIT")
+        return bool(n)

@@ -1,0 +1,144 @@
+"""Scenarios page through AppTest on the real Helios sample (one-week window): save two scenarios, compare them,
+reopen the store in a fresh session (a restarted app), load one back and delete one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app import fmt
+from app import state as A
+from app import store as St
+from app.app_pages import scenarios as P
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Path:
+    path = tmp_path / "scenarios.duckdb"
+    monkeypatch.setenv(A.DEFAULT_SAMPLE_ENV, "helios")
+    monkeypatch.setenv(A.DEFAULT_HOURS_ENV, "168")
+    monkeypatch.setenv(St.STORE_ENV, str(path))
+    return path
+
+
+def open_page() -> AppTest:
+    """The Scenarios page as a user opens it: the shared sidebar uploader and the page (pages are callables
+    in st.navigation, so the page function runs as its own AppTest script)."""
+    at = AppTest.from_function(_page, default_timeout=300)
+    ok(at.run())
+    return at
+
+
+def _page() -> None:  # runs inside AppTest's script: imports must be local
+    from app import uploads
+    from app.app_pages import scenarios
+
+    uploads.sidebar_upload()
+    scenarios.render()
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def save(at: AppTest, name: str, note: str = "") -> AppTest:
+    at.text_input(key=P.NAME_KEY).set_value(name)
+    at.text_input(key=P.NOTE_KEY).set_value(note)
+    next(b for b in at.get("button") if b.proto.label == "Save scenario").click()  # the form's submit button
+    return ok(at.run())
+
+
+def test_save_compare_reload_delete(env: Path) -> None:
+    at = open_page()
+    assert at.title[0].value == "Scenarios"
+    assert any("No scenarios saved yet" in i.value for i in at.info)
+
+    save(at, "base", note="as forecast")
+    assert at.session_state[P.SAVED_KEY] == "base"
+    base = St.ScenarioStore(env).load("base")
+    assert base.settings["sample"] == "helios" and base.settings["hours"] == 168
+    assert base.data_source == "sample:helios"
+    assert base.summary.expected_usd > 0
+    assert base.summary.expected_usd <= base.summary.all_on_demand_usd + 1
+    assert any(f"expected cost {fmt.usd(base.summary.expected_usd)}" in s.value for s in at.success)
+
+    # What-if settings (as the What-if page stores them): +50% demand and no spot
+    at.session_state[A.WHATIF_KEY] = A.PlannerSettings(sample="helios", hours=168, growth=0.5, allow_spot=False)
+    save(at, "growth +50%, no spot")
+    grown = St.ScenarioStore(env).load("growth +50%, no spot")
+    assert grown.settings["growth"] == 0.5 and grown.settings["allow_spot"] is False
+    assert grown.summary.expected_usd > base.summary.expected_usd  # more demand costs more
+    assert grown.plan.spot == () or all(s.max_instances == 0 for s in grown.plan.spot)
+
+    # the same name again is refused with one line, the store is unchanged
+    at.session_state[A.WHATIF_KEY] = A.PlannerSettings(sample="helios", hours=168, growth=-0.3)
+    at.text_input(key=P.NAME_KEY).set_value("base")
+    next(b for b in at.get("button") if b.proto.label == "Save scenario").click()
+    at.run()
+    assert [e.value for e in at.error] == ["error: scenario 'base' already exists (fix: choose another name, or "
+                                          "replace it)"]
+    assert St.ScenarioStore(env).load("base").summary.expected_usd == pytest.approx(base.summary.expected_usd)
+
+    # a fresh session on the same file (the app restarted, the page reloaded)
+    at = open_page()
+    compare = at.multiselect(key=P.COMPARE_KEY)
+    assert sorted(compare.value) == ["base", "growth +50%, no spot"]
+    compare.set_value(["base", "growth +50%, no spot"])
+    ok(at.run())
+    metrics = [m for m in at.metric if m.label == "Expected cost (USD)"]
+    assert [m.value for m in metrics] == [fmt.usd(base.summary.expected_usd), fmt.usd(grown.summary.expected_usd)]
+    assert metrics[1].delta == f"{fmt.signed_usd(grown.summary.expected_usd - base.summary.expected_usd)} vs base"
+    (table,) = [d.value for d in at.dataframe if list(d.value.columns) == ["base", "growth +50%, no spot"]]
+    assert table.loc["Input: Demand growth", "growth +50%, no spot"] == "+50 %"
+    assert table.loc["Input: Demand growth", "base"] == "+0 %"
+    assert table.loc["Input: Spot", "growth +50%, no spot"] == "not allowed"
+    assert table.loc["Input: Plan window", "base"] == "168 h"
+    assert table.loc["Expected cost", "base"] == fmt.usd(base.summary.expected_usd)
+    assert any("Cost vs speed" in h.value for h in at.header)
+    # time-to-result comes from the cost-vs-speed sweep at each scenario's speed priority (0 here)
+    sweep = P.cached_sweep(P.sweep_key(A.PlannerSettings(sample="helios", hours=168)))
+    assert base.summary.time_to_result_hours == pytest.approx(P.time_at(sweep.points, 0.0))
+    assert base.summary.time_to_result_hours > 0
+    assert table.loc["Time-to-result", "base"] == fmt.hours(base.summary.time_to_result_hours)
+    (frontier,) = [d.value for d in at.dataframe if "Mean completion (h)" in d.value.columns]
+    assert len(frontier) == int(sweep.points["on_frontier"].sum()) >= 1
+    assert frontier["Backlog cost (USD)"].is_monotonic_decreasing or len(frontier) == 1  # faster costs more
+    assert frontier["Mean completion (h)"].is_monotonic_increasing
+
+    # load a scenario back: its settings become the What-if settings
+    at.selectbox(key=P.APPLY_KEY).set_value("growth +50%, no spot")
+    next(b for b in at.button if b.label == "Load into What-if").click()
+    ok(at.run())
+    assert at.session_state[A.WHATIF_KEY] == A.PlannerSettings(sample="helios", hours=168, growth=0.5,
+                                                               allow_spot=False)
+
+    at.selectbox(key=P.DELETE_KEY).set_value("base")
+    ok(at.run())  # choosing enables the button
+    next(b for b in at.button if b.label == "Delete").click()
+    ok(at.run())
+    assert St.ScenarioStore(env).names() == ["growth +50%, no spot"]
+    assert any("Save at least two scenarios" in i.value for i in at.info)
+
+
+def test_time_at_picks_the_routing_in_force() -> None:
+    points = pd.DataFrame({"speed_priority": [0.0, 0.2, 0.5], "completion_hours": [300.0, 200.0, 120.0]})
+    assert P.time_at(points, 0.0) == 300.0
+    assert P.time_at(points, 0.1) == 300.0  # 0.1 still routes as 0.0 did
+    assert P.time_at(points, 0.2) == 200.0
+    assert P.time_at(points, 0.9) == 120.0
+
+
+def test_what_to_buy_lines_and_setting_texts() -> None:
+    from tests.test_store import flat_plan
+
+    plan = flat_plan(gpus=10.0, hours=100)
+    assert P.what_to_buy(plan) == ["10 x x.1, reserved_1y_no_upfront (10 NVIDIA A100) from 2026-01-01"]
+    assert P.setting_text("growth", 0.25) == "25.0 %"
+    assert P.setting_text("team_growth", (("nlp", 0.1),)) == "nlp +10.0 %"
+    assert P.setting_text("budget_usd", 12345.0) == "12,345 USD"
+    assert P.setting_text("allow_spot", False) == "no"
