@@ -39,9 +39,10 @@ def run(sample: str, hours: int, allow_spot: bool, scenarios: str = "paths") -> 
     res = run_forecast(history, hours, 1344)
     config = PlanConfig(start=start, hours=hours, allow_spot=allow_spot)
     if scenarios == "paths":
-        ours = make_plan(None, cat, config, scenarios=scenarios_from_paths(res.long, config, n_paths=50)).plan
+        result = make_plan(None, cat, config, scenarios=scenarios_from_paths(res.long, config, n_paths=50))
     else:
-        ours = make_plan(res.forecast, cat, config).plan
+        result = make_plan(res.forecast, cat, config)
+    ours = result.plan
     hindsight = hindsight_plan(actual, cat, config)
     billed = bill(ours, actual).totals()
     best = bill(hindsight, actual).totals()
@@ -57,6 +58,9 @@ def run(sample: str, hours: int, allow_spot: bool, scenarios: str = "paths") -> 
         "savings_pct": 100 * (1 - billed["total_usd"] / billed["all_on_demand_usd"]),
         "vs_hindsight": billed["total_usd"] / best["total_usd"],
         "commitment_utilization": billed["commitment_utilization"],
+        # the plan billed on its own scenarios vs the MILP's expected cost (how far the model is from the bill)
+        "bill_vs_model_pct": 100 * (ours.expected.total_usd / result.lp_objective_usd - 1),
+        "hindsight_bill_vs_model_pct": 100 * (best["total_usd"] / hindsight.assumptions["model_expected_usd"] - 1),
         "seconds": time.perf_counter() - t0,
     }
 

@@ -107,7 +107,8 @@ def main() -> None:
     print(f"plan: {len(plan.commitments)} commitment lines starting in {len(starts)} months, {len(plan.spot)} spot "
           f"allowances; expected {e.total_usd:,.0f} USD (p10 {e.total_p10_usd:,.0f}, p90 {e.total_p90_usd:,.0f}, "
           f"CVaR90 {e.cvar90_usd:,.0f}) vs all on-demand {e.all_on_demand_usd:,.0f} USD ({e.savings_pct:.1f}% saved); "
-          f"LP objective {result.lp_objective_usd:,.0f} USD")
+          f"LP objective {result.lp_objective_usd:,.0f} USD (billed vs model "
+          f"{100 * (e.total_usd / result.lp_objective_usd - 1):+.3f}%)")
     print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} (2 cores)")
 
 

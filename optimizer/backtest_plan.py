@@ -9,11 +9,11 @@ demand. Every plan is billed on the realised demand of the window by :func:`opti
 Units: costs in USD over the billed windows; demand and spot in GPU-hours; shares are fractions of the
 window's GPU-hours; ``hours`` and history lengths in hours.
 
-Spot share: a plan fixes a number of spot instances; the spot share cap (``max_spot_share``) is enforced
-on the demand the plan was decided on, so the realised share can exceed it when the window's demand
-differs (the hindsight optimum keeps it exactly). ``spot_share`` reports the realised share, and
-``capped_usd`` bills spot GPU-hours beyond the cap at on-demand instead, which is the cost of holding the
-policy: on that basis the hindsight optimum bounds every plan (up to the MIP gap and whole spot instances).
+Spot share: a plan fixes a number of spot instances and, on each allowance, the spot share cap
+(``max_spot_share``), which the serving rule enforces on the billed window itself (optimizer.billing), so
+the hindsight optimum bounds every plan up to the MIP gap. ``spot_share`` reports the realised share, and
+``capped_usd`` bills spot GPU-hours beyond the cap at on-demand instead: the same as the bill for plans
+that carry the share, and the cost of holding the policy for plan.json files written without it.
 """
 
 from __future__ import annotations

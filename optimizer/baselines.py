@@ -242,7 +242,8 @@ def lookback_plan(history: pd.DataFrame, catalog: Catalog, config: PlanConfig, l
             spots.append(SpotAllowance(
                 instance_type=off.spot["instance_type"], max_instances=pick.spot_instances, gpu_model=g,
                 gpus_per_instance=off.spot["gpu_count"], usd_per_instance_hour=off.spot["usd_per_instance_hour"],
-                rework_fraction=off.spot["rework_fraction"], interruption_bucket=off.spot["interruption_bucket"]))
+                rework_fraction=off.spot["rework_fraction"], interruption_bucket=off.spot["interruption_bucket"],
+                max_spot_share=off.spot_share))
         chosen[g] = round(pick.lookback_cost_usd, 2)
     draft = Plan(window_start=config.start, window_end=config.end, region=config.region,
                  commitments=tuple(commitments), spot=tuple(spots), on_demand=tuple(rates),

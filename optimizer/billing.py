@@ -3,7 +3,25 @@
 Units: demand and served quantities are GPU-hours per hour (GPUs); costs are USD. Commitments are
 billed at their effective hourly rate (recurring + upfront amortised over the term) for every hour
 they are active, used or not. Spot GPU-hours served are useful GPU-hours; the billed spot GPU-hours
-are ``served x (1 + rework_fraction)``. See :mod:`optimizer.plan` for the rule itself.
+are ``served x (1 + rework_fraction)``.
+
+The serving rule (:data:`optimizer.plan.SERVING_RULE`, written into every plan.json), per GPU model:
+
+1. in each hour, active commitments serve demand first;
+2. spot allowances, cheapest per useful GPU-hour first, serve what is left up to ``max_instances`` x
+   useful GPUs per instance in each hour;
+3. spot share: when the allowances carry ``max_spot_share``, spot may serve at most that share of the
+   GPU model's demand GPU-hours over the billed window. If the hourly spot of step 2 adds up to more,
+   the dearest allowance is cut first, each allowance by one factor applied to all its hours (the result,
+   and so the bill, does not depend on the order of the hours);
+4. on-demand serves the rest at the plan's rate per GPU-hour; fractional GPU-hours are billed pro rata.
+
+This is exactly what the purchase MILP (:mod:`optimizer.problem`) models: per cell spot <= the spot cap,
+spot + commitments + on-demand >= demand, and the spot GPU-hours of a scenario <= share x its demand
+GPU-hours. For given commitments and spot caps the rule's spot is the most the cap and the share allow,
+cheapest first, which is the MILP's optimal second stage; so a plan billed on hourly demand costs what
+the MILP says for that demand (exactly when the MILP sees every hour; load-duration bins approximate it).
+Plans without ``max_spot_share`` (plan.json files from before the rule) skip step 3.
 
 Used by the planner (expected cost over forecast scenarios), backtests, chargeback and the app.
 """
@@ -33,15 +51,49 @@ class Served:
     spot: np.ndarray
     on_demand: np.ndarray
     committed_capacity: np.ndarray
+    spot_by_allowance: tuple[np.ndarray, ...] = ()   # useful GPUs per allowance, cheapest first
 
 
-def serve(demand: np.ndarray, committed_capacity: np.ndarray, spot_caps: list[float]) -> Served:
-    """Apply the serving rule to hourly demand.
+def spot_takes(rest: np.ndarray, spot_caps: list[float], demand: np.ndarray,
+               spot_share: float | None = None) -> list[np.ndarray]:
+    """Useful GPUs served by each spot allowance per hour (steps 2 and 3 of the serving rule).
 
     Args:
-        demand: GPUs needed per hour, shape (..., T).
+        rest: demand left after commitments, GPUs per hour, shape (..., T).
+        spot_caps: useful GPUs available from each spot allowance, cheapest first.
+        demand: the GPU model's demand per hour (the spot share is of its sum over the last axis).
+        spot_share: max share of the demand GPU-hours on spot over the hours given; None = no share limit.
+
+    Returns:
+        One array per allowance, shaped like ``rest``.
+    """
+    takes = []
+    for cap in spot_caps:
+        take = np.minimum(rest, cap)
+        takes.append(take)
+        rest = rest - take
+    if spot_share is None or not takes:
+        return takes
+    budget = spot_share * np.asarray(demand, dtype=float).sum(axis=-1)       # GPU-hours per leading index
+    scaled = []
+    for take in takes:                                                      # cheapest first keeps its hours
+        total = take.sum(axis=-1)
+        kept = np.minimum(total, budget)
+        factor = np.divide(kept, total, out=np.ones_like(total), where=total > kept)
+        scaled.append(take * factor[..., None])
+        budget = budget - kept
+    return scaled
+
+
+def serve(demand: np.ndarray, committed_capacity: np.ndarray, spot_caps: list[float],
+          spot_share: float | None = None) -> Served:
+    """Apply the serving rule (module docstring) to hourly demand.
+
+    Args:
+        demand: GPUs needed per hour, shape (..., T); the spot share applies over the last axis.
         committed_capacity: GPUs of active commitments per hour, broadcastable to ``demand``.
         spot_caps: useful GPUs available from each spot allowance, cheapest first.
+        spot_share: max share of the demand GPU-hours served by spot (None = no limit).
 
     Returns:
         GPUs served per hour by commitments, spot (useful GPUs, summed over allowances) and on-demand.
@@ -49,13 +101,11 @@ def serve(demand: np.ndarray, committed_capacity: np.ndarray, spot_caps: list[fl
     demand = np.asarray(demand, dtype=float)
     committed = np.minimum(demand, committed_capacity)
     rest = demand - committed
-    spot = np.zeros_like(demand)
-    for cap in spot_caps:
-        take = np.minimum(rest, cap)
-        spot += take
-        rest = rest - take
-    return Served(committed=committed, spot=spot, on_demand=rest,
-                  committed_capacity=np.broadcast_to(committed_capacity, demand.shape).astype(float))
+    takes = tuple(spot_takes(rest, spot_caps, demand, spot_share))
+    spot = sum(takes, np.zeros_like(demand))
+    return Served(committed=committed, spot=spot, on_demand=np.maximum(rest - spot, 0.0),
+                  committed_capacity=np.broadcast_to(committed_capacity, demand.shape).astype(float),
+                  spot_by_allowance=takes)
 
 
 @dataclass(frozen=True)
@@ -67,6 +117,7 @@ class GpuModelPricing:
     spot_caps: list[float]       # useful GPUs per spot allowance, cheapest first
     spot_rates: list[float]      # USD per useful GPU-hour per allowance
     od_rate: float               # USD per GPU-hour
+    spot_share: float | None = None   # max share of demand GPU-hours on spot over the window (None = no limit)
 
 
 def pricing_for(plan: Plan, gpu_model: str, hours: pd.DatetimeIndex) -> GpuModelPricing:
@@ -85,20 +136,18 @@ def pricing_for(plan: Plan, gpu_model: str, hours: pd.DatetimeIndex) -> GpuModel
     spots = sorted((s for s in plan.spot if s.gpu_model == gpu_model), key=lambda s: s.usd_per_useful_gpu_hour)
     caps = [s.max_instances * s.gpus_per_instance / (1.0 + s.rework_fraction) for s in spots]
     spot_rates = [s.usd_per_useful_gpu_hour for s in spots]
-    return GpuModelPricing(capacity, commit_usd, caps, spot_rates, rates[gpu_model])
+    shares = [s.max_spot_share for s in spots if s.max_spot_share is not None]
+    return GpuModelPricing(capacity, commit_usd, caps, spot_rates, rates[gpu_model],
+                           min(shares) if shares else None)
 
 
 def cost_arrays(demand: np.ndarray, pricing: GpuModelPricing) -> dict[str, np.ndarray]:
     """Serve ``demand`` (shape (..., T)) and return per-hour quantities (GPUs) and costs (USD)."""
     demand = np.asarray(demand, dtype=float)
-    served = serve(demand, pricing.capacity, pricing.spot_caps)
-    # Spot cost by allowance, cheapest first (same order as serve()).
-    rest = demand - served.committed
+    served = serve(demand, pricing.capacity, pricing.spot_caps, pricing.spot_share)
     spot_usd = np.zeros_like(demand)
-    for cap, rate in zip(pricing.spot_caps, pricing.spot_rates, strict=True):
-        take = np.minimum(rest, cap)
+    for take, rate in zip(served.spot_by_allowance, pricing.spot_rates, strict=True):
         spot_usd += take * rate
-        rest = rest - take
     return {
         "demand_gpus": demand,
         "committed_capacity_gpus": served.committed_capacity,

@@ -5,11 +5,14 @@ Units: counts are instances; ``hourly_usd_per_instance`` is the recurring USD pe
 ``hourly_usd_per_instance + upfront_usd_per_instance / term_hours`` equals the catalog's effective
 hourly rate. ``usd_per_gpu_hour`` is USD per GPU-hour. Times are UTC, ISO 8601, window end exclusive.
 
-Serving rule (what :mod:`optimizer.billing` implements and every consumer of plan.json should):
-demand of a GPU model in an hour is served first by the active commitments of that model, then by
-spot up to ``max_instances`` (each spot GPU-hour serves ``1 / (1 + rework_fraction)`` GPU-hours of
-demand), then by on-demand at the plan's ``on_demand`` rate per GPU-hour for that model; fractional
-GPU-hours are billed pro rata.
+Serving rule (:data:`SERVING_RULE`, written into plan.json as ``serving_rule``; :mod:`optimizer.billing`
+implements it and every consumer of plan.json should): demand of a GPU model in an hour is served first by
+the active commitments of that model, then by spot, cheapest allowance first, up to ``max_instances`` (each
+spot GPU-hour serves ``1 / (1 + rework_fraction)`` GPU-hours of demand), then by on-demand at the plan's
+``on_demand`` rate per GPU-hour for that model; fractional GPU-hours are billed pro rata. A spot allowance's
+optional ``max_spot_share`` caps the GPU model's spot GPU-hours over the window at that share of its demand
+GPU-hours (beyond it, spot is cut back, dearest allowance first, by one factor over all its hours, and
+on-demand serves the difference); allowances without it (older files) are limited by ``max_instances`` only.
 
 The v1 contract fields are ``schema, window, region, commitments[instance_type, purchase_option,
 count, start, hourly_usd_per_instance, upfront_usd_per_instance], spot[instance_type, max_instances],
@@ -31,6 +34,15 @@ import pandas as pd
 from forecasting.io import write_json_atomic
 
 SCHEMA = "gpuplan.plan/v1"
+SERVING_RULE = (
+    "Per GPU model and hour: active commitments serve demand first; then spot allowances, cheapest per useful "
+    "GPU-hour first, each up to max_instances x gpus_per_instance / (1 + rework_fraction) useful GPUs; then "
+    "on-demand at the on_demand rate. Spot share: if the allowances carry max_spot_share, spot serves at most "
+    "that share of the GPU model's demand GPU-hours over the window; above it the dearest allowance is cut "
+    "first, by one factor over all its hours, and on-demand serves the difference. Fractional GPU-hours are "
+    "billed pro rata; commitments are billed at their effective hourly rate for every active hour."
+)
+"""The serving rule in words (``serving_rule`` in plan.json); :mod:`optimizer.billing` is its implementation."""
 
 
 def _iso(ts: pd.Timestamp) -> str:
@@ -78,7 +90,8 @@ class Commitment:
 
 @dataclass(frozen=True)
 class SpotAllowance:
-    """Spot capacity the plan allows: at most ``max_instances`` of ``instance_type`` at once."""
+    """Spot capacity the plan allows: at most ``max_instances`` of ``instance_type`` at once, and (when
+    ``max_spot_share`` is set) the GPU model's spot GPU-hours at most that share of its demand GPU-hours."""
 
     instance_type: str
     max_instances: int
@@ -87,6 +100,7 @@ class SpotAllowance:
     usd_per_instance_hour: float
     rework_fraction: float
     interruption_bucket: str | None = None
+    max_spot_share: float | None = None
 
     @property
     def usd_per_useful_gpu_hour(self) -> float:
@@ -190,6 +204,7 @@ class Plan:
             "expected": {k: (round(v, 2) if isinstance(v, float) and k.endswith("usd") else v)
                          for k, v in asdict(self.expected).items()},
             "assumptions": self.assumptions,
+            "serving_rule": SERVING_RULE,
         }
         if self.routing:  # optional extension: absent from plans made without --workloads
             out["routing"] = [asdict(r) for r in self.routing]

@@ -20,7 +20,8 @@ consecutive ranks, each standing for its mean level and its number of hours.
 Constraints (named, so infeasibilities and shadow prices can be traced):
 - ``cover_<g>_<m>_<s>_<t>``: cap[g,m] + sum_i spot + od >= residual demand level of the cell;
 - ``cap_def_<g>_<m>``: the committed-GPU definition;
-- ``spot_share_<g>_<s>``: sum of useful spot GPU-hours <= the GPU model's spot share x its demand GPU-hours;
+- ``spot_share_<g>_<s>``: sum of useful spot GPU-hours <= the GPU model's spot share x its demand GPU-hours
+  (the serving rule holds billed spot to the same share, see :mod:`optimizer.billing`);
 - ``spot_cap_<g>_<i>_<m>_<s>_<t>``: spot of type i in a cell <= spot_cap[g,i];
 - ``spot_capacity_<g>_<i>``: spot_cap[g,i] <= the type's spot capacity (instances x useful GPUs each);
 - coupling rows, when the config asks for them (then all GPU models are in one problem): ``budget``
@@ -28,6 +29,12 @@ Constraints (named, so infeasibilities and shadow prices can be traced):
   (new commitments' window cost <= share x expected cost) and ``cvar_<s>`` (Rockafellar-Uryasev:
   u_s >= spot and on-demand cost of scenario s - eta, u_s >= 0; commitment cost, the same in every scenario,
   enters CVaR directly).
+
+Spot is modelled as billed: for given commitments and caps, the serving rule serves spot up to the caps in every
+hour, cheapest type first, then cuts it back to the share; that is the most spot the cap and share rows allow,
+cheapest first, which is this LP's optimal second stage. ``optimizer.solve`` rounds each cap up to whole
+instances, which cannot raise the bill (spot is billed per useful GPU-hour served, within the share), so with
+every hour a cell the billed cost equals the objective up to the MIP gap.
 
 Objective: expected cost in USD over the window = commitment cost + existing commitments' (sunk) cost +
 sum_s weight_s * sum_j hours_j * (spot and on-demand USD per GPU-hour x GPUs), plus, with

@@ -75,7 +75,9 @@ def summary(plan: Plan) -> str:
     for s in plan.spot:
         lines.append(f"  spot: up to {s.max_instances} x {s.instance_type} ({s.gpu_model}, "
                      f"{s.usd_per_instance_hour:,.2f} USD/h, interruptions {s.interruption_bucket or 'unknown'}, "
-                     f"rework {s.rework_fraction:.2%})")
+                     f"rework {s.rework_fraction:.2%}"
+                     + (f"; spot at most {s.max_spot_share:.0%} of {s.gpu_model} GPU-hours"
+                        if s.max_spot_share is not None else "") + ")")
     for o in plan.on_demand:
         lines.append(f"  on-demand for the rest of {o.gpu_model}: {o.instance_type} at "
                      f"{o.usd_per_gpu_hour:,.2f} USD/GPU-h")
