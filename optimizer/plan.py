@@ -19,7 +19,8 @@ count, start, hourly_usd_per_instance, upfront_usd_per_instance], spot[instance_
 expected[total_usd, committed_usd, spot_usd, on_demand_usd, all_on_demand_usd]``; everything else here
 is a compatible extension: laddered plans give each commitment its own ``start``; owned commitments carry
 ``existing: true`` and an explicit ``end``; ``expected`` adds the risk figures ``total_p10_usd``,
-``total_p90_usd``, ``cvar90_usd`` (USD) and ``break_even_month`` (``YYYY-MM``). Files without them still load.
+``total_p90_usd``, ``cvar90_usd`` (USD), ``break_even_month`` (``YYYY-MM``) and ``break_even_projected``.
+Files without them still load.
 """
 
 from __future__ import annotations
@@ -131,6 +132,9 @@ class Expected:
     commitment_utilization: float | None = None
     cvar90_usd: float | None = None
     break_even_month: str | None = None
+    break_even_projected: bool = False
+    """True when ``break_even_month`` lies after the window: projected by assuming the window's average
+    hourly saving continues for the rest of the commitment terms."""
 
     @property
     def savings_usd(self) -> float:

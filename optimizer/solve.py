@@ -230,15 +230,24 @@ def cvar(values: np.ndarray, weights: np.ndarray, alpha: float = CVAR_ALPHA) -> 
     return float((take * v).sum() / tail)
 
 
-def break_even_month(plan: Plan, scenarios: Scenarios) -> str | None:
+def break_even_month(plan: Plan, scenarios: Scenarios) -> tuple[str | None, bool]:
     """First calendar month (``YYYY-MM``) from which the plan's cumulative cash saving against all
     on-demand stays positive, counting each new commitment's upfront payment in its start hour and its
-    recurring rate per active hour (owned commitments at their effective rate); None if not in the window."""
+    recurring rate per active hour (owned commitments at their effective rate).
+
+    Returns:
+        The month and whether it is projected. A 1-year all-upfront commitment rarely pays back within a
+        window of weeks, so when the saving is still negative at the window's end the month is projected
+        by assuming the window's average hourly saving before upfront payments continues until the last
+        new commitment's term ends; (None, False) when it never pays back within that term.
+    """
     hours = scenarios.hours
     saving = np.zeros(len(hours))
     for g in scenarios.gpu_models:
         arrays = cost_arrays(scenarios.demand[g], pricing_for(plan, g, hours))
         saving += scenarios.weights @ (arrays["all_on_demand_usd"] - arrays["spot_usd"] - arrays["on_demand_usd"])
+    upfront = np.zeros(len(hours))
+    term_end = hours[-1] + pd.Timedelta(hours=1)
     for c in plan.commitments:
         if c.gpu_model not in scenarios.gpu_models:
             continue
@@ -249,16 +258,23 @@ def break_even_month(plan: Plan, scenarios: Scenarios) -> str | None:
         saving -= active * c.count * c.hourly_usd_per_instance
         at = hours.get_indexer([c.start])[0]
         if at >= 0:
-            saving[at] -= c.count * c.upfront_usd_per_instance
+            upfront[at] += c.count * c.upfront_usd_per_instance
+        term_end = max(term_end, c.end or c.start + pd.Timedelta(hours=c.term_hours))
     months = hours.to_period("M")
-    monthly = pd.Series(saving).groupby(np.asarray(months.astype(str))).sum().sort_index()
+    monthly = pd.Series(saving - upfront).groupby(np.asarray(months.astype(str))).sum().sort_index()
     cumulative = monthly.cumsum().to_numpy()
     positive = cumulative > 1e-6
-    if not positive[-1]:
-        return None
-    last_bad = np.flatnonzero(~positive)
-    first = 0 if last_bad.size == 0 else int(last_bad[-1]) + 1
-    return str(monthly.index[first])
+    if positive[-1]:
+        last_bad = np.flatnonzero(~positive)
+        first = 0 if last_bad.size == 0 else int(last_bad[-1]) + 1
+        return str(monthly.index[first]), False
+    rate = float(saving.mean())                  # USD per hour saved before upfront payments
+    if rate <= 0:
+        return None, False
+    at = hours[-1] + pd.Timedelta(hours=1) + pd.Timedelta(hours=float(-cumulative[-1] / rate))
+    if at > term_end:
+        return None, False
+    return str(at.to_period("M")), True
 
 
 def make_plan(forecast: pd.DataFrame | None, catalog: C.Catalog, config: PlanConfig, *,
@@ -357,13 +373,14 @@ def _read_plan(handles: tuple[GpuModelVars, ...], scenarios: Scenarios, catalog:
         p10, p90 = (float(x) for x in np.quantile(totals, [0.1, 0.9]))
     used = expect("committed_used_gpus")
     capacity = expect("committed_capacity_gpus")
+    even_month, projected = break_even_month(draft, scenarios)
     expected = Expected(
         total_usd=expect("total_usd"), committed_usd=expect("committed_usd"), spot_usd=expect("spot_usd"),
         on_demand_usd=expect("on_demand_usd"), all_on_demand_usd=expect("all_on_demand_usd"),
         total_p10_usd=p10, total_p90_usd=p90,
         upfront_usd=float(sum(c.count * c.upfront_usd_per_instance for c in commitments if not c.existing)),
         commitment_utilization=(used / capacity) if capacity > 0 else None,
-        cvar90_usd=cvar(totals, scenarios.weights), break_even_month=break_even_month(draft, scenarios))
+        cvar90_usd=cvar(totals, scenarios.weights), break_even_month=even_month, break_even_projected=projected)
     assumptions = {
         "scenarios": ({n: float(x) for n, x in w.items()} if len(w) <= 5
                       else {"sample_paths": len(w), "weight_each": 1.0 / len(w)}),

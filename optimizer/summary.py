@@ -100,10 +100,14 @@ def summary(plan: Plan) -> str:
     if new:
         lines.append(f"Commitment obligation over the full terms: {usd(commitment_obligation_usd(plan))} "
                      "(paid whether used or not)")
-        if e.break_even_month:
+        if e.break_even_month and e.break_even_projected:
+            lines.append(f"Break-even: cumulative cash savings vs all on-demand turn positive in {e.break_even_month} "
+                         "(projected: the window's average hourly saving assumed to continue over the term)")
+        elif e.break_even_month:
             lines.append(f"Break-even: cumulative cash savings vs all on-demand turn positive in {e.break_even_month}")
         elif "ladder" in plan.assumptions:   # planned by a version that computes break-even (not an old file)
-            lines.append("Break-even: cumulative cash savings vs all on-demand do not turn positive within the window")
+            lines.append("Break-even: cumulative cash savings vs all on-demand do not turn positive within the "
+                         "commitment terms at the window's saving rate")
     a = plan.assumptions
     if a:
         spot = f"max {a.get('max_spot_share', 0):.0%} of GPU-hours" if a.get("allow_spot", True) else "not allowed"

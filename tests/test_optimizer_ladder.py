@@ -280,3 +280,23 @@ def test_scale_benchmark_data_plans_laddered_and_binning_bills_like_every_hour()
     # bin means relax the hourly model (lower bound), and the binned plan bills within 0.5% of the hourly one
     assert binned.lp_objective_usd <= exact.lp_objective_usd * (1 + 2e-4)
     assert binned.plan.expected.total_usd == pytest.approx(exact.plan.expected.total_usd, rel=5e-3)
+
+
+def test_break_even_after_a_short_window_is_projected_at_the_window_saving_rate():
+    # The same year-long all-upfront purchase decided on a 31-day window (January, 744 h): on-demand would cost
+    # 1.00 USD/h per GPU, so 10 GPUs save 10 USD/h before the 43,800 USD upfront. After January the cash
+    # position is -43,800 + 7,440 = -36,360 USD; at 10 USD/h that takes 3,636 more hours: 4,380 h from
+    # 1 January, i.e. 2 July -> "2026-07", flagged as projected.
+    rows = BASIC + [{"instance_type": "x.1", "purchase_option": "reserved_1y_all_upfront", "price": 0.5,
+                     "upfront": 0.5 * 8760}]
+    options = ("reserved_1y_no_upfront", "reserved_1y_all_upfront")
+    plan = make_plan(flat_forecast([10.0] * 744), make_catalog(rows), config(744, options=options)).plan
+    assert [(c.count, c.purchase_option) for c in plan.commitments] == [(10, "reserved_1y_all_upfront")]
+    assert plan.expected.break_even_month == "2026-07"
+    assert plan.expected.break_even_projected
+    assert "2026-07 (projected" in summary(plan)
+    assert Plan.from_dict(plan.to_dict()).expected.break_even_projected
+    # at an on-demand price below the committed rate nothing is bought and there is no break-even to report
+    cheap = [{**r, "price": 0.4} if r["purchase_option"] == "on_demand" else r for r in rows]
+    flat = make_plan(flat_forecast([10.0] * 744), make_catalog(cheap), config(744, options=options)).plan
+    assert flat.commitments == () and flat.expected.break_even_month is None
