@@ -1,10 +1,12 @@
 """Cached pure calls behind the Budgets & chargeback page (the same functions ``gpuplan alerts | chargeback |
 units | check | report`` call, so the page shows the CLI's numbers).
 
-The page works on the shipped SYNTHETIC sample organisation and its operate files in ``data_samples/operate/``;
-each file can be replaced by an upload. Uploaded bytes are written to a private temporary folder under their
-own name, so validation errors name the user's file. Results are cached per file content and setting.
-Units: USD, GPU-hours, probabilities 0-1.
+The page works on the shared sidebar's data source (``source``: a sample name or an upload id, resolved by
+:func:`app.state.cached_usage`). For the SYNTHETIC sample the operate files shipped in ``data_samples/operate/``
+are the defaults; other sources need their own uploads (:func:`defaults_for`). Uploaded bytes are written to a
+private temporary folder under their own name, so validation errors name the user's file. Chargeback runs on the
+realised usage under a plan file, or on the current planner plan's projected demand (:func:`planned_demand`).
+Results are cached per data source, file content and setting. Units: USD, GPU-hours, probabilities 0-1.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from app import state as A
 from forecasting import schema as S
-from forecasting.samples import data_dir, load_sample
+from forecasting.events import apply_events
+from forecasting.samples import data_dir
 from operate.alerts import AlertReport, compute_alerts, default_as_of, forecast_for_budgets
 from operate.budgets import load_budgets
 from operate.chargeback import Chargeback, allocate
@@ -49,6 +53,12 @@ def shipped(kind: str) -> InputFile:
     return InputFile(f"data_samples/operate/{path.name}", path.read_bytes())
 
 
+def defaults_for(source: str, kind: str) -> InputFile | None:
+    """The default operate file of a data source: the shipped one for the synthetic sample, else None (the
+    budgets, units and policy of another organisation cannot be guessed: the page asks for an upload)."""
+    return shipped(kind) if source == SAMPLE else None
+
+
 def _materialise(f: InputFile) -> Path:
     folder = Path(tempfile.gettempdir()) / "gpuplan-operate" / hashlib.sha256(f.data).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
@@ -58,25 +68,46 @@ def _materialise(f: InputFile) -> Path:
     return path
 
 
-@st.cache_resource(show_spinner=False)
-def usage() -> pd.DataFrame:
-    """The sample organisation (shared, read-only)."""
-    return load_sample(SAMPLE)
+def usage(source: str) -> pd.DataFrame:
+    """The data source's usage (shared, read-only)."""
+    return A.cached_usage(source)
 
 
 @st.cache_resource(show_spinner=False)
-def rates() -> Rates:
-    u = usage()
+def rates(source: str) -> Rates:
+    u = usage(source)
     return on_demand_rates(load_catalog(), set(u[S.GPU_TYPE]))
 
 
-@st.cache_data(show_spinner=False)
-def costed() -> pd.DataFrame:
-    return priced(usage(), rates())
+@st.cache_data(show_spinner=False, max_entries=8)
+def costed(source: str) -> pd.DataFrame:
+    return priced(usage(source), rates(source))
 
 
-def basis() -> str:
-    return cost_basis(usage(), rates())
+def basis(source: str) -> str:
+    return cost_basis(usage(source), rates(source))
+
+
+def planned_demand(settings: A.PlannerSettings) -> pd.DataFrame:
+    """The current plan's projected usage: the forecast mean per team and GPU type over the plan window (GPUs per
+    hour), with the settings' planned events, growth (organisation x team) and rightsizing applied, i.e. the
+    expected demand the plan was made for, as a usage frame (``timestamp, team, gpu_type, gpus``)."""
+    usage_ = usage(settings.sample)
+    config = settings.plan_config(A.window_start(usage_))
+    fc = A.cached_forecast(settings.forecast_settings).forecast
+    events = A.cached_events(settings.events_text, settings.events_name)
+    if events:
+        fc, _ = apply_events(fc, events)
+    fc = fc[(fc[S.TIMESTAMP] >= config.start) & (fc[S.TIMESTAMP] < config.end)]
+    growth = dict(settings.team_growth)
+    factor = (1.0 + settings.growth) * fc[S.TEAM].map(lambda t: 1.0 + growth.get(t, 0.0)).to_numpy(dtype=float)
+    frame = pd.DataFrame({S.TIMESTAMP: fc[S.TIMESTAMP].to_numpy(), S.TEAM: fc[S.TEAM].astype(str).to_numpy(),
+                          S.GPU_TYPE: fc[S.GPU_TYPE].astype(str).to_numpy(),
+                          S.GPUS: fc[S.MEAN].to_numpy(dtype=float) * factor})
+    routing = A.cached_routing(settings)
+    if routing is not None:
+        frame = routing.apply(frame, [S.GPUS])
+    return frame
 
 
 def _plan(f: InputFile) -> Plan:
@@ -84,38 +115,48 @@ def _plan(f: InputFile) -> Plan:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def alerts(budgets: InputFile, threshold: float) -> AlertReport:
-    u = usage()
+def alerts(source: str, budgets: InputFile, threshold: float) -> AlertReport:
+    u = usage(source)
     projects = {t: set(g.dropna().astype(str)) for t, g in u.groupby(S.TEAM)[S.PROJECT]} \
         if S.PROJECT in u.columns else {}
     rows = load_budgets(_materialise(budgets), set(u[S.TEAM]), projects)
     as_of = default_as_of(u)
     long = forecast_for_budgets(u, rows, as_of)
-    return compute_alerts(u, rows, rates(), long=long, as_of=as_of, threshold=threshold, cost_basis=basis())
+    return compute_alerts(u, rows, rates(source), long=long, as_of=as_of, threshold=threshold,
+                          cost_basis=basis(source))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def chargeback(plan: InputFile, policy: str) -> Chargeback:
-    return allocate(usage(), _plan(plan), policy)
+def chargeback(source: str, plan: InputFile, policy: str, planned: A.PlannerSettings | None = None) -> Chargeback:
+    """Chargeback of ``plan``: on the source's realised usage, or with ``planned`` (the settings the plan was made
+    with) on its projected demand over its window (:func:`planned_demand`)."""
+    demand = planned_demand(planned) if planned is not None else usage(source)
+    return allocate(demand, _plan(plan), policy)
+
+
+def current_plan_file(settings: A.PlannerSettings) -> InputFile:
+    """The current planner plan (What-if settings, else the base scenario) as plan.json content."""
+    return InputFile("current planner plan (plan.json)", A.cached_plan(settings).plan.to_json().encode("utf-8"))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def units(units_file: InputFile) -> pd.DataFrame:
-    return unit_costs(costed(), load_units(_materialise(units_file), set(usage()[S.TEAM])))
+def units(source: str, units_file: InputFile) -> pd.DataFrame:
+    return unit_costs(costed(source), load_units(_materialise(units_file), set(usage(source)[S.TEAM])))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def checks(policy: InputFile, plan: InputFile) -> CheckReport:
-    pol = load_policy(_materialise(policy), set(usage()[S.TEAM]))
-    return combine(check_usage(costed(), pol), check_plan(_plan(plan), pol))
+def checks(source: str, policy: InputFile, plan: InputFile) -> CheckReport:
+    pol = load_policy(_materialise(policy), set(usage(source)[S.TEAM]))
+    return combine(check_usage(costed(source), pol), check_plan(_plan(plan), pol))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def review_html(budgets: InputFile, units_file: InputFile, policy: InputFile, plan: InputFile, unused_policy: str,
-                threshold: float) -> str:
-    review = build_review(costed(), cost_basis=basis(), alerts=alerts(budgets, threshold),
-                          chargeback=chargeback(plan, unused_policy), unit_costs=units(units_file),
-                          checks=checks(policy, plan), title="GPU cost review (SYNTHETIC sample organisation)")
+def review_html(source: str, budgets: InputFile, units_file: InputFile, policy: InputFile, plan: InputFile,
+                unused_policy: str, threshold: float, planned: A.PlannerSettings | None = None) -> str:
+    review = build_review(costed(source), cost_basis=basis(source), alerts=alerts(source, budgets, threshold),
+                          chargeback=chargeback(source, plan, unused_policy, planned),
+                          unit_costs=units(source, units_file), checks=checks(source, policy, plan),
+                          title=f"GPU cost review ({A.data_source_label(source)})")
     return review.html
 
 

@@ -5,6 +5,9 @@ a frozen settings object, call the cached functions below and hand the frames to
 
 Caching: the forecast is cached per :class:`ForecastSettings` (sample, window hours) and the plan per
 :class:`PlannerSettings`, so moving a planning slider only re-runs :func:`optimizer.solve.make_plan`.
+With rightsizing on (``PlannerSettings.rightsize``) the routing (:func:`cached_routing`, the CLI's
+``--workloads --speed-priority`` path) is cached per :func:`routing_key` and its cost/time evaluation per key
+without the speed priority, so growth, budget or risk moves re-plan only and a speed move re-ranks and re-plans.
 Loaded samples and the catalog are read-only and cached as resources (no copy per rerun).
 One frozen settings object per page: :class:`OverviewSettings`, :class:`FanSettings` (Forecast) and
 :class:`PlannerSettings` (Plan and What-if; the What-if's current one is kept under :data:`WHATIF_KEY`);
@@ -34,14 +37,16 @@ from app.whatif_model import events_from_text, plan_figures, scenarios_with_even
 from forecasting import schema as S
 from forecasting.engine import ForecastConfig, ForecastResult, LongForecast, default_n_jobs, forecast
 from forecasting.events import Event, apply_events
-from forecasting.samples import SAMPLES, load_sample
+from forecasting.samples import SAMPLES, data_dir, load_sample
 from optimizer.billing import BillingError, cost_arrays, pricing_for
 from optimizer.catalog import Catalog, CatalogError, load_catalog
 from optimizer.inputs import PlanConfig, PlanningError
 from optimizer.options import DEFAULT_COMMITMENT_OPTIONS
 from optimizer.plan import Plan
+from optimizer.rightsizing import Routing, Throughput, attach_routing, evaluate, load_throughput, route
 from optimizer.solve import PlanResult, bill_scenarios, make_plan
 from optimizer.summary import commitment_obligation_usd, commitments_table
+from optimizer.workloads import Workloads, load_workloads
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +70,12 @@ SPEED_KEY = "speed_priority_pct"
 LADDER_KEY = "ladder"
 NO_SPOT_MODELS_KEY = "no_spot_models"
 CVAR_KEY = "cvar_weight"
+RIGHTSIZE_KEY = "rightsize"
 EVENTS_SOURCE_KEY = "events_source"
 EVENTS_FILE_KEY = "events_file"
 WHATIF_KEYS = (GROWTH_KEY, TEAM_GROWTH_TEAMS_KEY, TEAM_GROWTH_KEY, ALLOW_SPOT_KEY, SPOT_SHARE_KEY, SPOT_DISCOUNT_KEY,
                INTERRUPTION_KEY, TERMS_KEY, PAYMENTS_KEY, MAX_COMMIT_KEY, BUDGET_KEY, SPEED_KEY, EVENTS_SOURCE_KEY,
-               LADDER_KEY, NO_SPOT_MODELS_KEY, CVAR_KEY)
+               LADDER_KEY, NO_SPOT_MODELS_KEY, CVAR_KEY, RIGHTSIZE_KEY)
 """The What-if widgets' keys (kept across pages; cleared by its reset button)."""
 WHATIF_OWN_KEY = "whatif_settings_drawn"
 """The settings the What-if widgets last produced: when :data:`WHATIF_KEY` differs (a scenario was loaded on
@@ -161,14 +167,18 @@ class PlannerSettings:
             None = the catalog's spot prices.
         interruption_bucket: monthly spot interruption bucket for every spot type (``<5%`` ... ``>20%``);
             None = the catalog's per-type buckets.
-        speed_priority: 0..1; scales the spot cap by ``1 - speed_priority`` (1 = no spot, so no
-            interruption delays).
+        speed_priority: 0..1, used when ``rightsize`` is on: each team's work goes to the GPU model minimising
+            cost^(1 - w) x time^w (:mod:`optimizer.rightsizing`; 0 = cheapest feasible, 1 = fastest), as
+            ``gpuplan plan --workloads --speed-priority`` does.
         max_commitment_usd_per_hour: cap on committed spend (effective USD per hour); None = no cap.
         budget_usd: budget for the window's expected cost (USD); None = no budget.
         events_name / events_text: planned-events file name and its YAML/CSV text ("" = no events).
         ladder: let commitments start in any calendar month of the window (laddering), not only at its start.
         no_spot_models: GPU models kept off spot (latency-bound inference), whatever ``max_spot_share`` says.
         cvar_weight: risk aversion; the optimizer minimises expected cost + weight x CVaR90 of scenario cost.
+        rightsize: route each team's work to the GPU model that serves it best before the purchase MILP, with the
+            workload classes of :func:`workloads_for` (the shipped ``workloads.yaml`` for the synthetic sample,
+            the inferred default class otherwise); False = plan on the GPU models the teams use today.
     """
 
     sample: str
@@ -188,15 +198,11 @@ class PlannerSettings:
     ladder: bool = False
     no_spot_models: tuple[str, ...] = ()
     cvar_weight: float = 0.0
+    rightsize: bool = False
 
     @property
     def forecast_settings(self) -> ForecastSettings:
         return ForecastSettings(self.sample, self.hours)
-
-    @property
-    def effective_max_spot_share(self) -> float:
-        """The spot cap the optimizer gets: ``max_spot_share x (1 - speed_priority)``."""
-        return self.max_spot_share * (1.0 - self.speed_priority)
 
     def pending_fields(self) -> tuple[str, ...]:
         """Settings that are set but that :class:`PlanConfig` has no field for (shown as not applied)."""
@@ -216,7 +222,7 @@ class PlannerSettings:
         if self.cvar_weight and "cvar_weight" in have:
             extra["cvar_weight"] = self.cvar_weight
         return PlanConfig(start=start, hours=self.hours, growth=self.growth,
-                          max_spot_share=self.effective_max_spot_share, allow_spot=self.allow_spot,
+                          max_spot_share=self.max_spot_share, allow_spot=self.allow_spot,
                           team_growth=self.team_growth, options=self.options, **extra)
 
 
@@ -241,17 +247,65 @@ def forecast_usage(usage: pd.DataFrame, hours: int) -> ForecastResult:
 
 
 def plan_forecast(fc: pd.DataFrame, catalog: Catalog, settings: PlannerSettings, start: pd.Timestamp,
-                  long: LongForecast | None = None) -> PlanResult:
+                  long: LongForecast | None = None, routing: Routing | None = None) -> PlanResult:
     """Plan the window under the settings: over the engine's joint sample paths when ``long`` (the forecast
-    behind ``fc``) is given, as ``gpuplan plan`` does, else over the p10/p50/p90 scenarios of ``fc``."""
+    behind ``fc``) is given, as ``gpuplan plan`` does, else over the p10/p50/p90 scenarios of ``fc``.
+
+    With ``routing`` (:func:`route_forecast`) the demand moves to the routed GPU models, the config gets the
+    routing's instance types, per-model spot caps and checkpoints, and the plan carries the per-team routing
+    (plan.json ``routing``), as ``gpuplan plan --workloads`` does.
+    """
     config = settings.plan_config(start)
+    if routing is not None:
+        config = routing.plan_config(config)
     catalog = with_spot_terms(catalog, settings.spot_discount, settings.interruption_bucket)
     events = cached_events(settings.events_text, settings.events_name)
     if long is not None:
-        return make_plan(fc, catalog, config, scenarios=scenarios_with_events(long, config, events))
+        result = make_plan(fc, catalog, config, scenarios=scenarios_with_events(long, config, events, routing=routing))
+    else:
+        if events:
+            fc, _ = apply_events(fc, events)
+        if routing is not None:
+            fc = routing.apply(fc, [c for c in ROUTED_FORECAST_COLUMNS if c in fc.columns])
+        result = make_plan(fc, catalog, config)
+    if routing is not None:
+        result = dataclasses.replace(result, plan=attach_routing(result.plan, routing))
+    return result
+
+
+ROUTED_FORECAST_COLUMNS = (S.MEAN, "p05", S.P10, S.P50, S.P90, "p95")
+"""Forecast columns (GPUs) rescaled when a forecast moves to its routed GPU models."""
+
+
+def routing_key(settings: PlannerSettings) -> PlannerSettings | None:
+    """The settings the routing depends on (None when the plan is not rightsized): data, window, events, spot
+    policy and prices, commitment options and speed priority; not growth, budget, caps, laddering or risk
+    (``gpuplan plan --workloads`` routes the forecast before growth and before the MILP's limits)."""
+    if not settings.rightsize:
+        return None
+    return dataclasses.replace(settings, growth=0.0, team_growth=(), budget_usd=None, max_commitment_usd_per_hour=None,
+                               ladder=False, cvar_weight=0.0)
+
+
+def route_forecast(fc: pd.DataFrame, workloads: Workloads, catalog: Catalog, settings: PlannerSettings,
+                   start: pd.Timestamp, candidates: pd.DataFrame | None = None,
+                   throughput: Throughput | None = None) -> Routing:
+    """Route each (team, workload class) on the event-adjusted forecast mean over the window, as
+    :func:`app.cli_rightsizing.route_for_plan` does for ``gpuplan plan --workloads --forecast``."""
+    config = settings.plan_config(start)
+    catalog = with_spot_terms(catalog, settings.spot_discount, settings.interruption_bucket)
+    window = routing_demand(fc, settings, config)
+    return route(window, workloads, catalog, config, speed_priority=settings.speed_priority, value_column=S.MEAN,
+                 candidates=candidates, throughput=throughput)
+
+
+def routing_demand(fc: pd.DataFrame, settings: PlannerSettings, config: PlanConfig) -> pd.DataFrame:
+    """The forecast rows the routing is computed on: the window's hours, planned events applied."""
+    events = cached_events(settings.events_text, settings.events_name)
     if events:
         fc, _ = apply_events(fc, events)
-    return make_plan(fc, catalog, config)
+    window = fc[(fc[S.TIMESTAMP] >= config.start) & (fc[S.TIMESTAMP] < config.end)]
+    return window if not window.empty else fc
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -341,10 +395,64 @@ def cached_forecast(settings: ForecastSettings) -> ForecastResult:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def cached_plan(settings: PlannerSettings) -> PlanResult:
-    """Plan for the settings, reusing the cached forecast (only the optimizer runs on a slider move)."""
+    """Plan for the settings, reusing the cached forecast and routing (only the optimizer runs on a slider move)."""
     fc = cached_forecast(settings.forecast_settings)
     return plan_forecast(fc.forecast, cached_region_catalog(PLAN_REGION), settings,
-                         window_start(cached_usage(settings.sample)), long=fc.long)
+                         window_start(cached_usage(settings.sample)), long=fc.long, routing=cached_routing(settings))
+
+
+WORKLOADS_FILE = "workloads.yaml"
+"""Shipped workload classes of the synthetic organisation (``data_samples/``)."""
+
+
+@st.cache_resource(show_spinner=False)
+def workloads_for(source: str) -> Workloads:
+    """Workload classes for rightsizing a data source: the shipped ``workloads.yaml`` for the synthetic sample,
+    else every team gets the inferred default class (today's GPU memory, one GPU per job, not on spot)."""
+    if source == "synthetic" and (data_dir() / WORKLOADS_FILE).exists():
+        return load_workloads(data_dir() / WORKLOADS_FILE, known_gpu_types=cached_catalog().gpu_models())
+    return Workloads()
+
+
+def workloads_label(source: str) -> str:
+    """Where a data source's workload classes come from (one line for captions)."""
+    wl = workloads_for(source)
+    return (f"data_samples/{WORKLOADS_FILE}" if wl.classes else
+            "inferred default class per team (today's GPU memory, 1 GPU per job, not on spot)")
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_candidates(key: PlannerSettings) -> pd.DataFrame:
+    """Cost and time of every (team, workload class) x GPU model (:func:`optimizer.rightsizing.evaluate`) for a
+    routing key with speed priority 0: a speed-priority move only re-ranks these (no re-evaluation)."""
+    usage = cached_usage(key.sample)
+    config = key.plan_config(window_start(usage))
+    catalog = with_spot_terms(cached_region_catalog(PLAN_REGION), key.spot_discount, key.interruption_bucket)
+    fc = cached_forecast(key.forecast_settings).forecast
+    return evaluate(routing_demand(fc, key, config), workloads_for(key.sample), catalog, config,
+                    cached_throughput(), value_column=S.MEAN)
+
+
+@st.cache_resource(show_spinner=False)
+def cached_throughput() -> Throughput:
+    """The shipped relative-throughput table (:func:`optimizer.rightsizing.load_throughput`)."""
+    return load_throughput()
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _cached_routing(key: PlannerSettings) -> Routing:
+    candidates = cached_candidates(dataclasses.replace(key, speed_priority=0.0))
+    usage = cached_usage(key.sample)
+    return route_forecast(cached_forecast(key.forecast_settings).forecast, workloads_for(key.sample),
+                          cached_region_catalog(PLAN_REGION), key, window_start(usage), candidates=candidates,
+                          throughput=cached_throughput())
+
+
+def cached_routing(settings: PlannerSettings) -> Routing | None:
+    """The plan's rightsizing (None when ``settings.rightsize`` is off), cached per :func:`routing_key`, so a
+    growth, budget or risk move does not re-route and a speed-priority move only re-ranks."""
+    key = routing_key(settings)
+    return None if key is None else _cached_routing(key)
 
 
 PLAN_REGION = PlanConfig.__dataclass_fields__["region"].default
@@ -522,6 +630,33 @@ def commitments_frame(plan: Plan) -> pd.DataFrame:
         "Upfront USD total": t["count"] * t["upfront_usd_per_instance"],
         "Start (UTC)": t["start"], "Term (h)": t["term_hours"], "Window cost (USD)": t["window_cost_usd"],
     })
+
+
+def routing_frame(plan: Plan) -> pd.DataFrame:
+    """The plan's per-team rightsizing (plan.json ``routing``) with display names carrying units."""
+    return pd.DataFrame([{
+        "Team": r.team, "Workload class": r.workload_class, "Class from": r.class_source,
+        "GPU models today": ", ".join(r.from_gpu_types), "Routed to": r.gpu_model,
+        "Moved": r.gpu_model not in r.from_gpu_types,
+        "Speed (x A100)": r.relative_throughput, "Work (A100-hours)": r.reference_gpu_hours,
+        "GPU-hours": r.gpu_hours, "USD per A100-hour": r.usd_per_reference_gpu_hour,
+        "Spot allowed": r.spot_allowed, "Instance types": ", ".join(r.instance_types), "Reason": r.reason}
+        for r in plan.routing],
+        columns=["Team", "Workload class", "Class from", "GPU models today", "Routed to", "Moved", "Speed (x A100)",
+                 "Work (A100-hours)", "GPU-hours", "USD per A100-hour", "Spot allowed", "Instance types", "Reason"])
+
+
+def routing_caption(plan: Plan) -> str:
+    """One line: how many teams the rightsizing moved and the routed GPU mix by work (A100-hours)."""
+    frame = routing_frame(plan)
+    moved = frame.loc[frame["Moved"], "Team"].nunique()
+    work = frame.groupby("Routed to")["Work (A100-hours)"].sum().sort_values(ascending=False)
+    total = float(work.sum())
+    mix = ", ".join(f"{g} {fmt.pct(v / total, 0)}" for g, v in work.items()) if total > 0 else "no work"
+    speed = plan.assumptions.get("rightsizing", {}).get("speed_priority")
+    at = f" at speed priority {fmt.pct(float(speed), 0)}" if speed is not None else ""
+    return (f"Rightsized{at}: {moved} of {frame['Team'].nunique()} teams moved to another GPU model; work by GPU "
+            f"model: {mix}.")
 
 
 def spot_frame(plan: Plan) -> pd.DataFrame:
@@ -737,7 +872,11 @@ def cached_lookback(settings: PlannerSettings) -> tuple[str, float] | None:
     """:func:`lookback_baseline` of the cached plan, with the same catalog, options and spot policy."""
     usage = cached_usage(settings.sample)
     catalog = with_spot_terms(cached_catalog(), settings.spot_discount, settings.interruption_bucket)
-    return lookback_baseline(cached_plan(settings), usage, catalog, settings.plan_config(window_start(usage)))
+    config = settings.plan_config(window_start(usage))
+    routing = cached_routing(settings)
+    if routing is not None:  # the recommender looks back at the same work on the routed GPU models
+        usage, config = routing.apply(usage, [S.GPUS]), routing.plan_config(config)
+    return lookback_baseline(cached_plan(settings), usage, catalog, config)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -760,7 +899,7 @@ def settings_lines(settings: PlannerSettings) -> dict[str, str]:
         "Demand growth": fmt.signed_pct(settings.growth, 0) + (
             "; per team " + ", ".join(f"{t} {fmt.signed_pct(g, 0)}" for t, g in settings.team_growth)
             if settings.team_growth else ""),
-        "Spot": (f"up to {fmt.pct(settings.effective_max_spot_share, 0)} of each GPU model's GPU-hours"
+        "Spot": (f"up to {fmt.pct(settings.max_spot_share, 0)} of each GPU model's GPU-hours"
                  if settings.allow_spot else "not allowed"),
         "Spot price": ("catalog snapshot" if settings.spot_discount is None
                        else f"{fmt.pct(settings.spot_discount, 0)} below on-demand"),
@@ -773,7 +912,21 @@ def settings_lines(settings: PlannerSettings) -> dict[str, str]:
         "Laddering": "commitments may start in any month of the window" if settings.ladder else "none",
         "Kept off spot": ", ".join(settings.no_spot_models) or "none",
         "Risk weight (CVaR90)": f"{settings.cvar_weight:g}",
+        "GPU models": (f"rightsized per team at speed priority {fmt.pct(settings.speed_priority, 0)} "
+                       f"(workloads: {workloads_label(settings.sample)})" if settings.rightsize
+                       else "the teams' current GPU models (no rightsizing)"),
     }
+
+
+SETTINGS_LINE_OF = {
+    "sample": "Data", "growth": "Demand growth", "team_growth": "Demand growth", "max_spot_share": "Spot",
+    "allow_spot": "Spot", "spot_discount": "Spot price", "interruption_bucket": "Spot interruptions",
+    "options": "Commitment options considered", "max_commitment_usd_per_hour": "Maximum commitment",
+    "budget_usd": "Budget", "events_name": "Planned events", "events_text": "Planned events",
+    "ladder": "Laddering", "no_spot_models": "Kept off spot", "cvar_weight": "Risk weight (CVaR90)",
+    "speed_priority": "GPU models", "rightsize": "GPU models"}
+"""Which line of :func:`settings_lines` shows each :class:`PlannerSettings` field (``hours`` is the window, shown
+apart). A field missing here is shown as its own generic row (``app.app_pages.scenarios.settings_rows``)."""
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -31,6 +31,7 @@ from optimizer import catalog as C
 from optimizer.billing import cost_arrays, pricing_for
 from optimizer.inputs import PLAN_PATHS, PlanConfig, Scenarios, scenarios_from_paths
 from optimizer.options import KINDS, ON_DEMAND, PAYMENTS, SPOT, TERMS, commitment_option
+from optimizer.rightsizing import Routing
 from optimizer.solve import PlanResult
 from optimizer.summary import commitment_obligation_usd
 
@@ -103,16 +104,19 @@ def events_from_text(text: str, name: str, known_gpu_types: set[str] | None = No
 
 
 def scenarios_with_events(long: LongForecast, config: PlanConfig, events: tuple[Event, ...],
-                          n_paths: int = PLAN_PATHS, seed: int = 0) -> Scenarios:
+                          n_paths: int = PLAN_PATHS, seed: int = 0, routing: Routing | None = None) -> Scenarios:
     """The planner's sample-path scenarios with planned events applied to every path of every series.
 
     Each (team, GPU type) series' paths are treated as extra quantile columns of the forecast, so an
     ``add`` moves every path up by its GPUs, a ``scale`` multiplies them, a ``set`` fixes them and a
     ``wind_down`` ramps them to zero, exactly as :func:`forecasting.events.apply_events` does for
     quantiles. Series created by events (a new team) join their GPU model's demand. Growth settings
-    apply to the event-adjusted demand as in :func:`optimizer.inputs.scenarios_from_paths`.
+    apply to the event-adjusted demand as in :func:`optimizer.inputs.scenarios_from_paths`. With ``routing``
+    (rightsizing, :mod:`optimizer.rightsizing`) every event-adjusted series moves to its routed GPU model, its
+    GPUs multiplied by old / new throughput, as ``gpuplan plan --workloads`` routes its forecast.
     """
-    base = scenarios_from_paths(long, config, n_paths=n_paths, seed=seed)
+    gpu_map = dict(routing.assignment) if routing is not None else None
+    base = scenarios_from_paths(long, config, n_paths=n_paths, seed=seed, gpu_map=gpu_map)
     if not events:
         return base
     hours = base.hours
@@ -132,6 +136,8 @@ def scenarios_with_events(long: LongForecast, config: PlanConfig, events: tuple[
     before = pd.concat(frames, ignore_index=True)
     after, _ = apply_events(before, events, time_col=S.TIMESTAMP, quantile_cols=cols,
                             period=pd.Timedelta(hours=1))
+    if gpu_map is not None:
+        before, after = _routed(before, gpu_map, cols), _routed(after, gpu_map, cols)
     growth = dict(config.team_growth)
 
     def per_model(frame: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -148,6 +154,16 @@ def scenarios_with_events(long: LongForecast, config: PlanConfig, events: tuple[
     demand = {g: np.clip(d, 0.0, None) for g, d in demand.items()}
     return Scenarios(hours=hours, gpu_models=tuple(sorted(demand)), names=base.names, weights=base.weights,
                      demand=demand)
+
+
+def _routed(frame: pd.DataFrame, gpu_map: dict[tuple[str, str], tuple[str, float]], cols: list[str]) -> pd.DataFrame:
+    """Series rows moved to their routed GPU model, path columns multiplied by old / new throughput."""
+    pairs = list(zip(frame[S.TEAM], frame[S.GPU_TYPE], strict=True))
+    target = [gpu_map.get(k, (k[1], 1.0)) for k in pairs]
+    out = frame.copy()
+    out[S.GPU_TYPE] = [t[0] for t in target]
+    out[cols] = frame[cols].to_numpy(dtype=float) * np.array([t[1] for t in target], dtype=float)[:, None]
+    return out
 
 
 def spot_time_overhead(result: PlanResult) -> float:

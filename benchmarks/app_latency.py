@@ -1,5 +1,5 @@
 """Planner latency: how long a What-if slider move takes to re-plan and re-render (run:
-.venv/bin/python benchmarks/app_latency.py [--sample synthetic] [--moves 8]).
+.venv/bin/python benchmarks/app_latency.py [--sample synthetic] [--moves 8] [--rightsize]).
 
 Drives the real Streamlit app with ``streamlit.testing.v1.AppTest`` (the same script users run) on its
 What-if page. After one warm-up run (the forecast is fitted and cached, the base plan solved), it
@@ -7,6 +7,10 @@ alternates the demand-growth and spot-share sliders through values not seen befo
 re-plans, and it times each rerun. The baseline is a rerun with nothing changed (cached plan), measured in
 the same process; the script prints the median seconds of both and their ratio, and the process CPU
 seconds per move with the load average (on a shared machine wall time includes waiting for a core).
+
+With ``--rightsize`` the "Rightsize GPU models per team" checkbox is switched on after the warm-up (that first
+routing is timed apart) and the moves alternate demand growth (the cached routing is reused) and speed priority
+(the cached candidate evaluation is re-ranked, then the routed demand is re-planned).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sample", default="synthetic")
     parser.add_argument("--moves", type=int, default=8)
+    parser.add_argument("--rightsize", action="store_true", help="plan with rightsizing; move growth and speed")
     args = parser.parse_args()
     os.environ[A.DEFAULT_SAMPLE_ENV] = args.sample
     at = AppTest.from_file(APP, default_timeout=600)
@@ -53,17 +58,23 @@ def main() -> None:
     at.switch_page(WHATIF_PAGE)
     timed_run(at)
     warm = time.perf_counter() - t0
+    if args.rightsize:
+        at.checkbox(key=A.RIGHTSIZE_KEY).check()
+        print(f"rightsizing switched on (first routing + plan): {timed_run(at):.3f} s")
     unchanged = [timed_run(at) for _ in range(3)]
     moves = []
     first_move = len(CPU_TIMES)
     for i in range(args.moves):
         if i % 2 == 0:
             at.slider(key=A.GROWTH_KEY).set_value(5 * (i // 2 + 1))
+        elif args.rightsize:
+            at.slider(key=A.SPEED_KEY).set_value(min(10 * (i // 2 + 1), 100))
         else:
             at.slider(key=A.SPOT_SHARE_KEY).set_value(35 + 5 * (i // 2))
         moves.append(timed_run(at))
     base, move = statistics.median(unchanged), statistics.median(moves)
-    print(f"sample {args.sample}: first load {warm:.1f} s (forecast fitted and cached)")
+    print(f"sample {args.sample}{' (rightsized: growth and speed priority moves)' if args.rightsize else ''}: "
+          f"first load {warm:.1f} s (forecast fitted and cached)")
     print(f"rerun, nothing changed: median {base:.3f} s over {len(unchanged)}")
     print(f"slider move (re-plan + re-render): median {move:.3f} s, max {max(moves):.3f} s over {len(moves)}")
     print(f"ratio move / unchanged rerun: {move / base:.2f}")

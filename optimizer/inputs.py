@@ -11,6 +11,7 @@ organisation's range; issue-3 sample paths replace this.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -155,12 +156,16 @@ class Scenarios:
         return self.weights @ self.demand[gpu_model]
 
 
-def scenarios_from_paths(long, config: PlanConfig, n_paths: int = PLAN_PATHS, seed: int = 0) -> Scenarios:
+def scenarios_from_paths(long, config: PlanConfig, n_paths: int = PLAN_PATHS, seed: int = 0,
+                         gpu_map: Mapping[tuple[str, str], tuple[str, float]] | None = None) -> Scenarios:
     """Equally weighted demand scenarios from the engine's joint sample paths (``forecasting.engine``).
 
     Unlike summed quantiles, paths keep how teams moved together in the past, so the organisation's range
     is not overstated. ``long`` is the :class:`forecasting.engine.LongForecast` behind a forecast (its
     ``unique_id`` is ``team|gpu_type``). Growth settings apply as in :func:`scenarios_from_forecast`.
+    ``gpu_map`` (rightsizing: ``dict(optimizer.rightsizing.Routing.assignment)``) moves each (team, gpu_type)
+    series to another GPU model, its GPUs multiplied by the factor (old / new throughput); series it does not
+    name stay where they are.
     """
     from forecasting.engine import sample_paths
 
@@ -175,6 +180,9 @@ def scenarios_from_paths(long, config: PlanConfig, n_paths: int = PLAN_PATHS, se
         pos = ts.get_indexer(hours)
         covered = (pos >= 0) if covered is None else covered & (pos >= 0)
         mult = (1.0 + config.growth) * (1.0 + growth.get(team, 0.0))
+        if gpu_map is not None:
+            gpu_model, factor = gpu_map.get((team, gpu_model), (gpu_model, 1.0))
+            mult *= factor
         values = np.where(pos >= 0, paths[uid][:, np.clip(pos, 0, None)], 0.0) * mult
         demand[gpu_model] = demand.get(gpu_model, 0.0) + values
     if covered is None or not covered.all():

@@ -67,3 +67,80 @@ def test_bad_budgets_file_is_one_error_line(monkeypatch):
     assert not at.exception
     errors = [e.value for e in at.error]
     assert any("budgets.csv, row 2, column 'team': unknown team 'marketing'" in e for e in errors)
+
+
+# --- the page follows the shared data source -----------------------------------------------------------
+def _app_page() -> None:  # the page as st.navigation runs it: the shared uploader, then the page
+    from app import uploads
+    from app.app_pages import budgets
+
+    uploads.sidebar_upload()
+    budgets.render()
+
+
+@pytest.fixture
+def helios_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import state as A
+
+    monkeypatch.setenv(A.DEFAULT_SAMPLE_ENV, "helios")
+    monkeypatch.setenv(A.DEFAULT_HOURS_ENV, "168")
+
+
+def test_other_source_asks_for_files_and_charges_back_the_current_plan(helios_env) -> None:
+    from app import state as A
+    from app.app_pages import budgets as B
+
+    at = AppTest.from_function(_app_page, default_timeout=300)
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.selectbox(key=A.DATA_SOURCE_KEY).value == "helios"
+    infos = " ".join(i.value for i in at.info)
+    for kind in ("budgets", "units", "policy"):
+        assert f"No {kind} file for {A.SAMPLE_LABELS['helios']} yet: upload one" in infos
+    assert "The cost review needs the budgets, units, policy file(s)" in infos
+    assert at.radio(key=B.PLAN_SOURCE_KEY).options == [B.PLAN_CURRENT]  # no shipped plan for Helios
+    # chargeback of the current planner plan (base scenario) on the demand it was planned for
+    settings = A.PlannerSettings(sample="helios", hours=168)
+    plan = A.cached_plan(settings).plan
+    total = bill(plan, O.planned_demand(settings)).total_usd
+    assert metric(at, "Allocated (USD)") == metric(at, "Bill (USD)")
+    assert float(metric(at, "Bill (USD)").replace(",", "")) == pytest.approx(total, abs=0.011)  # per-category cents
+    (table,) = [d.value for d in at.dataframe if "unused_commitment_usd" in d.value.columns]
+    assert set(table["team"]) == set(load_sample("helios")["team"])
+    assert table["total_usd"].sum() == pytest.approx(total, abs=0.01)
+    # the planned demand is the forecast mean over the plan window
+    demand = O.planned_demand(settings)
+    assert demand["timestamp"].min() == plan.window_start and demand["timestamp"].nunique() == 168
+    # upload a budgets file for this organisation: alerts follow
+    at.file_uploader(key="operate_upload_budgets_helios").set_value(
+        ("helios_budgets.csv", b"team,period,budget_usd\nvc6YE,2020-06,100000\nvc3sl,2020-06,900000\n", "text/csv"))
+    at.run()
+    assert not at.exception
+    assert metric(at, "Budgets alerting") == "1 of 2"
+    (alert,) = [e.value for e in at.error]
+    assert alert.startswith("ALERT vc6YE is projected to spend") and "runs out 2020-06-" in alert
+    assert not any("No budgets file" in i.value for i in at.info)
+    # a synthetic team is unknown here: one error line naming the file, row and column
+    at.file_uploader(key="operate_upload_budgets_helios").set_value(
+        ("helios_budgets.csv", b"team,period,budget_usd\nllm-pretrain,2020-06,100\n", "text/csv"))
+    at.run()
+    assert not at.exception
+    assert any("helios_budgets.csv, row 2, column 'team': unknown team 'llm-pretrain'" in e.value for e in at.error)
+
+
+def test_synthetic_current_plan_chargeback(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import state as A
+    from app.app_pages import budgets as B
+
+    monkeypatch.setenv(A.DEFAULT_HOURS_ENV, "168")
+    at = AppTest.from_function(_app_page, default_timeout=300)
+    at.run()
+    assert not at.exception
+    assert at.radio(key=B.PLAN_SOURCE_KEY).value == B.PLAN_SHIPPED  # the real billing period by default
+    at.radio(key=B.PLAN_SOURCE_KEY).set_value(B.PLAN_CURRENT).run()
+    assert not at.exception
+    settings = A.PlannerSettings(sample="synthetic", hours=168)
+    total = bill(A.cached_plan(settings).plan, O.planned_demand(settings)).total_usd
+    assert metric(at, "Allocated (USD)") == metric(at, "Bill (USD)")
+    assert float(metric(at, "Bill (USD)").replace(",", "")) == pytest.approx(total, abs=0.011)  # per-category cents
+    assert any(c.value.startswith("Chargeback of the current planner plan (base scenario)") for c in at.caption)

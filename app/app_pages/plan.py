@@ -26,6 +26,9 @@ HELP_RANGE = "The plan's cost at the 10th and 90th percentile of the demand scen
 HELP_ALL_OD = "What the same expected demand would cost with on-demand instances only. " + fmt.term("on_demand")
 HELP_SAVINGS = "All-on-demand cost minus the plan's expected cost; the delta is the saving in percent."
 HELP_COVERAGE = fmt.term("coverage")
+HELP_ROUTING = ("Rightsizing (optimizer.rightsizing, as `gpuplan plan --workloads`): every team's work, in A100-hours, "
+                "goes to the GPU model minimising cost^(1 - w) x time^w among the models whose instance types fit its "
+                "workload class; w is the What-if's speed priority.")
 HELP_OBLIGATION = ("USD owed over the whole terms of the commitments (upfront plus every recurring hour), paid "
                    "whether used or not.")
 
@@ -49,10 +52,11 @@ def render() -> None:
         return
     st.session_state[A.PLAN_SUMMARY_KEY] = A.plan_summary(result)
     st.caption(("Base scenario (change it on the What-if page). " if is_base else "What-if scenario. ")
-               + "Assumptions: " + "; ".join(f"{k.lower()} {v}" for k, v in A.settings_lines(s).items()
-                                             if k != "Data") + ".")
+               + "Assumptions: " + "; ".join(f"{k if k[:2].isupper() else k.lower()} {v}"
+                                             for k, v in A.settings_lines(s).items() if k != "Data") + ".")
     figures(result, s)
     buy(result)
+    routing(result, s)
     costs(result, s)
     downloads(result, s)
 
@@ -134,6 +138,31 @@ def buy(result: PlanResult) -> None:
         st.subheader("On-demand for the rest", help=fmt.term("on_demand"))
         st.dataframe(A.on_demand_frame(plan), hide_index=True, width="stretch", column_config={
             "USD per GPU-hour": st.column_config.NumberColumn(format="%.3f")})
+
+
+def routing(result: PlanResult, s: A.PlannerSettings) -> None:
+    """Per-team rightsizing: where each team's work runs, at what cost per A100-hour, and why."""
+    st.subheader("GPU model per team (rightsizing)", help=HELP_ROUTING)
+    plan = result.plan
+    if not plan.routing:
+        st.caption("Planned on the GPU models the teams use today. Switch on 'Rightsize GPU models per team' on the "
+                   "What-if page to route each team to the GPU model that serves it best (speed priority sets "
+                   "cost vs time).")
+        return
+    st.caption(A.routing_caption(plan) + f" Workload classes: {A.workloads_label(s.sample)}. Work is in A100-hours "
+               "(reference GPU = NVIDIA A100); USD per A100-hour is the stand-alone estimate used to route, the plan "
+               "above then pools commitments across teams.")
+    frame = A.routing_frame(plan)
+    st.dataframe(frame, hide_index=True, width="stretch", column_config={
+        "Speed (x A100)": st.column_config.NumberColumn(format="%.2f"),
+        "Work (A100-hours)": st.column_config.NumberColumn(format="localized"),
+        "GPU-hours": st.column_config.NumberColumn(format="localized"),
+        "USD per A100-hour": st.column_config.NumberColumn(format="%.2f"),
+        "Reason": st.column_config.TextColumn(width="large")})
+    st.download_button("Routing (CSV)", data=A.csv_bytes(frame), file_name="routing.csv", mime="text/csv",
+                       on_click="ignore", icon=":material/download:",
+                       help="One row per team and workload class: GPU models today, routed model, speed, work, "
+                            "cost per A100-hour and the reason.")
 
 
 def costs(result: PlanResult, s: A.PlannerSettings) -> None:

@@ -17,18 +17,21 @@ import logging
 from types import ModuleType
 
 import altair as alt
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from app import charts, fmt, sidebar
 from app import state as A
 from app import store as St
+from app.whatif_model import spot_time_overhead
 from forecasting import schema as S
 from forecasting.events import apply_events
-from forecasting.samples import data_dir
-from optimizer.catalog import Catalog
+from optimizer import rightsizing as R
+from optimizer.inputs import PlanningError
+from optimizer.pareto import _unit_outcome
 from optimizer.plan import Plan
-from optimizer.workloads import Workloads, load_workloads
+from optimizer.solve import PlanResult
 
 log = logging.getLogger(__name__)
 
@@ -43,23 +46,28 @@ SAVED_KEY = "scenario_saved"
 MAX_COMPARE = 4
 SWEEP_STEPS = 11
 """Speed priorities swept (0, 0.1, ..., 1)."""
-WORKLOADS_FILE = "workloads.yaml"
-"""Shipped workload classes of the synthetic organisation (data_samples/)."""
 
 HELP_SAVE = ("Stores the settings (JSON), the plan (plan.json) and its summary under this name in the scenario "
              "database, so it can be compared with others and reloaded after the app restarts.")
 HELP_COMPARE = "Pick two to four saved scenarios to compare their cost, risk, time-to-result and what they buy."
-HELP_TTR = ("Time-to-result: mean hours until the plan window's training backlog completes (weighted by work) when "
-            "it is routed at the scenario's speed priority; slower GPUs and spot interruptions stretch it "
-            "(optimizer.pareto).")
+HELP_TTR = ("Time-to-result: mean hours until the plan window's training backlog completes (weighted by work), each "
+            "team keeping its GPU count, on the GPU models the plan uses: the rightsized routing at the scenario's "
+            "speed priority (optimizer.pareto's formula), or today's GPU models (the window's hours) when not "
+            "rightsized; spot interruptions stretch it by their rework.")
 
 SETTING_LABELS = {"sample": "Data source", "hours": "Plan window (h)", "growth": "Demand growth",
                   "max_spot_share": "Maximum spot share", "allow_spot": "Spot allowed",
                   "team_growth": "Per-team growth", "options": "Commitment options", "spot_discount": "Spot discount",
                   "interruption_bucket": "Interruption bucket", "speed_priority": "Speed priority",
                   "max_commitment_usd_per_hour": "Maximum commitment (USD/h)", "budget_usd": "Budget (USD)",
-                  "events_name": "Planned events file"}
+                  "events_name": "Planned events file", "events_text": "Planned events (content)",
+                  "ladder": "Laddering (monthly starts)", "no_spot_models": "GPU models kept off spot",
+                  "cvar_weight": "Risk weight (CVaR90)", "rightsize": "Rightsize GPU models"}
+"""Labels of stored settings shown field by field (old scenarios, and any field :data:`app.state.SETTINGS_LINE_OF`
+does not place); a field missing here is shown under its own name, so no setting is ever left out."""
 _FRACTIONS = {"growth", "max_spot_share", "spot_discount", "speed_priority"}
+HIDDEN_SETTINGS = {"events_text"}
+"""Stored but not shown row by row: the events file's content (its name is shown)."""
 
 
 def store() -> St.ScenarioStore:
@@ -87,16 +95,26 @@ def setting_text(name: str, value: object) -> str:
     return str(value)
 
 
+def setting_label(name: str) -> str:
+    """Display label of a stored settings field (its own name, readable, when no label is set)."""
+    return SETTING_LABELS.get(name, name.replace("_", " ").capitalize())
+
+
 def settings_rows(settings: dict[str, object]) -> dict[str, str]:
     """Label -> display text of stored settings: the app's wording (:func:`app.state.settings_lines`) plus the
-    window, when they fit today's :class:`PlannerSettings`; else every field as stored (old scenarios)."""
+    window, when they fit today's :class:`PlannerSettings`, and one generic row for every field no line covers
+    (:data:`app.state.SETTINGS_LINE_OF`), so a new settings field is always shown; else every field as stored
+    (old scenarios)."""
     try:
         current = St.settings_from_dict(A.PlannerSettings, settings)
     except St.StoreError:
-        return {SETTING_LABELS.get(k, k): setting_text(k, v) for k, v in settings.items() if k != "events_text"}
+        return {setting_label(k): setting_text(k, v) for k, v in settings.items() if k not in HIDDEN_SETTINGS}
     lines = A.settings_lines(current)
-    return {"Data": lines.pop("Data"), "Plan window": fmt.hours(current.hours), **lines,
-            "Speed priority": fmt.pct(current.speed_priority, 0)}
+    rows = {"Data": lines.pop("Data"), "Plan window": fmt.hours(current.hours), **lines}
+    for f in dataclasses.fields(current):
+        if f.name not in A.SETTINGS_LINE_OF and f.name != "hours" and f.name not in HIDDEN_SETTINGS:
+            rows[setting_label(f.name)] = setting_text(f.name, getattr(current, f.name))
+    return rows
 
 
 def what_to_buy(plan: Plan) -> list[str]:
@@ -184,17 +202,11 @@ def pareto_module() -> ModuleType | None:
         return None
 
 
-def workloads_for(source: str, catalog: Catalog) -> Workloads:
-    """Workload classes for the sweep: the shipped example file for the synthetic sample, else every team gets
-    the inferred default class (today's GPU memory, one GPU per job, not on spot, not latency-bound)."""
-    if source == "synthetic" and (data_dir() / WORKLOADS_FILE).exists():
-        return load_workloads(data_dir() / WORKLOADS_FILE, known_gpu_types=catalog.gpu_models())
-    return Workloads()
-
-
 def sweep_key(settings: A.PlannerSettings) -> A.PlannerSettings:
-    """The settings the sweep depends on (it sweeps speed priority itself; budget and caps do not enter)."""
-    return dataclasses.replace(settings, speed_priority=0.0, budget_usd=None, max_commitment_usd_per_hour=None)
+    """The settings the sweep depends on (it routes at every speed priority itself; budget, caps, laddering, risk
+    and whether the plan is rightsized do not enter)."""
+    return dataclasses.replace(settings, speed_priority=0.0, budget_usd=None, max_commitment_usd_per_hour=None,
+                               rightsize=False, ladder=False, cvar_weight=0.0)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -218,8 +230,7 @@ def cached_sweep(key: A.PlannerSettings, steps: int = SWEEP_STEPS):
     factor = (1.0 + key.growth) * demand[S.TEAM].map(dict(key.team_growth)).fillna(0.0).add(1.0)
     demand[S.MEAN] = demand[S.MEAN] * factor.to_numpy()
     catalog = A.cached_catalog()
-    return module.sweep(demand, workloads_for(key.sample, catalog), catalog, config, steps=steps,
-                        value_column=S.MEAN)
+    return module.sweep(demand, A.workloads_for(key.sample), catalog, config, steps=steps, value_column=S.MEAN)
 
 
 def time_at(points: pd.DataFrame, speed_priority: float) -> float:
@@ -230,10 +241,26 @@ def time_at(points: pd.DataFrame, speed_priority: float) -> float:
     return float(row["completion_hours"])
 
 
-def time_to_result(settings: A.PlannerSettings) -> float | None:
-    """A scenario's time-to-result (h) from the cost-vs-speed sweep, or None if there is no sweep."""
-    result = cached_sweep(sweep_key(settings))
-    return None if result is None else time_at(result.points, settings.speed_priority)
+def time_to_result(settings: A.PlannerSettings, result: PlanResult) -> float:
+    """A scenario's time-to-result (h) on the GPU models its plan uses.
+
+    Rightsized: the backlog-weighted mean completion time of the plan's routing (``optimizer.pareto``'s formula:
+    each batch unit keeps its GPU count, its work runs at the routed model's speed, stretched by spot rework), so
+    it equals the cost-vs-speed sweep's point at the same speed priority. Not rightsized: the window's hours (the
+    work on today's GPUs) stretched by the plan's spot rework (:func:`app.whatif_model.spot_time_overhead`).
+
+    Raises:
+        PlanningError: the rightsized demand has no batch work (every class is latency-bound).
+    """
+    routing = A.cached_routing(settings)
+    if routing is None:
+        return settings.hours * (1.0 + spot_time_overhead(result))
+    table = routing.table
+    batch = table[~table[R.LATENCY_BOUND].astype(bool) & (table[R.REF_HOURS] > 0) & (table[R.FLEET_GPUS] > 0)]
+    if batch.empty:
+        raise PlanningError("no batch work to time: every routed class is latency-bound")
+    units = _unit_outcome(table, batch[[R.TEAM, R.CLASS]])
+    return float(np.average(units["hours"], weights=units[R.REF_HOURS]))
 
 
 # --- sections -------------------------------------------------------------------------------------
@@ -260,7 +287,7 @@ def save_section(db: St.ScenarioStore, settings: A.PlannerSettings) -> None:
         return
     ttr = None
     try:
-        ttr = time_to_result(settings)
+        ttr = time_to_result(settings, result)
     except A.USER_ERRORS as exc:  # e.g. no batch work to time: save without a time-to-result, and say why
         st.caption(f"Saved without a time-to-result: {exc}")
     except Exception as exc:  # noqa: BLE001 - the speed estimate must never block saving the plan
@@ -385,9 +412,12 @@ def frontier_view(result, settings: A.PlannerSettings) -> None:
     st.caption(f"What spending more buys: the training backlog of the plan window ({total:,.0f} A100-equivalent "
                f"GPU-hours from the forecast mean, {len(result.backlog)} team x workload units, each keeping its "
                f"current GPU count) routed to GPU types from cheapest (speed priority 0 %) to fastest (100 %). On "
-               f"today's GPUs it takes {result.window_hours:,} h. At the current speed priority "
-               f"({fmt.pct(settings.speed_priority, 0)}): {fmt.usd(row['cost_usd'])}, mean completion "
-               f"{fmt.hours(row['completion_hours'])}, GPU mix {row['gpu_mix']}. {HELP_TTR}")
+               f"today's GPUs it takes {result.window_hours:,} h. "
+               + (f"The current plan is rightsized at speed priority {fmt.pct(settings.speed_priority, 0)}: "
+                  f"{fmt.usd(row['cost_usd'])}, mean completion {fmt.hours(row['completion_hours'])}, GPU mix "
+                  f"{row['gpu_mix']}. " if settings.rightsize else
+                  "The current plan keeps today's GPU models (switch on rightsizing on the What-if page to move "
+                  "along this curve). ") + HELP_TTR)
     frontier = result.frontier
     st.dataframe(pd.DataFrame({
         "Speed priority (%)": 100.0 * frontier["speed_priority"], "Backlog cost (USD)": frontier["cost_usd"].round(),

@@ -47,8 +47,14 @@ HELP_MAX_COMMIT = ("Cap on the new commitments' cost in effective USD per hour (
                    "and on-demand.")
 HELP_BUDGET = ("Budget for the window's expected cost in USD (0 = none). The optimizer must stay within it; when no "
                "plan can, the page names the smallest budget that works.")
-HELP_SPEED = ("How much time-to-result matters. Spot interruptions make work take longer, so the spot cap the "
-              "optimizer gets is the maximum spot share x (1 - speed priority): 100% = no spot at all.")
+HELP_RIGHTSIZE = ("Route each team's work to the GPU model that serves it best before buying (as `gpuplan plan "
+                  "--workloads`): only models whose instances fit the team's workload class (GPU memory, GPUs per "
+                  "job, interconnect) are considered, work is converted by relative throughput (A100 = 1), and "
+                  "latency-bound classes never run on spot. Off = plan on the GPU models the teams use today. The "
+                  "Plan page lists each team's routing and the reason.")
+HELP_SPEED = ("How much time-to-result matters when rightsizing: each team goes to the GPU model minimising "
+              "cost^(1 - w) x time^w per A100-hour of work (time includes spot rework). 0% = cheapest feasible "
+              "model, 100% = fastest. Needs 'Rightsize GPU models' on.")
 HELP_NO_SPOT = ("GPU models whose work must not run on spot (e.g. the inference fleet: latency-bound serving "
                 "cannot wait for capacity to come back). Their spot share is 0 whatever the maximum says.")
 HELP_LADDER = ("Let the plan start commitments in any calendar month of the window (laddering) instead of buying "
@@ -93,6 +99,7 @@ def apply_settings(s: A.PlannerSettings) -> None:
     ss[A.MAX_COMMIT_KEY] = float(s.max_commitment_usd_per_hour or 0.0)
     ss[A.BUDGET_KEY] = float(s.budget_usd or 0.0)
     ss[A.SPEED_KEY] = int(round(100 * s.speed_priority))
+    ss[A.RIGHTSIZE_KEY] = bool(s.rightsize)
     ss[A.LADDER_KEY] = bool(s.ladder)
     ss[A.NO_SPOT_MODELS_KEY] = list(s.no_spot_models)
     ss[A.CVAR_KEY] = round(float(s.cvar_weight), 1)
@@ -132,7 +139,7 @@ def settings(fs: A.ForecastSettings, teams: list[str], gpu_types: list[str]) -> 
                        (A.ALLOW_SPOT_KEY, True), (A.SPOT_SHARE_KEY, 30), (A.SPOT_DISCOUNT_KEY, CATALOG),
                        (A.INTERRUPTION_KEY, CATALOG), (A.TERMS_KEY, ["1y"]), (A.PAYMENTS_KEY, list(PAYMENTS)),
                        (A.MAX_COMMIT_KEY, 0.0), (A.BUDGET_KEY, 0.0), (A.SPEED_KEY, 0), (A.LADDER_KEY, False),
-                       (A.NO_SPOT_MODELS_KEY, []), (A.CVAR_KEY, 0.0)):
+                       (A.NO_SPOT_MODELS_KEY, []), (A.CVAR_KEY, 0.0), (A.RIGHTSIZE_KEY, False)):
         _init(key, value)
     st.session_state[A.TEAM_GROWTH_TEAMS_KEY] = [t for t in st.session_state[A.TEAM_GROWTH_TEAMS_KEY] if t in teams]
     st.session_state[A.NO_SPOT_MODELS_KEY] = [g for g in st.session_state[A.NO_SPOT_MODELS_KEY] if g in gpu_types]
@@ -155,7 +162,13 @@ def settings(fs: A.ForecastSettings, teams: list[str], gpu_types: list[str]) -> 
                               help=HELP_INTERRUPT, disabled=not allow_spot)
     no_spot = st.multiselect("GPU models kept off spot", gpu_types, key=A.NO_SPOT_MODELS_KEY, help=HELP_NO_SPOT,
                              disabled=not allow_spot)
-    speed = st.slider("Speed priority (%)", 0, 100, step=10, key=A.SPEED_KEY, format="%d%%", help=HELP_SPEED)
+
+    st.subheader("GPU models and speed")
+    rightsize = st.checkbox("Rightsize GPU models per team", key=A.RIGHTSIZE_KEY, help=HELP_RIGHTSIZE)
+    speed = st.slider("Speed priority (%)", 0, 100, step=10, key=A.SPEED_KEY, format="%d%%", help=HELP_SPEED,
+                      disabled=not rightsize)
+    if rightsize:
+        st.caption(f"Workload classes: {A.workloads_label(fs.sample)}.")
 
     st.subheader("Commitments and money")
     terms = st.multiselect("Allowed terms", list(TERMS), key=A.TERMS_KEY, format_func=TERM_LABELS.get,
@@ -175,10 +188,12 @@ def settings(fs: A.ForecastSettings, teams: list[str], gpu_types: list[str]) -> 
         team_growth=tuple((t, team_growth / 100.0) for t in sorted(picked)) if team_growth else (),
         options=commitment_options(tuple(terms), tuple(payments)),
         spot_discount=None if discount == CATALOG else float(discount) / 100.0,
-        interruption_bucket=None if bucket == CATALOG else str(bucket), speed_priority=speed / 100.0,
+        interruption_bucket=None if bucket == CATALOG else str(bucket),
+        speed_priority=speed / 100.0 if rightsize else 0.0,
         max_commitment_usd_per_hour=float(max_commit) or None, budget_usd=float(budget) or None,
         events_name=events_name, events_text=events_text, ladder=bool(ladder),
-        no_spot_models=tuple(sorted(no_spot)) if allow_spot else (), cvar_weight=float(cvar))
+        no_spot_models=tuple(sorted(no_spot)) if allow_spot else (), cvar_weight=float(cvar),
+        rightsize=bool(rightsize))
 
 
 def render() -> None:
@@ -245,6 +260,8 @@ def show_results(s: A.PlannerSettings, base: dict[str, float], cur: dict[str, fl
     if pending:
         st.info("Not applied by the optimizer yet (kept in the settings and the saved scenario): "
                 + ", ".join(p.replace("_", " ") for p in pending) + ".", icon=":material/info:")
+    if result.plan.routing:
+        st.caption(A.routing_caption(result.plan) + " Per-team routing and reasons on the Plan page.")
     st.altair_chart(charts.whatif_chart(A.category_compare(base, cur)), width="stretch")
     rows = A.commitments_frame(result.plan)
     st.caption(f"What to buy: {len(rows)} commitment line(s), {fmt.gpus(cur['committed_gpus'], 0)} committed; "
@@ -257,14 +274,16 @@ def show_results(s: A.PlannerSettings, base: dict[str, float], cur: dict[str, fl
     assumptions = {
         "growth": fmt.signed_pct(s.growth, 0),
         "team growth": ", ".join(f"{t} {fmt.signed_pct(g, 0)}" for t, g in s.team_growth) or "none",
-        "spot": (f"up to {fmt.pct(s.effective_max_spot_share, 0)} of GPU-hours" if s.allow_spot else "not allowed"),
+        "spot": (f"up to {fmt.pct(s.max_spot_share, 0)} of GPU-hours" if s.allow_spot else "not allowed"),
         "spot price": "catalog" if s.spot_discount is None else f"{fmt.pct(s.spot_discount, 0)} off on-demand",
         "interruptions": s.interruption_bucket or "catalog bucket per type",
         "options": ", ".join(s.options) or "no commitments",
         "events": s.events_name or "none",
         "laddering": "monthly" if s.ladder else "none",
         "kept off spot": ", ".join(s.no_spot_models) or "none",
-        "risk weight": f"{s.cvar_weight:g}"}
+        "risk weight": f"{s.cvar_weight:g}",
+        "GPU models": (f"rightsized at speed priority {fmt.pct(s.speed_priority, 0)}" if s.rightsize
+                       else "today's")}
     st.caption("Assumptions: " + "; ".join(f"{k} {v}" for k, v in assumptions.items()) + ".")
 
 if __name__ == "__main__":
