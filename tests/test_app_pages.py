@@ -96,6 +96,8 @@ def test_default_page_is_overview_and_sidebar_is_shared(helios_env: None) -> Non
     assert at.number_input(key=A.HOURS_KEY).value == 192  # the window follows the user across pages
     assert any("192 h)" in c.value for c in at.caption)  # the plan covers the new window
     assert summary(at)["expected_usd"] > 0
+    # a year's commitments do not pay back their upfront within 8 days: the month shown is the projection
+    assert re.fullmatch(r"\d{4}-\d{2} \(projected\)|none within the terms", metrics(at)["Break-even month"])
 
 
 # --- Overview ------------------------------------------------------------------------------------------

@@ -83,9 +83,12 @@ def figures(result: PlanResult, s: A.PlannerSettings) -> None:
     c7.metric("Upfront cash (USD)", fmt.usd(e.upfront_usd), help=fmt.term("upfront"))
     c8.metric("Commitment obligation (USD)", fmt.usd(commitment_obligation_usd(plan)), help=HELP_OBLIGATION)
     c9, c10, _, _ = st.columns(4)
-    c9.metric("Break-even month", e.break_even_month or "not in the window",
+    even = ("none within the terms" if e.break_even_month is None
+            else f"{e.break_even_month} (projected)" if e.break_even_projected else e.break_even_month)
+    c9.metric("Break-even month", even,
               help=fmt.term("break_even") + " Here: the first month from which the plan's cumulative cash saving vs "
-              "all on-demand stays positive, counting each commitment's upfront payment when it is bought.")
+              "all on-demand stays positive, counting each commitment's upfront payment when it is bought. "
+              "'Projected' = after the window, assuming the window's average hourly saving continues over the term.")
     c10.metric("CVaR90 cost (USD)", fmt.usd(e.cvar90_usd),
                help="Average cost over the worst 10% of demand scenarios: the risk the plan carries if demand comes "
                     "in high (the What-if's risk aversion weighs it).")
