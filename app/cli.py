@@ -253,6 +253,7 @@ def plan(
 ) -> None:
     """Plan purchases for [start, start + hours): commitments, spot allowance, on-demand."""
     from forecasting.engine import read_forecast_csv
+    from optimizer.baselines import with_lookback
     from optimizer.options import DEFAULT_COMMITMENT_OPTIONS, validate_options
     from optimizer.summary import summary
 
@@ -287,6 +288,7 @@ def plan(
             from optimizer.rightsizing import attach_routing
 
             result = dataclasses.replace(result, plan=attach_routing(result.plan, routing))
+        result = with_lookback(result, usage_df, cat, config)
         result.plan.write(out_path)
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)
@@ -497,6 +499,7 @@ def demo(
     """Run the whole pipeline on a shipped sample organisation and print the plan."""
     from forecasting.engine import write_forecast_csv
     from forecasting.samples import SAMPLES, load_sample
+    from optimizer.baselines import with_lookback
     from optimizer.summary import summary
 
     t0 = time.perf_counter()
@@ -513,6 +516,7 @@ def demo(
         config = PlanConfig(start=start, hours=hours)
         with step("forecasting and planning") as say:
             result, fres = plan_from_usage(usage_df, cat, config, progress=say)
+            result = with_lookback(result, usage_df, cat, config)
         out_dir.mkdir(parents=True, exist_ok=True)
         write_forecast_csv(fres.forecast, out_dir / "forecast.csv")
         result.plan.write(out_dir / "plan.json")

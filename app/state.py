@@ -38,13 +38,14 @@ from forecasting import schema as S
 from forecasting.engine import ForecastConfig, ForecastResult, LongForecast, default_n_jobs, forecast
 from forecasting.events import Event, apply_events
 from forecasting.samples import SAMPLES, data_dir, load_sample
+from optimizer.baselines import lookback_expected
 from optimizer.billing import BillingError, cost_arrays, pricing_for
 from optimizer.catalog import Catalog, CatalogError, load_catalog
 from optimizer.inputs import PlanConfig, PlanningError
 from optimizer.options import DEFAULT_COMMITMENT_OPTIONS
 from optimizer.plan import Plan
 from optimizer.rightsizing import Routing, Throughput, attach_routing, evaluate, load_throughput, route
-from optimizer.solve import PlanResult, bill_scenarios, make_plan
+from optimizer.solve import PlanResult, make_plan
 from optimizer.summary import commitment_obligation_usd, commitments_table
 from optimizer.workloads import Workloads, load_workloads
 
@@ -855,16 +856,10 @@ LOOKBACK_DAYS = 30
 
 def lookback_baseline(result: PlanResult, usage: pd.DataFrame, catalog: Catalog, config: PlanConfig,
                       days: int = LOOKBACK_DAYS) -> tuple[str, float] | None:
-    """Expected cost of the look-back recommender's plan (``optimizer.baselines.lookback_plan``) billed on the
-    plan's own demand scenarios: ``(name, USD)``; None when ``optimizer.baselines`` is not installed."""
-    try:
-        from optimizer.baselines import lookback_plan
-    except ImportError:
-        return None
-    base_plan = lookback_plan(usage, catalog, config, days, gpu_models=result.scenarios.gpu_models)
-    costs = bill_scenarios(base_plan, result.scenarios)
-    w = scenario_weights(result)
-    return f"{days}-day look-back recommender", float(sum(w[n] * c["total_usd"] for n, c in costs.items()))
+    """Expected cost of the look-back recommender's plan billed on the plan's own demand scenarios:
+    ``(name, USD)`` (:func:`optimizer.baselines.lookback_expected`); None without usage before the window."""
+    usd = lookback_expected(result, usage, catalog, config, (days,)).get(f"{days}d")
+    return None if usd is None else (f"{days}-day look-back recommender", usd)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

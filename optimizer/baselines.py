@@ -37,7 +37,7 @@ from optimizer.billing import bill
 from optimizer.catalog import Catalog
 from optimizer.inputs import Offers, PlanConfig, PlanningError, Scenarios, offers_for
 from optimizer.plan import Commitment, Expected, OnDemandRate, Plan, SpotAllowance
-from optimizer.solve import make_plan
+from optimizer.solve import PlanResult, bill_scenarios, make_plan
 
 LOOKBACK_DAYS = (7, 30, 60)
 """Look-back periods the cloud consoles offer (AWS: 7, 30 and 60 days)."""
@@ -276,3 +276,36 @@ def hindsight_plan(actual: pd.DataFrame, catalog: Catalog, config: PlanConfig,
     exact = dataclasses.replace(config, duration_bins=None)
     plan = make_plan(None, catalog, exact, scenarios=scenarios).plan
     return dataclasses.replace(plan, assumptions={**plan.assumptions, "baseline": "hindsight optimum"})
+
+
+def lookback_expected(result: PlanResult, history: pd.DataFrame, catalog: Catalog, config: PlanConfig,
+                      days: tuple[int, ...] = LOOKBACK_DAYS) -> dict[str, float]:
+    """Expected cost (USD) of each look-back recommender's plan billed on the plan's own demand scenarios.
+
+    The comparison a platform lead needs next to a plan: what the console's recommendation would cost on the
+    same forecast, under the same options, spot policy and owned commitments. Keys are ``"7d"``, ``"30d"``, ...;
+    a look-back with no usage before the window is left out.
+    """
+    weights = np.asarray(result.scenarios.weights, dtype=float)
+    out: dict[str, float] = {}
+    for d in days:
+        try:
+            base = lookback_plan(history, catalog, config, d, gpu_models=result.scenarios.gpu_models)
+        except PlanningError:
+            continue
+        costs = bill_scenarios(base, result.scenarios)
+        out[f"{d}d"] = float(sum(w * costs[n]["total_usd"] for n, w in zip(result.scenarios.names, weights,
+                                                                          strict=True)))
+    return out
+
+
+def with_lookback(result: PlanResult, history: pd.DataFrame, catalog: Catalog, config: PlanConfig,
+                  days: tuple[int, ...] = LOOKBACK_DAYS) -> PlanResult:
+    """``result`` with :func:`lookback_expected` recorded in ``plan.assumptions["lookback_expected_usd"]``
+    (plan.json keeps it; the summary prints the savings against each)."""
+    figures = lookback_expected(result, history, catalog, config, days)
+    if not figures:
+        return result
+    plan = dataclasses.replace(result.plan, assumptions={**result.plan.assumptions,
+                                                         "lookback_expected_usd": figures})
+    return dataclasses.replace(result, plan=plan)

@@ -91,6 +91,11 @@ def summary(plan: Plan) -> str:
     lines.append(f"  committed {usd(e.committed_usd)}, spot {usd(e.spot_usd)}, on-demand {usd(e.on_demand_usd)}")
     lines.append(f"All on-demand would cost {usd(e.all_on_demand_usd)}: savings {usd(e.savings_usd)} "
                  f"({e.savings_pct:.1f}%)")
+    lookback = plan.assumptions.get("lookback_expected_usd") or {}
+    if lookback:
+        lines.append("Look-back recommenders on the same scenarios (the console's flat commitment sized on the last "
+                     "7/30/60 days): " + "; ".join(f"{k} {usd(v)}, plan saves {usd(v - e.total_usd)}"
+                                                  for k, v in lookback.items()))
     if e.commitment_utilization is not None:
         lines.append(f"Expected commitment utilisation: {e.commitment_utilization:.1%}")
     lines.append(f"Upfront cash at purchase: {usd(e.upfront_usd)}")

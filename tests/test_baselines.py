@@ -202,3 +202,22 @@ def test_hindsight_is_never_beaten_on_the_billed_window(hist, window, spot):
         assert capped_cost(billed, cfg) == pytest.approx(billed.total_usd)
         assert best.total_usd <= billed.total_usd + slack, (plan.assumptions.get("baseline"), best.total_usd,
                                                               billed.total_usd)
+
+
+def test_lookback_figures_next_to_a_plan_are_billed_on_the_plans_scenarios():
+    # The last 7 days ran 10 GPUs flat, but the forecast says 6 GPUs for the next 48 h. The plan commits 6
+    # (48 h x 6 x 0.60 = 172.80 USD); the 7-day look-back commits 10, billed on the same forecast: 10 x 0.60
+    # x 48 = 288.00 USD. The summary states the difference.
+    from optimizer.baselines import lookback_expected, with_lookback
+    from optimizer.summary import summary
+    from tests.helpers import flat_forecast
+
+    cfg = config(48, allow_spot=False)
+    result = make_plan(flat_forecast([6.0] * 48), CAT, cfg)
+    assert result.plan.expected.total_usd == pytest.approx(172.80)
+    hist = history([10.0] * (7 * 24))
+    assert lookback_expected(result, hist, CAT, cfg, (7,)) == {"7d": pytest.approx(288.00)}
+    text = summary(with_lookback(result, hist, CAT, cfg, (7,)).plan)
+    assert "7d 288 USD, plan saves 115 USD" in text
+    # no usage before the window: nothing to compare, the plan is returned unchanged
+    assert with_lookback(result, history([]), CAT, cfg).plan is result.plan
