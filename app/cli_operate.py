@@ -150,18 +150,21 @@ def chargeback(
     out_path: Annotated[Path, typer.Option("--out", help="chargeback CSV to write")] = Path("chargeback.csv"),
     unused_policy: PolicyChoice = "proportional",
     idle_out: Annotated[Path | None, typer.Option(help="also write idle GPU cost per team (needs utilization)")] = None,
+    period: Annotated[str | None, typer.Option(help="billing period inside the plan window: a month (2025-11) or "
+                                                    "START/END; default the whole window")] = None,
     fmt: FormatOpt = "auto",
     tag_key: TagKeyOpt = "team",
     catalog: CatalogOpt = None,
 ) -> None:
     """Showback/chargeback of the plan's bill on this usage to teams; sums equal the bill to the cent."""
-    from operate.chargeback import allocate
+    from operate.chargeback import allocate, billing_period
 
     try:
         cat = _catalog(catalog)
         plan = read_plan(plan_path)
         usage_df = load_usage_file(usage, fmt, tag_key, cat)
-        cb = allocate(usage_df, plan, unused_policy)
+        p_start, p_end = billing_period(plan, period)
+        cb = allocate(usage_df, plan, unused_policy, period)
         write_csv_atomic(cb.table, out_path)
         if idle_out is not None:
             write_csv_atomic(cb.idle, idle_out)
@@ -169,7 +172,7 @@ def chargeback(
         _fail(exc)
     rec = cb.reconciliation()
     idle = cb.idle.set_index("team")["idle_usd"] if not cb.idle.empty else None
-    table = Table(title=f"Chargeback {plan.window_start:%Y-%m-%d} to {plan.window_end:%Y-%m-%d} UTC (USD; unused "
+    table = Table(title=f"Chargeback {p_start:%Y-%m-%d %H:%M} to {p_end:%Y-%m-%d %H:%M} UTC (USD; unused "
                         f"commitment: {unused_policy})")
     cols = ("team", "GPU-hours", "committed", "spot", "on-demand", "unused commitment", "total", "idle cost")
     for col in cols:

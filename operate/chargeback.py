@@ -1,6 +1,9 @@
 """Showback/chargeback of a plan's bill to teams, reconciled with the bill to the cent.
 
-The billing period is the plan window. The usage is billed with :func:`optimizer.billing.bill` (the one
+The billing period is the plan window, or a part of it (``period``: e.g. one month of a quarter's plan). The
+whole window is always billed first, because the spot share caps spot over the window's GPU-hours, and the
+period's hours of that bill are then allocated: the chargebacks of consecutive periods add up to the window's
+bill. The usage is billed with :func:`optimizer.billing.bill` (the one
 serving rule: commitments first, then spot up to its cap, then on-demand), which gives per hour and GPU
 model the GPUs served and the USD of each purchase option. Allocation:
 
@@ -108,7 +111,39 @@ def apportion_cents(values: np.ndarray, target_cents: int) -> np.ndarray:
     return out
 
 
-def allocate(usage: pd.DataFrame, plan: Plan, unused_policy: str = "proportional") -> Chargeback:
+def billing_period(plan: Plan, period: str | None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """``[start, end)`` of a billing period within the plan window: None = the whole window, ``YYYY-MM`` = that
+    calendar month (UTC) clipped to the window, or ``START/END`` (ISO dates or hours, end exclusive).
+
+    Raises:
+        ValueError: a period that cannot be parsed or does not overlap the plan window (one line, with the fix).
+    """
+    if period is None or not period.strip():
+        return plan.window_start, plan.window_end
+    text = period.strip()
+    try:
+        if "/" in text:
+            a, b = (pd.Timestamp(x.strip()) for x in text.split("/", 1))
+        else:
+            month = pd.Period(text, freq="M")
+            a, b = month.start_time, (month + 1).start_time
+    except ValueError as exc:
+        raise ValueError(f"billing period '{text}' is not a month or a range (fix: --period 2025-11 or "
+                         "--period 2025-11-01/2025-11-16)") from exc
+    def like_window(t: pd.Timestamp) -> pd.Timestamp:   # UTC, with or without a zone as the plan's window
+        t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+        return t if plan.window_start.tzinfo is not None else t.tz_localize(None)
+
+    a, b = like_window(a), like_window(b)
+    start, end = max(a, plan.window_start), min(b, plan.window_end)
+    if start >= end:
+        raise ValueError(f"billing period '{text}' is outside the plan window {plan.window_start:%Y-%m-%d %H:%M} to "
+                         f"{plan.window_end:%Y-%m-%d %H:%M} UTC (fix: choose a period inside it)")
+    return start, end
+
+
+def allocate(usage: pd.DataFrame, plan: Plan, unused_policy: str = "proportional",
+             period: str | None = None) -> Chargeback:
     """Bill ``usage`` under ``plan`` and allocate the bill to teams (see the module docstring).
 
     Args:
@@ -116,15 +151,22 @@ def allocate(usage: pd.DataFrame, plan: Plan, unused_policy: str = "proportional
             the plan window are ignored.
         plan: the purchase plan in force.
         unused_policy: ``proportional`` or ``central``.
+        period: the billing period within the window (:func:`billing_period`); None = the whole window.
 
     Raises:
-        ValueError: unknown policy. ``optimizer.billing.BillingError``: a GPU model the plan cannot price.
+        ValueError: unknown policy or bad period. ``optimizer.billing.BillingError``: a GPU model the plan
+            cannot price.
     """
     if unused_policy not in POLICIES:
         raise ValueError(f"unknown unused-commitment policy '{unused_policy}' (fix: choose {' or '.join(POLICIES)})")
+    p_start, p_end = billing_period(plan, period)
     inside = usage[(usage[S.TIMESTAMP] >= plan.window_start) & (usage[S.TIMESTAMP] < plan.window_end)]
     inside = inside.astype({S.GPUS: float, S.TEAM: str, S.GPU_TYPE: str})
     the_bill = bill(plan, inside)
+    if (p_start, p_end) != (plan.window_start, plan.window_end):
+        keep = (the_bill.hourly[S.TIMESTAMP] >= p_start) & (the_bill.hourly[S.TIMESTAMP] < p_end)
+        the_bill = Bill(hourly=the_bill.hourly[keep].reset_index(drop=True))
+        inside = inside[(inside[S.TIMESTAMP] >= p_start) & (inside[S.TIMESTAMP] < p_end)]
     h = the_bill.hourly
     cap = h["committed_capacity_gpus"].to_numpy()
     used = h["committed_used_gpus"].to_numpy()

@@ -191,3 +191,28 @@ def test_sample_organisation_november_chargeback_equals_the_bill():
         assert len(cb.table) == use[S.TEAM].nunique() + (policy == "central")
     assert cb.table.iloc[0]["team"] == "llm-pretrain"  # the largest H100 user
     assert not cb.idle.empty and cb.idle["idle_usd"].sum() > 0
+
+
+def test_billing_periods_inside_the_window_add_up_to_the_window_bill():
+    # A 4-hour window split into hours [0, 2) and [2, 4); 2 GPUs every hour, 1 committed (1 USD/h). Spot (cap
+    # 1 GPU, 0.5 USD/GPU-h) would serve 4 GPU-hours but is limited to 25% of the window's 8 GPU-hours, so the
+    # serving rule scales it to 0.5 GPU in every hour (spot 4 x 0.5 x 0.5 = 1 USD, on-demand 4 x 0.5 x 3 = 6
+    # USD over the window); each half gets half of it, and the halves add up to the window.
+    spot = SpotAllowance("spot-inst", 1, A100, 1.0, 0.5, 0.0, max_spot_share=0.25)
+    plan = make_plan(4, [commitment(1, 1.0)], [spot])
+    use = usage([(h, "a", 2.0) for h in range(4)])
+    whole = allocate(use, plan, period=None).table.set_index("team")
+    first = allocate(use, plan, period="2026-01-01T00:00/2026-01-01T02:00").table.set_index("team")
+    second = allocate(use, plan, period="2026-01-01T02:00/2026-01-01T04:00").table.set_index("team")
+    for half in (first, second):
+        assert half.loc["a", "spot_usd"] == pytest.approx(0.5) and half.loc["a", "on_demand_usd"] == pytest.approx(3.0)
+        assert half.loc["a", "gpu_hours"] == 4.0 and half.loc["a", "committed_usd"] == pytest.approx(2.0)
+    for col in ("gpu_hours", "committed_usd", "spot_usd", "on_demand_usd", "total_usd"):
+        assert first.loc["a", col] + second.loc["a", col] == pytest.approx(whole.loc["a", col])
+    assert whole.loc["a", "total_usd"] == pytest.approx(4 * 1.0 + 1.0 + 6.0)
+    # a calendar month clipped to the window is the whole window here
+    assert allocate(use, plan, period="2026-01").table.equals(allocate(use, plan).table)
+    with pytest.raises(ValueError, match="outside the plan window"):
+        allocate(use, plan, period="2026-02")
+    with pytest.raises(ValueError, match="not a month or a range"):
+        allocate(use, plan, period="last week")
