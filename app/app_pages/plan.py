@@ -69,23 +69,24 @@ def figures(result: PlanResult, s: A.PlannerSettings) -> None:
     st.caption(f"{plan.region}, {plan.window_start:%Y-%m-%d %H:%M} to {plan.window_end:%Y-%m-%d %H:%M} UTC "
                f"({plan.hours:,} h); prices as of {snap or 'unknown'}; optimised in "
                f"{result.build_seconds + result.solve_seconds:.1f} s ({result.status}).")
-    c1, c2, c3, c4 = st.columns(4)
+    # three figures a row: USD amounts in the tens of millions still fit on a laptop screen
+    c1, c2, c3 = st.columns(3)
     c1.metric("Expected cost (USD)", fmt.usd(e.total_usd), help=HELP_EXPECTED)
     c2.metric("Cost range p10-p90 (USD)", fmt.usd_range(e.total_p10_usd, e.total_p90_usd),
               help=f"{HELP_RANGE} Exactly: {fmt.usd(e.total_p10_usd)} to {fmt.usd(e.total_p90_usd)}.")
     c3.metric("All on-demand cost (USD)", fmt.usd(e.all_on_demand_usd), help=HELP_ALL_OD)
+    c4, c5, c6 = st.columns(3)
     c4.metric("Savings vs all on-demand (USD)", fmt.usd(e.savings_usd), delta=f"{e.savings_pct:.1f}%",
               help=HELP_SAVINGS)
-    c5, c6, c7, c8 = st.columns(4)
     util = "no commitments" if e.commitment_utilization is None else fmt.pct(e.commitment_utilization)
     c5.metric("Commitment utilisation (%)", util, help=fmt.term("utilisation"))
     c6.metric("Coverage by commitments (%)", fmt.pct(A.coverage(result)), help=HELP_COVERAGE)
+    c7, c8, c9 = st.columns(3)
     c7.metric("Upfront cash (USD)", fmt.usd(e.upfront_usd), help=fmt.term("upfront"))
     c8.metric("Commitment obligation (USD)", fmt.usd(commitment_obligation_usd(plan)), help=HELP_OBLIGATION)
-    c9, c10, _, _ = st.columns(4)
-    even = ("none within the terms" if e.break_even_month is None
-            else f"{e.break_even_month} (projected)" if e.break_even_projected else e.break_even_month)
-    c9.metric("Break-even month", even,
+    c10, _, _ = st.columns(3)
+    c9.metric("Break-even month (projected)" if e.break_even_projected else "Break-even month",
+              e.break_even_month or "none within the terms",
               help=fmt.term("break_even") + " Here: the first month from which the plan's cumulative cash saving vs "
               "all on-demand stays positive, counting each commitment's upfront payment when it is bought. "
               "'Projected' = after the window, assuming the window's average hourly saving continues over the term.")

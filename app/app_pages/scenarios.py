@@ -372,7 +372,9 @@ def compare_section(db: St.ScenarioStore, names: list[str]) -> None:
                                                     f"{scenarios[0].name}"
             st.metric("Expected cost (USD)", fmt.usd(s.summary.expected_usd), delta=delta, delta_color="inverse",
                       help=fmt.term("p10_p90"))
-            st.metric("Risk: p10-p90 (USD)", f"{fmt.usd(s.summary.p10_usd)} - {fmt.usd(s.summary.p90_usd)}")
+            st.metric("Risk: p10-p90 (USD)", fmt.usd_range(s.summary.p10_usd, s.summary.p90_usd),
+                      help=f"{fmt.term('p10_p90')} Exactly: {fmt.usd(s.summary.p10_usd)} to "
+                           f"{fmt.usd(s.summary.p90_usd)}.")
             st.metric("Time-to-result (h)", fmt.hours(s.summary.time_to_result_hours), help=HELP_TTR)
             st.metric("Savings vs all on-demand (USD)", fmt.usd(s.summary.savings_usd),
                       delta=f"{s.summary.savings_pct:.1f} %")
