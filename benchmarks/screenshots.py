@@ -20,19 +20,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import signal
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.test_browser import CHROMIUM, click_page, free_port, goto, settle  # noqa: E402
+from tests.test_browser import CHROMIUM, click_page, goto, running_app, settle  # noqa: E402
 
 VIEWPORT = {"width": 1400, "height": 900}
 
@@ -102,27 +98,8 @@ def main() -> None:
         store = Path(tmp) / "scenarios.duckdb"
         os.environ["GPUPLAN_STORE"] = str(store)
         names = save_scenarios(store, args.sample, args.hours)
-        port = free_port()
-        gpuplan = Path(sys.executable).with_name("gpuplan")
-        cmd = [str(gpuplan)] if gpuplan.exists() else [sys.executable, "-m", "app.cli"]
-        env = {**os.environ, "GPUPLAN_DEFAULT_SAMPLE": args.sample, "GPUPLAN_DEFAULT_HOURS": str(args.hours),
-               "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-        log = (Path(tmp) / "server.log").open("w")
-        proc = subprocess.Popen([*cmd, "app", "--port", str(port)], cwd=ROOT, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"gpuplan app did not start: {(Path(tmp) / 'server.log').read_text()[-2000:]}")
-                time.sleep(0.3)
+        env = {"GPUPLAN_DEFAULT_SAMPLE": args.sample, "GPUPLAN_DEFAULT_HOURS": str(args.hours)}
+        with running_app(env, Path(tmp) / "server.log") as url:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
                 page = browser.new_context(viewport=VIEWPORT).new_page()
@@ -146,13 +123,6 @@ def main() -> None:
                 click_page(page, "Budgets & chargeback")
                 shoot(page, args.out, "budgets")
                 browser.close()
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-            log.close()
 
 
 if __name__ == "__main__":

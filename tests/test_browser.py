@@ -23,6 +23,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -54,19 +55,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``gpuplan app`` on a free port; yields its URL and scenario file, then stops its process group."""
+@contextmanager
+def running_app(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """A real ``gpuplan app`` on a free 127.0.0.1 port with ``env`` added to the environment; yields its URL once
+    its health check answers, then stops its process group. Raises RuntimeError (with the log's tail) when the
+    server does not come up within 60 s."""
     port = free_port()
-    tmp = tmp_path_factory.mktemp("browser")
     gpuplan = Path(sys.executable).with_name("gpuplan")
     cmd = [str(gpuplan)] if gpuplan.exists() else [sys.executable, "-m", "app.cli"]
-    env = {**os.environ, "GPUPLAN_DEFAULT_SAMPLE": "helios", "GPUPLAN_DEFAULT_HOURS": "168",
-           "GPUPLAN_STORE": str(tmp / "scenarios.duckdb"), "GPUPLAN_MAX_UPLOAD_MB": "5",
-           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    log = (tmp / "server.log").open("w")
-    proc = subprocess.Popen([*cmd, "app", "--port", str(port)], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    log = log_path.open("w")
+    proc = subprocess.Popen([*cmd, "app", "--port", str(port)], cwd=ROOT,
+                            env={**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", **env},
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -78,9 +78,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             except OSError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"gpuplan app did not start: {(tmp / 'server.log').read_text()[-2000:]}")
+                raise RuntimeError(f"gpuplan app did not start: {log_path.read_text()[-2000:]}")
             time.sleep(0.3)
-        yield Server(url, tmp / "scenarios.duckdb")
+        yield url
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -88,6 +88,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``gpuplan app`` on the Helios sample with a scenario store in a temporary folder."""
+    tmp = tmp_path_factory.mktemp("browser")
+    env = {"GPUPLAN_DEFAULT_SAMPLE": "helios", "GPUPLAN_DEFAULT_HOURS": "168",
+           "GPUPLAN_STORE": str(tmp / "scenarios.duckdb"), "GPUPLAN_MAX_UPLOAD_MB": "5"}
+    try:
+        with running_app(env, tmp / "server.log") as url:
+            yield Server(url, tmp / "scenarios.duckdb")
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")
