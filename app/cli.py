@@ -206,9 +206,10 @@ def plan_from_usage(usage: pd.DataFrame, cat: Catalog, config: PlanConfig, *, hi
         forecast_frame = result.forecast
     if result is not None and events is None:
         # Joint sample paths keep how teams moved together; summed quantiles would overstate the range.
-        from optimizer.inputs import scenarios_from_paths
+        # The replayed recent history adds the longer-run demand a 1-year commitment is billed on.
+        from optimizer.inputs import scenarios_from_paths, scenarios_with_history
 
-        scenarios = scenarios_from_paths(result.long, config)
+        scenarios = scenarios_with_history(scenarios_from_paths(result.long, config), history, config)
         return make_plan(forecast_frame, cat, config, scenarios=scenarios, progress=progress), result
     forecast_frame = apply_events_file(forecast_frame, events, cat)
     return make_plan(forecast_frame, cat, config, progress=progress), result

@@ -83,6 +83,10 @@ def cost_svg(daily: pd.DataFrame, width: int = 900, height: int = 220) -> str:
 
 def _scenarios_text(scenarios: object) -> str:
     """The plan's demand scenarios in words (``assumptions['scenarios']`` of plan.json)."""
+    if isinstance(scenarios, Mapping) and "history_days" in scenarios:
+        return (f"{scenarios['sample_paths']} joint sample paths of the forecast (weight "
+                f"{1.0 - float(scenarios['history_weight']):.2f}) and {scenarios['history_days']} replays of the "
+                f"recent history, one per day (weight {float(scenarios['history_weight']):.2f})")
     if isinstance(scenarios, Mapping) and "sample_paths" in scenarios:
         return f"{scenarios['sample_paths']} equally weighted joint sample paths of the forecast"
     if isinstance(scenarios, Mapping) and scenarios:

@@ -28,7 +28,7 @@ from forecasting import schema as S
 from optimizer.baselines import LOOKBACK_DAYS, all_on_demand_plan, hindsight_plan, lookback_plan
 from optimizer.billing import Bill, bill
 from optimizer.catalog import Catalog
-from optimizer.inputs import PLAN_PATHS, PlanConfig, PlanningError, scenarios_from_paths
+from optimizer.inputs import PLAN_PATHS, PlanConfig, PlanningError, scenarios_from_paths, scenarios_with_history
 from optimizer.options import DEFAULT_COMMITMENT_OPTIONS
 from optimizer.plan import Plan
 from optimizer.solve import make_plan
@@ -105,7 +105,8 @@ class PlanBacktest:
 
 def forecast_planner(history_hours: int | None = 1344, n_paths: int = PLAN_PATHS) -> Planner:
     """The pipeline's planner: forecast the window from the history (default model set), then plan each config
-    over the forecast's joint sample paths (what ``gpuplan plan`` does)."""
+    over the forecast's joint sample paths plus the replayed recent history (:func:`scenarios_with_history`;
+    what ``gpuplan plan`` does)."""
     from forecasting.engine import ForecastConfig, default_n_jobs, forecast
 
     def plan(history: pd.DataFrame, catalog: Catalog, configs: list[PlanConfig]) -> list[Plan]:
@@ -114,7 +115,8 @@ def forecast_planner(history_hours: int | None = 1344, n_paths: int = PLAN_PATHS
         result = forecast(history, ForecastConfig(horizon_hours=horizon, history_hours=history_hours,
                                                   n_jobs=default_n_jobs()))
         return [make_plan(result.forecast, catalog, c,
-                          scenarios=scenarios_from_paths(result.long, c, n_paths=n_paths)).plan for c in configs]
+                          scenarios=scenarios_with_history(scenarios_from_paths(result.long, c, n_paths=n_paths),
+                                                           history, c)).plan for c in configs]
 
     return plan
 

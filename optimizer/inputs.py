@@ -194,6 +194,72 @@ def scenarios_from_paths(long, config: PlanConfig, n_paths: int = PLAN_PATHS, se
                      weights=np.full(n_paths, 1.0 / n_paths), demand={g: np.asarray(v) for g, v in demand.items()})
 
 
+HISTORY_DAYS = 60
+"""Days of realised demand replayed next to the forecast's paths (:func:`scenarios_with_history`)."""
+HISTORY_WEIGHT = 0.35
+"""Total scenario weight of the replayed history; the paths keep the rest. Chosen on the synthetic org's
+720 h origins 4-12 (weights 0.2-1.0, 60-365 days; docs/benchmarks.md), not on the reported origins."""
+
+
+def scenarios_with_history(scenarios: Scenarios, history: pd.DataFrame, config: PlanConfig,
+                           days: int = HISTORY_DAYS, weight: float = HISTORY_WEIGHT) -> Scenarios:
+    """The scenarios plus the last ``days`` days of realised demand replayed as extra scenarios.
+
+    A commitment is a 1-year decision billed every hour of its term, so the demand it should be sized for
+    is the longer-run distribution, not only the next window's paths: a forecast that follows the current
+    level cannot see a training run start or stop. Each whole day of the replayed span starts one scenario
+    of ``config.hours`` hours, wrapping around the span's end, so every replayed hour weighs the same and
+    each scenario keeps the hour of day of the plan window. The replay ends at the last whole day (same
+    hour of day as ``config.start``) before the history ends; hours without rows count as 0 GPUs.
+    Together the replayed scenarios weigh ``weight``; the given scenarios keep ``1 - weight`` in their
+    own proportions. Growth settings apply as in :func:`scenarios_from_forecast`. With ``weight`` 0, no
+    history, or less than a day of it, the scenarios come back unchanged.
+
+    Args:
+        scenarios: the forecast's scenarios (e.g. :func:`scenarios_from_paths`) on the plan window.
+        history: canonical usage before the window (``timestamp, team, gpu_type, gpus``).
+        config: the plan window and growth settings.
+        days: days of history to replay.
+        weight: total weight of the replayed scenarios (0-1).
+
+    Raises:
+        PlanningError: ``weight`` outside 0-1 or ``days`` below 1.
+    """
+    from optimizer.baselines import hourly_demand
+
+    if not 0.0 <= weight <= 1.0:
+        raise PlanningError(f"the history weight must be between 0 and 1 (got {weight})")
+    if days < 1:
+        raise PlanningError(f"the history replay needs at least 1 day (got {days})")
+    if weight == 0.0 or history.empty:
+        return scenarios
+    day = pd.Timedelta(days=1)
+    after_last = history[S.TIMESTAMP].max() + pd.Timedelta(hours=1)
+    end = config.start - day * max(-(-(config.start - after_last) // day), 0)
+    first = max(end - day * days, history[S.TIMESTAMP].min())
+    n_days = int((end - first) // day)
+    if n_days < 1:
+        return scenarios
+    span = pd.date_range(end - day * n_days, end, freq="h", inclusive="left")
+    rows = history[(history[S.TIMESTAMP] >= span[0]) & (history[S.TIMESTAMP] < end)]
+    mult = np.full(len(rows), 1.0 + config.growth)
+    for team, g in config.team_growth:
+        mult[(rows[S.TEAM] == team).to_numpy()] *= 1.0 + g
+    replay = hourly_demand(rows.assign(**{S.GPUS: rows[S.GPUS].to_numpy(dtype=float) * mult}), span)
+    idx = (np.arange(n_days)[:, None] * 24 + np.arange(config.hours)[None, :]) % len(span)
+    models = tuple(sorted(set(scenarios.gpu_models) | set(replay)))
+    n_paths = len(scenarios.names)
+    demand = {}
+    for g in models:
+        ahead = scenarios.demand.get(g, np.zeros((n_paths, config.hours)))
+        past = replay[g][idx] if g in replay else np.zeros((n_days, config.hours))
+        demand[g] = np.vstack([ahead, past])
+    weights = np.concatenate([np.asarray(scenarios.weights, dtype=float) * (1.0 - weight),
+                              np.full(n_days, weight / n_days)])
+    names = scenarios.names + tuple(f"history{i}" for i in range(n_days))
+    return Scenarios(hours=scenarios.hours, gpu_models=models, names=names, weights=weights, demand=demand)
+
+
 def scenarios_from_forecast(fc: pd.DataFrame, config: PlanConfig) -> Scenarios:
     """Scenario demand for the plan window from a forecast frame (team, gpu_type, timestamp, quantiles).
 

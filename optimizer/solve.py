@@ -277,6 +277,21 @@ def break_even_month(plan: Plan, scenarios: Scenarios) -> tuple[str | None, bool
     return str(at.to_period("M")), True
 
 
+def _scenarios_assumption(weights: dict[str, float]) -> dict:
+    """plan.json's ``assumptions['scenarios']``: a few named scenarios by weight, else the sample paths and the
+    replayed history days (``history*`` names, :func:`optimizer.inputs.scenarios_with_history`) with their
+    total weights."""
+    if len(weights) <= 5:
+        return {n: float(x) for n, x in weights.items()}
+    past = [n for n in weights if n.startswith("history")]
+    if not past:
+        return {"sample_paths": len(weights), "weight_each": 1.0 / len(weights)}
+    n_paths = len(weights) - len(past)
+    history_weight = round(float(sum(weights[n] for n in past)), 9)
+    return {"sample_paths": n_paths, "weight_each": round((1.0 - history_weight) / max(n_paths, 1), 9),
+            "history_days": len(past), "history_weight": history_weight}
+
+
 def make_plan(forecast: pd.DataFrame | None, catalog: C.Catalog, config: PlanConfig, *,
               scenarios: Scenarios | None = None,
               progress: Progress | None = None) -> PlanResult:
@@ -382,8 +397,7 @@ def _read_plan(handles: tuple[GpuModelVars, ...], scenarios: Scenarios, catalog:
         commitment_utilization=(used / capacity) if capacity > 0 else None,
         cvar90_usd=cvar(totals, scenarios.weights), break_even_month=even_month, break_even_projected=projected)
     assumptions = {
-        "scenarios": ({n: float(x) for n, x in w.items()} if len(w) <= 5
-                      else {"sample_paths": len(w), "weight_each": 1.0 / len(w)}),
+        "scenarios": _scenarios_assumption(w),
         "options_considered": list(config.options),
         "allow_spot": config.allow_spot, "max_spot_share": config.max_spot_share,
         "growth": config.growth, "team_growth": dict(config.team_growth),
