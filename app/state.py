@@ -41,7 +41,7 @@ from forecasting.samples import SAMPLES, data_dir, load_sample
 from optimizer.baselines import lookback_expected
 from optimizer.billing import BillingError, cost_arrays, pricing_for
 from optimizer.catalog import Catalog, CatalogError, load_catalog
-from optimizer.inputs import PlanConfig, PlanningError
+from optimizer.inputs import PlanConfig, PlanningError, scenarios_with_history
 from optimizer.options import DEFAULT_COMMITMENT_OPTIONS
 from optimizer.plan import Plan
 from optimizer.rightsizing import Routing, Throughput, attach_routing, evaluate, load_throughput, route
@@ -248,9 +248,13 @@ def forecast_usage(usage: pd.DataFrame, hours: int) -> ForecastResult:
 
 
 def plan_forecast(fc: pd.DataFrame, catalog: Catalog, settings: PlannerSettings, start: pd.Timestamp,
-                  long: LongForecast | None = None, routing: Routing | None = None) -> PlanResult:
+                  long: LongForecast | None = None, routing: Routing | None = None,
+                  history: pd.DataFrame | None = None) -> PlanResult:
     """Plan the window under the settings: over the engine's joint sample paths when ``long`` (the forecast
     behind ``fc``) is given, as ``gpuplan plan`` does, else over the p10/p50/p90 scenarios of ``fc``.
+
+    With ``history`` (the usage before the window) and no planned events, the paths are joined by the replayed
+    recent history (:func:`optimizer.inputs.scenarios_with_history`), exactly as ``gpuplan plan`` plans.
 
     With ``routing`` (:func:`route_forecast`) the demand moves to the routed GPU models, the config gets the
     routing's instance types, per-model spot caps and checkpoints, and the plan carries the per-team routing
@@ -262,7 +266,11 @@ def plan_forecast(fc: pd.DataFrame, catalog: Catalog, settings: PlannerSettings,
     catalog = with_spot_terms(catalog, settings.spot_discount, settings.interruption_bucket)
     events = cached_events(settings.events_text, settings.events_name)
     if long is not None:
-        result = make_plan(fc, catalog, config, scenarios=scenarios_with_events(long, config, events, routing=routing))
+        scenarios = scenarios_with_events(long, config, events, routing=routing)
+        if history is not None and not events:   # planned events are future changes a replay cannot show
+            past = history if routing is None else routing.apply(history, [S.GPUS])
+            scenarios = scenarios_with_history(scenarios, past, config)
+        result = make_plan(fc, catalog, config, scenarios=scenarios)
     else:
         if events:
             fc, _ = apply_events(fc, events)
@@ -398,8 +406,9 @@ def cached_forecast(settings: ForecastSettings) -> ForecastResult:
 def cached_plan(settings: PlannerSettings) -> PlanResult:
     """Plan for the settings, reusing the cached forecast and routing (only the optimizer runs on a slider move)."""
     fc = cached_forecast(settings.forecast_settings)
-    return plan_forecast(fc.forecast, cached_region_catalog(PLAN_REGION), settings,
-                         window_start(cached_usage(settings.sample)), long=fc.long, routing=cached_routing(settings))
+    usage = cached_usage(settings.sample)
+    return plan_forecast(fc.forecast, cached_region_catalog(PLAN_REGION), settings, window_start(usage),
+                         long=fc.long, routing=cached_routing(settings), history=usage)
 
 
 WORKLOADS_FILE = "workloads.yaml"
