@@ -144,3 +144,20 @@ def test_synthetic_current_plan_chargeback(monkeypatch: pytest.MonkeyPatch) -> N
     assert metric(at, "Allocated (USD)") == metric(at, "Bill (USD)")
     assert float(metric(at, "Bill (USD)").replace(",", "")) == pytest.approx(total, abs=0.011)  # per-category cents
     assert any(c.value.startswith("Chargeback of the current planner plan (base scenario)") for c in at.caption)
+
+
+def test_alert_threshold_slider_changes_which_budgets_alert():
+    # At the default 50% only multimodal (P(overspend) about 99%) alerts; at 5% every budget with a P(overspend)
+    # of at least 5% alerts too (the projection does not depend on the threshold, so the count can only grow);
+    # at 100% only budgets certain to overspend alert.
+    from app.app_pages.budgets import THRESHOLD_KEY
+
+    at = AppTest.from_function(page, default_timeout=300)
+    at.run()
+    counts = {}
+    for pct in (50, 5, 100):
+        at.slider(key=THRESHOLD_KEY).set_value(pct).run()
+        assert not at.exception, [e.value for e in at.exception]
+        counts[pct] = int(metric(at, "Budgets alerting").split(" of ")[0])
+    assert counts[50] == 1
+    assert counts[5] > counts[50] >= counts[100]

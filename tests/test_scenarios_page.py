@@ -128,6 +128,17 @@ def test_save_compare_reload_delete(env: Path) -> None:
     assert St.ScenarioStore(env).names() == ["growth +50%, no spot"]
     assert any("Save at least two scenarios" in i.value for i in at.info)
 
+    # "replace" saves the current settings (loaded above: +50%, no spot) with -30% growth under the same name
+    at.session_state[A.WHATIF_KEY] = A.PlannerSettings(sample="helios", hours=168, growth=-0.3, allow_spot=False)
+    at.text_input(key=P.NAME_KEY).set_value("growth +50%, no spot")
+    at.checkbox(key=P.REPLACE_KEY).check()
+    next(b for b in at.get("button") if b.proto.label == "Save scenario").click()
+    ok(at.run())
+    replaced = St.ScenarioStore(env).load("growth +50%, no spot")
+    assert replaced.settings["growth"] == pytest.approx(-0.3)
+    assert replaced.summary.expected_usd < grown.summary.expected_usd  # less demand costs less
+    assert St.ScenarioStore(env).names() == ["growth +50%, no spot"]
+
 
 def test_time_at_picks_the_routing_in_force() -> None:
     points = pd.DataFrame({"speed_priority": [0.0, 0.2, 0.5], "completion_hours": [300.0, 200.0, 120.0]})
