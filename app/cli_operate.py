@@ -109,7 +109,7 @@ def alerts(
         if aws_budgets:
             from operate.aws_budgets import sync_budgets
 
-            actions = sync_budgets(budget_rows, account_id, apply=apply)
+            actions = sync_budgets(budget_rows, account_id, apply=apply, tag_key=tag_key)
         doc = report.to_dict()
         if actions:
             doc["aws_budgets"] = [{"name": a.name, "action": a.action} for a in actions]
@@ -223,7 +223,8 @@ def units(
         scope = r["team"] + ("" if r["project"] is None or r["project"] != r["project"] else f" / {r['project']}")
         table.add_row(scope, r["unit"], str(r["periods"]), f"{r['first_period']:%Y-%m-%d}",
                       f"{r['last_period']:%Y-%m-%d}", f"{r['first_usd_per_unit']:,.4g}",
-                      f"{r['last_usd_per_unit']:,.4g}", f"{r['change_pct']:+.1f}%")
+                      f"{r['last_usd_per_unit']:,.4g}",
+                      "-" if r["change_pct"] != r["change_pct"] else f"{r['change_pct']:+.1f}%")
     out.print(table)
     out.print(f"wrote {len(costs)} rows to {out_path}")
 

@@ -12,6 +12,7 @@ Results are cached per data source, file content and setting. Units: USD, GPU-ho
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,12 +60,30 @@ def defaults_for(source: str, kind: str) -> InputFile | None:
     return shipped(kind) if source == SAMPLE else None
 
 
+_PRIVATE_DIR: list[Path] = []
+
+
+def _private_dir() -> Path:
+    """This process's own temporary folder (mode 0700; not a shared, guessable path under /tmp)."""
+    if not _PRIVATE_DIR:
+        _PRIVATE_DIR.append(Path(tempfile.mkdtemp(prefix="gpuplan-operate-")))
+    return _PRIVATE_DIR[0]
+
+
 def _materialise(f: InputFile) -> Path:
-    folder = Path(tempfile.gettempdir()) / "gpuplan-operate" / hashlib.sha256(f.data).hexdigest()[:16]
+    folder = _private_dir() / hashlib.sha256(f.data).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / Path(f.name).name
-    if not path.exists():
-        path.write_bytes(f.data)
+    if not path.exists() or path.read_bytes() != f.data:
+        # Atomic: a concurrent session never reads a half-written file, a crash never leaves one behind.
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(f.data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return path
 
 

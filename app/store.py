@@ -26,6 +26,7 @@ import dataclasses
 import json
 import math
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,6 +210,13 @@ def check_name(name: str) -> str:
 
 
 # --- the store ------------------------------------------------------------------------------------
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:  # a failed COMMIT has already rolled back
+        pass
+
+
 class ScenarioStore:
     """Named scenarios in one DuckDB file (created with its folder on first use)."""
 
@@ -232,7 +240,7 @@ class ScenarioStore:
             raise
         return con
 
-    def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
+    def _migrate(self, con: duckdb.DuckDBPyConnection, attempts: int = 5) -> None:
         has_meta = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'gpuplan_meta'"
                                ).fetchone()[0]
         version = 0
@@ -244,10 +252,18 @@ class ScenarioStore:
                              f"understands (v{SCHEMA_VERSION}) (fix: upgrade gpu-cost-planner or set {STORE_ENV} "
                              "to another file)")
         if version < SCHEMA_VERSION:
-            con.execute("BEGIN TRANSACTION")
-            con.execute(_SCHEMA_V1)
-            con.execute("INSERT OR REPLACE INTO gpuplan_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-            con.execute("COMMIT")
+            try:
+                con.execute("BEGIN TRANSACTION")
+                con.execute(_SCHEMA_V1)
+                con.execute("INSERT OR REPLACE INTO gpuplan_meta VALUES ('schema_version', ?)",
+                            [str(SCHEMA_VERSION)])
+                con.execute("COMMIT")
+            except duckdb.TransactionException:
+                # Another session created the schema at the same moment: roll back and use theirs.
+                _rollback(con)
+                if attempts <= 1:
+                    raise
+                self._migrate(con, attempts - 1)
 
     def schema_version(self) -> int:
         """The schema version recorded in the file."""
@@ -276,16 +292,26 @@ class ScenarioStore:
         saved_at = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("ms")
         row = [name, saved_at.to_pydatetime(), str(data_source), str(note), settings_json, plan.to_json(),
                *(getattr(summary, c) for c in _SUMMARY_COLUMNS)]
-        with self._connect() as con:
-            con.execute("BEGIN TRANSACTION")
-            exists = con.execute("SELECT count(*) FROM scenarios WHERE name = ?", [name]).fetchone()[0]
-            if exists and not overwrite:
-                con.execute("ROLLBACK")
-                raise StoreError(f"scenario '{name}' already exists (fix: choose another name, or replace it)")
-            con.execute("DELETE FROM scenarios WHERE name = ?", [name])
-            con.execute(f"INSERT INTO scenarios ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                        row)
-            con.execute("COMMIT")
+        for attempt in range(5):
+            try:
+                with self._connect() as con:
+                    con.execute("BEGIN TRANSACTION")
+                    exists = con.execute("SELECT count(*) FROM scenarios WHERE name = ?", [name]).fetchone()[0]
+                    if exists and not overwrite:
+                        con.execute("ROLLBACK")
+                        raise StoreError(f"scenario '{name}' already exists (fix: choose another name, or replace it)")
+                    con.execute("DELETE FROM scenarios WHERE name = ?", [name])
+                    con.execute(f"INSERT INTO scenarios ({', '.join(_COLUMNS)}) "
+                                f"VALUES ({', '.join('?' * len(_COLUMNS))})", row)
+                    con.execute("COMMIT")
+                break
+            except (duckdb.TransactionException, duckdb.ConstraintException) as exc:
+                # Another session wrote the same name at the same moment (closing rolled this one back): try
+                # again, so the name check above sees its scenario.
+                if attempt == 4:
+                    raise StoreError(f"{self.path}: scenario '{name}' is being saved by another session "
+                                     f"({exc.__class__.__name__}) (fix: save it again)") from None
+                time.sleep(0.02 * (attempt + 1))
         return Scenario(name=name, saved_at=saved_at, data_source=str(data_source), note=str(note),
                         settings=json.loads(settings_json), plan=plan, summary=summary)
 

@@ -137,6 +137,6 @@ def read_plan(path: str | Path) -> Plan:
     except json.JSONDecodeError as exc:
         raise UsageError(str(path), f"not valid JSON (line {exc.lineno})",
                          fix="pass a plan.json written by gpuplan plan") from None
-    except (KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise UsageError(str(path), f"not a gpuplan.plan/v1 document ({exc.__class__.__name__}: {exc})",
                          fix="pass a plan.json written by gpuplan plan") from None

@@ -29,6 +29,7 @@ Units: GPU-hours, USD, utilisation 0-1, hours.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,8 +137,8 @@ def load_policy(path: str | Path, known_teams: set[str] | None = None) -> Policy
         return tuple(v.strip() for v in value)
 
     def num(key: str, value: Any, lo: float, hi: float | None, fix: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < lo or (hi is not None and
-                                                                                          value > hi):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < lo or (
+                hi is not None and value > hi):
             rng = f">= {lo:g}" if hi is None else f"between {lo:g} and {hi:g}"
             raise err(key, f"{key} {value!r} must be a number {rng}", fix)
         return float(value)
@@ -146,6 +147,9 @@ def load_policy(path: str | Path, known_teams: set[str] | None = None) -> Policy
     appr = doc.get("approval_required") or {}
     types = str_list("approval_required.instance_types", appr["instance_types"]) if "instance_types" in appr else ()
     approved: list[tuple[str | None, str]] = []
+    if not isinstance(appr.get("approved") or [], list):
+        raise err("approval_required.approved", "'approved' must be a list of approvals",
+                  "write - {team: llm-pretrain, instance_type: p5.48xlarge} entries below it")
     for k, entry in enumerate(appr.get("approved") or [], 1):
         key = "approval_required.approved"
         if not isinstance(entry, dict) or "instance_type" not in entry or set(entry) - {"team", "instance_type"}:

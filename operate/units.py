@@ -111,5 +111,6 @@ def trends(costs: pd.DataFrame) -> pd.DataFrame:
     out = g.agg(periods=("usd_per_unit", "size"), first_period=("period_start", "first"),
                 last_period=("period_start", "last"), first_usd_per_unit=("usd_per_unit", "first"),
                 last_usd_per_unit=("usd_per_unit", "last")).reset_index()
-    out["change_pct"] = 100.0 * (out["last_usd_per_unit"] / out["first_usd_per_unit"] - 1.0)
+    first = out["first_usd_per_unit"]
+    out["change_pct"] = np.where(first > 0, 100.0 * (out["last_usd_per_unit"] / first.where(first > 0) - 1.0), np.nan)
     return out
