@@ -264,6 +264,10 @@ def plan(
         from optimizer.existing import load_existing
 
         owned = load_existing(existing, cat, region) if existing else ()
+        stray = [t for t in (approve or ()) if t not in (_split(needs_approval) or ())]
+        if stray:  # a typo here would silently leave the intended type blocked
+            raise UserFacingError(f"--approve {stray[0]!r} is not among --needs-approval (fix: approve one of "
+                                  f"{', '.join(_split(needs_approval) or ()) or '(none listed)'}, or drop it)")
         config = PlanConfig(start=_parse_start(start), hours=hours, region=region,
                             instance_types=_split(instance_types), options=opts, allow_spot=not no_spot,
                             max_spot_share=max_spot_share, growth=growth, budget_usd=budget,
@@ -272,6 +276,10 @@ def plan(
                             approved=tuple(approve or ()), spot_capacity=_spot_capacity(spot_capacity or []),
                             existing=owned, ladder=ladder, cvar_weight=cvar_weight)
         cat.region(region)
+        for type_name, _ in config.spot_capacity:  # a typo would silently leave the intended type uncapped
+            if cat.offers(region, instance_types=(type_name,)).empty:
+                raise UserFacingError(f"--spot-capacity {type_name!r}: no such instance type in the catalog for "
+                                      f"{region} (fix: use a type from gpuplan catalog show)")
         usage_df = load_usage_file(usage, fmt, tag_key, cat)
         fc = read_forecast_csv(forecast_file) if forecast_file else None
         routing = None

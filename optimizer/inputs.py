@@ -11,6 +11,7 @@ organisation's range; issue-3 sample paths replace this.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ import pandas as pd
 
 from forecasting import schema as S
 from optimizer import catalog as C
-from optimizer.options import DEFAULT_COMMITMENT_OPTIONS, ON_DEMAND, SPOT
+from optimizer.options import DEFAULT_COMMITMENT_OPTIONS, ON_DEMAND, SPOT, term_hours
 from optimizer.plan import Commitment
 
 SCENARIO_WEIGHTS = {S.P10: 0.3, S.P50: 0.4, S.P90: 0.3}
@@ -97,8 +98,11 @@ class PlanConfig:
             raise PlanningError("the plan window must be at least 1 hour (fix: --hours N with N >= 1)")
         if not 0.0 <= self.max_spot_share <= 1.0:
             raise PlanningError("max spot share must be between 0 and 1")
-        if self.growth <= -1.0:
-            raise PlanningError("growth must be above -100%")
+        if not (math.isfinite(self.growth) and self.growth > -1.0):
+            raise PlanningError(f"growth must be a number above -100% (got {self.growth})")
+        for team, g in self.team_growth:
+            if not (math.isfinite(g) and g > -1.0):
+                raise PlanningError(f"growth for team {team} must be a number above -100% (got {g})")
         for gpu_model, share in self.spot_share_by_model:
             if not 0.0 <= share <= 1.0:
                 raise PlanningError(f"spot share for {gpu_model} must be between 0 and 1 (got {share})")
@@ -106,14 +110,21 @@ class PlanConfig:
             if count < 0 or int(count) != count:
                 raise PlanningError(f"spot capacity for {instance_type} must be a whole number >= 0 "
                                     f"(got {count}; fix: --spot-capacity {instance_type}=N)")
-        if self.budget_usd is not None and self.budget_usd < 0:
-            raise PlanningError("the budget must be >= 0 USD (fix: --budget AMOUNT)")
-        if self.max_commit_usd is not None and self.max_commit_usd < 0:
-            raise PlanningError("the maximum committed spend must be >= 0 USD (fix: --max-commit-usd AMOUNT)")
+        if self.budget_usd is not None and not (math.isfinite(self.budget_usd) and self.budget_usd >= 0):
+            raise PlanningError("the budget must be >= 0 USD and finite (fix: --budget AMOUNT)")
+        if self.max_commit_usd is not None and not (math.isfinite(self.max_commit_usd) and self.max_commit_usd >= 0):
+            raise PlanningError("the maximum committed spend must be >= 0 USD and finite "
+                                "(fix: --max-commit-usd AMOUNT)")
         if self.max_commit_share is not None and not 0.0 <= self.max_commit_share <= 1.0:
             raise PlanningError("the maximum committed share must be between 0 and 1")
-        if self.cvar_weight < 0:
-            raise PlanningError("the CVaR risk weight must be >= 0")
+        if not (math.isfinite(self.cvar_weight) and self.cvar_weight >= 0):
+            raise PlanningError("the CVaR risk weight must be >= 0 and finite (fix: e.g. --cvar-weight 0.5)")
+        shortest = min((term_hours(o) for o in self.options), default=None)
+        if not self.ladder and shortest is not None and self.hours > shortest:
+            # one purchase at the window start would lapse inside the window; only monthly starts can renew it
+            raise PlanningError(f"the plan window ({self.hours:,} h) is longer than the shortest commitment term "
+                                f"({shortest:,} h) (fix: add --ladder so commitments can start each month, or "
+                                "shorten --hours)")
 
     def spot_share_for(self, gpu_model: str) -> float:
         """Max share of the GPU model's GPU-hours on spot (the per-model override, else ``max_spot_share``)."""

@@ -271,10 +271,11 @@ def break_even_month(plan: Plan, scenarios: Scenarios) -> tuple[str | None, bool
     rate = float(saving.mean())                  # USD per hour saved before upfront payments
     if rate <= 0:
         return None, False
-    at = hours[-1] + pd.Timedelta(hours=1) + pd.Timedelta(hours=float(-cumulative[-1] / rate))
-    if at > term_end:
-        return None, False
-    return str(at.to_period("M")), True
+    window_end = hours[-1] + pd.Timedelta(hours=1)
+    gap_hours = float(-cumulative[-1] / rate)
+    if gap_hours > (term_end - window_end) / pd.Timedelta(hours=1):   # compared in hours: a tiny saving rate
+        return None, False                                             # would overflow pd.Timedelta
+    return str((window_end + pd.Timedelta(hours=gap_hours)).to_period("M")), True
 
 
 def _scenarios_assumption(weights: dict[str, float]) -> dict:
@@ -311,9 +312,19 @@ def make_plan(forecast: pd.DataFrame | None, catalog: C.Catalog, config: PlanCon
     say = progress or (lambda _msg: None)
     if scenarios is None:
         scenarios = scenarios_from_forecast(forecast, config)
+    # Owned commitments of a GPU model with no demand are still paid in their active hours: plan that model with
+    # zero demand so the plan bills them (and prices it at its cheapest on-demand rate, whatever the allowed types).
+    idle = sorted({c.gpu_model for c in config.existing if c.active(scenarios.hours).any()}
+                  - set(scenarios.gpu_models))
+    if idle:
+        zeros = np.zeros((len(scenarios.names), len(scenarios.hours)))
+        scenarios = Scenarios(hours=scenarios.hours, gpu_models=tuple(sorted((*scenarios.gpu_models, *idle))),
+                              names=scenarios.names, weights=scenarios.weights,
+                              demand={**scenarios.demand, **{g: zeros.copy() for g in idle}})
 
     def offers_of(cfg: PlanConfig) -> dict[str, Offers]:
-        return {g: offers_for(catalog, g, cfg) for g in scenarios.gpu_models}
+        return {g: offers_for(catalog, g, replace(cfg, instance_types=None) if g in idle else cfg)
+                for g in scenarios.gpu_models}
 
     offers = offers_of(config)
     existing = _existing(config, scenarios)
