@@ -93,3 +93,25 @@ def test_the_commitment_follows_the_history_weight_by_the_newsvendor_rule(weight
     assert result.plan.expected.total_usd == pytest.approx(committed + weight * (10 - expected_count) * 48)
     assert result.plan.assumptions["scenarios"] == {"sample_paths": 3, "weight_each": pytest.approx(
         (1 - weight) / 3), "history_days": 7, "history_weight": pytest.approx(weight)}
+
+
+def test_plan_purchases_replays_the_history_it_is_given():
+    # The Python API plans as `gpuplan plan` does when it gets the usage: forecast paths plus 60 replayed days.
+    from forecasting import ForecastConfig, forecast
+    from optimizer import plan_purchases
+
+    hours = pd.date_range("2026-01-01", periods=70 * 24, freq="h")
+    rng = np.random.default_rng(0)
+    usage = pd.DataFrame({S.TIMESTAMP: hours, S.TEAM: "t", S.GPU_TYPE: "NVIDIA A100",
+                          S.GPUS: 10.0 + rng.integers(0, 3, len(hours))})
+    catalog = make_catalog([{"instance_type": "x.1", "purchase_option": "on_demand", "price": 1.0},
+                            {"instance_type": "x.1", "purchase_option": "reserved_1y_no_upfront", "price": 0.6}])
+    fc = forecast(usage, ForecastConfig(horizon_hours=48))
+    start = hours[-1] + pd.Timedelta(hours=1)
+    with_history = plan_purchases(fc, start, 48, catalog=catalog, history=usage, allow_spot=False,
+                                  options=("reserved_1y_no_upfront",))
+    paths_only = plan_purchases(fc, start, 48, catalog=catalog, allow_spot=False, options=("reserved_1y_no_upfront",))
+    assert with_history.plan.assumptions["scenarios"]["history_days"] == 60
+    assert "history_days" not in paths_only.plan.assumptions["scenarios"]
+    # demand never drops below 10 GPUs in the history or the forecast: both commit at least 10
+    assert min(sum(c.gpus for c in r.plan.commitments) for r in (with_history, paths_only)) >= 10
