@@ -240,7 +240,7 @@ class ScenarioStore:
             raise
         return con
 
-    def _migrate(self, con: duckdb.DuckDBPyConnection, attempts: int = 5) -> None:
+    def _migrate(self, con: duckdb.DuckDBPyConnection, attempts: int = 10) -> None:
         has_meta = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'gpuplan_meta'"
                                ).fetchone()[0]
         version = 0
@@ -263,6 +263,7 @@ class ScenarioStore:
                 _rollback(con)
                 if attempts <= 1:
                     raise
+                time.sleep(0.01 * (11 - attempts))  # back off a little more each time, so one session wins
                 self._migrate(con, attempts - 1)
 
     def schema_version(self) -> int:
