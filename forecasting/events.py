@@ -97,20 +97,11 @@ class EventsError(S.UsageError):
 
     def __init__(self, source: str, message: str, *, item: int | None = None, line: int | None = None,
                  field: str | None = None, fix: str | None = None) -> None:
-        super().__init__(source, message, row=line, column=field, fix=fix)
+        where = ([f"item {item}"] if item is not None else []) + ([f"line {line}"] if line is not None else []) \
+            + ([f"field '{field}'"] if field is not None else [])
+        super().__init__(source, message, row=line, column=field, fix=fix, where=where)
         self.item = item
         self.field = field
-        where = [str(source)]
-        if item is not None:
-            where.append(f"item {item}")
-        if line is not None:
-            where.append(f"line {line}")
-        if field is not None:
-            where.append(f"field '{field}'")
-        self.args = (S.one_line(where, message, fix),)
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 @dataclass(frozen=True)

@@ -62,18 +62,18 @@ class UsageError(ValueError):
     """
 
     def __init__(self, source: str, message: str, *, row: int | None = None, column: str | None = None,
-                 fix: str | None = None) -> None:
+                 fix: str | None = None, where: list[str] | None = None) -> None:
+        """``where`` replaces the ``row R, column 'C'`` location for files that are not tables (e.g.
+        ``["key 'classes.a'", "field 'gpus_per_job'"]`` in a YAML file); ``row``/``column`` are kept as
+        attributes either way."""
         self.source = source
         self.row = row
         self.column = column
         self.fix = fix
         self.message = message
-        where = [str(source)]
-        if row is not None:
-            where.append(f"row {row}")
-        if column is not None:
-            where.append(f"column '{column}'")
-        super().__init__(one_line(where, message, fix))
+        if where is None:
+            where = ([f"row {row}"] if row is not None else []) + ([f"column '{column}'"] if column is not None else [])
+        super().__init__(one_line([str(source), *where], message, fix))
 
 
 def one_line(where: list[str], message: str, fix: str | None) -> str:

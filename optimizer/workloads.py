@@ -53,16 +53,8 @@ class WorkloadsError(S.UsageError):
 
     def __init__(self, source: str, message: str, *, key: str | None = None, field: str | None = None,
                  fix: str | None = None) -> None:
-        super().__init__(source, message, column=field, fix=fix)
-        where = [str(source)]
-        if key is not None:
-            where.append(f"key '{key}'")
-        if field is not None:
-            where.append(f"field '{field}'")
-        self.args = (S.one_line(where, message, fix),)
-
-    def __str__(self) -> str:
-        return str(self.args[0])
+        where = ([f"key '{key}'"] if key is not None else []) + ([f"field '{field}'"] if field is not None else [])
+        super().__init__(source, message, column=field, fix=fix, where=where)
 
 
 @dataclass(frozen=True)
