@@ -82,6 +82,18 @@ def load_forecast(fs: A.ForecastSettings, usage: pd.DataFrame) -> ForecastResult
         return A.guarded(lambda: A.cached_forecast(fs))
 
 
+def window_data() -> tuple[A.ForecastSettings, pd.DataFrame, ForecastResult] | None:
+    """The sidebar's data and window, their caption, and the cached forecast: what the Forecast, Plan and
+    What-if pages start from. None after the one-line error of the step that failed."""
+    fs = data_settings()
+    usage = load_usage(fs)
+    if usage is None:
+        return None
+    st.caption(window_caption(usage, fs))
+    fres = load_forecast(fs, usage)
+    return None if fres is None else (fs, usage, fres)
+
+
 def plan_settings(fs: A.ForecastSettings) -> A.PlannerSettings:
     """The What-if's current settings for this data and window, or the base scenario when it was never set."""
     current = st.session_state.get(A.WHATIF_KEY)

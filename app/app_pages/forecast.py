@@ -38,14 +38,10 @@ def settings(fs: A.ForecastSettings, fc: pd.DataFrame, plan: A.PlannerSettings) 
 def render() -> None:
     """Draw the Forecast page."""
     st.title("Forecast: GPU demand with its range")
-    fs = sidebar.data_settings()
-    usage = sidebar.load_usage(fs)
-    if usage is None:
+    data = sidebar.window_data()
+    if data is None:
         return
-    st.caption(sidebar.window_caption(usage, fs))
-    fres = sidebar.load_forecast(fs, usage)
-    if fres is None:
-        return
+    fs, usage, fres = data
     plan = sidebar.plan_settings(fs)
     s = settings(fs, fres.forecast, plan)
     drawn = A.guarded(lambda: A.cached_fan(s))

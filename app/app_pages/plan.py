@@ -36,13 +36,10 @@ HELP_OBLIGATION = ("USD owed over the whole terms of the commitments (upfront pl
 def render() -> None:
     """Draw the Plan page."""
     st.title("Plan: what to buy and when")
-    fs = sidebar.data_settings()
-    usage = sidebar.load_usage(fs)
-    if usage is None:
+    data = sidebar.window_data()
+    if data is None:
         return
-    st.caption(sidebar.window_caption(usage, fs))
-    if sidebar.load_forecast(fs, usage) is None:
-        return
+    fs = data[0]
     s = sidebar.plan_settings(fs)
     is_base = s == sidebar.base_settings(fs)
     st.session_state.pop(A.PLAN_SUMMARY_KEY, None)  # never leave a previous plan's figures behind an error

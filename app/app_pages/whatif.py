@@ -202,13 +202,10 @@ def render() -> None:
     loaded = st.session_state.get(A.WHATIF_KEY)
     if isinstance(loaded, A.PlannerSettings) and loaded != st.session_state.get(A.WHATIF_OWN_KEY):
         apply_settings(loaded)  # before any widget is drawn: a scenario was loaded on the Scenarios page
-    fs = sidebar.data_settings()
-    usage = sidebar.load_usage(fs)
-    if usage is None:
+    data = sidebar.window_data()
+    if data is None:
         return
-    st.caption(sidebar.window_caption(usage, fs))
-    if sidebar.load_forecast(fs, usage) is None:
-        return
+    fs = data[0]
     controls, results = st.columns([1, 2], gap="large")
     with controls:
         facts = A.cached_facts(fs.sample)
