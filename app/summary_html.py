@@ -153,7 +153,7 @@ def plan_summary_html(plan: Plan, *, title: str = "GPU purchase plan", data_labe
     sub = f"{escape(data_label)} · " if data_label else ""
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
-            f"<h1>{escape(title)}</h1><p class=\"sub\">{sub}{plan.region}, {plan.window_start:%Y-%m-%d} to "
+            f"<h1>{escape(title)}</h1><p class=\"sub\">{sub}{escape(plan.region)}, {plan.window_start:%Y-%m-%d} to "
             f"{plan.window_end:%Y-%m-%d} UTC · all amounts in USD</p>"
             f'<div class="grid">{"".join(cards)}</div>{chart}'
             f"<h2>What to buy: commitments</h2>{commit}<h2>Spot allowances</h2>{spot}"

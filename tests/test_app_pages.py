@@ -501,6 +501,11 @@ def test_summary_html_is_self_contained_and_complete() -> None:
         assert c.instance_type in html
     assert "USD per day" in cost_svg(daily)
     assert "No cost to draw" in cost_svg(daily.iloc[0:0])
+    # a plan.json read from elsewhere may carry any region text: it is escaped like everything else
+    from dataclasses import replace
+
+    hostile = plan_summary_html(replace(plan, region="<img src=x onerror=alert(1)>"), data_label="Toy org")
+    assert "<img" not in hostile and "&lt;img src=x" in hostile
 
 
 def test_formatting_helpers() -> None:

@@ -81,6 +81,15 @@ def test_bad_forecast_file_is_one_line(tmp_path):
         read_forecast_csv(path)
 
 
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "lots"])
+def test_forecast_file_with_non_finite_value_is_refused(tmp_path, value):
+    path = tmp_path / "f.csv"
+    path.write_text("team,gpu_type,timestamp,mean,p10,p50,p90\n"
+                    f"a,NVIDIA A100,2025-01-01T00:00Z,1,0,1,2\na,NVIDIA A100,2025-01-01T01:00Z,{value},0,1,2\n")
+    with pytest.raises(S.UsageError, match=r"row 3, column 'mean'.*not a finite number"):
+        read_forecast_csv(path)
+
+
 def test_helios_last_week_selected_forecast_beats_seasonal_naive():
     """Real SenseTime Helios Earth May 2020 (16 teams): hold out the last 168 hours."""
     result = holdout_accuracy(load_sample("helios"), holdout_hours=168, config=ForecastConfig(n_jobs=1))
