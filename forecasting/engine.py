@@ -739,7 +739,7 @@ def read_forecast_csv(path) -> pd.DataFrame:
         bad = ~np.isfinite(vals.to_numpy(dtype=float)) | (vals < 0).to_numpy()
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise S.UsageError(src, f"{col} value {df[col].iloc[row]!r} is not a finite number >= 0",
+            raise S.UsageError(src, S.bad_value(f"{col} value", df[col].iloc[row], "is not a finite number >= 0"),
                                row=S.csv_row(row), column=col, fix="forecasts are GPUs per hour, >= 0")
         df[col] = vals.astype(float)
     if S.MODEL not in df.columns:

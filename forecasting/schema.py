@@ -101,6 +101,21 @@ def csv_row(index: int) -> int:
     return int(index) + 2
 
 
+def shown(value: object) -> str:
+    """A cell value as an error message shows it: quoted text or a plain number, ``empty`` for a blank cell."""
+    if value is None or (isinstance(value, float | np.floating) and np.isnan(value)) or str(value).strip() == "":
+        return "empty"
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
+
+
+def bad_value(label: str, value: object, problem: str) -> str:
+    """``"<label> is empty"`` for a blank cell, else ``"<label> <value> <problem>"`` (e.g. ``is not a number``)."""
+    text = shown(value)
+    return f"{label} is empty" if text == "empty" else f"{label} {text} {problem}"
+
+
 def _first_bad(mask: np.ndarray | pd.Series) -> int | None:
     arr = np.asarray(mask, dtype=bool)
     if not arr.any():
@@ -161,7 +176,7 @@ def validate_usage(df: pd.DataFrame, source: str = "usage", *, known_gpu_types: 
     gpus = pd.to_numeric(df[GPUS], errors="coerce")
     bad = _first_bad(gpus.isna() | ~np.isfinite(gpus.to_numpy(dtype=float, na_value=np.nan)))
     if bad is not None:
-        raise UsageError(source, f"gpus value {df[GPUS].iloc[bad]!r} is not a number", row=csv_row(bad),
+        raise UsageError(source, bad_value("gpus value", df[GPUS].iloc[bad], "is not a number"), row=csv_row(bad),
                          column=GPUS, fix="write the average GPUs in use in that hour, e.g. 12.5")
     bad = _first_bad(gpus < 0)
     if bad is not None:
@@ -173,14 +188,14 @@ def validate_usage(df: pd.DataFrame, source: str = "usage", *, known_gpu_types: 
         util = pd.to_numeric(df[UTILIZATION], errors="coerce")
         bad = _first_bad(df[UTILIZATION].notna() & (util.isna() | (util < 0) | (util > 1)))
         if bad is not None:
-            raise UsageError(source, f"utilization {df[UTILIZATION].iloc[bad]!r} is outside 0-1",
+            raise UsageError(source, bad_value("utilization", df[UTILIZATION].iloc[bad], "is outside 0-1"),
                              row=csv_row(bad), column=UTILIZATION, fix="write utilisation as a fraction 0-1")
         df[UTILIZATION] = util
     if COST_USD in df.columns:
         cost = pd.to_numeric(df[COST_USD], errors="coerce")
         bad = _first_bad(df[COST_USD].notna() & cost.isna())
         if bad is not None:
-            raise UsageError(source, f"cost_usd {df[COST_USD].iloc[bad]!r} is not a number", row=csv_row(bad),
+            raise UsageError(source, bad_value("cost_usd", df[COST_USD].iloc[bad], "is not a number"), row=csv_row(bad),
                              column=COST_USD, fix="write cost in USD, e.g. 21.96")
         df[COST_USD] = cost
 

@@ -52,6 +52,20 @@ def test_non_numeric_gpus():
     assert (e.row, e.column) == (2, "gpus") and "'four'" in str(e)
 
 
+@pytest.mark.parametrize("value", [float("nan"), None, "  "])
+def test_blank_gpus_cell_is_called_empty_not_a_numpy_repr(value):
+    e = error_for(frame([GOOD[0], ("2025-01-01T01:00Z", "a", "NVIDIA A100", value)]))
+    assert (e.row, e.column) == (3, "gpus") and "gpus value is empty" in str(e)
+    assert "nan" not in str(e).lower().replace("fix", "")
+
+
+def test_error_values_are_shown_as_plain_python():
+    import numpy as np
+
+    assert S.shown(np.float64(2.5)) == "2.5" and S.shown("four") == "'four'" and S.shown(np.int64(3)) == "3"
+    assert S.bad_value("gpus value", np.float64(np.inf), "is not a number") == "gpus value inf is not a number"
+
+
 def test_duplicate_key_names_both_rows():
     e = error_for(frame([GOOD[0], GOOD[1], GOOD[0]]))
     assert e.row == 4 and "also on row 2" in str(e) and "duplicate" in str(e)
