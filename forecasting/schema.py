@@ -131,7 +131,7 @@ def parse_timestamps(values: pd.Series, source: str, column: str = TIMESTAMP) ->
         parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
     bad = _first_bad(parsed.isna())
     if bad is not None:
-        raise UsageError(source, f"cannot parse timestamp {values.iloc[bad]!r}", row=csv_row(bad),
+        raise UsageError(source, bad_value("timestamp", values.iloc[bad], "cannot be parsed"), row=csv_row(bad),
                          column=column, fix="use ISO 8601 hour starts such as 2025-01-01T13:00:00Z")
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)

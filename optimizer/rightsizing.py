@@ -120,7 +120,8 @@ def load_throughput(path: str | Path | None = None) -> Throughput:
     for i in range(len(table)):
         row = S.csv_row(i)
         if not (values.iloc[i] > 0 and math.isfinite(values.iloc[i])):
-            raise S.UsageError(name, f"throughput must be a number > 0, got {table['relative_throughput'].iloc[i]!r}",
+            got = S.shown(table["relative_throughput"].iloc[i])
+            raise S.UsageError(name, f"throughput must be a number > 0, got {got}",
                                row=row, column="relative_throughput", fix=f"write the ratio to {REFERENCE_GPU} = 1.0")
         if pd.isna(table["source"].iloc[i]) or not str(table["source"].iloc[i]).strip():
             raise S.UsageError(name, "every figure needs its public source", row=row, column="source",
