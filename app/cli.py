@@ -171,21 +171,84 @@ def forecast(
     engine: EngineOpt = "local",
     events: EventsOpt = None,
     catalog: CatalogOpt = None,
+    levels_out: Annotated[Path | None, typer.Option(
+        "--levels-out", help="also write coherent forecasts of every level (organisation, GPU type, team, team x "
+                             "GPU type) to this CSV: each total equals the sum of its parts")] = None,
+    reconcile: Annotated[str, typer.Option(
+        help="how --levels-out reconciles: wls_var, wls_var_total (keeps the organisation total), mint_shrink, "
+             "wls_struct, ols, bottom_up")] = "wls_var",
 ) -> None:
     """Forecast hourly GPU demand per team and GPU type, with p05/p10/p50/p90/p95."""
     from forecasting.engine import write_forecast_csv
 
+    levels = None
     try:
         cat = _catalog(catalog)
+        hconfig = hierarchy_config(reconcile) if levels_out is not None else None
         usage_df = load_usage_file(usage, fmt, tag_key, cat)
         with step("forecasting") as say:
             result = run_forecast(usage_df, horizon_hours, history_hours or None, say, models=models, engine=engine)
         fc = apply_events_file(result.forecast, events, cat)
+        if hconfig is not None:
+            with step("forecasting and reconciling every level") as say:
+                levels = reconciled_levels(usage_df, result.forecast, fc, hconfig,
+                                           forecast_config(horizon_hours, history_hours or None, models, engine), say)
         write_forecast_csv(fc, out_path)
+        if levels is not None:
+            from forecasting.hierarchy import write_levels_csv
+
+            write_levels_csv(levels.forecast, levels_out)
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)
     out.print(forecast_table(fc, result.selection))
     out.print(f"wrote {len(fc):,} rows to {out_path}")
+    if levels is not None:
+        out.print(levels_table(levels.forecast, levels.method))
+        for note in levels.notes:
+            err.print(f"  note: {note}", markup=False, highlight=False)
+        out.print(f"wrote {len(levels.forecast):,} rows to {levels_out}")
+
+
+def hierarchy_config(method: str):
+    from forecasting.hierarchy import METHODS, HierarchyConfig
+
+    if method not in METHODS:
+        raise UserFacingError(f"unknown --reconcile method '{method}' (fix: choose one of {', '.join(METHODS)})")
+    return HierarchyConfig(method=method)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReconciledLevels:
+    """What ``--levels-out`` writes: every node's forecast (events carried up), the method used, notes."""
+
+    forecast: pd.DataFrame
+    method: str
+    notes: tuple[str, ...]
+
+
+def reconciled_levels(usage: pd.DataFrame, bottom: pd.DataFrame, adjusted: pd.DataFrame, hconfig, config,
+                      progress: Callable[[str], None] | None = None) -> ReconciledLevels:
+    """Forecast and reconcile every level of the usage; planned events applied to the bottom forecast
+    (``adjusted`` against ``bottom``) are added to every node that contains the adjusted series."""
+    from forecasting.hierarchy import add_adjustments, reconcile_usage
+
+    rec = reconcile_usage(usage, config, hconfig, progress=progress)
+    return ReconciledLevels(forecast=add_adjustments(rec.forecast, bottom, adjusted), method=rec.method,
+                            notes=rec.notes)
+
+
+def levels_table(levels: pd.DataFrame, method: str) -> Table:
+    """Average GPUs per hour over the horizon for the organisation and each GPU type and team (p10-p90)."""
+    from forecasting.hierarchy import KEY, LEVEL, LEVEL_BOTTOM
+
+    agg = (levels[levels[LEVEL] != LEVEL_BOTTOM].groupby([LEVEL, KEY], sort=False)
+           .agg(p10=(S.P10, "mean"), mean=(S.MEAN, "mean"), p90=(S.P90, "mean")))
+    table = Table(title=f"Every level, reconciled ({method}): average GPUs in use per hour")
+    for col in ("level", "node", "p10", "mean", "p90"):
+        table.add_column(col, justify="left" if col in ("level", "node") else "right")
+    for (level, key), r in agg.iterrows():
+        table.add_row(str(level), str(key), f"{r['p10']:.1f}", f"{r['mean']:.1f}", f"{r['p90']:.1f}")
+    return table
 
 
 def plan_from_usage(usage: pd.DataFrame, cat: Catalog, config: PlanConfig, *, history_hours: int | None = 1344,

@@ -503,6 +503,77 @@ def reconcile_usage(usage: pd.DataFrame, config: ForecastConfig | None = None,
     return reconcile(hierarchy, base, hconfig)
 
 
+def add_adjustments(levels: pd.DataFrame, before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    """Carry adjustments made to the bottom forecasts (planned events) up to every node that contains them.
+
+    An event adds or removes GPUs of one (team, GPU type) series; the same GPUs belong to its team, its GPU type
+    and the total, so each node gets the sum of its members' changes, per hour and per column (mean and each
+    quantile), and the levels stay coherent. Series an event creates (a new project) become new nodes with
+    ``model`` ``event`` and ``base_mean`` 0. Quantiles are clipped at 0 and re-sorted.
+
+    Args:
+        levels: :attr:`HierarchicalForecast.forecast` (``level, key, team, gpu_type, timestamp, mean, p05..p95,
+            base_mean, model``; GPUs per hour).
+        before: the bottom forecast the events were applied to (``team, gpu_type, timestamp, mean, p..``).
+        after: the same forecast with the events applied (``forecasting.events.apply_events``).
+
+    Returns:
+        The levels with the adjustments added, in the same column order, sorted by level, key and hour.
+    """
+    keys = [S.TEAM, S.GPU_TYPE, S.TIMESTAMP]
+    cols = [c for c in (S.MEAN, *QUANTILES) if c in levels.columns]
+    merged = after[keys + cols].merge(before[keys + cols], on=keys, how="outer", suffixes=("", "_before"))
+    delta = pd.DataFrame({c: merged[c].fillna(0.0).to_numpy(float) - merged[f"{c}_before"].fillna(0.0).to_numpy(float)
+                          for c in cols})
+    # rows an event created keep every hour (zeros before it starts), so new nodes span the whole horizon
+    changed = (np.abs(delta.to_numpy()) > 1e-12).any(axis=1) | merged[f"{S.MEAN}_before"].isna().to_numpy()
+    if not changed.any():
+        return levels
+    delta = delta[changed].reset_index(drop=True)
+    team = merged.loc[changed, S.TEAM].astype(str).to_numpy()
+    gpu = merged.loc[changed, S.GPU_TYPE].astype(str).to_numpy()
+    ts = merged.loc[changed, S.TIMESTAMP].to_numpy()
+    n = len(delta)
+    node = pd.DataFrame({
+        LEVEL: np.repeat(list(LEVELS), n),
+        KEY: np.concatenate([np.full(n, TOTAL, dtype=object), gpu, team,
+                             pd.Series(team).str.cat(pd.Series(gpu), sep=S.UID_SEP).to_numpy()]),
+        S.TEAM: np.concatenate([np.full(n, None), np.full(n, None), team, team]),
+        S.GPU_TYPE: np.concatenate([np.full(n, None), gpu, np.full(n, None), gpu]),
+        S.TIMESTAMP: np.tile(ts, len(LEVELS)),
+        **{c: np.tile(delta[c].to_numpy(), len(LEVELS)) for c in cols}})
+    by = [LEVEL, KEY, S.TIMESTAMP]
+    change = node.groupby(by, sort=False, dropna=False).agg(
+        {S.TEAM: "first", S.GPU_TYPE: "first", **{c: "sum" for c in cols}}).reset_index()
+    out = levels.merge(change, on=by, how="outer", suffixes=("", "_delta"), indicator=True)
+    new = (out["_merge"] == "right_only").to_numpy()
+    for c in cols:
+        out[c] = out[c].fillna(0.0) + out[f"{c}_delta"].fillna(0.0)
+    for c in (S.TEAM, S.GPU_TYPE):
+        out.loc[new, c] = out.loc[new, f"{c}_delta"]
+    if BASE_MEAN in out.columns:
+        out.loc[new, BASE_MEAN] = 0.0
+    if S.MODEL in out.columns:
+        out.loc[new, S.MODEL] = "event"
+    q = [c for c in QUANTILES if c in cols]
+    out[S.MEAN] = out[S.MEAN].clip(lower=0.0)
+    out[q] = np.sort(np.clip(out[q].to_numpy(float), 0.0, None), axis=1)
+    out[LEVEL] = pd.Categorical(out[LEVEL], categories=list(LEVELS), ordered=True)
+    out = out.sort_values([LEVEL, KEY, S.TIMESTAMP], kind="stable").reset_index(drop=True)
+    out[LEVEL] = out[LEVEL].astype(str)
+    return out[list(levels.columns)]
+
+
+def write_levels_csv(levels: pd.DataFrame, path) -> None:
+    """Write reconciled forecasts of every level (:attr:`HierarchicalForecast.forecast`) atomically, timestamps as
+    ISO 8601 UTC; one row per (level, key, hour), GPUs per hour."""
+    from forecasting.io import write_csv_atomic
+
+    out = levels.copy()
+    out[S.TIMESTAMP] = S.format_timestamp(pd.to_datetime(out[S.TIMESTAMP]))
+    write_csv_atomic(out, path)
+
+
 # --- accuracy -----------------------------------------------------------------------------------
 def hierarchy_holdout(usage: pd.DataFrame, holdout_hours: int = 168, config: ForecastConfig | None = None,
                       hconfig: HierarchyConfig | None = None, methods: Sequence[str] | None = None,

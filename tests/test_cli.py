@@ -183,3 +183,42 @@ def test_longterm_forecast_with_load_duration_curves(tmp_path):
     days = pd.to_datetime(daily["date"].drop_duplicates()).dt.to_period("M").value_counts()
     expected = {str(m.start_time.date()): 24.0 * n for m, n in days.items()}
     assert {str(pd.Timestamp(m).date()): round(h, 6) for m, h in hours.items()} == expected
+
+
+def test_forecast_levels_out_writes_coherent_levels_with_events_carried_up(tmp_path):
+    """Helios (real, 16 teams on V100): --levels-out writes every level, reconciled (wls_var by default); each
+    hour's total equals the sum of the teams, and a planned event of +16 GPUs for vc3sl and a new team of 8 GPUs
+    reach the team, the GPU type and the total."""
+    events = tmp_path / "events.yaml"
+    events.write_text("- {team: vc3sl, gpu_type: NVIDIA Tesla V100, kind: add, gpus: 16, start: 2020-06-01T00:00Z}\n"
+                      "- {team: newlab, gpu_type: NVIDIA Tesla V100, kind: add, gpus: 8, start: 2020-06-01T00:00Z}\n")
+    plain, with_events = tmp_path / "levels.csv", tmp_path / "levels_events.csv"
+    for path, extra in ((plain, ()), (with_events, ("--events", str(events)))):
+        r = invoke("forecast", "--usage", str(HELIOS), "--horizon-hours", "24", "--out", str(tmp_path / "fc.csv"),
+                   "--levels-out", str(path), *extra)
+        assert r.exit_code == 0, r.output
+    assert "Every level, reconciled (wls_var)" in r.output
+    a, b = pd.read_csv(with_events), pd.read_csv(plain)
+    assert set(b["level"]) == {"total", "gpu_type", "team", "team/gpu_type"} and len(b) == (1 + 1 + 16 + 16) * 24
+    for lv in (a, b):
+        total = lv[lv["level"] == "total"].set_index(S.TIMESTAMP)[S.MEAN]
+        teams = lv[lv["level"] == "team"].groupby(S.TIMESTAMP)[S.MEAN].sum()
+        assert (total - teams.reindex(total.index)).abs().max() < 1e-6
+        assert (lv[S.P05] <= lv[S.P10]).all() and (lv[S.P90] <= lv[S.P95]).all() and (lv[S.P05] >= 0).all()
+    after = pd.to_datetime(a[S.TIMESTAMP]) >= pd.Timestamp("2020-06-01", tz="UTC")
+    key = a["level"] + "/" + a["key"]
+    diff = a[S.MEAN] - b.set_index(["level", "key", S.TIMESTAMP])[S.MEAN].reindex(
+        pd.MultiIndex.from_frame(a[["level", "key", S.TIMESTAMP]])).fillna(0.0).to_numpy()
+    assert diff[after & (key == "total/total")].round(6).eq(24).all()
+    assert diff[after & (key == "team/vc3sl")].round(6).eq(16).all()
+    assert diff[after & (key == "team/newlab")].round(6).eq(8).all() and diff[~after].abs().max() < 1e-6
+
+
+def test_unknown_reconcile_method_is_one_line_and_writes_nothing(tmp_path):
+    out, levels = tmp_path / "fc.csv", tmp_path / "levels.csv"
+    r = invoke("forecast", "--usage", str(HELIOS), "--horizon-hours", "24", "--out", str(out),
+               "--levels-out", str(levels), "--reconcile", "magic")
+    assert r.exit_code == 2
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("error")]
+    assert len(lines) == 1 and "--reconcile" in lines[0] and "wls_var" in lines[0]
+    assert not out.exists() and not levels.exists()

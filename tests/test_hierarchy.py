@@ -266,3 +266,47 @@ def test_wls_var_total_never_moves_the_total_on_a_real_holdout():
                               methods=["wls_var_total"]).set_index(["method", LEVEL])
     assert table.loc[("wls_var_total", LEVEL_TOTAL), "mae_vs_base"] == pytest.approx(1.0, abs=1e-4)
     assert table.loc[("wls_var_total", LEVEL_TEAM), "mae_vs_base"] <= 1.025   # measured 1.019
+
+
+def test_event_adjustments_reach_every_node_that_contains_the_series():
+    """Two teams on one GPU type, 3 hours. An event adds 10 GPUs to team a in hour 2 and creates team c (5 GPUs
+    from hour 1): a's team and bottom nodes, the GPU type and the total each gain exactly those GPUs, c appears
+    at team and bottom level for all 3 hours (0 before it starts), and every level still sums."""
+    from forecasting.hierarchy import add_adjustments
+
+    hours = pd.date_range("2025-01-01", periods=3, freq="h")
+    base = pd.DataFrame({S.TEAM: np.repeat(["a", "b"], 3), S.GPU_TYPE: "NVIDIA A100",
+                         S.TIMESTAMP: np.tile(hours, 2), S.MEAN: [4.0, 4.0, 4.0, 6.0, 6.0, 6.0]})
+    for q, off in zip(QUANTILES, (-2.0, -1.0, 0.0, 1.0, 2.0), strict=True):
+        base[q] = base[S.MEAN] + off
+    hier = build_hierarchy(pd.DataFrame({S.TIMESTAMP: np.tile(hours - pd.Timedelta(hours=3), 2),
+                                         S.TEAM: np.repeat(["a", "b"], 3), S.GPU_TYPE: "NVIDIA A100",
+                                         S.GPUS: 1.0}))
+    rows = []
+    for _, node in hier.nodes.iterrows():
+        members = [m for m in hier.S.columns if hier.S.loc[node[S.UID], m]]
+        part = base[(base[S.TEAM] + S.UID_SEP + base[S.GPU_TYPE]).isin(members)]
+        summed = part.groupby(S.TIMESTAMP)[[S.MEAN, *QUANTILES]].sum().reset_index()
+        rows.append(summed.assign(**{LEVEL: node[LEVEL], KEY: node[KEY], S.TEAM: node[S.TEAM],
+                                     S.GPU_TYPE: node[S.GPU_TYPE], BASE_MEAN: summed[S.MEAN], S.MODEL: "m"}))
+    levels = pd.concat(rows, ignore_index=True)[[LEVEL, KEY, S.TEAM, S.GPU_TYPE, S.TIMESTAMP, S.MEAN, *QUANTILES,
+                                                  BASE_MEAN, S.MODEL]]
+    after = base.copy()
+    after.loc[(after[S.TEAM] == "a") & (after[S.TIMESTAMP] == hours[2]), [S.MEAN, *QUANTILES]] += 10.0
+    new = pd.DataFrame({S.TEAM: "c", S.GPU_TYPE: "NVIDIA A100", S.TIMESTAMP: hours, S.MEAN: [0.0, 5.0, 5.0]})
+    for q in QUANTILES:
+        new[q] = new[S.MEAN]
+    out = add_adjustments(levels, base, pd.concat([after, new], ignore_index=True))
+    mean = out.pivot_table(index=S.TIMESTAMP, columns=KEY, values=S.MEAN)
+    before = levels.pivot_table(index=S.TIMESTAMP, columns=KEY, values=S.MEAN)
+    assert (mean["total"] - before["total"]).tolist() == [0.0, 5.0, 15.0]
+    assert (mean["NVIDIA A100"] - before["NVIDIA A100"]).tolist() == [0.0, 5.0, 15.0]
+    assert (mean["a"] - before["a"]).tolist() == [0.0, 0.0, 10.0] and (mean["b"] == before["b"]).all()
+    assert mean["c"].tolist() == [0.0, 5.0, 5.0] and mean["c|NVIDIA A100"].tolist() == [0.0, 5.0, 5.0]
+    assert list(out.columns) == list(levels.columns) and len(out) == len(levels) + 2 * 3
+    assert set(out.loc[out[KEY] == "c", S.MODEL]) == {"event"} and (out.loc[out[KEY] == "c", BASE_MEAN] == 0).all()
+    bottoms = out[out[LEVEL] == LEVEL_BOTTOM].groupby(S.TIMESTAMP)[S.MEAN].sum()
+    assert np.allclose(bottoms.to_numpy(), mean["total"].to_numpy())
+    assert np.allclose(out.loc[out[KEY] == "total", S.P95] - levels.loc[levels[KEY] == "total", S.P95].to_numpy(),
+                       [0.0, 5.0, 15.0])
+    assert add_adjustments(levels, base, base) is levels
