@@ -193,6 +193,39 @@ def test_residual_methods_without_cv_errors_fall_back_with_a_note():
     assert total[S.MEAN].tolist() == pytest.approx([5.5] * 3)
 
 
+def test_a_young_series_borrows_a_variance_instead_of_sending_everything_to_wls_struct():
+    """Hand-checkable: two old series whose CV error sd is 2x their noise scale (sd 2 over noise 1, sd 8 over
+    noise 4): a young series with noise 3 gets sd 2 * 3 = 6; with no old series to learn from nothing is filled."""
+    from forecasting.hierarchy import fill_young_variances
+
+    rng = np.random.default_rng(1)
+    e = rng.normal(0.0, 1.0, 200)
+    e = (e - e.mean()) / e.std()
+    res = np.vstack([2.0 * e, 8.0 * e, np.r_[0.5, np.full(199, np.nan)]])
+    noise = pd.Series({"old1": 1.0, "old2": 4.0, "young": 3.0})
+    out, filled = fill_young_variances(res, ["old1", "old2", "young"], noise)
+    assert filled == 1 and np.nanstd(out[2]) == pytest.approx(6.0) and np.array_equal(out[:2], res[:2])
+    assert np.isnan(res[2, 1:]).all()   # the input is not modified
+    alone, none = fill_young_variances(res[2:], ["young"], noise)
+    assert none == 0 and alone is res[2:] or np.array_equal(alone, res[2:], equal_nan=True)
+
+
+def test_wls_var_with_a_young_series_still_uses_the_cv_variances(synthetic_recent):
+    """A team that started 12 hours before the forecast has no CV errors; wls_var keeps its variance weights for
+    the rest (before: the whole hierarchy fell back to wls_struct)."""
+    last = synthetic_recent[S.TIMESTAMP].max()
+    young = pd.DataFrame({S.TIMESTAMP: pd.date_range(last - pd.Timedelta(hours=11), last, freq="h"), S.TEAM: "newlab",
+                          S.GPU_TYPE: "NVIDIA H100", S.GPUS: 8.0 + np.arange(12) % 3})
+    usage = pd.concat([synthetic_recent, young], ignore_index=True)
+    rec = reconcile_usage(usage, ForecastConfig(horizon_hours=24), HierarchyConfig(method="wls_var"))
+    assert rec.method == "wls_var" and any("noise scale" in n for n in rec.notes)
+    fc = rec.forecast
+    total = fc[fc[LEVEL] == LEVEL_TOTAL].set_index(S.TIMESTAMP)[S.MEAN]
+    bottom = fc[fc[LEVEL] == LEVEL_BOTTOM].groupby(S.TIMESTAMP)[S.MEAN].sum()
+    assert np.allclose(total.to_numpy(), bottom.reindex(total.index).to_numpy(), atol=1e-6)
+    assert fc.loc[fc[KEY] == "newlab", S.MEAN].between(7.0, 11.0).all()
+
+
 def test_unknown_method_is_rejected():
     with pytest.raises(ValueError, match="unknown reconciliation method"):
         HierarchyConfig(method="mint_magic")
