@@ -210,31 +210,24 @@ def forecast(
 
 
 def hierarchy_config(method: str):
-    from forecasting.hierarchy import METHODS, HierarchyConfig
+    """The reconciliation settings for ``--reconcile`` (HierarchyConfig checks the method; the message names
+    the option)."""
+    from forecasting.hierarchy import HierarchyConfig
 
-    if method not in METHODS:
-        raise UserFacingError(f"unknown --reconcile method '{method}' (fix: choose one of {', '.join(METHODS)})")
-    return HierarchyConfig(method=method)
-
-
-@dataclasses.dataclass(frozen=True)
-class ReconciledLevels:
-    """What ``--levels-out`` writes: every node's forecast (events carried up), the method used, notes."""
-
-    forecast: pd.DataFrame
-    method: str
-    notes: tuple[str, ...]
+    try:
+        return HierarchyConfig(method=method)
+    except ValueError as exc:
+        raise UserFacingError(f"--reconcile: {exc}") from None
 
 
 def reconciled_levels(usage: pd.DataFrame, bottom: pd.DataFrame, adjusted: pd.DataFrame, hconfig, config,
-                      progress: Callable[[str], None] | None = None) -> ReconciledLevels:
+                      progress: Callable[[str], None] | None = None):
     """Forecast and reconcile every level of the usage; planned events applied to the bottom forecast
     (``adjusted`` against ``bottom``) are added to every node that contains the adjusted series."""
     from forecasting.hierarchy import add_adjustments, reconcile_usage
 
     rec = reconcile_usage(usage, config, hconfig, progress=progress)
-    return ReconciledLevels(forecast=add_adjustments(rec.forecast, bottom, adjusted), method=rec.method,
-                            notes=rec.notes)
+    return dataclasses.replace(rec, forecast=add_adjustments(rec.forecast, bottom, adjusted))
 
 
 def levels_table(levels: pd.DataFrame, method: str) -> Table:

@@ -410,12 +410,11 @@ def fill_young_variances(residuals: np.ndarray, series: Sequence[str], noise: pd
     sd = np.array([np.nanstd(r) if ok else np.nan for r, ok in zip(residuals, ~young, strict=True)])
     scale = noise.reindex(list(series)).to_numpy(dtype=float)
     usable = ~young & np.isfinite(scale) & (scale > 0) & (sd > 0)
-    if not usable.any():
+    complete = usable & finite.all(axis=1)
+    if not complete.any():
         return residuals, 0
     ratio = float(np.median(sd[usable] / scale[usable]))
-    ref = int(np.flatnonzero(usable & finite.all(axis=1))[0]) if (usable & finite.all(axis=1)).any() else None
-    if ref is None:
-        return residuals, 0
+    ref = int(np.flatnonzero(complete)[0])
     floor = 1e-3 * float(np.median(scale[usable]))
     out = residuals.copy()
     for i in np.flatnonzero(young):
@@ -467,10 +466,12 @@ def reconcile(hierarchy: Hierarchy, base: LongForecast, hconfig: HierarchyConfig
     y_hat = np.vstack([by_uid[u][S.MEAN].to_numpy(dtype=float) for u in distinct])
     method = hconfig.method
     residuals = None
+    # the noise scale serves both the young series' variances and the blended ranges: computed once
+    noise = noise_scale(hierarchy.long) if method in DIAGONAL_METHODS or base.calibration == "blend" else None
     if method in RESIDUAL_METHODS:
         residuals = residual_matrix(base.errors, distinct)
         if method in DIAGONAL_METHODS:
-            residuals, filled = fill_young_variances(residuals, distinct, noise_scale(hierarchy.long))
+            residuals, filled = fill_young_variances(residuals, distinct, noise)
             if filled:
                 notes.append(f"{method}: {filled} series with fewer than 2 CV errors weighted by their noise scale "
                              "times the other series' typical error-to-noise ratio")
@@ -502,8 +503,8 @@ def reconcile(hierarchy: Hierarchy, base: LongForecast, hconfig: HierarchyConfig
                          "ranges shifted by the reconciliation")
     if rec_errors is not None:
         point = rec.rename(columns={"series": S.UID, S.TIMESTAMP: S.DS})
-        noise = noise_scale(hierarchy.long) if base.calibration == "blend" else None
-        q = conformal_quantiles(point, rec_errors, noise)[q_cols].to_numpy(dtype=float)
+        blend = noise if base.calibration == "blend" else None
+        q = conformal_quantiles(point, rec_errors, blend)[q_cols].to_numpy(dtype=float)
     else:
         base_q = np.vstack([by_uid[u][q_cols].to_numpy(dtype=float) for u in distinct])
         q = np.sort(np.clip(base_q + (y_tilde - y_hat).reshape(-1, 1), 0.0, None), axis=1)

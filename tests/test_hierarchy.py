@@ -207,7 +207,7 @@ def test_a_young_series_borrows_a_variance_instead_of_sending_everything_to_wls_
     assert filled == 1 and np.nanstd(out[2]) == pytest.approx(6.0) and np.array_equal(out[:2], res[:2])
     assert np.isnan(res[2, 1:]).all()   # the input is not modified
     alone, none = fill_young_variances(res[2:], ["young"], noise)
-    assert none == 0 and alone is res[2:] or np.array_equal(alone, res[2:], equal_nan=True)
+    assert none == 0 and np.array_equal(alone, res[2:], equal_nan=True)
 
 
 def test_wls_var_with_a_young_series_still_uses_the_cv_variances(synthetic_recent):
