@@ -49,7 +49,7 @@ Adjustments frame
 :func:`apply_events` returns, beside the adjusted forecast, one row per (event, series) with the columns
 of :data:`ADJUSTMENT_COLUMNS`: ``team, gpu_type, start, end, kind, value, delta_gpu_hours, source, note``.
 ``value`` is ``gpus`` for add/set, ``factor`` for scale, 0 (the target fraction) for wind_down and the
-annual rate for ``growth`` rows written by :mod:`forecasting.longterm`; ``delta_gpu_hours`` is the
+annual rate for ``trend`` and ``growth`` rows written by :mod:`forecasting.longterm`; ``delta_gpu_hours`` is the
 change of the series' mean forecast in GPU-hours over the forecast rows; ``source`` names the file and
 item (or the setting) the adjustment came from.
 """

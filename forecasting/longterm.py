@@ -1,6 +1,6 @@
-"""Long-horizon demand for 1- and 3-year commitments: daily (or weekly) models 12-36 months ahead, an
-hour-of-week profile that rebuilds the hourly distribution, load-duration curves for the optimizer,
-growth assumptions and planned events as listed adjustments.
+"""Long-horizon demand for 1- and 3-year commitments: daily (or weekly) models 12-36 months ahead, a
+trend estimated from the history, an hour-of-week profile that rebuilds the hourly distribution,
+load-duration curves for the optimizer, growth assumptions and planned events as listed adjustments.
 
 Units
 -----
@@ -13,7 +13,8 @@ Units
 * Profile: ``ratio`` is hourly GPUs / the mean GPUs of the same UTC day (dimensionless); the 24 ratios of
   every (series, week, day) average exactly 1.
 * Load-duration curve: ``level_gpus`` in GPUs, ``hours`` in hours (see the contract below).
-* Growth: annual rate, compounding; ``delta_gpu_hours`` of adjustments in GPU-hours.
+* Trend and growth: annual rates, compounding (0.3 = +30%/year); ``delta_gpu_hours`` of adjustments in
+  GPU-hours.
 
 Models
 ------
@@ -22,32 +23,81 @@ series that stopped reporting are padded with zeros to the last day (as in the h
 candidates (see :data:`CANDIDATES`; default :data:`DEFAULT_DAILY_MODELS`: Naive, SeasonalNaive (7 days),
 SeasonalWindowAverage (mean of the last 4 same weekdays), AutoTheta (season 7), DampedMSTL (STL weekly
 cycle + damped-trend ETS) and Ensemble (mean of SeasonalNaive, AutoTheta and DampedMSTL)) are fitted with
-statsforecast on an integer period index; each series gets the candidate with the lowest mean absolute
-error over ``cv_windows`` rolling-origin windows of ``cv_horizon_days`` (default min(horizon, 91) days);
-a series too short for that gets shorter windows (at least 7 periods), and a series too short for any
-window gets ``Naive`` with its own intervals.
+statsforecast on an integer period index, on the detrended history (see Trend); each series gets the
+candidate with the lowest mean absolute error over ``cv_windows`` rolling-origin windows of
+``cv_horizon_days`` (default min(horizon, 91) days); a series too short for that gets shorter windows (at
+least 7 periods), and a series too short for any window gets ``Naive`` with its own intervals.
+``RandomWalkWithDrift`` is available but not a default: on step-shaped training series it wins short CV
+windows and then runs away (270-day hold-out: 2x the seasonal naive error on the largest series).
+``AutoETS`` with a 7-day season is available but about 3x slower than all defaults together.
 
-Measured on the synthetic org (hold out the last 90 days, forecast them from before): total absolute
-error of daily means 9,083 GPU-days with the default candidates vs 10,616 for SeasonalNaive(7) alone
-(-14%); 180 days: 23,349 vs 26,113 (-11%). The p10-p90 band held 83% of held-out days (90 days) and
-79% (180 days). ``RandomWalkWithDrift`` is available but not a default: on step-shaped training series it
-wins short CV windows and then runs away (270-day hold-out: 2x the seasonal naive error on the largest
-series). ``AutoETS`` with a 7-day season is available but about 3x slower than all defaults together.
+Trend
+-----
+Growth is defined once, by :func:`annual_growth`: ``exp(365.25 x b) - 1`` with ``b`` the least-squares
+slope of ``ln(daily GPUs)`` per day. :func:`growth_check` applies it to the last 365 days of history and
+the first 365 forecast days, per GPU model and for the organisation.
+
+With ``trend="estimated"`` (the default) :func:`estimate_trend` works on the last ``min(365, history)``
+days: per GPU model, its teams' daily GPUs are summed (a team that starts late or winds down counts), cut
+into 7-day blocks back from the last day, and the slope of ``ln(weekly mean)`` is fitted by Theil-Sen
+(robust to a few weeks of large jobs; its 95% interval gives the standard error ``se``). A series with at
+least ``trend_min_days`` of positive weekly means gets its own rate the same way; others take the GPU
+model's. The series' log-rates of a GPU model are then shifted by one constant so that the model's total
+(each series at its last-28-day level) grows by the GPU model's rate over a year: how fast a GPU model
+grows comes from its total, how that growth splits across its teams from their own trends. The models
+are fitted (and cross-validated) on the history divided by ``(1 + own rate) ** years`` before the last day,
+so a model with its own drift does not count the trend twice and the CV residuals are those of the
+series' own dynamics; the forecast is multiplied by ``(1 + rate) ** years`` after the last day with the
+shifted rate. ``unadjusted`` is the detrended models' output; :attr:`LongTermForecast.trend` holds every
+rate and ``adjustments`` lists one ``trend`` row per series. The rate's uncertainty is added to the
+quantiles (:func:`widen_for_trend`: ``sd = se x years`` on the log scale, in quadrature with the
+conformal distance from p50; ``mean`` and ``p50`` unchanged). The rate is extrapolated unchanged over the
+whole horizon (no damping: 18 months of history cannot tell how long a growth rate lasts); the ``growth``
+and ``team_growth`` settings, negative ones included, temper or raise it.
+
+A history shorter than ``trend_min_days`` (180) gets no trend and says so in ``notes``. Measured on the
+synthetic org (weekly origins Aug 2024 - Jun 2025): four more weeks of data move a GPU model's estimated
+log-rate by 0.39 on average with 90-120 days of history, 0.18 with 120-150, 0.07 with 150-180 and 0.03
+beyond 180, so a rate from less than half a year still swings a 1-year forecast by 10-40% month to month.
+(A trend from 98-158 days would have helped the 90-day ``short`` hold-outs, 0.916 vs 0.972 x the seasonal
+naive error; that horizon cannot show what an unstable rate does to a 1- to 3-year term.)
+
+Measured on the synthetic org (``benchmarks/longterm_accuracy.py``, docs/benchmarks.md): history to
+2025-11-30, rates A100 -12.4%, A10G +2.1%, H100 +117.8%, L4 +83.2% a year; the forecast's growth matches
+each GPU model's history within 0.5 points (A100 -11.9% / -11.9%, A10G +1.6% / +1.4%, H100 +117.5% /
++117.1%, L4 +82.5% / +82.6%). The organisation grew +37.8% and its forecast grows +56.7%: with H100 doubling
+and A100 shrinking the mix shifts to the fast growers (each GPU model at its own history growth implies
++57.1% on today's mix), so no forecast keeps both every GPU model's growth and the total's here. Hold-outs
+(absolute error of daily means over all series and days, ÷ SeasonalNaive(7) fitted on the same days):
+tuning (five 90/180-day hold-outs ending by 2025-06-03) 1.000 with the trend vs 0.996 without, p10-p90
+coverage 0.767 vs 0.733, mean |bias| per GPU model 7.9% vs 9.6%; reporting (the last 90, 180 and 365 days)
+0.754 vs 0.886, coverage 0.859 vs 0.792, bias 5.2% vs 11.0%. Without the trend: last 90 days 9,083 vs 10,616
+GPU-days (-14%), 180 days 23,349 vs 26,113 (-11%), coverage 83% / 79%.
 
 Quantiles are conformal, from the chosen model's CV residuals ``r = y - forecast`` of that series:
 ``p_q(k) = mean(k) + median(r) + (Q_q(r) - median(r)) * sqrt(max(k, H/2) / (H/2))`` for step ``k`` and
 CV window length ``H``: the pooled residuals of steps 1..H stand for the average step H/2, and the
 spread grows like a random walk's beyond it (an assumption, stated here because 12-36 months ahead
-cannot be cross-validated on 18 months of history; on the 270-day hold-out the p10-p90 band held 74% of
-days, so the far end is still somewhat narrow). Quantiles are sorted and clipped at 0. Weekly
-granularity calibrates the bands on weekly means, so they are too narrow for single days.
+cannot be cross-validated on 18 months of history). Quantiles are sorted and clipped at 0. Weekly
+granularity calibrates the bands on weekly means, so they are too narrow for single days. The trend
+multiplies every quantile by the same factor, so it keeps the bands' width relative to the level and
+adds its own uncertainty on top (small: on every hold-out it moves coverage by at most 0.2 points; a year
+ahead of 2025-11-30 the H100 band is 181-1,551 GPUs around a mean of 625, three years ahead its p10 drops
+from 352 to 219). The mean lies outside p10-p90 only where a series' CV residuals are one-sided on more
+than 90% of CV days (a ramping series without a trend: ``code-assist`` L4 with ``trend="none"``, 42 of
+365 days) or where usage is intermittent (mean above p90 when usage happens on fewer than 10% of days);
+with the default trend it lies inside on every row of the synthetic year and of the 38,560 rows of the
+tuning, short and reporting hold-outs.
 
 Adjustments (applied after the model, in this order, and listed in ``LongTermForecast.adjustments``):
 
-1. Growth: every value of a series is multiplied by ``(1 + rate) ** (years since the forecast start)``,
+1. Trend (kind ``trend``): every value of a series is multiplied by ``(1 + rate) ** years`` with
+   ``years = (date - last history day) / 365.25 days`` (see Trend).
+2. Growth: every value of a series is multiplied by ``(1 + rate) ** (years since the forecast start)``,
    ``years = (date - start) / 365.25 days``; ``rate`` is ``team_growth``'s rate for the team, else the
-   org-wide ``growth``. It comes on top of the model's own trend (0 = trust the model).
-2. Planned events (:mod:`forecasting.events`): absolute GPU changes, not scaled by growth.
+   org-wide ``growth``. It comes on top of the estimated trend (0 = trust the trend).
+3. Planned events (:mod:`forecasting.events`): absolute GPU changes, not scaled by trend or growth; a
+   ``wind_down`` takes the series to 0 whatever the trend.
 
 Load-duration-curve contract (consumed by the optimizer)
 ---------------------------------------------------------
@@ -80,6 +130,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from statsforecast import StatsForecast
 from statsforecast.models import (
     MSTL,
@@ -133,6 +184,8 @@ LDC_COLUMNS = (SCENARIO, MONTH, BIN, LEVEL_GPUS, HOURS, MIN_GPUS, MAX_GPUS)
 DEFAULT_QUANTILES = (0.05, 0.10, 0.50, 0.90, 0.95)
 GRANULARITIES = ("daily", "weekly")
 DAYS_PER_YEAR = 365.25
+TRENDS = ("estimated", "none")
+TREND_METHODS = ("theil_sen", "least_squares")
 
 
 def quantile_column(q: float) -> str:
@@ -244,11 +297,26 @@ class LongTermConfig:
         cv_windows: rolling-origin windows used to choose a model and calibrate the quantiles.
         cv_horizon_days: length of each CV window in days (default min(horizon, 91)).
         history_days: fit on at most this many most recent days (``None`` = all).
-        growth: org-wide annual growth on top of the model's trend (0.1 = +10%/year, compounding).
+        growth: org-wide annual growth on top of the estimated trend (0.1 = +10%/year, compounding).
         team_growth: ``(team, rate)`` pairs that replace ``growth`` for those teams.
         profile_weeks: recent weeks the hour-of-week profile is built from.
         quantiles: quantile levels of the output (columns ``pNN``); must include 0.1, 0.5 and 0.9.
         n_jobs: processes statsforecast may use.
+        trend: ``estimated`` (default: a growth rate per GPU model and series estimated from the
+            history, see :func:`estimate_trend`) or ``none`` (the models' output as is, the forecast
+            from before the trend existed).
+        trend_window_days: the trend is estimated on at most this many most recent days.
+        trend_min_days: shortest history (days) a trend is estimated from; shorter = no trend.
+        trend_method: slope of the log weekly means by ``theil_sen`` or ``least_squares``.
+        trend_series_weight: weight of a series' own log-rate against its GPU model's (0 = every series
+            gets its GPU model's rate).
+        trend_calibrate: shift the series' rates so each GPU model's total grows at the GPU model's rate.
+        widen_short_history: series too short to cross-validate get a random-walk range from their
+            hour-to-hour changes (the hourly engine's short-history rule) instead of their model's own intervals.
+        spread_growth: exponent of the quantiles' growth beyond half the CV window (spread x (step / (H/2)) **
+            spread_growth; 0.5 = a random walk's, 0 = the CV window's spread at every lead time).
+            The last four are tuning knobs; their defaults were chosen on the tuning hold-outs of
+            ``benchmarks/longterm_accuracy.py``.
     """
 
     horizon_days: int = 365
@@ -262,6 +330,14 @@ class LongTermConfig:
     profile_weeks: int = 8
     quantiles: tuple[float, ...] = DEFAULT_QUANTILES
     n_jobs: int = 1
+    trend: str = "estimated"
+    trend_window_days: int = 365
+    trend_min_days: int = 180
+    trend_method: str = "theil_sen"
+    trend_series_weight: float = 1.0
+    trend_calibrate: bool = True
+    spread_growth: float = 0.5
+    widen_short_history: bool = True
 
     def __post_init__(self) -> None:
         if self.horizon_days < 1:
@@ -289,6 +365,16 @@ class LongTermConfig:
             raise ValueError("quantiles must be increasing and between 0 and 1")
         if not {0.1, 0.5, 0.9} <= set(qs):
             raise ValueError("quantiles must include 0.1, 0.5 and 0.9 (the forecast contract)")
+        if self.trend not in TRENDS:
+            raise ValueError(f"trend must be one of {', '.join(TRENDS)}")
+        if self.trend_method not in TREND_METHODS:
+            raise ValueError(f"trend_method must be one of {', '.join(TREND_METHODS)}")
+        if self.trend_min_days < 28 or self.trend_window_days < self.trend_min_days:
+            raise ValueError("trend_min_days must be at least 28 and trend_window_days at least trend_min_days")
+        if not (math.isfinite(self.spread_growth) and 0 <= self.spread_growth <= 1):
+            raise ValueError("spread_growth must be between 0 and 1 (0.5 = random walk)")
+        if not 0 <= self.trend_series_weight <= 1:
+            raise ValueError("trend_series_weight must be between 0 and 1")
 
     @property
     def candidate_names(self) -> tuple[str, ...]:
@@ -320,15 +406,20 @@ class LongTermForecast:
 
     Attributes:
         daily: ``team, gpu_type, date, mean, p05, p10, p50, p90, p95, model`` (GPUs averaged over the
-            UTC day; growth and events applied).
-        unadjusted: the same frame straight from the models (before growth and events).
+            UTC day; trend, growth and events applied).
+        unadjusted: the same frame straight from the models fitted on the detrended history (before
+            trend, growth and events; equal to ``daily`` without any adjustment).
         selection: one row per series: ``team, gpu_type, model, cv_mae, seasonal_naive_mae,
             cv_windows, cv_horizon_days, history_days`` (MAE in GPUs of daily means; NaN without CV).
         cv_scores: CV MAE of every candidate per series (``team, gpu_type, model, cv_mae``).
-        adjustments: growth and event adjustments (:data:`forecasting.events.ADJUSTMENT_COLUMNS`).
+        adjustments: trend, growth and event adjustments (:data:`forecasting.events.ADJUSTMENT_COLUMNS`).
         profile: hour-of-week ratios (:data:`PROFILE_COLUMNS`), see :func:`build_profile`.
         start: first forecast day (00:00 UTC).
         config: the settings used.
+        trend: the estimated trend, one row per series (:data:`TREND_COLUMNS`, see :func:`estimate_trend`);
+            every rate 0 with ``trend="none"`` or a history too short.
+        history: the daily history the models were fitted on (``team, gpu_type, date, gpus``, GPUs
+            averaged over the UTC day, before detrending).
         notes: what was dropped, padded or simplified.
     """
 
@@ -340,6 +431,8 @@ class LongTermForecast:
     profile: pd.DataFrame
     start: pd.Timestamp
     config: LongTermConfig
+    trend: pd.DataFrame
+    history: pd.DataFrame
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def hourly(self, *, samples: bool = False) -> pd.DataFrame:
@@ -350,6 +443,10 @@ class LongTermForecast:
                             scenarios: Sequence[str] | None = None) -> pd.DataFrame:
         """Monthly load-duration curves of the adjusted forecast (see :func:`load_duration_curve`)."""
         return load_duration_curve(self.daily, self.profile, bins=bins, by=by, scenarios=scenarios)
+
+    def growth_check(self, days: int = 365) -> pd.DataFrame:
+        """The history's growth vs the forecast's per GPU model and for the organisation (:func:`growth_check`)."""
+        return growth_check(self, days)
 
 
 # --- history --------------------------------------------------------------------------------------
@@ -510,15 +607,16 @@ def _cv_plan(length: int, models: tuple[str, ...], granularity: str, windows: in
 
 
 def _conformal(point: np.ndarray, steps: np.ndarray, resid: np.ndarray, quantiles: tuple[float, ...],
-               h_cv: int) -> np.ndarray:
-    """(len(point), len(quantiles)) conformal quantiles; the spread grows like sqrt(step) beyond ``h_cv / 2``."""
+               h_cv: int, growth: float = 0.5) -> np.ndarray:
+    """(len(point), len(quantiles)) conformal quantiles; the spread grows like ``step ** growth`` beyond
+    ``h_cv / 2`` (0.5: like a random walk's)."""
     resid = resid[np.isfinite(resid)]
     if resid.size == 0:
         return np.repeat(point[:, None], len(quantiles), axis=1)
     med = float(np.median(resid))
     spread = np.quantile(resid, quantiles) - med
     ref = h_cv / 2.0  # pooled residuals of steps 1..H stand for the average step, H / 2
-    grow = np.sqrt(np.maximum(steps, ref) / ref)
+    grow = np.power(np.maximum(steps, ref) / ref, growth)
     return point[:, None] + med + grow[:, None] * spread[None, :]
 
 
@@ -601,6 +699,42 @@ def _fit_predict(long: pd.DataFrame, config: LongTermConfig, say: Progress,
     return fc, pd.concat(sel_parts, ignore_index=True), scores
 
 
+def _walk_uncrossvalidated(fc: pd.DataFrame, selection: pd.DataFrame, usage: pd.DataFrame, config: LongTermConfig,
+                           notes: list[str]) -> pd.DataFrame:
+    """Series too short to cross-validate get the engine's short-history range instead of their model's own
+    intervals (zero-width from a few days): around the point forecast, a normal band of standard deviation
+    ``sqrt(floor^2 + rate x hours ahead)`` GPUs, with ``floor`` the history's hourly standard deviation and
+    ``rate`` the random walk of :func:`forecasting.paths.walk_rate` (from the mean absolute hour-to-hour change
+    over the last week), as :mod:`forecasting.engine` widens short hourly forecasts. Never narrower further ahead."""
+    from scipy import stats
+
+    from forecasting.engine import noise_scale
+    from forecasting.paths import spread_floor, walk_rate
+
+    short = selection.loc[selection["cv_windows"] == 0, S.UID]
+    if short.empty:
+        return fc
+    hourly = S.to_long(usage)
+    hourly = hourly[hourly[S.UID].isin(set(short))]
+    noise = noise_scale(hourly).reindex(short).to_numpy(float)
+    floor = spread_floor(hourly[S.Y].to_numpy(float), hourly[S.UID].to_numpy()).reindex(short).fillna(0.0)
+    rate = dict(zip(short, walk_rate(noise), strict=True))
+    base = dict(zip(short, floor.to_numpy(float), strict=True))
+    rows = fc[S.UID].isin(set(short)).to_numpy()
+    uid = fc.loc[rows, S.UID].to_numpy()
+    hours_ahead = fc.loc[rows, "step"].to_numpy(float) * 24.0 * config.period_days
+    sd = np.sqrt(np.array([base[u] for u in uid]) ** 2 + np.array([rate[u] for u in uid]) * hours_ahead)
+    z = stats.norm.ppf(np.asarray(config.quantiles, dtype=float))
+    point = fc.loc[rows, S.MEAN].to_numpy(float)
+    fc.loc[rows, list(config.quantile_columns)] = np.clip(point[:, None] + sd[:, None] * z[None, :], 0.0, None)
+    flat = sorted(str(u).replace(S.UID_SEP, " / ") for u in short if rate[u] == 0 and base[u] == 0)
+    notes.append(f"{len(short)} series too short to cross-validate: their range is a random walk from their "
+                 "hour-to-hour changes, growing with lead time (as the hourly engine widens short histories)"
+                 + (f"; no range could be estimated for {', '.join(flat[:5])} (no change in their history)"
+                    if flat else ""))
+    return fc
+
+
 def _fitted(models: Sequence[str], granularity: str) -> list[str]:
     """The statsforecast models to fit for ``models``: ensembles are replaced by their members."""
     out: list[str] = []
@@ -636,7 +770,7 @@ def _predict(part: pd.DataFrame, model: str, h: int, config: LongTermConfig, res
         for uid in pd.unique(uid_arr):
             rows = uid_arr == uid
             r = resid.loc[[uid]].to_numpy(float) if uid in resid.index else np.array([])
-            quant[rows] = _conformal(point[rows], steps[rows], r, qs, h_cv)
+            quant[rows] = _conformal(point[rows], steps[rows], r, qs, h_cv, config.spread_growth)
     out = pd.DataFrame({S.UID: fc[S.UID].to_numpy(), "step": steps, S.MODEL: model, S.MEAN: point})
     for j, col in enumerate(qcols):
         out[col] = quant[:, j]
@@ -692,6 +826,279 @@ def apply_growth(frame: pd.DataFrame, growth: float = 0.0, team_growth: Sequence
     return out, adj
 
 
+# --- trend --------------------------------------------------------------------------------------------
+RATE = "rate"
+SERIES_RATE = "series_rate"
+GPU_TYPE_RATE = "gpu_type_rate"
+GPU_TYPE_RATE_SE = "gpu_type_rate_se"
+WINDOW_START = "window_start"
+WINDOW_END = "window_end"
+FIT_RATE = "fit_rate"
+TREND_COLUMNS = (S.TEAM, S.GPU_TYPE, RATE, FIT_RATE, SERIES_RATE, GPU_TYPE_RATE, GPU_TYPE_RATE_SE, WINDOW_START,
+                 WINDOW_END)
+"""Columns of :attr:`LongTermForecast.trend`: annual rates (0.3 = +30%/year, compounding): ``rate`` put on
+the forecast, ``fit_rate`` the history was detrended with, ``series_rate`` the series' own estimate (NaN
+when it has none), ``gpu_type_rate`` its GPU model's; ``gpu_type_rate_se`` is the standard error of the GPU
+model's log-rate per year; the window holds the days the GPU model's rate was estimated on (from its first
+day of usage in the last ``trend_window_days``; NaT: no trend)."""
+LEVEL_DAYS = 28
+"""Days of a series' recent level used to weight its rate when the GPU model's total is calibrated."""
+
+
+def annual_growth(values: Sequence[float] | np.ndarray) -> float:
+    """Growth of consecutive daily values as an annual rate: THE definition used to check the trend.
+
+    ``exp(365.25 x b) - 1`` where ``b`` is the least-squares slope of ``ln(value)`` on the day number
+    (values in GPUs averaged over the day, i.e. GPU-hours / 24; days <= 0 or NaN are left out). The same
+    function measures the last 365 days of history and the first 365 days of a forecast
+    (:func:`growth_check`).
+
+    Returns:
+        The annual rate (0.3 = +30%/year), NaN with fewer than 2 usable days.
+    """
+    v = np.asarray(values, dtype=float)
+    day = np.arange(v.size, dtype=float)
+    ok = np.isfinite(v) & (v > 0)
+    if ok.sum() < 2:
+        return float("nan")
+    return float(np.expm1(np.polyfit(day[ok], np.log(v[ok]), 1)[0] * DAYS_PER_YEAR))
+
+
+def _log_rate(values: np.ndarray, method: str) -> tuple[float, float]:
+    """(log-rate per year, its standard error) of consecutive daily values ending on the anchor day.
+
+    The values are averaged over 7-day blocks counted back from the last day (an incomplete oldest block
+    is dropped); the slope of ``ln(weekly mean)`` on time is fitted by Theil-Sen (robust to a few weeks of
+    large jobs) or least squares. NaN without 8 blocks or with a block of 0 GPUs (intermittent series).
+    """
+    n = values.size // 7
+    if n < 8:
+        return float("nan"), float("nan")
+    weekly = values[values.size - 7 * n:].reshape(n, 7)
+    if np.isnan(weekly).any():
+        return float("nan"), float("nan")
+    wk = weekly.mean(axis=1)
+    if (wk <= 0).any():
+        return float("nan"), float("nan")
+    x = 7.0 * np.arange(n, dtype=float) / DAYS_PER_YEAR  # years
+    y = np.log(wk)
+    if method == "theil_sen":
+        slope, _, lo, hi = stats.theilslopes(y, x, alpha=0.95)
+        return float(slope), float((hi - lo) / (2 * 1.96))
+    coef, cov = np.polyfit(x, y, 1, cov=True)
+    return float(coef[0]), float(np.sqrt(cov[0, 0]))
+
+
+def estimate_trend(history: pd.DataFrame, config: LongTermConfig, *,
+                   end: pd.Timestamp | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Annual growth rate per series, estimated per GPU model from the recent history.
+
+    1. Window: the last ``min(trend_window_days, history length)`` days up to ``end``; a history shorter
+       than ``trend_min_days`` gets no trend (every rate 0, said in the notes).
+    2. GPU model: its teams' daily GPUs are summed (a team that starts late adds 0 before its start) and
+       :func:`_log_rate` fits the log-rate of the weekly means from its first day of usage in the window,
+       if that leaves ``trend_min_days`` and no week without usage (else no trend for it, in the notes).
+    3. Series: a series present for ``trend_min_days`` of the window with usage in every week gets its
+       own rate the same way; its log-rate is ``w x own + (1 - w) x GPU model's``
+       (``w = trend_series_weight``); the others (young or intermittent series) take the GPU model's.
+       This is ``fit_rate``, the rate the series' history is detrended with before the models are fitted.
+    4. With ``trend_calibrate`` the series' log-rates of each GPU model are shifted by one constant so that
+       the model's total, with each series at its level of the last :data:`LEVEL_DAYS` days, grows by the
+       GPU model's rate over a year. This is ``rate``, the one put on the forecast.
+
+    Args:
+        history: daily history ``team, gpu_type, date, gpus`` (as from :func:`to_daily`).
+        config: the forecast settings (``trend_*``).
+        end: the anchor (last history day); default the last date.
+
+    Returns:
+        ``(trend frame with`` :data:`TREND_COLUMNS` ``, notes)``.
+    """
+    keys = history[[S.TEAM, S.GPU_TYPE]].drop_duplicates().sort_values([S.TEAM, S.GPU_TYPE]).reset_index(drop=True)
+    end = pd.Timestamp(history[DATE].max() if end is None else end)
+    span = int((end - pd.Timestamp(history[DATE].min())) // pd.Timedelta(days=1)) + 1
+    out = keys.assign(**{RATE: 0.0, FIT_RATE: 0.0, SERIES_RATE: np.nan, GPU_TYPE_RATE: 0.0, GPU_TYPE_RATE_SE: np.nan,
+                         WINDOW_START: pd.NaT, WINDOW_END: pd.NaT})
+    notes: list[str] = []
+    if config.trend == "none":
+        return out, notes
+    if span < config.trend_min_days:
+        notes.append(f"no trend: {span} days of history, a trend needs at least {config.trend_min_days}")
+        return out, notes
+    days = min(config.trend_window_days, span)
+    first = end - pd.Timedelta(days=days - 1)
+    win = history[(history[DATE] >= first) & (history[DATE] <= end)]
+    sid = pd.MultiIndex.from_frame(keys).get_indexer(pd.MultiIndex.from_frame(win[[S.TEAM, S.GPU_TYPE]]))
+    grid = np.full((len(keys), days), np.nan)
+    grid[sid, ((win[DATE] - first) // pd.Timedelta(days=1)).to_numpy()] = win[S.GPUS].to_numpy(float)
+    level = np.nan_to_num(grid[:, -LEVEL_DAYS:]).mean(axis=1)
+    own = np.full(len(keys), np.nan)
+    for i in range(len(keys)):
+        row = grid[i]
+        present = np.flatnonzero(~np.isnan(row))
+        if present.size and days - present[0] >= config.trend_min_days:
+            own[i] = _log_rate(row[present[0]:], config.trend_method)[0]
+    rho = np.zeros(len(keys))
+    fit = np.zeros(len(keys))
+    w = config.trend_series_weight
+    short: list[str] = []
+    for gpu, idx in keys.groupby(S.GPU_TYPE).indices.items():
+        total = np.nansum(grid[idx], axis=0)
+        used = np.flatnonzero(total > 0)
+        g_rho, g_se = (_log_rate(total[used[0]:], config.trend_method) if used.size
+                       and days - used[0] >= config.trend_min_days else (float("nan"), float("nan")))
+        if not np.isfinite(g_rho):
+            short.append(str(gpu))
+            continue
+        r = np.where(np.isfinite(own[idx]), w * own[idx] + (1 - w) * g_rho, g_rho)
+        fit[idx] = r
+        if config.trend_calibrate and level[idx].sum() > 0:
+            r = r + (np.log(level[idx].sum()) + g_rho - np.log((level[idx] * np.exp(r)).sum()))
+        rho[idx] = r
+        out.loc[idx, GPU_TYPE_RATE] = float(np.expm1(g_rho))
+        out.loc[idx, GPU_TYPE_RATE_SE] = g_se
+        out.loc[idx, WINDOW_START] = first + pd.Timedelta(days=int(used[0]))
+        out.loc[idx, WINDOW_END] = end
+    if short:
+        notes.append(f"no trend for {', '.join(short)}: less than {config.trend_min_days} days of usage "
+                     "(or weeks without any)")
+    out[RATE] = np.expm1(rho)
+    out[FIT_RATE] = np.expm1(fit)
+    out[SERIES_RATE] = np.expm1(own)
+    return out, notes
+
+
+def _trend_factor(frame: pd.DataFrame, trend: pd.DataFrame, anchor: pd.Timestamp, column: str = RATE) -> np.ndarray:
+    """Per row: ``(1 + rate of its series) ** ((date - anchor) / 365.25 days)`` (1 for unknown series)."""
+    rate = frame[[S.TEAM, S.GPU_TYPE]].merge(trend[[S.TEAM, S.GPU_TYPE, column]], how="left",
+                                              on=[S.TEAM, S.GPU_TYPE])[column].fillna(0.0).to_numpy(float)
+    years = ((pd.to_datetime(frame[DATE]) - anchor) / pd.Timedelta(days=DAYS_PER_YEAR)).to_numpy(float)
+    return np.power(1.0 + rate, years)
+
+
+def apply_trend(frame: pd.DataFrame, trend: pd.DataFrame, anchor: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Re-trend a (detrended) daily forecast: every value of a series times ``(1 + rate) ** years``.
+
+    Args:
+        frame: daily forecast frame (``mean`` and ``pNN`` columns are scaled).
+        trend: :attr:`LongTermForecast.trend` (``team, gpu_type, rate``).
+        anchor: the last history day (factor 1); ``years = (date - anchor) / 365.25 days``.
+
+    Returns:
+        ``(trended frame, adjustments)`` with one ``trend`` adjustment per series whose rate is not 0.
+    """
+    out = frame.copy()
+    if out.empty:
+        return out, empty_adjustments()
+    factor = _trend_factor(out, trend, anchor)
+    cols = value_columns(out, None)
+    before = out[S.MEAN].to_numpy(float).copy()
+    out[cols] = out[cols].to_numpy(float) * factor[:, None]
+    delta = pd.Series((out[S.MEAN].to_numpy(float) - before) * 24.0)  # GPUs over a day -> GPU-hours
+    delta = delta.groupby([out[S.TEAM].to_numpy(), out[S.GPU_TYPE].to_numpy()]).sum()
+    start = pd.Timestamp(out[DATE].min())
+    end = pd.Timestamp(out[DATE].max()) + pd.Timedelta(days=1)
+    rows = []
+    for t in trend[trend[RATE] != 0].itertuples(index=False):
+        team, gpu, rate = getattr(t, S.TEAM), getattr(t, S.GPU_TYPE), float(getattr(t, RATE))
+        if (team, gpu) not in delta.index:
+            continue
+        own = getattr(t, SERIES_RATE)
+        how = (f"GPU model {getattr(t, GPU_TYPE_RATE):+.1%}" +
+               ("" if not np.isfinite(own) else f", series {own:+.1%}"))
+        rows.append({S.TEAM: team, S.GPU_TYPE: gpu, START: start, END: end, KIND: "trend", VALUE: rate,
+                     DELTA_GPU_HOURS: float(delta[(team, gpu)]), SOURCE: "trend (estimated)",
+                     NOTE: f"{rate:+.1%}/year compounding from {anchor:%Y-%m-%d}, estimated on "
+                           f"{getattr(t, WINDOW_START):%Y-%m-%d}..{getattr(t, WINDOW_END):%Y-%m-%d} ({how})"})
+    adj = pd.DataFrame(rows, columns=list(ADJUSTMENT_COLUMNS)) if rows else empty_adjustments()
+    return out, adj
+
+
+def widen_for_trend(frame: pd.DataFrame, trend: pd.DataFrame, anchor: pd.Timestamp,
+                    quantiles: Sequence[float]) -> pd.DataFrame:
+    """Add the uncertainty of the estimated rate to the quantiles of a trended daily forecast.
+
+    The GPU model's log-rate has standard error ``se`` (:data:`GPU_TYPE_RATE_SE`), so ``y`` years ahead the
+    trend factor is uncertain by ``sd = se x y`` on the log scale. Each quantile's distance from ``p50``
+    is combined in quadrature with ``mean x |exp(z_q x sd) - 1|`` (``z_q`` the normal quantile):
+    ``p_q = p50 + sign(z_q) x sqrt(d_q^2 + t_q^2)``. ``p50`` and ``mean`` are unchanged; quantiles are
+    sorted and clipped at 0 afterwards.
+    """
+    out = frame.copy()
+    qs = [q for q in quantiles if abs(q - 0.5) > 1e-9]
+    if out.empty or not qs or 0.5 not in quantiles:
+        return out
+    se = out[[S.TEAM, S.GPU_TYPE]].merge(trend[[S.TEAM, S.GPU_TYPE, GPU_TYPE_RATE_SE]], how="left",
+                                          on=[S.TEAM, S.GPU_TYPE])[GPU_TYPE_RATE_SE].fillna(0.0).to_numpy(float)
+    years = np.maximum(((pd.to_datetime(out[DATE]) - anchor) / pd.Timedelta(days=DAYS_PER_YEAR)).to_numpy(float), 0)
+    sd = se * years
+    if not (sd > 0).any():
+        return out
+    mean, p50 = out[S.MEAN].to_numpy(float), out[quantile_column(0.5)].to_numpy(float)
+    cols = [quantile_column(q) for q in quantiles]
+    values = out[cols].to_numpy(float)
+    for j, q in enumerate(quantiles):
+        if abs(q - 0.5) < 1e-9:
+            continue
+        z = float(stats.norm.ppf(q))
+        extra = mean * np.abs(np.expm1(z * sd))
+        values[:, j] = p50 + np.sign(z) * np.hypot(values[:, j] - p50, extra)
+    out[cols] = np.clip(np.sort(values, axis=1), 0.0, None)
+    return out
+
+
+def growth_check(result: LongTermForecast, days: int = 365) -> pd.DataFrame:
+    """The history's growth vs the forecast's, for the organisation and each GPU model.
+
+    Both sides use :func:`annual_growth` on daily totals (GPUs averaged over the day, summed over teams):
+    the last ``days`` days of :attr:`LongTermForecast.history` and the first ``days`` days of
+    :attr:`LongTermForecast.daily` (as delivered: trend, growth and events applied).
+
+    ``mix_growth`` is what the history implies for the forecast when each GPU model keeps its own history
+    growth: for a GPU model it is its ``history_growth``; for the organisation it is the growth of
+    ``sum over GPU models of level x (1 + history_growth) ** years`` over the forecast days (``level`` = the
+    model's mean of the last 28 history days; a GPU model without a history growth counts as 0). It differs
+    from the organisation's own history growth when the GPU models grow at different rates: the faster
+    ones gain share, so the total accelerates.
+
+    A side shorter than the config's ``trend_min_days`` (days with usage / forecast days) is not annualised
+    (NaN): a month's growth raised to a yearly rate means nothing.
+
+    Returns:
+        ``level`` (``organisation`` or the GPU model), ``history_growth``, ``forecast_growth``, ``mix_growth``,
+        ``difference_pp`` (forecast - history, percentage points), ``mix_difference_pp`` (forecast - mix),
+        ``history_days`` (days with usage), ``forecast_days``.
+    """
+    min_days = result.config.trend_min_days
+
+    def growth(values: pd.Series) -> float:
+        return annual_growth(values.to_numpy()) if int((values > 0).sum()) >= min_days else float("nan")
+
+    hist, fc = result.history, result.daily
+    end = pd.Timestamp(hist[DATE].max())
+    grid = pd.date_range(end - pd.Timedelta(days=days - 1), end)
+    hist = hist[hist[DATE] >= grid[0]]
+    fc = fc[fc[DATE] < result.start + pd.Timedelta(days=days)]
+    gpus = sorted(set(hist[S.GPU_TYPE]) | set(fc[S.GPU_TYPE]))
+    h_tot = hist.pivot_table(index=DATE, columns=S.GPU_TYPE, values=S.GPUS, aggfunc="sum").reindex(
+        index=grid, columns=gpus).fillna(0.0)
+    f_tot = fc.pivot_table(index=DATE, columns=S.GPU_TYPE, values=S.MEAN, aggfunc="sum").reindex(
+        columns=gpus).fillna(0.0)
+    h_growth = {g: growth(h_tot[g]) for g in gpus}
+    level = h_tot.iloc[-LEVEL_DAYS:].mean()
+    years = ((f_tot.index - end) / pd.Timedelta(days=DAYS_PER_YEAR)).to_numpy(float)
+    implied = pd.Series(sum(level[g] * np.power(1.0 + np.nan_to_num(h_growth[g]), years) for g in gpus),
+                        index=f_tot.index)
+    rows = []
+    for name, h, f, mix in [("organisation", h_tot.sum(axis=1), f_tot.sum(axis=1), growth(implied)),
+                            *((g, h_tot[g], f_tot[g], h_growth[g]) for g in gpus)]:
+        hg, fg = growth(h), growth(f)
+        rows.append({"level": name, "history_growth": hg, "forecast_growth": fg, "mix_growth": mix,
+                     "difference_pp": 100 * (fg - hg), "mix_difference_pp": 100 * (fg - mix),
+                     "history_days": int((h > 0).sum()), "forecast_days": len(f)})
+    return pd.DataFrame(rows)
+
+
 # --- the long-term forecast ----------------------------------------------------------------------------
 def forecast_longterm(usage: pd.DataFrame, config: LongTermConfig | None = None, *,
                       events: Sequence[Event] | None = None, progress: Progress | None = None) -> LongTermForecast:
@@ -699,8 +1106,8 @@ def forecast_longterm(usage: pd.DataFrame, config: LongTermConfig | None = None,
 
     Args:
         usage: canonical hourly usage frame (see ``forecasting.schema.validate_usage``).
-        config: settings; default one year ahead with daily models and no growth.
-        events: planned events (:func:`forecasting.events.load_events`) applied after growth.
+        config: settings; default one year ahead with daily models, the estimated trend and no growth.
+        events: planned events (:func:`forecasting.events.load_events`) applied after trend and growth.
         progress: optional callback receiving one line per step.
 
     Returns:
@@ -728,16 +1135,27 @@ def forecast_longterm(usage: pd.DataFrame, config: LongTermConfig | None = None,
     say(f"hour-of-week profile from the last {config.profile_weeks} weeks")
     profile = build_profile(usage, config.profile_weeks, end=end)
 
+    history = daily[[S.TEAM, S.GPU_TYPE, DATE, S.GPUS]].reset_index(drop=True)
+    trend, trend_notes = estimate_trend(history, config, end=end)
+    notes.extend(trend_notes)
+    if config.trend != "none":
+        say("trend per GPU model: " + ", ".join(
+            f"{g} {r:+.1%}/year" for g, r in trend.groupby(S.GPU_TYPE)[GPU_TYPE_RATE].first().items()))
+    # The models see the detrended history (level of the last day kept), so a model with its own drift
+    # does not add to the estimated trend; the trend is put back on the forecast below.
+    y = daily[S.GPUS].to_numpy(float) / _trend_factor(daily, trend, end, FIT_RATE)
     uid = S.series_id(daily[S.TEAM], daily[S.GPU_TYPE])
     offset = ((end - daily[DATE]) // pd.Timedelta(days=1)).to_numpy()  # 0 = last day
     if config.granularity == "daily":
-        long = pd.DataFrame({S.UID: uid.to_numpy(), S.DS: -offset, S.Y: daily[S.GPUS].to_numpy(float)})
+        long = pd.DataFrame({S.UID: uid.to_numpy(), S.DS: -offset, S.Y: y})
     else:
         block = offset // 7
-        long = (pd.DataFrame({S.UID: uid.to_numpy(), S.DS: -block, S.Y: daily[S.GPUS].to_numpy(float)})
+        long = (pd.DataFrame({S.UID: uid.to_numpy(), S.DS: -block, S.Y: y})
                 .groupby([S.UID, S.DS], as_index=False)[S.Y].mean())
     long = long.sort_values([S.UID, S.DS], kind="stable").reset_index(drop=True)
     fc, selection, scores = _fit_predict(long, config, say, notes)
+    if config.widen_short_history:
+        fc = _walk_uncrossvalidated(fc, selection, usage, config, notes)
 
     # periods -> days
     qcols = list(config.quantile_columns)
@@ -762,9 +1180,11 @@ def forecast_longterm(usage: pd.DataFrame, config: LongTermConfig | None = None,
     unadjusted[S.MODEL] = fc[S.MODEL].to_numpy()
     unadjusted = unadjusted.sort_values([S.TEAM, S.GPU_TYPE, DATE], kind="stable").reset_index(drop=True)
 
-    adjusted, adj_growth = apply_growth(unadjusted, config.growth, config.team_growth, start=start, time_col=DATE,
+    trended, adj_trend = apply_trend(unadjusted, trend, end)
+    trended = widen_for_trend(trended, trend, end, config.quantiles)
+    adjusted, adj_growth = apply_growth(trended, config.growth, config.team_growth, start=start, time_col=DATE,
                                         period=pd.Timedelta(days=1))
-    adj_parts = [adj_growth]
+    adj_parts = [adj_trend, adj_growth]
     if events:
         say(f"applying {len(events)} planned events")
         adjusted, adj_events = apply_events(adjusted, events, time_col=DATE, quantile_cols=qcols,
@@ -789,8 +1209,8 @@ def forecast_longterm(usage: pd.DataFrame, config: LongTermConfig | None = None,
         cv_scores = pd.DataFrame({S.TEAM: st.to_numpy(), S.GPU_TYPE: sg.to_numpy(),
                                   S.MODEL: scores[S.MODEL].to_numpy(), "cv_mae": scores["cv_mae"].to_numpy(float)})
     return LongTermForecast(daily=adjusted, unadjusted=unadjusted, selection=sel, cv_scores=cv_scores,
-                            adjustments=adjustments, profile=profile, start=start, config=config,
-                            notes=tuple(notes))
+                            adjustments=adjustments, profile=profile, start=start, config=config, trend=trend,
+                            history=history, notes=tuple(notes))
 
 
 # --- hourly view and load-duration curves ---------------------------------------------------------------
@@ -955,19 +1375,23 @@ class LongTermHoldout:
             GPU-hours (x 24), and the band coverages for ``selected``.
         holdout_start: first held-out day.
         seconds: wall time of the selected model's fit.
+        forecast: the forecast that was scored (fitted on the days before ``holdout_start``).
+        actual: the held-out days ``team, gpu_type, date, gpus`` (GPUs averaged over the day).
     """
 
     per_series: pd.DataFrame
     overall: pd.DataFrame
     holdout_start: pd.Timestamp
     seconds: float
+    forecast: LongTermForecast | None = None
+    actual: pd.DataFrame | None = None
 
 
 def holdout_longterm(usage: pd.DataFrame, holdout_days: int = 90, config: LongTermConfig | None = None,
                      baselines: Sequence[str] = ("SeasonalNaive", "Naive")) -> LongTermHoldout:
     """Fit on all but the last ``holdout_days`` complete days and score the daily forecasts of those days.
 
-    Each baseline is the single candidate fitted on the same training days (no growth, no events).
+    Each baseline is the single candidate fitted on the same training days (no trend, no growth, no events).
     """
     config = replace(config or LongTermConfig(), horizon_days=holdout_days, growth=0.0, team_growth=())
     end = last_full_day(usage[S.TIMESTAMP])
@@ -990,11 +1414,11 @@ def holdout_longterm(usage: pd.DataFrame, holdout_days: int = 90, config: LongTe
              "abs_err_gpu_hours": 24 * per["abs_err"].sum(), "coverage_p10_p90": m["in80"].mean(),
              "coverage_p05_p95": m["in90"].mean() if in90 else np.nan}]
     for base in baselines:
-        bfc = forecast_longterm(train, replace(config, models=(base,), cv_windows=0)).daily
+        bfc = forecast_longterm(train, replace(config, models=(base,), cv_windows=0, trend="none")).daily
         b = actual.merge(bfc, on=keys, how="inner")
         per[f"abs_err_{base}"] = (b[S.GPUS] - b[S.MEAN]).abs().groupby([b[S.TEAM], b[S.GPU_TYPE]]).sum()
         rows.append({"method": base, "abs_err_gpu_days": per[f"abs_err_{base}"].sum(),
                      "abs_err_gpu_hours": 24 * per[f"abs_err_{base}"].sum(),
                      "coverage_p10_p90": np.nan, "coverage_p05_p95": np.nan})
     return LongTermHoldout(per_series=per.reset_index(), overall=pd.DataFrame(rows), holdout_start=cut,
-                           seconds=seconds)
+                           seconds=seconds, forecast=sel, actual=actual.reset_index(drop=True))
