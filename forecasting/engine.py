@@ -21,6 +21,23 @@ How a forecast is made, per series (one long frame ``unique_id, ds, y`` througho
    past move together in the scenarios; each series' replay is rescaled to its blended quantile width,
    and beyond the CV window paths add the level shifts that followed a historical day
    (:mod:`forecasting.paths`).
+6. History short against the horizon (``ForecastConfig.widen_short_history``, on by default): a series is short
+   when the horizon goes beyond the hours its own CV errors checked (``checked``: the CV window length, 0
+   without CV errors) and either it has no CV errors although CV was attempted (its history was too short for
+   one window) or its history (hours observed before the origin, counted before ``history_hours`` trims the
+   fit) spans fewer than :data:`forecasting.paths.SHORT_HISTORY_FACTOR` (4) horizons: it has seen too little
+   to calibrate its range at that lead time. Its quantiles and sample paths are widened beyond
+   what CV could check: a Gaussian random walk of variance ``rate x (lead - checked)`` GPUs^2 (lead in hours) is
+   added in quadrature to the calibrated band, with ``rate = (WALK_NOISE_FACTOR x noise)^2`` GPUs^2 per hour
+   and ``noise`` the series' mean absolute hour-to-hour change over the fitted history, so the spread grows like
+   the square root of lead time and is never narrower at a longer lead; a series without CV errors first gets
+   its history's hourly standard deviation (GPUs) as the band at lead 1 (:func:`forecasting.paths.spread_floor`).
+   The paths get the same walk (half of its variance shared by all series). One line in ``notes`` says whose
+   history was short against which horizon and how far CV could check (a series without any hour-to-hour change
+   has no rate: the note says no range could be estimated for it). Series that are not short, and whole runs
+   without short series, are exactly as without the rule (their forecasts and sample paths are byte-identical).
+   Settings chosen on tuning origins of the synthetic organisation, reported on later ones
+   (``benchmarks/short_history.py``, docs/benchmarks.md).
 
 Before fitting, hours in which the whole organisation reports 0 GPUs after having been busy (an outage or a
 telemetry gap) are filled as missing (:mod:`forecasting.outages`, ``ForecastConfig.fill_outages``).
@@ -38,6 +55,7 @@ import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -56,11 +74,26 @@ from forecasting.models import (
 from forecasting.outages import describe as describe_outages
 from forecasting.outages import fill_outages as fill_outage_hours
 from forecasting.outages import outage_hours
-from forecasting.paths import daily_levels, level_shifts, shift_origins, widening
+from forecasting.paths import (
+    FLOOR_LEVEL_SHARE,
+    WALK_CORRELATION,
+    daily_levels,
+    level_shifts,
+    shift_origins,
+    short_history,
+    spread_floor,
+    walk_paths,
+    walk_rate,
+    walk_sd,
+    widen_offsets,
+    widening,
+)
 
 Progress = Callable[[str], None]
 QUANTILES = {S.P05: 0.05, S.P10: 0.10, S.P50: 0.50, S.P90: 0.90, S.P95: 0.95}
 """Forecast quantile columns and their probability levels."""
+Z_SCORES = np.array([NormalDist().inv_cdf(p) for p in QUANTILES.values()])
+"""Standard-normal quantile of each column of :data:`QUANTILES` (the short-history widening is Gaussian)."""
 BUCKET_HOURS = 10**9
 """Errors are pooled over the whole CV window: per-day buckets were too narrow early in the horizon
 (p10-p90 coverage 68% vs 74% pooled on the Helios rolling backtest)."""
@@ -102,6 +135,10 @@ class ForecastConfig:
             count is in the notes and ``LongForecast.outage_hours``).
         path_history_hours: hours of history (before ``history_hours`` trims the fit) whose daily levels
             :func:`sample_paths` draws level shifts from beyond the CV window (None = all; 0 = none).
+        widen_short_history: widen the quantiles and sample paths of series whose history is short against the
+            horizon beyond what cross-validation could check (:func:`forecasting.paths.short_history`; the
+            rule and the widening are in the module docstring) and say so in the notes. False gives the ranges
+            of the CV errors alone (zero-width for series without any).
     """
 
     horizon_hours: int = 168
@@ -118,6 +155,7 @@ class ForecastConfig:
     freq: str = "h"
     fill_outages: bool = True
     path_history_hours: int | None = 24 * 365
+    widen_short_history: bool = True
 
     def __post_init__(self) -> None:
         if self.horizon_hours < 1:
@@ -167,6 +205,8 @@ class LongForecast:
             from it. None = no level shifts (also when the horizon fits in the CV window).
         noise: per-series noise scale used by blend calibration (:func:`noise_scale`; None with ``series``):
             :func:`sample_paths` widens or narrows each series' replayed CV errors to the blended range.
+        short_history: the series whose history is short against the horizon and how their ranges were widened
+            (None when there are none, or with ``ForecastConfig.widen_short_history`` off).
     """
 
     forecast: pd.DataFrame
@@ -178,6 +218,26 @@ class LongForecast:
     outage_hours: int = 0
     levels: pd.DataFrame | None = None
     noise: pd.Series | None = None
+    short_history: ShortHistory | None = None
+
+
+@dataclass(frozen=True)
+class ShortHistory:
+    """Series whose history is short against the horizon (:func:`forecasting.paths.short_history`).
+
+    Attributes:
+        series: index ``unique_id``; ``history_hours`` (hours observed before the origin), ``checked_hours``
+            (hours ahead covered by the series' own CV errors, 0 without), ``rate`` (random-walk variance,
+            GPUs^2 per hour, :func:`forecasting.paths.walk_rate`; 0 when the history shows no hour-to-hour
+            change, so no range could be estimated), ``floor`` (GPUs: the band's standard deviation at lead 1
+            for series without CV errors, :func:`forecasting.paths.spread_floor`; 0 for the others).
+        horizon_hours: hours forecast.
+        note: the one line said about them (also in ``LongForecast.notes``).
+    """
+
+    series: pd.DataFrame
+    horizon_hours: int
+    note: str
 
 
 @dataclass(frozen=True)
@@ -478,8 +538,9 @@ def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
-def noise_scale(long: pd.DataFrame, hours: int = NOISE_SCALE_HOURS) -> pd.Series:
-    """Mean absolute hour-to-hour change of each series over its last ``hours`` hours (GPUs; NaN when 0).
+def noise_scale(long: pd.DataFrame, hours: int | None = NOISE_SCALE_HOURS) -> pd.Series:
+    """Mean absolute hour-to-hour change of each series over its last ``hours`` hours (None = all; GPUs; NaN
+    when 0).
 
     The normaliser of pooled calibration: unlike the 24-hour seasonal MAE it is positive for a mostly-zero
     series as soon as it has one burst in the window, and it grows with the size of its steps.
@@ -487,7 +548,8 @@ def noise_scale(long: pd.DataFrame, hours: int = NOISE_SCALE_HOURS) -> pd.Series
     return seasonal_scale(_trim_history(long, hours), season=1)
 
 
-def conformal_quantiles(point: pd.DataFrame, errors: pd.DataFrame, scale: pd.Series | None = None) -> pd.DataFrame:
+def conformal_quantiles(point: pd.DataFrame, errors: pd.DataFrame, scale: pd.Series | None = None,
+                        spread: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
     """Add p05..p95 to point forecasts from the empirical quantiles of CV errors.
 
     Args:
@@ -497,8 +559,12 @@ def conformal_quantiles(point: pd.DataFrame, errors: pd.DataFrame, scale: pd.Ser
             series' own error quantile and the quantile of all series' ``error / scale`` pooled, times the
             series' scale; series without CV errors get the pooled quantile alone. Without it (or with
             fewer than ``MIN_BUCKET_ERRORS`` pooled errors) the series' own errors only.
+        spread: per row of ``point``, the standard deviation (GPUs) of a random walk added in quadrature to the
+            calibrated offsets and the spread the band has at least before it (GPUs; the short-history widening,
+            :func:`forecasting.paths.widen_offsets`, :func:`walk_spread`). None = none.
 
-    Series without CV errors and without a positive scale get a zero-width band around the point forecast.
+    Series without CV errors, without a positive scale and without spread get a zero-width band around the
+    point forecast.
     """
     out = point.copy()
     step = out.groupby(S.UID, sort=False).cumcount().to_numpy()
@@ -529,6 +595,9 @@ def conformal_quantiles(point: pd.DataFrame, errors: pd.DataFrame, scale: pd.Ser
         if len(z) >= MIN_BUCKET_ERRORS:
             pooled = np.quantile(z, levels)[None, :] * out[S.UID].map(s).fillna(0.0).to_numpy()[:, None]
             shift = np.where(own[:, None], 0.5 * (shift + pooled), pooled)
+    if spread is not None:
+        cols = list(QUANTILES)
+        shift = widen_offsets(shift, Z_SCORES, spread[0], cols.index(S.P10), cols.index(S.P90), base=spread[1])
     for j, col in enumerate(QUANTILES):
         out[col] = out[S.MEAN].to_numpy() + shift[:, j]
     values = np.sort(np.clip(out[list(QUANTILES)].to_numpy(dtype=float), 0.0, None), axis=1)
@@ -566,6 +635,7 @@ def forecast_long(long: pd.DataFrame, config: ForecastConfig | None = None, *,
         say(notes[-1])
     # sample paths use daily levels only beyond the CV window
     levels = daily_levels(long, config.path_history_hours) if config.horizon_hours > config.cv_h else None
+    observed = _observed_hours(long)
     long = _trim_history(long, config.history_hours).reset_index(drop=True)
     stats = long.groupby(S.UID)[S.Y].agg(n="size", zero_share=lambda y: float((y == 0).mean()))
     scale = seasonal_scale(long)
@@ -596,13 +666,19 @@ def forecast_long(long: pd.DataFrame, config: ForecastConfig | None = None, *,
     point = pd.concat(points, ignore_index=True).sort_values([S.UID, S.DS], kind="stable").reset_index(drop=True)
     err = _concat(errors, [S.UID, "window", "step", "error"])
     noise = noise_scale(long) if config.calibration == "blend" else None
-    out = conformal_quantiles(point, err, noise)
+    short = _short_history(point, err, observed, long, config) if config.widen_short_history else None
+    out = conformal_quantiles(point, err, noise, spread=None if short is None else walk_spread(point, short.series))
     no_cv = set(point[S.UID]) - set(err[S.UID])
     if no_cv:
         pooled = noise is not None and len(err) >= MIN_BUCKET_ERRORS
+        walked = short is not None and no_cv <= set(short.series.index)
         notes.append(f"{len(no_cv)} series have no CV errors: " + (
             "their range comes from the other series' errors, scaled to their own hour-to-hour changes"
-            if pooled else "their range is the point forecast only"))
+            if pooled else "their range is the short-history widening below" if walked
+            else "their range is the point forecast only"))
+    if short is not None:
+        notes.append(short.note)
+        say(short.note)
     sel = pd.concat([c.astype({"cv_mae": float}) for c in chosen if not c.empty], ignore_index=True)
     sel["cv_mase"] = sel["cv_mae"] / sel[S.UID].map(scale).to_numpy()
     sel["history_hours"] = sel[S.UID].map(stats["n"]).astype(int).to_numpy()
@@ -611,7 +687,77 @@ def forecast_long(long: pd.DataFrame, config: ForecastConfig | None = None, *,
     return LongForecast(forecast=out[cols], selection=sel.sort_values(S.UID).reset_index(drop=True),
                         cv_scores=_concat(scores, [S.UID, S.MODEL, "cv_mae"]), errors=err, notes=tuple(notes),
                         calibration=config.calibration, outage_hours=len(outages), levels=levels,
-                        noise=noise)
+                        noise=noise, short_history=short)
+
+
+def _observed_hours(long: pd.DataFrame) -> pd.Series:
+    """Hours from each series' first row to the data's last hour (inclusive): the history the short-history
+    rule counts, before ``ForecastConfig.history_hours`` trims the fit."""
+    first = long.groupby(S.UID)[S.DS].min()
+    return ((long[S.DS].max() - first) // pd.Timedelta(hours=1) + 1).astype(int)
+
+
+def _short_history(point: pd.DataFrame, errors: pd.DataFrame, observed: pd.Series, long: pd.DataFrame,
+                   config: ForecastConfig) -> ShortHistory | None:
+    """The series whose history is short against the horizon (:func:`forecasting.paths.short_history`), with
+    their random-walk rates (from the hour-to-hour changes of the fitted history ``long``), floors and the note;
+    None when there are none."""
+    uids = pd.Index(point[S.UID].unique())
+    checked = pd.Series(0, index=uids)
+    if not errors.empty:
+        block = errors.groupby(S.UID)["step"].max() + 1
+        checked.loc[block.index] = block.to_numpy()
+    history = observed.reindex(uids).to_numpy(dtype=float)
+    flag = short_history(history, checked.to_numpy(dtype=float), config.horizon_hours,
+                         cross_validated=config.cv_windows > 0)
+    if not flag.any():
+        return None
+    noise = noise_scale(long, hours=None).reindex(uids).to_numpy(dtype=float)
+    floor = spread_floor(long[S.Y].to_numpy(), long[S.UID].to_numpy()).reindex(uids).fillna(0.0).to_numpy()
+    series = pd.DataFrame({"history_hours": history.astype(int), "checked_hours": checked.to_numpy(dtype=int),
+                           "rate": walk_rate(noise), "floor": np.where(checked.to_numpy() > 0, 0.0, floor)},
+                          index=uids)[flag]
+    series.index.name = S.UID
+    return ShortHistory(series=series, horizon_hours=config.horizon_hours,
+                        note=_short_note(series, len(uids), config.horizon_hours))
+
+
+def walk_spread(point: pd.DataFrame, short: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``point`` (``unique_id, ds``, sorted by series, then time): the walk's standard deviation at
+    that lead time and the series' floor (both GPUs; 0 for series not in ``short``, a
+    ``ShortHistory.series`` frame), for :func:`conformal_quantiles`."""
+    lead = point.groupby(S.UID, sort=False).cumcount().to_numpy() + 1
+    uid = point[S.UID]
+    rate = uid.map(short["rate"]).fillna(0.0).to_numpy(dtype=float)
+    checked = uid.map(short["checked_hours"]).fillna(0).to_numpy(dtype=float)
+    return walk_sd(rate, checked, lead), uid.map(short["floor"]).fillna(0.0).to_numpy(dtype=float)
+
+
+def _duration(hours: float) -> str:
+    return f"{hours:.0f} hours" if hours < 48 else f"{hours / 24:.0f} days"
+
+
+def _short_note(short: pd.DataFrame, n_series: int, horizon_hours: int) -> str:
+    """One line: whose history is short against which horizon, and how the ranges were widened."""
+    hist = short["history_hours"]
+    span = _duration(hist.min()) if _duration(hist.min()) == _duration(hist.max()) else \
+        f"{_duration(hist.min())} to {_duration(hist.max())}"
+    horizon = f"{horizon_hours / 24:.0f}-day" if horizon_hours >= 48 else f"{horizon_hours}-hour"
+    who = (f"history {span} is" if len(short) == n_series else
+           f"the history of {len(short)} of {n_series} series ({span}) is")
+    checked = sorted(set(short["checked_hours"]))
+    if checked == [0]:
+        how = "too short to cross-validate, ranges widened from the first hour ahead"
+    elif 0 in checked:
+        how = "ranges widened beyond what cross-validation could check (none for some series)"
+    else:
+        how = f"ranges widened beyond the {_duration(max(checked))} cross-validation could check"
+    flat = short.index[short["rate"] <= 0]
+    names = f" ({', '.join(u.replace(S.UID_SEP, ' / ') for u in flat)})" if len(flat) <= 3 else ""
+    tail = (f"; {len(flat)} of them{names} never changed from hour to hour, so no range could be estimated for "
+            + ("it" if len(flat) == 1 else "them")) if len(flat) else ""
+    return (f"{who} short against the {horizon} horizon: {how} (a random walk of each series' hour-to-hour "
+            f"changes, spread growing with the square root of lead time){tail}")
 
 
 def forecast(usage: pd.DataFrame, config: ForecastConfig | None = None, *,
@@ -659,6 +805,12 @@ def sample_paths(result: LongForecast, n_paths: int = 100, seed: int = 0) -> dic
     shifts that followed one historical day, drawn for all series together
     (:func:`forecasting.paths.level_shifts`). Series without CV errors get their point forecast (plus level
     shifts) in every path.
+
+    Series whose history is short against the horizon (``result.short_history``) also get a random walk from
+    the hour after their checked hours (:func:`forecasting.paths.walk_paths`, standard deviation
+    ``sqrt(rate x hours)`` as in their widened quantiles), :data:`forecasting.paths.WALK_CORRELATION` of its
+    variance common to all series. The walks come from their own random stream (seeded by ``seed``), so the
+    other series' paths are the same as without them.
     """
     rng = np.random.default_rng(seed)
     fc = result.forecast
@@ -676,6 +828,7 @@ def sample_paths(result: LongForecast, n_paths: int = 100, seed: int = 0) -> dic
     beyond = horizon > block
     origins = shift_origins(result.levels, horizon, n_paths, rng) if beyond else None
     widen = widening(err, result.noise, MIN_BUCKET_ERRORS) if beyond else {}
+    walks = _walks(result.short_history, horizon, n_paths, seed)
     out: dict[str, np.ndarray] = {}
     by_uid = {uid: g for uid, g in err.groupby(S.UID)} if not err.empty else {}
     for uid, rows in fc.groupby(S.UID, sort=False):
@@ -694,7 +847,40 @@ def sample_paths(result: LongForecast, n_paths: int = 100, seed: int = 0) -> dic
             noise = replay[:, :h]
         if origins is not None and uid in result.levels.index:
             noise = noise + level_shifts(result.levels.loc[uid].to_numpy(dtype=float), origins, h)
+        if uid in walks:
+            noise = noise + walks[uid](h)
         out[uid] = np.clip(mean[None, :] + noise, 0.0, None)
+    return out
+
+
+def _walks(short: ShortHistory | None, horizon: int, n_paths: int, seed: int) -> dict[str, Callable]:
+    """Per short series, a function ``hours -> (n_paths, hours)`` of random-walk GPUs (see :func:`sample_paths`).
+
+    The common shocks are drawn here from a stream of their own; each series' own shocks come from a child
+    stream of its position in ``short.series`` and are drawn only when its function is called (a year of hours x
+    200 paths x every series at once would not fit in memory)."""
+    if short is None or short.series.empty:
+        return {}
+    common = np.random.default_rng([seed, 1]).standard_normal((n_paths, horizon + 1))
+    return {uid: functools.partial(_walk, common, (seed, 1, i), int(row["checked_hours"]), float(row["rate"]),
+                                   float(row["floor"]))
+            for i, (uid, row) in enumerate(short.series.iterrows())}
+
+
+def _walk(common: np.ndarray, stream: tuple[int, ...], checked: int, rate: float, floor: float,
+          hours: int) -> np.ndarray:
+    """One series' random walk (``rate`` GPUs^2 per hour from the hour after ``checked``) plus its floor's noise
+    (sd ``floor`` GPUs, :data:`forecasting.paths.FLOOR_LEVEL_SHARE` of the variance held for the whole path), in
+    GPUs, ``(n_paths, hours)``; :data:`forecasting.paths.WALK_CORRELATION` of the variance comes from
+    ``common``."""
+    rng = np.random.default_rng(list(stream))
+    n_paths = common.shape[0]
+    shocks = np.sqrt(WALK_CORRELATION) * common[:, :hours + 1] + np.sqrt(1.0 - WALK_CORRELATION) * \
+        rng.standard_normal((n_paths, hours + 1))
+    out = np.sqrt(rate) * walk_paths(shocks[:, :hours], checked, hours)
+    if floor > 0:
+        out += floor * (np.sqrt(FLOOR_LEVEL_SHARE) * shocks[:, hours:hours + 1]
+                        + np.sqrt(1.0 - FLOOR_LEVEL_SHARE) * rng.standard_normal((n_paths, hours)))
     return out
 
 

@@ -5,9 +5,11 @@ last hour of usage unless given):
 
 * actual to date = priced usage (:mod:`operate.costing`) of the budget's scope in ``[start, as_of)``;
 * the rest of the period is priced on the engine's joint sample paths (:func:`forecasting.engine.sample_paths`,
-  which replay whole cross-validation error trajectories for all series at once), summed over the team's
-  GPU types at each GPU model's rate; a project budget takes the project's share of its team's cost over
-  the 28 days before ``as_of`` (the forecast is per team and GPU type, not per project);
+  which replay whole cross-validation error trajectories for all series at once; when the history is short
+  against the rest of the period they are widened by the engine's random walk, and its note is the report's
+  first note), summed over the team's GPU types at each GPU model's rate; a project budget takes the
+  project's share of its team's cost over the 28 days before ``as_of`` (the forecast is per team and GPU
+  type, not per project);
 * projected spend = actual + remaining, per path: its mean and p10/p50/p90; P(overspend) = the share of
   paths above the budget;
 * run-out date = the first hour in which the cumulative spend (actuals, then the mean forecast) passes the
@@ -146,6 +148,8 @@ def compute_alerts(usage: pd.DataFrame, budgets: tuple[Budget, ...], rates: Rate
     paths: dict[str, np.ndarray] = {}
     fc_hours = pd.DatetimeIndex([])
     if long is not None:
+        if long.short_history is not None:
+            notes.append(long.short_history.note)
         paths = sample_paths(long, n_paths, seed)
         first_uid = next(iter(paths)) if paths else None
         if first_uid is not None:

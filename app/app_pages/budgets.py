@@ -135,6 +135,8 @@ def _budgets_tab(source: str, files: dict[str, O.InputFile | None], threshold: f
     st.dataframe(frame.drop(columns=["message"]), hide_index=True, width="stretch")
     st.download_button("Download alerts.json", json.dumps(report.to_dict(), indent=2), "alerts.json",
                        "application/json", key="dl_alerts")
+    for note in report.notes:
+        st.caption(note)
 
 
 def _chargeback_tab(source: str, plan: O.InputFile | None, planned: A.PlannerSettings | None, what: str,
