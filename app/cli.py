@@ -7,6 +7,7 @@ exit status 2, never a traceback. Files are written atomically (temporary file, 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from rich.table import Table
 from forecasting import schema as S
 from optimizer.billing import BillingError
 from optimizer.catalog import Catalog, CatalogError, load_catalog
-from optimizer.inputs import PlanConfig, PlanningError
+from optimizer.inputs import DEFAULT_COST_OF_CAPITAL, PlanConfig, PlanningError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="GPU Cost Planner: forecast GPU demand per team and plan what to buy "
@@ -201,6 +202,8 @@ def forecast(
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)
     out.print(forecast_table(fc, result.selection))
+    if result.long is not None and result.long.short_history is not None:
+        err.print(f"  note: {result.long.short_history.note}", markup=False, highlight=False)
     out.print(f"wrote {len(fc):,} rows to {out_path}")
     if levels is not None:
         out.print(levels_table(levels.forecast, levels.method))
@@ -246,29 +249,62 @@ def levels_table(levels: pd.DataFrame, method: str) -> Table:
 
 def plan_from_usage(usage: pd.DataFrame, cat: Catalog, config: PlanConfig, *, history_hours: int | None = 1344,
                     forecast_frame: pd.DataFrame | None = None, progress: Callable[[str], None] | None = None,
-                    events: Path | None = None):
-    """Forecast from the history before the window (unless a forecast is given) and plan the window."""
+                    events: Path | None = None, events_in_forecast: bool = False, routing=None,
+                    allow_short_history: bool = False):
+    """Forecast from the history before the window (unless a forecast is given) and plan the window, each
+    commitment judged over its whole term (:func:`optimizer.term.plan_scenarios`) unless ``config.term_horizon``
+    is off.
+
+    Args:
+        usage: canonical usage (the rows before ``config.start`` are the history).
+        cat: price catalog.
+        config: the plan settings.
+        history_hours: hours of history the hourly forecast fits on.
+        forecast_frame: a forecast to plan the window's first hours from (p10/p50/p90) instead of the engine's
+            sample paths.
+        progress: optional callback receiving one line per step.
+        events: planned-events file (applied to every scenario and to the long-term forecast).
+        events_in_forecast: ``forecast_frame`` already has the events applied.
+        routing: rightsizing whose routed forecast frame is given (:func:`app.cli_rightsizing.route_for_plan`):
+            the long-term forecast is routed the same way.
+        allow_short_history: consider 3-year options even from under two weeks of history.
+    """
+    from forecasting.events import load_events
     from optimizer.solve import make_plan
+    from optimizer.term import NEAR_HOURS, multi_year_allowed, plan_scenarios
 
     history = usage[usage[S.TIMESTAMP] < config.start]
+    config, short_note = multi_year_allowed(config, history, allow_short_history)
+    evs = load_events(events, known_gpu_types=cat.gpu_models()) if events is not None else ()
     result = None
+    long = None
     if forecast_frame is None:
         if history.empty:
             raise PlanningError(f"no usage before --start {config.start:%Y-%m-%dT%H:%M}Z to forecast from "
                                 "(fix: choose a later start or pass --forecast)")
         last = history[S.TIMESTAMP].max()
-        horizon = int((config.end - last) / pd.Timedelta(hours=1)) - 1
+        near = min(config.hours, NEAR_HOURS) if config.term_horizon else config.hours
+        horizon = int((config.start + pd.Timedelta(hours=near) - last) / pd.Timedelta(hours=1)) - 1
         result = run_forecast(history, horizon, history_hours, progress)
-        forecast_frame = result.forecast
-    if result is not None and events is None:
-        # Joint sample paths keep how teams moved together; summed quantiles would overstate the range.
-        # The replayed recent history adds the longer-run demand a 1-year commitment is billed on.
-        from optimizer.inputs import scenarios_from_paths, scenarios_with_history
+        forecast_frame, long = result.forecast, result.long
+    elif evs and not events_in_forecast:
+        forecast_frame = apply_events_file(forecast_frame, events, cat)
+        events_in_forecast = True
+    if evs and long is not None:
+        apply_events_file(forecast_frame, events, cat)   # lists each event's change of the forecast (printed)
+    scenarios = plan_scenarios(config, history, long=long, forecast=forecast_frame, events=evs,
+                               events_in_forecast=events_in_forecast,
+                               longterm_routing=dict(routing.assignment) if routing is not None else None,
+                               progress=progress)
+    if short_note:
+        scenarios = dataclasses.replace(scenarios, notes=(short_note, *scenarios.notes))
+    return make_plan(forecast_frame, cat, config, scenarios=scenarios, progress=progress), result
 
-        scenarios = scenarios_with_history(scenarios_from_paths(result.long, config), history, config)
-        return make_plan(forecast_frame, cat, config, scenarios=scenarios, progress=progress), result
-    forecast_frame = apply_events_file(forecast_frame, events, cat)
-    return make_plan(forecast_frame, cat, config, progress=progress), result
+
+def print_notes(plan) -> None:
+    """The plan's notes (short history, where the long-term demand comes from), one line each on stderr."""
+    for note in plan.assumptions.get("notes", []) or []:
+        err.print(f"  note: {note}", markup=False, highlight=False)
 
 
 @app.command()
@@ -291,9 +327,22 @@ def plan(
     history_hours: HistoryOpt = 1344,
     catalog: CatalogOpt = None,
     budget: Annotated[float | None, typer.Option(help="cap on expected cost over the window (USD)")] = None,
-    max_commit_usd: Annotated[float | None, typer.Option(help="cap on new commitments' window cost (USD)")] = None,
-    max_commit_share: Annotated[float | None, typer.Option(help="cap on new commitments' window cost as a share "
-                                                                "(0-1) of expected cost")] = None,
+    max_obligation_usd: Annotated[float | None, typer.Option(
+        help="maximum commitment: cap on the new commitments' obligation over their full terms (USD: upfront plus "
+             "every recurring hour, paid whether used or not)")] = None,
+    max_commit_usd: Annotated[float | None, typer.Option(hidden=True, help="removed: see --max-obligation-usd")] = None,
+    max_commit_share: Annotated[float | None, typer.Option(
+        help="cap on new commitments' cost over the horizon as a share (0-1) of the plan's cost (present "
+             "values)")] = None,
+    cost_of_capital: Annotated[float, typer.Option(
+        help="annual cost of capital that discounts cash flows (0.1 = 10%/year; 0 = cash now and later weigh the "
+             "same): it makes upfront vs no-upfront and 1-year vs 3-year real trade-offs")] = DEFAULT_COST_OF_CAPITAL,
+    window_only: Annotated[bool, typer.Option("--window-only", help="judge commitments on the window alone (taken "
+                                                                    "as representative of the term), as look-back "
+                                                                    "recommenders do")] = False,
+    allow_short_history: Annotated[bool, typer.Option("--allow-short-history", help="consider 3-year options even "
+                                                                                    "from under 14 days of "
+                                                                                    "history")] = False,
     needs_approval: Annotated[str | None, typer.Option(help="comma-separated instance types that need "
                                                             "approval (left out unless --approve)")] = None,
     approve: Annotated[list[str] | None, typer.Option(help="approved instance type (repeatable)")] = None,
@@ -315,6 +364,9 @@ def plan(
     from optimizer.summary import summary
 
     try:
+        if max_commit_usd is not None:
+            raise UserFacingError("--max-commit-usd was removed: a maximum commitment is now the obligation over the "
+                                  "full terms, in USD, everywhere (fix: --max-obligation-usd AMOUNT)")
         cat = _catalog(catalog)
         opts = validate_options(_split(options)) if options else DEFAULT_COMMITMENT_OPTIONS
         from optimizer.existing import load_existing
@@ -327,7 +379,8 @@ def plan(
         config = PlanConfig(start=_parse_start(start), hours=hours, region=region,
                             instance_types=_split(instance_types), options=opts, allow_spot=not no_spot,
                             max_spot_share=max_spot_share, growth=growth, budget_usd=budget,
-                            max_commit_usd=max_commit_usd, max_commit_share=max_commit_share,
+                            max_obligation_usd=max_obligation_usd, max_commit_share=max_commit_share,
+                            cost_of_capital=cost_of_capital, term_horizon=not window_only,
                             needs_approval=_split(needs_approval) or (),
                             approved=tuple(approve or ()), spot_capacity=_spot_capacity(spot_capacity or []),
                             existing=owned, ladder=ladder, cvar_weight=cvar_weight)
@@ -345,10 +398,12 @@ def plan(
             with step("rightsizing") as say:
                 usage_df, fc, config, routing = route_for_plan(usage_df, fc, cat, config, workloads, speed_priority,
                                                                history_hours or None, events, progress=say)
-            events = None if fc is not None else events
         with step("planning") as say:
             result, _ = plan_from_usage(usage_df, cat, config, history_hours=history_hours or None,
-                                        forecast_frame=fc, progress=say, events=events)
+                                        forecast_frame=fc, progress=say, events=events,
+                                        events_in_forecast=routing is not None and fc is not None,
+                                        routing=routing if fc is not None else None,
+                                        allow_short_history=allow_short_history)
         if routing is not None:
             from optimizer.rightsizing import attach_routing
 
@@ -357,6 +412,7 @@ def plan(
         result.plan.write(out_path)
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)
+    print_notes(result.plan)
     out.print(summary(result.plan), markup=False, highlight=False)
     if routing is not None:
         from app.cli_rightsizing import routing_table
@@ -465,23 +521,26 @@ def longterm(
     out_path: Annotated[Path, typer.Option("--out", help="daily (or weekly) forecast CSV to write")],
     days: Annotated[int, typer.Option(help="days to forecast (365 = 1-year, 1095 = 3-year terms)", min=1)] = 365,
     granularity: Annotated[str, typer.Option(help="daily or weekly models")] = "daily",
-    growth: Annotated[float, typer.Option(help="annual demand growth on top of the models' trend, 0.1 = +10%")] = 0.0,
+    trend: Annotated[str, typer.Option(help="estimated (growth rate per GPU model from the last year of history) "
+                                            "or none")] = "estimated",
+    growth: Annotated[float, typer.Option(help="annual demand growth on top of the estimated trend, 0.1 = +10%")] = 0.0,
     events: EventsOpt = None,
     ldc_out: Annotated[Path | None, typer.Option(help="also write monthly load-duration curves per GPU type")] = None,
     fmt: FormatOpt = "auto",
     tag_key: TagKeyOpt = "team",
     catalog: CatalogOpt = None,
 ) -> None:
-    """Forecast 12-36 months ahead (daily/weekly models) for commitment terms, with growth and planned events."""
+    """Forecast 12-36 months ahead (daily/weekly models) for commitment terms, with the trend estimated from the
+    history, growth and planned events."""
     from forecasting.events import load_events
     from forecasting.io import write_csv_atomic
     from forecasting.longterm import LongTermConfig, forecast_longterm
 
     try:
+        config = LongTermConfig(horizon_days=days, granularity=granularity, growth=growth, trend=trend)
         cat = _catalog(catalog)
         usage_df = load_usage_file(usage, fmt, tag_key, cat)
         evs = load_events(events, known_gpu_types=cat.gpu_models()) if events else None
-        config = LongTermConfig(horizon_days=days, granularity=granularity, growth=growth)
         with step("forecasting long term") as say:
             result = forecast_longterm(usage_df, config, events=evs, progress=say)
         write_csv_atomic(result.daily, out_path)
@@ -489,21 +548,69 @@ def longterm(
             write_csv_atomic(result.load_duration_curve(), ldc_out)
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)
-    for _, a in result.adjustments.iterrows():
+    for note in result.notes:
+        err.print(f"  note: {note}", markup=False, highlight=False)
+    for _, a in result.adjustments[result.adjustments["kind"] != "trend"].iterrows():
         err.print(f"  adjustment {a['kind']} {a['team']} / {a['gpu_type']}: {a['delta_gpu_hours']:+,.0f} GPU-hours",
                   markup=False, highlight=False)
     per_day = result.daily.groupby(["date", S.GPU_TYPE], as_index=False)[S.MEAN].sum()
     monthly = per_day.assign(month=pd.to_datetime(per_day["date"]).dt.to_period("M")).groupby(
         ["month", S.GPU_TYPE])[S.MEAN].mean().unstack()
     table = Table(title=f"Organisation: mean GPUs in use per month, all teams ({granularity} models, "
-                        f"growth {growth:+.0%}, events applied)")
+                        f"trend {trend}, growth {growth:+.0%}, events applied)")
     table.add_column("month")
     for g in monthly.columns:
         table.add_column(g, justify="right")
     for month, r in monthly.iterrows():
         table.add_row(str(month), *(f"{v:,.1f}" for v in r))
     out.print(table)
+    for line in _longterm_trend_lines(result):
+        out.print(line, markup=False, highlight=False)
     out.print(f"wrote {out_path}" + (f" and {ldc_out}" if ldc_out else ""))
+
+
+def _longterm_trend_lines(result) -> list[str]:
+    """The estimated trend (one line per GPU model) and the history-vs-forecast growth check."""
+    from forecasting.longterm import GPU_TYPE_RATE, GPU_TYPE_RATE_SE, WINDOW_END, WINDOW_START
+
+    trend = result.trend
+    lines = []
+    if result.config.trend == "none":
+        lines.append("Trend: none (--trend none): the models' output as is")
+    elif trend[WINDOW_START].isna().all():
+        lines.append("Trend: none estimated (see the note above)")
+    else:
+        start, end = trend[WINDOW_START].min(), trend[WINDOW_END].max()
+        method = result.config.trend_method.replace("_", "-").replace("theil-sen", "Theil-Sen")
+        lines.append(f"Trend per GPU model (annual, compounding; {method} slope of the log of weekly means, "
+                     f"{start:%Y-%m-%d}..{end:%Y-%m-%d}):")
+        adj = result.adjustments[result.adjustments["kind"] == "trend"]
+        delta = adj.groupby(S.GPU_TYPE)["delta_gpu_hours"].sum()
+        for gpu, g in trend.groupby(S.GPU_TYPE, sort=True):
+            row = g.iloc[0]
+            if pd.isna(row[WINDOW_START]):
+                lines.append(f"  {gpu}: none (too little usage to estimate one)")
+                continue
+            lo, hi = (math.expm1(math.log1p(row[GPU_TYPE_RATE]) + z * row[GPU_TYPE_RATE_SE]) for z in (-1.2816, 1.2816))
+            since = f", from {row[WINDOW_START]:%Y-%m-%d}" if row[WINDOW_START] > start else ""
+            lines.append(f"  {gpu}: {row[GPU_TYPE_RATE]:+.1%}/year (80% interval {lo:+.1%} to {hi:+.1%}{since}), "
+                         f"{len(g)} series, {delta.get(gpu, 0.0):+,.0f} GPU-hours over the forecast")
+    check = result.growth_check()
+    if check["history_growth"].isna().all() or check["forecast_growth"].isna().all():
+        lines.append(f"Growth check: skipped (history or forecast shorter than {result.config.trend_min_days} days, "
+                     "too short to annualise)")
+        return lines
+    lines.append(f"Growth check (least-squares slope of log daily GPU-hours, annualised; last "
+                 f"{check['history_days'].max()} days of history vs the first {check['forecast_days'].max()} "
+                 "forecast days):")
+    for _, c in check.iterrows():
+        line = (f"  {c['level']}: history {c['history_growth']:+.1%}, forecast {c['forecast_growth']:+.1%} "
+                f"({c['difference_pp']:+.1f} pts)")
+        if c["level"] == "organisation":
+            line += (f"; each GPU model at its own history growth implies {c['mix_growth']:+.1%} on today's mix "
+                     f"({c['mix_difference_pp']:+.1f} pts)")
+        lines.append(line)
+    return lines
 
 
 @app.command()
@@ -589,6 +696,7 @@ def demo(
         _fail(exc)
     window = fres.forecast[fres.forecast[S.TIMESTAMP] >= start]
     out.print(forecast_table(window, fres.selection))
+    print_notes(result.plan)
     out.print(summary(result.plan), markup=False, highlight=False)
     out.print(f"\nwrote {out_dir / 'forecast.csv'} and {out_dir / 'plan.json'} "
               f"(pipeline took {time.perf_counter() - t0:.0f} s)")

@@ -101,6 +101,12 @@ def backtest_plan_cmd(
     options: Annotated[str | None, typer.Option(help="comma-separated commitment options "
                                                      "(default: the 1-year reserved and convertible ones)")] = None,
     region: Annotated[str, typer.Option(help="catalog region")] = "us-east-1",
+    full_term: Annotated[bool, typer.Option("--full-term", help="bill every plan's commitments over their whole "
+                                                                "terms on the realised demand (the trace must cover "
+                                                                "them), next to the window-only plan")] = False,
+    step_hours: Annotated[int | None, typer.Option(help="hours between origins (default: --hours)", min=1)] = None,
+    cost_of_capital: Annotated[float, typer.Option(help="the plans' annual cost of capital (default 0: the bill is "
+                                                        "then what every plan minimises)")] = 0.0,
     out_path: Annotated[Path | None, typer.Option("--out", help="write the results as CSV or JSON")] = None,
     fmt: FormatOpt = "auto",
     tag_key: TagKeyOpt = "team",
@@ -126,7 +132,8 @@ def backtest_plan_cmd(
             hours=hours, at=_parse_at(at) if at else None, origins=origins,
             spot_modes=(True, False) if spot is None else (spot,), lookback_days=_lookbacks(lookbacks),
             region=region, options=validate_options(_split(options)) if options else DEFAULT_COMMITMENT_OPTIONS,
-            max_spot_share=max_spot_share, history_hours=history_hours or None)
+            max_spot_share=max_spot_share, history_hours=history_hours or None, full_term=full_term,
+            step_hours=step_hours, cost_of_capital=cost_of_capital)
         usage_df = load_sample(sample) if sample is not None else load_usage_file(usage, fmt, tag_key, cat)
         with step("replaying") as say:
             result = backtest_plan(usage_df, cat, config, progress=say)
@@ -137,9 +144,10 @@ def backtest_plan_cmd(
         _fail(exc)
     windows = result.windows
     source = f"sample '{sample}'" if sample else str(usage)
-    out.print(results_table(result.summary, f"Plan backtest on {source}: {len(windows)} window(s) of {hours} h, "
-                                            f"{windows[-1]:%Y-%m-%d %H:%M} to "
-                                            f"{windows[0] + pd.Timedelta(hours=hours):%Y-%m-%d %H:%M} UTC"))
+    billed = config.term_hours
+    what = f"whole terms of {billed:,} h after" if full_term else f"window(s) of {hours} h from"
+    out.print(results_table(result.summary, f"Plan backtest on {source}: {len(windows)} origin(s), {what} "
+                                            f"{windows[-1]:%Y-%m-%d %H:%M} to {windows[0]:%Y-%m-%d %H:%M} UTC"))
     short = result.per_origin.dropna(subset=["lookback_hours_used"])
     for method, rows in short.groupby("method", sort=False):
         days = int(method.split()[-1].rstrip("d"))

@@ -9,7 +9,7 @@ import pandas as pd
 
 from forecasting import schema as S
 from optimizer.catalog import Catalog, load_catalog
-from optimizer.inputs import PlanConfig, PlanningError, scenarios_from_paths, scenarios_with_history
+from optimizer.inputs import PlanConfig, PlanningError, scenarios_from_paths
 from optimizer.plan import Plan
 from optimizer.solve import PlanResult, make_plan
 from optimizer.summary import summary
@@ -25,20 +25,30 @@ def plan_purchases(forecast, start: str | pd.Timestamp, hours: int, *, catalog: 
         start: first hour of the window (UTC).
         hours: window length.
         catalog: price catalog (default: the shipped snapshot).
-        history: the usage the forecast was made from; with a ``ForecastResult`` its last 60 days are replayed
-            next to the sample paths (:func:`optimizer.inputs.scenarios_with_history`), as ``gpuplan plan`` does.
-        **settings: :class:`PlanConfig` fields (region, options, allow_spot, max_spot_share, growth, ...).
+        history: the usage the forecast was made from. With it, the plan is made as ``gpuplan plan`` makes it
+            (:func:`optimizer.term.plan_scenarios`): its last 60 days are replayed next to the sample paths and
+            each commitment is judged over its whole term with the long-term forecast of the history. Without
+            it, the plan is judged on the window alone.
+        **settings: :class:`PlanConfig` fields (region, options, allow_spot, max_spot_share, growth,
+            cost_of_capital, ...).
     """
+    from dataclasses import replace
+
+    from optimizer.term import plan_scenarios
+
     ts = pd.Timestamp(start)
     ts = ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
     config = PlanConfig(start=ts, hours=hours, **settings)
     catalog = catalog or load_catalog()
-    if getattr(forecast, "long", None) is not None:
-        scenarios = scenarios_from_paths(forecast.long, config)
-        if history is not None:
-            scenarios = scenarios_with_history(scenarios, history[history[S.TIMESTAMP] < ts], config)
-        return make_plan(forecast.forecast, catalog, config, scenarios=scenarios)
-    return make_plan(forecast, catalog, config)
+    frame = getattr(forecast, "forecast", forecast)
+    long = getattr(forecast, "long", None)
+    if history is None:
+        config = replace(config, term_horizon=False)
+        scenarios = scenarios_from_paths(long, config) if long is not None else None
+        return make_plan(frame, catalog, config, scenarios=scenarios)
+    past = history[history[S.TIMESTAMP] < ts]
+    scenarios = plan_scenarios(config, past, long=long, forecast=None if long is not None else frame)
+    return make_plan(frame, catalog, config, scenarios=scenarios)
 
 
 __all__ = ["Catalog", "Plan", "PlanConfig", "PlanResult", "PlanningError", "load_catalog", "make_plan",

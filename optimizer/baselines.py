@@ -35,25 +35,20 @@ from forecasting import schema as S
 from optimizer import catalog as C
 from optimizer.billing import bill
 from optimizer.catalog import Catalog
-from optimizer.inputs import Offers, PlanConfig, PlanningError, Scenarios, offers_for
+from optimizer.inputs import (
+    Offers,
+    PlanConfig,
+    PlanningError,
+    Scenarios,
+    equivalent_hourly,
+    hourly_demand,
+    offers_for,
+)
 from optimizer.plan import Commitment, Expected, OnDemandRate, Plan, SpotAllowance
 from optimizer.solve import PlanResult, bill_scenarios, make_plan
 
 LOOKBACK_DAYS = (7, 30, 60)
 """Look-back periods the cloud consoles offer (AWS: 7, 30 and 60 days)."""
-
-
-def hourly_demand(usage: pd.DataFrame, hours: pd.DatetimeIndex, gpu_models: tuple[str, ...] | None = None
-                  ) -> dict[str, np.ndarray]:
-    """Demand per GPU model summed over teams on the hour grid ``hours`` (missing hours are 0 GPUs)."""
-    inside = usage[(usage[S.TIMESTAMP] >= hours[0]) & (usage[S.TIMESTAMP] <= hours[-1])]
-    per_hour = inside.groupby([S.GPU_TYPE, S.TIMESTAMP])[S.GPUS].sum()
-    models = gpu_models if gpu_models is not None else tuple(sorted(inside[S.GPU_TYPE].unique()))
-    out = {}
-    for g in models:
-        values = per_hour.xs(g, level=0) if g in per_hour.index.get_level_values(0) else pd.Series(dtype=float)
-        out[g] = values.reindex(hours, fill_value=0.0).to_numpy(dtype=float)
-    return out
 
 
 def _rate(off: Offers) -> OnDemandRate:
@@ -155,14 +150,17 @@ class LookbackChoice:
     lookback_cost_usd: float
 
 
-def choose_lookback(demand: np.ndarray, off: Offers, owned_gpus: float = 0.0) -> LookbackChoice:
+def choose_lookback(demand: np.ndarray, off: Offers, owned_gpus: float = 0.0,
+                    cost_of_capital: float = 0.0) -> LookbackChoice:
     """The single flat commitment (one offer, one count) and spot allowance that would have cost least over
     the look-back demand ``demand`` (GPUs per hour) under the serving rule.
 
     Every count from 0 to the look-back peak is tried for every commitment offer; for a given commitment
     the best spot allowance is the most instances of the cheapest spot offer that the GPU model's spot
     share cap (and the offer's spot capacity) allows: spot is only offered when it is cheaper per useful
-    GPU-hour than on-demand. ``owned_gpus`` are existing commitments (sunk) that serve demand first.
+    GPU-hour than on-demand. ``owned_gpus`` are existing commitments (sunk) that serve demand first. Offers are
+    compared at their rate with upfront valued at ``cost_of_capital`` (:func:`optimizer.inputs.equivalent_hourly`;
+    the effective rate at 0), as the plan compares them.
     """
     d = np.sort(np.asarray(demand, dtype=float))
     n_hours = len(d)
@@ -190,9 +188,10 @@ def choose_lookback(demand: np.ndarray, off: Offers, owned_gpus: float = 0.0) ->
 
     best = evaluate(None, 0, 1.0, 0.0)
     rows = off.commitments
+    rates = equivalent_hourly(rows, cost_of_capital) if len(rows) else np.zeros(0)
     for k in range(len(rows)):
         gpus_each = float(rows.iloc[k][C.GPU_COUNT])
-        rate = float(rows.iloc[k][C.EFFECTIVE_HOURLY])
+        rate = float(rates[k])
         top = math.ceil(max(d[-1] - owned_gpus, 0.0) / gpus_each - 1e-9) if n_hours else 0
         for count in range(1, top + 1):
             cand = evaluate(k, count, gpus_each, rate)
@@ -230,7 +229,7 @@ def lookback_plan(history: pd.DataFrame, catalog: Catalog, config: PlanConfig, l
         d = demand.get(g, np.zeros(n_hours))
         first_hour = pd.DatetimeIndex([config.start])
         owned = sum(c.gpus for c in config.existing if c.gpu_model == g and bool(c.active(first_hour).iloc[0]))
-        pick = choose_lookback(d, off, owned)
+        pick = choose_lookback(d, off, owned, config.cost_of_capital)
         if pick.offer_row is not None and pick.count > 0:
             r = off.commitments.iloc[pick.offer_row]
             commitments.append(Commitment(
@@ -256,23 +255,34 @@ def lookback_plan(history: pd.DataFrame, catalog: Catalog, config: PlanConfig, l
 
 
 def hindsight_plan(actual: pd.DataFrame, catalog: Catalog, config: PlanConfig,
-                   gpu_models: tuple[str, ...] | None = None) -> Plan:
-    """The optimizer's plan knowing the realised demand of the window (one scenario, every hour exact).
+                   gpu_models: tuple[str, ...] | None = None, term: bool = False) -> Plan:
+    """The optimizer's plan knowing the realised demand (one scenario, every window hour exact).
 
     Args:
         actual: realised usage rows ``timestamp, gpu_type, gpus`` (teams are summed; rows outside the
-            window are ignored).
+            window, or outside the horizon with ``term``, are ignored).
         catalog: price catalog.
-        config: the plan's settings; ``duration_bins`` is overridden to None (exact hours).
+        config: the plan's settings; ``duration_bins`` is overridden to None (exact hours in the window).
         gpu_models: GPU models to price (default: those with realised demand in the window).
+        term: judge commitments over the whole horizon (``config.horizon_end``) on the realised demand after the
+            window too (each month's load-duration curve, :data:`optimizer.problem.TAIL_BINS` bins; billed hour
+            by hour): the best commitments in hindsight over their whole terms.
     """
     hours = pd.date_range(config.start, periods=config.hours, freq="h")
     demand = hourly_demand(actual, hours, gpu_models)
     if not demand:
         raise PlanningError(f"no realised demand in the window {config.start:%Y-%m-%dT%H:%M}Z + {config.hours} h "
                             "(fix: choose a window covered by the usage)")
-    scenarios = Scenarios(hours=hours, gpu_models=tuple(sorted(demand)), names=("realised",),
-                          weights=np.array([1.0]), demand={g: v[None, :] for g, v in demand.items()})
+    models = tuple(sorted(demand))
+    tail_hours = pd.DatetimeIndex([])
+    tail = {}
+    if term and config.horizon_end > config.end:
+        tail_hours = pd.date_range(config.end, config.horizon_end, freq="h", inclusive="left")
+        after = hourly_demand(actual, tail_hours, models)
+        tail = {g: after[g][None, :] for g in models}
+    scenarios = Scenarios(hours=hours, gpu_models=models, names=("realised",),
+                          weights=np.array([1.0]), demand={g: v[None, :] for g, v in demand.items()},
+                          tail_hours=tail_hours, tail=tail)
     exact = dataclasses.replace(config, duration_bins=None)
     plan = make_plan(None, catalog, exact, scenarios=scenarios).plan
     return dataclasses.replace(plan, assumptions={**plan.assumptions, "baseline": "hindsight optimum"})
@@ -283,29 +293,40 @@ def lookback_expected(result: PlanResult, history: pd.DataFrame, catalog: Catalo
     """Expected cost (USD) of each look-back recommender's plan billed on the plan's own demand scenarios.
 
     The comparison a platform lead needs next to a plan: what the console's recommendation would cost on the
-    same forecast, under the same options, spot policy and owned commitments. Keys are ``"7d"``, ``"30d"``, ...;
-    a look-back with no usage before the window is left out.
+    same forecast, under the same options, spot policy and owned commitments. For a plan judged over its terms
+    (``result.plan.term``) the look-back's commitments are billed over the same horizon with the same spot rule
+    after the window, in present value (what the plan minimises); otherwise over the window. Keys are ``"7d"``,
+    ``"30d"``, ...; a look-back with no usage before the window is left out.
     """
+    from optimizer.solve import evaluate
+
     weights = np.asarray(result.scenarios.weights, dtype=float)
+    term = result.plan.term
     out: dict[str, float] = {}
     for d in days:
         try:
             base = lookback_plan(history, catalog, config, d, gpu_models=result.scenarios.gpu_models)
         except PlanningError:
             continue
-        costs = bill_scenarios(base, result.scenarios)
-        out[f"{d}d"] = float(sum(w * costs[n]["total_usd"] for n, w in zip(result.scenarios.names, weights,
-                                                                          strict=True)))
+        if term is not None:
+            money = evaluate(dataclasses.replace(base, term=term), result.scenarios, term.cost_of_capital)
+            values = [money.horizon[n]["present_value_usd"] for n in result.scenarios.names]
+        else:
+            costs = bill_scenarios(base, result.scenarios)
+            values = [costs[n]["total_usd"] for n in result.scenarios.names]
+        out[f"{d}d"] = float(weights @ np.asarray(values))
     return out
 
 
 def with_lookback(result: PlanResult, history: pd.DataFrame, catalog: Catalog, config: PlanConfig,
                   days: tuple[int, ...] = LOOKBACK_DAYS) -> PlanResult:
-    """``result`` with :func:`lookback_expected` recorded in ``plan.assumptions["lookback_expected_usd"]``
-    (plan.json keeps it; the summary prints the savings against each)."""
+    """``result`` with :func:`lookback_expected` recorded in ``plan.assumptions["lookback_expected_usd"]`` and its
+    basis (``lookback_basis``: ``term`` = present value over the horizon, ``window``) (plan.json keeps both; the
+    summary prints the plan against each)."""
     figures = lookback_expected(result, history, catalog, config, days)
     if not figures:
         return result
-    plan = dataclasses.replace(result.plan, assumptions={**result.plan.assumptions,
-                                                         "lookback_expected_usd": figures})
+    plan = dataclasses.replace(result.plan, assumptions={
+        **result.plan.assumptions, "lookback_expected_usd": figures,
+        "lookback_basis": "term" if result.plan.term is not None else "window"})
     return dataclasses.replace(result, plan=plan)

@@ -23,6 +23,11 @@ cheapest first, which is the MILP's optimal second stage; so a plan billed on ho
 the MILP says for that demand (exactly when the MILP sees every hour; load-duration bins approximate it).
 Plans without ``max_spot_share`` (plan.json files from before the rule) skip step 3.
 
+After the window (plans judged over their commitment terms, ``plan.term``; :data:`optimizer.plan.TAIL_RULE`),
+the same rule applies month by month with the spot re-decided each month: the ``term.spot`` offers, cheapest first,
+each up to its spot capacity (no limit when none is set), held to the spot share of the month's demand
+GPU-hours (:func:`tail_cost_arrays`, :func:`bill_term`). The purchase MILP models exactly that.
+
 Used by the planner (expected cost over forecast scenarios), backtests, chargeback and the app.
 """
 
@@ -34,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting import schema as S
-from optimizer.plan import Plan
+from optimizer.plan import Plan, TermSpot
 
 COST_COLUMNS = ("committed_usd", "spot_usd", "on_demand_usd")
 
@@ -55,7 +60,7 @@ class Served:
 
 
 def spot_takes(rest: np.ndarray, spot_caps: list[float], demand: np.ndarray,
-               spot_share: float | None = None) -> list[np.ndarray]:
+               spot_share: float | None = None, segments: np.ndarray | None = None) -> list[np.ndarray]:
     """Useful GPUs served by each spot allowance per hour (steps 2 and 3 of the serving rule).
 
     Args:
@@ -63,6 +68,8 @@ def spot_takes(rest: np.ndarray, spot_caps: list[float], demand: np.ndarray,
         spot_caps: useful GPUs available from each spot allowance, cheapest first.
         demand: the GPU model's demand per hour (the spot share is of its sum over the last axis).
         spot_share: max share of the demand GPU-hours on spot over the hours given; None = no share limit.
+        segments: start index of each stretch of hours the share holds over separately (e.g. calendar months
+            after the window); None = all the hours together.
 
     Returns:
         One array per allowance, shaped like ``rest``.
@@ -74,19 +81,34 @@ def spot_takes(rest: np.ndarray, spot_caps: list[float], demand: np.ndarray,
         rest = rest - take
     if spot_share is None or not takes:
         return takes
-    budget = spot_share * np.asarray(demand, dtype=float).sum(axis=-1)       # GPU-hours per leading index
+    demand = np.asarray(demand, dtype=float)
+    if segments is None:
+        def per_segment(x: np.ndarray) -> np.ndarray:
+            return x.sum(axis=-1)[..., None]
+
+        def spread(x: np.ndarray) -> np.ndarray:
+            return x
+    else:
+        lengths = np.diff(np.r_[segments, demand.shape[-1]])
+
+        def per_segment(x: np.ndarray) -> np.ndarray:
+            return np.add.reduceat(x, segments, axis=-1)
+
+        def spread(x: np.ndarray) -> np.ndarray:
+            return np.repeat(x, lengths, axis=-1)
+    budget = spot_share * per_segment(demand)                                 # GPU-hours per segment
     scaled = []
     for take in takes:                                                      # cheapest first keeps its hours
-        total = take.sum(axis=-1)
+        total = per_segment(take)
         kept = np.minimum(total, budget)
         factor = np.divide(kept, total, out=np.ones_like(total), where=total > kept)
-        scaled.append(take * factor[..., None])
+        scaled.append(take * spread(factor))
         budget = budget - kept
     return scaled
 
 
 def serve(demand: np.ndarray, committed_capacity: np.ndarray, spot_caps: list[float],
-          spot_share: float | None = None) -> Served:
+          spot_share: float | None = None, segments: np.ndarray | None = None) -> Served:
     """Apply the serving rule (module docstring) to hourly demand.
 
     Args:
@@ -101,7 +123,7 @@ def serve(demand: np.ndarray, committed_capacity: np.ndarray, spot_caps: list[fl
     demand = np.asarray(demand, dtype=float)
     committed = np.minimum(demand, committed_capacity)
     rest = demand - committed
-    takes = tuple(spot_takes(rest, spot_caps, demand, spot_share))
+    takes = tuple(spot_takes(rest, spot_caps, demand, spot_share, segments))
     spot = sum(takes, np.zeros_like(demand))
     return Served(committed=committed, spot=spot, on_demand=np.maximum(rest - spot, 0.0),
                   committed_capacity=np.broadcast_to(committed_capacity, demand.shape).astype(float),
@@ -125,14 +147,7 @@ def pricing_for(plan: Plan, gpu_model: str, hours: pd.DatetimeIndex) -> GpuModel
     if gpu_model not in rates:
         raise BillingError(f"the plan has no on-demand rate for '{gpu_model}' "
                            f"(fix: plan with usage that includes {gpu_model}, or drop that usage)")
-    capacity = np.zeros(len(hours))
-    commit_usd = np.zeros(len(hours))
-    for c in plan.commitments:
-        if c.gpu_model != gpu_model:
-            continue
-        active = c.active(hours).to_numpy(dtype=float)
-        capacity += active * c.gpus
-        commit_usd += active * c.count * c.effective_hourly_usd
+    capacity, commit_usd = _commitment_arrays(plan, gpu_model, hours)
     spots = sorted((s for s in plan.spot if s.gpu_model == gpu_model), key=lambda s: s.usd_per_useful_gpu_hour)
     caps = [s.max_instances * s.gpus_per_instance / (1.0 + s.rework_fraction) for s in spots]
     spot_rates = [s.usd_per_useful_gpu_hour for s in spots]
@@ -141,10 +156,12 @@ def pricing_for(plan: Plan, gpu_model: str, hours: pd.DatetimeIndex) -> GpuModel
                            min(shares) if shares else None)
 
 
-def cost_arrays(demand: np.ndarray, pricing: GpuModelPricing) -> dict[str, np.ndarray]:
-    """Serve ``demand`` (shape (..., T)) and return per-hour quantities (GPUs) and costs (USD)."""
+def cost_arrays(demand: np.ndarray, pricing: GpuModelPricing, segments: np.ndarray | None = None
+                ) -> dict[str, np.ndarray]:
+    """Serve ``demand`` (shape (..., T)) and return per-hour quantities (GPUs) and costs (USD); ``segments``: the
+    spot share holds over each stretch separately (:func:`spot_takes`)."""
     demand = np.asarray(demand, dtype=float)
-    served = serve(demand, pricing.capacity, pricing.spot_caps, pricing.spot_share)
+    served = serve(demand, pricing.capacity, pricing.spot_caps, pricing.spot_share, segments)
     spot_usd = np.zeros_like(demand)
     for take, rate in zip(served.spot_by_allowance, pricing.spot_rates, strict=True):
         spot_usd += take * rate
@@ -208,4 +225,81 @@ def bill(plan: Plan, demand: pd.DataFrame) -> Bill:
                 else np.zeros(len(hours)))
         arrays = cost_arrays(gpus, pricing_for(plan, gpu_model, hours))
         frames.append(pd.DataFrame({S.TIMESTAMP: hours, S.GPU_TYPE: gpu_model, **arrays}))
+    return Bill(pd.concat(frames, ignore_index=True))
+
+
+def _commitment_arrays(plan: Plan, gpu_model: str, hours: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
+    """GPUs of the plan's active commitments of a GPU model per hour, and their USD per hour (effective rate)."""
+    capacity = np.zeros(len(hours))
+    commit_usd = np.zeros(len(hours))
+    for c in plan.commitments:
+        if c.gpu_model != gpu_model:
+            continue
+        active = c.active(hours).to_numpy(dtype=float)
+        capacity += active * c.gpus
+        commit_usd += active * c.count * c.effective_hourly_usd
+    return capacity, commit_usd
+
+
+def term_spot(plan: Plan, gpu_model: str) -> list[TermSpot]:
+    """The plan's spot offers after the window for a GPU model, cheapest per useful GPU-hour first."""
+    if plan.term is None:
+        return []
+    return sorted((t for t in plan.term.spot if t.gpu_model == gpu_model), key=lambda t: t.usd_per_useful_gpu_hour)
+
+
+def tail_cost_arrays(demand: np.ndarray, plan: Plan, gpu_model: str, hours: pd.DatetimeIndex) -> dict[str, np.ndarray]:
+    """Serve demand after the window under the tail rule (module docstring) and return per-hour quantities and
+    costs like :func:`cost_arrays`, shape (..., len(hours)); the spot share holds per calendar month."""
+    demand = np.asarray(demand, dtype=float)
+    rates = {o.gpu_model: o.usd_per_gpu_hour for o in plan.on_demand}
+    if gpu_model not in rates:
+        raise BillingError(f"the plan has no on-demand rate for '{gpu_model}' "
+                           f"(fix: plan with usage that includes {gpu_model}, or drop that usage)")
+    capacity, commit_usd = _commitment_arrays(plan, gpu_model, hours)
+    offers = term_spot(plan, gpu_model)
+    caps = [np.inf if t.max_instances is None else t.max_instances * t.gpus_per_instance / (1.0 + t.rework_fraction)
+            for t in offers]
+    spot_rates = [t.usd_per_useful_gpu_hour for t in offers]
+    share = min((t.max_spot_share for t in offers), default=None)
+    pricing = GpuModelPricing(capacity, commit_usd, caps, spot_rates, rates[gpu_model], share)
+    if len(hours) == 0:
+        return cost_arrays(demand, pricing)
+    month = np.asarray(hours.year * 12 + hours.month)
+    starts = np.flatnonzero(np.r_[True, month[1:] != month[:-1]])
+    return cost_arrays(demand, pricing, starts)
+
+
+def tail_hours(plan: Plan) -> pd.DatetimeIndex:
+    """Hours after the window to the horizon's end (empty for a plan judged on the window alone)."""
+    if plan.term is None or plan.term.horizon_end <= plan.window_end:
+        return pd.DatetimeIndex([])
+    return pd.date_range(plan.window_end, plan.term.horizon_end, freq="h", inclusive="left")
+
+
+def bill_term(plan: Plan, demand: pd.DataFrame) -> Bill:
+    """Bill realised hourly demand under ``plan`` over its whole horizon: the window by :func:`bill`, then the
+    months after it by the tail rule (a plan without a term is billed on its window).
+
+    Args:
+        plan: the plan to apply.
+        demand: usage rows ``timestamp, gpu_type, gpus`` (teams are summed); hours with no row have zero demand.
+
+    Raises:
+        BillingError: a GPU model in the demand has no on-demand rate in the plan.
+    """
+    window = bill(plan, demand)
+    after = tail_hours(plan)
+    if len(after) == 0:
+        return window
+    inside = demand[(demand[S.TIMESTAMP] >= after[0]) & (demand[S.TIMESTAMP] <= after[-1])]
+    per_hour = inside.groupby([S.GPU_TYPE, S.TIMESTAMP])[S.GPUS].sum()
+    models = sorted(set(per_hour.index.get_level_values(0)) | set(plan.gpu_models))
+    frames = [window.hourly]
+    for gpu_model in models:
+        values = per_hour.xs(gpu_model, level=0) if gpu_model in per_hour.index.get_level_values(0) else None
+        gpus = (values.reindex(after, fill_value=0.0).to_numpy(dtype=float) if values is not None
+                else np.zeros(len(after)))
+        arrays = tail_cost_arrays(gpus, plan, gpu_model, after)
+        frames.append(pd.DataFrame({S.TIMESTAMP: after, S.GPU_TYPE: gpu_model, **arrays}))
     return Bill(pd.concat(frames, ignore_index=True))

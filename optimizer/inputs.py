@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,11 @@ from optimizer.plan import Commitment
 SCENARIO_WEIGHTS = {S.P10: 0.3, S.P50: 0.4, S.P90: 0.3}
 PLAN_PATHS = 50
 """Joint sample paths a plan is optimised over when the forecast behind it is at hand."""
+
+
+DEFAULT_COST_OF_CAPITAL = 0.10
+"""Annual cost of capital plans discount cash flows at unless told otherwise: a typical corporate hurdle rate
+(set your finance team's rate with ``--cost-of-capital``; 0 treats money now and in three years alike)."""
 
 
 class PlanningError(ValueError):
@@ -56,8 +61,11 @@ class PlanConfig:
             commitment started in month m serves months m.. while its term lasts). False = every
             commitment starts at the window start.
         budget_usd: cap on the plan's expected cost over the window (USD, existing commitments included).
-        max_commit_usd: cap on the window cost (USD) of the new commitments the plan buys.
-        max_commit_share: cap on the new commitments' window cost as a share (0-1) of expected cost.
+        max_obligation_usd: maximum commitment: cap on the obligation of the new commitments the plan buys, over
+            their full terms (USD: upfront plus every recurring hour, paid whether used or not). The one meaning
+            of "maximum commitment" everywhere (CLI, app, ``policy.yaml``, ``gpuplan check``).
+        max_commit_share: cap on the new commitments' cost over the horizon as a share (0-1) of the plan's
+            cost over the horizon (present values).
         needs_approval / approved: instance types that may only be used (any purchase option) once approved.
         spot_share_by_model: per-GPU-model override of ``max_spot_share`` ((gpu_model, share) pairs; 0 = no
             spot, e.g. for latency-bound work).
@@ -66,6 +74,12 @@ class PlanConfig:
             rightsizing sets it from the workload classes whose spot-tolerant work runs on that model).
         existing: commitments already owned (sunk: billed in their active hours, not optimised).
         cvar_weight: risk weight lambda; the objective is expected cost + lambda * CVaR90 of scenario cost.
+        cost_of_capital: annual rate (0.1 = 10%/year) that discounts every cash flow to the window start, so
+            paying upfront and choosing a term are real trade-offs (0 = money now and later weigh the same).
+        term_horizon: judge each commitment over its whole term (the horizon runs to the end of the longest
+            term considered; scenario demand after the window comes from the long-term forecast, see
+            :mod:`optimizer.term`). False = the window alone, taken as representative of the term (what hourly
+            look-back recommenders assume).
     """
 
     start: pd.Timestamp
@@ -83,7 +97,7 @@ class PlanConfig:
     duration_bins: int | None = 96
     ladder: bool = False
     budget_usd: float | None = None
-    max_commit_usd: float | None = None
+    max_obligation_usd: float | None = None
     max_commit_share: float | None = None
     needs_approval: tuple[str, ...] = ()
     approved: tuple[str, ...] = ()
@@ -92,6 +106,8 @@ class PlanConfig:
     checkpoint_by_model: tuple[tuple[str, float], ...] = ()
     existing: tuple[Commitment, ...] = ()
     cvar_weight: float = 0.0
+    cost_of_capital: float = DEFAULT_COST_OF_CAPITAL
+    term_horizon: bool = True
 
     def __post_init__(self) -> None:
         if self.hours < 1:
@@ -112,9 +128,13 @@ class PlanConfig:
                                     f"(got {count}; fix: --spot-capacity {instance_type}=N)")
         if self.budget_usd is not None and not (math.isfinite(self.budget_usd) and self.budget_usd >= 0):
             raise PlanningError("the budget must be >= 0 USD and finite (fix: --budget AMOUNT)")
-        if self.max_commit_usd is not None and not (math.isfinite(self.max_commit_usd) and self.max_commit_usd >= 0):
-            raise PlanningError("the maximum committed spend must be >= 0 USD and finite "
-                                "(fix: --max-commit-usd AMOUNT)")
+        if self.max_obligation_usd is not None and not (math.isfinite(self.max_obligation_usd)
+                                                        and self.max_obligation_usd >= 0):
+            raise PlanningError("the maximum commitment obligation must be >= 0 USD and finite "
+                                "(fix: --max-obligation-usd AMOUNT)")
+        if not (math.isfinite(self.cost_of_capital) and 0.0 <= self.cost_of_capital < 1.0):
+            raise PlanningError(f"the cost of capital must be an annual rate from 0 to 1 (got {self.cost_of_capital}; "
+                                "fix: e.g. --cost-of-capital 0.1 for 10%/year)")
         if self.max_commit_share is not None and not 0.0 <= self.max_commit_share <= 1.0:
             raise PlanningError("the maximum committed share must be between 0 and 1")
         if not (math.isfinite(self.cvar_weight) and self.cvar_weight >= 0):
@@ -141,30 +161,81 @@ class PlanConfig:
         A budget alone does not: the cheapest plan of each GPU model together are the cheapest plan, and the
         budget only decides whether that is affordable. With a CVaR weight or a committed-spend cap it does.
         """
-        return self.max_commit_usd is not None or self.max_commit_share is not None or self.cvar_weight > 0
+        return self.max_obligation_usd is not None or self.max_commit_share is not None or self.cvar_weight > 0
 
     @property
     def end(self) -> pd.Timestamp:
         return self.start + pd.Timedelta(hours=self.hours)
 
+    @property
+    def horizon_end(self) -> pd.Timestamp:
+        """End (exclusive) of the hours a plan is judged on: the window, or with ``term_horizon`` the end of the
+        longest term considered when that is later (a commitment bought at the window start is judged over its
+        whole term)."""
+        longest = max((term_hours(o) for o in self.options), default=0)
+        if not self.term_horizon or longest == 0:
+            return self.end
+        return max(self.end, self.start + pd.Timedelta(hours=longest))
+
+    @property
+    def horizon_hours(self) -> int:
+        return int((self.horizon_end - self.start) / pd.Timedelta(hours=1))
+
 
 @dataclass(frozen=True)
 class Scenarios:
-    """Hourly demand per GPU model and scenario: ``demand[g]`` has shape (n_scenarios, hours)."""
+    """Hourly demand per GPU model and scenario over the window, and after it to the horizon's end.
+
+    ``demand[g]`` has shape (n_scenarios, len(hours)) for the window; ``tail[g]`` (n_scenarios,
+    len(tail_hours)) carries each scenario on from the window's end to the end of the longest commitment term
+    (:mod:`optimizer.term`). Without a tail the plan is judged on the window alone.
+    """
 
     hours: pd.DatetimeIndex
     gpu_models: tuple[str, ...]
     names: tuple[str, ...]
     weights: np.ndarray
     demand: dict[str, np.ndarray] = field(default_factory=dict)
+    tail_hours: pd.DatetimeIndex = field(default_factory=lambda: pd.DatetimeIndex([]))
+    tail: dict[str, np.ndarray] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     def only(self, gpu_model: str) -> Scenarios:
         """The same scenarios restricted to one GPU model."""
-        return Scenarios(hours=self.hours, gpu_models=(gpu_model,), names=self.names, weights=self.weights,
-                         demand={gpu_model: self.demand[gpu_model]})
+        tail = {gpu_model: self.tail[gpu_model]} if gpu_model in self.tail else {}
+        return replace(self, gpu_models=(gpu_model,), demand={gpu_model: self.demand[gpu_model]}, tail=tail)
 
     def expected(self, gpu_model: str) -> np.ndarray:
         return self.weights @ self.demand[gpu_model]
+
+    @property
+    def has_tail(self) -> bool:
+        return len(self.tail_hours) > 0
+
+    @property
+    def horizon_end(self) -> pd.Timestamp:
+        """End (exclusive) of the hours the scenarios cover (window and tail)."""
+        last = self.tail_hours[-1] if self.has_tail else self.hours[-1]
+        return last + pd.Timedelta(hours=1)
+
+    def tail_of(self, gpu_model: str) -> np.ndarray:
+        """Tail demand of a GPU model ((n_scenarios, 0) without a tail; zeros for a model the tail lacks)."""
+        if not self.has_tail:
+            return np.zeros((len(self.names), 0))
+        return self.tail.get(gpu_model, np.zeros((len(self.names), len(self.tail_hours))))
+
+
+def hourly_demand(usage: pd.DataFrame, hours: pd.DatetimeIndex, gpu_models: tuple[str, ...] | None = None
+                  ) -> dict[str, np.ndarray]:
+    """Demand per GPU model summed over teams on the hour grid ``hours`` (missing hours are 0 GPUs)."""
+    inside = usage[(usage[S.TIMESTAMP] >= hours[0]) & (usage[S.TIMESTAMP] <= hours[-1])]
+    per_hour = inside.groupby([S.GPU_TYPE, S.TIMESTAMP])[S.GPUS].sum()
+    models = gpu_models if gpu_models is not None else tuple(sorted(inside[S.GPU_TYPE].unique()))
+    out = {}
+    for g in models:
+        values = per_hour.xs(g, level=0) if g in per_hour.index.get_level_values(0) else pd.Series(dtype=float)
+        out[g] = values.reindex(hours, fill_value=0.0).to_numpy(dtype=float)
+    return out
 
 
 def scenarios_from_paths(long, config: PlanConfig, n_paths: int = PLAN_PATHS, seed: int = 0,
@@ -212,6 +283,31 @@ HISTORY_WEIGHT = 0.35
 720 h origins 4-12 (weights 0.2-1.0, 60-365 days; docs/benchmarks.md), not on the reported origins."""
 
 
+def replay_span(history: pd.DataFrame, start: pd.Timestamp, days: int = HISTORY_DAYS,
+                weight: float = HISTORY_WEIGHT) -> pd.DatetimeIndex | None:
+    """Hours of history replayed before a window starting at ``start``: the last ``days`` whole days (same hour of
+    day as ``start``) that end before the history does; None with a ``weight`` of 0, no history or less than a day
+    of it.
+
+    Raises:
+        PlanningError: ``weight`` outside 0-1 or ``days`` below 1.
+    """
+    if not 0.0 <= weight <= 1.0:
+        raise PlanningError(f"the history weight must be between 0 and 1 (got {weight})")
+    if days < 1:
+        raise PlanningError(f"the history replay needs at least 1 day (got {days})")
+    if history.empty or weight == 0.0:
+        return None
+    day = pd.Timedelta(days=1)
+    after_last = history[S.TIMESTAMP].max() + pd.Timedelta(hours=1)
+    end = start - day * max(-(-(start - after_last) // day), 0)
+    first = max(end - day * days, history[S.TIMESTAMP].min())
+    n_days = int((end - first) // day)
+    if n_days < 1:
+        return None
+    return pd.date_range(end - day * n_days, end, freq="h", inclusive="left")
+
+
 def scenarios_with_history(scenarios: Scenarios, history: pd.DataFrame, config: PlanConfig,
                            days: int = HISTORY_DAYS, weight: float = HISTORY_WEIGHT) -> Scenarios:
     """The scenarios plus the last ``days`` days of realised demand replayed as extra scenarios.
@@ -236,23 +332,11 @@ def scenarios_with_history(scenarios: Scenarios, history: pd.DataFrame, config: 
     Raises:
         PlanningError: ``weight`` outside 0-1 or ``days`` below 1.
     """
-    from optimizer.baselines import hourly_demand
-
-    if not 0.0 <= weight <= 1.0:
-        raise PlanningError(f"the history weight must be between 0 and 1 (got {weight})")
-    if days < 1:
-        raise PlanningError(f"the history replay needs at least 1 day (got {days})")
-    if weight == 0.0 or history.empty:
+    span = replay_span(history, config.start, days, weight)
+    if span is None:
         return scenarios
-    day = pd.Timedelta(days=1)
-    after_last = history[S.TIMESTAMP].max() + pd.Timedelta(hours=1)
-    end = config.start - day * max(-(-(config.start - after_last) // day), 0)
-    first = max(end - day * days, history[S.TIMESTAMP].min())
-    n_days = int((end - first) // day)
-    if n_days < 1:
-        return scenarios
-    span = pd.date_range(end - day * n_days, end, freq="h", inclusive="left")
-    rows = history[(history[S.TIMESTAMP] >= span[0]) & (history[S.TIMESTAMP] < end)]
+    n_days = len(span) // 24
+    rows = history[(history[S.TIMESTAMP] >= span[0]) & (history[S.TIMESTAMP] <= span[-1])]
     mult = np.full(len(rows), 1.0 + config.growth)
     for team, g in config.team_growth:
         mult[(rows[S.TEAM] == team).to_numpy()] *= 1.0 + g
@@ -320,22 +404,46 @@ class Offers:
     spot_share: float = 0.0
 
 
-def useful_commitments(rows: pd.DataFrame, od_usd_per_gpu_hour: float) -> pd.DataFrame:
+def equivalent_hourly(rows: pd.DataFrame, cost_of_capital: float = 0.0) -> np.ndarray:
+    """USD per instance-hour of each commitment row with its upfront payment valued as cash now: the recurring
+    rate plus ``upfront / (term_hours x a)``, where ``a`` is the average present-value factor over the term
+    (``(1 - (1 + r)^-T) / (T ln(1 + r))`` for a term of T years). With no cost of capital it is the catalog's
+    effective rate; with one, paying upfront weighs more than paying the same over the term."""
+    term = rows[C.TERM_HOURS_COL].to_numpy(dtype=float)
+    rec = rows[C.RECURRING_HOURLY].to_numpy(dtype=float)
+    up = rows[C.UPFRONT].to_numpy(dtype=float)
+    if cost_of_capital == 0.0:
+        return rows[C.EFFECTIVE_HOURLY].to_numpy(dtype=float)
+    years = term / 8760.0
+    log = math.log1p(cost_of_capital)
+    avg = (1.0 - np.power(1.0 + cost_of_capital, -years)) / (years * log)
+    return rec + up / (term * avg)
+
+
+def useful_commitments(rows: pd.DataFrame, od_usd_per_gpu_hour: float, cost_of_capital: float = 0.0) -> pd.DataFrame:
     """Drop commitment offers no cost-minimising plan needs.
 
-    An offer whose effective rate per GPU is not below the on-demand rate never pays off. Among offers
-    of the same instance size only the cheapest effective rate can be chosen (in this model nothing
-    else tells them apart), and a larger instance is only kept when it is cheaper per GPU than every
-    smaller one kept (GPU counts per instance are multiples of each other, so several small instances
-    can replace a large one at the same capacity). Ties keep the smaller instance, then the option
-    listed first.
+    Offers are compared at their :func:`equivalent_hourly` rate (upfront valued at the cost of capital), within
+    each term length (a 3-year and a 1-year commitment serve different hours of the horizon). An offer whose rate
+    per GPU is not below the on-demand rate never pays off. Among offers of the same instance size and term only
+    the cheapest can be chosen (in this model nothing else tells them apart), and a larger instance is only kept
+    when it is cheaper per GPU than every smaller one kept (GPU counts per instance are multiples of each other,
+    so several small instances can replace a large one at the same capacity). Ties keep the smaller instance,
+    then the option listed first.
     """
-    rows = rows[rows[C.EFFECTIVE_HOURLY] / rows[C.GPU_COUNT] < od_usd_per_gpu_hour]
-    rows = rows.sort_values([C.GPU_COUNT, C.EFFECTIVE_HOURLY, C.PURCHASE_OPTION, C.INSTANCE_TYPE], kind="stable")
-    rows = rows.drop_duplicates(C.GPU_COUNT, keep="first")
-    per_gpu = (rows[C.EFFECTIVE_HOURLY] / rows[C.GPU_COUNT]).to_numpy()
-    best_smaller = np.minimum.accumulate(np.concatenate([[np.inf], per_gpu[:-1]]))
-    return rows[per_gpu < best_smaller - 1e-12].reset_index(drop=True)
+    rows = rows.assign(_rate=equivalent_hourly(rows, cost_of_capital))
+    rows = rows[rows["_rate"] / rows[C.GPU_COUNT] < od_usd_per_gpu_hour]
+    kept = []
+    for _, part in rows.groupby(C.TERM_HOURS_COL, sort=True):
+        part = part.sort_values([C.GPU_COUNT, "_rate", C.PURCHASE_OPTION, C.INSTANCE_TYPE], kind="stable")
+        part = part.drop_duplicates(C.GPU_COUNT, keep="first")
+        per_gpu = (part["_rate"] / part[C.GPU_COUNT]).to_numpy()
+        best_smaller = np.minimum.accumulate(np.concatenate([[np.inf], per_gpu[:-1]]))
+        kept.append(part[per_gpu < best_smaller - 1e-12])
+    if not kept:
+        return rows.drop(columns="_rate").iloc[0:0].reset_index(drop=True)
+    out = pd.concat(kept).sort_values([C.GPU_COUNT, "_rate", C.PURCHASE_OPTION, C.INSTANCE_TYPE], kind="stable")
+    return out.drop(columns="_rate").reset_index(drop=True)
 
 
 def offers_for(catalog: C.Catalog, gpu_model: str, config: PlanConfig) -> Offers:
@@ -359,7 +467,8 @@ def offers_for(catalog: C.Catalog, gpu_model: str, config: PlanConfig) -> Offers
                             "of that GPU model or choose another region)")
     per_gpu = od[C.EFFECTIVE_HOURLY] / od[C.GPU_COUNT]
     best_od = od.loc[per_gpu.idxmin()]
-    commitments = useful_commitments(rows[rows[C.PURCHASE_OPTION].isin(config.options)], float(per_gpu.min()))
+    commitments = useful_commitments(rows[rows[C.PURCHASE_OPTION].isin(config.options)], float(per_gpu.min()),
+                                     config.cost_of_capital)
     share = config.spot_share_for(gpu_model)
     spot_options: list[dict] = []
     if config.allow_spot and share > 0:

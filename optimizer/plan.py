@@ -20,7 +20,15 @@ expected[total_usd, committed_usd, spot_usd, on_demand_usd, all_on_demand_usd]``
 is a compatible extension: laddered plans give each commitment its own ``start``; owned commitments carry
 ``existing: true`` and an explicit ``end``; ``expected`` adds the risk figures ``total_p10_usd``,
 ``total_p90_usd``, ``cvar90_usd`` (USD), ``break_even_month`` (``YYYY-MM``) and ``break_even_projected``.
-Files without them still load.
+
+Term extension (plans judged over their commitment terms, :mod:`optimizer.term`): a ``term`` block
+(``horizon_start``, ``horizon_end``, ``horizon_hours``, ``cost_of_capital``, ``spot`` offers after the window and
+``tail_rule``, :data:`TAIL_RULE`); ``expected`` adds the money as finance sees it: ``horizon_total_usd`` (with
+``horizon_p10_usd``/``horizon_p90_usd`` and its committed/spot/on-demand parts), ``present_value_usd``,
+``obligation_total_usd`` (new commitments over their full terms), ``obligation_after_window_usd``,
+``upfront_by_month`` and ``horizon_commitment_utilization``; each commitment adds ``firm`` (buy now) or
+tentative, ``expected_utilization`` over its term and ``obligation_usd``. ``expected.total_usd`` and its parts
+stay the cost inside the window. Files without them still load.
 """
 
 from __future__ import annotations
@@ -44,6 +52,13 @@ SERVING_RULE = (
     "billed pro rata; commitments are billed at their effective hourly rate for every active hour."
 )
 """The serving rule in words (``serving_rule`` in plan.json); :mod:`optimizer.billing` is its implementation."""
+TAIL_RULE = (
+    "After the window, to the horizon's end, per GPU model, month and hour: active commitments serve demand first; "
+    "then spot, re-decided each month: the term.spot offers, cheapest per useful GPU-hour first, each up to its "
+    "max_instances (no limit when null), at most max_spot_share of the month's demand GPU-hours (cut back by one "
+    "factor per offer as in the window); then on-demand at the on_demand rate."
+)
+"""How the plan serves demand after its window (``term.tail_rule`` in plan.json), :mod:`optimizer.billing`."""
 
 
 def _iso(ts: pd.Timestamp) -> str:
@@ -74,6 +89,13 @@ class Commitment:
     term_hours: int
     end: pd.Timestamp | None = None
     existing: bool = False
+    firm: bool | None = None
+    """New commitments: True = buy now (it starts in the plan's first purchase period); False = tentative (a
+    laddered purchase in a later month, re-decided on the forecast of its month). None = not stated (older files,
+    owned commitments)."""
+    expected_utilization: float | None = None
+    """Expected share of the commitment's GPU-hours used over its term (the part inside the plan's horizon),
+    weighted over the demand scenarios; commitments of one GPU model share each hour's use pro rata."""
 
     @property
     def effective_hourly_usd(self) -> float:
@@ -84,9 +106,18 @@ class Commitment:
     def gpus(self) -> float:
         return self.count * self.gpus_per_instance
 
+    @property
+    def expiry(self) -> pd.Timestamp:
+        """End of the commitment (exclusive): ``end`` when given, else ``start + term_hours``."""
+        return self.end if self.end is not None else self.start + pd.Timedelta(hours=self.term_hours)
+
+    @property
+    def obligation_usd(self) -> float:
+        """What the commitment costs over its full term, used or not: upfront plus every recurring hour (USD)."""
+        return self.count * self.effective_hourly_usd * self.term_hours
+
     def active(self, hours: pd.DatetimeIndex) -> pd.Series:
-        end = self.end if self.end is not None else self.start + pd.Timedelta(hours=self.term_hours)
-        return pd.Series((hours >= self.start) & (hours < end), index=hours)
+        return pd.Series((hours >= self.start) & (hours < self.expiry), index=hours)
 
 
 @dataclass(frozen=True)
@@ -118,8 +149,44 @@ class OnDemandRate:
 
 
 @dataclass(frozen=True)
+class TermSpot:
+    """Spot after the window (the term's tail): re-decided each month, at most ``max_spot_share`` of the month's
+    demand GPU-hours of the GPU model, at most ``max_instances`` at once (None = no capacity limit), cheapest per
+    useful GPU-hour first (see :mod:`optimizer.billing`)."""
+
+    gpu_model: str
+    instance_type: str
+    gpus_per_instance: float
+    usd_per_instance_hour: float
+    rework_fraction: float
+    max_spot_share: float
+    max_instances: int | None = None
+
+    @property
+    def usd_per_useful_gpu_hour(self) -> float:
+        return self.usd_per_instance_hour * (1.0 + self.rework_fraction) / self.gpus_per_instance
+
+
+@dataclass(frozen=True)
+class Term:
+    """The plan's horizon beyond its window (plan.json ``term``).
+
+    Attributes:
+        horizon_end: end (exclusive) of the hours the plan was judged on: the end of the longest commitment term
+            considered, or the window's end when later.
+        cost_of_capital: annual rate the plan's present values discount cash flows at.
+        spot: how spot serves demand after the window, per GPU model (cheapest first).
+    """
+
+    horizon_end: pd.Timestamp
+    cost_of_capital: float
+    spot: tuple[TermSpot, ...] = ()
+
+
+@dataclass(frozen=True)
 class Expected:
-    """Expected cost of the plan over the window (USD), weighted over the demand scenarios."""
+    """Expected cost of the plan over the window (USD), weighted over the demand scenarios; the ``horizon_*``,
+    ``present_value_*`` and ``obligation_*`` fields cover the plan's horizon (its commitment terms)."""
 
     total_usd: float
     committed_usd: float
@@ -133,8 +200,28 @@ class Expected:
     cvar90_usd: float | None = None
     break_even_month: str | None = None
     break_even_projected: bool = False
-    """True when ``break_even_month`` lies after the window: projected by assuming the window's average
-    hourly saving continues for the rest of the commitment terms."""
+    """True when ``break_even_month`` lies after the plan's horizon data: projected by assuming the window's
+    average hourly saving continues for the rest of the commitment terms (plans judged on the window alone)."""
+    horizon_total_usd: float | None = None
+    """Expected cost from the window start to the horizon's end (USD, commitments at their effective rate)."""
+    horizon_p10_usd: float | None = None
+    horizon_p90_usd: float | None = None
+    horizon_all_on_demand_usd: float | None = None
+    horizon_committed_usd: float | None = None
+    horizon_spot_usd: float | None = None
+    horizon_on_demand_usd: float | None = None
+    present_value_usd: float | None = None
+    """Expected cost over the horizon in present value at the plan's cost of capital (upfront counted when paid)."""
+    present_value_all_on_demand_usd: float | None = None
+    obligation_total_usd: float | None = None
+    """New commitments' obligation over their full terms: upfront plus every recurring hour (USD)."""
+    obligation_after_window_usd: float | None = None
+    """The part of that obligation that falls after the window (the total minus the new commitments' cost
+    inside the window, USD)."""
+    upfront_by_month: dict[str, float] | None = None
+    """Upfront cash of new commitments by calendar month of purchase (``YYYY-MM`` -> USD)."""
+    horizon_commitment_utilization: float | None = None
+    """Expected share of new and owned commitments' GPU-hours used over the horizon."""
 
     @property
     def savings_usd(self) -> float:
@@ -181,6 +268,7 @@ class Plan:
     expected: Expected
     assumptions: dict[str, Any] = field(default_factory=dict)
     routing: tuple[TeamRoute, ...] = ()
+    term: Term | None = None
 
     @property
     def hours(self) -> int:
@@ -196,7 +284,15 @@ class Plan:
             d["start"] = _iso(c.start)
             d["end"] = None if c.end is None else _iso(c.end)
             d["effective_hourly_usd_per_instance"] = round(c.effective_hourly_usd, 6)
+            d["obligation_usd"] = round(c.obligation_usd, 2)
             return d
+
+        def money(k: str, v: Any) -> Any:
+            if isinstance(v, float) and k.endswith("usd"):
+                return round(v, 2)
+            if isinstance(v, dict) and k.endswith("by_month"):
+                return {m: round(float(x), 2) for m, x in v.items()}
+            return v
 
         out = {
             "schema": SCHEMA,
@@ -205,11 +301,15 @@ class Plan:
             "commitments": [commitment(c) for c in self.commitments],
             "spot": [asdict(s) for s in self.spot],
             "on_demand": [asdict(o) for o in self.on_demand],
-            "expected": {k: (round(v, 2) if isinstance(v, float) and k.endswith("usd") else v)
-                         for k, v in asdict(self.expected).items()},
+            "expected": {k: money(k, v) for k, v in asdict(self.expected).items()},
             "assumptions": self.assumptions,
             "serving_rule": SERVING_RULE,
         }
+        if self.term is not None:  # optional extension: absent from plans judged on the window alone
+            out["term"] = {"horizon_start": _iso(self.window_start), "horizon_end": _iso(self.term.horizon_end),
+                           "horizon_hours": int((self.term.horizon_end - self.window_start) / pd.Timedelta(hours=1)),
+                           "cost_of_capital": self.term.cost_of_capital,
+                           "spot": [asdict(t) for t in self.term.spot], "tail_rule": TAIL_RULE}
         if self.routing:  # optional extension: absent from plans made without --workloads
             out["routing"] = [asdict(r) for r in self.routing]
         return out
@@ -231,15 +331,22 @@ class Plan:
             hourly_usd_per_instance=float(c["hourly_usd_per_instance"]),
             upfront_usd_per_instance=float(c["upfront_usd_per_instance"]), gpu_model=c["gpu_model"],
             gpus_per_instance=float(c["gpus_per_instance"]), term_hours=int(c["term_hours"]),
-            end=_parse_ts(c["end"]) if c.get("end") else None, existing=bool(c.get("existing", False)))
+            end=_parse_ts(c["end"]) if c.get("end") else None, existing=bool(c.get("existing", False)),
+            firm=c.get("firm"), expected_utilization=c.get("expected_utilization"))
             for c in d.get("commitments", []))
         spot = tuple(SpotAllowance(**{k: s[k] for k in SpotAllowance.__dataclass_fields__ if k in s})
                      for s in d.get("spot", []))
         on_demand = tuple(OnDemandRate(**o) for o in d.get("on_demand", []))
         expected = Expected(**{k: v for k, v in d["expected"].items() if k in Expected.__dataclass_fields__})
+        term = None
+        if isinstance(d.get("term"), dict):
+            t = d["term"]
+            term = Term(horizon_end=_parse_ts(t["horizon_end"]), cost_of_capital=float(t.get("cost_of_capital", 0.0)),
+                        spot=tuple(TermSpot(**{k: x[k] for k in TermSpot.__dataclass_fields__ if k in x})
+                                   for x in t.get("spot", [])))
         return cls(window_start=start, window_end=_parse_ts(d["window"]["end"]), region=d["region"],
                    commitments=commitments, spot=spot, on_demand=on_demand, expected=expected,
-                   assumptions=d.get("assumptions", {}),
+                   assumptions=d.get("assumptions", {}), term=term,
                    routing=tuple(TeamRoute(**{**r, "from_gpu_types": tuple(r["from_gpu_types"]),
                                               "instance_types": tuple(r["instance_types"])})
                                  for r in d.get("routing", [])))

@@ -24,10 +24,11 @@ import pulp
 
 from forecasting import schema as S
 from optimizer import catalog as C
-from optimizer.billing import cost_arrays, pricing_for
+from optimizer.billing import cost_arrays, pricing_for, tail_cost_arrays
 from optimizer.inputs import Offers, PlanConfig, PlanningError, Scenarios, offers_for, scenarios_from_forecast
-from optimizer.plan import Commitment, Expected, OnDemandRate, Plan, SpotAllowance
+from optimizer.plan import Commitment, Expected, OnDemandRate, Plan, SpotAllowance, Term, TermSpot
 from optimizer.problem import CVAR_ALPHA, BuiltProblem, GpuModelVars, build_problem
+from optimizer.term import discount, month_discounts
 
 Progress = Callable[[str], None]
 
@@ -39,12 +40,15 @@ class PlanResult:
     Attributes:
         plan: the purchase plan.
         scenarios: the demand scenarios it was optimised for.
-        scenario_costs: per scenario name, the billed totals (USD, GPU-hours).
-        lp_objective_usd: the solver's expected cost. With every hour a cell the billed
-            ``plan.expected.total_usd`` equals it up to the MIP gap (never above it: spot allowances are
+        scenario_costs: per scenario name, the billed totals over the window (USD, GPU-hours).
+        lp_objective_usd: the model's expected cost over the window (undiscounted). With every hour a cell the
+            billed ``plan.expected.total_usd`` equals it up to the MIP gap (never above it: spot allowances are
             rounded up); with load-duration bins they differ by the binning (0.01% at the scale benchmark).
         build_seconds / solve_seconds: time to build the model and to solve it.
         status: solver status text.
+        lp_present_value_usd: the model's objective: expected cost over the horizon in present value (USD).
+        horizon_costs: per scenario name, the billed totals over the horizon (window and tail; USD, GPU-hours,
+            ``present_value_usd``); equal to ``scenario_costs`` plus a present value for a window-only plan.
     """
 
     plan: Plan
@@ -54,6 +58,8 @@ class PlanResult:
     build_seconds: float
     solve_seconds: float
     status: str
+    lp_present_value_usd: float | None = None
+    horizon_costs: dict[str, dict[str, float]] | None = None
 
 
 MIP_GAP = 1e-4
@@ -131,59 +137,78 @@ def _spot_max_instances(handle: GpuModelVars) -> list[int]:
 class _Solved:
     handles: tuple[GpuModelVars, ...]
     status: str
-    objective: float
+    objective: float            # the model's present value over the horizon (USD)
+    window_cost: float          # the model's expected cost over the window (USD)
     build_seconds: float
     solve_seconds: float
 
 
-def _optimise(scenarios: Scenarios, offers: dict[str, Offers], config: PlanConfig,
-              existing: dict[str, tuple[np.ndarray, float]], say: Progress) -> _Solved:
+@dataclass(frozen=True)
+class _Owned:
+    """Owned commitments of one GPU model over the horizon: GPUs per hour (window then tail) and their sunk cost
+    over the window (USD) and over the horizon in present value (USD)."""
+
+    capacity: np.ndarray
+    window_usd: float
+    present_value_usd: float
+
+
+def _optimise(scenarios: Scenarios, offers: dict[str, Offers], config: PlanConfig, existing: dict[str, _Owned],
+              say: Progress, joint: bool = False, objective: str = "cost") -> _Solved:
     """Build and solve: one MILP per GPU model when nothing links them, else one joint MILP.
 
-    A budget alone does not link the models: it is checked by :func:`make_plan` against the billed cost.
+    A budget alone does not link the models unless ``joint`` (the cheapest plan of each model together is checked
+    by :func:`make_plan` against the budget first). ``objective="window"`` minimises the expected cost over the
+    window instead (the smallest budget that works).
     """
-    if config.coupled:
+    joint = joint or config.coupled
+    if joint:
         groups = [scenarios]
     else:
         groups = [scenarios.only(g) for g in scenarios.gpu_models]
         config = replace(config, budget_usd=None)
-    handles, statuses, objective = [], [], 0.0
+    handles, statuses, value, window = [], [], 0.0, 0.0
     build_s = solve_s = 0.0
     for i, sc in enumerate(groups, 1):
         t0 = time.perf_counter()
+        mine = [g for g in sc.gpu_models if g in existing]
         built = build_problem(sc, offers, config,
-                              existing_capacity={g: existing[g][0] for g in sc.gpu_models if g in existing},
-                              existing_cost_usd=sum(existing[g][1] for g in sc.gpu_models if g in existing))
+                              existing_capacity={g: existing[g].capacity for g in mine},
+                              existing_cost_usd=sum(existing[g].present_value_usd for g in mine),
+                              existing_window_usd=sum(existing[g].window_usd for g in mine))
+        if objective == "window":
+            built.prob.setObjective(built.window_cost)
         t1 = time.perf_counter()
         say(f"solving {', '.join(sc.gpu_models)} with HiGHS ({built.prob.numVariables()} variables, "
             f"{built.prob.numConstraints()} constraints) [{i}/{len(groups)}]")
-        statuses.append(solve_problem(built, config.time_limit_s, JOINT_MIP_GAP if config.coupled else MIP_GAP))
+        statuses.append(solve_problem(built, config.time_limit_s, JOINT_MIP_GAP if joint else MIP_GAP))
         solve_s += time.perf_counter() - t1
         build_s += t1 - t0
         handles.extend(built.models)
-        objective += float(built.expected_cost.value() or 0.0)
+        value += float(built.expected_cost.value() or 0.0)
+        window += float(built.window_cost.value() or 0.0)
     status = "Optimal" if all(s == "Optimal" for s in statuses) else "; ".join(sorted(set(statuses)))
-    return _Solved(tuple(handles), status, objective, build_s, solve_s)
+    return _Solved(tuple(handles), status, value, window, build_s, solve_s)
 
 
 def _budget_error(scenarios: Scenarios, offers_of: Callable[[PlanConfig], dict[str, Offers]], config: PlanConfig,
-                  existing: dict[str, tuple[np.ndarray, float]], free: PlanResult) -> PlanningError:
-    """One line naming what holds the cost above the budget and the smallest budget that works.
+                  existing: dict[str, _Owned]) -> PlanningError:
+    """One line naming what holds the window's cost above the budget and the smallest budget that works.
 
-    ``free`` is the cheapest plan without the budget; its billed expected cost is the smallest budget that
-    works (the serving rule's cost, which equals the model's on hourly cells). Each other guardrail is relaxed
-    in turn; one whose relaxation lowers the cheapest cost is binding too.
+    The smallest budget is the least expected window cost any plan under the other guardrails reaches (a solve
+    that minimises the window's cost; on hourly cells the serving rule bills exactly that). Each other guardrail is
+    relaxed in turn; one whose relaxation lowers that least cost is binding too.
     """
     quiet: Progress = lambda _m: None  # noqa: E731
-    base = free.lp_objective_usd
     free_config = replace(config, budget_usd=None, cvar_weight=0.0)
+    base = _optimise(scenarios, offers_of(free_config), free_config, existing, quiet, objective="window").window_cost
     binding = []
     relaxations = []
-    if config.max_commit_usd is not None or config.max_commit_share is not None:
-        limit = (f"{config.max_commit_usd:,.0f} USD" if config.max_commit_usd is not None
-                 else f"{config.max_commit_share:.0%} of expected cost")
+    if config.max_obligation_usd is not None or config.max_commit_share is not None:
+        limit = (f"{config.max_obligation_usd:,.0f} USD" if config.max_obligation_usd is not None
+                 else f"{config.max_commit_share:.0%} of the plan's cost")
         relaxations.append((f"max commitment ({limit})",
-                            replace(free_config, max_commit_usd=None, max_commit_share=None)))
+                            replace(free_config, max_obligation_usd=None, max_commit_share=None)))
     if config.allow_spot and any(config.spot_share_for(g) < 1.0 for g in scenarios.gpu_models):
         shares = sorted({f"{config.spot_share_for(g):.0%}" for g in scenarios.gpu_models})
         relaxations.append((f"spot cap (max spot share {', '.join(shares)})",
@@ -192,31 +217,41 @@ def _budget_error(scenarios: Scenarios, offers_of: Callable[[PlanConfig], dict[s
         caps = ", ".join(f"{t} at most {n}" for t, n in config.spot_capacity)
         relaxations.append((f"spot capacity ({caps} instances)", replace(free_config, spot_capacity=())))
     for label, relaxed in relaxations:
-        cost = _optimise(scenarios, offers_of(relaxed), relaxed, existing, quiet).objective
+        cost = _optimise(scenarios, offers_of(relaxed), relaxed, existing, quiet, objective="window").window_cost
         if cost < base * (1 - 1e-6) - 1e-6:
             binding.append(label)
     if not binding:
         binding.append("capacity (all demand must be served at the cheapest prices on offer)")
-    smallest = math.ceil(free.plan.expected.total_usd)
+    smallest = math.ceil(base - 1e-6)
     return PlanningError(f"no plan fits the budget of {config.budget_usd:,.0f} USD: binding constraints are the "
                          f"budget and {'; '.join(binding)}; the smallest budget that works is {smallest:,} USD "
                          f"(fix: --budget {smallest} or relax a binding constraint)")
 
 
-def _existing(config: PlanConfig, scenarios: Scenarios) -> dict[str, tuple[np.ndarray, float]]:
-    """Per GPU model: GPUs of owned commitments per window hour and their (sunk) window cost in USD,
-    as :mod:`optimizer.billing` counts them."""
+def horizon_index(scenarios: Scenarios) -> pd.DatetimeIndex:
+    """Every hour the scenarios cover: the window, then the tail."""
+    return scenarios.hours.append(scenarios.tail_hours) if scenarios.has_tail else scenarios.hours
+
+
+def _existing(config: PlanConfig, scenarios: Scenarios) -> dict[str, _Owned]:
+    """Per GPU model: GPUs of owned commitments per hour of the horizon and their (sunk) cost, as
+    :mod:`optimizer.billing` counts them (effective rate per active hour)."""
     if not config.existing:
         return {}
-    owned = Plan(window_start=config.start, window_end=config.end, region=config.region,
-                 commitments=config.existing, spot=(),
-                 on_demand=tuple(OnDemandRate(g, "", 0.0) for g in scenarios.gpu_models),
-                 expected=Expected(0.0, 0.0, 0.0, 0.0, 0.0))
+    hours = horizon_index(scenarios)
+    w = len(scenarios.hours)
+    df = month_discounts(hours, config.start, config.cost_of_capital)
     out = {}
     for g in scenarios.gpu_models:
-        pricing = pricing_for(owned, g, scenarios.hours)
-        if pricing.capacity.any():
-            out[g] = (pricing.capacity, float(pricing.commit_usd.sum()))
+        capacity = np.zeros(len(hours))
+        usd = np.zeros(len(hours))
+        for c in config.existing:
+            if c.gpu_model == g:
+                active = c.active(hours).to_numpy(dtype=float)
+                capacity += active * c.gpus
+                usd += active * c.count * c.effective_hourly_usd
+        if capacity.any():
+            out[g] = _Owned(capacity, float(usd[:w].sum()), float((usd * df).sum()))
     return out
 
 
@@ -230,22 +265,36 @@ def cvar(values: np.ndarray, weights: np.ndarray, alpha: float = CVAR_ALPHA) -> 
     return float((take * v).sum() / tail)
 
 
-def break_even_month(plan: Plan, scenarios: Scenarios) -> tuple[str | None, bool]:
+def weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """Quantiles of a weighted sample (each value stands for its weight, placed at the middle of its share of
+    the cumulative weight; linear in between, the extremes beyond). With equal weights this is numpy's
+    ``hazen`` method. The weighted mean always lies between the smallest and the largest value."""
+    values, weights = np.asarray(values, dtype=float), np.asarray(weights, dtype=float)
+    order = np.argsort(values, kind="stable")
+    v, w = values[order], weights[order] / weights.sum()
+    mid = np.cumsum(w) - w / 2.0
+    return [float(np.interp(q, mid, v)) for q in qs]
+
+
+def break_even_month(plan: Plan, scenarios: Scenarios, flexible_saving: np.ndarray | None = None
+                     ) -> tuple[str | None, bool]:
     """First calendar month (``YYYY-MM``) from which the plan's cumulative cash saving against all
     on-demand stays positive, counting each new commitment's upfront payment in its start hour and its
     recurring rate per active hour (owned commitments at their effective rate).
 
     Returns:
-        The month and whether it is projected. A 1-year all-upfront commitment rarely pays back within a
-        window of weeks, so when the saving is still negative at the window's end the month is projected
-        by assuming the window's average hourly saving before upfront payments continues until the last
-        new commitment's term ends; (None, False) when it never pays back within that term.
+        The month and whether it is projected. With a tail (a plan judged over its terms) the saving is the
+        scenarios' expected saving hour by hour to the horizon's end, nothing projected; None when it does not
+        turn positive by then. Judged on the window alone, a 1-year all-upfront commitment rarely pays back within
+        a window of weeks, so when the saving is still negative at the window's end the month is projected by
+        assuming the window's average hourly saving before upfront payments continues until the last new
+        commitment's term ends; (None, False) when it never pays back within that term.
+
+    ``flexible_saving`` (:attr:`Money.flexible_saving`) skips billing the scenarios again.
     """
-    hours = scenarios.hours
-    saving = np.zeros(len(hours))
-    for g in scenarios.gpu_models:
-        arrays = cost_arrays(scenarios.demand[g], pricing_for(plan, g, hours))
-        saving += scenarios.weights @ (arrays["all_on_demand_usd"] - arrays["spot_usd"] - arrays["on_demand_usd"])
+    hours = horizon_index(scenarios)
+    saving = (np.array(flexible_saving, dtype=float) if flexible_saving is not None
+              else evaluate(plan, scenarios, 0.0).flexible_saving.copy())
     upfront = np.zeros(len(hours))
     term_end = hours[-1] + pd.Timedelta(hours=1)
     for c in plan.commitments:
@@ -259,7 +308,7 @@ def break_even_month(plan: Plan, scenarios: Scenarios) -> tuple[str | None, bool
         at = hours.get_indexer([c.start])[0]
         if at >= 0:
             upfront[at] += c.count * c.upfront_usd_per_instance
-        term_end = max(term_end, c.end or c.start + pd.Timedelta(hours=c.term_hours))
+        term_end = max(term_end, c.expiry)
     months = hours.to_period("M")
     monthly = pd.Series(saving - upfront).groupby(np.asarray(months.astype(str))).sum().sort_index()
     cumulative = monthly.cumsum().to_numpy()
@@ -268,6 +317,8 @@ def break_even_month(plan: Plan, scenarios: Scenarios) -> tuple[str | None, bool
         last_bad = np.flatnonzero(~positive)
         first = 0 if last_bad.size == 0 else int(last_bad[-1]) + 1
         return str(monthly.index[first]), False
+    if scenarios.has_tail:
+        return None, False
     rate = float(saving.mean())                  # USD per hour saved before upfront payments
     if rate <= 0:
         return None, False
@@ -296,13 +347,16 @@ def _scenarios_assumption(weights: dict[str, float]) -> dict:
 def make_plan(forecast: pd.DataFrame | None, catalog: C.Catalog, config: PlanConfig, *,
               scenarios: Scenarios | None = None,
               progress: Progress | None = None) -> PlanResult:
-    """Choose commitments (laddered by month if asked), spot allowances and on-demand for the window.
+    """Choose commitments (laddered by month if asked), spot allowances and on-demand for the window, each
+    commitment judged over the scenarios' horizon (its whole term when the scenarios carry a tail).
 
     Args:
         forecast: forecast frame (``team, gpu_type, timestamp, mean, p10, p50, p90``) covering the window.
         catalog: price catalog.
-        config: window, region, allowed types/options, spot policy, guardrails, owned commitments, risk weight.
-        scenarios: demand scenarios to plan over (default: the forecast's p10/p50/p90 paths).
+        config: window, region, allowed types/options, spot policy, guardrails, owned commitments, risk weight,
+            cost of capital.
+        scenarios: demand scenarios to plan over (default: the forecast's p10/p50/p90 paths, window only;
+            :mod:`optimizer.term` builds scenarios over the whole term).
         progress: optional callback receiving one line per step.
 
     Raises:
@@ -314,13 +368,15 @@ def make_plan(forecast: pd.DataFrame | None, catalog: C.Catalog, config: PlanCon
         scenarios = scenarios_from_forecast(forecast, config)
     # Owned commitments of a GPU model with no demand are still paid in their active hours: plan that model with
     # zero demand so the plan bills them (and prices it at its cheapest on-demand rate, whatever the allowed types).
-    idle = sorted({c.gpu_model for c in config.existing if c.active(scenarios.hours).any()}
-                  - set(scenarios.gpu_models))
+    horizon = horizon_index(scenarios)
+    idle = sorted({c.gpu_model for c in config.existing if c.active(horizon).any()} - set(scenarios.gpu_models))
     if idle:
         zeros = np.zeros((len(scenarios.names), len(scenarios.hours)))
-        scenarios = Scenarios(hours=scenarios.hours, gpu_models=tuple(sorted((*scenarios.gpu_models, *idle))),
-                              names=scenarios.names, weights=scenarios.weights,
-                              demand={**scenarios.demand, **{g: zeros.copy() for g in idle}})
+        tail_zeros = np.zeros((len(scenarios.names), len(scenarios.tail_hours)))
+        scenarios = replace(scenarios, gpu_models=tuple(sorted((*scenarios.gpu_models, *idle))),
+                            demand={**scenarios.demand, **{g: zeros.copy() for g in idle}},
+                            tail={**scenarios.tail, **{g: tail_zeros.copy() for g in idle}} if scenarios.has_tail
+                            else scenarios.tail)
 
     def offers_of(cfg: PlanConfig) -> dict[str, Offers]:
         return {g: offers_for(catalog, g, replace(cfg, instance_types=None) if g in idle else cfg)
@@ -333,32 +389,48 @@ def make_plan(forecast: pd.DataFrame | None, catalog: C.Catalog, config: PlanCon
     except InfeasiblePlan:
         if config.budget_usd is None:
             raise
-        free = make_plan(forecast, catalog, replace(config, budget_usd=None, cvar_weight=0.0), scenarios=scenarios)
-        raise _budget_error(scenarios, offers_of, config, existing, free) from None
-    plan, scenario_costs = _read_plan(solved.handles, scenarios, catalog, config)
-    plan = replace(plan, assumptions={**plan.assumptions, "model_expected_usd": round(solved.objective, 2)})
-    result = PlanResult(plan=plan, scenarios=scenarios, scenario_costs=scenario_costs,
-                        lp_objective_usd=solved.objective, build_seconds=solved.build_seconds,
-                        solve_seconds=solved.solve_seconds, status=solved.status)
+        raise _budget_error(scenarios, offers_of, config, existing) from None
     budget = config.budget_usd
-    if budget is not None and not config.coupled and plan.expected.total_usd > budget + 1e-6 * max(budget, 1.0):
-        # A budget alone leaves the cheapest plan unchanged, so its billed cost decides (the serving rule's cost,
-        # which the model matches up to binning); with a risk weight or a commitment cap it is a row of the joint
-        # model.
-        raise _budget_error(scenarios, offers_of, config, existing, result)
+    if budget is not None and not config.coupled and solved.window_cost > budget + 1e-6 * max(budget, 1.0):
+        # The cheapest plan over the horizon costs more than the budget inside the window: another plan may not
+        # (e.g. more commitments lower the window's cost), so solve again with the budget as a row of one MILP.
+        say("the cheapest plan is above the budget: solving again with the budget as a constraint")
+        try:
+            solved = _optimise(scenarios, offers, config, existing, say, joint=True)
+        except InfeasiblePlan:
+            raise _budget_error(scenarios, offers_of, config, existing) from None
+    plan, scenario_costs, horizon_costs = _read_plan(solved.handles, scenarios, catalog, config)
+    plan = replace(plan, assumptions={**plan.assumptions, "model_expected_usd": round(solved.window_cost, 2),
+                                      "model_present_value_usd": round(solved.objective, 2)})
+    result = PlanResult(plan=plan, scenarios=scenarios, scenario_costs=scenario_costs,
+                        lp_objective_usd=solved.window_cost, build_seconds=solved.build_seconds,
+                        solve_seconds=solved.solve_seconds, status=solved.status,
+                        lp_present_value_usd=solved.objective, horizon_costs=horizon_costs)
+    if scenarios.has_tail and plan.commitments:
+        from optimizer.finance import payment_choices
+
+        choices = payment_choices(result, catalog, config.options, config.region)
+        result = replace(result, plan=replace(plan, assumptions={**plan.assumptions, "payment_choice": choices}))
+        plan = result.plan
+    if budget is not None and plan.expected.total_usd > budget + 1e-6 * max(budget, 1.0) + 0.01:
+        # the model's window cost fits; the bill (hour by hour) is above it only by the binning
+        raise _budget_error(scenarios, offers_of, config, existing)
     say(f"plan ready: expected {plan.expected.total_usd:,.0f} USD vs "
-        f"{plan.expected.all_on_demand_usd:,.0f} USD all on-demand")
+        f"{plan.expected.all_on_demand_usd:,.0f} USD all on-demand over the window")
     return result
 
 
 def _read_plan(handles: tuple[GpuModelVars, ...], scenarios: Scenarios, catalog: C.Catalog,
-               config: PlanConfig) -> tuple[Plan, dict[str, dict[str, float]]]:
-    """The solver's counts as a plan: commitments per start month, spot allowances (whole instances, carrying
-    the spot share the serving rule enforces), on-demand rates; then billed hour by hour on every scenario."""
+               config: PlanConfig) -> tuple[Plan, dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """The solver's counts as a plan: commitments per start month (firm in the first purchase period, tentative
+    later), spot allowances (whole instances, carrying the spot share the serving rule enforces), spot after the
+    window, on-demand rates; then billed hour by hour on every scenario over the window and the horizon."""
     commitments = list(config.existing)
     rates = []
+    term_spot = []
     for handle in handles:
         rows = handle.offers.commitments
+        first = handle.periods.purchase[0]
         for (k, m), var in sorted(handle.counts.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             count = int(round(var.value() or 0.0))
             if count <= 0:
@@ -366,14 +438,24 @@ def _read_plan(handles: tuple[GpuModelVars, ...], scenarios: Scenarios, catalog:
             r = rows.iloc[k]
             commitments.append(Commitment(
                 instance_type=str(r[C.INSTANCE_TYPE]), purchase_option=str(r[C.PURCHASE_OPTION]), count=count,
-                start=scenarios.hours[handle.period_starts[m]], hourly_usd_per_instance=float(r[C.RECURRING_HOURLY]),
+                start=handle.periods.start_time(m), hourly_usd_per_instance=float(r[C.RECURRING_HOURLY]),
                 upfront_usd_per_instance=float(r[C.UPFRONT]), gpu_model=handle.gpu_model,
-                gpus_per_instance=float(r[C.GPU_COUNT]), term_hours=int(r[C.TERM_HOURS_COL])))
+                gpus_per_instance=float(r[C.GPU_COUNT]), term_hours=int(r[C.TERM_HOURS_COL]),
+                firm=bool(m == first) if scenarios.has_tail or config.ladder else None))
         rates.append(OnDemandRate(gpu_model=handle.gpu_model, instance_type=handle.offers.on_demand_instance_type,
                                   usd_per_gpu_hour=handle.offers.on_demand_usd_per_gpu_hour))
+        for o in handle.offers.spot_options:
+            term_spot.append(TermSpot(gpu_model=handle.gpu_model, instance_type=str(o["instance_type"]),
+                                      gpus_per_instance=float(o["gpu_count"]),
+                                      usd_per_instance_hour=float(o["usd_per_instance_hour"]),
+                                      rework_fraction=float(o["rework_fraction"]),
+                                      max_spot_share=float(handle.offers.spot_share),
+                                      max_instances=o.get("max_instances")))
+    term = (Term(horizon_end=scenarios.horizon_end, cost_of_capital=config.cost_of_capital, spot=tuple(term_spot))
+            if scenarios.has_tail else None)
     committed_only = Plan(window_start=config.start, window_end=config.end, region=config.region,
                           commitments=tuple(commitments), spot=(), on_demand=tuple(rates),
-                          expected=Expected(0.0, 0.0, 0.0, 0.0, 0.0))
+                          expected=Expected(0.0, 0.0, 0.0, 0.0, 0.0), term=term)
     spots = []
     for handle in handles:
         off = handle.offers
@@ -386,27 +468,54 @@ def _read_plan(handles: tuple[GpuModelVars, ...], scenarios: Scenarios, catalog:
                     max_spot_share=off.spot_share))
 
     draft = replace(committed_only, spot=tuple(spots))
-    scenario_costs = bill_scenarios(draft, scenarios)
+    money = evaluate(draft, scenarios, config.cost_of_capital)
+    scenario_costs = money.window
     w = dict(zip(scenarios.names, scenarios.weights, strict=True))
 
-    def expect(key: str) -> float:
-        return float(sum(w[s] * scenario_costs[s][key] for s in scenarios.names))
+    def expect(key: str, costs: dict[str, dict[str, float]] = scenario_costs) -> float:
+        return float(sum(w[s] * costs[s][key] for s in scenarios.names))
 
     totals = np.array([scenario_costs[n]["total_usd"] for n in scenarios.names])
     if S.P10 in scenario_costs and S.P90 in scenario_costs:
         p10, p90 = scenario_costs[S.P10]["total_usd"], scenario_costs[S.P90]["total_usd"]
     else:
-        p10, p90 = (float(x) for x in np.quantile(totals, [0.1, 0.9]))
+        p10, p90 = weighted_quantiles(totals, scenarios.weights, (0.1, 0.9))
     used = expect("committed_used_gpus")
     capacity = expect("committed_capacity_gpus")
-    even_month, projected = break_even_month(draft, scenarios)
+    even_month, projected = break_even_month(draft, scenarios, money.flexible_saving)
+    new = [c for c in commitments if not c.existing]
+    obligation = float(sum(c.obligation_usd for c in new))
+    window_hours = pd.date_range(config.start, config.end, freq="h", inclusive="left")
+    in_window = float(sum(c.count * c.effective_hourly_usd * float(c.active(window_hours).sum()) for c in new))
+    by_month: dict[str, float] = {}
+    for c in new:
+        if c.upfront_usd_per_instance > 0:
+            key = f"{c.start:%Y-%m}"
+            by_month[key] = by_month.get(key, 0.0) + c.count * c.upfront_usd_per_instance
+    finance = {}
+    if scenarios.has_tail:
+        h = money.horizon
+        h_totals = np.array([h[n]["total_usd"] for n in scenarios.names])
+        hp10, hp90 = weighted_quantiles(h_totals, scenarios.weights, (0.1, 0.9))
+        h_cap = expect("committed_capacity_gpus", h)
+        finance = dict(horizon_total_usd=expect("total_usd", h), horizon_p10_usd=hp10, horizon_p90_usd=hp90,
+                       horizon_all_on_demand_usd=expect("all_on_demand_usd", h),
+                       horizon_committed_usd=expect("committed_usd", h), horizon_spot_usd=expect("spot_usd", h),
+                       horizon_on_demand_usd=expect("on_demand_usd", h),
+                       present_value_usd=expect("present_value_usd", h),
+                       present_value_all_on_demand_usd=expect("present_value_all_on_demand_usd", h),
+                       horizon_commitment_utilization=(expect("committed_used_gpus", h) / h_cap) if h_cap > 0 else None)
     expected = Expected(
         total_usd=expect("total_usd"), committed_usd=expect("committed_usd"), spot_usd=expect("spot_usd"),
         on_demand_usd=expect("on_demand_usd"), all_on_demand_usd=expect("all_on_demand_usd"),
         total_p10_usd=p10, total_p90_usd=p90,
-        upfront_usd=float(sum(c.count * c.upfront_usd_per_instance for c in commitments if not c.existing)),
+        upfront_usd=float(sum(c.count * c.upfront_usd_per_instance for c in new)),
         commitment_utilization=(used / capacity) if capacity > 0 else None,
-        cvar90_usd=cvar(totals, scenarios.weights), break_even_month=even_month, break_even_projected=projected)
+        cvar90_usd=cvar(totals, scenarios.weights), break_even_month=even_month, break_even_projected=projected,
+        obligation_total_usd=obligation if new else 0.0, obligation_after_window_usd=max(obligation - in_window, 0.0),
+        upfront_by_month=dict(sorted(by_month.items())), **finance)
+    draft = replace(draft, commitments=tuple(
+        replace(c, expected_utilization=money.utilization.get(i)) for i, c in enumerate(draft.commitments)))
     assumptions = {
         "scenarios": _scenarios_assumption(w),
         "options_considered": list(config.options),
@@ -416,12 +525,11 @@ def _read_plan(handles: tuple[GpuModelVars, ...], scenarios: Scenarios, catalog:
                         "restart_overhead_hours": config.restart_overhead_hours},
         "instance_types": list(config.instance_types) if config.instance_types else None,
         "catalog": {"path": catalog.path, "snapshot_dates": list(catalog.snapshot_dates(config.region))},
-        "commitment_cost_basis": ("effective hourly rate charged for every covered window hour; "
-                                  + ("laddered: new commitments may start at each calendar month"
-                                     if config.ladder else "all commitments start at the window start (window "
-                                                           "taken as representative of the term)")),
+        "horizon": "term" if scenarios.has_tail else "window",
+        "cost_of_capital": config.cost_of_capital,
+        "commitment_cost_basis": _cost_basis(config, scenarios),
         "ladder": config.ladder,
-        "guardrails": {"budget_usd": config.budget_usd, "max_commit_usd": config.max_commit_usd,
+        "guardrails": {"budget_usd": config.budget_usd, "max_obligation_usd": config.max_obligation_usd,
                        "max_commit_share": config.max_commit_share,
                        "needs_approval": list(config.needs_approval), "approved": list(config.approved),
                        "spot_share_by_model": dict(config.spot_share_by_model),
@@ -430,12 +538,115 @@ def _read_plan(handles: tuple[GpuModelVars, ...], scenarios: Scenarios, catalog:
                                          else bool(expected.total_usd <= config.budget_usd * (1 + 1e-6) + 1e-6))},
         "risk": {"cvar_weight": config.cvar_weight, "cvar_alpha": CVAR_ALPHA},
         "existing_commitments": len(config.existing),
+        "notes": list(scenarios.notes),
     }
-    return replace(draft, expected=expected, assumptions=assumptions), scenario_costs
+    return replace(draft, expected=expected, assumptions=assumptions), scenario_costs, money.horizon
+
+
+def _cost_basis(config: PlanConfig, scenarios: Scenarios) -> str:
+    if scenarios.has_tail:
+        starts = ("new commitments may start in any month of the horizon (after the first: tentative)"
+                  if config.ladder else "new commitments start at the window start")
+        return (f"each commitment judged over its whole term to {scenarios.horizon_end:%Y-%m-%d} (the window hour "
+                f"by hour, then each month of the long-term forecast); {starts}; cash flows discounted at "
+                f"{config.cost_of_capital:.0%} a year")
+    return ("effective hourly rate charged for every covered window hour; "
+            + ("laddered: new commitments may start at each calendar month" if config.ladder
+               else "all commitments start at the window start (window taken as representative of the term)"))
+
+
+@dataclass(frozen=True)
+class Money:
+    """A plan billed on scenarios: per scenario name, the window's totals and the horizon's (with
+    ``present_value_usd`` and ``present_value_all_on_demand_usd``); per commitment (index into
+    ``plan.commitments``), its expected utilisation over its active hours in the horizon."""
+
+    window: dict[str, dict[str, float]]
+    horizon: dict[str, dict[str, float]]
+    utilization: dict[int, float]
+    flexible_saving: np.ndarray
+    """Per hour of the horizon, the expected saving of spot and on-demand against all on-demand (USD; what
+    commitments make possible before their own charges)."""
+
+
+def commitment_present_value(c: Commitment, hours: pd.DatetimeIndex, df: np.ndarray, origin: pd.Timestamp,
+                             rate: float) -> float:
+    """Present value (USD) of one commitment's cash flows inside ``hours``: for a new one its upfront payment at
+    its start, pro rata when its term runs past the horizon, and its recurring rate per active hour; for an owned
+    one its effective rate per active hour (sunk)."""
+    active = c.active(hours).to_numpy(dtype=bool)
+    if not active.any():
+        return 0.0
+    if c.existing:
+        return float(c.count * c.effective_hourly_usd * df[active].sum())
+    share = float(active.sum()) / c.term_hours
+    at = (c.start - origin) / pd.Timedelta(hours=1)
+    return float(c.count * (c.upfront_usd_per_instance * share * discount(at, rate)
+                            + c.hourly_usd_per_instance * df[active].sum()))
+
+
+def evaluate(plan: Plan, scenarios: Scenarios, rate: float) -> Money:
+    """Bill the plan hour by hour on every scenario, over the window (the serving rule) and the tail (the tail
+    rule), with present values at ``rate`` and each commitment's expected utilisation."""
+    hours = horizon_index(scenarios)
+    w = len(scenarios.hours)
+    df = month_discounts(hours, plan.window_start, rate)
+    weights = np.asarray(scenarios.weights, dtype=float)
+    window = {name: {} for name in scenarios.names}
+    horizon = {name: {} for name in scenarios.names}
+    used_hour: dict[str, np.ndarray] = {}
+    saving = np.zeros(len(hours))
+    keys = ("demand_gpus", "committed_capacity_gpus", "committed_used_gpus", "spot_gpus", "on_demand_gpus",
+            "committed_usd", "spot_usd", "on_demand_usd", "all_on_demand_usd")
+    for g in scenarios.gpu_models:
+        arrays = cost_arrays(scenarios.demand[g], pricing_for(plan, g, scenarios.hours))
+        tail = tail_cost_arrays(scenarios.tail_of(g), plan, g, scenarios.tail_hours) if scenarios.has_tail else None
+        used = weights @ arrays["committed_used_gpus"]
+        if tail is not None:
+            used = np.concatenate([used, weights @ tail["committed_used_gpus"]])
+        used_hour[g] = used
+        saving[:w] += weights @ (arrays["all_on_demand_usd"] - arrays["spot_usd"] - arrays["on_demand_usd"])
+        if tail is not None:
+            saving[w:] += weights @ (tail["all_on_demand_usd"] - tail["spot_usd"] - tail["on_demand_usd"])
+        for key in keys:
+            win = np.broadcast_to(arrays[key], scenarios.demand[g].shape).sum(axis=1)
+            full = win + (np.broadcast_to(tail[key], scenarios.tail_of(g).shape).sum(axis=1) if tail is not None
+                          else 0.0)
+            for si, name in enumerate(scenarios.names):
+                window[name][key] = window[name].get(key, 0.0) + float(win[si])
+                horizon[name][key] = horizon[name].get(key, 0.0) + float(full if np.isscalar(full) else full[si])
+        flexible = arrays["spot_usd"] + arrays["on_demand_usd"]
+        pv = flexible @ df[:w]
+        pv_od = arrays["all_on_demand_usd"] @ df[:w]
+        if tail is not None:
+            pv = pv + (tail["spot_usd"] + tail["on_demand_usd"]) @ df[w:]
+            pv_od = pv_od + tail["all_on_demand_usd"] @ df[w:]
+        for si, name in enumerate(scenarios.names):
+            horizon[name]["present_value_usd"] = horizon[name].get("present_value_usd", 0.0) + float(pv[si])
+            horizon[name]["present_value_all_on_demand_usd"] = (
+                horizon[name].get("present_value_all_on_demand_usd", 0.0) + float(pv_od[si]))
+    commit_pv = sum(commitment_present_value(c, hours, df, plan.window_start, rate) for c in plan.commitments
+                    if c.gpu_model in scenarios.gpu_models)
+    for name in scenarios.names:
+        for totals in (window[name], horizon[name]):
+            totals["total_usd"] = totals["committed_usd"] + totals["spot_usd"] + totals["on_demand_usd"]
+        horizon[name]["present_value_usd"] = horizon[name].get("present_value_usd", 0.0) + commit_pv
+    utilization = {}
+    for g, used in used_hour.items():
+        lines = [(i, c) for i, c in enumerate(plan.commitments) if c.gpu_model == g]
+        if not lines:
+            continue
+        masks = [c.active(hours).to_numpy(dtype=float) * c.gpus for _, c in lines]
+        capacity = np.sum(masks, axis=0)
+        share = np.divide(used, capacity, out=np.zeros_like(used), where=capacity > 0)
+        for (i, _), mask in zip(lines, masks, strict=True):
+            if mask.sum() > 0:
+                utilization[i] = float((mask * share).sum() / mask.sum())
+    return Money(window=window, horizon=horizon, utilization=utilization, flexible_saving=saving)
 
 
 def bill_scenarios(plan: Plan, scenarios: Scenarios) -> dict[str, dict[str, float]]:
-    """Bill each scenario's demand under the plan; totals per scenario name."""
+    """Bill each scenario's demand under the plan over the window; totals per scenario name."""
     out: dict[str, dict[str, float]] = {name: {} for name in scenarios.names}
     for gpu_model in scenarios.gpu_models:
         arrays = cost_arrays(scenarios.demand[gpu_model], pricing_for(plan, gpu_model, scenarios.hours))

@@ -218,6 +218,6 @@ def test_lookback_figures_next_to_a_plan_are_billed_on_the_plans_scenarios():
     hist = history([10.0] * (7 * 24))
     assert lookback_expected(result, hist, CAT, cfg, (7,)) == {"7d": pytest.approx(288.00)}
     text = summary(with_lookback(result, hist, CAT, cfg, (7,)).plan)
-    assert "7d 288 USD, plan saves 115 USD" in text
+    assert "on the same scenarios, the window: 7d 288 USD, the plan saves 115 USD" in text
     # no usage before the window: nothing to compare, the plan is returned unchanged
     assert with_lookback(result, history([]), CAT, cfg).plan is result.plan

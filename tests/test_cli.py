@@ -75,7 +75,8 @@ def test_ingest_cur_export_to_canonical(tmp_path):
 def test_demo_on_helios_prints_the_plan(tmp_path):
     r = invoke("demo", "--sample", "helios", "--hours", "48", "--out-dir", str(tmp_path))
     assert r.exit_code == 0, r.output
-    assert "What to buy" in r.output and "All on-demand would cost" in r.output
+    assert "What to buy" in r.output and "all on-demand would cost" in r.output
+    assert "Over the commitment terms" in r.output and "obligation of the new commitments" in r.output
     assert (tmp_path / "plan.json").exists() and (tmp_path / "forecast.csv").exists()
 
 

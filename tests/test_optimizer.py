@@ -169,7 +169,7 @@ def test_summary_states_purchases_savings_and_the_full_term_obligation():
     plan = make_plan(flat_forecast([10.0] * 100), make_catalog(BASIC), config(100, allow_spot=False)).plan
     text = summary(plan)
     assert "10 x x.1 reserved_1y_no_upfront" in text
-    assert "savings 400 USD (40.0%)" in text
+    assert "the plan saves 400 USD (40.0%)" in text
     assert commitment_obligation_usd(plan) == pytest.approx(10 * 0.6 * 8760)
     assert "52,560 USD" in text
 

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from optimizer.inputs import PlanConfig, PlanningError
 from optimizer.solve import make_plan
+from optimizer.summary import summary
 from tests.helpers import START, flat_forecast, make_catalog
 
 # One 1-GPU instance type: on-demand 1.00 USD/h, reserved 0.60 USD/h (40% discount), spot 0.30 USD/h.
@@ -66,18 +67,27 @@ def test_budget_infeasibility_names_a_binding_spot_share():
         make_plan(FLAT, make_catalog(BASIC), config(max_spot_share=0.3, budget_usd=300))
 
 
+ONE_OBLIGATION = 0.6 * 8760   # one 1-year reserved x.1: 0.60 USD/h for every hour of its term = 5,256 USD
+
+
 def test_budget_infeasibility_names_a_binding_max_commitment():
-    # At most 300 USD of commitments: 5 reserved (300 USD) + 5 GPUs on-demand (500 USD) = 800 USD.
+    # A maximum commitment of 5 obligations (26,280 USD): 5 reserved (300 USD in the window) + 5 GPUs on-demand
+    # (500 USD) = 800 USD.
     with pytest.raises(PlanningError) as err:
-        make_plan(FLAT, make_catalog(BASIC), config(allow_spot=False, max_commit_usd=300, budget_usd=700))
-    assert "max commitment (300 USD)" in str(err.value) and "smallest budget that works is 800 USD" in str(err.value)
+        make_plan(FLAT, make_catalog(BASIC), config(allow_spot=False, max_obligation_usd=5 * ONE_OBLIGATION,
+                                                    budget_usd=700))
+    assert "max commitment (26,280 USD)" in str(err.value) and "smallest budget that works is 800 USD" in str(err.value)
 
 
-def test_max_committed_spend_in_usd_caps_the_commitment():
-    plan = make_plan(FLAT, make_catalog(BASIC), config(allow_spot=False, max_commit_usd=300)).plan
+def test_maximum_commitment_caps_the_obligation_over_the_full_terms():
+    # The cap is the obligation (upfront + every recurring hour of the term), not the window cost: 5.9 obligations
+    # allow 5 instances, whatever the window's length.
+    plan = make_plan(FLAT, make_catalog(BASIC), config(allow_spot=False, max_obligation_usd=5.9 * ONE_OBLIGATION)).plan
     assert [c.count for c in plan.commitments] == [5]
+    assert plan.expected.obligation_total_usd == pytest.approx(5 * ONE_OBLIGATION)
     assert plan.expected.committed_usd == pytest.approx(300.0)
     assert plan.expected.total_usd == pytest.approx(800.0)
+    assert "maximum commitment 31,010 USD (obligation over the full terms)" in summary(plan)
 
 
 def test_max_committed_share_of_expected_cost():
@@ -164,15 +174,18 @@ def test_cli_budget_approval_and_spot_capacity_flags(tmp_path):
     assert r.exit_code == 2 and "is not TYPE=N" in r.output
     r = runner.invoke(app, [*base, "--needs-approval", "p3.2xlarge,p3.8xlarge,p3.16xlarge,p3dn.24xlarge"])
     assert r.exit_code == 2 and "need approval" in r.output and "--approve p3.16xlarge" in r.output
-    r = runner.invoke(app, [*base, "--spot-capacity", "p3.2xlarge=2", "--max-commit-usd", "100",
+    r = runner.invoke(app, [*base, "--spot-capacity", "p3.2xlarge=2", "--max-obligation-usd", "500000",
                             "--needs-approval", "p3dn.24xlarge", "--approve", "p3dn.24xlarge"])
     assert r.exit_code == 0, r.output
     doc = json.loads(out.read_text())
     g = doc["assumptions"]["guardrails"]
-    assert g["spot_capacity"] == {"p3.2xlarge": 2} and g["max_commit_usd"] == 100
+    assert g["spot_capacity"] == {"p3.2xlarge": 2} and g["max_obligation_usd"] == 500000
     assert g["approved"] == ["p3dn.24xlarge"]
-    window_commit = sum(c["count"] * c["effective_hourly_usd_per_instance"] * 48 for c in doc["commitments"])
-    assert window_commit <= 100 + 1e-6
+    obligation = sum(c["obligation_usd"] for c in doc["commitments"])
+    assert 0 < obligation <= 500000 + 1e-6   # 3 p3dn.24xlarge at about 160k USD each
+    assert doc["expected"]["obligation_total_usd"] == pytest.approx(obligation, abs=0.05)
+    r = runner.invoke(app, [*base, "--max-commit-usd", "100"])   # the old flag capped window cost: refused
+    assert r.exit_code == 2 and "--max-commit-usd was removed" in r.output and "--max-obligation-usd" in r.output
     assert all(s["max_instances"] <= 2 for s in doc["spot"] if s["instance_type"] == "p3.2xlarge")
 
 

@@ -22,7 +22,9 @@ START = pd.Timestamp("2020-05-24T16:00")
 @pytest.mark.parametrize("kw, match", [
     ({"budget_usd": math.nan}, "budget must be >= 0 USD and finite"),
     ({"budget_usd": math.inf}, "budget must be >= 0 USD and finite"),
-    ({"max_commit_usd": math.nan}, "maximum committed spend must be >= 0 USD and finite"),
+    ({"max_obligation_usd": math.nan}, "maximum commitment obligation must be >= 0 USD and finite"),
+    ({"cost_of_capital": math.nan}, "cost of capital must be an annual rate from 0 to 1"),
+    ({"cost_of_capital": -0.1}, "cost of capital must be an annual rate from 0 to 1"),
     ({"growth": math.nan}, "growth must be a number above -100%"),
     ({"growth": math.inf}, "growth must be a number above -100%"),
     ({"team_growth": (("nlp", -1.5),)}, "growth for team nlp must be a number above -100%"),
@@ -46,7 +48,8 @@ def _plan(tmp_path: Path, *extra: str):
 
 
 @pytest.mark.parametrize("extra, expected", [
-    (["--max-commit-usd", "nan"], "maximum committed spend must be >= 0 USD and finite"),
+    (["--max-obligation-usd", "nan"], "maximum commitment obligation must be >= 0 USD and finite"),
+    (["--max-commit-usd", "100"], "--max-commit-usd was removed"),
     (["--budget", "nan"], "budget must be >= 0 USD and finite"),
     (["--growth", "inf"], "growth must be a number above -100%"),
     (["--needs-approval", "p3dn.24xlarge", "--approve", "p3dn.24xlage"],
