@@ -184,6 +184,20 @@ def ladder_chart(commitments: pd.DataFrame, title: str = "Commitment terms") -> 
     ).properties(title=title)
 
 
+def upfront_chart(upfront: pd.DataFrame, title: str = "Upfront cash by month (USD)") -> alt.Chart:
+    """One bar per calendar month of purchase: the upfront cash the new commitments need then (USD).
+
+    Args:
+        upfront: ``month`` (``YYYY-MM``), ``usd`` (``app.state.upfront_frame``).
+        title: chart title.
+    """
+    return alt.Chart(upfront).mark_bar(color=CATEGORY_COLORS["committed"]).encode(
+        x=alt.X("month:O", title="Month of purchase (UTC)", sort=None, axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("usd:Q", title="Upfront cash (USD)"),
+        tooltip=[alt.Tooltip("month:O", title="month"), alt.Tooltip("usd:Q", title="USD", format=",.0f")],
+    ).properties(title=title, height=220)
+
+
 def whatif_chart(compare: pd.DataFrame, title: str = "Expected cost: base vs what-if (USD)") -> alt.Chart:
     """Stacked bars of expected cost per category for the base and the what-if plan.
 

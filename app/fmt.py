@@ -8,6 +8,7 @@ This module never imports streamlit, so reports (``app/summary_html.py``) and te
 from __future__ import annotations
 
 import math
+import re
 
 DASH = "-"
 
@@ -79,6 +80,22 @@ def usd_range(lo: float | None, hi: float | None) -> str:
     return DASH if _missing(lo) or _missing(hi) else f"{short(lo)} - {short(hi)} USD"
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=^\"'])")
+
+
+def plain(text: str) -> str:
+    """Text shown as itself where Streamlit renders Markdown (``st.info``, ``st.warning``, captions): every ASCII
+    punctuation mark that Markdown, HTML, LaTeX (``$``) or Streamlit's ``:icon:`` / ``:color[...]`` directives
+    could read is backslash-escaped (CommonMark shows an escaped mark as the mark), and line breaks become spaces,
+    so a team name, file name or note from user data never turns into markup."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def unplain(text: str) -> str:
+    """Inverse of :func:`plain` (for tests): the shown text."""
+    return re.sub(r"\\(.)", r"\1", text)
+
+
 def parse_usd(text: str) -> float:
     """Inverse of :func:`usd`/:func:`signed_usd` (for tests and round trips): ``'1,234 USD'`` -> 1234.0."""
     return float(text.removesuffix(" USD").replace(",", ""))
@@ -100,7 +117,24 @@ GLOSSARY: dict[str, str] = {
              "(interruption rate published per instance type in buckets <5%, 5-10%, 10-15%, 15-20%, >20% a "
              "month). Suits checkpointed training, not latency-bound inference."),
     "upfront": ("**Upfront**: cash paid when a commitment is bought (all-upfront or partial-upfront) instead of "
-                "hourly; it buys a lower effective rate. The plan amortises it over the term."),
+                "hourly; it buys a lower effective rate. Window costs amortise it over the term; the present value "
+                "counts it when it is paid."),
+    "term": ("**Term**: the 1 or 3 years a commitment runs. Every hour of it is paid, used or not, so the plan "
+             "judges each commitment over its whole term, not only over the plan window."),
+    "obligation": ("**Obligation**: what the new commitments cost over their full terms, upfront plus every "
+                   "recurring hour, paid whether used or not. The part after the window is money the plan commits "
+                   "beyond the window's cost. The maximum commitment caps this amount."),
+    "cost_of_capital": ("**Cost of capital** and **present value**: money paid later is worth less than money paid "
+                        "now; at an annual cost of capital r, a dollar paid t years from now counts (1 + r)^-t today. "
+                        "The present value of the plan adds every payment over the horizon this way, so paying "
+                        "upfront and choosing 1 or 3 years are real trade-offs (at 0% upfront payments cost nothing "
+                        "extra; at a high rate paying later wins)."),
+    "horizon": ("**Horizon**: the hours the plan is judged on, from the window start to the end of the longest "
+                "commitment term considered. Demand in the window comes from the hourly forecast and the recent "
+                "history, after it from the long-term forecast; the range widens with lead time."),
+    "firm": ("**Firm vs tentative**: a firm commitment is bought now, at the window start. A tentative one is a "
+             "laddered purchase in a later month: the plan expects to buy it then, but re-decides it on that "
+             "month's forecast."),
     "break_even": ("**Break-even**: a commitment pays off when demand uses it more than its discount's share of "
                    "the hours (a 35% discount breaks even at 35% of the hours), the newsvendor rule the "
                    "optimizer applies to the forecast."),

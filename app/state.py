@@ -3,12 +3,22 @@
 Everything the Streamlit pages compute goes through here, so the pages stay thin: they turn widgets into
 a frozen settings object, call the cached functions below and hand the frames to :mod:`app.charts`.
 
-Caching: the forecast is cached per :class:`ForecastSettings` (sample, window hours) and the plan per
-:class:`PlannerSettings`, so moving a planning slider only re-runs :func:`optimizer.solve.make_plan`.
-With rightsizing on (``PlannerSettings.rightsize``) the routing (:func:`cached_routing`, the CLI's
-``--workloads --speed-priority`` path) is cached per :func:`routing_key` and its cost/time evaluation per key
-without the speed priority, so growth, budget or risk moves re-plan only and a speed move re-ranks and re-plans.
-Loaded samples and the catalog are read-only and cached as resources (no copy per rerun).
+Planning is the CLI's: :func:`plan_forecast` builds the scenarios with :func:`optimizer.term.plan_scenarios`
+(the engine's joint sample paths plus the replayed recent history for the window's first hours, planned events on
+every scenario, rightsizing's GPU map, then the long-term forecast to the end of the longest commitment term)
+and plans with :func:`optimizer.solve.make_plan`, exactly as ``gpuplan plan`` does (``app.cli.plan_from_usage``).
+
+Caching: the forecast is cached per :class:`ForecastSettings` (sample, window hours); the long-term forecast per
+data source, horizon end and planned events (:func:`cached_longterm`); the scenarios per :func:`scenario_key`
+(the settings they depend on: data, window, commitment options, events, per-team growth, routing), with the
+organisation's growth applied afterwards as the one factor it is; and the plan per :class:`PlannerSettings`. So
+moving a growth, spot, budget, maximum-commitment, cost-of-capital or risk control only re-runs
+:func:`optimizer.solve.make_plan`. With rightsizing on (``PlannerSettings.rightsize``) the routing
+(:func:`cached_routing`, the CLI's ``--workloads --speed-priority`` path) is cached per :func:`routing_key` and its
+cost/time evaluation per key without the speed priority, so growth, budget or risk moves re-plan only and a speed
+move re-ranks, re-builds the scenarios and re-plans. Loaded samples, the catalog, the long-term forecast, the
+scenarios and the plans are read-only and cached as resources (no copy per rerun: a plan's scenarios run to the end
+of the commitment terms, tens of MB).
 One frozen settings object per page: :class:`OverviewSettings`, :class:`FanSettings` (Forecast) and
 :class:`PlannerSettings` (Plan and What-if; the What-if's current one is kept under :data:`WHATIF_KEY`);
 the shared sidebar (data source, window) is :mod:`app.sidebar`.
@@ -21,10 +31,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -32,21 +43,24 @@ import streamlit as st
 
 from app import fmt
 from app.inform import on_demand_rates, overview
+from app.store import settings_from_dict
 from app.summary_html import plan_summary_html
-from app.whatif_model import events_from_text, plan_figures, scenarios_with_events, with_spot_terms
+from app.whatif_model import events_from_text, plan_figures, with_spot_terms
 from forecasting import schema as S
 from forecasting.engine import ForecastConfig, ForecastResult, LongForecast, default_n_jobs, forecast
 from forecasting.events import Event, apply_events
+from forecasting.longterm import LongTermForecast
 from forecasting.samples import SAMPLES, data_dir, load_sample
 from optimizer.baselines import lookback_expected
 from optimizer.billing import BillingError, cost_arrays, pricing_for
 from optimizer.catalog import Catalog, CatalogError, load_catalog
-from optimizer.inputs import PlanConfig, PlanningError, scenarios_with_history
-from optimizer.options import DEFAULT_COMMITMENT_OPTIONS
-from optimizer.plan import Plan
+from optimizer.inputs import DEFAULT_COST_OF_CAPITAL, PlanConfig, PlanningError, Scenarios
+from optimizer.options import DEFAULT_COMMITMENT_OPTIONS, term_hours
+from optimizer.plan import Commitment, Plan
 from optimizer.rightsizing import Routing, Throughput, attach_routing, evaluate, load_throughput, route
 from optimizer.solve import PlanResult, make_plan
-from optimizer.summary import commitment_obligation_usd, commitments_table
+from optimizer.summary import commitment_obligation_usd, commitments_table, upfront_by_month
+from optimizer.term import NEAR_HOURS, multi_year_allowed, plan_scenarios, planner_longterm
 from optimizer.workloads import Workloads, load_workloads
 
 log = logging.getLogger(__name__)
@@ -65,7 +79,8 @@ SPOT_DISCOUNT_KEY = "spot_discount"
 INTERRUPTION_KEY = "interruption_bucket"
 TERMS_KEY = "commitment_terms"
 PAYMENTS_KEY = "commitment_payments"
-MAX_COMMIT_KEY = "max_commitment_usd_per_hour"
+MAX_OBLIGATION_KEY = "max_obligation_usd"
+COST_OF_CAPITAL_KEY = "cost_of_capital_pct"
 BUDGET_KEY = "budget_usd"
 SPEED_KEY = "speed_priority_pct"
 LADDER_KEY = "ladder"
@@ -75,8 +90,8 @@ RIGHTSIZE_KEY = "rightsize"
 EVENTS_SOURCE_KEY = "events_source"
 EVENTS_FILE_KEY = "events_file"
 WHATIF_KEYS = (GROWTH_KEY, TEAM_GROWTH_TEAMS_KEY, TEAM_GROWTH_KEY, ALLOW_SPOT_KEY, SPOT_SHARE_KEY, SPOT_DISCOUNT_KEY,
-               INTERRUPTION_KEY, TERMS_KEY, PAYMENTS_KEY, MAX_COMMIT_KEY, BUDGET_KEY, SPEED_KEY, EVENTS_SOURCE_KEY,
-               LADDER_KEY, NO_SPOT_MODELS_KEY, CVAR_KEY, RIGHTSIZE_KEY)
+               INTERRUPTION_KEY, TERMS_KEY, PAYMENTS_KEY, MAX_OBLIGATION_KEY, COST_OF_CAPITAL_KEY, BUDGET_KEY,
+               SPEED_KEY, EVENTS_SOURCE_KEY, LADDER_KEY, NO_SPOT_MODELS_KEY, CVAR_KEY, RIGHTSIZE_KEY)
 """The What-if widgets' keys (kept across pages; cleared by its reset button)."""
 WHATIF_OWN_KEY = "whatif_settings_drawn"
 """The settings the What-if widgets last produced: when :data:`WHATIF_KEY` differs (a scenario was loaded on
@@ -171,10 +186,15 @@ class PlannerSettings:
         speed_priority: 0..1, used when ``rightsize`` is on: each team's work goes to the GPU model minimising
             cost^(1 - w) x time^w (:mod:`optimizer.rightsizing`; 0 = cheapest feasible, 1 = fastest), as
             ``gpuplan plan --workloads --speed-priority`` does.
-        max_commitment_usd_per_hour: cap on committed spend (effective USD per hour); None = no cap.
+        max_obligation_usd: the maximum commitment: cap on the new commitments' obligation over their full terms
+            (USD: upfront plus every recurring hour, paid whether used or not; ``PlanConfig.max_obligation_usd``,
+            ``gpuplan plan --max-obligation-usd``); None = no cap.
+        cost_of_capital: annual rate (0.1 = 10%/year) the plan discounts cash flows at (``PlanConfig``, ``gpuplan
+            plan --cost-of-capital``): it decides upfront vs no-upfront and 1-year vs 3-year.
         budget_usd: budget for the window's expected cost (USD); None = no budget.
         events_name / events_text: planned-events file name and its YAML/CSV text ("" = no events).
-        ladder: let commitments start in any calendar month of the window (laddering), not only at its start.
+        ladder: let commitments start in any calendar month of the horizon (laddering), not only at the window
+            start; those after the first month are tentative.
         no_spot_models: GPU models kept off spot (latency-bound inference), whatever ``max_spot_share`` says.
         cvar_weight: risk aversion; the optimizer minimises expected cost + weight x CVaR90 of scenario cost.
         rightsize: route each team's work to the GPU model that serves it best before the purchase MILP, with the
@@ -192,7 +212,8 @@ class PlannerSettings:
     spot_discount: float | None = None
     interruption_bucket: str | None = None
     speed_priority: float = 0.0
-    max_commitment_usd_per_hour: float | None = None
+    max_obligation_usd: float | None = None
+    cost_of_capital: float = DEFAULT_COST_OF_CAPITAL
     budget_usd: float | None = None
     events_name: str = ""
     events_text: str = ""
@@ -229,10 +250,65 @@ class PlannerSettings:
 
 PLAN_FIELDS: dict[str, tuple[str, Callable[[PlannerSettings, float], float]]] = {
     "budget_usd": ("budget_usd", lambda s, usd: usd),
-    "max_commitment_usd_per_hour": ("max_commit_usd", lambda s, usd_per_hour: usd_per_hour * s.hours),
+    "max_obligation_usd": ("max_obligation_usd", lambda s, usd: usd),
+    "cost_of_capital": ("cost_of_capital", lambda s, rate: rate),
 }
-"""Settings field -> (the :class:`PlanConfig` field it becomes, how). A cap of X USD/h on commitments is a cap of
-X x window hours on their window cost (each commitment costs its effective hourly rate every window hour)."""
+"""Settings field -> (the :class:`PlanConfig` field it becomes, how); all map one to one today."""
+
+OLD_MAX_COMMIT_FIELD = "max_commitment_usd_per_hour"
+"""The maximum commitment of scenarios saved before it became an obligation: a cap in effective USD per hour."""
+
+
+def migrate_settings(data: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Stored planner settings (a saved scenario's JSON) brought to today's :class:`PlannerSettings` fields, with
+    one plain-text note per change the user should know about. Never raises.
+
+    An old hourly maximum commitment of X USD/h (effective rate of the new commitments) becomes an obligation cap
+    of X x the term's hours when every allowed option has the same term (the same commitments fit under both);
+    with 1- and 3-year options (or none) there is no single equivalent and it is dropped. A saved obligation cap
+    wins over the old field.
+    """
+    out = dict(data)
+    notes: list[str] = []
+    if OLD_MAX_COMMIT_FIELD not in out:
+        return out, ()
+    old = out.pop(OLD_MAX_COMMIT_FIELD)
+    try:
+        per_hour = None if old is None else float(old)
+    except (TypeError, ValueError):
+        per_hour = float("nan")
+    if per_hour is None or per_hour == 0.0:
+        return out, ()
+    what = f"maximum commitment of {old} USD/h (saved by an older planner, an hourly cap)"
+    if out.get("max_obligation_usd") is not None:
+        return out, (f"{what} dropped: the scenario also has a maximum commitment obligation, which is used",)
+    try:
+        options = out.get("options", DEFAULT_COMMITMENT_OPTIONS)
+        terms = {term_hours(str(o)) for o in options}
+    except (TypeError, ValueError):
+        terms = set()
+    valid = math.isfinite(per_hour) and per_hour > 0
+    if not valid or len(terms) != 1:
+        reason = ("it is not a positive amount" if not valid
+                  else "its options have no single term length to turn it into an obligation")
+        notes.append(f"{what} dropped: {reason} (set 'Maximum commitment' on the What-if page)")
+        return out, tuple(notes)
+    (term,) = terms
+    out["max_obligation_usd"] = per_hour * term
+    notes.append(f"{what} converted to a maximum commitment obligation of {fmt.usd(per_hour * term)} over the "
+                 f"full terms ({fmt.usd_per_hour(per_hour)} x {term:,} h: the same commitments fit)")
+    return out, tuple(notes)
+
+
+def settings_from_saved(data: Mapping[str, Any]) -> tuple[PlannerSettings, tuple[str, ...]]:
+    """A saved scenario's settings as :class:`PlannerSettings` (:func:`migrate_settings` first) and the notes of
+    what was converted or dropped.
+
+    Raises:
+        StoreError: the saved settings lack a field without a default (one line with the fix).
+    """
+    migrated, notes = migrate_settings(data)
+    return settings_from_dict(PlannerSettings, migrated), notes
 
 
 # --- pure pipeline steps --------------------------------------------------------------------------
@@ -247,53 +323,104 @@ def forecast_usage(usage: pd.DataFrame, hours: int) -> ForecastResult:
     return forecast(usage, config)
 
 
+def planning_config(settings: PlannerSettings, start: pd.Timestamp, history: pd.DataFrame,
+                    routing: Routing | None = None) -> tuple[PlanConfig, str | None]:
+    """The optimizer's config for a window from ``start``, as ``gpuplan plan`` builds it: the settings' fields,
+    the routing's instance types, spot caps and checkpoints (rightsizing), and no 3-year options from under two
+    weeks of history (:func:`optimizer.term.multi_year_allowed`, with its note; the app has no
+    ``--allow-short-history``)."""
+    config = settings.plan_config(start)
+    if routing is not None:
+        config = routing.plan_config(config)
+    return multi_year_allowed(config, history)
+
+
+def needs_longterm(config: PlanConfig) -> bool:
+    """Whether the plan's scenarios need the long-term forecast: the horizon runs past the hours the hourly engine
+    covers (:data:`optimizer.term.NEAR_HOURS`), as :func:`optimizer.term.plan_scenarios` decides."""
+    near = min(config.hours, NEAR_HOURS) if config.term_horizon else config.hours
+    return config.term_horizon and config.horizon_end > config.start + pd.Timedelta(hours=near)
+
+
+def longterm_for(history: pd.DataFrame, horizon_end: pd.Timestamp, events: tuple[Event, ...] = ()
+                 ) -> LongTermForecast:
+    """The long-term forecast :func:`optimizer.term.plan_scenarios` fits for a horizon ending at ``horizon_end``
+    (:func:`optimizer.term.planner_longterm`: the same settings and planned events), for passing as ``longterm=``."""
+    return planner_longterm(history, horizon_end, events)
+
+
+def planning_scenarios(config: PlanConfig, history: pd.DataFrame, events: tuple[Event, ...], *,
+                       long: LongForecast | None = None, fc: pd.DataFrame | None = None,
+                       routing: Routing | None = None, longterm: LongTermForecast | None = None,
+                       note: str | None = None) -> Scenarios:
+    """The scenarios ``gpuplan plan`` plans over (``app.cli.plan_from_usage``): :func:`optimizer.term.plan_scenarios`
+    with the engine's joint sample paths (``long``; else the p10/p50/p90 of ``fc``), the replayed recent
+    ``history``, planned events on every scenario, rightsizing's GPU map and the long-term forecast to the end of
+    the longest term (``longterm`` when given, else fitted); ``note`` (the short-history note) goes first."""
+    scenarios = plan_scenarios(config, history, long=long, forecast=fc, events=events,
+                               gpu_map=dict(routing.assignment) if routing is not None else None,
+                               longterm=longterm)
+    if note:
+        scenarios = dataclasses.replace(scenarios, notes=(note, *scenarios.notes))
+    return scenarios
+
+
+def with_growth(scenarios: Scenarios, growth: float) -> Scenarios:
+    """Scenarios with the organisation's demand growth applied: every hour of every scenario, in the window and
+    after it, times ``1 + growth`` (:func:`optimizer.term.carry_through` applies it as this one factor)."""
+    if growth == 0.0:
+        return scenarios
+    f = 1.0 + growth
+    return dataclasses.replace(scenarios, demand={g: v * f for g, v in scenarios.demand.items()},
+                               tail={g: v * f for g, v in scenarios.tail.items()})
+
+
 def plan_forecast(fc: pd.DataFrame, catalog: Catalog, settings: PlannerSettings, start: pd.Timestamp,
                   long: LongForecast | None = None, routing: Routing | None = None,
-                  history: pd.DataFrame | None = None) -> PlanResult:
-    """Plan the window under the settings: over the engine's joint sample paths when ``long`` (the forecast
-    behind ``fc``) is given, as ``gpuplan plan`` does, else over the p10/p50/p90 scenarios of ``fc``.
+                  history: pd.DataFrame | None = None, longterm: LongTermForecast | None = None,
+                  scenarios: Scenarios | None = None) -> PlanResult:
+    """Plan the window under the settings exactly as ``gpuplan plan`` does, each commitment judged over its term.
 
-    With ``history`` (the usage before the window) and no planned events, the paths are joined by the replayed
-    recent history (:func:`optimizer.inputs.scenarios_with_history`), exactly as ``gpuplan plan`` plans.
+    The scenarios are :func:`planning_scenarios` (unless given, e.g. cached): the engine's joint sample paths when
+    ``long`` (the forecast behind ``fc``) is given, else the p10/p50/p90 of ``fc``, with the replayed recent
+    ``history`` (the usage before the window), planned events and the long-term forecast of ``history`` to the end
+    of the longest commitment term (``longterm`` when given, fitted otherwise).
 
     With ``routing`` (:func:`route_forecast`) the demand moves to the routed GPU models, the config gets the
     routing's instance types, per-model spot caps and checkpoints, and the plan carries the per-team routing
     (plan.json ``routing``), as ``gpuplan plan --workloads`` does.
+
+    Raises:
+        PlanningError: e.g. no usage history to forecast the commitment terms from.
     """
-    config = settings.plan_config(start)
-    if routing is not None:
-        config = routing.plan_config(config)
+    history = _before(history, start)
+    config, note = planning_config(settings, start, history, routing)
+    if scenarios is None:
+        events = cached_events(settings.events_text, settings.events_name)
+        scenarios = planning_scenarios(config, history, events, long=long, fc=fc, routing=routing,
+                                       longterm=longterm, note=note)
     catalog = with_spot_terms(catalog, settings.spot_discount, settings.interruption_bucket)
-    events = cached_events(settings.events_text, settings.events_name)
-    if long is not None:
-        scenarios = scenarios_with_events(long, config, events, routing=routing)
-        if history is not None and not events:   # planned events are future changes a replay cannot show
-            past = history if routing is None else routing.apply(history, [S.GPUS])
-            scenarios = scenarios_with_history(scenarios, past, config)
-        result = make_plan(fc, catalog, config, scenarios=scenarios)
-    else:
-        if events:
-            fc, _ = apply_events(fc, events)
-        if routing is not None:
-            fc = routing.apply(fc, [c for c in ROUTED_FORECAST_COLUMNS if c in fc.columns])
-        result = make_plan(fc, catalog, config)
+    result = make_plan(fc, catalog, config, scenarios=scenarios)
     if routing is not None:
         result = dataclasses.replace(result, plan=attach_routing(result.plan, routing))
     return result
 
 
-ROUTED_FORECAST_COLUMNS = (S.MEAN, "p05", S.P10, S.P50, S.P90, "p95")
-"""Forecast columns (GPUs) rescaled when a forecast moves to its routed GPU models."""
+def _before(history: pd.DataFrame | None, start: pd.Timestamp) -> pd.DataFrame:
+    if history is None:
+        return pd.DataFrame({S.TIMESTAMP: pd.Series(dtype="datetime64[ns]"), S.TEAM: pd.Series(dtype=str),
+                             S.GPU_TYPE: pd.Series(dtype=str), S.GPUS: pd.Series(dtype=float)})
+    return history if history.empty or history[S.TIMESTAMP].max() < start else history[history[S.TIMESTAMP] < start]
 
 
 def routing_key(settings: PlannerSettings) -> PlannerSettings | None:
     """The settings the routing depends on (None when the plan is not rightsized): data, window, events, spot
-    policy and prices, commitment options and speed priority; not growth, budget, caps, laddering or risk
-    (``gpuplan plan --workloads`` routes the forecast before growth and before the MILP's limits)."""
+    policy and prices, commitment options and speed priority; not growth, budget, caps, cost of capital, laddering
+    or risk (``gpuplan plan --workloads`` routes the forecast before growth and before the MILP's limits)."""
     if not settings.rightsize:
         return None
-    return dataclasses.replace(settings, growth=0.0, team_growth=(), budget_usd=None, max_commitment_usd_per_hour=None,
-                               ladder=False, cvar_weight=0.0)
+    return dataclasses.replace(settings, growth=0.0, team_growth=(), budget_usd=None, max_obligation_usd=None,
+                               cost_of_capital=DEFAULT_COST_OF_CAPITAL, ladder=False, cvar_weight=0.0)
 
 
 def route_forecast(fc: pd.DataFrame, workloads: Workloads, catalog: Catalog, settings: PlannerSettings,
@@ -402,13 +529,54 @@ def cached_forecast(settings: ForecastSettings) -> ForecastResult:
     return forecast_usage(cached_usage(settings.sample), settings.hours)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+def scenario_key(settings: PlannerSettings) -> PlannerSettings:
+    """The settings a plan's scenarios depend on: data, window, commitment options (they set the horizon's end),
+    planned events, per-team growth and, when rightsized, what the routing depends on (:func:`routing_key`). Not
+    the organisation's growth (applied afterwards, :func:`with_growth`), budget, maximum commitment, cost of
+    capital, laddering or risk; without rightsizing not the spot settings either."""
+    key = dataclasses.replace(settings, growth=0.0, budget_usd=None, max_obligation_usd=None,
+                              cost_of_capital=DEFAULT_COST_OF_CAPITAL, ladder=False, cvar_weight=0.0)
+    if not settings.rightsize:
+        neutral = PlannerSettings(sample=settings.sample, hours=settings.hours)
+        key = dataclasses.replace(key, max_spot_share=neutral.max_spot_share, allow_spot=neutral.allow_spot,
+                                  spot_discount=None, interruption_bucket=None, no_spot_models=(),
+                                  speed_priority=0.0)
+    return key
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def cached_longterm(sample: str, horizon_end: pd.Timestamp, events_text: str, events_name: str) -> LongTermForecast:
+    """The long-term forecast of a data source to ``horizon_end`` with the planned events (:func:`longterm_for`):
+    fitted once per data source, horizon end and events, then passed to every plan as ``longterm=`` (a few
+    seconds on the synthetic organisation; shared and read-only)."""
+    return longterm_for(cached_usage(sample), horizon_end, cached_events(events_text, events_name))
+
+
+@st.cache_resource(show_spinner=False, max_entries=6)
+def cached_scenarios(key: PlannerSettings) -> Scenarios:
+    """The scenarios of a :func:`scenario_key` (growth 0): :func:`planning_scenarios` on the cached forecast's
+    sample paths, the data's history, the cached routing and the cached long-term forecast (shared, read-only)."""
+    usage = cached_usage(key.sample)
+    fres = cached_forecast(key.forecast_settings)
+    routing = cached_routing(key)
+    config, note = planning_config(key, window_start(usage), usage, routing)
+    longterm = (cached_longterm(key.sample, config.horizon_end, key.events_text, key.events_name)
+                if needs_longterm(config) else None)
+    return planning_scenarios(config, usage, cached_events(key.events_text, key.events_name), long=fres.long,
+                              fc=fres.forecast, routing=routing, longterm=longterm, note=note)
+
+
+@st.cache_resource(show_spinner=False, max_entries=12)
 def cached_plan(settings: PlannerSettings) -> PlanResult:
-    """Plan for the settings, reusing the cached forecast and routing (only the optimizer runs on a slider move)."""
+    """Plan for the settings (shared, read-only), reusing the cached forecast, routing, long-term forecast and
+    scenarios: a growth, spot, budget, maximum-commitment, cost-of-capital or risk move only runs the optimizer.
+    A plan holds its scenarios (31 MB on the synthetic organisation over a 1-year term; shared with
+    :func:`cached_scenarios` at zero growth), hence the 12 entries."""
     fc = cached_forecast(settings.forecast_settings)
     usage = cached_usage(settings.sample)
+    scenarios = with_growth(cached_scenarios(scenario_key(settings)), settings.growth)
     return plan_forecast(fc.forecast, cached_region_catalog(PLAN_REGION), settings, window_start(usage),
-                         long=fc.long, routing=cached_routing(settings), history=usage)
+                         long=fc.long, routing=cached_routing(settings), history=usage, scenarios=scenarios)
 
 
 WORKLOADS_FILE = "workloads.yaml"
@@ -629,17 +797,33 @@ def _order_categories(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values([*keys, "category"]).reset_index(drop=True).astype({"category": str})
 
 
+COMMITMENT_STATUS = {True: "firm: buy now", False: "tentative: re-decided in its month", None: "buy"}
+
+
+def commitment_status(c: Commitment) -> str:
+    """A commitment's status in words: owned, firm (buy now) or tentative (a later laddered purchase)."""
+    return "owned" if c.existing else COMMITMENT_STATUS[c.firm]
+
+
 def commitments_frame(plan: Plan) -> pd.DataFrame:
-    """What to buy, with display column names carrying their units."""
+    """What to buy, with display column names carrying their units: firm (buy now) or tentative, expected use
+    over each commitment's term and its obligation over the full term."""
     t = commitments_table(plan)
     return pd.DataFrame({
+        "Status": [commitment_status(c) for c in plan.commitments],
         "Count": t["count"], "Instance type": t["instance_type"], "Option": t["purchase_option"],
         "GPU model": t["gpu_model"], "GPUs": t["gpus"], "USD/h per instance": t["usd_per_instance_hour"],
         "Upfront USD per instance": t["upfront_usd_per_instance"],
         "Effective USD/h per instance": t["effective_usd_per_instance_hour"],
         "Upfront USD total": t["count"] * t["upfront_usd_per_instance"],
-        "Start (UTC)": t["start"], "Term (h)": t["term_hours"], "Window cost (USD)": t["window_cost_usd"],
-    })
+        "Start (UTC)": t["start"], "Term (h)": t["term_hours"],
+        "Expected use over its term (%)": [None if c.expected_utilization is None else 100.0 * c.expected_utilization
+                                           for c in plan.commitments],
+        "Obligation over the term (USD)": [0.0 if c.existing else c.obligation_usd for c in plan.commitments],
+        "Window cost (USD)": t["window_cost_usd"],
+    }, columns=["Status", "Count", "Instance type", "Option", "GPU model", "GPUs", "USD/h per instance",
+                "Upfront USD per instance", "Effective USD/h per instance", "Upfront USD total", "Start (UTC)",
+                "Term (h)", "Expected use over its term (%)", "Obligation over the term (USD)", "Window cost (USD)"])
 
 
 def routing_frame(plan: Plan) -> pd.DataFrame:
@@ -687,19 +871,93 @@ def on_demand_frame(plan: Plan) -> pd.DataFrame:
                         columns=["GPU model", "Instance type", "USD per GPU-hour"])
 
 
-def plan_summary(result: PlanResult) -> dict[str, float | int | None]:
-    """The figures the Planner shows, as plain numbers (USD, %, counts)."""
-    e = result.plan.expected
+def obligation_usd(plan: Plan) -> float:
+    """The new commitments' obligation over their full terms (USD): the plan's figure, else computed."""
+    e = plan.expected
+    return e.obligation_total_usd if e.obligation_total_usd is not None else commitment_obligation_usd(plan)
+
+
+def plan_summary(result: PlanResult) -> dict[str, float | int | str | None]:
+    """The figures the Planner shows, as plain numbers (USD, %, counts): inside the window (``expected_usd`` and
+    the rest) and over the commitment terms (``obligation_*``, ``horizon_*``, ``present_value_*``, None for a plan
+    judged on the window alone)."""
+    plan = result.plan
+    e = plan.expected
     util = None if e.commitment_utilization is None else 100.0 * e.commitment_utilization
+    horizon_util = None if e.horizon_commitment_utilization is None else 100.0 * e.horizon_commitment_utilization
     return {"expected_usd": e.total_usd, "p10_usd": e.total_p10_usd, "p90_usd": e.total_p90_usd,
             "all_on_demand_usd": e.all_on_demand_usd, "savings_usd": e.savings_usd, "savings_pct": e.savings_pct,
             "commitment_utilization_pct": util, "upfront_usd": e.upfront_usd,
-            "commitment_obligation_usd": commitment_obligation_usd(result.plan), "committed_usd": e.committed_usd,
+            "commitment_obligation_usd": obligation_usd(plan), "obligation_total_usd": obligation_usd(plan),
+            "obligation_after_window_usd": e.obligation_after_window_usd, "committed_usd": e.committed_usd,
             "spot_usd": e.spot_usd, "on_demand_usd": e.on_demand_usd,
-            "commitments": sum(c.count for c in result.plan.commitments),
-            "spot_allowances": len(result.plan.spot),
-            "spot_max_instances": sum(s.max_instances for s in result.plan.spot),
+            "horizon_end": None if plan.term is None else f"{plan.term.horizon_end:%Y-%m-%dT%H:%M:%SZ}",
+            "cost_of_capital": None if plan.term is None else plan.term.cost_of_capital,
+            "horizon_total_usd": e.horizon_total_usd, "horizon_p10_usd": e.horizon_p10_usd,
+            "horizon_p90_usd": e.horizon_p90_usd, "horizon_all_on_demand_usd": e.horizon_all_on_demand_usd,
+            "present_value_usd": e.present_value_usd,
+            "present_value_all_on_demand_usd": e.present_value_all_on_demand_usd,
+            "horizon_commitment_utilization_pct": horizon_util,
+            "commitments": sum(c.count for c in plan.commitments),
+            "spot_allowances": len(plan.spot),
+            "spot_max_instances": sum(s.max_instances for s in plan.spot),
             "solve_seconds": result.build_seconds + result.solve_seconds}
+
+
+def upfront_frame(plan: Plan) -> pd.DataFrame:
+    """Upfront cash of the new commitments by calendar month of purchase: ``month`` (``YYYY-MM``), ``usd``."""
+    by_month = plan.expected.upfront_by_month
+    if by_month is None:
+        by_month = upfront_by_month(plan)
+    rows = [{"month": m, "usd": float(v)} for m, v in sorted(by_month.items()) if v > 0]
+    return pd.DataFrame(rows, columns=["month", "usd"])
+
+
+def payment_frame(plan: Plan) -> pd.DataFrame:
+    """Why each commitment line's payment option and term (plan.json ``assumptions.payment_choice``): the next
+    best option the plan considered for the same instance type and how much more it costs in present value (USD
+    at the plan's cost of capital; a new term is billed over the horizon on every scenario)."""
+    rows = []
+    for ch in plan.assumptions.get("payment_choice") or []:
+        more = ch.get("next_best_more_usd")
+        rows.append({"Commitment": f"{ch.get('count')} x {ch.get('instance_type')}",
+                     "GPU model": ch.get("gpu_model"), "Start (UTC)": str(ch.get("start", ""))[:10],
+                     "Chosen option": ch.get("purchase_option"),
+                     "Next best option": ch.get("next_best_option") or "none (the only option considered)",
+                     "Next best costs more (USD, present value)": None if more is None else float(more)})
+    return pd.DataFrame(rows, columns=["Commitment", "GPU model", "Start (UTC)", "Chosen option", "Next best option",
+                                       "Next best costs more (USD, present value)"])
+
+
+def payment_lines(plan: Plan) -> list[str]:
+    """:func:`payment_frame` as plain sentences (the HTML summary), never claiming a negative saving."""
+    rate = plan.term.cost_of_capital if plan.term is not None else 0.0
+    out = []
+    for _, r in payment_frame(plan).iterrows():
+        what = f"{r['Commitment']} {r['Chosen option']}"
+        more = r["Next best costs more (USD, present value)"]
+        if more is None or pd.isna(more):
+            out.append(f"{what}: {r['Next best option']}")
+        elif abs(more) < 1.0:
+            out.append(f"{what}: ties with {r['Next best option']} in present value")
+        elif more > 0:
+            out.append(f"{what}: {fmt.usd(more)} less in present value at {fmt.pct(rate, 0)}/year than "
+                       f"{r['Next best option']}, the next best")
+        else:
+            out.append(f"{what}: {r['Next best option']} would cost {fmt.usd(-more)} less in present value "
+                       "(within the model's rounding)")
+    return out
+
+
+SHORT_HISTORY_PREFIX = "history of "
+"""Plan notes that start with this warn (the history is short against the window or the terms)."""
+
+
+def plan_notes(plan: Plan) -> list[tuple[str, str]]:
+    """The plan's notes (plan.json ``assumptions.notes``) as ``(level, text)``: ``warning`` for a short history
+    (ranges widened, 3-year options left out), ``info`` otherwise. Plain text: pages escape it."""
+    notes = plan.assumptions.get("notes") or []
+    return [("warning" if str(n).startswith(SHORT_HISTORY_PREFIX) else "info", str(n)) for n in notes]
 
 
 def scenario_weights(result: PlanResult) -> dict[str, float]:
@@ -865,21 +1123,33 @@ LOOKBACK_DAYS = 30
 
 def lookback_baseline(result: PlanResult, usage: pd.DataFrame, catalog: Catalog, config: PlanConfig,
                       days: int = LOOKBACK_DAYS) -> tuple[str, float] | None:
-    """Expected cost of the look-back recommender's plan billed on the plan's own demand scenarios:
-    ``(name, USD)`` (:func:`optimizer.baselines.lookback_expected`); None without usage before the window."""
+    """Cost of the look-back recommender's plan billed on the plan's own demand scenarios: ``(name, USD)``
+    (:func:`optimizer.baselines.lookback_expected`: in present value over the horizon for a plan judged over its
+    terms, as :func:`lookback_basis_usd` compares it; over the window otherwise); None without usage before the
+    window."""
     usd = lookback_expected(result, usage, catalog, config, (days,)).get(f"{days}d")
     return None if usd is None else (f"{days}-day look-back recommender", usd)
 
 
+def lookback_basis_usd(plan: Plan) -> tuple[float, str]:
+    """The plan's figure a look-back recommender is compared with, and its name: the present value over the
+    horizon for a plan judged over its terms (what :func:`optimizer.baselines.lookback_expected` returns then),
+    else the expected cost over the window."""
+    e = plan.expected
+    if plan.term is not None and e.present_value_usd is not None:
+        return e.present_value_usd, f"in present value over the terms at {fmt.pct(plan.term.cost_of_capital, 0)}/year"
+    return e.total_usd, "over the window"
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def cached_lookback(settings: PlannerSettings) -> tuple[str, float] | None:
-    """:func:`lookback_baseline` of the cached plan, with the same catalog, options and spot policy."""
+    """:func:`lookback_baseline` of the cached plan, with the same catalog, options, spot policy and horizon."""
     usage = cached_usage(settings.sample)
     catalog = with_spot_terms(cached_catalog(), settings.spot_discount, settings.interruption_bucket)
-    config = settings.plan_config(window_start(usage))
     routing = cached_routing(settings)
+    config, _ = planning_config(settings, window_start(usage), usage, routing)
     if routing is not None:  # the recommender looks back at the same work on the routed GPU models
-        usage, config = routing.apply(usage, [S.GPUS]), routing.plan_config(config)
+        usage = routing.apply(usage, [S.GPUS])
     return lookback_baseline(cached_plan(settings), usage, catalog, config)
 
 
@@ -909,11 +1179,13 @@ def settings_lines(settings: PlannerSettings) -> dict[str, str]:
                        else f"{fmt.pct(settings.spot_discount, 0)} below on-demand"),
         "Spot interruptions": settings.interruption_bucket or "catalog bucket per instance type",
         "Commitment options considered": ", ".join(settings.options) or "none",
-        "Maximum commitment": ("none" if settings.max_commitment_usd_per_hour is None
-                               else fmt.usd_per_hour(settings.max_commitment_usd_per_hour, 0)),
-        "Budget": "none" if settings.budget_usd is None else fmt.usd(settings.budget_usd),
+        "Maximum commitment": ("none" if settings.max_obligation_usd is None
+                               else f"{fmt.usd(settings.max_obligation_usd)} obligation over the full terms"),
+        "Cost of capital": f"{fmt.pct(settings.cost_of_capital, 1)}/year",
+        "Budget": "none" if settings.budget_usd is None else f"{fmt.usd(settings.budget_usd)} for the window",
         "Planned events": settings.events_name or "none",
-        "Laddering": "commitments may start in any month of the window" if settings.ladder else "none",
+        "Laddering": ("commitments may start in any month (after the first: tentative)" if settings.ladder
+                      else "none"),
         "Kept off spot": ", ".join(settings.no_spot_models) or "none",
         "Risk weight (CVaR90)": f"{settings.cvar_weight:g}",
         "GPU models": (f"rightsized per team at speed priority {fmt.pct(settings.speed_priority, 0)} "
@@ -925,8 +1197,9 @@ def settings_lines(settings: PlannerSettings) -> dict[str, str]:
 SETTINGS_LINE_OF = {
     "sample": "Data", "growth": "Demand growth", "team_growth": "Demand growth", "max_spot_share": "Spot",
     "allow_spot": "Spot", "spot_discount": "Spot price", "interruption_bucket": "Spot interruptions",
-    "options": "Commitment options considered", "max_commitment_usd_per_hour": "Maximum commitment",
-    "budget_usd": "Budget", "events_name": "Planned events", "events_text": "Planned events",
+    "options": "Commitment options considered", "max_obligation_usd": "Maximum commitment",
+    "cost_of_capital": "Cost of capital", "budget_usd": "Budget", "events_name": "Planned events",
+    "events_text": "Planned events",
     "ladder": "Laddering", "no_spot_models": "Kept off spot", "cvar_weight": "Risk weight (CVaR90)",
     "speed_priority": "GPU models", "rightsize": "GPU models"}
 """Which line of :func:`settings_lines` shows each :class:`PlannerSettings` field (``hours`` is the window, shown
@@ -943,11 +1216,14 @@ def cached_summary_html(settings: PlannerSettings) -> bytes:
         base = cached_lookback(settings)
     except USER_ERRORS:
         base = None
+    term: dict[str, tuple[str, str]] = {}
     if base is not None:
-        extra[f"Savings vs {base[0]}"] = (fmt.usd(base[1] - result.plan.expected.total_usd),
-                                          f"its expected cost {fmt.usd(base[1])}")
+        own, basis = lookback_basis_usd(result.plan)
+        term[f"Saved vs the {base[0]}"] = (fmt.signed_usd(base[1] - own),
+                                           f"negative: the plan costs more; its plan {fmt.usd(base[1])} {basis}")
     html = plan_summary_html(result.plan, data_label=data_source_label(settings.sample), daily=daily,
-                             settings=settings_lines(settings), extra_figures=extra)
+                             settings=settings_lines(settings), extra_figures=extra, term_figures=term,
+                             payment=payment_lines(result.plan), notes=[t for _, t in plan_notes(result.plan)])
     return html.encode("utf-8")
 
 

@@ -7,10 +7,12 @@ No streamlit here: :mod:`app.state` caches these calls and the pages only draw t
 - :func:`with_spot_terms`: a catalog whose spot prices are ``on-demand x (1 - discount)`` of the same
   instance type and/or whose spot interruption bucket is overridden (rework follows the bucket).
 - :func:`events_from_text`: a planned-events file (YAML or CSV text) validated by :mod:`forecasting.events`.
-- :func:`scenarios_with_events`: the engine's joint sample paths with planned events applied per series,
-  then summed per GPU model (what the optimizer plans over).
 - :func:`spot_time_overhead`: the extra wall-clock time spot rework adds, as a share of GPU-hours.
-- :func:`plan_deltas`: a plan's key figures minus the base scenario's.
+- :func:`plan_figures` / :func:`plan_deltas`: a plan's key figures (inside the window and over the commitment
+  terms) and their change against the base scenario.
+
+Planned events reach the plan's scenarios through :func:`optimizer.term.plan_scenarios` (``app.state``), the
+one recipe ``gpuplan plan`` uses.
 
 Units: demand in GPUs per hour (= GPU-hours per hour), prices in USD per instance-hour, money in USD,
 discounts, shares and overheads as fractions.
@@ -24,14 +26,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
-from forecasting.engine import LongForecast, sample_paths
-from forecasting.events import Event, apply_events, load_events
+from forecasting.events import Event, load_events
 from optimizer import catalog as C
 from optimizer.billing import cost_arrays, pricing_for
-from optimizer.inputs import PLAN_PATHS, PlanConfig, Scenarios, scenarios_from_paths
 from optimizer.options import KINDS, ON_DEMAND, PAYMENTS, SPOT, TERMS, commitment_option
-from optimizer.rightsizing import Routing
 from optimizer.solve import PlanResult
 from optimizer.summary import commitment_obligation_usd
 
@@ -103,69 +101,6 @@ def events_from_text(text: str, name: str, known_gpu_types: set[str] | None = No
         return load_events(path, known_gpu_types=known_gpu_types)
 
 
-def scenarios_with_events(long: LongForecast, config: PlanConfig, events: tuple[Event, ...],
-                          n_paths: int = PLAN_PATHS, seed: int = 0, routing: Routing | None = None) -> Scenarios:
-    """The planner's sample-path scenarios with planned events applied to every path of every series.
-
-    Each (team, GPU type) series' paths are treated as extra quantile columns of the forecast, so an
-    ``add`` moves every path up by its GPUs, a ``scale`` multiplies them, a ``set`` fixes them and a
-    ``wind_down`` ramps them to zero, exactly as :func:`forecasting.events.apply_events` does for
-    quantiles. Series created by events (a new team) join their GPU model's demand. Growth settings
-    apply to the event-adjusted demand as in :func:`optimizer.inputs.scenarios_from_paths`. With ``routing``
-    (rightsizing, :mod:`optimizer.rightsizing`) every event-adjusted series moves to its routed GPU model, its
-    GPUs multiplied by old / new throughput, as ``gpuplan plan --workloads`` routes its forecast.
-    """
-    gpu_map = dict(routing.assignment) if routing is not None else None
-    base = scenarios_from_paths(long, config, n_paths=n_paths, seed=seed, gpu_map=gpu_map)
-    if not events:
-        return base
-    hours = base.hours
-    paths = sample_paths(long, n_paths, seed)
-    cols = [f"path{i}" for i in range(n_paths)]
-    frames = []
-    for uid, rows in long.forecast.groupby(S.UID, sort=False):
-        team, gpu = str(uid).split(S.UID_SEP, 1)
-        ts = pd.DatetimeIndex(rows[S.DS])
-        pos = ts.get_indexer(hours)
-        frame = pd.DataFrame(paths[uid][:, np.clip(pos, 0, None)].T, columns=cols)
-        frame.insert(0, S.MEAN, rows[S.MEAN].to_numpy(dtype=float)[np.clip(pos, 0, None)])
-        frame.insert(0, S.TIMESTAMP, hours)
-        frame.insert(0, S.GPU_TYPE, gpu)
-        frame.insert(0, S.TEAM, team)
-        frames.append(frame)
-    before = pd.concat(frames, ignore_index=True)
-    after, _ = apply_events(before, events, time_col=S.TIMESTAMP, quantile_cols=cols,
-                            period=pd.Timedelta(hours=1))
-    if gpu_map is not None:
-        before, after = _routed(before, gpu_map, cols), _routed(after, gpu_map, cols)
-    growth = dict(config.team_growth)
-
-    def per_model(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        mult = (1.0 + config.growth) * frame[S.TEAM].map(lambda t: 1.0 + growth.get(t, 0.0)).to_numpy()
-        scaled = frame[cols].to_numpy(dtype=float) * mult[:, None]
-        out = {}
-        for gpu, idx in frame.groupby(S.GPU_TYPE).indices.items():
-            sub = pd.DataFrame(scaled[idx], index=frame[S.TIMESTAMP].to_numpy()[idx])
-            out[gpu] = sub.groupby(level=0).sum().reindex(hours, fill_value=0.0).to_numpy().T
-        return out
-
-    old, new = per_model(before), per_model(after)
-    demand = {g: np.asarray(base.demand.get(g, 0.0) + new[g] - old.get(g, 0.0)) for g in new}
-    demand = {g: np.clip(d, 0.0, None) for g, d in demand.items()}
-    return Scenarios(hours=hours, gpu_models=tuple(sorted(demand)), names=base.names, weights=base.weights,
-                     demand=demand)
-
-
-def _routed(frame: pd.DataFrame, gpu_map: dict[tuple[str, str], tuple[str, float]], cols: list[str]) -> pd.DataFrame:
-    """Series rows moved to their routed GPU model, path columns multiplied by old / new throughput."""
-    pairs = list(zip(frame[S.TEAM], frame[S.GPU_TYPE], strict=True))
-    target = [gpu_map.get(k, (k[1], 1.0)) for k in pairs]
-    out = frame.copy()
-    out[S.GPU_TYPE] = [t[0] for t in target]
-    out[cols] = frame[cols].to_numpy(dtype=float) * np.array([t[1] for t in target], dtype=float)[:, None]
-    return out
-
-
 def spot_time_overhead(result: PlanResult) -> float:
     """Extra GPU-hours of wall-clock work spot rework adds, as a share of all demand (expected, 0..).
 
@@ -183,17 +118,28 @@ def spot_time_overhead(result: PlanResult) -> float:
     return extra / total if total > 0 else 0.0
 
 
-def plan_figures(result: PlanResult) -> dict[str, float]:
-    """The figures the What-if compares (USD, GPUs, fractions)."""
-    e = result.plan.expected
+def plan_figures(result: PlanResult) -> dict[str, float | None]:
+    """The figures the What-if compares (USD, GPUs, fractions).
+
+    Inside the window: ``expected_usd`` (the window cost), its p10/p90 and parts, savings vs all on-demand.
+    Over the commitment terms: ``obligation_total_usd`` (the new commitments' obligation over their full terms),
+    ``obligation_after_window_usd``, ``upfront_usd`` (cash at purchase), ``horizon_total_usd`` and
+    ``present_value_usd`` (at the plan's cost of capital); the last two are None for a plan judged on the window
+    alone (e.g. no commitment options allowed)."""
+    plan = result.plan
+    e = plan.expected
+    obligation = e.obligation_total_usd if e.obligation_total_usd is not None else commitment_obligation_usd(plan)
     return {"expected_usd": e.total_usd, "p10_usd": e.total_p10_usd or 0.0, "p90_usd": e.total_p90_usd or 0.0,
             "committed_usd": e.committed_usd, "spot_usd": e.spot_usd, "on_demand_usd": e.on_demand_usd,
             "all_on_demand_usd": e.all_on_demand_usd, "savings_usd": e.savings_usd, "upfront_usd": e.upfront_usd,
-            "committed_gpus": float(sum(c.gpus for c in result.plan.commitments)),
-            "commitment_obligation_usd": commitment_obligation_usd(result.plan),
+            "committed_gpus": float(sum(c.gpus for c in plan.commitments if not c.existing)),
+            "commitment_obligation_usd": obligation, "obligation_total_usd": obligation,
+            "obligation_after_window_usd": (e.obligation_after_window_usd
+                                            if e.obligation_after_window_usd is not None else obligation),
+            "horizon_total_usd": e.horizon_total_usd, "present_value_usd": e.present_value_usd,
             "spot_time_overhead": spot_time_overhead(result)}
 
 
-def plan_deltas(base: dict[str, float], current: dict[str, float]) -> dict[str, float]:
-    """``current - base`` for every figure both have."""
-    return {k: current[k] - base[k] for k in current if k in base}
+def plan_deltas(base: dict[str, float | None], current: dict[str, float | None]) -> dict[str, float | None]:
+    """``current - base`` for every figure both have (None when either is None)."""
+    return {k: None if current[k] is None or base[k] is None else current[k] - base[k] for k in current if k in base}

@@ -1,5 +1,5 @@
 """Planner latency: how long a What-if slider move takes to re-plan and re-render (run:
-.venv/bin/python benchmarks/app_latency.py [--sample synthetic] [--moves 8] [--rightsize]).
+.venv/bin/python benchmarks/app_latency.py [--sample synthetic] [--moves 8] [--rightsize | --cost-of-capital]).
 
 Drives the real Streamlit app with ``streamlit.testing.v1.AppTest`` (the same script users run) on its
 What-if page. After one warm-up run (the forecast is fitted and cached, the base plan solved), it
@@ -11,6 +11,10 @@ seconds per move with the load average (on a shared machine wall time includes w
 With ``--rightsize`` the "Rightsize GPU models per team" checkbox is switched on after the warm-up (that first
 routing is timed apart) and the moves alternate demand growth (the cached routing is reused) and speed priority
 (the cached candidate evaluation is re-ranked, then the routed demand is re-planned).
+
+With ``--cost-of-capital`` the moves alternate demand growth and the "Cost of capital (%/year)" input (11%, 12%, ...),
+the finance lever: both re-plan on the cached scenarios (the long-term forecast and the scenarios over the commitment
+terms are cached apart from them).
 """
 
 from __future__ import annotations
@@ -49,7 +53,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sample", default="synthetic")
     parser.add_argument("--moves", type=int, default=8)
-    parser.add_argument("--rightsize", action="store_true", help="plan with rightsizing; move growth and speed")
+    lever = parser.add_mutually_exclusive_group()
+    lever.add_argument("--rightsize", action="store_true", help="plan with rightsizing; move growth and speed")
+    lever.add_argument("--cost-of-capital", action="store_true", help="move growth and the cost of capital")
     args = parser.parse_args()
     os.environ[A.DEFAULT_SAMPLE_ENV] = args.sample
     at = AppTest.from_file(APP, default_timeout=600)
@@ -69,12 +75,16 @@ def main() -> None:
             at.slider(key=A.GROWTH_KEY).set_value(5 * (i // 2 + 1))
         elif args.rightsize:
             at.slider(key=A.SPEED_KEY).set_value(min(10 * (i // 2 + 1), 100))
+        elif args.cost_of_capital:
+            at.number_input(key=A.COST_OF_CAPITAL_KEY).set_value(11.0 + i // 2)
         else:
             at.slider(key=A.SPOT_SHARE_KEY).set_value(35 + 5 * (i // 2))
         moves.append(timed_run(at))
     base, move = statistics.median(unchanged), statistics.median(moves)
-    print(f"sample {args.sample}{' (rightsized: growth and speed priority moves)' if args.rightsize else ''}: "
-          f"first load {warm:.1f} s (forecast fitted and cached)")
+    what = (" (rightsized: growth and speed priority moves)" if args.rightsize else
+            " (growth and cost-of-capital moves)" if args.cost_of_capital else "")
+    print(f"sample {args.sample}{what}: first load {warm:.1f} s (forecast, long-term forecast and scenarios over the "
+          "commitment terms fitted and cached, base plan solved)")
     print(f"rerun, nothing changed: median {base:.3f} s over {len(unchanged)}")
     print(f"slider move (re-plan + re-render): median {move:.3f} s, max {max(moves):.3f} s over {len(moves)}")
     print(f"ratio move / unchanged rerun: {move / base:.2f}")

@@ -17,15 +17,18 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import charts
+from app import charts, fmt
 from app import state as A
 from forecasting import schema as S
 from optimizer.catalog import load_catalog
 from optimizer.plan import Plan
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
-METRICS = ("Expected cost (USD)", "Cost range p10-p90 (USD)", "All on-demand cost (USD)",
-           "Savings vs all on-demand (USD)", "Commitment utilisation (%)", "Upfront cash (USD)")
+EXPECTED = "Expected cost in the window (USD)"
+METRICS = (EXPECTED, "Cost range p10-p90 in the window (USD)", "All on-demand cost in the window (USD)",
+           "Savings vs all on-demand in the window (USD)", "Commitment utilisation in the window (%)",
+           "Upfront cash (USD)", "Obligation after the window (USD)", "Total obligation over the terms (USD)",
+           "Expected cost over the horizon (USD)", "Present value at 10 %/year (USD)")
 
 
 @pytest.fixture
@@ -84,7 +87,7 @@ def test_app_loads_and_shows_plan_metrics(helios_env: None) -> None:
         assert value.endswith(("USD", "%", "no commitments")), (label, value)
     summary = at.session_state[A.PLAN_SUMMARY_KEY]
     assert summary["expected_usd"] > 0
-    assert metric_usd(at, "Expected cost (USD)") == pytest.approx(summary["expected_usd"], abs=1)
+    assert metric_usd(at, EXPECTED) == pytest.approx(summary["expected_usd"], abs=1)
     assert summary["expected_usd"] <= summary["all_on_demand_usd"] + 1
     assert {"Expected cost per day (USD)", "Expected cost per GPU model (USD)"} <= set(vega_titles(at))
     assert len(at.get("download_button")) == 5  # plan.json, commitments, hourly costs, forecast, HTML summary
@@ -93,10 +96,10 @@ def test_app_loads_and_shows_plan_metrics(helios_env: None) -> None:
 
 def test_growth_slider_raises_expected_cost(helios_env: None) -> None:
     at = open_page(WHATIF_PAGE)
-    before = metric_usd(at, "Expected cost (USD)")
+    before = metric_usd(at, EXPECTED)
     at.slider(key=A.GROWTH_KEY).set_value(50)
     rerun(at)
-    after = metric_usd(at, "Expected cost (USD)")
+    after = metric_usd(at, EXPECTED)
     assert after > before
     assert at.session_state[A.PLAN_SUMMARY_KEY]["expected_usd"] == pytest.approx(after, abs=1)
 
@@ -137,6 +140,100 @@ def test_fan_chart_series_selectbox_switches(helios_env: None) -> None:
     assert list(at.dataframe[0].value["Model"])  # the chosen model of that series
 
 
+def test_plan_page_shows_the_money_over_the_terms(helios_env: None) -> None:
+    at = open_page(PLAN_PAGE)
+    plan = A.cached_plan(A.PlannerSettings("helios", 168)).plan
+    e = plan.expected
+    assert plan.term is not None and plan.term.cost_of_capital == 0.10
+    # the obligation after the window: what the 1-year commitments owe beyond the one-week window
+    after = metric_usd(at, "Obligation after the window (USD)")
+    assert after == pytest.approx(e.obligation_after_window_usd, abs=1)
+    total = metric_usd(at, "Total obligation over the terms (USD)")
+    assert total == pytest.approx(sum(c.obligation_usd for c in plan.commitments), abs=1)
+    assert 0 < after < total and total - after == pytest.approx(sum(
+        c.count * c.effective_hourly_usd * 168 for c in plan.commitments), abs=2)  # the window's part
+    # present value at the stated cost of capital, below the undiscounted cost over the horizon
+    pv = metric_usd(at, "Present value at 10 %/year (USD)")
+    assert pv == pytest.approx(e.present_value_usd, abs=1)
+    assert 0 < pv < metric_usd(at, "Expected cost over the horizon (USD)")
+    assert any("cost of capital of 10 %/year" in c.value and f"{plan.term.horizon_end:%Y-%m-%d}" in c.value
+               for c in at.caption)
+    assert at.session_state[A.PLAN_SUMMARY_KEY]["present_value_usd"] == pytest.approx(e.present_value_usd)
+    assert "Upfront cash by month (USD)" in vega_titles(at)
+    # what to buy: firm, with its expected use over the term and its obligation
+    (table,) = [d.value for d in at.dataframe if "Status" in d.value.columns]
+    assert set(table["Status"]) == {"firm: buy now"}
+    assert ((table["Expected use over its term (%)"] > 0) & (table["Expected use over its term (%)"] <= 100)).all()
+    assert table["Obligation over the term (USD)"].sum() == pytest.approx(total, abs=1)
+    # why this payment option: the next best, in present value at the plan's cost of capital
+    (pay,) = [d.value for d in at.dataframe if "Next best option" in d.value.columns]
+    assert len(pay) == len(plan.commitments)
+    assert (pay["Next best costs more (USD, present value)"] > 0).all()
+    # Helios has a month of history against a one-year term: said as a warning, in plain text
+    warnings = [fmt.unplain(w.value) for w in at.warning]
+    assert any(w.startswith("history of 31.0 days is short against the 365-day commitment term") for w in warnings)
+    assert any("long-term forecast" in fmt.unplain(i.value) for i in at.info)
+
+
+def test_cost_of_capital_moves_the_payment_option(helios_env: None) -> None:
+    at = open_page(WHATIF_PAGE)
+    assert at.number_input(key=A.COST_OF_CAPITAL_KEY).value == 10.0
+    assert any(m.label == "Present value at 10 %/year (USD)" for m in at.metric)
+    at.number_input(key=A.COST_OF_CAPITAL_KEY).set_value(0.0)
+    rerun(at)
+    free = at.session_state[A.WHATIF_KEY]
+    assert free.cost_of_capital == 0.0 and free.plan_config(pd.Timestamp("2020-01-01")).cost_of_capital == 0.0
+    plan = A.cached_plan(free).plan
+    # money now costs nothing extra: paying everything upfront buys the lowest rate
+    assert plan.commitments and all(c.purchase_option.endswith("_all_upfront") for c in plan.commitments)
+    assert any(m.label == "Present value at 0 %/year (USD)" for m in at.metric)
+    at.number_input(key=A.COST_OF_CAPITAL_KEY).set_value(30.0)
+    rerun(at)
+    dear = A.cached_plan(at.session_state[A.WHATIF_KEY]).plan
+    assert dear.commitments and all(c.purchase_option.endswith("_no_upfront") for c in dear.commitments)
+    assert metric_usd(at, "Upfront cash (USD)") == 0
+    delta = next(m.delta for m in at.metric if m.label == "Upfront cash (USD)")
+    assert fmt.parse_usd(delta) == pytest.approx(-A.cached_plan(A.PlannerSettings("helios", 168)).plan.expected
+                                                 .upfront_usd, abs=1)
+    at.switch_page(PLAN_PAGE)
+    rerun(at)
+    assert any(m.label == "Present value at 30 %/year (USD)" for m in at.metric)
+    assert any("cost of capital of 30 %/year" in c.value for c in at.caption)
+
+
+def test_user_strings_on_the_plan_page_are_plain_text(helios_env: None) -> None:
+    at = run_app()
+    name = "<b>q1</b>_*launch*.yaml"
+    events = "events:\n  - {team: vc3sl, gpu_type: NVIDIA Tesla V100, kind: add, gpus: 8, start: 2020-06-01}\n"
+    at.session_state[A.WHATIF_KEY] = A.PlannerSettings(sample="helios", hours=168, events_name=name,
+                                                       events_text=events)
+    at.switch_page(PLAN_PAGE)
+    rerun(at)
+    (caption,) = [c.value for c in at.caption if c.value.startswith("What-if scenario")]
+    assert fmt.plain(name) in caption and "<b>" not in caption and "*launch*" not in caption
+    assert f"planned events {name}" in fmt.unplain(caption)
+    assert at.warning and all(fmt.plain(fmt.unplain(w.value)) == w.value for w in at.warning)  # notes escaped too
+
+
+def test_app_plans_exactly_as_the_cli() -> None:
+    """The base plan of the app equals ``gpuplan plan``'s (plan_from_usage) on the same data and window."""
+    from app.cli import plan_from_usage
+
+    settings = A.PlannerSettings("helios", 168)
+    usage = A.cached_usage("helios")
+    config = settings.plan_config(A.window_start(usage))
+    cli, _ = plan_from_usage(usage, load_catalog(), config)
+    app = A.cached_plan(settings)
+    assert app.scenarios.names == cli.scenarios.names and app.scenarios.horizon_end == cli.scenarios.horizon_end
+    for g in cli.scenarios.gpu_models:
+        np.testing.assert_allclose(app.scenarios.demand[g], cli.scenarios.demand[g], rtol=1e-12)
+        np.testing.assert_allclose(app.scenarios.tail[g], cli.scenarios.tail[g], rtol=1e-12)
+    assert [(c.instance_type, c.purchase_option, c.count) for c in app.plan.commitments] == [
+        (c.instance_type, c.purchase_option, c.count) for c in cli.plan.commitments]
+    assert app.plan.expected.present_value_usd == pytest.approx(cli.plan.expected.present_value_usd, rel=1e-9)
+    assert app.plan.assumptions["notes"] == cli.plan.assumptions["notes"]
+
+
 def _error_script() -> None:
     from app import state
     from optimizer.inputs import PlanningError
@@ -174,6 +271,16 @@ def test_app_on_synthetic_sample(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # --- pure helpers ---------------------------------------------------------------------------------
+def _toy_history(days: int = 28, start: str = "2026-01-01") -> pd.DataFrame:
+    """Usage before the toy forecast: the same two teams' daily wave, ``days`` days back."""
+    ts = pd.date_range(pd.Timestamp(start) - pd.Timedelta(days=days), pd.Timestamp(start), freq="h", inclusive="left")
+    rows = []
+    for team, level in (("alpha", 16.0), ("beta", 8.0)):
+        wave = level * (1 + 0.3 * np.sin(np.arange(len(ts)) * 2 * np.pi / 24))
+        rows.append(pd.DataFrame({S.TIMESTAMP: ts, S.TEAM: team, S.GPU_TYPE: "NVIDIA A100", S.GPUS: wave}))
+    return pd.concat(rows, ignore_index=True)
+
+
 def _toy_forecast(hours: int = 72) -> pd.DataFrame:
     ts = pd.date_range("2026-01-01", periods=hours, freq="h")
     rows = []
@@ -188,7 +295,7 @@ def _toy_forecast(hours: int = 72) -> pd.DataFrame:
 def toy_plan():
     fc = _toy_forecast()
     settings = A.PlannerSettings(sample="toy", hours=72, growth=0.0, max_spot_share=0.3, allow_spot=True)
-    return A.plan_forecast(fc, load_catalog(), settings, fc[S.TIMESTAMP].min())
+    return A.plan_forecast(fc, load_catalog(), settings, fc[S.TIMESTAMP].min(), history=_toy_history())
 
 
 def test_settings_map_percent_widgets_to_plan_config() -> None:
@@ -268,6 +375,9 @@ def test_chart_builders_return_altair_specs(toy_plan) -> None:
     hourly = A.hourly_costs(toy_plan)
     daily = charts.cost_breakdown_chart(A.daily_costs(hourly, A.scenario_weights(toy_plan)))
     per_gpu = charts.gpu_model_cost_chart(A.gpu_model_costs(hourly, A.scenario_weights(toy_plan)))
+    upfront = charts.upfront_chart(A.upfront_frame(toy_plan.plan))
+    assert toy_plan.plan.expected.upfront_usd > 0 and "Upfront cash (USD)" in json.dumps(upfront.to_dict())
+    assert A.upfront_frame(toy_plan.plan)["usd"].sum() == pytest.approx(toy_plan.plan.expected.upfront_usd)
     for chart, unit in ((daily, "USD per day"), (per_gpu, "USD")):
         assert isinstance(chart, alt.Chart)
         text = json.dumps(chart.to_dict())

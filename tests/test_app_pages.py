@@ -8,6 +8,7 @@ process, so the forecast is fitted once and the base plan solved once.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 from pathlib import Path
@@ -29,12 +30,15 @@ from forecasting.samples import load_sample
 from operate.costing import Rates
 from optimizer import catalog as C
 from optimizer.catalog import load_catalog
-from optimizer.inputs import PlanConfig, scenarios_from_paths
+from optimizer.inputs import PlanConfig
+from optimizer.term import plan_scenarios
+from tests.test_app import _toy_history
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
 PAGES = {"overview": "app_pages/overview.py", "forecast": "app_pages/forecast.py", "plan": "app_pages/plan.py",
          "whatif": "app_pages/whatif.py"}
 UNITS = (" USD", " %", " GPU-hours", " GPUs", "no commitments", "not reported")
+EXPECTED = "Expected cost in the window (USD)"
 
 
 @pytest.fixture
@@ -96,12 +100,14 @@ def test_default_page_is_overview_and_sidebar_is_shared(helios_env: None) -> Non
     assert at.number_input(key=A.HOURS_KEY).value == 192  # the window follows the user across pages
     assert any("192 h)" in c.value for c in at.caption)  # the plan covers the new window
     assert summary(at)["expected_usd"] > 0
-    # a year's commitments do not pay back their upfront within 8 days: the month shown is the projection
+    # a year's commitments do not pay back their upfront within 8 days: judged over their term, the break-even
+    # month falls after the window, billed on the scenarios carried through the term (not projected)
     figures = metrics(at)
-    if "Break-even month" in figures:
-        assert figures["Break-even month"] == "none within the terms"
-    else:
-        assert re.fullmatch(r"\d{4}-\d{2}", figures["Break-even month (projected)"])
+    assert "Break-even month (projected)" not in figures
+    plan = A.cached_plan(A.PlannerSettings("helios", 192)).plan
+    assert plan.commitments and plan.expected.upfront_usd > 0
+    assert re.fullmatch(r"\d{4}-\d{2}", figures["Break-even month"])
+    assert figures["Break-even month"] > f"{plan.window_end:%Y-%m}"
 
 
 # --- Overview ------------------------------------------------------------------------------------------
@@ -190,32 +196,32 @@ def test_forecast_levels_and_items(helios_env: None) -> None:
 # --- What-if: every widget ----------------------------------------------------------------------------
 def test_growth_raises_cost_and_shows_delta(helios_env: None) -> None:
     at = open_page("whatif")
-    base = usd(at, "Expected cost (USD)")
+    base = usd(at, EXPECTED)
     at.slider(key=A.GROWTH_KEY).set_value(50)
     ok(at.run())
-    grown = usd(at, "Expected cost (USD)")
+    grown = usd(at, EXPECTED)
     assert grown > base * 1.2
-    delta = next(m.delta for m in at.metric if m.label == "Expected cost (USD)")
+    delta = next(m.delta for m in at.metric if m.label == EXPECTED)
     assert fmt.parse_usd(delta) == pytest.approx(grown - base, abs=1)
     at.slider(key=A.GROWTH_KEY).set_value(-30)
     ok(at.run())
-    assert usd(at, "Expected cost (USD)") < base
+    assert usd(at, EXPECTED) < base
 
 
 def test_team_growth_only_moves_the_chosen_team(helios_env: None) -> None:
     at = open_page("whatif")
-    base = usd(at, "Expected cost (USD)")
+    base = usd(at, EXPECTED)
     assert at.slider(key=A.TEAM_GROWTH_KEY).disabled  # no team picked yet
     at.multiselect(key=A.TEAM_GROWTH_TEAMS_KEY).set_value(["vc3sl"])
     ok(at.run())
-    assert usd(at, "Expected cost (USD)") == pytest.approx(base, abs=1)  # picked, but 0% extra growth
+    assert usd(at, EXPECTED) == pytest.approx(base, abs=1)  # picked, but 0% extra growth
     at.slider(key=A.TEAM_GROWTH_KEY).set_value(200)
     ok(at.run())
     assert at.session_state[A.WHATIF_KEY].team_growth == (("vc3sl", 2.0),)
-    assert usd(at, "Expected cost (USD)") > base
+    assert usd(at, EXPECTED) > base
     at.slider(key=A.TEAM_GROWTH_KEY).set_value(0)
     ok(at.run())
-    assert usd(at, "Expected cost (USD)") == pytest.approx(base, abs=1)
+    assert usd(at, EXPECTED) == pytest.approx(base, abs=1)
 
 
 def test_zero_spot_share_and_no_spot(helios_env: None) -> None:
@@ -237,18 +243,18 @@ def test_zero_spot_share_and_no_spot(helios_env: None) -> None:
 
 def test_spot_discount_and_interruption_rate(helios_env: None) -> None:
     at = open_page("whatif")
-    base = usd(at, "Expected cost (USD)")
+    base = usd(at, EXPECTED)
     at.select_slider(key=A.SPOT_DISCOUNT_KEY).set_value(90)
     ok(at.run())
     plan = whatif_plan(at)
     od = load_catalog().offers("us-east-1", options=("on_demand",)).set_index(C.INSTANCE_TYPE)[C.EFFECTIVE_HOURLY]
     for s in plan.spot:
         assert s.usd_per_instance_hour == pytest.approx(0.1 * od[s.instance_type])
-    cheap = usd(at, "Expected cost (USD)")
+    cheap = usd(at, EXPECTED)
     at.select_slider(key=A.SPOT_DISCOUNT_KEY).set_value(40)
     ok(at.run())
     assert all(s.usd_per_instance_hour == pytest.approx(0.6 * od[s.instance_type]) for s in whatif_plan(at).spot)
-    assert usd(at, "Expected cost (USD)") >= cheap - 1  # dearer spot never makes the plan cheaper
+    assert usd(at, EXPECTED) >= cheap - 1  # dearer spot never makes the plan cheaper
     at.select_slider(key=A.SPOT_DISCOUNT_KEY).set_value("catalog")
     at.select_slider(key=A.INTERRUPTION_KEY).set_value(">20%")
     ok(at.run())
@@ -256,7 +262,7 @@ def test_spot_discount_and_interruption_rate(helios_env: None) -> None:
     assert all(s.interruption_bucket == ">20%" for s in rough.spot)
     calm_rework = C.rework_fraction("<5%")
     assert all(s.rework_fraction > calm_rework for s in rough.spot)
-    assert usd(at, "Expected cost (USD)") >= base - 1  # more rework never makes the plan cheaper
+    assert usd(at, EXPECTED) >= base - 1  # more rework never makes the plan cheaper
 
 
 def test_terms_and_payment_options(helios_env: None) -> None:
@@ -277,7 +283,7 @@ def test_terms_and_payment_options(helios_env: None) -> None:
 
 def test_budget_and_max_commitment(helios_env: None) -> None:
     at = open_page("whatif")
-    cost = usd(at, "Expected cost (USD)")
+    cost = usd(at, EXPECTED)
     at.number_input(key=A.BUDGET_KEY).set_value(round(cost * 2))
     ok(at.run())
     assert at.session_state[A.WHATIF_KEY].plan_config(pd.Timestamp("2020-01-01")).budget_usd == round(cost * 2)
@@ -289,20 +295,27 @@ def test_budget_and_max_commitment(helios_env: None) -> None:
     assert err.value.startswith("error: no plan fits the budget") and "smallest budget" in err.value
     at.number_input(key=A.BUDGET_KEY).set_value(0.0)
     ok(at.run())
-    full = sum(c.count * c.effective_hourly_usd for c in whatif_plan(at).commitments)
-    assert full > 100
-    at.number_input(key=A.MAX_COMMIT_KEY).set_value(100.0)
+    pv_label = "Present value at 10 %/year (USD)"
+    pv = usd(at, pv_label)
+    full = sum(c.obligation_usd for c in whatif_plan(at).commitments)
+    assert full > 1_000_000 and usd(at, "Total obligation over the terms (USD)") == pytest.approx(full, abs=1)
+    cap = float(round(full / 2))  # the maximum commitment: the obligation over the full terms, in USD
+    at.number_input(key=A.MAX_OBLIGATION_KEY).set_value(cap)
     ok(at.run())
     plan = whatif_plan(at)
-    assert at.session_state[A.WHATIF_KEY].plan_config(pd.Timestamp("2020-01-01")).max_commit_usd == 100.0 * 168
-    assert sum(c.count * c.effective_hourly_usd for c in plan.commitments) <= 100.0 + 1e-6
-    assert usd(at, "Expected cost (USD)") >= cost - 1  # a tighter cap never makes the plan cheaper
+    assert at.session_state[A.WHATIF_KEY].plan_config(pd.Timestamp("2020-01-01")).max_obligation_usd == cap
+    assert plan.commitments and sum(c.obligation_usd for c in plan.commitments) <= cap + 1e-6
+    assert plan.assumptions["guardrails"]["max_obligation_usd"] == cap
+    assert usd(at, "Total obligation over the terms (USD)") <= cap
+    delta = next(m.delta for m in at.metric if m.label == "Total obligation over the terms (USD)")
+    assert fmt.parse_usd(delta) < 0  # less than the base scenario's obligation
+    assert usd(at, pv_label) >= pv * (1 - 1e-4)  # a tighter cap never makes the plan cheaper (what it minimises)
     assert not at.info or all("Not applied" not in i.value for i in at.info)
 
 
 def test_loaded_scenario_moves_widgets_and_events_apply(helios_env: None) -> None:
     at = open_page("whatif")
-    base = usd(at, "Expected cost (USD)")
+    base = usd(at, EXPECTED)
     events = ("events:\n  - {team: vc3sl, gpu_type: NVIDIA Tesla V100, kind: add, gpus: 64, start: 2020-01-01,"
               " note: new project}\n")
     loaded = A.PlannerSettings(sample="helios", hours=168, growth=0.1, max_spot_share=0.2, options=(),
@@ -313,15 +326,17 @@ def test_loaded_scenario_moves_widgets_and_events_apply(helios_env: None) -> Non
     assert at.multiselect(key=A.TERMS_KEY).value == []
     assert at.radio(key=A.EVENTS_SOURCE_KEY).value == "From the loaded scenario"
     assert at.session_state[A.WHATIF_KEY] == loaded
-    # +64 GPUs for the whole window at +10% growth, no commitments: far above the base plan
-    assert usd(at, "Expected cost (USD)") > base + 0.5 * 64 * 1.1 * 168 * 3.06
+    # +64 GPUs for the whole window at +10% growth, no commitments: far above the same settings without the event
+    # (not the base plan: its 1-year commitments are sized for the term, so inside one week it is no cheaper)
+    without = A.cached_plan(dataclasses.replace(loaded, events_name="", events_text="")).plan.expected.total_usd
+    assert usd(at, EXPECTED) > without + 0.5 * 64 * 1.1 * 168 * 3.06
     ok(at.switch_page(PAGES["forecast"]).run())
     assert any("team_plans.yaml" in c.value for c in at.caption)
     ok(at.switch_page(PAGES["whatif"]).run())
     next(b for b in at.button if "Reset" in b.label).click()
     ok(at.run())
     assert at.slider(key=A.GROWTH_KEY).value == 0 and at.radio(key=A.EVENTS_SOURCE_KEY).value == "None"
-    assert usd(at, "Expected cost (USD)") == pytest.approx(base, abs=1)
+    assert usd(at, EXPECTED) == pytest.approx(base, abs=1)
 
 
 def test_no_spot_models_and_risk_aversion(helios_env: None) -> None:
@@ -339,8 +354,22 @@ def test_no_spot_models_and_risk_aversion(helios_env: None) -> None:
     ok(at.run())
     assert at.session_state[A.WHATIF_KEY].plan_config(pd.Timestamp("2020-01-01")).cvar_weight == 1.0
     risky = whatif_plan(at).expected
-    assert risky.cvar90_usd <= neutral.cvar90_usd + 1  # weighing the worst 10% never makes them worse
-    assert risky.total_usd >= neutral.total_usd - 1  # ... and never makes the expected cost lower
+    # the plan weighs the worst 10% of its objective, the scenarios' present values over the commitment terms:
+    # weighing them never makes them worse, and never makes the expected present value lower
+    risky_cvar, neutral_cvar = (horizon_cvar(A.cached_plan(s)) for s in (at.session_state[A.WHATIF_KEY],
+                                                                          dataclasses.replace(
+                                                                              at.session_state[A.WHATIF_KEY],
+                                                                              cvar_weight=0.0)))
+    assert risky_cvar <= neutral_cvar * (1 + 1e-4)
+    assert risky.present_value_usd >= neutral.present_value_usd * (1 - 1e-4)
+
+
+def horizon_cvar(result) -> float:
+    """CVaR90 (USD) of the scenarios' present values over the horizon: the risk the plan's weight acts on."""
+    from optimizer.solve import cvar
+
+    pv = np.array([result.horizon_costs[n]["present_value_usd"] for n in result.scenarios.names])
+    return cvar(pv, result.scenarios.weights)
 
 
 def test_ladder_shows_commitment_timeline(helios_env: None) -> None:
@@ -373,29 +402,34 @@ def test_bad_events_file_is_one_line_error(helios_env: None) -> None:
 # --- Plan ----------------------------------------------------------------------------------------------
 def test_plan_page_tables_downloads_and_whatif_link(helios_env: None) -> None:
     at = open_page("plan")
-    base = usd(at, "Expected cost (USD)")
+    base = usd(at, EXPECTED)
     assert any(c.value.startswith("Base scenario") for c in at.caption)
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["plan.json", "Commitments (CSV)", "Hourly costs (CSV)", "Forecast (CSV)", "Summary (HTML)"]
-    assert metrics(at)["Commitment utilisation (%)"].endswith(" %")
+    assert metrics(at)["Commitment utilisation in the window (%)"].endswith(" %")
     cov = float(metrics(at)["Coverage by commitments (%)"].removesuffix(" %"))
     assert 0 < cov <= 100
-    assert len(at.dataframe[0].value) == len(A.cached_plan(A.PlannerSettings("helios", 168)).plan.commitments)
+    (table,) = [d.value for d in at.dataframe if "Status" in d.value.columns]
+    assert len(table) == len(A.cached_plan(A.PlannerSettings("helios", 168)).plan.commitments)
     (lookback,) = [c.value for c in at.caption if "look-back recommender" in c.value]
-    saving, its_cost = (fmt.parse_usd(x) for x in re.findall(r"([\d,]+ USD)", lookback))
-    assert saving == pytest.approx(its_cost - base, abs=1)  # same demand scenarios, both billed by one rule
+    assert "in present value over the terms at 10 %/year" in lookback
+    difference, its_cost, own = (fmt.parse_usd(x) for x in re.findall(r"([\d,]+ USD)", lookback))
+    assert own == pytest.approx(usd(at, "Present value at 10 %/year (USD)"), abs=1)
+    saving = difference if "the plan saves" in lookback else -difference
+    assert saving == pytest.approx(its_cost - own, abs=1)  # same demand scenarios, both billed by one rule
     ok(at.switch_page(PAGES["whatif"]).run())
     at.slider(key=A.GROWTH_KEY).set_value(40)
     ok(at.run())
     ok(at.switch_page(PAGES["plan"]).run())
-    assert usd(at, "Expected cost (USD)") > base  # the Plan page plans the What-if's settings
-    assert any(c.value.startswith("What-if scenario") and "demand growth +40 %" in c.value for c in at.caption)
+    assert usd(at, EXPECTED) > base  # the Plan page plans the What-if's settings
+    assert any(c.value.startswith("What-if scenario") and "demand growth +40 %" in fmt.unplain(c.value)
+               for c in at.caption)
 
 
 def test_plan_downloads_content() -> None:
     fc = _toy_forecast()
     settings = A.PlannerSettings(sample="toy", hours=72)
-    result = A.plan_forecast(fc, load_catalog(), settings, fc[S.TIMESTAMP].min())
+    result = A.plan_forecast(fc, load_catalog(), settings, fc[S.TIMESTAMP].min(), history=_toy_history())
     hourly = A.expected_hourly_frame(A.hourly_costs(result), A.scenario_weights(result))
     assert len(hourly) == 72 and hourly["total_usd"].sum() == pytest.approx(result.plan.expected.total_usd)
     back = pd.read_csv(io.BytesIO(A.csv_bytes(hourly)))
@@ -445,24 +479,36 @@ def helios_forecast():
     return usage, forecast(usage, ForecastConfig(horizon_hours=48, cv_windows=3))
 
 
-def test_scenarios_with_events_add_and_wind_down(helios_forecast) -> None:
+def test_events_reach_every_scenario_and_the_long_term(helios_forecast) -> None:
+    """Planned events through the one recipe (optimizer.term.plan_scenarios, as gpuplan plan and the app plan):
+    every sample path moves in the window, and the long-term forecast carries them to the end of the term."""
     usage, fres = helios_forecast
     start = A.window_start(usage)
-    config = PlanConfig(start=start, hours=48, growth=0.5)
-    base = scenarios_from_paths(fres.long, config)
+    window = PlanConfig(start=start, hours=48, growth=0.5, term_horizon=False)
+
+    def paths_only(events=()):
+        return plan_scenarios(window, usage, long=fres.long, events=events, history_weight=0.0)
+
+    base = paths_only()
     gpu = "NVIDIA Tesla V100"
-    added = W.scenarios_with_events(fres.long, config, parse_events([
-        {"team": "newteam", "gpu_type": gpu, "kind": "add", "gpus": 10, "start": start + pd.Timedelta(hours=24)}]))
-    delta = added.demand[gpu] - base.demand[gpu]
+    add = parse_events([{"team": "newteam", "gpu_type": gpu, "kind": "add", "gpus": 10,
+                         "start": start + pd.Timedelta(hours=24)}])
+    delta = paths_only(add).demand[gpu] - base.demand[gpu]
     np.testing.assert_allclose(delta[:, :24], 0.0, atol=1e-9)
     np.testing.assert_allclose(delta[:, 24:], 10 * 1.5, atol=1e-9)  # every path, growth applied to the event too
     team = "vc3sl"
-    gone = W.scenarios_with_events(fres.long, config, parse_events([
-        {"team": team, "kind": "scale", "factor": 0, "start": start}]))
+    gone = paths_only(parse_events([{"team": team, "kind": "scale", "factor": 0, "start": start}]))
     paths = {k: v for k, v in _paths(fres).items() if k.startswith(team + S.UID_SEP)}
     expected = base.demand[gpu] - 1.5 * sum(paths.values())
     np.testing.assert_allclose(gone.demand[gpu], np.clip(expected, 0, None), atol=1e-6)
-    assert W.scenarios_with_events(fres.long, config, ()).demand[gpu].tolist() == base.demand[gpu].tolist()
+    # over the term (the app's planning_scenarios with its cached-style long-term forecast): the event stays
+    term = PlanConfig(start=start, hours=48, growth=0.5)
+    with_term = {name: A.planning_scenarios(term, usage, evs, long=fres.long, fc=fres.forecast,
+                                            longterm=A.longterm_for(usage, term.horizon_end, evs))
+                 for name, evs in (("base", ()), ("add", add))}
+    assert with_term["add"].horizon_end == term.horizon_end == start + pd.Timedelta(hours=8760)
+    tail = with_term["add"].tail[gpu] - with_term["base"].tail[gpu]
+    assert float(with_term["add"].weights @ tail.mean(axis=1)) == pytest.approx(10 * 1.5, rel=0.05)
 
 
 def _paths(fres):
@@ -484,7 +530,7 @@ def test_events_from_text_validates_like_the_cli() -> None:
 def test_summary_html_is_self_contained_and_complete() -> None:
     fc = _toy_forecast()
     settings = A.PlannerSettings(sample="toy", hours=72)
-    result = A.plan_forecast(fc, load_catalog(), settings, fc[S.TIMESTAMP].min())
+    result = A.plan_forecast(fc, load_catalog(), settings, fc[S.TIMESTAMP].min(), history=_toy_history())
     plan = result.plan
     daily = A.daily_costs(A.hourly_costs(result), A.scenario_weights(result))
     html = plan_summary_html(plan, data_label="Toy org", daily=daily, settings={"Demand growth": "+0 %"},
@@ -504,8 +550,35 @@ def test_summary_html_is_self_contained_and_complete() -> None:
     # a plan.json read from elsewhere may carry any region text: it is escaped like everything else
     from dataclasses import replace
 
-    hostile = plan_summary_html(replace(plan, region="<img src=x onerror=alert(1)>"), data_label="Toy org")
+    hostile = plan_summary_html(replace(plan, region="<img src=x onerror=alert(1)>"), data_label="Toy org",
+                                notes=["team <b>x</b> & co"], payment=["1 x <script>"])
     assert "<img" not in hostile and "&lt;img src=x" in hostile
+    assert "<b>x" not in hostile and "team &lt;b&gt;x&lt;/b&gt; &amp; co" in hostile and "<script" not in hostile
+
+
+def test_summary_html_separates_the_window_and_the_terms() -> None:
+    fc = _toy_forecast()
+    result = A.plan_forecast(fc, load_catalog(), A.PlannerSettings(sample="toy", hours=72), fc[S.TIMESTAMP].min(),
+                             history=_toy_history())
+    plan = result.plan
+    e = plan.expected
+    assert plan.term is not None and plan.commitments
+    html = plan_summary_html(plan, payment=A.payment_lines(plan), notes=[t for _, t in A.plan_notes(plan)])
+    window_at, terms_at = html.index("<h2>Inside the window"), html.index("<h2>Over the commitment terms")
+    assert window_at < html.index(fmt.usd(e.total_usd)) < terms_at  # the window's cost sits in the window block
+    for label, value in (("Obligation after the window", e.obligation_after_window_usd),
+                         ("Total obligation over the terms", e.obligation_total_usd),
+                         ("Present value at 10 %/year", e.present_value_usd),
+                         (f"Expected cost to {plan.term.horizon_end:%Y-%m-%d}", e.horizon_total_usd)):
+        at = html.index(label)
+        assert at > terms_at and fmt.usd(value) in html[at:at + 300], label
+    assert f"p10 {fmt.usd(e.horizon_p10_usd)} - p90 {fmt.usd(e.horizon_p90_usd)}" in html
+    month, upfront = next(iter(e.upfront_by_month.items()))
+    assert "<h3>Upfront cash by month</h3>" in html
+    assert f"<td>{month}</td><td class=\"n\">{fmt.usd(upfront)}</td>" in html
+    assert "Why this payment option and term" in html and "than" in A.payment_lines(plan)[0]
+    assert "firm (buy now)" in html and fmt.pct(plan.commitments[0].expected_utilization) in html
+    assert "<h2>Notes</h2>" in html and "cost of capital" in html.lower()
 
 
 def test_formatting_helpers() -> None:
@@ -529,7 +602,8 @@ def test_loaded_scenario_sets_window_on_every_page(helios_env: None) -> None:
     at.session_state[A.WHATIF_KEY] = A.PlannerSettings(sample="helios", hours=336, growth=0.2)  # Scenarios "Load"
     ok(at.run())
     assert at.number_input(key=A.HOURS_KEY).value == 336
-    assert any("336 h)" in c.value for c in at.caption) and any("demand growth +20 %" in c.value for c in at.caption)
+    assert any("336 h)" in c.value for c in at.caption)
+    assert any("demand growth +20 %" in fmt.unplain(c.value) for c in at.caption)
     at.number_input(key=A.HOURS_KEY).set_value(168)  # the user may still change the window afterwards
     ok(at.run())
     assert at.number_input(key=A.HOURS_KEY).value == 168

@@ -136,7 +136,7 @@ def test_time_to_result_follows_the_plans_routing() -> None:
 CHANGED = {
     "sample": "helios", "hours": 336, "growth": 0.2, "max_spot_share": 0.5, "allow_spot": False,
     "team_growth": (("ads-ctr", 0.1),), "options": (), "spot_discount": 0.7, "interruption_bucket": ">20%",
-    "speed_priority": 0.5, "max_commitment_usd_per_hour": 100.0, "budget_usd": 100_000.0,
+    "speed_priority": 0.5, "max_obligation_usd": 1_000_000.0, "cost_of_capital": 0.05, "budget_usd": 100_000.0,
     "events_name": "events_sample.yaml", "ladder": True, "no_spot_models": ("NVIDIA T4",), "cvar_weight": 0.5,
     "rightsize": False}
 

@@ -167,7 +167,7 @@ def growth_slider(page):
 
 
 def expected_cost(page) -> int:
-    return int(metric_value(page, "Expected cost (USD)").removesuffix(" USD").replace(",", ""))
+    return int(metric_value(page, "Expected cost in the window (USD)").removesuffix(" USD").replace(",", ""))
 
 
 def test_planner_in_chromium(server: Server, browser, tmp_path: Path) -> None:
@@ -195,7 +195,7 @@ def test_planner_in_chromium(server: Server, browser, tmp_path: Path) -> None:
         """([label, old]) => [...document.querySelectorAll('[data-testid="stMetric"]')].some(m =>
              m.querySelector('[data-testid="stMetricLabel"]')?.innerText.trim() === label &&
              m.querySelector('[data-testid="stMetricValue"]')?.innerText.trim() !== old)""",
-        arg=["Expected cost (USD)", f"{before:,} USD"], timeout=TIMEOUT_MS)
+        arg=["Expected cost in the window (USD)", f"{before:,} USD"], timeout=TIMEOUT_MS)
     settle(page)
     assert growth_slider(page).get_by_test_id("stSliderThumbValue").inner_text().strip() == "20%"
     after = expected_cost(page)

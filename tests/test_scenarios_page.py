@@ -157,3 +157,60 @@ def test_what_to_buy_lines_and_setting_texts() -> None:
     assert P.setting_text("team_growth", (("nlp", 0.1),)) == "nlp +10.0 %"
     assert P.setting_text("budget_usd", 12345.0) == "12,345 USD"
     assert P.setting_text("allow_spot", False) == "no"
+
+
+# --- scenarios saved before the maximum commitment became an obligation ------------------------------------
+def _old_settings(**changes) -> dict:
+    """Settings JSON as an older planner saved it: an hourly maximum commitment, no obligation, no cost of capital."""
+    old = St.settings_dict(A.PlannerSettings(sample="helios", hours=168))
+    old.pop("max_obligation_usd")
+    old.pop("cost_of_capital")
+    return {**old, A.OLD_MAX_COMMIT_FIELD: 100.0, **changes}
+
+
+def test_old_hourly_cap_converts_or_drops_with_a_note() -> None:
+    settings, notes = A.settings_from_saved(_old_settings())  # 1-year options only: X USD/h x 8,760 h
+    assert settings.max_obligation_usd == 100.0 * 8760 and settings.cost_of_capital == 0.10
+    (note,) = notes
+    assert "converted to a maximum commitment obligation of 876,000 USD" in note and "100.00 USD/h x 8,760 h" in note
+    mixed, notes = A.settings_from_saved(_old_settings(options=["reserved_1y_no_upfront", "reserved_3y_no_upfront"]))
+    assert mixed.max_obligation_usd is None and "dropped" in notes[0] and "single term" in notes[0]
+    for damaged in ("a lot", -5.0, float("inf"), [1, 2]):
+        kept, notes = A.settings_from_saved(_old_settings(**{A.OLD_MAX_COMMIT_FIELD: damaged}))
+        assert kept.max_obligation_usd is None and "dropped" in notes[0]
+    assert A.settings_from_saved(_old_settings(**{A.OLD_MAX_COMMIT_FIELD: None})) == (
+        A.PlannerSettings(sample="helios", hours=168), ())
+    both, notes = A.settings_from_saved(_old_settings(max_obligation_usd=5e6))
+    assert both.max_obligation_usd == 5e6 and "dropped" in notes[0]
+    rows = P.settings_rows(_old_settings())
+    assert rows["Maximum commitment"] == "876,000 USD obligation over the full terms"
+    assert "converted" in rows[P.CONVERTED_LABEL]
+
+
+def test_old_scenarios_load_compare_and_reload_with_a_note(env: Path) -> None:
+    db = St.ScenarioStore(env)
+    plan = A.cached_plan(A.PlannerSettings(sample="helios", hours=168)).plan
+    db.save("old hourly cap", _old_settings(), plan, data_source="sample:helios")
+    db.save("old mixed terms", _old_settings(options=["reserved_1y_no_upfront", "reserved_3y_no_upfront"]), plan,
+            data_source="sample:helios")
+    at = open_page()
+    at.multiselect(key=P.COMPARE_KEY).set_value(["old hourly cap", "old mixed terms"])
+    ok(at.run())
+    (table,) = [d.value for d in at.dataframe if list(d.value.columns) == ["old hourly cap", "old mixed terms"]]
+    assert table.loc["Input: Maximum commitment", "old hourly cap"] == "876,000 USD obligation over the full terms"
+    assert table.loc["Input: Maximum commitment", "old mixed terms"] == "none"
+    assert "dropped" in table.loc[f"Input: {P.CONVERTED_LABEL}", "old mixed terms"]
+    assert table.loc["Total obligation over the terms", "old hourly cap"] == fmt.usd(A.obligation_usd(plan))
+    assert table.loc["Present value over the terms", "old hourly cap"].endswith("at 10 %/year to 2021-05-31")
+    at.selectbox(key=P.APPLY_KEY).set_value("old hourly cap")
+    next(b for b in at.button if b.label == "Load into What-if").click()
+    ok(at.run())
+    assert at.session_state[A.WHATIF_KEY].max_obligation_usd == 876_000.0
+    infos = [fmt.unplain(i.value) for i in at.info]
+    assert any(i.startswith("Saved by an older planner: maximum commitment of 100.0 USD/h") and "876,000 USD" in i
+               for i in infos), infos
+    at.selectbox(key=P.APPLY_KEY).set_value("old mixed terms")
+    next(b for b in at.button if b.label == "Load into What-if").click()
+    ok(at.run())
+    assert at.session_state[A.WHATIF_KEY].max_obligation_usd is None
+    assert any("dropped" in fmt.unplain(i.value) for i in at.info)

@@ -59,13 +59,15 @@ SETTING_LABELS = {"sample": "Data source", "hours": "Plan window (h)", "growth":
                   "max_spot_share": "Maximum spot share", "allow_spot": "Spot allowed",
                   "team_growth": "Per-team growth", "options": "Commitment options", "spot_discount": "Spot discount",
                   "interruption_bucket": "Interruption bucket", "speed_priority": "Speed priority",
-                  "max_commitment_usd_per_hour": "Maximum commitment (USD/h)", "budget_usd": "Budget (USD)",
+                  "max_obligation_usd": "Maximum commitment (obligation over the full terms, USD)",
+                  "cost_of_capital": "Cost of capital (per year)",
+                  A.OLD_MAX_COMMIT_FIELD: "Maximum commitment (old hourly cap, USD/h)", "budget_usd": "Budget (USD)",
                   "events_name": "Planned events file", "events_text": "Planned events (content)",
                   "ladder": "Laddering (monthly starts)", "no_spot_models": "GPU models kept off spot",
                   "cvar_weight": "Risk weight (CVaR90)", "rightsize": "Rightsize GPU models"}
 """Labels of stored settings shown field by field (old scenarios, and any field :data:`app.state.SETTINGS_LINE_OF`
 does not place); a field missing here is shown under its own name, so no setting is ever left out."""
-_FRACTIONS = {"growth", "max_spot_share", "spot_discount", "speed_priority"}
+_FRACTIONS = {"growth", "max_spot_share", "spot_discount", "speed_priority", "cost_of_capital"}
 HIDDEN_SETTINGS = {"events_text"}
 """Stored but not shown row by row: the events file's content (its name is shown)."""
 
@@ -88,10 +90,13 @@ def setting_text(name: str, value: object) -> str:
         return A.data_source_label(str(value))
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if name in ("budget_usd",):
-        return fmt.usd(float(value))  # type: ignore[arg-type]
-    if name == "max_commitment_usd_per_hour":
-        return fmt.usd_per_hour(float(value))  # type: ignore[arg-type]
+    try:
+        if name in ("budget_usd", "max_obligation_usd"):
+            return fmt.usd(float(value))  # type: ignore[arg-type]
+        if name == A.OLD_MAX_COMMIT_FIELD:
+            return fmt.usd_per_hour(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        pass  # a damaged stored value is shown as stored
     return str(value)
 
 
@@ -100,20 +105,27 @@ def setting_label(name: str) -> str:
     return SETTING_LABELS.get(name, name.replace("_", " ").capitalize())
 
 
+CONVERTED_LABEL = "Converted from an older planner"
+"""The settings row that says what :func:`app.state.migrate_settings` converted or dropped (old scenarios)."""
+
+
 def settings_rows(settings: dict[str, object]) -> dict[str, str]:
     """Label -> display text of stored settings: the app's wording (:func:`app.state.settings_lines`) plus the
-    window, when they fit today's :class:`PlannerSettings`, and one generic row for every field no line covers
+    window, when they fit today's :class:`PlannerSettings` (older fields converted or dropped by
+    :func:`app.state.settings_from_saved`, with a row saying so), and one generic row for every field no line covers
     (:data:`app.state.SETTINGS_LINE_OF`), so a new settings field is always shown; else every field as stored
     (old scenarios)."""
     try:
-        current = St.settings_from_dict(A.PlannerSettings, settings)
-    except St.StoreError:
+        current, notes = A.settings_from_saved(settings)
+    except (St.StoreError, ValueError):
         return {setting_label(k): setting_text(k, v) for k, v in settings.items() if k not in HIDDEN_SETTINGS}
     lines = A.settings_lines(current)
     rows = {"Data": lines.pop("Data"), "Plan window": fmt.hours(current.hours), **lines}
     for f in dataclasses.fields(current):
         if f.name not in A.SETTINGS_LINE_OF and f.name != "hours" and f.name not in HIDDEN_SETTINGS:
             rows[setting_label(f.name)] = setting_text(f.name, getattr(current, f.name))
+    if notes:
+        rows[CONVERTED_LABEL] = "; ".join(notes)
     return rows
 
 
@@ -124,6 +136,14 @@ def what_to_buy(plan: Plan) -> list[str]:
     lines += [f"spot up to {s.max_instances} x {s.instance_type} ({s.max_instances * s.gpus_per_instance:g} "
               f"{s.gpu_model})" for s in plan.spot if s.max_instances > 0]
     return lines or ["nothing committed, no spot: all on-demand"]
+
+
+def present_value_text(plan: Plan) -> str:
+    """``27,137,858 USD at 10 %/year to 2026-12-01``, or ``-`` for a plan judged on its window alone."""
+    if plan.term is None or plan.expected.present_value_usd is None:
+        return fmt.DASH
+    return (f"{fmt.usd(plan.expected.present_value_usd)} at {fmt.pct(plan.term.cost_of_capital, 0)}/year to "
+            f"{plan.term.horizon_end:%Y-%m-%d}")
 
 
 def comparison_table(scenarios: list[St.Scenario]) -> pd.DataFrame:
@@ -141,6 +161,9 @@ def comparison_table(scenarios: list[St.Scenario]) -> pd.DataFrame:
     add("All on-demand cost", [fmt.usd(x.all_on_demand_usd) for x in sm])
     add("Savings vs all on-demand", [f"{fmt.usd(x.savings_usd)} ({x.savings_pct:.1f} %)" for x in sm])
     add("Upfront cash", [fmt.usd(x.upfront_usd) for x in sm])
+    add("Obligation after the window", [fmt.usd(s.plan.expected.obligation_after_window_usd) for s in scenarios])
+    add("Total obligation over the terms", [fmt.usd(A.obligation_usd(s.plan)) for s in scenarios])
+    add("Present value over the terms", [present_value_text(s.plan) for s in scenarios])
     add("Commitment utilisation", [fmt.pct(x.commitment_utilization) if x.commitments else "no commitments"
                                    for x in sm])
     add("Time-to-result", [fmt.hours(x.time_to_result_hours) for x in sm])
@@ -203,10 +226,11 @@ def pareto_module() -> ModuleType | None:
 
 
 def sweep_key(settings: A.PlannerSettings) -> A.PlannerSettings:
-    """The settings the sweep depends on (it routes at every speed priority itself; budget, caps, laddering, risk
-    and whether the plan is rightsized do not enter)."""
-    return dataclasses.replace(settings, speed_priority=0.0, budget_usd=None, max_commitment_usd_per_hour=None,
-                               rightsize=False, ladder=False, cvar_weight=0.0)
+    """The settings the sweep depends on (it routes at every speed priority itself; budget, caps, cost of capital,
+    laddering, risk and whether the plan is rightsized do not enter)."""
+    return dataclasses.replace(settings, speed_priority=0.0, budget_usd=None, max_obligation_usd=None,
+                               cost_of_capital=A.DEFAULT_COST_OF_CAPITAL, rightsize=False, ladder=False,
+                               cvar_weight=0.0)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -330,11 +354,14 @@ def list_section(db: St.ScenarioStore, listing: pd.DataFrame) -> None:
         b1, b2 = st.columns(2)
         if b1.button("Load into What-if", icon=":material/upload:"):
             sc = A.guarded(lambda: db.load(pick))
-            settings = None if sc is None else A.guarded(lambda: St.settings_from_dict(A.PlannerSettings,
-                                                                                         sc.settings))
-            if settings is not None:
+            loaded = None if sc is None else A.guarded(lambda: A.settings_from_saved(sc.settings))
+            if loaded is not None:
+                settings, notes = loaded
                 st.session_state[A.WHATIF_KEY] = settings
-                st.success(f"Loaded '{pick}': What-if and Plan now use its settings.", icon=":material/check:")
+                st.success(f"Loaded '{fmt.plain(pick)}': What-if and Plan now use its settings.",
+                           icon=":material/check:")
+                for note in notes:
+                    st.info(fmt.plain(f"Saved by an older planner: {note}."), icon=":material/info:")
         sc = A.guarded(lambda: db.load(pick))
         if sc is not None:
             b2.download_button("Download its plan.json", data=sc.plan.to_json(), file_name=f"plan_{pick}.json",

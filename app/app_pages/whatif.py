@@ -1,6 +1,8 @@
 """What-if page: the levers of a plan (demand growth for the organisation and per team, spot price, interruption
-rate and share, commitment terms and payment options, maximum commitment, budget, speed priority, planned
-events) and the plan's figures with their change against the base scenario, re-planned on every change.
+rate and share, commitment terms and payment options, maximum commitment (the obligation over the full terms),
+cost of capital, budget, speed priority, planned events) and the plan's figures with their change against the base
+scenario (cost inside the window, obligation after the window, total obligation, upfront cash, present value),
+re-planned on every change.
 
 Widgets -> one frozen :class:`app.state.PlannerSettings` (stored under ``WHATIF_KEY`` for the Plan and
 Forecast pages) -> :func:`app.state.cached_plan`; the base scenario's plan is cached, so a change runs the
@@ -13,9 +15,10 @@ import streamlit as st
 
 from app import charts, fmt, sidebar
 from app import state as A
-from app.whatif_model import commitment_options
+from app.whatif_model import commitment_options, plan_deltas
 from forecasting.samples import data_dir
 from optimizer.catalog import INTERRUPTION_BUCKETS
+from optimizer.inputs import DEFAULT_COST_OF_CAPITAL
 from optimizer.options import PAYMENTS, TERMS
 from optimizer.solve import PlanResult
 
@@ -42,9 +45,14 @@ HELP_INTERRUPT = ("Monthly interruption rate of spot capacity (AWS's buckets). A
                   "spot costs more per useful GPU-hour and work takes longer. 'catalog' uses each type's bucket.")
 HELP_TERMS = "Commitment terms the plan may buy (none selected = no commitments). " + fmt.term("break_even")
 HELP_PAYMENTS = "Payment options the plan may buy. " + fmt.term("upfront")
-HELP_MAX_COMMIT = ("Cap on the new commitments' cost in effective USD per hour (0 = no cap), like a savings plan's "
-                   "hourly commitment: the plan buys at most this much committed capacity; the rest runs on spot "
-                   "and on-demand.")
+HELP_MAX_OBLIGATION = ("The maximum commitment: cap on what the new commitments owe over their full terms, upfront "
+                       "plus every recurring hour, in USD (0 = no cap); the same meaning as `gpuplan plan "
+                       "--max-obligation-usd` and policy.yaml's max_commitment. The plan buys at most this much; the "
+                       "rest runs on spot and on-demand. " + fmt.term("obligation"))
+HELP_COST_OF_CAPITAL = ("Your finance team's annual rate for money tied up (default 10%/year): every payment is "
+                        "discounted to the window start at it, so it decides upfront vs no-upfront and 1-year vs "
+                        "3-year (0% = cash now and later weigh the same: all-upfront wins; a high rate favours "
+                        "paying later). " + fmt.term("cost_of_capital"))
 HELP_BUDGET = ("Budget for the window's expected cost in USD (0 = none). The optimizer must stay within it; when no "
                "plan can, the page names the smallest budget that works.")
 HELP_RIGHTSIZE = ("Route each team's work to the GPU model that serves it best before buying (as `gpuplan plan "
@@ -57,12 +65,13 @@ HELP_SPEED = ("How much time-to-result matters when rightsizing: each team goes 
               "model, 100% = fastest. Needs 'Rightsize GPU models' on.")
 HELP_NO_SPOT = ("GPU models whose work must not run on spot (e.g. the inference fleet: latency-bound serving "
                 "cannot wait for capacity to come back). Their spot share is 0 whatever the maximum says.")
-HELP_LADDER = ("Let the plan start commitments in any calendar month of the window (laddering) instead of buying "
-               "everything at its start: growing demand gets its commitments when it arrives. Needs a window of "
-               "more than one month to matter.")
-HELP_CVAR = ("How much the plan weighs bad outcomes: it minimises expected cost + weight x CVaR90 (the average "
-             "cost of the worst 10% of demand scenarios). 0 = expected cost only; higher buys protection against "
-             "high demand at some expected cost.")
+HELP_LADDER = ("Let the plan start commitments in any calendar month of the horizon (laddering) instead of buying "
+               "everything at the window start: growing demand gets its commitments when it arrives. Only the first "
+               "month's purchases are firm; later ones are tentative, re-decided on that month's forecast. "
+               + fmt.term("firm"))
+HELP_CVAR = ("How much the plan weighs bad outcomes: it minimises the expected present value + weight x CVaR90 (the "
+             "average present value of the worst 10% of demand scenarios over the commitment terms). 0 = expected "
+             "present value only; higher buys protection against high demand at some expected cost.")
 HELP_EVENTS = ("Known future changes of demand (a new project, a launch, a wind-down) applied to every demand "
                "scenario before planning; see data_samples/events_sample.yaml for the format.")
 
@@ -96,7 +105,8 @@ def apply_settings(s: A.PlannerSettings) -> None:
     ss[A.INTERRUPTION_KEY] = s.interruption_bucket or CATALOG
     ss[A.TERMS_KEY] = [t for t in TERMS if any(f"_{t}_" in o for o in s.options)]
     ss[A.PAYMENTS_KEY] = [p for p in PAYMENTS if any(f"_{p}_upfront" in o for o in s.options)]
-    ss[A.MAX_COMMIT_KEY] = float(s.max_commitment_usd_per_hour or 0.0)
+    ss[A.MAX_OBLIGATION_KEY] = float(s.max_obligation_usd or 0.0)
+    ss[A.COST_OF_CAPITAL_KEY] = round(100.0 * float(s.cost_of_capital), 4)
     ss[A.BUDGET_KEY] = float(s.budget_usd or 0.0)
     ss[A.SPEED_KEY] = int(round(100 * s.speed_priority))
     ss[A.RIGHTSIZE_KEY] = bool(s.rightsize)
@@ -124,7 +134,7 @@ def events_input(source: str) -> tuple[str, str]:
     if choice == EVENTS_EXAMPLE:
         return EXAMPLE_EVENTS, (data_dir() / EXAMPLE_EVENTS).read_text(encoding="utf-8")
     if choice == EVENTS_LOADED and loaded:
-        st.caption(f"Events of the loaded scenario: {loaded[0]}")
+        st.caption(f"Events of the loaded scenario: {fmt.plain(loaded[0])}")
         return loaded
     if choice == EVENTS_UPLOAD:
         file = st.file_uploader("Events file (.yaml, .yml, .csv)", type=["yaml", "yml", "csv"], key=A.EVENTS_FILE_KEY)
@@ -138,7 +148,8 @@ def settings(fs: A.ForecastSettings, teams: list[str], gpu_types: list[str]) -> 
     for key, value in ((A.GROWTH_KEY, 0), (A.TEAM_GROWTH_TEAMS_KEY, []), (A.TEAM_GROWTH_KEY, 0),
                        (A.ALLOW_SPOT_KEY, True), (A.SPOT_SHARE_KEY, 30), (A.SPOT_DISCOUNT_KEY, CATALOG),
                        (A.INTERRUPTION_KEY, CATALOG), (A.TERMS_KEY, ["1y"]), (A.PAYMENTS_KEY, list(PAYMENTS)),
-                       (A.MAX_COMMIT_KEY, 0.0), (A.BUDGET_KEY, 0.0), (A.SPEED_KEY, 0), (A.LADDER_KEY, False),
+                       (A.MAX_OBLIGATION_KEY, 0.0), (A.COST_OF_CAPITAL_KEY, 100.0 * DEFAULT_COST_OF_CAPITAL),
+                       (A.BUDGET_KEY, 0.0), (A.SPEED_KEY, 0), (A.LADDER_KEY, False),
                        (A.NO_SPOT_MODELS_KEY, []), (A.CVAR_KEY, 0.0), (A.RIGHTSIZE_KEY, False)):
         _init(key, value)
     st.session_state[A.TEAM_GROWTH_TEAMS_KEY] = [t for t in st.session_state[A.TEAM_GROWTH_TEAMS_KEY] if t in teams]
@@ -175,8 +186,10 @@ def settings(fs: A.ForecastSettings, teams: list[str], gpu_types: list[str]) -> 
                            help=HELP_TERMS)
     payments = st.multiselect("Allowed payment options", list(PAYMENTS), key=A.PAYMENTS_KEY,
                               format_func=PAYMENT_LABELS.get, help=HELP_PAYMENTS)
-    max_commit = st.number_input("Maximum commitment (USD/h)", min_value=0.0, step=100.0, key=A.MAX_COMMIT_KEY,
-                                 help=HELP_MAX_COMMIT)
+    max_obligation = st.number_input("Maximum commitment (obligation over the full terms, USD)", min_value=0.0,
+                                     step=100_000.0, key=A.MAX_OBLIGATION_KEY, help=HELP_MAX_OBLIGATION)
+    cost_of_capital = st.number_input("Cost of capital (%/year)", min_value=0.0, max_value=99.0, step=1.0,
+                                      key=A.COST_OF_CAPITAL_KEY, help=HELP_COST_OF_CAPITAL)
     budget = st.number_input("Budget for the window (USD)", min_value=0.0, step=10_000.0, key=A.BUDGET_KEY,
                              help=HELP_BUDGET)
     ladder = st.checkbox("Ladder commitments (monthly starts)", key=A.LADDER_KEY, help=HELP_LADDER)
@@ -190,7 +203,8 @@ def settings(fs: A.ForecastSettings, teams: list[str], gpu_types: list[str]) -> 
         spot_discount=None if discount == CATALOG else float(discount) / 100.0,
         interruption_bucket=None if bucket == CATALOG else str(bucket),
         speed_priority=speed / 100.0 if rightsize else 0.0,
-        max_commitment_usd_per_hour=float(max_commit) or None, budget_usd=float(budget) or None,
+        max_obligation_usd=float(max_obligation) or None, cost_of_capital=float(cost_of_capital) / 100.0,
+        budget_usd=float(budget) or None,
         events_name=events_name, events_text=events_text, ladder=bool(ladder),
         no_spot_models=tuple(sorted(no_spot)) if allow_spot else (), cvar_weight=float(cvar),
         rightsize=bool(rightsize))
@@ -225,31 +239,64 @@ def render() -> None:
         show_results(s, base_figs, cur, result)
 
 
-def show_results(s: A.PlannerSettings, base: dict[str, float], cur: dict[str, float], result: PlanResult) -> None:
-    """Figures with their deltas vs the base scenario, the cost comparison and what to buy."""
-    d = {k: cur[k] - base[k] for k in cur}
+def _delta(d: float | None, unit: str = "") -> str | None:
+    return None if d is None else fmt.signed_usd(d) + unit
+
+
+def show_results(s: A.PlannerSettings, base: dict[str, float | None], cur: dict[str, float | None],
+                 result: PlanResult) -> None:
+    """Figures with their deltas vs the base scenario (the cost inside the window, the obligation after the window
+    and over the full terms, upfront cash, present value), the cost comparison and what to buy."""
+    d = plan_deltas(base, cur)
+    term = result.plan.term
+    rate = fmt.pct(s.cost_of_capital, 0)
+    vs_base = (" The delta is against the base scenario (no growth, spot up to 30%, 1-year options, catalog prices, "
+               f"no events, cost of capital {fmt.pct(DEFAULT_COST_OF_CAPITAL, 0)}/year).")
     c1, c2 = st.columns(2)
-    c1.metric("Expected cost (USD)", fmt.usd(cur["expected_usd"]), delta=fmt.signed_usd(d["expected_usd"]),
-              delta_color="inverse", help="Expected cost of the what-if plan over the window; the delta is against "
-              "the base scenario (no growth, spot up to 30%, 1-year options, catalog prices, no events).")
-    c2.metric("Cost range p10-p90 (USD)", fmt.usd_range(cur["p10_usd"], cur["p90_usd"]),
-              delta=fmt.signed_usd(d["p90_usd"]) + " at p90", delta_color="inverse",
+    c1.metric("Expected cost in the window (USD)", fmt.usd(cur["expected_usd"]), delta=_delta(d["expected_usd"]),
+              delta_color="inverse", help="Expected cost of the what-if plan inside the plan window (commitments at "
+              "their effective hourly rate, spot and on-demand)." + vs_base + " " + fmt.term("horizon"))
+    c2.metric("Cost range p10-p90 in the window (USD)", fmt.usd_range(cur["p10_usd"], cur["p90_usd"]),
+              delta=_delta(d["p90_usd"], " at p90"), delta_color="inverse",
               help=f"{fmt.term('p10_p90')} Exactly: {fmt.usd(cur['p10_usd'])} to {fmt.usd(cur['p90_usd'])}.")
     c3, c4 = st.columns(2)
-    c3.metric("Savings vs all on-demand (USD)", fmt.usd(cur["savings_usd"]), delta=fmt.signed_usd(d["savings_usd"]),
-              help="All-on-demand cost of the same demand minus the plan's expected cost. " + fmt.term("on_demand"))
-    c4.metric("Committed GPUs", fmt.gpus(cur["committed_gpus"], 0), delta=f"{d['committed_gpus']:+,.0f} GPUs",
-              delta_color="off", help=fmt.term("commitment"))
+    c3.metric("Obligation after the window (USD)", fmt.usd(cur["obligation_after_window_usd"]),
+              delta=_delta(d["obligation_after_window_usd"]), delta_color="inverse",
+              help="What the new commitments still owe after the window, used or not: their full-term obligation "
+                   "minus their cost inside the window." + vs_base + " " + fmt.term("obligation"))
+    c4.metric("Total obligation over the terms (USD)", fmt.usd(cur["obligation_total_usd"]),
+              delta=_delta(d["obligation_total_usd"]), delta_color="inverse",
+              help="Upfront plus every recurring hour of the new commitments over their full terms: the amount the "
+                   "maximum commitment caps." + vs_base + " " + fmt.term("term"))
     c5, c6 = st.columns(2)
-    c5.metric("Upfront cash (USD)", fmt.usd(cur["upfront_usd"]), delta=fmt.signed_usd(d["upfront_usd"]),
-              delta_color="inverse", help=fmt.term("upfront"))
-    c6.metric("Spot time overhead (%)", fmt.pct(cur["spot_time_overhead"], 2),
+    c5.metric("Upfront cash (USD)", fmt.usd(cur["upfront_usd"]), delta=_delta(d["upfront_usd"]),
+              delta_color="inverse", help=fmt.term("upfront") + vs_base)
+    pv_help = ("Every payment over the horizon discounted to the window start at this plan's cost of capital; what "
+               "the optimizer minimises. The base scenario's present value is at its own rate, so a cost-of-capital "
+               "change moves the delta by the rate as well as by the plan." + vs_base + " "
+               + fmt.term("cost_of_capital"))
+    if term is None:
+        c6.metric(f"Present value at {rate}/year (USD)", "judged on the window alone", help=pv_help
+                  + " No commitment options are allowed, so no term runs past the window.")
+    else:
+        c6.metric(f"Present value at {rate}/year (USD)", fmt.usd(cur["present_value_usd"]),
+                  delta=_delta(d["present_value_usd"]), delta_color="inverse",
+                  help=pv_help + f" Horizon: to {term.horizon_end:%Y-%m-%d}.")
+    c7, c8 = st.columns(2)
+    c7.metric("Savings vs all on-demand in the window (USD)", fmt.usd(cur["savings_usd"]),
+              delta=_delta(d["savings_usd"]),
+              help="All-on-demand cost of the same demand minus the plan's expected cost, inside the window. "
+                   + fmt.term("on_demand"))
+    c8.metric("Committed GPUs", fmt.gpus(cur["committed_gpus"], 0), delta=f"{d['committed_gpus']:+,.0f} GPUs",
+              delta_color="off", help=fmt.term("commitment", "firm"))
+    c9, _ = st.columns(2)
+    c9.metric("Spot time overhead (%)", fmt.pct(cur["spot_time_overhead"], 2),
               delta=fmt.signed_pct(d["spot_time_overhead"], 2), delta_color="inverse",
               help="Extra wall-clock work from spot interruptions: spot share of GPU-hours x rework. "
                    + fmt.term("rework"))
     if s.budget_usd is not None:
         over = cur["expected_usd"] - s.budget_usd
-        text = (f"Expected cost {fmt.usd(cur['expected_usd'])} is {fmt.usd(abs(over))} "
+        text = (f"Expected cost in the window {fmt.usd(cur['expected_usd'])} is {fmt.usd(abs(over))} "
                 f"{'over' if over > 0 else 'under'} the budget of {fmt.usd(s.budget_usd)}; at p90 "
                 f"{fmt.usd(cur['p90_usd'])}.")
         (st.error if over > 0 else st.success)(text, icon=":material/account_balance_wallet:")
@@ -265,9 +312,11 @@ def show_results(s: A.PlannerSettings, base: dict[str, float], cur: dict[str, fl
                f"spot {fmt.usd(cur['spot_usd'])}, on-demand {fmt.usd(cur['on_demand_usd'])}, committed "
                f"{fmt.usd(cur['committed_usd'])} (expected). Full tables and downloads on the Plan page.")
     if not rows.empty:
-        st.dataframe(rows[["Count", "Instance type", "Option", "GPU model", "GPUs", "Window cost (USD)"]],
+        money = st.column_config.NumberColumn(format="localized")
+        st.dataframe(rows[["Status", "Count", "Instance type", "Option", "GPU model", "GPUs", "Window cost (USD)",
+                           "Obligation over the term (USD)"]],
                      hide_index=True, width="stretch",
-                     column_config={"Window cost (USD)": st.column_config.NumberColumn(format="localized")})
+                     column_config={"Window cost (USD)": money, "Obligation over the term (USD)": money})
     assumptions = {
         "growth": fmt.signed_pct(s.growth, 0),
         "team growth": ", ".join(f"{t} {fmt.signed_pct(g, 0)}" for t, g in s.team_growth) or "none",
@@ -275,13 +324,16 @@ def show_results(s: A.PlannerSettings, base: dict[str, float], cur: dict[str, fl
         "spot price": "catalog" if s.spot_discount is None else f"{fmt.pct(s.spot_discount, 0)} off on-demand",
         "interruptions": s.interruption_bucket or "catalog bucket per type",
         "options": ", ".join(s.options) or "no commitments",
+        "maximum commitment": ("none" if s.max_obligation_usd is None
+                               else f"{fmt.usd(s.max_obligation_usd)} obligation"),
+        "cost of capital": f"{rate}/year",
         "events": s.events_name or "none",
         "laddering": "monthly" if s.ladder else "none",
         "kept off spot": ", ".join(s.no_spot_models) or "none",
         "risk weight": f"{s.cvar_weight:g}",
         "GPU models": (f"rightsized at speed priority {fmt.pct(s.speed_priority, 0)}" if s.rightsize
                        else "today's")}
-    st.caption("Assumptions: " + "; ".join(f"{k} {v}" for k, v in assumptions.items()) + ".")
+    st.caption("Assumptions: " + fmt.plain("; ".join(f"{k} {v}" for k, v in assumptions.items()) + "."))
 
 if __name__ == "__main__":
     render()
