@@ -33,7 +33,7 @@ def commitments_table(plan: Plan) -> pd.DataFrame:
 def commitment_obligation_usd(plan: Plan) -> float:
     """USD owed over the whole terms of the commitments the plan buys (upfront plus every recurring hour);
     commitments already owned are not included."""
-    return float(sum(c.count * c.effective_hourly_usd * c.term_hours for c in plan.commitments if not c.existing))
+    return float(sum(c.obligation_usd for c in plan.commitments if not c.existing))
 
 
 def upfront_by_month(plan: Plan) -> dict[str, float]:
