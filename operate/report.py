@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting import schema as S
-from forecasting.io import write_atomic, write_csv_atomic
+from forecasting.io import safe_csv_frame, write_folder_atomic
 from operate import svg
 from operate.alerts import AlertReport
 from operate.chargeback import Chargeback
@@ -199,9 +199,12 @@ def build_review(priced_usage: pd.DataFrame, *, cost_basis: str, alerts: AlertRe
 
 
 def write_review(review: Review, out_dir: str | Path) -> list[Path]:
-    """Write ``report.html`` and one CSV per table into ``out_dir`` (atomically); return the paths."""
-    out_dir = Path(out_dir)
-    paths = [write_atomic(out_dir / "report.html", lambda fh: fh.write(review.html))]
+    """Write ``report.html`` and one spreadsheet-safe CSV per table into ``out_dir``; return the paths.
+
+    All files are written into a temporary folder beside ``out_dir`` first (:func:`forecasting.io.write_folder_atomic`),
+    so a failure never leaves a half-written report.
+    """
+    files = {"report.html": lambda fh: fh.write(review.html)}
     for name, frame in review.tables.items():
-        paths.append(write_csv_atomic(frame, out_dir / f"{name}.csv"))
-    return paths
+        files[f"{name}.csv"] = lambda fh, frame=frame: safe_csv_frame(frame).to_csv(fh, index=False)
+    return write_folder_atomic(out_dir, files)
