@@ -1,14 +1,18 @@
 """``gpuplan``: the command line of GPU Cost Planner (thin: it only calls forecasting/ and optimizer/).
 
-Every user mistake (bad file, bad option) ends with one line on stderr starting with ``error:`` and
-exit status 2, never a traceback. Files are written atomically (temporary file, then rename).
+Every user mistake (bad file, bad option, unknown option, an operating-system error such as a read-only or
+missing folder) ends with one line on stderr starting with ``error:`` and exit status 2, never a traceback.
+Every command runs through :func:`guarded_command`: its input files are protected (an output that is an input,
+or lies inside an input folder, is refused before any work) and any ``OSError`` becomes one line naming the path.
+Files are written atomically (temporary file, then rename) with the umask's permissions.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import math
-import os
 import subprocess
 import sys
 import time
@@ -21,22 +25,63 @@ import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
+
+try:  # typer vendors its own click (typer._click); older typer uses the click package
+    from typer._click import exceptions as click_errors
+    from typer._click.globals import get_current_context
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import exceptions as click_errors  # type: ignore[no-redef]
+    from click import get_current_context  # type: ignore[no-redef]
 
 from forecasting import schema as S
+from forecasting.io import OutputError, os_error_text, prepare_output, protecting
 from optimizer.billing import BillingError
 from optimizer.catalog import Catalog, CatalogError, load_catalog
 from optimizer.inputs import DEFAULT_COST_OF_CAPITAL, PlanConfig, PlanningError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="GPU Cost Planner: forecast GPU demand per team and plan what to buy "
-                       "(reserved, spot, on-demand).")
-catalog_app = typer.Typer(no_args_is_help=True, help="Inspect or refresh the price catalog.")
-app.add_typer(catalog_app, name="catalog")
-
 # Wide, unwrapped output when piped (cron jobs, CI logs): one error stays one line.
 out = Console(width=None if sys.stdout.isatty() else 140, soft_wrap=not sys.stdout.isatty())
 err = Console(stderr=True, soft_wrap=True)
-USER_ERRORS = (S.UsageError, CatalogError, PlanningError, BillingError, ValueError, FileNotFoundError)
+
+
+def _usage_error(exc: click_errors.UsageError) -> None:
+    """An option-parser error (unknown or missing option, bad value) as the documented one ``error:`` line."""
+    ctx = exc.ctx or get_current_context(silent=True)
+    command = ctx.command_path if ctx is not None else "gpuplan"
+    message = " ".join(exc.format_message().split())
+    err.print(f"error: {command}: {message} (fix: see {command} --help)", markup=False, highlight=False,
+              soft_wrap=True)
+    raise typer.Exit(2)
+
+
+class OneLineErrorGroup(TyperGroup):
+    """The ``gpuplan`` command group: click's usage errors become one ``error:`` line (exit 2) instead of a
+    usage box; ``gpuplan`` or ``gpuplan catalog`` without a command still prints the help."""
+
+    def make_context(self, info_name, args, parent=None, **extra):  # noqa: D102
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click_errors.NoArgsIsHelpError:
+            raise
+        except click_errors.UsageError as exc:
+            _usage_error(exc)
+
+    def invoke(self, ctx):  # noqa: D102
+        try:
+            return super().invoke(ctx)
+        except click_errors.NoArgsIsHelpError:
+            raise
+        except click_errors.UsageError as exc:
+            _usage_error(exc)
+
+
+app = typer.Typer(cls=OneLineErrorGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="GPU Cost Planner: forecast GPU demand per team and plan what to buy "
+                       "(reserved, spot, on-demand).")
+catalog_app = typer.Typer(cls=OneLineErrorGroup, no_args_is_help=True, help="Inspect or refresh the price catalog.")
+app.add_typer(catalog_app, name="catalog")
+USER_ERRORS = (S.UsageError, CatalogError, PlanningError, BillingError, ValueError, OSError)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -51,9 +96,65 @@ def step(message: str) -> Iterator[Callable[[str], None]]:
         yield lambda msg: status.update(f"{message}: {msg}")
 
 
+def error_line(exc: BaseException) -> str:
+    """The one ``error:`` line of a user mistake (an ``OSError`` names its path, what failed and the fix)."""
+    text = os_error_text(exc) if isinstance(exc, OSError) else " ".join(str(exc).split())
+    return f"error: {text}"
+
+
 def _fail(exc: BaseException) -> None:
-    err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+    err.print(error_line(exc), markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+def is_output_param(name: str) -> bool:
+    """Whether a command parameter names a file or folder the command writes (every other path is an input)."""
+    return name in ("out_path", "out_dir", "chart") or name.endswith("_out")
+
+
+def guarded_command(fn: Callable) -> Callable:
+    """Wrap a command: protect its input paths, check its output paths up front, turn ``OSError`` into one line.
+
+    Inputs are the command's path parameters that are not outputs (:func:`is_output_param`); an output that is
+    an input, or lies inside an input folder, or an output file path that is a folder, is refused with one
+    ``error:`` line before any work. Every writer refuses the same (:func:`forecasting.io.check_output`).
+    """
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        bound = signature.bind_partial(*args, **kwargs)
+        ctx = get_current_context(silent=True)
+        flags = {p.name: (p.opts[0] if getattr(p, "opts", None) else str(p.name).upper())
+                 for p in (ctx.command.params if ctx is not None else ())}
+        paths = {k: v for k, v in bound.arguments.items() if isinstance(v, Path)}
+        inputs = [v for k, v in paths.items() if not is_output_param(k)]
+        try:
+            with protecting(inputs):
+                for name, path in paths.items():
+                    if is_output_param(name) and name != "out_dir":
+                        prepare_output(path, flags.get(name, name))
+                    elif name == "out_dir":
+                        from forecasting.io import check_output
+
+                        check_output(path, flags.get(name, name))
+                        if path.exists() and not path.is_dir():
+                            raise OutputError(f"{flags.get(name, name)} {path} is a file, not a folder (fix: give "
+                                              "a folder path)")
+                return fn(*args, **kwargs)
+        except (OutputError, OSError) as exc:
+            _fail(exc)
+
+    return wrapper
+
+
+def _guard_all_commands() -> None:
+    """Run every registered command (including ``catalog`` ones) through :func:`guarded_command`, once."""
+    for typer_app in (app, catalog_app):
+        for info in typer_app.registered_commands:
+            if info.callback is not None and not getattr(info.callback, "_gpuplan_guarded", False):
+                info.callback = guarded_command(info.callback)
+                info.callback._gpuplan_guarded = True  # type: ignore[attr-defined]
 
 
 def _catalog(path: Path | None) -> Catalog:
@@ -708,10 +809,16 @@ def app_cmd(
     host: Annotated[str, typer.Option(help="address to bind (localhost by default)")] = "127.0.0.1",
 ) -> None:
     """Start the Streamlit planner on http://127.0.0.1:PORT."""
+    from app.limits import max_upload_mb
+
     script = ROOT / "app" / "streamlit_app.py"
+    try:
+        limit = max_upload_mb()
+    except ValueError as exc:
+        _fail(exc)
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", host, "--server.port",
            str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-           "--server.maxUploadSize", os.environ.get("GPUPLAN_MAX_UPLOAD_MB", "200"), "--client.toolbarMode", "minimal"]
+           "--server.maxUploadSize", str(limit), "--client.toolbarMode", "minimal"]
     out.print(f"GPU Cost Planner on http://{host}:{port}")
     raise typer.Exit(subprocess.call(cmd))
 
@@ -722,6 +829,8 @@ from app import (  # noqa: E402, F401
     cli_operate,  # alerts, chargeback, units, check, report
     cli_rightsizing,  # pareto
 )
+
+_guard_all_commands()
 
 
 def main() -> None:

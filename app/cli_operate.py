@@ -157,13 +157,14 @@ def chargeback(
     catalog: CatalogOpt = None,
 ) -> None:
     """Showback/chargeback of the plan's bill on this usage to teams; sums equal the bill to the cent."""
-    from operate.chargeback import allocate, billing_period
+    from operate.chargeback import allocate, billing_period, require_usage_in_period
 
     try:
         cat = _catalog(catalog)
         plan = read_plan(plan_path)
         usage_df = load_usage_file(usage, fmt, tag_key, cat)
         p_start, p_end = billing_period(plan, period)
+        require_usage_in_period(usage_df, plan, period)
         cb = allocate(usage_df, plan, unused_policy, period)
         write_csv_atomic(cb.table, out_path)
         if idle_out is not None:
@@ -298,7 +299,7 @@ def report(
     region: RegionOpt = "us-east-1",
 ) -> None:
     """Cost review: self-contained HTML (inline SVG charts) plus CSVs of every table."""
-    from operate.chargeback import allocate
+    from operate.chargeback import allocate, require_usage_in_period
     from operate.costing import cost_basis, priced
     from operate.policy import check_plan, check_usage, combine, load_policy
     from operate.report import build_review, write_review
@@ -309,6 +310,8 @@ def report(
         costed = priced(usage_df, rates)
         alert_report = _alerts(usage_df, budgets, rates, None, threshold, 200, 1344)[1] if budgets else None
         plan = read_plan(plan_path) if plan_path else None
+        if plan is not None:
+            require_usage_in_period(usage_df, plan)
         cb = allocate(usage_df, plan, unused_policy) if plan is not None else None
         uc = unit_costs(costed, load_units(units_file, set(usage_df[S.TEAM]))) if units_file else None
         checks = None

@@ -142,6 +142,23 @@ def billing_period(plan: Plan, period: str | None) -> tuple[pd.Timestamp, pd.Tim
     return start, end
 
 
+def require_usage_in_period(usage: pd.DataFrame, plan: Plan, period: str | None = None) -> None:
+    """Refuse a chargeback whose usage has no GPU-hours in the billing period: it would charge nothing but the
+    unused commitments, all to ``central``, and look like a result.
+
+    Raises:
+        ValueError: one line naming the usage's span, the billing period and the fix.
+    """
+    p_start, p_end = billing_period(plan, period)
+    ts = usage[S.TIMESTAMP]
+    if ((ts >= p_start) & (ts < p_end) & (usage[S.GPUS] > 0)).any():
+        return
+    span = f"{ts.min():%Y-%m-%d %H:%M} to {ts.max():%Y-%m-%d %H:%M} UTC" if len(usage) else "no rows"
+    raise ValueError(f"the usage ({span}) has no GPU-hours in the billing period {p_start:%Y-%m-%d %H:%M} to "
+                     f"{p_end:%Y-%m-%d %H:%M} UTC of the plan (fix: pass the usage of the plan window, or the "
+                     "plan.json made for this usage's period)")
+
+
 def allocate(usage: pd.DataFrame, plan: Plan, unused_policy: str = "proportional",
              period: str | None = None) -> Chargeback:
     """Bill ``usage`` under ``plan`` and allocate the bill to teams (see the module docstring).
