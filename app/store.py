@@ -15,19 +15,27 @@ What a scenario holds (nothing is pickled; every column is text or a number):
 * ``data_source`` (e.g. ``sample:helios`` or ``upload:usage.csv#<hash>``), ``note`` and ``saved_at`` (UTC).
 
 Schema versioned: table ``gpuplan_meta`` holds ``schema_version``; opening a file written by a newer
-version raises :class:`StoreError` instead of guessing. Each operation opens and closes its own connection
-and runs in one transaction, so a failed save leaves the file as it was and several app sessions can
-share one file. This module never imports streamlit.
+version raises :class:`StoreError` instead of guessing. A DuckDB file holding other tables but no
+``gpuplan_meta`` is another application's database: it is refused before any table is created in it.
+Each operation opens and closes its own connection (:meth:`ScenarioStore._session`, the one way in) and runs in
+one transaction, so a failed save leaves the file as it was and several app sessions and processes can share
+one file: DuckDB lets one process hold the file at a time, so an open that finds it locked waits (random
+back-off, at most ``lock_wait_s`` seconds, default 30) and then names the process holding it. A damaged file
+(e.g. truncated) is reported as such, one line with the fix, whichever operation finds it.
+This module never imports streamlit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
+import random
+import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,6 +49,9 @@ STORE_ENV = "GPUPLAN_STORE"
 DEFAULT_STORE = Path("~") / ".gpuplan" / "scenarios.duckdb"
 SCHEMA_VERSION = 1
 MAX_NAME_LENGTH = 80
+LOCK_WAIT_S = 30.0
+"""How long an operation waits for another process's lock on the store file before giving up, seconds."""
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.*?)\s*\(PID (?P<pid>\d+)\)")
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS gpuplan_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
@@ -217,32 +228,85 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
         pass
 
 
-class ScenarioStore:
-    """Named scenarios in one DuckDB file (created with its folder on first use)."""
+def _is_lock_error(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and "Could not set lock" in str(exc)
 
-    def __init__(self, path: str | Path | None = None) -> None:
+
+def _lock_holder(exc: BaseException) -> str:
+    """``PID 1234 (/usr/bin/python3)`` from DuckDB's lock error text, or ``another process``."""
+    m = _LOCK_HOLDER.search(str(exc))
+    return f"PID {m['pid']} ({m['exe']})" if m else "another process"
+
+
+class ScenarioStore:
+    """Named scenarios in one DuckDB file (created with its folder on first use).
+
+    Args:
+        path: the ``.duckdb`` file (default :func:`default_store_path`).
+        lock_wait_s: how long an operation waits while another process holds the file, seconds.
+    """
+
+    def __init__(self, path: str | Path | None = None, *, lock_wait_s: float = LOCK_WAIT_S) -> None:
         self.path = Path(path).expanduser() if path is not None else default_store_path()
-        with self._connect():
+        self.lock_wait_s = float(lock_wait_s)
+        with self._session():
             pass  # create or check the schema now, so a bad file is reported when the store is opened
 
-    def _connect(self) -> duckdb.DuckDBPyConnection:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            con = duckdb.connect(str(self.path))
-        except (OSError, duckdb.Error) as exc:
-            raise StoreError(f"{self.path}: cannot open the scenario store ({exc.__class__.__name__}: "
-                             f"{str(exc).splitlines()[0]}) (fix: set {STORE_ENV} to a writable .duckdb file "
-                             "path, or move the unreadable file away)") from None
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        """A connection to the file; while another process holds its lock, retry with random back-off for at most
+        :attr:`lock_wait_s` seconds, then raise a StoreError naming that process (the file itself is fine)."""
+        deadline = time.monotonic() + self.lock_wait_s
+        pause = 0.005
+        while True:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                return duckdb.connect(str(self.path))
+            except duckdb.Error as exc:
+                if not _is_lock_error(exc):
+                    raise self._unreadable(exc) from None
+                if time.monotonic() >= deadline:
+                    raise StoreError(f"{self.path}: the scenario store is in use by {_lock_holder(exc)} and stayed "
+                                     f"locked for {self.lock_wait_s:g} s (fix: wait until that process has finished "
+                                     "or stop it, then try again; the store file itself is fine)") from None
+                time.sleep(random.uniform(0.5, 1.5) * pause)
+                pause = min(pause * 1.5, 0.1)
+            except OSError as exc:
+                raise StoreError(f"{self.path}: cannot open the scenario store ({exc.strerror or exc}) (fix: set "
+                                 f"{STORE_ENV} to a .duckdb file path in a folder you can write to)") from None
+
+    def _unreadable(self, exc: BaseException) -> StoreError:
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        return StoreError(f"{self.path}: cannot read the scenario store, the file is damaged or not a DuckDB "
+                          f"database ({exc.__class__.__name__}: {detail}) (fix: set {STORE_ENV} to another .duckdb "
+                          "file path; if this file is your scenario store, restore it from a backup)")
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The one way to the file: open (waiting out other processes' locks), check or create the schema, yield
+        the connection, close it. DuckDB errors other than transaction conflicts (which callers retry) become a
+        one-line StoreError."""
+        con = self._open()
         try:
             self._migrate(con)
-        except BaseException:
-            con.close()
+            yield con
+        except (duckdb.TransactionException, duckdb.ConstraintException):
             raise
-        return con
+        except (duckdb.IOException, duckdb.InternalException, duckdb.SerializationException,
+                duckdb.CatalogException, duckdb.BinderException) as exc:
+            raise self._unreadable(exc) from None
+        finally:
+            con.close()
 
     def _migrate(self, con: duckdb.DuckDBPyConnection, attempts: int = 10) -> None:
-        has_meta = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'gpuplan_meta'"
-                               ).fetchone()[0]
+        tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
+                                            "WHERE table_catalog = current_database() ORDER BY table_name"
+                                            ).fetchall()]
+        has_meta = "gpuplan_meta" in tables
+        if not has_meta and tables:
+            shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+            raise StoreError(f"{self.path}: this DuckDB file is another database (tables {shown}), not a gpuplan "
+                             f"scenario store; nothing was written to it (fix: set {STORE_ENV} to a new file path, "
+                             "e.g. ~/.gpuplan/scenarios.duckdb)")
         version = 0
         if has_meta:
             row = con.execute("SELECT value FROM gpuplan_meta WHERE key = 'schema_version'").fetchone()
@@ -268,7 +332,7 @@ class ScenarioStore:
 
     def schema_version(self) -> int:
         """The schema version recorded in the file."""
-        with self._connect() as con:
+        with self._session() as con:
             return int(con.execute("SELECT value FROM gpuplan_meta WHERE key = 'schema_version'").fetchone()[0])
 
     def save(self, name: str, settings: Any, plan: Plan, *, data_source: str = "", note: str = "",
@@ -295,7 +359,7 @@ class ScenarioStore:
                *(getattr(summary, c) for c in _SUMMARY_COLUMNS)]
         for attempt in range(5):
             try:
-                with self._connect() as con:
+                with self._session() as con:
                     con.execute("BEGIN TRANSACTION")
                     exists = con.execute("SELECT count(*) FROM scenarios WHERE name = ?", [name]).fetchone()[0]
                     if exists and not overwrite:
@@ -318,7 +382,7 @@ class ScenarioStore:
 
     def list(self) -> pd.DataFrame:
         """All scenarios without their inputs and plans (:data:`LIST_COLUMNS`), newest first."""
-        with self._connect() as con:
+        with self._session() as con:
             return con.execute(f"SELECT {', '.join(LIST_COLUMNS)} FROM scenarios ORDER BY saved_at DESC, name"
                                ).df()
 
@@ -332,7 +396,7 @@ class ScenarioStore:
         Raises:
             StoreError: no scenario has that name, or its stored plan is not a valid plan.json.
         """
-        with self._connect() as con:
+        with self._session() as con:
             row = con.execute(f"SELECT {', '.join(_COLUMNS)} FROM scenarios WHERE name = ?", [name]).fetchone()
         if row is None:
             raise StoreError(f"no scenario named '{name}' in {self.path} (fix: pick one of the saved scenarios)")
@@ -348,7 +412,7 @@ class ScenarioStore:
 
     def delete(self, name: str) -> bool:
         """Delete the scenario called ``name``; True if it existed."""
-        with self._connect() as con:
+        with self._session() as con:
             con.execute("BEGIN TRANSACTION")
             n = con.execute("SELECT count(*) FROM scenarios WHERE name = ?", [name]).fetchone()[0]
             con.execute("DELETE FROM scenarios WHERE name = ?", [name])
