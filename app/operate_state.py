@@ -4,16 +4,17 @@ units | check | report`` call, so the page shows the CLI's numbers).
 The page works on the shared sidebar's data source (``source``: a sample name or an upload id, resolved by
 :func:`app.state.cached_usage`). For the SYNTHETIC sample the operate files shipped in ``data_samples/operate/``
 are the defaults; other sources need their own uploads (:func:`defaults_for`). Uploaded bytes are written to a
-private temporary folder under their own name, so validation errors name the user's file. Chargeback runs on the
-realised usage under a plan file, or on the current planner plan's projected demand (:func:`planned_demand`).
+private temporary folder under their own name, so validation errors name the user's file, and removed once
+read. Chargeback runs on the realised usage under a plan file, or on the current planner plan's projected demand
+(:func:`planned_demand`).
 Results are cached per data source, file content and setting. Units: USD, GPU-hours, probabilities 0-1.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
+import contextlib
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pandas as pd
 import streamlit as st
 
 from app import state as A
+from forecasting import io
 from forecasting import schema as S
 from forecasting.events import apply_events
 from forecasting.samples import data_dir
@@ -60,31 +62,14 @@ def defaults_for(source: str, kind: str) -> InputFile | None:
     return shipped(kind) if source == SAMPLE else None
 
 
-_PRIVATE_DIR: list[Path] = []
-
-
-def _private_dir() -> Path:
-    """This process's own temporary folder (mode 0700; not a shared, guessable path under /tmp)."""
-    if not _PRIVATE_DIR:
-        _PRIVATE_DIR.append(Path(tempfile.mkdtemp(prefix="gpuplan-operate-")))
-    return _PRIVATE_DIR[0]
-
-
-def _materialise(f: InputFile) -> Path:
-    folder = _private_dir() / hashlib.sha256(f.data).hexdigest()[:16]
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / Path(f.name).name
-    if not path.exists() or path.read_bytes() != f.data:
-        # Atomic: a concurrent session never reads a half-written file, a crash never leaves one behind.
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(f.data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    return path
+@contextlib.contextmanager
+def materialised(f: InputFile) -> Iterator[Path]:
+    """``f`` as a file under its own name in a new private temporary folder (mode 0700, not a shared, guessable
+    path under /tmp), removed with its content when the block ends: the loaders read it whole inside the block."""
+    with tempfile.TemporaryDirectory(prefix="gpuplan-operate-") as tmp:
+        path = Path(tmp) / (Path(f.name.replace("\\", "/")).name or "upload")
+        path.write_bytes(f.data)
+        yield path
 
 
 def usage(source: str) -> pd.DataFrame:
@@ -130,7 +115,8 @@ def planned_demand(settings: A.PlannerSettings) -> pd.DataFrame:
 
 
 def _plan(f: InputFile) -> Plan:
-    return read_plan(_materialise(f))
+    with materialised(f) as path:
+        return read_plan(path)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -138,7 +124,8 @@ def alerts(source: str, budgets: InputFile, threshold: float) -> AlertReport:
     u = usage(source)
     projects = {t: set(g.dropna().astype(str)) for t, g in u.groupby(S.TEAM)[S.PROJECT]} \
         if S.PROJECT in u.columns else {}
-    rows = load_budgets(_materialise(budgets), set(u[S.TEAM]), projects)
+    with materialised(budgets) as path:
+        rows = load_budgets(path, set(u[S.TEAM]), projects)
     as_of = default_as_of(u)
     long = forecast_for_budgets(u, rows, as_of)
     return compute_alerts(u, rows, rates(source), long=long, as_of=as_of, threshold=threshold,
@@ -160,12 +147,15 @@ def current_plan_file(settings: A.PlannerSettings) -> InputFile:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def units(source: str, units_file: InputFile) -> pd.DataFrame:
-    return unit_costs(costed(source), load_units(_materialise(units_file), set(usage(source)[S.TEAM])))
+    with materialised(units_file) as path:
+        rows = load_units(path, set(usage(source)[S.TEAM]))
+    return unit_costs(costed(source), rows)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def checks(source: str, policy: InputFile, plan: InputFile) -> CheckReport:
-    pol = load_policy(_materialise(policy), set(usage(source)[S.TEAM]))
+    with materialised(policy) as path:
+        pol = load_policy(path, set(usage(source)[S.TEAM]))
     return combine(check_usage(costed(source), pol), check_plan(_plan(plan), pol))
 
 
@@ -180,4 +170,5 @@ def review_html(source: str, budgets: InputFile, units_file: InputFile, policy: 
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    return frame.to_csv(index=False).encode("utf-8")
+    """A download's CSV: spreadsheet-safe text cells (:func:`forecasting.io.csv_bytes`)."""
+    return io.csv_bytes(frame)

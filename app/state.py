@@ -46,6 +46,7 @@ from app.inform import on_demand_rates, overview
 from app.store import settings_from_dict
 from app.summary_html import plan_summary_html
 from app.whatif_model import events_from_text, plan_figures, with_spot_terms
+from forecasting import io
 from forecasting import schema as S
 from forecasting.engine import ForecastConfig, ForecastResult, LongForecast, default_n_jobs, forecast
 from forecasting.events import Event, apply_events
@@ -687,11 +688,11 @@ def guarded(fn: Callable[[], T]) -> T | None:
     """
     try:
         return fn()
-    except USER_ERRORS as exc:
-        st.error(f"error: {exc}", icon=":material/error:")
+    except USER_ERRORS as exc:  # messages quote user strings (names, files): shown as plain text
+        st.error(fmt.plain(f"error: {exc}"), icon=":material/error:")
     except Exception as exc:  # noqa: BLE001 - the app must not show tracebacks
         log.exception("unexpected error in the planner")
-        st.error(f"unexpected error ({exc.__class__.__name__}): {exc}", icon=":material/error:")
+        st.error(fmt.plain(f"unexpected error ({exc.__class__.__name__}): {exc}"), icon=":material/error:")
     return None
 
 
@@ -755,7 +756,7 @@ def forecast_csv(fc: pd.DataFrame) -> bytes:
     """The forecast contract CSV (``forecasting.schema.FORECAST_COLUMNS``, ISO 8601 UTC timestamps)."""
     out = fc[list(S.FORECAST_COLUMNS)].copy()
     out[S.TIMESTAMP] = S.format_timestamp(out[S.TIMESTAMP])
-    return out.to_csv(index=False).encode("utf-8")
+    return io.csv_bytes(out)
 
 
 def hourly_costs(result: PlanResult) -> pd.DataFrame:
@@ -1098,12 +1099,13 @@ def expected_hourly_frame(hourly: pd.DataFrame, weights: dict[str, float]) -> pd
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """A frame as UTF-8 CSV with ISO 8601 UTC timestamps."""
+    """A frame as UTF-8 CSV with ISO 8601 UTC timestamps and spreadsheet-safe text
+    (:func:`forecasting.io.csv_bytes`)."""
     out = frame.copy()
     for col in out.columns:
         if pd.api.types.is_datetime64_any_dtype(out[col]):
             out[col] = S.format_timestamp(out[col])
-    return out.to_csv(index=False).encode("utf-8")
+    return io.csv_bytes(out)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

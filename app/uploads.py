@@ -6,9 +6,14 @@ ingestion layer as ``gpuplan ingest`` (:func:`forecasting.ingest.load_usage`, fo
 so a bad file is reported as that layer's one-line :class:`forecasting.schema.UsageError`: the uploaded
 file's name, row, column and fix.
 
-Size limit: ``$GPUPLAN_MAX_UPLOAD_MB`` (megabytes, default 200), the same variable ``gpuplan app`` passes to
-Streamlit's ``server.maxUploadSize``; :func:`read_upload` enforces it again in code, so a larger file gets a
-clear one-line message even when the app runs without that server option.
+Size limit: ``$GPUPLAN_MAX_UPLOAD_MB`` (megabytes, default 200), parsed once by :func:`app.limits.max_upload_mb`
+for both ``gpuplan app`` (Streamlit's ``server.maxUploadSize``) and :func:`read_upload`, which enforces it again in
+code, so a larger file gets a clear one-line message even when the app runs without that server option. An
+invalid value (``abc``, ``0``) is refused by both: ``gpuplan app`` exits with one ``error:`` line and the sidebar
+shows the same line instead of the uploader.
+
+The upload is copied into a private temporary folder (mode 0700) for the ingestion layer and the folder is
+removed as soon as it is read.
 
 Identity: an upload's data-source id is ``upload:<first 16 hex digits of sha256(content + tag key)>``. The id
 is the value of the data-source selectbox (:data:`app.state.DATA_SOURCE_KEY`) and of
@@ -24,7 +29,6 @@ every other setting of the session stay as they were. Units are those of the can
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,14 +37,15 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from app import fmt
 from app import state as A
+from app.limits import DEFAULT_MAX_UPLOAD_MB, MAX_UPLOAD_ENV, max_upload_mb
 from forecasting import schema as S
 from forecasting.ingest import load_usage
 from forecasting.ingest.readers import FORMAT_LABELS, SUPPORTED_SUFFIXES
 from optimizer.catalog import Catalog
 
-MAX_UPLOAD_ENV = "GPUPLAN_MAX_UPLOAD_MB"
-DEFAULT_MAX_UPLOAD_MB = 200
+__all__ = ["DEFAULT_MAX_UPLOAD_MB", "MAX_UPLOAD_ENV", "max_upload_mb", "read_upload", "sidebar_upload"]
 UPLOAD_PREFIX = "upload:"
 UPLOADER_KEY = "usage_upload"
 TAG_KEY_KEY = "upload_tag_key"
@@ -51,15 +56,6 @@ HELP_UPLOAD = ("Your own GPU usage: canonical usage (columns timestamp, team, gp
                "source of every page; a bad one is reported below and nothing else changes.")
 HELP_TAG = ("Cost-allocation tag that names the team in FOCUS and CUR exports (e.g. 'team' or 'user_team'). "
             "Usage without the tag is shown as team 'unallocated'.")
-
-
-def max_upload_mb() -> int:
-    """Upload limit in megabytes: ``$GPUPLAN_MAX_UPLOAD_MB`` if it is a positive integer, else 200."""
-    try:
-        mb = int(os.environ.get(MAX_UPLOAD_ENV, DEFAULT_MAX_UPLOAD_MB))
-    except ValueError:
-        return DEFAULT_MAX_UPLOAD_MB
-    return mb if mb > 0 else DEFAULT_MAX_UPLOAD_MB
 
 
 @dataclass(frozen=True)
@@ -125,6 +121,7 @@ def read_upload(name: str, data: bytes, catalog: Catalog, *, tag_key: str = "tea
 
     Raises:
         UsageError: too large, unsupported type, or bad content; one line naming the file, row, column, fix.
+        ValueError: ``$GPUPLAN_MAX_UPLOAD_MB`` is invalid (:func:`app.limits.max_upload_mb`).
     """
     name = _clean_name(name)
     limit = max_upload_mb() * 1024 * 1024 if max_bytes is None else int(max_bytes)
@@ -165,7 +162,7 @@ def _on_upload(catalog: Callable[[], Catalog]) -> None:
     try:
         up = read_upload(file.name, file.getvalue(), catalog(),
                          tag_key=str(st.session_state.get(TAG_KEY_KEY) or "team"))
-    except S.UsageError as exc:
+    except (S.UsageError, ValueError) as exc:
         st.session_state[A.UPLOAD_ERROR_KEY] = str(exc)
         return
     A.register_dataset(up.source_id, up.usage, up.label, up.provenance, up.report)
@@ -179,12 +176,17 @@ def sidebar_upload() -> None:
     sb = st.sidebar
     with sb.expander("Your data (upload)", expanded=bool(st.session_state.get(A.UPLOAD_ERROR_KEY))):
         st.text_input("Team tag key (FOCUS / CUR)", value="team", key=TAG_KEY_KEY, help=HELP_TAG)
-        st.file_uploader(f"Usage or billing file (at most {max_upload_mb()} MB)",
+        try:
+            limit = max_upload_mb()
+        except ValueError as exc:
+            st.error(fmt.plain(f"error: uploads are off: {exc}"), icon=":material/error:")
+            return
+        st.file_uploader(f"Usage or billing file (at most {limit} MB)",
                          type=["csv", "gz", "parquet", "pq"], key=UPLOADER_KEY, help=HELP_UPLOAD,
                          on_change=_on_upload, args=(A.cached_catalog,))
         error = st.session_state.get(A.UPLOAD_ERROR_KEY)
         if error:
-            st.error(f"Upload rejected, nothing else changed. {error}", icon=":material/error:")
+            st.error(fmt.plain(f"Upload rejected, nothing else changed. {error}"), icon=":material/error:")
         current = st.session_state.get(A.DATA_SOURCE_KEY)
         if current and is_upload(current) and (info := A.upload_info(current)) is not None:
-            st.caption("Using " + "; ".join(info.report))
+            st.caption(fmt.plain("Using " + "; ".join(info.report)))

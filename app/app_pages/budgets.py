@@ -17,8 +17,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from app import fmt, sidebar
 from app import operate_state as O
-from app import sidebar
 from app import state as A
 from forecasting import schema as S
 from optimizer.billing import BillingError
@@ -60,14 +60,15 @@ def _inputs(source: str) -> dict[str, O.InputFile | None]:
             up = col.file_uploader(kind, type=UPLOAD_TYPES[kind], key=f"operate_upload_{kind}_{source}",
                                    help=HELP[kind])
             files[kind] = O.InputFile(up.name, up.getvalue()) if up is not None else O.defaults_for(source, kind)
-            col.caption(files[kind].name if files[kind] is not None else f"no {kind} file yet")
+            col.caption(fmt.plain(files[kind].name) if files[kind] is not None else f"no {kind} file yet")
     return files
 
 
 def _missing(kind: str, label: str) -> None:
     """Guidance when the data source has no file of a kind yet."""
-    st.info(f"No {kind} file for {label} yet: upload one under 'Files' above ({HELP[kind]}). The synthetic sample "
-            f"ships an example: data_samples/operate/{O.SHIPPED[kind]}.", icon=":material/upload_file:")
+    st.info(fmt.plain(f"No {kind} file for {label} yet: upload one under 'Files' above ({HELP[kind]}). The synthetic "
+                      f"sample ships an example: data_samples/operate/{O.SHIPPED[kind]}."),
+            icon=":material/upload_file:")
 
 
 def _plan_input(source: str, files: dict[str, O.InputFile | None], fs: A.ForecastSettings
@@ -96,7 +97,7 @@ def _guard(fn):
     try:
         return fn()
     except ERRORS as exc:
-        st.error(f"{exc}", icon=":material/error:")
+        st.error(fmt.plain(str(exc)), icon=":material/error:")
         return None
 
 
@@ -127,10 +128,10 @@ def _budgets_tab(source: str, files: dict[str, O.InputFile | None], threshold: f
     c2.metric("Total budget (USD)", f"{frame['budget_usd'].sum():,.0f}")
     c3.metric("Projected spend (USD)", f"{frame.loc[frame['project'].isna(), 'projected_usd'].sum():,.0f}",
               help="Sum over team budgets (project budgets are part of their team's).")
-    st.caption(f"As of {report.as_of:%Y-%m-%d %H:%M} UTC. Costs: {report.cost_basis}. P(overspend) is the share of "
-               f"{report.n_paths} forecast sample paths above the budget.")
+    st.caption(fmt.plain(f"As of {report.as_of:%Y-%m-%d %H:%M} UTC. Costs: {report.cost_basis}. P(overspend) is the "
+                         f"share of {report.n_paths} forecast sample paths above the budget."))
     for a in report.fired:
-        st.error(f"ALERT {a.message}", icon=":material/warning:")
+        st.error(fmt.plain(f"ALERT {a.message}"), icon=":material/warning:")
     st.altair_chart(_budget_chart(frame), width="stretch")
     st.dataframe(frame.drop(columns=["message"]), hide_index=True, width="stretch")
     st.download_button("Download alerts.json", json.dumps(report.to_dict(), indent=2), "alerts.json",
@@ -149,8 +150,8 @@ def _chargeback_tab(source: str, plan: O.InputFile | None, planned: A.PlannerSet
     rec = cb.reconciliation()
     w = cb.bill.hourly[S.TIMESTAMP]
     if w.empty:
-        st.warning(f"The plan's window has no usage in {A.data_source_label(source)}: nothing to charge back (fix: "
-                   "choose the current planner plan, or a plan whose window lies inside the data).")
+        st.warning(fmt.plain(f"The plan's window has no usage in {A.data_source_label(source)}: nothing to charge back "
+                             "(fix: choose the current planner plan, or a plan whose window lies inside the data)."))
         return
     st.caption(f"Chargeback of the {what}. Billing period = plan window {w.min():%Y-%m-%d} to "
                f"{w.max() + pd.Timedelta(hours=1):%Y-%m-%d} UTC; serving rule: commitments first, then spot up to its "
@@ -231,7 +232,7 @@ def render() -> None:
         return
     defaults = ("the shipped budgets, units, policy and November 2025 plan (data_samples/operate/)"
                 if source == O.SAMPLE else "your uploaded budgets, units and policy")
-    st.caption(f"{label}, with {defaults}. Costs for budgets and units: {_guard(lambda: O.basis(source))}.")
+    st.caption(fmt.plain(f"{label}, with {defaults}. Costs for budgets and units: {_guard(lambda: O.basis(source))}."))
     files = _inputs(source)
     c1, c2 = st.columns(2)
     threshold = c1.slider("Alert when P(overspend) reaches (%)", 5, 100, 50, step=5, key=THRESHOLD_KEY) / 100.0
@@ -250,8 +251,8 @@ def render() -> None:
     with tabs[4]:
         absent = [k for k in ("budgets", "units", "policy") if files[k] is None]
         if absent:
-            st.info(f"The cost review needs the {', '.join(absent)} file(s) of {label}: upload them under 'Files' "
-                    "above.", icon=":material/upload_file:")
+            st.info(fmt.plain(f"The cost review needs the {', '.join(absent)} file(s) of {label}: upload them under "
+                              "'Files' above."), icon=":material/upload_file:")
         elif plan is not None:
             html = _guard(lambda: O.review_html(source, files["budgets"], files["units"], files["policy"], plan,
                                                 policy, threshold, planned))

@@ -57,10 +57,11 @@ def render() -> None:
                f"{fmt.gpu_hours(float(fut[S.P90].sum()))}; mean {fmt.gpus(total_p50 / max(len(fut), 1))} at p50.")
     if plan.events_text:
         if events.empty:
-            st.info(f"Planned events ({plan.events_name}) are in use but none touches this choice or the window.")
+            st.info(fmt.plain(f"Planned events ({plan.events_name}) are in use but none touches this choice or the "
+                              "window."))
         else:
-            st.caption(f"Green spans: planned events from {plan.events_name} (set on the What-if page), already "
-                       "applied to the forecast drawn here and to the plan.")
+            st.caption(fmt.plain(f"Green spans: planned events from {plan.events_name} (set on the What-if page), "
+                                 "already applied to the forecast drawn here and to the plan."))
             st.dataframe(events.rename(columns={"start": "Start (UTC)", "end": "End (UTC)", "label": "Event"}),
                          hide_index=True, width="stretch")
     for line in fres.notes:

@@ -39,8 +39,8 @@ def render() -> None:
     ov = A.guarded(lambda: A.cached_overview(s))
     if ov is None:
         return
-    st.caption(f"{A.data_source_label(fs.sample)}: {ov.start:%Y-%m-%d %H:%M} to {ov.end:%Y-%m-%d %H:%M} UTC "
-               f"({s.weeks} weeks). Spend basis: {ov.basis} (GPU-hours x rate where the data has no cost).")
+    st.caption(fmt.plain(f"{A.data_source_label(fs.sample)}: {ov.start:%Y-%m-%d %H:%M} to {ov.end:%Y-%m-%d %H:%M} UTC "
+                         f"({s.weeks} weeks). Spend basis: {ov.basis} (GPU-hours x rate where the data has no cost)."))
     c1, c2, c3 = st.columns(3)
     c1.metric("Spend (USD)", fmt.usd(ov.spend_usd), help=f"Spend over the period. Basis: {ov.basis}.")
     c2.metric("GPU-hours", fmt.gpu_hours(ov.gpu_hours),
@@ -58,8 +58,8 @@ def render() -> None:
     c6.metric("Untagged spend (%)", fmt.pct(ov.untagged_spend_share),
               help=fmt.term("untagged") + " Share of spend on the same basis as the spend figure.")
     if ov.unpriced_gpu_types:
-        st.warning(f"No on-demand price in the catalog for {', '.join(ov.unpriced_gpu_types)}: their GPU-hours are "
-                   "counted, their spend is not.", icon=":material/warning:")
+        st.warning(fmt.plain(f"No on-demand price in the catalog for {', '.join(ov.unpriced_gpu_types)}: their "
+                             "GPU-hours are counted, their spend is not."), icon=":material/warning:")
 
     group = I.DIMENSIONS[s.dimension]
     left, right = st.columns(2)

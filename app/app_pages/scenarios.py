@@ -313,21 +313,22 @@ def save_section(db: St.ScenarioStore, settings: A.PlannerSettings) -> None:
     try:
         ttr = time_to_result(settings, result)
     except A.USER_ERRORS as exc:  # e.g. no batch work to time: save without a time-to-result, and say why
-        st.caption(f"Saved without a time-to-result: {exc}")
+        st.caption(fmt.plain(f"Saved without a time-to-result: {exc}"))
     except Exception as exc:  # noqa: BLE001 - the speed estimate must never block saving the plan
         log.exception("cost-vs-speed sweep failed")
-        st.caption(f"Saved without a time-to-result ({exc.__class__.__name__}: {exc}).")
+        st.caption(fmt.plain(f"Saved without a time-to-result ({exc.__class__.__name__}: {exc})."))
     saved = A.guarded(lambda: db.save(name, settings, result.plan, data_source=A.data_source_provenance(
         settings.sample), note=note, overwrite=replace, time_to_result_hours=ttr))
     if saved is not None:
         st.session_state[SAVED_KEY] = saved.name
-        st.success(f"Saved scenario '{saved.name}': expected cost {fmt.usd(saved.summary.expected_usd)}, "
-                   f"savings {fmt.usd(saved.summary.savings_usd)} vs all on-demand.", icon=":material/check:")
+        st.success(fmt.plain(f"Saved scenario '{saved.name}': expected cost {fmt.usd(saved.summary.expected_usd)}, "
+                             f"savings {fmt.usd(saved.summary.savings_usd)} vs all on-demand."),
+                   icon=":material/check:")
 
 
 def list_section(db: St.ScenarioStore, listing: pd.DataFrame) -> None:
     st.header("Saved scenarios")
-    st.caption(f"{len(listing)} saved in {db.path} (DuckDB; set GPUPLAN_STORE to use another file).")
+    st.caption(fmt.plain(f"{len(listing)} saved in {db.path} (DuckDB; set GPUPLAN_STORE to use another file)."))
     if listing.empty:
         st.info("No scenarios saved yet: save the current plan above, change settings on What-if, save again.")
         return
@@ -394,9 +395,10 @@ def compare_section(db: St.ScenarioStore, names: list[str]) -> None:
     base = scenarios[0].summary.expected_usd
     for col, s in zip(cols, scenarios, strict=True):
         with col, st.container(border=True):
-            st.subheader(s.name)
+            st.subheader(fmt.plain(s.name))
+            # the sign leads (Streamlit colours the delta by it); the name is plain text
             delta = None if s is scenarios[0] else f"{fmt.signed_usd(s.summary.expected_usd - base)} vs " \
-                                                    f"{scenarios[0].name}"
+                                                    f"{fmt.plain(scenarios[0].name)}"
             st.metric("Expected cost (USD)", fmt.usd(s.summary.expected_usd), delta=delta, delta_color="inverse",
                       help=fmt.term("p10_p90"))
             st.metric("Risk: p10-p90 (USD)", fmt.usd_range(s.summary.p10_usd, s.summary.p90_usd),
@@ -406,9 +408,9 @@ def compare_section(db: St.ScenarioStore, names: list[str]) -> None:
             st.metric("Savings vs all on-demand (USD)", fmt.usd(s.summary.savings_usd),
                       delta=f"{s.summary.savings_pct:.1f} %")
             st.metric("Upfront cash (USD)", fmt.usd(s.summary.upfront_usd), help=fmt.term("upfront"))
-            st.markdown("**What to buy**\n" + "\n".join(f"- {line}" for line in what_to_buy(s.plan)))
+            st.markdown("**What to buy**\n" + "\n".join(f"- {fmt.plain(line)}" for line in what_to_buy(s.plan)))
             if s.note:
-                st.caption(s.note)
+                st.caption(fmt.plain(s.note))
     st.altair_chart(cost_chart(scenarios), width="stretch")
     st.dataframe(comparison_table(scenarios), width="stretch")
     st.caption("Risk is the plan's cost when demand comes in at the forecast's p10 (low) or p90 (high). Inputs are "
