@@ -24,21 +24,23 @@ def test_a_planted_or_half_written_file_under_the_shared_tmp_path_is_not_read(tm
     shared.mkdir(parents=True, exist_ok=True)
     (shared / "budgets.csv").write_bytes(BUDGETS[:20])  # what a crash mid-write (or another user) leaves
     try:
-        path = O._materialise(f)
+        with O.materialised(f) as path:
+            assert path.read_bytes() == BUDGETS
+            assert [(b.team, b.budget_usd) for b in load_budgets(path, {"a", "b"})] == [("a", 1000.0), ("b", 250.0)]
+            root = path.parent
+            assert root != shared and shared not in path.parents and stat.S_IMODE(root.stat().st_mode) == 0o700
     finally:
         (shared / "budgets.csv").unlink()
-    assert path.read_bytes() == BUDGETS
-    assert [(b.team, b.budget_usd) for b in load_budgets(path, {"a", "b"})] == [("a", 1000.0), ("b", 250.0)]
-    root = path.parent.parent
-    assert root != shared.parent and stat.S_IMODE(root.stat().st_mode) == 0o700
+    assert not root.exists()  # removed with its content once read
 
 
-def test_a_damaged_materialised_file_is_rewritten_whole(tmp_path):
+def test_each_use_gets_a_fresh_private_copy(tmp_path):
     f = O.InputFile("budgets.csv", BUDGETS)
-    path = O._materialise(f)
-    path.write_bytes(BUDGETS[:10])
-    assert O._materialise(f) == path and path.read_bytes() == BUDGETS
-    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+    with O.materialised(f) as first:
+        first.write_bytes(BUDGETS[:10])  # damage it: the next use must not see this
+    with O.materialised(f) as second:
+        assert second.read_bytes() == BUDGETS
+    assert not first.exists() and not second.exists()
 
 
 def _concurrently(n: int, fn) -> list[BaseException]:

@@ -66,7 +66,7 @@ def test_save_compare_reload_delete(env: Path) -> None:
     assert base.data_source == "sample:helios"
     assert base.summary.expected_usd > 0
     assert base.summary.expected_usd <= base.summary.all_on_demand_usd + 1
-    assert any(f"expected cost {fmt.usd(base.summary.expected_usd)}" in s.value for s in at.success)
+    assert any(f"expected cost {fmt.usd(base.summary.expected_usd)}" in fmt.unplain(s.value) for s in at.success)
 
     # What-if settings (as the What-if page stores them): +50% demand and no spot
     at.session_state[A.WHATIF_KEY] = A.PlannerSettings(sample="helios", hours=168, growth=0.5, allow_spot=False)
@@ -81,8 +81,8 @@ def test_save_compare_reload_delete(env: Path) -> None:
     at.text_input(key=P.NAME_KEY).set_value("base")
     next(b for b in at.get("button") if b.proto.label == "Save scenario").click()
     at.run()
-    assert [e.value for e in at.error] == ["error: scenario 'base' already exists (fix: choose another name, or "
-                                          "replace it)"]
+    assert [fmt.unplain(e.value) for e in at.error] == ["error: scenario 'base' already exists (fix: choose another "
+                                                       "name, or replace it)"]
     assert St.ScenarioStore(env).load("base").summary.expected_usd == pytest.approx(base.summary.expected_usd)
 
     # a fresh session on the same file (the app restarted, the page reloaded)

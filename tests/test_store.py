@@ -129,7 +129,8 @@ def test_newer_schema_version_is_refused(tmp_path) -> None:
 def test_a_file_that_is_not_a_database_is_a_one_line_error(tmp_path) -> None:
     path = tmp_path / "s.duckdb"
     path.write_text("timestamp,team\n")
-    with pytest.raises(St.StoreError, match="cannot open the scenario store") as err:
+    with pytest.raises(St.StoreError, match="cannot read the scenario store, the file is damaged or not a DuckDB") \
+            as err:
         St.ScenarioStore(path)
     assert "\n" not in str(err.value) and St.STORE_ENV in str(err.value)
 
