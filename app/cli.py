@@ -40,9 +40,10 @@ from optimizer.billing import BillingError
 from optimizer.catalog import Catalog, CatalogError, load_catalog
 from optimizer.inputs import DEFAULT_COST_OF_CAPITAL, PlanConfig, PlanningError
 
-# Wide, unwrapped output when piped (cron jobs, CI logs): one error stays one line.
-out = Console(width=None if sys.stdout.isatty() else 140, soft_wrap=not sys.stdout.isatty())
-err = Console(stderr=True, soft_wrap=True)
+# Wide, unwrapped output when piped (cron jobs, CI logs): one error stays one line. No console markup: team,
+# project and file names from user data are printed as they are ("[bold]x" is not styled, "[x]" not dropped).
+out = Console(width=None if sys.stdout.isatty() else 140, soft_wrap=not sys.stdout.isatty(), markup=False)
+err = Console(stderr=True, soft_wrap=True, markup=False)
 
 
 def _usage_error(exc: click_errors.UsageError) -> None:

@@ -13,6 +13,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from app.cli import (
     USER_ERRORS,
@@ -130,7 +131,7 @@ def alerts(
                       "-" if a.burn_pct is None else f"{a.burn_pct:.0f}", _usd(a.projected_usd),
                       f"{_usd(a.projected_p10_usd)}-{_usd(a.projected_p90_usd)}", f"{a.p_overspend:.0%}",
                       (a.run_out_date or "-")[:16].replace("T", " "),
-                      f"[bold red]{a.status}[/]" if a.fired else a.status)
+                      Text(a.status, style="bold red") if a.fired else a.status)
     out.print(table)
     for note in report.notes:
         err.print(f"  {note}", markup=False, highlight=False)

@@ -83,13 +83,15 @@ def test_ingest_refuses_to_write_over_its_input_however_it_is_spelled(tmp_path, 
 
 @pytest.mark.parametrize("command", [
     ["forecast", "--usage", "{usage}", "--horizon-hours", "24", "--out", "{usage}"],
+    ["forecast", "--usage", "{usage}", "--horizon-hours", "24", "--out", "{tmp}/f.csv", "--levels-out", "{usage}"],
     ["chargeback", "--usage", "{usage}", "--plan", "{plan}", "--out", "{usage}"],
     ["chargeback", "--usage", "{usage}", "--plan", "{plan}", "--out", "{tmp}/cb.csv", "--idle-out", "{plan}"],
     ["plan", "--usage", "{usage}", "--start", "2025-11-04T00:00Z", "--hours", "24", "--out", "{usage}"],
     ["longterm", "--usage", "{usage}", "--out", "{usage}"],
     ["backtest", "--usage", "{usage}", "--out", "{tmp}/b.csv", "--chart", "{usage}"],
     ["units", "--usage", "{usage}", "--units", "{plan}", "--out", "{plan}"],
-    ["check", "--policy", "{plan}", "--plan", "{plan}", "--out", "{tmp}/v.csv", "--idle-out", "{usage}"],
+    ["check", "--policy", "{usage}", "--plan", "{plan}", "--out", "{tmp}/v.csv", "--idle-out", "{usage}"],
+    ["alerts", "--usage", "{usage}", "--budgets", "{plan}", "--out", "{plan}"],
     ["report", "--usage", "{usage}", "--out-dir", "{usage}"],
 ])
 def test_every_writing_command_refuses_an_output_that_is_an_input(tmp_path, command):
@@ -98,7 +100,7 @@ def test_every_writing_command_refuses_an_output_that_is_an_input(tmp_path, comm
     plan.write_bytes(PLAN.read_bytes())
     before = snapshot(tmp_path)
     args = [a.format(usage=usage, plan=plan, tmp=tmp_path) for a in command]
-    one_error_line(invoke(*args), "fix:")
+    one_error_line(invoke(*args), "is the input", "fix:")
     assert snapshot(tmp_path) == before  # nothing written, nothing changed
 
 
@@ -230,7 +232,8 @@ def test_every_cli_csv_holds_no_formula(tmp_path):
     units.write_text("team,period,unit,count\n" + "".join(
         f'"{t.replace(chr(34), chr(34) * 2)}",2025-11,run,3\n' for t in HOSTILE_NAMES if t != "\tTAB"))
     assert invoke("ingest", usage, "--out", tmp_path / "canon.csv").exit_code == 0
-    assert invoke("chargeback", "--usage", usage, "--plan", PLAN, "--out", tmp_path / "cb.csv").exit_code == 0
+    r = invoke("chargeback", "--usage", usage, "--plan", PLAN, "--out", tmp_path / "cb.csv")
+    assert r.exit_code == 0 and "![x](http://evil.example/p.png)" in r.output  # printed as is: no console markup
     r = invoke("units", "--usage", usage, "--units", units, "--out", tmp_path / "uc.csv")
     assert r.exit_code == 0, r.output
     assert invoke("report", "--usage", usage, "--plan", PLAN, "--units", units, "--out-dir",

@@ -252,7 +252,7 @@ def test_errors_are_one_line_without_traceback() -> None:
     at = AppTest.from_function(_error_script, default_timeout=30)
     at.run()
     assert not at.exception
-    assert [e.value for e in at.error] == ["error: no plan satisfies all constraints (spot cap)",
+    assert [fmt.unplain(e.value) for e in at.error] == ["error: no plan satisfies all constraints (spot cap)",
                                            "unexpected error (RuntimeError): kaput"]
 
 

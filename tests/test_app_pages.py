@@ -118,7 +118,8 @@ def test_overview_spend_is_gpu_hours_at_list_price(helios_env: None) -> None:
     assert usd(at, "Spend (USD)") == pytest.approx(gpu_hours * rate, rel=1e-5, abs=2)
     assert metrics(at)["Untagged share (%)"] == "0.0 %"  # Helios: every job has a virtual cluster
     assert metrics(at)["Idle GPU cost (USD)"] == "not reported"
-    assert any("Spend basis: cheapest on-demand USD per GPU-hour in us-east-1" in c.value for c in at.caption)
+    assert any("Spend basis: cheapest on-demand USD per GPU-hour in us-east-1" in fmt.unplain(c.value)
+               for c in at.caption)
     eight = usd(at, "Spend (USD)")
     at.select_slider(key=A.OVERVIEW_WEEKS_KEY).set_value(2)
     ok(at.run())
@@ -292,7 +293,7 @@ def test_budget_and_max_commitment(helios_env: None) -> None:
     at.run()
     assert not at.exception
     (err,) = at.error  # no plan costs half the optimum: one line naming the smallest budget that works
-    assert err.value.startswith("error: no plan fits the budget") and "smallest budget" in err.value
+    assert fmt.unplain(err.value).startswith("error: no plan fits the budget") and "smallest budget" in err.value
     at.number_input(key=A.BUDGET_KEY).set_value(0.0)
     ok(at.run())
     pv_label = "Present value at 10 %/year (USD)"
@@ -331,7 +332,7 @@ def test_loaded_scenario_moves_widgets_and_events_apply(helios_env: None) -> Non
     without = A.cached_plan(dataclasses.replace(loaded, events_name="", events_text="")).plan.expected.total_usd
     assert usd(at, EXPECTED) > without + 0.5 * 64 * 1.1 * 168 * 3.06
     ok(at.switch_page(PAGES["forecast"]).run())
-    assert any("team_plans.yaml" in c.value for c in at.caption)
+    assert any("team_plans.yaml" in fmt.unplain(c.value) for c in at.caption)
     ok(at.switch_page(PAGES["whatif"]).run())
     next(b for b in at.button if "Reset" in b.label).click()
     ok(at.run())
@@ -396,7 +397,7 @@ def test_bad_events_file_is_one_line_error(helios_env: None) -> None:
     at.run()
     assert not at.exception
     (err,) = at.error
-    assert err.value.startswith("error: bad.yaml, item 1") and "\n" not in err.value
+    assert fmt.unplain(err.value).startswith("error: bad.yaml, item 1") and "\n" not in err.value
 
 
 # --- Plan ----------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app import fmt
 from app import operate_state as O
 from forecasting.samples import load_sample
 from optimizer.billing import bill
@@ -34,7 +35,7 @@ def metric(at: AppTest, label: str) -> str:
 def test_page_shows_alerts_and_chargeback_equal_to_the_bill(app_run):
     at = app_run
     assert not at.error or all("ALERT" in e.value for e in at.error)
-    alerts = [e.value for e in at.error if e.value.startswith("ALERT")]
+    alerts = [fmt.unplain(e.value) for e in at.error if fmt.unplain(e.value).startswith("ALERT")]
     assert len(alerts) == 1 and "multimodal" in alerts[0] and "runs out 2025-12-" in alerts[0]
     assert metric(at, "Budgets alerting") == "1 of 22"
     total = bill(Plan.read("data_samples/operate/plan_2025-11.json"), load_sample("synthetic")).total_usd
@@ -65,7 +66,7 @@ def test_bad_budgets_file_is_one_error_line(monkeypatch):
     at = AppTest.from_function(page, default_timeout=300)
     at.run()
     assert not at.exception
-    errors = [e.value for e in at.error]
+    errors = [fmt.unplain(e.value) for e in at.error]
     assert any("budgets.csv, row 2, column 'team': unknown team 'marketing'" in e for e in errors)
 
 
@@ -94,7 +95,7 @@ def test_other_source_asks_for_files_and_charges_back_the_current_plan(helios_en
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.selectbox(key=A.DATA_SOURCE_KEY).value == "helios"
-    infos = " ".join(i.value for i in at.info)
+    infos = " ".join(fmt.unplain(i.value) for i in at.info)
     for kind in ("budgets", "units", "policy"):
         assert f"No {kind} file for {A.SAMPLE_LABELS['helios']} yet: upload one" in infos
     assert "The cost review needs the budgets, units, policy file(s)" in infos
@@ -117,7 +118,7 @@ def test_other_source_asks_for_files_and_charges_back_the_current_plan(helios_en
     at.run()
     assert not at.exception
     assert metric(at, "Budgets alerting") == "1 of 2"
-    (alert,) = [e.value for e in at.error]
+    (alert,) = [fmt.unplain(e.value) for e in at.error]
     assert alert.startswith("ALERT vc6YE is projected to spend") and "runs out 2020-06-" in alert
     assert not any("No budgets file" in i.value for i in at.info)
     # a synthetic team is unknown here: one error line naming the file, row and column
@@ -125,7 +126,8 @@ def test_other_source_asks_for_files_and_charges_back_the_current_plan(helios_en
         ("helios_budgets.csv", b"team,period,budget_usd\nllm-pretrain,2020-06,100\n", "text/csv"))
     at.run()
     assert not at.exception
-    assert any("helios_budgets.csv, row 2, column 'team': unknown team 'llm-pretrain'" in e.value for e in at.error)
+    assert any("helios_budgets.csv, row 2, column 'team': unknown team 'llm-pretrain'" in fmt.unplain(e.value)
+               for e in at.error)
 
 
 def test_synthetic_current_plan_chargeback(monkeypatch: pytest.MonkeyPatch) -> None:
