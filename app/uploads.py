@@ -181,6 +181,8 @@ def sidebar_upload() -> None:
         except ValueError as exc:
             st.error(fmt.plain(f"error: uploads are off: {exc}"), icon=":material/error:")
             return
+        # started by plain `streamlit run`, the server may hold a smaller limit than the code: show the one in force
+        limit = min(limit, int(st.get_option("server.maxUploadSize") or limit))
         st.file_uploader(f"Usage or billing file (at most {limit} MB)",
                          type=["csv", "gz", "parquet", "pq"], key=UPLOADER_KEY, help=HELP_UPLOAD,
                          on_change=_on_upload, args=(A.cached_catalog,))
