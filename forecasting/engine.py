@@ -8,14 +8,21 @@ How a forecast is made, per series (one long frame ``unique_id, ds, y`` througho
 2. Rolling-origin cross-validation: ``cv_windows`` consecutive windows of ``cv_h`` hours at the end of
    the history; each candidate is refitted at each origin and scored by mean absolute error (MAE).
    ``Ensemble`` = the median of the ``ensemble_k`` best candidates, scored on the same windows.
-3. The candidate with the lowest CV MAE is chosen; its point forecast is the ``mean`` column.
+3. The candidate with the lowest CV MAE is chosen, a single model over the ensemble only when clearly better
+   (``ForecastConfig.selection``: the backtest's tuning origins showed that per-series CV over a few weeks
+   rarely tells single models apart; ``selection="simplest"`` keeps the simplest candidate within noise of the
+   best). A level shift in the last hours (:func:`stale_seasonal`) drops the seasonal naives that would repeat
+   the old level from the series' ensemble. The chosen point forecast is the ``mean`` column.
 4. Quantiles (conformal): the average of two error quantiles is added to the point forecast. One is the
    empirical quantile of the series' own CV errors ``y - forecast`` (the chosen model, all CV windows and
    steps); the other is the quantile of every series' CV errors divided by its noise scale (mean absolute
    hour-to-hour change over the last week of history, :data:`NOISE_SCALE_HOURS`), pooled over the series
    of the run and multiplied back by the series' own scale. The pooled half gives sparse, bursty series,
    whose few CV windows are mostly zero errors, honest widths (see ``ForecastConfig.calibration``).
-   Quantiles are made monotone and clipped at zero.
+   Errors are first divided by ``lead ** b`` and the offsets multiplied back by it, with ``b`` the rate at which
+   the CV errors' spread grows with lead time (:func:`lead_growth`, fitted per run). This keeps the band's
+   coverage flat across lead times: narrower in the first hours, wider towards 720 h and 1,512 h, beyond the CV
+   window too. Quantiles are made monotone and clipped at zero.
 5. Sample paths (:func:`sample_paths`): the point forecast plus whole CV error trajectories, drawn
    for all series at once from the same window and day shift, so teams that moved together in the
    past move together in the scenarios; each series' replay is rescaled to its blended quantile width,
@@ -70,6 +77,7 @@ from forecasting.models import (
     INTERMITTENT_ZERO_SHARE,
     candidates_for,
     check_models,
+    simplicity_rank,
 )
 from forecasting.outages import describe as describe_outages
 from forecasting.outages import fill_outages as fill_outage_hours
@@ -120,8 +128,25 @@ class ForecastConfig:
         cv_horizon_hours: length of each CV window (default: min(horizon, 336): two-week windows judge
             month-ahead forecasts much better than one-week ones; measured in docs/benchmarks.md).
         ensemble_k: how many of the best candidates the ensemble takes the median of (None = all).
-        selection_margin: a single model replaces the ensemble only when its CV MAE is at least this
-            fraction below the ensemble's (CV over a few weeks is a noisy judge; see docs/benchmarks.md).
+        selection: ``ensemble`` (default): the candidate with the lowest CV MAE, except that a single model replaces
+            the ensemble only when its CV MAE is at least ``selection_margin`` below the ensemble's; ``simplest``:
+            the simplest candidate CV cannot tell apart from the best (within ``selection_se`` standard errors of
+            the per-window MAE difference; :func:`simplest_within_noise`). On the tuning origins of
+            ``benchmarks/forecast_accuracy.py`` (every public trace, 24 h to 1,512 h ahead), ``simplest`` lost to
+            ``ensemble`` on 9 of 13 trace x horizon cells (geometric mean MAE ratio to the best naive forecast 1.031
+            against 0.972): per-series CV over a few weeks often cannot tell single models apart, and the median of
+            them is the more robust forecast. So the median ensemble is the default because the backtest on the
+            tuning origins showed it, not because the engine prefers it.
+        selection_margin: see ``selection``.
+        selection_se: see ``selection``.
+        step_quantile: a level shift at the origin (:func:`stale_seasonal`) removes the seasonal naive candidates
+            that would copy the old level from a series' ensemble when its last hours moved by more than this
+            quantile of the series' usual same-hour change. CV cannot see a step this recent. None = off.
+            Tuning origins: 0.9 gave a geometric mean ratio of 0.972 against 0.985 off. Alibaba per QoS, 24 h:
+            1.09 -> 1.02.
+        lead_growth: widen the range with lead time (:func:`lead_growth`). The CV errors give the exponent
+            with which their spread grows with lead time, so the band narrows near the origin and keeps
+            widening beyond the CV window. False = the same band at every lead.
         calibration: ``blend`` (default): quantiles average the series' own CV error quantiles and the
             scale-normalised CV errors pooled over all series of the run (series without CV errors get the
             pooled half alone); ``series``: the series' own CV errors only. On the three real traces the p10-p90
@@ -147,7 +172,11 @@ class ForecastConfig:
     cv_windows: int = 12
     cv_horizon_hours: int | None = None
     ensemble_k: int | None = None
+    selection: str = "ensemble"
     selection_margin: float = 0.2
+    selection_se: float = 1.0
+    step_quantile: float | None = 0.9
+    lead_growth: bool = True
     cv_step_hours: int | None = 24
     calibration: str = "blend"
     n_jobs: int = 1
@@ -168,8 +197,14 @@ class ForecastConfig:
             raise ValueError("cv_windows must be >= 0")
         if self.ensemble_k is not None and self.ensemble_k < 2:
             raise ValueError("ensemble_k must be at least 2 (or None for all candidates)")
+        if self.selection_se < 0:
+            raise ValueError("selection_se must be >= 0")
+        if self.selection not in ("ensemble", "simplest"):
+            raise ValueError(f"unknown selection '{self.selection}' (choose ensemble or simplest)")
         if not 0.0 <= self.selection_margin < 1.0:
             raise ValueError("selection_margin must be in [0, 1)")
+        if self.step_quantile is not None and not 0.0 < self.step_quantile <= 1.0:
+            raise ValueError("step_quantile must be in (0, 1] or None")
         if self.calibration not in CALIBRATIONS:
             raise ValueError(f"unknown calibration '{self.calibration}' (choose from {', '.join(CALIBRATIONS)})")
         if self.engine not in ("local", "dask", "ray"):
@@ -207,6 +242,8 @@ class LongForecast:
             :func:`sample_paths` widens or narrows each series' replayed CV errors to the blended range.
         short_history: the series whose history is short against the horizon and how their ranges were widened
             (None when there are none, or with ``ForecastConfig.widen_short_history`` off).
+        lead_growth: the exponent ``b`` with which the range widens with lead time (:func:`lead_growth`; 0 = a flat
+            band). Reconciled hierarchy levels fit their own exponent from their own errors when this is positive.
     """
 
     forecast: pd.DataFrame
@@ -219,6 +256,7 @@ class LongForecast:
     levels: pd.DataFrame | None = None
     noise: pd.Series | None = None
     short_history: ShortHistory | None = None
+    lead_growth: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -455,7 +493,8 @@ def _run_group(long: pd.DataFrame, models: tuple[str, ...], config: ForecastConf
 
 
 def _choose(cv: pd.DataFrame | None, fc: pd.DataFrame, models: tuple[str, ...], config: ForecastConfig,
-            use_ensemble: bool) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+            use_ensemble: bool, history: pd.DataFrame | None = None,
+            ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Per series: pick the best candidate (or the ensemble) by CV MAE.
 
     Returns:
@@ -493,12 +532,29 @@ def _choose(cv: pd.DataFrame | None, fc: pd.DataFrame, models: tuple[str, ...], 
         preds[ENSEMBLE] = ens_cv
     scores = mae.replace(np.inf, np.nan).reset_index(names=S.UID).melt(
         id_vars=S.UID, var_name=S.MODEL, value_name="cv_mae")
-    best = mae.idxmin(axis=1)
-    if use_ensemble and config.selection_margin > 0:
-        # A single model must beat the ensemble clearly: CV on a few weeks is a noisy judge, and the
-        # median of several candidates is the safer bet when they are close.
-        single = mae.drop(columns=ENSEMBLE).min(axis=1)
-        best = best.where(single < (1.0 - config.selection_margin) * mae[ENSEMBLE], ENSEMBLE)
+    names = list(mae.columns)
+    window_mae = pd.DataFrame({m: np.abs(y - preds[m]) for m in names}).groupby(
+        [cv_uid, cv["cutoff"].to_numpy()]).mean()
+    if config.selection == "simplest":
+        best = simplest_within_noise(window_mae, names, config.selection_se)
+    else:
+        best = mae.idxmin(axis=1)
+        if use_ensemble and config.selection_margin > 0:
+            single = mae.drop(columns=ENSEMBLE).min(axis=1)
+            best = best.where(single < (1.0 - config.selection_margin) * mae[ENSEMBLE], ENSEMBLE)
+    cv_best = best.copy()
+    stale: dict[str, set[str]] = {}
+    if history is not None and config.step_quantile:
+        seasonal = set(SEASONAL_NAIVES.values())
+        ens = [u for u in best.index if best[u] == ENSEMBLE and seasonal & set(top.get(u, ()))]
+        if ens:
+            stale = stale_seasonal(history[history[S.UID].isin(ens)], config.step_quantile)
+    for uid, drop in stale.items():
+        kept = [m for m in top[uid] if m not in drop]
+        top[uid] = kept if len(kept) >= 2 else top[uid]
+        if best.get(uid) in drop or (best.get(uid) == ENSEMBLE and len(kept) < 2):
+            ok = mae.loc[uid, [m for m in models if m not in drop]]
+            best[uid] = ok.idxmin() if len(ok) else best[uid]
 
     # point forecasts of the chosen candidate per series
     fc_uid = fc[S.UID].to_numpy()
@@ -516,7 +572,7 @@ def _choose(cv: pd.DataFrame | None, fc: pd.DataFrame, models: tuple[str, ...], 
                             for u, b in zip(fc_uid, chosen_model, strict=True)], dtype=object)
     point = pd.DataFrame({S.UID: fc_uid, S.DS: fc[S.DS].to_numpy(), S.MEAN: mean, S.MODEL: model_label})
 
-    cv_choice = pd.Series(cv_uid).map(best).to_numpy()
+    cv_choice = pd.Series(cv_uid).map(cv_best).to_numpy()
     chosen_pred = np.zeros(len(cv))
     for m, p in preds.items():
         rows = cv_choice == m
@@ -525,6 +581,81 @@ def _choose(cv: pd.DataFrame | None, fc: pd.DataFrame, models: tuple[str, ...], 
     chosen = pd.DataFrame({S.UID: best.index, S.MODEL: best.to_numpy(),
                            "cv_mae": mae.min(axis=1).to_numpy()})
     return point, scores, errors, chosen
+
+
+SEASONAL_NAIVES = {24: "SeasonalNaive24", 168: "SeasonalNaive168"}
+STEP_WINDOW = 6
+"""Hours whose median is the level now and a season ago in :func:`stale_seasonal`."""
+
+
+def stale_seasonal(history: pd.DataFrame, quantile: float) -> dict[str, set[str]]:
+    """Seasonal naive candidates that would copy a level the series has left (a step since a season ago).
+
+    A season of ``s`` hours is stale for a series when the median of its last :data:`STEP_WINDOW` hours differs
+    from the median of the same hours ``s`` hours earlier by more than the ``quantile`` of that difference over
+    the series' history: the level moved by more than its usual same-hour change, so repeating the last season
+    would pull the forecast back to the old level (cross-validation cannot see a step this recent). Such
+    candidates are left out of the series' forecast and ensemble.
+
+    Args:
+        history: ``unique_id, ds, y`` sorted by series then time (GPUs).
+        quantile: in (0, 1]; higher detects fewer steps.
+
+    Returns:
+        ``unique_id -> {model names}`` for series with at least one stale season.
+    """
+    out: dict[str, set[str]] = {}
+    for uid, rows in history.groupby(S.UID, sort=False).indices.items():
+        y = history[S.Y].to_numpy(dtype=float)[rows]
+        level = pd.Series(y).rolling(STEP_WINDOW, min_periods=STEP_WINDOW).median().to_numpy()
+        for season, name in SEASONAL_NAIVES.items():
+            if len(y) < 2 * season + STEP_WINDOW:
+                continue
+            diff = np.abs(level[season:] - level[:-season])
+            diff = diff[np.isfinite(diff)]
+            if len(diff) < season or diff[-1] <= 0:
+                continue
+            if diff[-1] > np.quantile(diff[:-1], quantile):
+                out.setdefault(uid, set()).add(name)
+    return out
+
+
+def simplest_within_noise(window_mae: pd.DataFrame, names: list[str], se: float) -> pd.Series:
+    """Per series, the simplest candidate cross-validation cannot tell apart from the best one.
+
+    Args:
+        window_mae: MAE of every candidate (columns) per series and CV window (index ``unique_id, cutoff``).
+        names: the candidates to choose from.
+        se: how many standard errors of the per-window MAE difference a simpler candidate may be behind the
+            best one and still be chosen (0 = the best, ties to the simpler).
+
+    Returns:
+        ``unique_id -> model``. Simpler means earlier in :data:`forecasting.models.SIMPLICITY` (Naive first, the
+        ensemble last): with only a few weeks of CV windows, a model that wins by less than the noise of its
+        own window-to-window results is as likely to lose on the next weeks, and the simplest such model loses
+        least when it does (``benchmarks/forecast_accuracy.py``, tuning origins; docs/benchmarks.md).
+    """
+    order = sorted(names, key=simplicity_rank)
+    values = window_mae[order].to_numpy(dtype=float)
+    values = np.where(np.isfinite(values), values, np.inf)
+    uid = window_mae.index.get_level_values(0).to_numpy()
+    groups = pd.Series(np.arange(len(uid))).groupby(uid, sort=False).indices
+    out = {}
+    for key, rows in groups.items():
+        v = values[rows]
+        mean = v.mean(axis=0)
+        b = int(np.argmin(mean))
+        if not np.isfinite(mean[b]):
+            out[key] = order[0]
+            continue
+        n = len(rows)
+        with np.errstate(invalid="ignore"):
+            diff = v - v[:, [b]]
+            sd = diff.std(axis=0, ddof=1) if n > 1 else np.zeros(len(order))
+        allowed = se * np.nan_to_num(sd, nan=0.0) / np.sqrt(n)
+        ok = np.flatnonzero(mean - mean[b] <= allowed + 1e-12)
+        out[key] = order[int(ok[0])]
+    return pd.Series(out)
 
 
 def _error_frame(cv: pd.DataFrame, err: np.ndarray) -> pd.DataFrame:
@@ -548,8 +679,50 @@ def noise_scale(long: pd.DataFrame, hours: int | None = NOISE_SCALE_HOURS) -> pd
     return seasonal_scale(_trim_history(long, hours), season=1)
 
 
+LEAD_BINS = 6
+"""Fewest log-spaced lead-time bins (each with :data:`MIN_BUCKET_ERRORS` errors or more) :func:`lead_growth` needs."""
+MAX_LEAD_GROWTH = 0.5
+"""Upper bound of the lead-time exponent: a random walk's spread grows like the square root of lead time."""
+
+
+def lead_growth(errors: pd.DataFrame, scale: pd.Series | None = None) -> float:
+    """Exponent ``b`` with which CV error spread grows with lead time: p10-p90 width ~ ``lead ** b``.
+
+    Fitted by least squares of the log p10-p90 width of the CV errors (divided by each series' noise ``scale``
+    when given, so every series of the run contributes) on the log lead, over log-spaced lead bins (1, 2-3,
+    4-7, ... hours ahead) that hold at least :data:`MIN_BUCKET_ERRORS` errors, and kept in
+    [0, :data:`MAX_LEAD_GROWTH`]. 0 (a flat band, the behaviour without growth) when fewer than
+    :data:`LEAD_BINS` bins can be measured or the errors are all zero.
+    """
+    if errors.empty:
+        return 0.0
+    e = errors["error"].to_numpy(dtype=float)
+    if scale is not None:
+        s = errors[S.UID].map(scale.where(scale > 0)).to_numpy(dtype=float)
+        e = e / s
+    lead = errors["step"].to_numpy(dtype=int) + 1
+    ok = np.isfinite(e)
+    e, lead = e[ok], lead[ok]
+    bins = np.floor(np.log2(lead)).astype(int)
+    xs, ys, ws = [], [], []
+    for b in np.unique(bins):
+        sel = bins == b
+        if sel.sum() < MIN_BUCKET_ERRORS:
+            continue
+        lo, hi = np.quantile(e[sel], [0.1, 0.9])
+        if hi - lo <= 0:
+            continue
+        xs.append(np.log(np.exp(np.log(lead[sel]).mean())))
+        ys.append(np.log(hi - lo))
+        ws.append(np.sqrt(sel.sum()))
+    if len(xs) < LEAD_BINS:
+        return 0.0
+    slope = np.polyfit(np.array(xs), np.array(ys), 1, w=np.array(ws))[0]
+    return float(np.clip(slope, 0.0, MAX_LEAD_GROWTH))
+
+
 def conformal_quantiles(point: pd.DataFrame, errors: pd.DataFrame, scale: pd.Series | None = None,
-                        spread: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
+                        spread: tuple[np.ndarray, np.ndarray] | None = None, growth: float = 0.0) -> pd.DataFrame:
     """Add p05..p95 to point forecasts from the empirical quantiles of CV errors.
 
     Args:
@@ -562,6 +735,10 @@ def conformal_quantiles(point: pd.DataFrame, errors: pd.DataFrame, scale: pd.Ser
         spread: per row of ``point``, the standard deviation (GPUs) of a random walk added in quadrature to the
             calibrated offsets and the spread the band has at least before it (GPUs; the short-history widening,
             :func:`forecasting.paths.widen_offsets`, :func:`walk_spread`). None = none.
+        growth: lead-time exponent ``b`` (:func:`lead_growth`). Errors are divided by ``lead ** b`` before their
+            quantiles are taken and the offsets multiplied back by the forecast hour's ``lead ** b``: the band is
+            calibrated on every CV lead at once and narrows near the origin and widens further out, beyond the
+            CV window too (0 = the same band at every lead).
 
     Series without CV errors, without a positive scale and without spread get a zero-width band around the
     point forecast.
@@ -569,6 +746,9 @@ def conformal_quantiles(point: pd.DataFrame, errors: pd.DataFrame, scale: pd.Ser
     out = point.copy()
     step = out.groupby(S.UID, sort=False).cumcount().to_numpy()
     out["bucket"] = step // BUCKET_HOURS
+    if growth > 0 and not errors.empty:
+        errors = errors.assign(error=errors["error"].to_numpy(dtype=float)
+                               / (errors["step"].to_numpy(dtype=float) + 1.0) ** growth)
     levels = np.array(list(QUANTILES.values()))
     shift = np.zeros((len(out), len(levels)))
     own = np.zeros(len(out), dtype=bool)
@@ -595,6 +775,8 @@ def conformal_quantiles(point: pd.DataFrame, errors: pd.DataFrame, scale: pd.Ser
         if len(z) >= MIN_BUCKET_ERRORS:
             pooled = np.quantile(z, levels)[None, :] * out[S.UID].map(s).fillna(0.0).to_numpy()[:, None]
             shift = np.where(own[:, None], 0.5 * (shift + pooled), pooled)
+    if growth > 0:
+        shift = shift * ((step + 1.0) ** growth)[:, None]
     if spread is not None:
         cols = list(QUANTILES)
         shift = widen_offsets(shift, Z_SCORES, spread[0], cols.index(S.P10), cols.index(S.P90), base=spread[1])
@@ -657,7 +839,7 @@ def forecast_long(long: pd.DataFrame, config: ForecastConfig | None = None, *,
         part = long[long[S.UID].isin(uids)]
         fc, cv = _run_group(part, models, config, windows)
         use_ensemble = ENSEMBLE in config.models and len(models) >= 2
-        p, s, e, c = _choose(cv, fc, models, config, use_ensemble)
+        p, s, e, c = _choose(cv, fc, models, config, use_ensemble, part)
         points.append(p)
         scores.append(s)
         errors.append(e)
@@ -667,7 +849,9 @@ def forecast_long(long: pd.DataFrame, config: ForecastConfig | None = None, *,
     err = _concat(errors, [S.UID, "window", "step", "error"])
     noise = noise_scale(long) if config.calibration == "blend" else None
     short = _short_history(point, err, observed, long, config) if config.widen_short_history else None
-    out = conformal_quantiles(point, err, noise, spread=None if short is None else walk_spread(point, short.series))
+    growth = lead_growth(err, noise) if config.lead_growth else 0.0
+    out = conformal_quantiles(point, err, noise, spread=None if short is None else walk_spread(point, short.series),
+                              growth=growth)
     no_cv = set(point[S.UID]) - set(err[S.UID])
     if no_cv:
         pooled = noise is not None and len(err) >= MIN_BUCKET_ERRORS
@@ -687,7 +871,7 @@ def forecast_long(long: pd.DataFrame, config: ForecastConfig | None = None, *,
     return LongForecast(forecast=out[cols], selection=sel.sort_values(S.UID).reset_index(drop=True),
                         cv_scores=_concat(scores, [S.UID, S.MODEL, "cv_mae"]), errors=err, notes=tuple(notes),
                         calibration=config.calibration, outage_hours=len(outages), levels=levels,
-                        noise=noise, short_history=short)
+                        noise=noise, short_history=short, lead_growth=growth)
 
 
 def _observed_hours(long: pd.DataFrame) -> pd.Series:

@@ -125,6 +125,7 @@ from forecasting.engine import (
     Progress,
     conformal_quantiles,
     forecast_long,
+    lead_growth,
     noise_scale,
     seasonal_scale,
 )
@@ -504,7 +505,8 @@ def reconcile(hierarchy: Hierarchy, base: LongForecast, hconfig: HierarchyConfig
     if rec_errors is not None:
         point = rec.rename(columns={"series": S.UID, S.TIMESTAMP: S.DS})
         blend = noise if base.calibration == "blend" else None
-        q = conformal_quantiles(point, rec_errors, blend)[q_cols].to_numpy(dtype=float)
+        growth = lead_growth(rec_errors, blend) if base.lead_growth else 0.0
+        q = conformal_quantiles(point, rec_errors, blend, growth=growth)[q_cols].to_numpy(dtype=float)
     else:
         base_q = np.vstack([by_uid[u][q_cols].to_numpy(dtype=float) for u in distinct])
         q = np.sort(np.clip(base_q + (y_tilde - y_hat).reshape(-1, 1), 0.0, None), axis=1)

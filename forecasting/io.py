@@ -55,8 +55,7 @@ def safe_csv_frame(df: pd.DataFrame) -> pd.DataFrame:
         if not (pd.api.types.is_object_dtype(dtype) or isinstance(dtype, pd.StringDtype | pd.CategoricalDtype)):
             continue
         values = df[col].astype(object) if isinstance(dtype, pd.CategoricalDtype) else df[col]
-        texts = values.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_START), na_action="ignore")
-        if not texts.fillna(False).astype(bool).any():
+        if not any(isinstance(v, str) and v.startswith(FORMULA_START) for v in values.to_numpy()):
             continue
         if out is df:
             out = df.copy()
