@@ -14,6 +14,9 @@ option). Only that grouped result, a few thousand rows, becomes a pandas frame.
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,11 +26,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from forecasting.io import UTF8_FIX, decode_text
 from forecasting.schema import (
     COST_USD,
     GPU_TYPE,
     GPUS,
     INSTANCE_TYPE,
+    NULL_TEXTS,
     PURCHASE_OPTION,
     TEAM,
     TIMESTAMP,
@@ -143,11 +148,13 @@ def input_files(path: str | Path) -> tuple[list[Path], str]:
         if not files:
             raise UsageError(source, "folder holds no .csv, .csv.gz, .parquet or .pq files",
                              fix="point at an export file or the folder of its parts")
-        kinds = {file_kind(f, str(f)) for f in files}
-        if len(kinds) > 1:
-            raise UsageError(source, "folder mixes CSV and Parquet files",
-                             fix="keep one export (one format) per folder")
-        return files, kinds.pop()
+        kinds = {f: file_kind(f, str(f)) for f in files}
+        if len(set(kinds.values())) > 1:
+            first_csv = next(f for f, k in kinds.items() if k == "csv")
+            first_pq = next(f for f, k in kinds.items() if k == "parquet")
+            raise UsageError(source, f"folder mixes CSV and Parquet files ({first_csv.name} is CSV, "
+                             f"{first_pq.name} is Parquet)", fix="keep one export (one format) per folder")
+        return files, next(iter(kinds.values()))
     kind = file_kind(path, source)
     if path.stat().st_size == 0:
         raise UsageError(source, "file is empty", fix="export the data again; the file has no header or rows")
@@ -164,13 +171,23 @@ def sql_ident(name: str) -> str:
     return '"' + str(name).replace('"', '""') + '"'
 
 
+def literal_path(path: Path | str) -> str:
+    """A file path as DuckDB must be given it to read exactly that file: its glob characters
+    (``*``, ``?``, ``[``, ``{``) are bracketed, so ``x*.csv`` reads the file named ``x*.csv`` only."""
+    return re.sub(r"([*?\[{])", r"[\1]", str(path))
+
+
 def scan_sql(files: list[Path], kind: str, *, with_filename: bool = False) -> str:
     """DuckDB table expression reading the files. CSV columns are all read as text and cast in SQL,
-    so a bad cell becomes NULL that the adapters report with its row instead of a reader error."""
-    names = "[" + ", ".join(sql_str(str(f)) for f in files) + "]"
+    so a bad cell becomes NULL that the adapters report with its row instead of a reader error; the
+    delimiter (``,``, ``;``, tab, ``|``) is detected, and an empty cell or a literal ``NULL`` is no
+    value. Every path is literal (never a glob)."""
+    names = "[" + ", ".join(sql_str(literal_path(f)) for f in files) + "]"
     extra = ", filename=true" if with_filename else ""
     if kind == "csv":
-        return f"read_csv({names}, header=true, all_varchar=true, union_by_name=true{extra})"
+        nulls = "[" + ", ".join(sql_str(t) for t in ("", *NULL_TEXTS)) + "]"
+        return (f"read_csv({names}, header=true, all_varchar=true, union_by_name=true, nullstr={nulls}, "
+                f"encoding='utf-8'{extra})")
     return f"read_parquet({names}, union_by_name=true{extra})"
 
 
@@ -187,14 +204,92 @@ def duck_error_text(error: Exception) -> str:
     return re.sub(r"^[A-Za-z ]+Error: ", "", text)
 
 
+def read_error(error: Exception, kind: str, source: str) -> UsageError:
+    """The UsageError for a DuckDB error while reading a file (an encoding problem is named as such)."""
+    text = duck_error_text(error)
+    if "unicode" in str(error).lower() or "utf-8" in str(error).lower():
+        line = re.search(r"Line: (\d+)", str(error))
+        return UsageError(source, "file is not UTF-8 text (it has bytes that are not UTF-8; probably Latin-1 "
+                          "or Windows-1252)", row=int(line.group(1)) if line else None, fix=UTF8_FIX)
+    return UsageError(source, f"cannot read {kind.upper()} file: {text}",
+                      fix=f"check that the file is a complete {kind.upper()} export")
+
+
+HEAD_BYTES = 1 << 16
+
+
+def _head_bytes(path: Path, size: int = HEAD_BYTES) -> bytes:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            return fh.read(size)
+    except (OSError, EOFError, gzip.BadGzipFile):
+        return b""  # DuckDB reports unreadable files with its own message
+
+
+def check_text(path: Path) -> None:
+    """Refuse a CSV file whose start is not UTF-8 text, naming the encoding it appears to have and the fix
+    (:func:`forecasting.io.decode_text`; DuckDB's own check covers the rest of the file)."""
+    head = _head_bytes(path, HEAD_BYTES)
+    if len(head) == HEAD_BYTES and b"\n" in head:
+        head = head[:head.rindex(b"\n") + 1]  # never judge a character cut at the end of the sample
+    decode_text(head, str(path))
+
+
+def csv_header(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    """The header names of a CSV file as written (duplicates kept), with the delimiter DuckDB detects."""
+    try:
+        found = con.execute("SELECT Delimiter, Quote FROM sniff_csv(?, header=true, all_varchar=true)",
+                            [literal_path(path)]).fetchone()
+    except duckdb.Error:
+        return []
+    delim = found[0] if found and found[0] and len(found[0]) == 1 else ","
+    quote = found[1] if found and found[1] and len(found[1]) == 1 else '"'
+    text = _head_bytes(path).decode("utf-8", errors="replace").lstrip("\ufeff")
+    first = next(csv.reader(io.StringIO(text), delimiter=delim, quotechar=quote), [])
+    return [c.strip() for c in first]
+
+
+def check_header(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Refuse a CSV header that names a column twice (which one would be read is a guess)."""
+    names = csv_header(con, path)
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, start=1):
+        if name and name in seen:
+            raise UsageError(str(path), f"column '{short(name)}' appears twice in the header (columns "
+                             f"{seen[name]} and {i})", row=1, column=short(name),
+                             fix="keep one column of each name")
+        seen.setdefault(name, i)
+
+
+def short(text: object, limit: int = 40) -> str:
+    """Text cut to ``limit`` characters with an ellipsis, for messages that quote file content."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def read_schema(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, source: str) -> dict[str, str]:
-    """Column name -> DuckDB type of the files; raise UsageError if they cannot be read."""
+    """Column name -> DuckDB type of the files; raise UsageError if they cannot be read.
+
+    CSV files are first checked for an encoding other than UTF-8 and for duplicate header names; the
+    parts of a folder must all have the same format (see :func:`check_same_format`)."""
+    if kind == "csv":
+        for path in files:
+            check_text(path)
+            check_header(con, path)
     try:
         rows = con.execute(f"DESCRIBE SELECT * FROM {scan_sql(files, kind)}").fetchall()
     except duckdb.Error as error:
-        raise UsageError(source, f"cannot read {kind.upper()} file: {duck_error_text(error)}",
-                         fix=f"check that the file is a complete {kind.upper()} export") from None
+        raise read_error(error, kind, source) from None
     return {str(r[0]): str(r[1]) for r in rows}
+
+
+def file_columns(con: duckdb.DuckDBPyConnection, path: Path, kind: str) -> list[str]:
+    """Column names of one file."""
+    try:
+        return [str(r[0]) for r in con.execute(f"DESCRIBE SELECT * FROM {scan_sql([path], kind)}").fetchall()]
+    except duckdb.Error as error:
+        raise read_error(error, kind, str(path)) from None
 
 
 def normalize_name(name: str) -> str:
@@ -400,8 +495,7 @@ def aggregate_usage(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str
     try:
         groups = con.execute(sql).df()
     except duckdb.Error as error:
-        raise UsageError(source, f"cannot read {kind.upper()} file: {duck_error_text(error)}",
-                         fix=f"check that the file is a complete {kind.upper()} export") from None
+        raise read_error(error, kind, source) from None
 
     kept = groups[groups["keep"].astype(bool)]
     problems = set(kept["problem"].dropna().astype(str))
@@ -491,12 +585,12 @@ def _raise_first_problem(con: duckdb.DuckDBPyConnection, files: list[Path], kind
         where = str(file_name) if file_name else source
         row = csv_row(index) if kind == "csv" else index + 1
     if problem == "start":
-        raise UsageError(where, f"cannot parse charge period start {value!r}", row=row, column=column,
+        raise UsageError(where, f"cannot parse charge period start {short(value)!r}", row=row, column=column,
                          fix="use ISO 8601 timestamps such as 2025-01-01T13:00:00Z")
     if problem == "quantity":
-        raise UsageError(where, f"usage quantity {value!r} is not a number", row=row, column=column,
+        raise UsageError(where, f"usage quantity {short(value)!r} is not a number", row=row, column=column,
                          fix="usage quantities must be instance-hours such as 1.0")
-    raise UsageError(where, f"tags value {value!r} is not a JSON object", row=row, column=column,
+    raise UsageError(where, f"tags value {short(value)!r} is not a JSON object", row=row, column=column,
                      fix='write tags as JSON such as {"team": "ml-research"}')
 
 
