@@ -9,7 +9,7 @@ in, usually ``Catalog.instance_gpus()`` wired by the CLI. This package never imp
 Formats:
 
 * ``canonical``: ``timestamp, team, gpu_type, gpus`` (+ optional columns), CSV or Parquet;
-* ``focus``: FOCUS 1.2 / 1.3 billing exports (:mod:`forecasting.ingest.focus`);
+* ``focus``: FOCUS 1.0 to 1.3 billing exports (:mod:`forecasting.ingest.focus`);
 * ``cur``: AWS CUR 2.0 data exports and legacy CUR, including Athena-style column names
   (:mod:`forecasting.ingest.cur`);
 * ``cost_explorer``: live ``GetCostAndUsage`` through boto3 (:func:`fetch_cost_explorer`).
@@ -50,7 +50,7 @@ FILE_FORMATS = ("canonical", "focus", "cur")
 
 _EXPECTED = {
     "canonical": "canonical usage (timestamp, team, gpu_type, gpus)",
-    "focus": "FOCUS 1.2/1.3 (ChargePeriodStart, ConsumedQuantity or PricingQuantity, ProviderName or "
+    "focus": "FOCUS 1.0-1.3 (ChargePeriodStart, ConsumedQuantity or PricingQuantity, ProviderName or "
              "ServiceProviderName)",
     "cur": "AWS CUR 2.0 (line_item_usage_start_date, line_item_usage_type, line_item_usage_amount, "
            "line_item_line_item_type) or legacy CUR (lineItem/UsageStartDate, lineItem/UsageType, ...)",
