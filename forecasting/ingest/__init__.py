@@ -21,6 +21,7 @@ the file, row, column and fix.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -150,7 +151,8 @@ def load_usage(path: str | Path, fmt: str = "auto", *, tag_key: str = "team",
         raise ValueError(f"unknown format {fmt!r}; expected auto, {', '.join(FILE_FORMATS)}")
     files, kind = input_files(path)
     source = str(path)
-    con = connect()
+    scratch = tempfile.TemporaryDirectory(prefix="gpuplan-ingest-")
+    con = connect(scratch.name)
     try:
         columns = read_schema(con, files, kind, source)
         names = list(columns)
@@ -170,3 +172,4 @@ def load_usage(path: str | Path, fmt: str = "auto", *, tag_key: str = "team",
                       known_gpu_types=known_gpu_types)
     finally:
         con.close()
+        scratch.cleanup()

@@ -305,90 +305,91 @@ def load_canonical(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str,
     if n_sub == 0 and int(max_n) > 1:
         _raise_duplicate(con, files, kind, source, plan)
 
-    con.execute("CREATE OR REPLACE TEMP TABLE __spans AS SELECT team, gpu_type, min(hour) AS lo, max(hour) AS hi, "
-                "date_diff('hour', min(hour), max(hour)) + 1 AS hours FROM __g GROUP BY ALL")
-    n_series, total, widest = con.execute(
-        "SELECT count(*), sum(hours), arg_max(struct_pack(team, gpu_type, lo, hi, hours), hours) "
-        "FROM __spans").fetchone()
-    total = int(total)
+    spans = con.execute("SELECT team, gpu_type, min(hour) AS lo, max(hour) AS hi, "
+                        "date_diff('hour', min(hour), max(hour)) + 1 AS hours FROM __g GROUP BY ALL").df()
+    spans = spans.sort_values(["team", "gpu_type"], kind="stable").reset_index(drop=True)
+    hours = spans["hours"].to_numpy(dtype=np.int64)
+    total = int(hours.sum())
     filled = total - int(n_groups)
     if filled > max(MAX_FILL_FACTOR * int(n_groups), 5_000_000):
+        widest = spans.iloc[int(np.argmax(hours))]
         raise UsageError(source, f"series {short(widest['team'])} / {short(widest['gpu_type'])} spans "
                          f"{widest['hours']:,} hours ({widest['lo']:%Y-%m-%d} to {widest['hi']:%Y-%m-%d}); "
                          f"filling the gaps of all series would add {filled:,} empty hours to {int(n_groups):,}",
                          column=TIMESTAMP, fix="check the timestamps of that series (a wrong year or unit)")
+    # Output position of every hour: series in (team, gpu_type) order, hours in time order. Rows of __g
+    # are placed by a join with this small table, so no sort of the whole data is needed.
+    offset = np.concatenate([[0], np.cumsum(hours)[:-1]]).astype(np.int64)
+    con.register("__spans_src", pd.DataFrame({"team": spans["team"], "gpu_type": spans["gpu_type"],
+                                              "lo": spans["lo"], "off": offset}))
+    con.execute("CREATE OR REPLACE TEMP TABLE __spans AS SELECT * FROM __spans_src")
+    con.unregister("__spans_src")
 
-    text_cols = [TEAM, GPU_TYPE, *plan.text_opt]
-    cats = {c: _categories(con, c) for c in text_cols}
+    cats = {c: _categories(con, c) for c in plan.text_opt}
     joins, outs = [], []
-    for c in text_cols:
+    for c in plan.text_opt:
         table = f"__cat_{c}"
         con.register(f"{table}_src", pd.DataFrame({"v": cats[c], "code": np.arange(len(cats[c]), dtype=np.int32)}))
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {table}_src")
         con.unregister(f"{table}_src")
-        side = "grid" if c in (TEAM, GPU_TYPE) else "g"
-        joins.append(f"LEFT JOIN {table} ON {table}.v = {side}.{sql_ident(c)}")
+        joins.append(f"LEFT JOIN {table} ON {table}.v = g.{sql_ident(c)}")
         outs.append(f"COALESCE({table}.code, -1) AS {sql_ident(c)}")
     outs += [f"g.{c} AS {c}" for c in plan.num_opt]
-    sql = (f"WITH grid AS (SELECT team, gpu_type, unnest(generate_series(lo, hi, INTERVAL 1 HOUR)) AS hour "
-           f"FROM __spans) SELECT grid.hour AS hour, COALESCE(g.gpus, 0.0) AS gpus, {', '.join(outs)} "
-           f"FROM grid LEFT JOIN __g AS g ON g.team = grid.team AND g.gpu_type = grid.gpu_type "
-           f"AND g.hour = grid.hour {' '.join(joins)} "
-           f"ORDER BY {sql_ident(TEAM)}, {sql_ident(GPU_TYPE)}, hour")
-    arrays = _fetch(con, sql, total, ["hour", GPUS, *text_cols, *plan.num_opt])
+    sql = (f"SELECT sp.off + date_diff('hour', sp.lo, g.hour) AS pos, g.gpus AS gpus"
+           f"{''.join(', ' + o for o in outs)} FROM __g AS g JOIN __spans AS sp "
+           f"ON sp.team = g.team AND sp.gpu_type = g.gpu_type {' '.join(joins)}")
+    data = _scatter(con, sql, total, [GPUS, *plan.text_opt, *plan.num_opt])
     con.execute("DROP TABLE IF EXISTS __g")
 
-    data: dict[str, object] = {TIMESTAMP: arrays["hour"].astype("datetime64[ns]")}
+    # hour i of the output is lo + (i - offset) hours of its series; built in place (int64 ns)
+    first_hour = spans["lo"].to_numpy(dtype="datetime64[h]").astype(np.int64)
+    stamp = np.arange(total, dtype=np.int64)
+    stamp += np.repeat(first_hour - offset, hours)
+    stamp *= 3_600_000_000_000
+    data[TIMESTAMP] = stamp.view("datetime64[ns]")
+    for c in (TEAM, GPU_TYPE):
+        values = np.empty(len(spans), dtype=object)
+        values[:] = spans[c].tolist()
+        data[c] = np.repeat(values, hours)
+    for c in plan.text_opt:
+        codes = data.pop(c)
+        values = cats[c][np.clip(codes, 0, None)] if len(cats[c]) else np.full(total, None, dtype=object)
+        if (codes < 0).any():
+            values[codes < 0] = np.nan
+        data[c] = values
     order = [TIMESTAMP, TEAM, GPU_TYPE, GPUS, *[c for c in (*TEXT_OPTIONAL, *NUMBER_OPTIONAL)
                                                    if c in plan.text_opt or c in plan.num_opt]]
-    for c in order[1:]:
-        if c in cats:
-            codes = arrays[c]
-            values = cats[c][np.clip(codes, 0, None)] if len(cats[c]) else np.full(len(codes), None, dtype=object)
-            if (codes < 0).any():
-                values = values.copy()
-                values[codes < 0] = np.nan
-            data[c] = values
-        else:
-            data[c] = arrays[c]
-    usage = pd.DataFrame({c: data[c] for c in order}, copy=False)
+    usage = pd.DataFrame({c: data.pop(c) for c in order}, copy=False)
     notes = []
     if n_sub:
         notes.append(f"{n_sub} sub-hourly rows aggregated to hourly means of GPUs in use")
     if filled:
         notes.append(f"{filled} missing hours filled with 0 GPUs")
     validation = ValidationReport(
-        rows_in=rows_in, rows_out=len(usage), series=int(n_series),
+        rows_in=rows_in, rows_out=len(usage), series=len(spans),
         start=usage[TIMESTAMP].min(), end=usage[TIMESTAMP].max(), aggregated_subhourly_rows=n_sub,
         gap_hours_filled=filled, notes=tuple(notes))
     return usage, usage_report(source, "canonical", rows_in, rows_in, usage, validation)
 
 
-def _fetch(con: duckdb.DuckDBPyConnection, sql: str, total: int, names: list[str]) -> dict[str, np.ndarray]:
-    """Stream a query's result into preallocated numpy arrays (one Arrow batch at a time)."""
-    reader = con.sql(sql).to_arrow_reader(BATCH_ROWS)
+def _scatter(con: duckdb.DuckDBPyConnection, sql: str, total: int, names: list[str]) -> dict[str, np.ndarray]:
+    """Stream a query's rows (``pos`` first) into arrays of ``total`` hours, one Arrow batch at a time.
+
+    Hours no row reaches keep their fill: 0 GPUs, no value (NaN) for numbers, code -1 for text."""
     out: dict[str, np.ndarray] = {}
-    pos = 0
-    for batch in reader:
-        n = batch.num_rows
-        for i, name in enumerate(names):
+    for name in names:
+        if name == GPUS:
+            out[name] = np.zeros(total)
+        elif name in NUMBER_OPTIONAL:
+            out[name] = np.full(total, np.nan)
+        else:
+            out[name] = np.full(total, -1, dtype=np.int32)
+    for batch in con.sql(sql).to_arrow_reader(BATCH_ROWS):
+        pos = batch.column(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        for i, name in enumerate(names, start=1):
             col = batch.column(i)
-            if name == "hour":
-                part = col.to_numpy(zero_copy_only=False).astype("datetime64[us]")
-            elif col.type.equals(_int32()):
-                part = col.fill_null(-1).to_numpy(zero_copy_only=False)
+            if out[name].dtype == np.int32:
+                out[name][pos] = col.fill_null(-1).to_numpy(zero_copy_only=False)
             else:
-                part = col.to_numpy(zero_copy_only=False).astype(float)
-            if name not in out:
-                out[name] = np.empty(total, dtype=part.dtype)
-            out[name][pos:pos + n] = part
-        pos += n
-    if pos != total:
-        raise RuntimeError(f"expected {total} rows from the gap-filled usage, got {pos}")
+                out[name][pos] = col.to_numpy(zero_copy_only=False).astype(float)
     return out
-
-
-def _int32():
-    import pyarrow as pa
-
-    return pa.int32()

@@ -191,10 +191,21 @@ def scan_sql(files: list[Path], kind: str, *, with_filename: bool = False) -> st
     return f"read_parquet({names}, union_by_name=true{extra})"
 
 
-def connect() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection that reads naive timestamps as UTC."""
+MEMORY_LIMIT = "256MB"
+"""DuckDB's working memory while reading a file; larger sorts and groupings spill to a private temporary
+folder, so ingesting 10 million rows stays under 1 GB of process memory (see docs/benchmarks.md)."""
+
+
+def connect(temp_dir: str | Path | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection that reads naive timestamps as UTC, with a bounded working memory
+    (:data:`MEMORY_LIMIT`) that spills to ``temp_dir`` (a private folder the caller removes)."""
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET memory_limit = {sql_str(MEMORY_LIMIT)}")
+    con.execute("SET enable_progress_bar = false")
+    con.execute("SET preserve_insertion_order = false")
+    if temp_dir is not None:
+        con.execute(f"SET temp_directory = {sql_str(str(temp_dir))}")
     return con
 
 
@@ -573,10 +584,12 @@ def _raise_first_problem(con: duckdb.DuckDBPyConnection, files: list[Path], kind
     sql = (f"SELECT __rn, __file, __raw FROM ({base}) WHERE is_usage AND itype IS NOT NULL "
            f"AND ({_problem_sql()}) = {sql_str(problem)} ORDER BY __file NULLS FIRST, __rn LIMIT 1")
     con.execute("SET threads = 1")
+    con.execute("SET preserve_insertion_order = true")
     try:
         found = con.execute(sql).fetchone()
     finally:
         con.execute("RESET threads")
+        con.execute("SET preserve_insertion_order = false")
     where = source
     row = None
     value = None
