@@ -1,4 +1,4 @@
-"""FOCUS 1.2 / 1.3 billing exports -> canonical GPU usage (forecasting.ingest.focus).
+"""FOCUS billing exports (1.0 to 1.3) -> canonical GPU usage (forecasting.ingest.focus).
 
 GPUs per instance from the shipped catalog: p4d.24xlarge 8 (A100), p5.48xlarge 8 (H100), g5.xlarge 1
 (A10G), g6.xlarge 1 (L4).
