@@ -157,12 +157,13 @@ def epoch_timestamps(numbers: pd.Series) -> pd.Series:
     return pd.Series(out, index=numbers.index).where(ok)
 
 
-def parse_timestamps(values: pd.Series, source: str, column: str = TIMESTAMP) -> pd.Series:
+def parse_timestamps(values: pd.Series, source: str, column: str = TIMESTAMP, *,
+                     plausible_dates: bool = False) -> pd.Series:
     """Parse ISO-8601 strings/datetimes (or Unix times, see :func:`epoch_timestamps`) to naive UTC.
 
     Raises:
-        UsageError: on the first value that cannot be parsed or lies outside [:data:`EARLIEST_TIMESTAMP`,
-            :data:`LATEST_TIMESTAMP`).
+        UsageError: on the first value that cannot be parsed or, with ``plausible_dates`` (user files), lies
+            outside [:data:`EARLIEST_TIMESTAMP`, :data:`LATEST_TIMESTAMP`).
     """
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
@@ -183,7 +184,7 @@ def parse_timestamps(values: pd.Series, source: str, column: str = TIMESTAMP) ->
     if bad is not None:
         raise UsageError(source, bad_value("timestamp", values.iloc[bad], "cannot be parsed"), row=csv_row(bad),
                          column=column, fix="use ISO 8601 hour starts such as 2025-01-01T13:00:00Z")
-    bad = _first_bad((parsed < EARLIEST_TIMESTAMP) | (parsed >= LATEST_TIMESTAMP))
+    bad = _first_bad((parsed < EARLIEST_TIMESTAMP) | (parsed >= LATEST_TIMESTAMP)) if plausible_dates else None
     if bad is not None:
         raise UsageError(source, f"timestamp {shown(values.iloc[bad])} (read as {parsed.iloc[bad]:%Y-%m-%d %H:%M} "
                          f"UTC) is outside {EARLIEST_TIMESTAMP:%Y}-{LATEST_TIMESTAMP.year - 1}", row=csv_row(bad),
@@ -193,7 +194,7 @@ def parse_timestamps(values: pd.Series, source: str, column: str = TIMESTAMP) ->
 
 
 def validate_usage(df: pd.DataFrame, source: str = "usage", *, known_gpu_types: set[str] | None = None,
-                   fill_gaps: bool = True) -> tuple[pd.DataFrame, ValidationReport]:
+                   fill_gaps: bool = True, plausible_dates: bool = False) -> tuple[pd.DataFrame, ValidationReport]:
     """Check a canonical usage frame and return it cleaned, with a report.
 
     Args:
@@ -201,6 +202,8 @@ def validate_usage(df: pd.DataFrame, source: str = "usage", *, known_gpu_types: 
         source: file name used in error messages.
         known_gpu_types: GPU models some catalog instance offers; ``None`` skips that check.
         fill_gaps: fill missing hours of each series between its first and last hour with 0 GPUs.
+        plausible_dates: refuse timestamps outside 2000-2099 (every ingested file is checked so; research traces
+            with synthetic 1970-based hours, such as the Alibaba benchmark data, are validated without it).
 
     Returns:
         The frame sorted by (team, gpu_type, timestamp) with naive-UTC hourly timestamps, and the
@@ -217,7 +220,7 @@ def validate_usage(df: pd.DataFrame, source: str = "usage", *, known_gpu_types: 
     if rows_in == 0:
         raise UsageError(source, "no data rows", fix="provide at least one hour of usage")
     df = df.reset_index(drop=True).copy()
-    df[TIMESTAMP] = parse_timestamps(df[TIMESTAMP], source)
+    df[TIMESTAMP] = parse_timestamps(df[TIMESTAMP], source, plausible_dates=plausible_dates)
 
     for col in (TEAM, GPU_TYPE):
         blank = df[col].isna() | (df[col].astype(str).str.strip() == "")

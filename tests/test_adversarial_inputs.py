@@ -178,6 +178,9 @@ def test_the_bound_holds_for_parquet_booleans_and_pandas_frames(tmp_path):
                           "gpus": [1.0, 1e308]})
     with pytest.raises(UsageError, match="row 3, column 'gpus': gpus value 1e[+]308 is above the plausible"):
         S.validate_usage(frame)
+    frame = pd.DataFrame({"timestamp": [0, 3600], "team": "a", "gpu_type": GPU, "gpus": [1.0, 1.0]})
+    with pytest.raises(UsageError, match="row 2, column 'timestamp': timestamp 0 .read as 1970-01-01 00:00 UTC"):
+        S.validate_usage(frame, plausible_dates=True)
     assert S.MAX_GPUS == 1_000_000
 
 

@@ -613,7 +613,7 @@ def finish_billing(agg: Aggregate, source: str, fmt: str, *, known_gpu_types: se
     """Validate the aggregated usage of a billing file and build its report."""
     if agg.gpu_rows_kept == 0:
         raise no_rows_error()
-    usage, validation = validate_usage(agg.usage, source, known_gpu_types=known_gpu_types)
+    usage, validation = validate_usage(agg.usage, source, known_gpu_types=known_gpu_types, plausible_dates=True)
     notes = list(notes)
     dropped = agg.rows_read - agg.gpu_rows_kept
     if dropped:
