@@ -65,6 +65,7 @@ def generate(folder: Path, rows: int) -> dict[str, Path]:
     hours = rows // SERIES
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = false")
     canonical = f"""
         SELECT strftime(TIMESTAMP '2024-01-01' + INTERVAL (h) HOUR, '%Y-%m-%dT%H:%M:%SZ') AS timestamp,
                'team-' || lpad(CAST(s % {TEAMS} AS VARCHAR), 3, '0') AS team,

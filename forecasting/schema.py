@@ -223,12 +223,14 @@ def validate_usage(df: pd.DataFrame, source: str = "usage", *, known_gpu_types: 
     df[TIMESTAMP] = parse_timestamps(df[TIMESTAMP], source, plausible_dates=plausible_dates)
 
     for col in (TEAM, GPU_TYPE):
-        blank = df[col].isna() | (df[col].astype(str).str.strip() == "")
-        bad = _first_bad(blank)
+        missing = df[col].isna()
+        text = df[col] if pd.api.types.infer_dtype(df[col], skipna=True) == "string" else df[col].astype(str)
+        stripped = text.str.strip()   # Python's strip returns the same string when there is nothing to strip
+        bad = _first_bad(missing | (stripped == ""))
         if bad is not None:
             raise UsageError(source, f"empty {col}", row=csv_row(bad), column=col,
                              fix=f"give every row a {col}")
-        df[col] = df[col].astype(str).str.strip()
+        df[col] = stripped
 
     is_bool = df[GPUS].map(lambda v: isinstance(v, bool | np.bool_)) if df[GPUS].dtype == object else (
         pd.Series(pd.api.types.is_bool_dtype(df[GPUS]), index=df.index))

@@ -504,22 +504,24 @@ def aggregate_usage(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str
         GROUP BY ALL
     """
     try:
-        groups = con.execute(sql).df()
+        groups = shared_text_frame(con.sql(sql).to_arrow_table())
     except duckdb.Error as error:
         raise read_error(error, kind, source) from None
 
-    kept = groups[groups["keep"].astype(bool)]
-    problems = set(kept["problem"].dropna().astype(str))
+    keep = groups["keep"].to_numpy(dtype=bool)
+    problems = set(groups.loc[keep, "problem"].dropna().astype(str))
     for problem in ("start", "quantity", "tags"):
         if problem in problems:
             _raise_first_problem(con, files, kind, source, spec, problem)
 
     rows_read = int(groups["n_rows"].sum())
     usage_rows = int(groups.loc[groups["is_usage"].astype(bool), "n_rows"].sum())
+    kept = groups.loc[keep, ["hour", "n_hours", "team", "untagged", "gpu_type", "instance_type", "purchase_option",
+                             "n_rows", "gpu_hours", "cost", "n_cost"]].reset_index(drop=True)
+    del groups
     if kept.empty:
         return Aggregate(pd.DataFrame(), rows_read, 0, 0.0, usage_rows, 0, {})
 
-    kept = kept.copy()
     kept["n_hours"] = kept["n_hours"].astype("int64")
     kept["gpu_hours"] = kept["gpu_hours"].astype(float)
     multi_hour_rows = int(kept.loc[kept["n_hours"] > 1, "n_rows"].sum())
@@ -527,14 +529,21 @@ def aggregate_usage(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str
     option_hours = kept.groupby("purchase_option", dropna=False)["gpu_hours"].sum()
     option_hours = {("unknown" if pd.isna(k) else str(k)): float(v) for k, v in option_hours.items()}
     has_cost = spec.cost is not None and int(kept["n_cost"].sum()) > 0
+    gpu_rows_kept = int(kept["n_rows"].sum())
 
     # Spread multi-hour charge periods evenly over their hours (one row per hour).
     reps = kept["n_hours"].to_numpy()
-    hourly = kept.loc[kept.index.repeat(reps)].reset_index(drop=True)
-    offset = np.concatenate([np.arange(n) for n in reps]) if len(reps) else np.array([], dtype=int)
-    hourly["hour"] = pd.to_datetime(hourly["hour"]) + pd.to_timedelta(offset, unit="h")
-    hourly["gpu_hours"] = hourly["gpu_hours"] / hourly["n_hours"]
-    hourly["cost"] = hourly["cost"].astype(float) / hourly["n_hours"]
+    kept["hour"] = pd.to_datetime(kept["hour"])
+    kept["cost"] = kept["cost"].astype(float)
+    if (reps == 1).all():
+        hourly = kept
+    else:
+        hourly = kept.loc[kept.index.repeat(reps)].reset_index(drop=True)
+        offset = np.arange(len(hourly), dtype=np.int64) - np.repeat(np.cumsum(reps) - reps, reps)
+        hourly["hour"] = hourly["hour"] + pd.to_timedelta(offset, unit="h")
+        hourly["gpu_hours"] = hourly["gpu_hours"] / hourly["n_hours"]
+        hourly["cost"] = hourly["cost"] / hourly["n_hours"]
+    del kept
 
     usage = _collapse(hourly, has_cost)
     neg = usage[usage[GPUS] < -1e-9]
@@ -546,23 +555,43 @@ def aggregate_usage(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str
                          fix="export whole billing periods so refunds and corrections meet the usage they "
                              "correct")
     usage[GPUS] = usage[GPUS].clip(lower=0.0)
-    return Aggregate(usage, rows_read, int(kept["n_rows"].sum()), untagged, usage_rows, multi_hour_rows,
+    return Aggregate(usage, rows_read, gpu_rows_kept, untagged, usage_rows, multi_hour_rows,
                      option_hours)
+
+
+def shared_text_frame(table) -> pd.DataFrame:
+    """A pandas frame of an Arrow table whose text columns hold one Python string per distinct value (not one
+    per row): dictionary-encoded on the way, then expanded to object columns that share those strings."""
+    frame = table.to_pandas(strings_to_categorical=True)
+    for col in frame.columns:
+        if isinstance(frame[col].dtype, pd.CategoricalDtype):
+            codes = frame[col].cat.codes.to_numpy()
+            categories = np.empty(len(frame[col].cat.categories) + 1, dtype=object)
+            categories[:-1] = list(frame[col].cat.categories)
+            categories[-1] = None
+            frame[col] = categories[np.where(codes < 0, len(categories) - 1, codes)]
+    return frame
 
 
 def _collapse(hourly: pd.DataFrame, has_cost: bool) -> pd.DataFrame:
     """One row per (hour, team, GPU type): summed GPU-hours and cost; the instance type and purchase
     option with the most GPU-hours in that hour."""
     keys = ["hour", "team", "gpu_type"]
-    totals = hourly.groupby(keys, as_index=False, sort=False).agg(gpus=("gpu_hours", "sum"),
-                                                                   cost=("cost", "sum"))
-    dominant = {}
-    for col in ("instance_type", "purchase_option"):
-        by = hourly.groupby([*keys, col], as_index=False, sort=False, dropna=False)["gpu_hours"].sum()
-        by = by.sort_values("gpu_hours", kind="stable").drop_duplicates(keys, keep="last")
-        dominant[col] = by[[*keys, col]]
-    out = totals.merge(dominant["instance_type"], on=keys, how="left").merge(
-        dominant["purchase_option"], on=keys, how="left")
+    if not hourly.duplicated(keys).any():
+        # one row per hour, team and GPU type already (one instance type and purchase option each)
+        out = pd.DataFrame({"hour": hourly["hour"], "team": hourly["team"], "gpu_type": hourly["gpu_type"],
+                            "gpus": hourly["gpu_hours"], "cost": hourly["cost"].fillna(0.0),
+                            "instance_type": hourly["instance_type"], "purchase_option": hourly["purchase_option"]})
+    else:
+        totals = hourly.groupby(keys, as_index=False, sort=False).agg(gpus=("gpu_hours", "sum"),
+                                                                       cost=("cost", "sum"))
+        dominant = {}
+        for col in ("instance_type", "purchase_option"):
+            by = hourly.groupby([*keys, col], as_index=False, sort=False, dropna=False)["gpu_hours"].sum()
+            by = by.sort_values("gpu_hours", kind="stable").drop_duplicates(keys, keep="last")
+            dominant[col] = by[[*keys, col]]
+        out = totals.merge(dominant["instance_type"], on=keys, how="left").merge(
+            dominant["purchase_option"], on=keys, how="left")
     frame = pd.DataFrame({TIMESTAMP: out["hour"].astype("datetime64[ns]"), TEAM: out["team"].astype(str),
                           GPU_TYPE: out["gpu_type"].astype(str), GPUS: out["gpus"].astype(float),
                           INSTANCE_TYPE: out["instance_type"], PURCHASE_OPTION: out["purchase_option"]})
