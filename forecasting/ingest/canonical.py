@@ -47,6 +47,7 @@ from forecasting.schema import (
     UTILIZATION,
     UsageError,
     ValidationReport,
+    bad_value,
     csv_row,
 )
 
@@ -55,8 +56,9 @@ NUMBER_OPTIONAL = (UTILIZATION, COST_USD)
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                  "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL")
 MAX_FILL_FACTOR = 20
-"""Gap filling may add at most this many hours per usage row (or 5 million in all, if more): a series
-whose first and last hours lie centuries apart is a timestamp mistake, not data to fill."""
+MAX_FILL_HOURS = 5_000_000
+"""Gap filling may add at most ``MAX_FILL_FACTOR`` hours per usage row, or ``MAX_FILL_HOURS`` in all if that is
+more: a series whose first and last hours lie decades apart is a timestamp mistake, not data to fill."""
 BATCH_ROWS = 1_000_000
 
 
@@ -145,8 +147,6 @@ class _Plan:
 
 def _message(kind: str, raw: dict[str, object], known: list[str]) -> tuple[str, str]:
     """(message, fix) for the first row with problem ``kind``; ``raw`` holds its cells as text."""
-    from forecasting.schema import bad_value
-
     ts = raw.get(TIMESTAMP)
     if kind == "timestamp":
         return (bad_value("timestamp", ts, "cannot be parsed"),
@@ -311,7 +311,7 @@ def load_canonical(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str,
     hours = spans["hours"].to_numpy(dtype=np.int64)
     total = int(hours.sum())
     filled = total - int(n_groups)
-    if filled > max(MAX_FILL_FACTOR * int(n_groups), 5_000_000):
+    if filled > max(MAX_FILL_FACTOR * int(n_groups), MAX_FILL_HOURS):
         widest = spans.iloc[int(np.argmax(hours))]
         raise UsageError(source, f"series {short(widest['team'])} / {short(widest['gpu_type'])} spans "
                          f"{widest['hours']:,} hours ({widest['lo']:%Y-%m-%d} to {widest['hi']:%Y-%m-%d}); "
