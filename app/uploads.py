@@ -1,6 +1,6 @@
 """Data in: usage or billing files uploaded in the planner's sidebar become a selectable data source.
 
-Accepted: canonical usage CSV/Parquet (``timestamp, team, gpu_type, gpus``), FOCUS 1.2/1.3 exports and AWS
+Accepted: canonical usage CSV/Parquet (``timestamp, team, gpu_type, gpus``), FOCUS 1.0-1.3 exports and AWS
 CUR 2.0 / legacy CUR exports, as ``.csv``, ``.csv.gz``, ``.parquet`` or ``.pq``. The upload is read by the same
 ingestion layer as ``gpuplan ingest`` (:func:`forecasting.ingest.load_usage`, format detected from the header),
 so a bad file is reported as that layer's one-line :class:`forecasting.schema.UsageError`: the uploaded
@@ -51,7 +51,7 @@ UPLOADER_KEY = "usage_upload"
 TAG_KEY_KEY = "upload_tag_key"
 
 HELP_UPLOAD = ("Your own GPU usage: canonical usage (columns timestamp, team, gpu_type, gpus; one row per hour, "
-               "team and GPU type), a FOCUS 1.2/1.3 billing export or an AWS CUR 2.0 / legacy CUR export, as .csv, "
+               "team and GPU type), a FOCUS 1.0-1.3 billing export or an AWS CUR 2.0 / legacy CUR export, as .csv, "
                ".csv.gz, .parquet or .pq. The format is detected from the header. A valid file becomes the data "
                "source of every page; a bad one is reported below and nothing else changes.")
 HELP_TAG = ("Cost-allocation tag that names the team in FOCUS and CUR exports (e.g. 'team' or 'user_team'). "

@@ -937,7 +937,7 @@ def _short_note(short: pd.DataFrame, n_series: int, horizon_hours: int) -> str:
     else:
         how = f"ranges widened beyond the {_duration(max(checked))} cross-validation could check"
     flat = short.index[short["rate"] <= 0]
-    names = f" ({', '.join(u.replace(S.UID_SEP, ' / ') for u in flat)})" if len(flat) <= 3 else ""
+    names = f" ({', '.join(S.series_label(u) for u in flat)})" if len(flat) <= 3 else ""
     tail = (f"; {len(flat)} of them{names} never changed from hour to hour, so no range could be estimated for "
             + ("it" if len(flat) == 1 else "them")) if len(flat) else ""
     return (f"{who} short against the {horizon} horizon: {how} (a random walk of each series' hour-to-hour "

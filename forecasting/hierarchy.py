@@ -249,7 +249,7 @@ def _node_id(level: str, key: str) -> str:
         return TOTAL
     if level == LEVEL_BOTTOM:
         return key
-    return f"{level}={key}"
+    return f"{level}={S.escape_key(key)}"
 
 
 def build_hierarchy(usage: pd.DataFrame) -> Hierarchy:
@@ -582,7 +582,7 @@ def add_adjustments(levels: pd.DataFrame, before: pd.DataFrame, after: pd.DataFr
     node = pd.DataFrame({
         LEVEL: np.repeat(list(LEVELS), n),
         KEY: np.concatenate([np.full(n, TOTAL, dtype=object), gpu, team,
-                             pd.Series(team).str.cat(pd.Series(gpu), sep=S.UID_SEP).to_numpy()]),
+                             S.series_id(pd.Series(team), pd.Series(gpu)).to_numpy()]),
         S.TEAM: np.concatenate([np.full(n, None), np.full(n, None), team, team]),
         S.GPU_TYPE: np.concatenate([np.full(n, None), gpu, np.full(n, None), gpu]),
         S.TIMESTAMP: np.tile(ts, len(LEVELS)),

@@ -9,10 +9,13 @@
 * Spreadsheet-safe CSV: every CSV the tool writes passes through :func:`safe_csv_frame`, which prefixes a
   single quote to a text cell that a spreadsheet would run as a formula (first character ``= + - @``, tab or
   carriage return), unless the text is a plain number; numeric columns are untouched.
+* Input text (YAML and CSV settings files) is read by :func:`read_text`, which names the encoding of a file
+  that is not UTF-8 instead of failing on a codec error.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import contextvars
 import json
@@ -173,6 +176,40 @@ def _check_folder(folder: Path, target: Path, label: str | None) -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write {label + ' ' if label else ''}{target}: {existing}: permission denied "
                           "(fix: choose a folder you can write to, or change its permissions)")
+
+
+UTF8_FIX = "save the file as UTF-8 (in Excel: Save As > CSV UTF-8; in an editor: encoding UTF-8)"
+
+
+def decode_text(data: bytes, source: str) -> str:
+    """UTF-8 text of a file's bytes (a UTF-8 byte-order mark is dropped).
+
+    Raises:
+        UsageError: the bytes are UTF-16/UTF-32 (named from the byte-order mark or NUL bytes) or another
+            encoding such as Latin-1 (naming the first byte that is not UTF-8 and its line).
+    """
+    from forecasting.schema import UsageError
+
+    for bom, name in ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+                      (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")):
+        if data.startswith(bom) and not data.startswith(codecs.BOM_UTF8):
+            raise UsageError(source, f"file is {name} text (byte-order mark {bom.hex(' ').upper()}), not UTF-8",
+                             fix=UTF8_FIX)
+    if data[:4096].count(b"\x00") > 8:
+        raise UsageError(source, "file holds NUL bytes: probably UTF-16 text without a byte-order mark, or "
+                         "not a text file", fix=UTF8_FIX)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise UsageError(source, f"file is not UTF-8 text (byte 0x{data[error.start]:02X} on line {line}; "
+                         "probably Latin-1 or Windows-1252)", row=line, where=[f"line {line}"],
+                         fix=UTF8_FIX) from None
+
+
+def read_text(path: str | Path) -> str:
+    """A text file's content, decoded as UTF-8 (see :func:`decode_text`)."""
+    return decode_text(Path(path).read_bytes(), str(path))
 
 
 def write_atomic(path: str | Path, write: Callable[[IO[str]], Any]) -> Path:

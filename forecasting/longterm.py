@@ -727,7 +727,7 @@ def _walk_uncrossvalidated(fc: pd.DataFrame, selection: pd.DataFrame, usage: pd.
     z = stats.norm.ppf(np.asarray(config.quantiles, dtype=float))
     point = fc.loc[rows, S.MEAN].to_numpy(float)
     fc.loc[rows, list(config.quantile_columns)] = np.clip(point[:, None] + sd[:, None] * z[None, :], 0.0, None)
-    flat = sorted(str(u).replace(S.UID_SEP, " / ") for u in short if rate[u] == 0 and base[u] == 0)
+    flat = sorted(S.series_label(str(u)) for u in short if rate[u] == 0 and base[u] == 0)
     notes.append(f"{len(short)} series too short to cross-validate: their range is a random walk from their "
                  "hour-to-hour changes, growing with lead time (as the hourly engine widens short histories)"
                  + (f"; no range could be estimated for {', '.join(flat[:5])} (no change in their history)"

@@ -31,6 +31,24 @@ REQUIRED_COLUMNS = (TIMESTAMP, TEAM, GPU_TYPE, GPUS)
 OPTIONAL_COLUMNS = (PROJECT, INSTANCE_TYPE, PURCHASE_OPTION, UTILIZATION, COST_USD)
 USAGE_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
+MAX_GPUS = 1_000_000.0
+"""Plausibility bound on one usage value: no team runs more than a million GPUs of one type in one hour.
+Larger values (``1e12``, ``1e308``, ``inf``) are typing or unit mistakes and are refused, so nothing
+downstream (forecasts, the optimizer, baselines) sees a number it cannot handle."""
+
+EARLIEST_TIMESTAMP = pd.Timestamp("2000-01-01")
+LATEST_TIMESTAMP = pd.Timestamp("2100-01-01")
+"""Usage timestamps must fall in [2000-01-01, 2100-01-01) UTC. Anything outside (typically 1970-01-01
+from a number read in the wrong unit) is refused with the row that holds it."""
+
+EPOCH_UNIT_LIMITS = ((1e11, "s"), (1e14, "ms"), (1e17, "us"))
+"""A timestamp written as a plain number is Unix time; its unit follows from its magnitude: below 1e11
+seconds, below 1e14 milliseconds, below 1e17 microseconds, else nanoseconds (so 1735689600,
+1735689600000 and 1735689600000000000 are all 2025-01-01 00:00 UTC)."""
+
+NULL_TEXTS = ("NULL", "null")
+"""Cell texts that mean "no value" in CSV input, like an empty cell (FOCUS sample data writes ``NULL``)."""
+
 UNALLOCATED_TEAM = "unallocated"
 """Team name given to usage that carries no team tag (shown as its own bucket, never dropped)."""
 
@@ -53,6 +71,9 @@ UID = "unique_id"
 DS = "ds"
 Y = "y"
 UID_SEP = "|"
+"""Separates team and GPU type in a series id. A ``|`` or ``%`` inside a name is percent-encoded
+(``%7C``, ``%25``) by :func:`series_id`, so every (team, gpu_type) pair round-trips through
+:func:`split_uid` whatever its text."""
 
 
 class UsageError(ValueError):
@@ -123,23 +144,57 @@ def _first_bad(mask: np.ndarray | pd.Series) -> int | None:
     return int(np.flatnonzero(arr)[0])
 
 
-def parse_timestamps(values: pd.Series, source: str, column: str = TIMESTAMP) -> pd.Series:
-    """Parse ISO-8601 strings/datetimes to naive UTC; raise UsageError on the first bad value."""
+def epoch_timestamps(numbers: pd.Series) -> pd.Series:
+    """Unix times -> naive UTC datetimes, each in the unit its magnitude implies (:data:`EPOCH_UNIT_LIMITS`);
+    NaT where the number is missing or absurd."""
+    v = pd.to_numeric(numbers, errors="coerce").astype(float)
+    scale = np.full(len(v), 1e-3)  # nanoseconds -> microseconds
+    for limit, factor in zip((lim for lim, _ in reversed(EPOCH_UNIT_LIMITS)), (1.0, 1e3, 1e6), strict=True):
+        scale = np.where(np.abs(v) < limit, factor, scale)
+    micros = np.round(v.to_numpy() * scale)
+    ok = np.isfinite(micros) & (np.abs(micros) < 9e15)
+    out = pd.to_datetime(np.where(ok, micros, 0).astype("int64"), unit="us")
+    return pd.Series(out, index=numbers.index).where(ok)
+
+
+def parse_timestamps(values: pd.Series, source: str, column: str = TIMESTAMP, *,
+                     plausible_dates: bool = False) -> pd.Series:
+    """Parse ISO-8601 strings/datetimes (or Unix times, see :func:`epoch_timestamps`) to naive UTC.
+
+    Raises:
+        UsageError: on the first value that cannot be parsed or, with ``plausible_dates`` (user files), lies
+            outside [:data:`EARLIEST_TIMESTAMP`, :data:`LATEST_TIMESTAMP`).
+    """
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
+        if getattr(parsed.dt, "tz", None) is not None:
+            parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    elif pd.api.types.is_bool_dtype(values):
+        parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    elif pd.api.types.is_numeric_dtype(values):
+        parsed = epoch_timestamps(values)
     else:
-        parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+        text = values.astype("string").str.strip()
+        numeric = text.str.fullmatch(r"[+-]?[0-9]+(?:\.[0-9]*)?").fillna(False).to_numpy(dtype=bool)
+        parsed = pd.to_datetime(values.where(~numeric), errors="coerce", utc=True, format="mixed")
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
+        if numeric.any():
+            parsed[numeric] = epoch_timestamps(text[numeric]).astype("datetime64[ns]")
     bad = _first_bad(parsed.isna())
     if bad is not None:
         raise UsageError(source, bad_value("timestamp", values.iloc[bad], "cannot be parsed"), row=csv_row(bad),
                          column=column, fix="use ISO 8601 hour starts such as 2025-01-01T13:00:00Z")
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    bad = _first_bad((parsed < EARLIEST_TIMESTAMP) | (parsed >= LATEST_TIMESTAMP)) if plausible_dates else None
+    if bad is not None:
+        raise UsageError(source, f"timestamp {shown(values.iloc[bad])} (read as {parsed.iloc[bad]:%Y-%m-%d %H:%M} "
+                         f"UTC) is outside {EARLIEST_TIMESTAMP:%Y}-{LATEST_TIMESTAMP.year - 1}", row=csv_row(bad),
+                         column=column, fix="write ISO 8601 times such as 2025-01-01T13:00:00Z; plain numbers are "
+                         "read as Unix seconds (or ms/us/ns by their size)")
     return parsed.astype("datetime64[ns]")
 
 
 def validate_usage(df: pd.DataFrame, source: str = "usage", *, known_gpu_types: set[str] | None = None,
-                   fill_gaps: bool = True) -> tuple[pd.DataFrame, ValidationReport]:
+                   fill_gaps: bool = True, plausible_dates: bool = False) -> tuple[pd.DataFrame, ValidationReport]:
     """Check a canonical usage frame and return it cleaned, with a report.
 
     Args:
@@ -147,6 +202,8 @@ def validate_usage(df: pd.DataFrame, source: str = "usage", *, known_gpu_types: 
         source: file name used in error messages.
         known_gpu_types: GPU models some catalog instance offers; ``None`` skips that check.
         fill_gaps: fill missing hours of each series between its first and last hour with 0 GPUs.
+        plausible_dates: refuse timestamps outside 2000-2099 (every ingested file is checked so; research traces
+            with synthetic 1970-based hours, such as the Alibaba benchmark data, are validated without it).
 
     Returns:
         The frame sorted by (team, gpu_type, timestamp) with naive-UTC hourly timestamps, and the
@@ -163,16 +220,24 @@ def validate_usage(df: pd.DataFrame, source: str = "usage", *, known_gpu_types: 
     if rows_in == 0:
         raise UsageError(source, "no data rows", fix="provide at least one hour of usage")
     df = df.reset_index(drop=True).copy()
-    df[TIMESTAMP] = parse_timestamps(df[TIMESTAMP], source)
+    df[TIMESTAMP] = parse_timestamps(df[TIMESTAMP], source, plausible_dates=plausible_dates)
 
     for col in (TEAM, GPU_TYPE):
-        blank = df[col].isna() | (df[col].astype(str).str.strip() == "")
-        bad = _first_bad(blank)
+        missing = df[col].isna()
+        text = df[col] if pd.api.types.infer_dtype(df[col], skipna=True) == "string" else df[col].astype(str)
+        stripped = text.str.strip()   # Python's strip returns the same string when there is nothing to strip
+        bad = _first_bad(missing | (stripped == ""))
         if bad is not None:
             raise UsageError(source, f"empty {col}", row=csv_row(bad), column=col,
                              fix=f"give every row a {col}")
-        df[col] = df[col].astype(str).str.strip()
+        df[col] = stripped
 
+    is_bool = df[GPUS].map(lambda v: isinstance(v, bool | np.bool_)) if df[GPUS].dtype == object else (
+        pd.Series(pd.api.types.is_bool_dtype(df[GPUS]), index=df.index))
+    bad = _first_bad(is_bool)
+    if bad is not None:
+        raise UsageError(source, f"gpus value {shown(df[GPUS].iloc[bad])} is a boolean, not a number of GPUs",
+                         row=csv_row(bad), column=GPUS, fix="write the average GPUs in use in that hour, e.g. 12.5")
     gpus = pd.to_numeric(df[GPUS], errors="coerce")
     bad = _first_bad(gpus.isna() | ~np.isfinite(gpus.to_numpy(dtype=float, na_value=np.nan)))
     if bad is not None:
@@ -182,6 +247,11 @@ def validate_usage(df: pd.DataFrame, source: str = "usage", *, known_gpu_types: 
     if bad is not None:
         raise UsageError(source, f"gpus value {gpus.iloc[bad]} is negative", row=csv_row(bad), column=GPUS,
                          fix="GPU usage must be >= 0")
+    bad = _first_bad(gpus > MAX_GPUS)
+    if bad is not None:
+        raise UsageError(source, f"gpus value {gpus.iloc[bad]:g} is above the plausible maximum of {MAX_GPUS:,.0f} "
+                         "GPUs", row=csv_row(bad), column=GPUS,
+                         fix="write the average GPUs in use in that hour (check the unit: GPUs, not GPU-seconds)")
     df[GPUS] = gpus.astype(float)
 
     if UTILIZATION in df.columns:
@@ -266,9 +336,28 @@ def _fill_gaps(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return out.sort_values([TEAM, GPU_TYPE, TIMESTAMP], kind="stable").reset_index(drop=True), missing
 
 
+def _escape(text: pd.Series) -> pd.Series:
+    text = text.astype(str)
+    if not (text.str.contains("%", regex=False).any() or text.str.contains(UID_SEP, regex=False).any()):
+        return text
+    return text.str.replace("%", "%25", regex=False).str.replace(UID_SEP, "%7C", regex=False)
+
+
+def _unescape(text: pd.Series) -> pd.Series:
+    if not text.str.contains("%", regex=False).any():
+        return text
+    return text.str.replace("%7C", UID_SEP, regex=False).str.replace("%25", "%", regex=False)
+
+
+def escape_key(text: str) -> str:
+    """One name as it appears inside a series id (``|`` and ``%`` percent-encoded)."""
+    return str(text).replace("%", "%25").replace(UID_SEP, "%7C")
+
+
 def series_id(team: pd.Series, gpu_type: pd.Series) -> pd.Series:
-    """statsforecast ``unique_id`` for a (team, gpu_type) series."""
-    return team.astype(str) + UID_SEP + gpu_type.astype(str)
+    """statsforecast ``unique_id`` for a (team, gpu_type) series: ``team|gpu_type`` with any ``|`` or ``%``
+    inside either name percent-encoded, so :func:`split_uid` gives both names back exactly."""
+    return _escape(team) + UID_SEP + _escape(gpu_type)
 
 
 def to_long(usage: pd.DataFrame) -> pd.DataFrame:
@@ -278,8 +367,23 @@ def to_long(usage: pd.DataFrame) -> pd.DataFrame:
 
 
 def split_uid(uid: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(team, gpu_type) of series ids made by :func:`series_id`."""
     parts = uid.astype(str).str.split(UID_SEP, n=1, expand=True, regex=False)
-    return parts[0], parts[1]
+    return _unescape(parts[0]), _unescape(parts[1])
+
+
+def split_key(uid: str) -> tuple[str, str]:
+    """(team, gpu_type) of one series id made by :func:`series_id`."""
+    team, gpu = str(uid).split(UID_SEP, 1)
+    if "%" in uid:
+        team, gpu = (t.replace("%7C", UID_SEP).replace("%25", "%") for t in (team, gpu))
+    return team, gpu
+
+
+def series_label(uid: str) -> str:
+    """A series id as people read it: ``team / gpu_type`` (names unescaped)."""
+    team, gpu = split_key(uid)
+    return f"{team} / {gpu}"
 
 
 def format_timestamp(ts: pd.Series) -> pd.Series:

@@ -195,10 +195,10 @@ def _check(b: Budget, seen: pd.DataFrame, paths: dict[str, np.ndarray], fc_hours
         if b.project is not None:
             notes.append(f"project budgets use the project's share of its team's cost over the last "
                          f"{PROJECT_SHARE_DAYS} days (forecasts are per team and GPU type)")
-        prefix = f"{b.team}{S.UID_SEP}"
+        prefix = f"{S.escape_key(b.team)}{S.UID_SEP}"
         for uid, p in paths.items():
             if uid.startswith(prefix):
-                remaining += p[:, pos] * rates.of(uid[len(prefix):]) * share
+                remaining += p[:, pos] * rates.of(S.split_key(uid)[1]) * share
         if not any(uid.startswith(prefix) for uid in paths):
             notes.append(f"{b.team} has no usage to forecast: its remaining spend is taken as 0")
     projected = actual + remaining.sum(axis=1)

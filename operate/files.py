@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from forecasting.io import read_text
 from forecasting.schema import UsageError, csv_row
 from optimizer.plan import Plan
 
@@ -55,7 +56,7 @@ def read_records(path: str | Path, key: str) -> Records:
         raise UsageError(source, "file not found", fix="check the path")
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            doc = yaml.safe_load(read_text(path))
         except yaml.YAMLError as exc:
             line = getattr(getattr(exc, "problem_mark", None), "line", None)
             where = f" at line {line + 1}" if line is not None else ""

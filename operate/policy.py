@@ -39,6 +39,7 @@ import pandas as pd
 import yaml
 
 from forecasting import schema as S
+from forecasting.io import read_text
 from forecasting.schema import UsageError
 from operate.costing import COST
 from optimizer.plan import Plan
@@ -104,7 +105,7 @@ def load_policy(path: str | Path, known_teams: set[str] | None = None) -> Policy
     source = str(path)
     if not path.exists():
         raise UsageError(source, "file not found", fix="check the path")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     try:
         doc = yaml.safe_load(text)
         lines = _key_lines(yaml.compose(text))
@@ -202,7 +203,7 @@ def idle_runs(priced_usage: pd.DataFrame, rule: IdleRule) -> pd.DataFrame:
     u = u[idle.to_numpy()]
     if u.empty:
         return pd.DataFrame(columns=list(IDLE_COLUMNS))
-    key = u[S.TEAM] + S.UID_SEP + u[S.GPU_TYPE]
+    key = S.series_id(u[S.TEAM], u[S.GPU_TYPE])
     new_run = (key != key.shift()) | (u[S.TIMESTAMP].diff() != pd.Timedelta(hours=1))
     run_id = new_run.cumsum().to_numpy()
     rank = u.groupby(run_id).cumcount().to_numpy()

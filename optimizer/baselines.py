@@ -150,12 +150,34 @@ class LookbackChoice:
     lookback_cost_usd: float
 
 
+def candidate_counts(demand_sorted: np.ndarray, owned_gpus: float, gpus_each: float, top: int,
+                     exhaustive_up_to: int | None = None) -> np.ndarray:
+    """Instance counts the look-back tries for one commitment offer (1 to ``top``).
+
+    Up to ``exhaustive_up_to`` counts (default twice the look-back hours + 2) every count is tried. Beyond
+    that only the counts next to a demand value (``floor`` and ``ceil`` of ``(d_t - owned) / gpus_each``)
+    and the ends: between two such counts no hour changes from over- to under-served, so the commitment
+    and on-demand cost is linear in the count and its minimum lies at one of them. The work is then
+    bounded by the number of hours, not by the peak (a peak of a million GPUs costs the same as 10).
+    """
+    if top < 1:
+        return np.zeros(0, dtype=np.int64)
+    limit = 2 * len(demand_sorted) + 2 if exhaustive_up_to is None else exhaustive_up_to
+    if top <= limit:
+        return np.arange(1, top + 1, dtype=np.int64)
+    need = (np.unique(demand_sorted) - owned_gpus) / gpus_each
+    near = np.concatenate([np.floor(need + 1e-9), np.ceil(need - 1e-9), [1.0, float(top)]])
+    near = near[(near >= 1) & (near <= top)]
+    return np.unique(near.astype(np.int64))
+
+
 def choose_lookback(demand: np.ndarray, off: Offers, owned_gpus: float = 0.0,
-                    cost_of_capital: float = 0.0) -> LookbackChoice:
+                    cost_of_capital: float = 0.0, *, exhaustive_up_to: int | None = None) -> LookbackChoice:
     """The single flat commitment (one offer, one count) and spot allowance that would have cost least over
     the look-back demand ``demand`` (GPUs per hour) under the serving rule.
 
-    Every count from 0 to the look-back peak is tried for every commitment offer; for a given commitment
+    Every count from 0 to the look-back peak is tried for every commitment offer (for peaks far above the
+    number of hours, only the counts where the cost can turn, see :func:`candidate_counts`); for a given commitment
     the best spot allowance is the most instances of the cheapest spot offer that the GPU model's spot
     share cap (and the offer's spot capacity) allows: spot is only offered when it is cheaper per useful
     GPU-hour than on-demand. ``owned_gpus`` are existing commitments (sunk) that serve demand first. Offers are
@@ -193,8 +215,8 @@ def choose_lookback(demand: np.ndarray, off: Offers, owned_gpus: float = 0.0,
         gpus_each = float(rows.iloc[k][C.GPU_COUNT])
         rate = float(rates[k])
         top = math.ceil(max(d[-1] - owned_gpus, 0.0) / gpus_each - 1e-9) if n_hours else 0
-        for count in range(1, top + 1):
-            cand = evaluate(k, count, gpus_each, rate)
+        for count in candidate_counts(d, owned_gpus, gpus_each, top, exhaustive_up_to):
+            cand = evaluate(k, int(count), gpus_each, rate)
             if cand.lookback_cost_usd < best.lookback_cost_usd - 1e-9:
                 best = cand
     return best

@@ -257,7 +257,7 @@ def scenarios_from_paths(long, config: PlanConfig, n_paths: int = PLAN_PATHS, se
     demand: dict[str, np.ndarray] = {}
     covered = None
     for uid, rows in long.forecast.groupby(S.UID, sort=False):
-        team, gpu_model = str(uid).split(S.UID_SEP, 1)
+        team, gpu_model = S.split_key(uid)
         ts = pd.DatetimeIndex(rows[S.DS])
         pos = ts.get_indexer(hours)
         covered = (pos >= 0) if covered is None else covered & (pos >= 0)

@@ -143,7 +143,7 @@ class SeriesScenarios:
 
 
 def _key(uid: str) -> Key:
-    team, gpu = str(uid).split(S.UID_SEP, 1)
+    team, gpu = S.split_key(uid)
     return team, gpu
 
 

@@ -221,3 +221,24 @@ def test_lookback_figures_next_to_a_plan_are_billed_on_the_plans_scenarios():
     assert "on the same scenarios, the window: 7d 288 USD, the plan saves 115 USD" in text
     # no usage before the window: nothing to compare, the plan is returned unchanged
     assert with_lookback(result, history([]), CAT, cfg).plan is result.plan
+
+
+@pytest.mark.parametrize("allow_spot", [False, True])
+def test_lookback_on_a_huge_peak_tries_only_the_counts_where_cost_turns(allow_spot):
+    # A million-GPU spike in 168 hours used to try every count up to a million (hours of work). The
+    # breakpoint search evaluates at most 2 x 168 + 2 counts per offer and, without spot, finds the same
+    # choice as the exhaustive search (checked on a peak small enough to search exhaustively).
+    off = offers_for(CAT, GPU, config(24, allow_spot=allow_spot))
+    rng = np.random.default_rng(5)
+    demand = np.round(rng.gamma(2.0, 400.0, 168), 1)
+    exhaustive = choose_lookback(demand, off, exhaustive_up_to=10**6)
+    fast = choose_lookback(demand, off, exhaustive_up_to=0)
+    if not allow_spot:
+        assert (fast.offer_row, fast.count) == (exhaustive.offer_row, exhaustive.count)
+        assert fast.lookback_cost_usd == pytest.approx(exhaustive.lookback_cost_usd)
+    else:
+        assert fast.lookback_cost_usd <= exhaustive.lookback_cost_usd * 1.001
+    spike = np.full(168, 10.0)
+    spike[7] = 1e6
+    pick = choose_lookback(spike, off)   # returns at once; the flat 10 is committed, the spike is not
+    assert pick.count == 10 and off.commitments.iloc[pick.offer_row][C.INSTANCE_TYPE] == "x.1"

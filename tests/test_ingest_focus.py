@@ -1,4 +1,4 @@
-"""FOCUS 1.2 / 1.3 billing exports -> canonical GPU usage (forecasting.ingest.focus).
+"""FOCUS billing exports (1.0 to 1.3) -> canonical GPU usage (forecasting.ingest.focus).
 
 GPUs per instance from the shipped catalog: p4d.24xlarge 8 (A100), p5.48xlarge 8 (H100), g5.xlarge 1
 (A10G), g6.xlarge 1 (L4).
@@ -72,7 +72,8 @@ def test_focus12_untagged_share_purchase_option_and_cost(focus12):
     assert cell(usage, UNALLOCATED_TEAM, "NVIDIA H100", "2025-03-01 00:00", "purchase_option") == "reserved"
     assert cell(usage, "ml-research", "NVIDIA A100", "2025-03-01 00:00", "purchase_option") == "on_demand"
     assert cell(usage, "ml-research", "NVIDIA A100", "2025-03-01 00:00", "cost_usd") == pytest.approx(65.54)
-    assert "FOCUS 1.2 export" in report.notes
+    # the fixture has SkuMeter/SkuPriceDetails (FOCUS 1.1+) but no column that FOCUS 1.2 added
+    assert "FOCUS 1.1 export (by its columns: SkuMeter is new in 1.1)" in report.notes
 
 
 def focus13_table() -> pa.Table:
@@ -113,7 +114,7 @@ def test_focus13_parquet_map_tags_and_daily_rows(tmp_path, catalog):
     usage, report = load_usage(path, instance_gpus=catalog.instance_gpus(),
                                known_gpu_types=catalog.gpu_models())
     assert report.format == "focus"
-    assert "FOCUS 1.3 export" in report.notes
+    assert "FOCUS 1.3 export (by its columns: ServiceProviderName is new in 1.3)" in report.notes
     assert report.rows_read == 4 and report.gpu_rows_kept == 3
     assert cell(usage, "llm", "NVIDIA H100", "2025-04-01 00:00") == 8.0
     inference = usage[usage["team"] == "inference"]

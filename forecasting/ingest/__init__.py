@@ -9,7 +9,7 @@ in, usually ``Catalog.instance_gpus()`` wired by the CLI. This package never imp
 Formats:
 
 * ``canonical``: ``timestamp, team, gpu_type, gpus`` (+ optional columns), CSV or Parquet;
-* ``focus``: FOCUS 1.2 / 1.3 billing exports (:mod:`forecasting.ingest.focus`);
+* ``focus``: FOCUS 1.0 to 1.3 billing exports (:mod:`forecasting.ingest.focus`);
 * ``cur``: AWS CUR 2.0 data exports and legacy CUR, including Athena-style column names
   (:mod:`forecasting.ingest.cur`);
 * ``cost_explorer``: live ``GetCostAndUsage`` through boto3 (:func:`fetch_cost_explorer`).
@@ -21,6 +21,7 @@ the file, row, column and fix.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -35,9 +36,11 @@ from forecasting.ingest.readers import (
     FORMATS,
     IngestReport,
     connect,
+    file_columns,
     input_files,
     normalize_name,
     read_schema,
+    short,
 )
 from forecasting.schema import REQUIRED_COLUMNS, UsageError
 
@@ -48,7 +51,7 @@ FILE_FORMATS = ("canonical", "focus", "cur")
 
 _EXPECTED = {
     "canonical": "canonical usage (timestamp, team, gpu_type, gpus)",
-    "focus": "FOCUS 1.2/1.3 (ChargePeriodStart, ConsumedQuantity or PricingQuantity, ProviderName or "
+    "focus": "FOCUS 1.0-1.3 (ChargePeriodStart, ConsumedQuantity or PricingQuantity, ProviderName or "
              "ServiceProviderName)",
     "cur": "AWS CUR 2.0 (line_item_usage_start_date, line_item_usage_type, line_item_usage_amount, "
            "line_item_line_item_type) or legacy CUR (lineItem/UsageStartDate, lineItem/UsageType, ...)",
@@ -101,9 +104,27 @@ def detect_format(columns: list[str], source: str = "input") -> str:
     hint = ""
     if len(lacking) < total:
         hint = f"; closest is {nearest}, which lacks {', '.join(lacking)}"
-    preview = ", ".join(columns[:6]) + (", ..." if len(columns) > 6 else "")
+    preview = ", ".join(short(c) for c in columns[:6]) + (f", ... {len(columns)} in all" if len(columns) > 6 else "")
+    if len(columns) == 1 and any(d in columns[0] for d in (";", "\t", ",")):
+        hint += "; the header reads as one column, so the delimiter was not recognised"
     raise UsageError(source, f"unrecognised columns ({preview}){hint}",
                      fix="expected one of: " + "; ".join(_EXPECTED[f] for f in FILE_FORMATS))
+
+
+def _check_one_format(con, files: list[Path], kind: str, fmt: str) -> None:
+    """Every part of a folder must be the same format; else name the first two files that differ."""
+    seen: tuple[Path, str] | None = None
+    for path in files:
+        names = file_columns(con, path, kind)
+        this = detect_format(names, str(path)) if fmt == "auto" else fmt
+        if fmt != "auto" and missing_columns(fmt, names):
+            lacking = missing_columns(fmt, names)[0]
+            raise UsageError(str(path), f"missing column '{lacking}' for {FORMAT_LABELS[fmt]} input",
+                             column=lacking, fix="keep the parts of one export (one format) per folder")
+        if seen is not None and this != seen[1]:
+            raise UsageError(str(path), f"this file is {FORMAT_LABELS[this]} but {seen[0].name} in the same folder "
+                             f"is {FORMAT_LABELS[seen[1]]}", fix="keep the parts of one export (one format) per folder")
+        seen = seen or (path, this)
 
 
 def load_usage(path: str | Path, fmt: str = "auto", *, tag_key: str = "team",
@@ -130,10 +151,13 @@ def load_usage(path: str | Path, fmt: str = "auto", *, tag_key: str = "team",
         raise ValueError(f"unknown format {fmt!r}; expected auto, {', '.join(FILE_FORMATS)}")
     files, kind = input_files(path)
     source = str(path)
-    con = connect()
+    scratch = tempfile.TemporaryDirectory(prefix="gpuplan-ingest-")
+    con = connect(scratch.name)
     try:
         columns = read_schema(con, files, kind, source)
         names = list(columns)
+        if len(files) > 1:
+            _check_one_format(con, files, kind, fmt)
         if fmt == "auto":
             fmt = detect_format(names, source)
         else:
@@ -142,9 +166,10 @@ def load_usage(path: str | Path, fmt: str = "auto", *, tag_key: str = "team",
                 raise UsageError(source, f"missing column '{lacking[0]}' for {FORMAT_LABELS[fmt]} input",
                                  column=lacking[0], fix=f"a {fmt} file needs {_EXPECTED[fmt]}")
         if fmt == "canonical":
-            return load_canonical(files, kind, source, known_gpu_types=known_gpu_types)
+            return load_canonical(con, files, kind, source, columns, known_gpu_types=known_gpu_types)
         loader = load_focus if fmt == "focus" else load_cur
         return loader(con, files, kind, source, columns, tag_key=tag_key, instance_gpus=instance_gpus,
                       known_gpu_types=known_gpu_types)
     finally:
         con.close()
+        scratch.cleanup()

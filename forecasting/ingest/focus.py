@@ -1,4 +1,4 @@
-"""FOCUS 1.2 / 1.3 billing exports (CSV or Parquet) -> canonical hourly GPU usage.
+"""FOCUS 1.0 to 1.3 billing exports (CSV or Parquet) -> canonical hourly GPU usage.
 
 Units: ``ConsumedQuantity`` of an instance line item is instance-hours (``PricingQuantity`` when
 ``ConsumedQuantity`` is absent or empty); GPU-hours = instance-hours x GPUs per instance of the row's
@@ -17,7 +17,12 @@ and naming a GPU instance type of the catalog in one of these columns:
 * ``x_UsageType`` (AWS FOCUS 1.0 exports), same format;
 * ``SkuPriceDetails`` key ``InstanceType`` (also ``F_InstanceType``, ``x_InstanceType``), JSON text in
   CSV, a map or struct in Parquet;
-* ``ResourceType`` when it is itself an instance type name.
+* ``ResourceType`` when it is itself an instance type name;
+* ``ChargeDescription`` (FOCUS 1.0 exports, e.g. ``$1.624 per On Demand Linux g5.4xlarge Instance Hour``): a
+  catalog instance type named in the text as a whole word, when the row has no AWS usage-type meter, its
+  ``ServiceCategory`` (if present) is ``Compute`` and the text does not speak of EBS or unused capacity.
+
+The report names the FOCUS version the columns show (:func:`focus_version`).
 
 Team: the tag key (default ``team``, also looked up as ``user:team``, ``user_team`` and
 ``resourceTags/user:team``) inside ``Tags`` (JSON object text in CSV, map or struct in Parquet).
@@ -34,6 +39,7 @@ Purchase option (documented mapping, commitment details are not on usage rows):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -67,9 +73,38 @@ INSTANCE_TYPE_KEYS = ["InstanceType", "F_InstanceType", "x_InstanceType", "insta
 HOUR_UNITS = ("hour", "hours", "hr", "hrs", "h", "instance-hours", "instance hours")
 
 
+VERSION_MARKERS = (
+    ("1.3", ("ServiceProviderName", "HostProviderName")),
+    ("1.2", ("InvoiceId", "PricingCurrency", "BillingAccountType", "SubAccountType")),
+    ("1.1", ("SkuMeter", "SkuPriceDetails", "ServiceSubcategory", "CapacityReservationId",
+             "CommitmentDiscountQuantity")),
+)
+"""Columns each FOCUS version added; the newest version whose columns appear is the version reported."""
+
+
 def focus_version(columns: Mapping[str, str] | list[str]) -> str:
-    """``1.3`` when the export has ``ServiceProviderName`` (added in 1.3), else ``1.2`` (or earlier)."""
-    return "1.3" if find_column(columns, "ServiceProviderName") else "1.2"
+    """The FOCUS version an export's columns show: the newest version of :data:`VERSION_MARKERS` with a
+    column present, else ``1.0`` (no column added after 1.0)."""
+    return version_evidence(columns)[0]
+
+
+def version_evidence(columns: Mapping[str, str] | list[str]) -> tuple[str, str | None]:
+    """(FOCUS version, the column that shows it or None for 1.0)."""
+    for version, markers in VERSION_MARKERS:
+        found = find_column(columns, *markers)
+        if found:
+            return version, found
+    return "1.0", None
+
+
+def description_instance(expr: str, instance_types: list[str]) -> str:
+    """SQL: the catalog instance type named as a whole word in a charge description, else NULL."""
+    names = sorted((str(t) for t in instance_types), key=lambda t: (-len(t), t))
+    if not names:
+        return "CAST(NULL AS VARCHAR)"
+    alternation = "|".join(re.escape(t) for t in names)
+    pattern = f"(?:^|[^A-Za-z0-9_.-])({alternation})(?:$|[^A-Za-z0-9_-]|[.](?:$|[^A-Za-z0-9]))"
+    return f"NULLIF(regexp_extract(CAST({expr} AS VARCHAR), {sql_str(pattern)}, 1), '')"
 
 
 def load_focus(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, source: str,
@@ -105,17 +140,21 @@ def load_focus(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, sou
     if start is None or (consumed is None and pricing is None):
         missing = "ChargePeriodStart" if start is None else "ConsumedQuantity"
         raise UsageError(source, f"missing column '{missing}' for a FOCUS export", column=missing,
-                         fix="export FOCUS 1.2 or 1.3 with ChargePeriodStart and ConsumedQuantity")
+                         fix="export FOCUS (1.0 to 1.3) with ChargePeriodStart and ConsumedQuantity")
     end = col("ChargePeriodEnd")
     category, status = col("ChargeCategory"), col("CommitmentDiscountStatus")
     meter, usage_type = col("SkuMeter"), col("x_UsageType")
     details, resource_type = col("SkuPriceDetails"), col("ResourceType")
-    checked = [c for c in (meter, usage_type, details, resource_type) if c]
+    description, service_category = col("ChargeDescription"), col("ServiceCategory")
+    checked = [c for c in (meter, usage_type, details, resource_type, description) if c]
     if not checked:
         raise UsageError(source, "no column names the instance type", column="SkuMeter",
-                         fix="include SkuMeter, x_UsageType, SkuPriceDetails or ResourceType in the export")
+                         fix="include SkuMeter, x_UsageType, SkuPriceDetails, ResourceType or ChargeDescription "
+                             "in the export")
 
-    notes: list[str] = [f"FOCUS {focus_version(columns)} export"]
+    version, marker = version_evidence(columns)
+    notes: list[str] = [f"FOCUS {version} export" + (f" (by its columns: {marker} is new in {version})" if marker
+                                                     else " (no column added after FOCUS 1.0)")]
 
     # quantity in instance-hours, and its unit
     if consumed and pricing:
@@ -148,6 +187,13 @@ def load_focus(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, sou
         candidates.append(f"CASE WHEN NOT ({aws_meter}) THEN {value} END")
     if resource_type:
         candidates.append(f"CASE WHEN NOT ({aws_meter}) THEN {as_text(sql_ref(resource_type))} END")
+    if description:
+        text = as_text(sql_ref(description))
+        compute = (f"COALESCE(lower({as_text(sql_ref(service_category))}) = 'compute', FALSE)"
+                   if service_category else "TRUE")
+        candidates.append(f"CASE WHEN NOT ({aws_meter}) AND {compute} AND NOT COALESCE(regexp_matches({text}, "
+                          f"'(?i)\\bEBS\\b|unused'), FALSE) "
+                          f"THEN {description_instance(sql_ref(description), list(instance_gpus))} END")
 
     tags = col("Tags")
     if tags:

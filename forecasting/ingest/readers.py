@@ -14,6 +14,9 @@ option). Only that grouped result, a few thousand rows, becomes a pandas frame.
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,11 +26,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from forecasting.io import UTF8_FIX, decode_text
 from forecasting.schema import (
     COST_USD,
     GPU_TYPE,
     GPUS,
     INSTANCE_TYPE,
+    NULL_TEXTS,
     PURCHASE_OPTION,
     TEAM,
     TIMESTAMP,
@@ -143,11 +148,13 @@ def input_files(path: str | Path) -> tuple[list[Path], str]:
         if not files:
             raise UsageError(source, "folder holds no .csv, .csv.gz, .parquet or .pq files",
                              fix="point at an export file or the folder of its parts")
-        kinds = {file_kind(f, str(f)) for f in files}
-        if len(kinds) > 1:
-            raise UsageError(source, "folder mixes CSV and Parquet files",
-                             fix="keep one export (one format) per folder")
-        return files, kinds.pop()
+        kinds = {f: file_kind(f, str(f)) for f in files}
+        if len(set(kinds.values())) > 1:
+            first_csv = next(f for f, k in kinds.items() if k == "csv")
+            first_pq = next(f for f, k in kinds.items() if k == "parquet")
+            raise UsageError(source, f"folder mixes CSV and Parquet files ({first_csv.name} is CSV, "
+                             f"{first_pq.name} is Parquet)", fix="keep one export (one format) per folder")
+        return files, next(iter(kinds.values()))
     kind = file_kind(path, source)
     if path.stat().st_size == 0:
         raise UsageError(source, "file is empty", fix="export the data again; the file has no header or rows")
@@ -164,20 +171,41 @@ def sql_ident(name: str) -> str:
     return '"' + str(name).replace('"', '""') + '"'
 
 
+def literal_path(path: Path | str) -> str:
+    """A file path as DuckDB must be given it to read exactly that file: its glob characters
+    (``*``, ``?``, ``[``, ``{``) are bracketed, so ``x*.csv`` reads the file named ``x*.csv`` only."""
+    return re.sub(r"([*?\[{])", r"[\1]", str(path))
+
+
 def scan_sql(files: list[Path], kind: str, *, with_filename: bool = False) -> str:
     """DuckDB table expression reading the files. CSV columns are all read as text and cast in SQL,
-    so a bad cell becomes NULL that the adapters report with its row instead of a reader error."""
-    names = "[" + ", ".join(sql_str(str(f)) for f in files) + "]"
+    so a bad cell becomes NULL that the adapters report with its row instead of a reader error; the
+    delimiter (``,``, ``;``, tab, ``|``) is detected, and an empty cell or a literal ``NULL`` is no
+    value. Every path is literal (never a glob)."""
+    names = "[" + ", ".join(sql_str(literal_path(f)) for f in files) + "]"
     extra = ", filename=true" if with_filename else ""
     if kind == "csv":
-        return f"read_csv({names}, header=true, all_varchar=true, union_by_name=true{extra})"
+        nulls = "[" + ", ".join(sql_str(t) for t in ("", *NULL_TEXTS)) + "]"
+        return (f"read_csv({names}, header=true, all_varchar=true, union_by_name=true, nullstr={nulls}, "
+                f"encoding='utf-8'{extra})")
     return f"read_parquet({names}, union_by_name=true{extra})"
 
 
-def connect() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection that reads naive timestamps as UTC."""
+MEMORY_LIMIT = "256MB"
+"""DuckDB's working memory while reading a file; larger sorts and groupings spill to a private temporary
+folder, so ingesting 10 million rows stays under 1 GB of process memory (see docs/benchmarks.md)."""
+
+
+def connect(temp_dir: str | Path | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection that reads naive timestamps as UTC, with a bounded working memory
+    (:data:`MEMORY_LIMIT`) that spills to ``temp_dir`` (a private folder the caller removes)."""
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET memory_limit = {sql_str(MEMORY_LIMIT)}")
+    con.execute("SET enable_progress_bar = false")
+    con.execute("SET preserve_insertion_order = false")
+    if temp_dir is not None:
+        con.execute(f"SET temp_directory = {sql_str(str(temp_dir))}")
     return con
 
 
@@ -187,14 +215,92 @@ def duck_error_text(error: Exception) -> str:
     return re.sub(r"^[A-Za-z ]+Error: ", "", text)
 
 
+def read_error(error: Exception, kind: str, source: str) -> UsageError:
+    """The UsageError for a DuckDB error while reading a file (an encoding problem is named as such)."""
+    text = duck_error_text(error)
+    if "unicode" in str(error).lower() or "utf-8" in str(error).lower():
+        line = re.search(r"Line: (\d+)", str(error))
+        return UsageError(source, "file is not UTF-8 text (it has bytes that are not UTF-8; probably Latin-1 "
+                          "or Windows-1252)", row=int(line.group(1)) if line else None, fix=UTF8_FIX)
+    return UsageError(source, f"cannot read {kind.upper()} file: {text}",
+                      fix=f"check that the file is a complete {kind.upper()} export")
+
+
+HEAD_BYTES = 1 << 16
+
+
+def _head_bytes(path: Path, size: int = HEAD_BYTES) -> bytes:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            return fh.read(size)
+    except (OSError, EOFError, gzip.BadGzipFile):
+        return b""  # DuckDB reports unreadable files with its own message
+
+
+def check_text(path: Path) -> None:
+    """Refuse a CSV file whose start is not UTF-8 text, naming the encoding it appears to have and the fix
+    (:func:`forecasting.io.decode_text`; DuckDB's own check covers the rest of the file)."""
+    head = _head_bytes(path, HEAD_BYTES)
+    if len(head) == HEAD_BYTES and b"\n" in head:
+        head = head[:head.rindex(b"\n") + 1]  # never judge a character cut at the end of the sample
+    decode_text(head, str(path))
+
+
+def csv_header(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    """The header names of a CSV file as written (duplicates kept), with the delimiter DuckDB detects."""
+    try:
+        found = con.execute("SELECT Delimiter, Quote FROM sniff_csv(?, header=true, all_varchar=true)",
+                            [literal_path(path)]).fetchone()
+    except duckdb.Error:
+        return []
+    delim = found[0] if found and found[0] and len(found[0]) == 1 else ","
+    quote = found[1] if found and found[1] and len(found[1]) == 1 else '"'
+    text = _head_bytes(path).decode("utf-8", errors="replace").lstrip("\ufeff")
+    first = next(csv.reader(io.StringIO(text), delimiter=delim, quotechar=quote), [])
+    return [c.strip() for c in first]
+
+
+def check_header(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Refuse a CSV header that names a column twice (which one would be read is a guess)."""
+    names = csv_header(con, path)
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, start=1):
+        if name and name in seen:
+            raise UsageError(str(path), f"column '{short(name)}' appears twice in the header (columns "
+                             f"{seen[name]} and {i})", row=1, column=short(name),
+                             fix="keep one column of each name")
+        seen.setdefault(name, i)
+
+
+def short(text: object, limit: int = 40) -> str:
+    """Text cut to ``limit`` characters with an ellipsis, for messages that quote file content."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def read_schema(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, source: str) -> dict[str, str]:
-    """Column name -> DuckDB type of the files; raise UsageError if they cannot be read."""
+    """Column name -> DuckDB type of the files; raise UsageError if they cannot be read.
+
+    CSV files are first checked for an encoding other than UTF-8 and for duplicate header names; the
+    parts of a folder must all have the same format (see :func:`check_same_format`)."""
+    if kind == "csv":
+        for path in files:
+            check_text(path)
+            check_header(con, path)
     try:
         rows = con.execute(f"DESCRIBE SELECT * FROM {scan_sql(files, kind)}").fetchall()
     except duckdb.Error as error:
-        raise UsageError(source, f"cannot read {kind.upper()} file: {duck_error_text(error)}",
-                         fix=f"check that the file is a complete {kind.upper()} export") from None
+        raise read_error(error, kind, source) from None
     return {str(r[0]): str(r[1]) for r in rows}
+
+
+def file_columns(con: duckdb.DuckDBPyConnection, path: Path, kind: str) -> list[str]:
+    """Column names of one file."""
+    try:
+        return [str(r[0]) for r in con.execute(f"DESCRIBE SELECT * FROM {scan_sql([path], kind)}").fetchall()]
+    except duckdb.Error as error:
+        raise read_error(error, kind, str(path)) from None
 
 
 def normalize_name(name: str) -> str:
@@ -398,23 +504,24 @@ def aggregate_usage(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str
         GROUP BY ALL
     """
     try:
-        groups = con.execute(sql).df()
+        groups = shared_text_frame(con.sql(sql).to_arrow_table())
     except duckdb.Error as error:
-        raise UsageError(source, f"cannot read {kind.upper()} file: {duck_error_text(error)}",
-                         fix=f"check that the file is a complete {kind.upper()} export") from None
+        raise read_error(error, kind, source) from None
 
-    kept = groups[groups["keep"].astype(bool)]
-    problems = set(kept["problem"].dropna().astype(str))
+    keep = groups["keep"].to_numpy(dtype=bool)
+    problems = set(groups.loc[keep, "problem"].dropna().astype(str))
     for problem in ("start", "quantity", "tags"):
         if problem in problems:
             _raise_first_problem(con, files, kind, source, spec, problem)
 
     rows_read = int(groups["n_rows"].sum())
     usage_rows = int(groups.loc[groups["is_usage"].astype(bool), "n_rows"].sum())
+    kept = groups.loc[keep, ["hour", "n_hours", "team", "untagged", "gpu_type", "instance_type", "purchase_option",
+                             "n_rows", "gpu_hours", "cost", "n_cost"]].reset_index(drop=True)
+    del groups
     if kept.empty:
         return Aggregate(pd.DataFrame(), rows_read, 0, 0.0, usage_rows, 0, {})
 
-    kept = kept.copy()
     kept["n_hours"] = kept["n_hours"].astype("int64")
     kept["gpu_hours"] = kept["gpu_hours"].astype(float)
     multi_hour_rows = int(kept.loc[kept["n_hours"] > 1, "n_rows"].sum())
@@ -422,14 +529,21 @@ def aggregate_usage(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str
     option_hours = kept.groupby("purchase_option", dropna=False)["gpu_hours"].sum()
     option_hours = {("unknown" if pd.isna(k) else str(k)): float(v) for k, v in option_hours.items()}
     has_cost = spec.cost is not None and int(kept["n_cost"].sum()) > 0
+    gpu_rows_kept = int(kept["n_rows"].sum())
 
     # Spread multi-hour charge periods evenly over their hours (one row per hour).
     reps = kept["n_hours"].to_numpy()
-    hourly = kept.loc[kept.index.repeat(reps)].reset_index(drop=True)
-    offset = np.concatenate([np.arange(n) for n in reps]) if len(reps) else np.array([], dtype=int)
-    hourly["hour"] = pd.to_datetime(hourly["hour"]) + pd.to_timedelta(offset, unit="h")
-    hourly["gpu_hours"] = hourly["gpu_hours"] / hourly["n_hours"]
-    hourly["cost"] = hourly["cost"].astype(float) / hourly["n_hours"]
+    kept["hour"] = pd.to_datetime(kept["hour"])
+    kept["cost"] = kept["cost"].astype(float)
+    if (reps == 1).all():
+        hourly = kept
+    else:
+        hourly = kept.loc[kept.index.repeat(reps)].reset_index(drop=True)
+        offset = np.arange(len(hourly), dtype=np.int64) - np.repeat(np.cumsum(reps) - reps, reps)
+        hourly["hour"] = hourly["hour"] + pd.to_timedelta(offset, unit="h")
+        hourly["gpu_hours"] = hourly["gpu_hours"] / hourly["n_hours"]
+        hourly["cost"] = hourly["cost"] / hourly["n_hours"]
+    del kept
 
     usage = _collapse(hourly, has_cost)
     neg = usage[usage[GPUS] < -1e-9]
@@ -441,23 +555,43 @@ def aggregate_usage(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str
                          fix="export whole billing periods so refunds and corrections meet the usage they "
                              "correct")
     usage[GPUS] = usage[GPUS].clip(lower=0.0)
-    return Aggregate(usage, rows_read, int(kept["n_rows"].sum()), untagged, usage_rows, multi_hour_rows,
+    return Aggregate(usage, rows_read, gpu_rows_kept, untagged, usage_rows, multi_hour_rows,
                      option_hours)
+
+
+def shared_text_frame(table) -> pd.DataFrame:
+    """A pandas frame of an Arrow table whose text columns hold one Python string per distinct value (not one
+    per row): dictionary-encoded on the way, then expanded to object columns that share those strings."""
+    frame = table.to_pandas(strings_to_categorical=True)
+    for col in frame.columns:
+        if isinstance(frame[col].dtype, pd.CategoricalDtype):
+            codes = frame[col].cat.codes.to_numpy()
+            categories = np.empty(len(frame[col].cat.categories) + 1, dtype=object)
+            categories[:-1] = list(frame[col].cat.categories)
+            categories[-1] = None
+            frame[col] = categories[np.where(codes < 0, len(categories) - 1, codes)]
+    return frame
 
 
 def _collapse(hourly: pd.DataFrame, has_cost: bool) -> pd.DataFrame:
     """One row per (hour, team, GPU type): summed GPU-hours and cost; the instance type and purchase
     option with the most GPU-hours in that hour."""
     keys = ["hour", "team", "gpu_type"]
-    totals = hourly.groupby(keys, as_index=False, sort=False).agg(gpus=("gpu_hours", "sum"),
-                                                                   cost=("cost", "sum"))
-    dominant = {}
-    for col in ("instance_type", "purchase_option"):
-        by = hourly.groupby([*keys, col], as_index=False, sort=False, dropna=False)["gpu_hours"].sum()
-        by = by.sort_values("gpu_hours", kind="stable").drop_duplicates(keys, keep="last")
-        dominant[col] = by[[*keys, col]]
-    out = totals.merge(dominant["instance_type"], on=keys, how="left").merge(
-        dominant["purchase_option"], on=keys, how="left")
+    if not hourly.duplicated(keys).any():
+        # one row per hour, team and GPU type already (one instance type and purchase option each)
+        out = pd.DataFrame({"hour": hourly["hour"], "team": hourly["team"], "gpu_type": hourly["gpu_type"],
+                            "gpus": hourly["gpu_hours"], "cost": hourly["cost"].fillna(0.0),
+                            "instance_type": hourly["instance_type"], "purchase_option": hourly["purchase_option"]})
+    else:
+        totals = hourly.groupby(keys, as_index=False, sort=False).agg(gpus=("gpu_hours", "sum"),
+                                                                       cost=("cost", "sum"))
+        dominant = {}
+        for col in ("instance_type", "purchase_option"):
+            by = hourly.groupby([*keys, col], as_index=False, sort=False, dropna=False)["gpu_hours"].sum()
+            by = by.sort_values("gpu_hours", kind="stable").drop_duplicates(keys, keep="last")
+            dominant[col] = by[[*keys, col]]
+        out = totals.merge(dominant["instance_type"], on=keys, how="left").merge(
+            dominant["purchase_option"], on=keys, how="left")
     frame = pd.DataFrame({TIMESTAMP: out["hour"].astype("datetime64[ns]"), TEAM: out["team"].astype(str),
                           GPU_TYPE: out["gpu_type"].astype(str), GPUS: out["gpus"].astype(float),
                           INSTANCE_TYPE: out["instance_type"], PURCHASE_OPTION: out["purchase_option"]})
@@ -479,10 +613,12 @@ def _raise_first_problem(con: duckdb.DuckDBPyConnection, files: list[Path], kind
     sql = (f"SELECT __rn, __file, __raw FROM ({base}) WHERE is_usage AND itype IS NOT NULL "
            f"AND ({_problem_sql()}) = {sql_str(problem)} ORDER BY __file NULLS FIRST, __rn LIMIT 1")
     con.execute("SET threads = 1")
+    con.execute("SET preserve_insertion_order = true")
     try:
         found = con.execute(sql).fetchone()
     finally:
         con.execute("RESET threads")
+        con.execute("SET preserve_insertion_order = false")
     where = source
     row = None
     value = None
@@ -491,12 +627,12 @@ def _raise_first_problem(con: duckdb.DuckDBPyConnection, files: list[Path], kind
         where = str(file_name) if file_name else source
         row = csv_row(index) if kind == "csv" else index + 1
     if problem == "start":
-        raise UsageError(where, f"cannot parse charge period start {value!r}", row=row, column=column,
+        raise UsageError(where, f"cannot parse charge period start {short(value)!r}", row=row, column=column,
                          fix="use ISO 8601 timestamps such as 2025-01-01T13:00:00Z")
     if problem == "quantity":
-        raise UsageError(where, f"usage quantity {value!r} is not a number", row=row, column=column,
+        raise UsageError(where, f"usage quantity {short(value)!r} is not a number", row=row, column=column,
                          fix="usage quantities must be instance-hours such as 1.0")
-    raise UsageError(where, f"tags value {value!r} is not a JSON object", row=row, column=column,
+    raise UsageError(where, f"tags value {short(value)!r} is not a JSON object", row=row, column=column,
                      fix='write tags as JSON such as {"team": "ml-research"}')
 
 
@@ -506,7 +642,7 @@ def finish_billing(agg: Aggregate, source: str, fmt: str, *, known_gpu_types: se
     """Validate the aggregated usage of a billing file and build its report."""
     if agg.gpu_rows_kept == 0:
         raise no_rows_error()
-    usage, validation = validate_usage(agg.usage, source, known_gpu_types=known_gpu_types)
+    usage, validation = validate_usage(agg.usage, source, known_gpu_types=known_gpu_types, plausible_dates=True)
     notes = list(notes)
     dropped = agg.rows_read - agg.gpu_rows_kept
     if dropped:
