@@ -9,10 +9,12 @@ import pytest
 from benchmarks.forecast_accuracy import HORIZONS, MIN_HISTORY, STEP, origins, series_type
 from forecasting import schema as S
 from forecasting.engine import (
+    OWN_SCALE_FLOOR,
     ForecastConfig,
     conformal_quantiles,
     forecast_long,
     lead_growth,
+    pooling_scale,
     simplest_within_noise,
     stale_seasonal,
 )
@@ -152,3 +154,25 @@ def test_series_types_of_hand_made_series():
     train = pd.concat([_frame(steps, "s|g"), _frame(seasonal, "d|g"), _frame(sparse, "i|g"), _frame(smooth, "m|g")])
     types = series_type(train.sort_values([S.UID, S.DS]))
     assert types.to_dict() == {"d|g": "seasonal", "i|g": "intermittent", "m|g": "smooth", "s|g": "step-like"}
+
+
+def test_pooled_calibration_borrows_the_error_shape_not_the_hourly_noise():
+    """A series whose hours swing (a daily cycle the seasonal naive repeats) but whose forecast errs little must
+    not get a band sized by its swings; a drifting series with calm hours must not get one sized by its calm."""
+    rng = np.random.default_rng(8)
+    rows = []
+    for uid, sd in (("cycle|g", 1.0), ("drift|g", 10.0)):
+        for w in range(12):
+            rows.append(pd.DataFrame({S.UID: uid, "window": w, "step": np.arange(168),
+                                      "error": rng.normal(0, sd, 168)}))
+    errors = pd.concat(rows, ignore_index=True)
+    noise = pd.Series({"cycle|g": 3.0, "drift|g": 1.0})   # hour-to-hour change: the opposite of the errors
+    point = pd.concat([pd.DataFrame({S.UID: u, S.DS: pd.date_range("2025-01-01", periods=24, freq="h"),
+                                     S.MEAN: 500.0}) for u in noise.index], ignore_index=True)
+    q = conformal_quantiles(point, errors, noise)
+    width = (q[S.P90] - q[S.P10]).groupby(q[S.UID]).mean()
+    own = errors.groupby(S.UID)["error"].quantile(0.9) - errors.groupby(S.UID)["error"].quantile(0.1)
+    assert width["cycle|g"] == pytest.approx(own["cycle|g"], rel=0.25)
+    assert width["drift|g"] == pytest.approx(own["drift|g"], rel=0.25)
+    unit = pooling_scale(errors.assign(error=np.where(errors[S.UID] == "cycle|g", 0.0, errors["error"])), noise)
+    assert unit["cycle|g"] == pytest.approx(OWN_SCALE_FLOOR * 3.0)   # exact CV windows: the floor holds
