@@ -436,3 +436,48 @@ def anomalies(
         raise typer.Exit(2)
     if len(rep.table):
         raise typer.Exit(1)
+
+
+@app.command()
+def watch(
+    config: Annotated[Path, typer.Option(help="watch.yaml: data source, budgets, policy, thresholds, channels")],
+    as_of: Annotated[str | None, typer.Option(help="first unobserved hour (default: after the last usage)")] = None,
+) -> None:
+    """One scheduled guardrail run (cron-friendly): anomalies, budget alerts, policy check, notifications and a
+    dated run record; exit 0 all clear, 1 something is open, 2 an error."""
+    from operate.watch import load_watch, record_error, run_watch
+
+    try:
+        cfg = load_watch(config)
+    except (*USER_ERRORS, UserFacingError) as exc:
+        _fail(exc)
+    try:
+        from forecasting.io import protecting
+
+        with protecting(cfg.inputs):
+            cat = _catalog(cfg.catalog)
+            usage_df = load_usage_file(cfg.usage, cfg.format, cfg.tag_key, cat)
+            from operate.costing import on_demand_rates
+
+            rates = on_demand_rates(cat, set(usage_df[S.GPU_TYPE]), cfg.region)
+            when = _parse_as_of(as_of) if as_of else None
+            with step("watch run") as say:
+                run = run_watch(cfg, usage_df, rates, as_of=when, progress=say)
+    except (*USER_ERRORS, UserFacingError) as exc:
+        from app.cli import error_line
+
+        try:
+            path = record_error(cfg, error_line(exc))
+            err.print(f"run record: {path}", markup=False, highlight=False)
+        except OSError:
+            pass
+        _fail(exc)
+    rec = run.record
+    for name, sec in rec["sections"].items():
+        out.print(f"{name}: {sec['open']} open", markup=False, highlight=False)
+    for e in rec["errors"]:
+        err.print(f"error: {e} (fix: check the channel; unsent items are retried on the next run)", markup=False,
+                  highlight=False)
+    out.print(f"wrote {run.path} (exit {run.exit_code})", markup=False, highlight=False)
+    if run.exit_code:
+        raise typer.Exit(run.exit_code)

@@ -1,10 +1,12 @@
 """Cost anomalies: spikes, drops, level shifts and slow drifts of GPU usage against the forecast's own ranges.
 
 How it works. The look-back window is the ``lookback_days`` before ``as_of``. The forecast engine
-(:func:`forecasting.engine.forecast_long`) is fitted on the usage *before* the window, so the anomalies inside it
-cannot pull the expectation towards themselves, and forecasts the whole window with its calibrated quantiles:
-daily and weekly seasonality and the usual hour-to-hour noise are expected, not anomalous. Planned events
-(:mod:`forecasting.events`) can be applied to that forecast, so a planned launch is not an anomaly either.
+(:func:`forecasting.engine.forecast_long`) forecasts it week by week (:data:`REFIT_DAYS`), each week fitted on the
+usage before that week, with its calibrated quantiles: daily and weekly seasonality, the usual hour-to-hour noise
+and a change that has already lasted a week are expected, not anomalous. (A single fit before the window, whose
+ranges must cover four weeks of level wander, alarmed on 30-60% of the untouched series of the benchmark.)
+Planned events (:mod:`forecasting.events`) can be applied to that forecast, so a planned launch is not an
+anomaly either.
 
 Series: every team x GPU type, and every team's total when the team uses more than one GPU type (a team that
 moves work from A100 to H100 does not net out inside one series, and a change spread thinly over its GPU
