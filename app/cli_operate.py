@@ -412,16 +412,13 @@ def anomalies(
         channels = _channels(notify, notify_format, email)
         cat, usage_df, rates = _prepare(usage, fmt, tag_key, catalog, region)
         when = _parse_as_of(as_of) if as_of else None
-        adjust = None
+        evs = ()
         if events is not None:
-            from forecasting.events import apply_events, load_events
+            from forecasting.events import load_events
 
             evs = load_events(events, known_gpu_types=cat.gpu_models())
-
-            def adjust(frame: pd.DataFrame) -> pd.DataFrame:
-                return apply_events(frame, evs)[0]
         with step("forecasting the look-back window week by week") as say:
-            rep = detect(usage_df, rates.of, when, config, forecast_adjust=adjust, progress=say)
+            rep = detect(usage_df, rates.of, when, config, events=evs, progress=say)
         write_csv_atomic(to_csv_frame(rep.table), out_path)
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)

@@ -47,8 +47,8 @@ import pandas as pd
 
 from forecasting import schema as S
 from forecasting.engine import ForecastConfig, forecast_long
+from forecasting.events import Event, apply_events
 
-Adjust = Callable[[pd.DataFrame], pd.DataFrame]
 ALL_GPUS = "all"
 """``gpu_type`` of a team's total over its GPU types."""
 KINDS = ("spike", "drop", "level_shift", "drift")
@@ -287,8 +287,11 @@ class Window:
 
 
 def fit_window(usage: pd.DataFrame, as_of: pd.Timestamp | None = None, config: AnomalyConfig | None = None, *,
-               forecast_adjust: Adjust | None = None, progress: Callable[[str], None] | None = None) -> Window:
-    """Forecast the look-back window week by week, each week from the usage before it (see the module docstring)."""
+               events: Sequence[Event] = (), progress: Callable[[str], None] | None = None) -> Window:
+    """Forecast the look-back window week by week, each week from the usage before it (see the module docstring).
+
+    Planned ``events`` move each week's forecast when they start at or after that week's origin (an event that
+    started earlier is in the history the week was fitted on already)."""
     config = config or AnomalyConfig()
     as_of = pd.Timestamp(usage[S.TIMESTAMP].max()) + pd.Timedelta(hours=1) if as_of is None else as_of
     start = as_of - pd.Timedelta(days=config.lookback_days)
@@ -311,23 +314,22 @@ def fit_window(usage: pd.DataFrame, as_of: pd.Timestamp | None = None, config: A
         fit = forecast_long(history, ForecastConfig(horizon_hours=hours + lag, history_hours=config.history_hours),
                             progress=progress)
         if origin == start:   # the first fit forecasts the whole window: the shape of a change is judged on it
-            whole = fit.forecast[fit.forecast[S.DS] >= start]
+            whole = _with_events(fit.forecast[fit.forecast[S.DS] >= start], events, origin)
             shape_base = whole.pivot_table(index=S.DS, columns=S.UID, values=S.P50).reindex(grid)
-        forecasts.append(fit.forecast[(fit.forecast[S.DS] >= origin) & (fit.forecast[S.DS] < stop)])
+        forecasts.append(_with_events(fit.forecast[(fit.forecast[S.DS] >= origin) & (fit.forecast[S.DS] < stop)],
+                                      events, origin))
         scale = _daily_scale(fit.errors)
         in_fit = day_index[(day_index >= origin) & (day_index < stop)]
         scales.append(pd.DataFrame([scale.to_dict()] * len(in_fit), index=in_fit))
         notes.extend(fit.notes)
         origin = stop
     fc = pd.concat(forecasts, ignore_index=True)
-    if forecast_adjust is not None:
-        fc = _adjusted(fc, forecast_adjust)
     day_scale = pd.concat(scales).reindex(day_index) if scales else pd.DataFrame(index=day_index)
     return Window(start, as_of, grid, fc, day_scale, shape_base, tuple(dict.fromkeys(notes)))
 
 
 def detect(usage: pd.DataFrame, rates: Callable[[str], float], as_of: pd.Timestamp | None = None,
-           config: AnomalyConfig | None = None, *, forecast_adjust: Adjust | None = None,
+           config: AnomalyConfig | None = None, *, events: Sequence[Event] = (),
            progress: Callable[[str], None] | None = None) -> AnomalyReport:
     """Find the anomalies of the ``lookback_days`` before ``as_of`` (see the module docstring).
 
@@ -336,12 +338,11 @@ def detect(usage: pd.DataFrame, rates: Callable[[str], float], as_of: pd.Timesta
         rates: USD per GPU-hour of a GPU model (list rates).
         as_of: first hour not searched (default: the hour after the last usage hour).
         config: settings.
-        forecast_adjust: applied to the window's forecast (``team, gpu_type, timestamp, mean, p05..p95``), e.g.
-            planned events.
+        events: planned events (:mod:`forecasting.events`): expected changes, not anomalies.
         progress: receives one line per step.
     """
     config = config or AnomalyConfig()
-    window = fit_window(usage, as_of, config, forecast_adjust=forecast_adjust, progress=progress)
+    window = fit_window(usage, as_of, config, events=events, progress=progress)
     return find(window, window.observe(usage), rates, config)
 
 
@@ -380,6 +381,14 @@ def find(window: Window, actual: pd.DataFrame, rates: Callable[[str], float],
     return AnomalyReport(table, window.as_of, window.start, window.notes)
 
 
+def _with_events(fc: pd.DataFrame, events: Sequence[Event], origin: pd.Timestamp) -> pd.DataFrame:
+    """The forecast moved by the events that start at or after ``origin``."""
+    todo = [e for e in events if e.start >= origin]
+    if not todo:
+        return fc
+    return _adjusted(fc, lambda frame: apply_events(frame, todo, strict=False)[0])
+
+
 def _adjusted(fc: pd.DataFrame, adjust: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame:
     """Apply an adjustment written for the team/gpu_type forecast contract to the engine's long forecast."""
     team, gpu = S.split_uid(fc[S.UID])
@@ -387,6 +396,7 @@ def _adjusted(fc: pd.DataFrame, adjust: Callable[[pd.DataFrame], pd.DataFrame]) 
     cols = [S.MEAN, S.P05, S.P10, S.P50, S.P90, S.P95]
     for c in cols:
         frame[c] = fc[c].to_numpy()
+    frame[S.MODEL] = "engine"
     out = adjust(frame)
     out = out[out[S.GPU_TYPE] != ALL_GPUS]
     per_series = pd.DataFrame({S.UID: S.series_id(out[S.TEAM], out[S.GPU_TYPE]).to_numpy(),
@@ -452,6 +462,3 @@ def describe(row: pd.Series | dict) -> str:
             f"GPU-hours vs {row['expected_gpu_hours']:,.0f} expected, {row['impact_usd']:+,.0f} USD at list rates "
             f"(score {row['score']:.2f})")
 
-
-def kinds_valid(kinds: Sequence[str]) -> bool:
-    return all(k in KINDS for k in kinds)

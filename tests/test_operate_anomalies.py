@@ -134,3 +134,20 @@ def test_cli_refuses_a_window_without_history(tmp_path):
     lines = res.stderr.strip().splitlines()
     assert lines[-1].startswith("error:") and "14 days of usage before the look-back window" in lines[-1]
     assert "Traceback" not in res.stderr and not (tmp_path / "a.csv").exists()
+
+
+def test_a_planned_event_is_expected_not_an_anomaly():
+    from forecasting.events import parse_events
+
+    usage = load()
+    part = usage[(usage[S.TEAM].isin(["speech", "fraud-ml"])) & (usage[S.TIMESTAMP] >= "2025-09-01")].copy()
+    start = pd.Timestamp("2025-11-12 00:00")
+    grown = (part[S.TEAM] == "fraud-ml") & (part[S.TIMESTAMP] >= start)
+    part.loc[grown, S.GPUS] += 6.0   # fraud-ml A10G: ~6 -> ~12 GPUs, a planned launch
+    unplanned = detect(part, lambda _g: 1.0).table
+    assert ((unplanned["team"] == "fraud-ml") & (unplanned["kind"] == "level_shift")
+            & (unplanned["start"] - start).abs().le(pd.Timedelta(hours=3))).any()
+    events = parse_events([{"team": "fraud-ml", "gpu_type": "NVIDIA A10G", "kind": "add", "gpus": 6,
+                            "start": "2025-11-12"}])
+    planned = detect(part, lambda _g: 1.0, events=events).table
+    assert not ((planned["team"] == "fraud-ml") & planned["kind"].isin(["level_shift", "drift"])).any()
