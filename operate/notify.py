@@ -212,9 +212,15 @@ def _entry(item: Item, severity: float, sent_at: str) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------------ delivery
 
+def slack_text(text: str) -> str:
+    """Text as Slack shows it literally: ``&``, ``<`` and ``>`` escaped, so a team named ``<!channel>`` or
+    ``<https://x|click>`` is not a mention or a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_body(item: Item, reason: str) -> dict[str, Any]:
     tag = "" if reason == "new" else " (worse)"
-    return {"text": f"[gpuplan {item.source}]{tag} {item.text}"}
+    return {"text": slack_text(f"[gpuplan {item.source}]{tag} {item.text}")}
 
 
 def json_body(item: Item, reason: str) -> dict[str, Any]:

@@ -200,6 +200,13 @@ def test_smtp_settings_are_checked_and_the_password_never_shown():
     assert isinstance(smtp_from_env({**secret, "GPUPLAN_SMTP_HOST": "localhost"}), Smtp)
 
 
+def test_slack_text_cannot_mention_or_link(hook, tmp_path):
+    item = Item("check", "k", 1.0, "team <!channel> & <https://evil.example|click>: untagged")
+    notify([item], "check", Channels((Webhook(hook.url, "slack"),)), tmp_path / "s.json")
+    assert hook.bodies == [{"text": "[gpuplan check] team &lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;: "
+                                    "untagged"}]
+
+
 def test_bad_state_file_and_bad_url_are_one_line_errors(tmp_path):
     bad = tmp_path / "state.json"
     bad.write_text("{not json")
