@@ -38,6 +38,14 @@ from operate.files import read_plan
 RegionOpt = Annotated[str, typer.Option(help="catalog region whose on-demand prices cost the usage")]
 PlanOpt = Annotated[Path, typer.Option("--plan", help="plan.json (gpuplan.plan/v1) in force")]
 PolicyChoice = Annotated[str, typer.Option(help="unused commitment cost: proportional (to use) or central")]
+NotifyOpt = Annotated[list[str] | None, typer.Option("--notify", help="webhook URL to notify (repeatable); "
+                                                                       "sent once per open item, again when worse")]
+NotifyFormatOpt = Annotated[str, typer.Option(help="webhook body: slack ({\"text\": ...}) or json (generic)")]
+EmailOpt = Annotated[bool, typer.Option("--email", help="also e-mail (GPUPLAN_SMTP_HOST, _PORT, _USER, _PASSWORD, "
+                                                        "_FROM, _TO, _TLS from the environment)")]
+NotifyStateOpt = Annotated[Path | None, typer.Option("--notify-state", help="notification state JSON (what was "
+                                                                          "sent; default gpuplan-notify-state.json)")]
+DEFAULT_NOTIFY_STATE = Path("gpuplan-notify-state.json")
 
 
 def _projects(usage: pd.DataFrame) -> dict[str, set[str]] | None:
@@ -95,6 +103,10 @@ def alerts(
                                                                     "(dry run unless --apply)")] = False,
     account_id: Annotated[str | None, typer.Option(help="AWS account id for --aws-budgets")] = None,
     apply: Annotated[bool, typer.Option("--apply", help="really call AWS Budgets (standard credential chain)")] = False,
+    notify: NotifyOpt = None,
+    notify_format: NotifyFormatOpt = "slack",
+    email: EmailOpt = False,
+    notify_state_out: NotifyStateOpt = None,
     fmt: FormatOpt = "auto",
     tag_key: TagKeyOpt = "team",
     catalog: CatalogOpt = None,
@@ -104,6 +116,7 @@ def alerts(
     try:
         if aws_budgets and not account_id:
             raise UserFacingError("--aws-budgets needs --account-id (fix: e.g. --account-id 123456789012)")
+        channels = _channels(notify, notify_format, email)
         _, usage_df, rates = _prepare(usage, fmt, tag_key, catalog, region)
         budget_rows, report = _alerts(usage_df, budgets, rates, as_of, threshold, paths, history_hours)
         actions = []
@@ -140,6 +153,10 @@ def alerts(
     for a in report.fired:
         out.print(f"ALERT {a.message}", markup=False, highlight=False)
     out.print(f"wrote {out_path}: {len(report.fired)} of {len(report.alerts)} budgets alert")
+    from operate.notify import alert_items
+
+    if not _deliver(channels, alert_items(report.alerts), "alerts", notify_state_out):
+        raise typer.Exit(2)
     if report.fired:
         raise typer.Exit(1)
 
@@ -238,6 +255,10 @@ def check(
     plan_path: Annotated[Path | None, typer.Option("--plan", help="plan.json to check")] = None,
     out_path: Annotated[Path | None, typer.Option("--out", help="violations CSV to write")] = None,
     idle_out: Annotated[Path | None, typer.Option(help="auto-shutdown recommendations CSV to write")] = None,
+    notify: NotifyOpt = None,
+    notify_format: NotifyFormatOpt = "slack",
+    email: EmailOpt = False,
+    notify_state_out: NotifyStateOpt = None,
     fmt: FormatOpt = "auto",
     tag_key: TagKeyOpt = "team",
     catalog: CatalogOpt = None,
@@ -250,6 +271,7 @@ def check(
     try:
         if usage is None and plan_path is None:
             raise UserFacingError("give --usage, --plan or both to check (see gpuplan check --help)")
+        channels = _channels(notify, notify_format, email)
         reports = []
         teams = None
         if usage is not None:
@@ -269,8 +291,13 @@ def check(
         _fail(exc)
     for note in result.notes:
         err.print(f"  {note}", markup=False, highlight=False)
+    from operate.notify import violation_items
+
+    delivered = _deliver(channels, violation_items(result.violations), "check", notify_state_out)
     if result.ok:
         out.print("no guardrail violations")
+        if not delivered:
+            raise typer.Exit(2)
         return
     table = Table(title=f"Guardrail violations ({policy})")
     for col in ("check", "on", "scope", "GPU-hours", "USD at stake", "what"):
@@ -279,7 +306,7 @@ def check(
         table.add_row(v["check"], v["target"], v["scope"], f"{v['gpu_hours']:,.1f}", f"{v['usd']:,.2f}", v["message"])
     out.print(table)
     out.print(f"{len(result.violations)} violation(s)" + (f"; wrote {out_path}" if out_path else ""))
-    raise typer.Exit(1)
+    raise typer.Exit(1 if delivered else 2)
 
 
 @app.command()
@@ -326,3 +353,128 @@ def report(
         _fail(exc)
     out.print(f"wrote {paths[0]} ({len(review.html) / 1024:,.0f} KB, self-contained) and {len(paths) - 1} CSVs: "
               + ", ".join(p.name for p in paths[1:]))
+
+
+
+def _channels(notify: list[str] | None, notify_format: str, email: bool):
+    """Channels from the options (checked before any work), or None when none is asked for."""
+    from operate.notify import Channels, Webhook, smtp_from_env
+
+    hooks = tuple(Webhook(u, notify_format) for u in (notify or ()))
+    channels = Channels(hooks, smtp_from_env() if email else None)
+    return None if channels.empty else channels
+
+
+def _deliver(channels, items, source: str, state: Path | None) -> bool:
+    """Send the items (de-duplicated through ``state``), print one line; False when a delivery failed."""
+    from operate.notify import notify as send
+
+    if channels is None:
+        return True
+    state = state or DEFAULT_NOTIFY_STATE
+    try:
+        outcome = send(items, source, channels, state)
+    except (*USER_ERRORS, UserFacingError) as exc:
+        _fail(exc)
+    out.print(f"{outcome.summary()} ({state})", markup=False, highlight=False)
+    for e in outcome.errors:
+        err.print(f"error: {e} (fix: check the channel; unsent items are retried on the next run)", markup=False,
+                  highlight=False)
+    return not outcome.errors
+
+
+@app.command()
+def anomalies(
+    usage: UsageOpt,
+    out_path: Annotated[Path, typer.Option("--out", help="anomalies CSV to write")] = Path("anomalies.csv"),
+    as_of: Annotated[str | None, typer.Option(help="first hour not searched (default: after the last usage)")] = None,
+    lookback_days: Annotated[int, typer.Option(help="days before --as-of searched for anomalies", min=1,
+                                               max=366)] = 28,
+    threshold: Annotated[float, typer.Option(help="report anomalies whose score reaches this (1 = the tuned "
+                                                  "detection level; 2 = twice as strong)")] = 1.0,
+    events: Annotated[Path | None, typer.Option(help="planned events (YAML or CSV): expected, not anomalies")] = None,
+    notify: NotifyOpt = None,
+    notify_format: NotifyFormatOpt = "slack",
+    email: EmailOpt = False,
+    notify_state_out: NotifyStateOpt = None,
+    fmt: FormatOpt = "auto",
+    tag_key: TagKeyOpt = "team",
+    catalog: CatalogOpt = None,
+    region: RegionOpt = "us-east-1",
+) -> None:
+    """Spikes, drops, level shifts and slow drifts per team x GPU type and per team, against the forecast's ranges;
+    exit 1 when any anomaly reaches the threshold."""
+    from operate.anomalies import AnomalyConfig, describe, detect, to_csv_frame
+    from operate.notify import anomaly_items
+
+    try:
+        config = AnomalyConfig(lookback_days=lookback_days, sensitivity=threshold)
+        channels = _channels(notify, notify_format, email)
+        cat, usage_df, rates = _prepare(usage, fmt, tag_key, catalog, region)
+        when = _parse_as_of(as_of) if as_of else None
+        evs = ()
+        if events is not None:
+            from forecasting.events import load_events
+
+            evs = load_events(events, known_gpu_types=cat.gpu_models())
+        with step("forecasting the look-back window week by week") as say:
+            rep = detect(usage_df, rates.of, when, config, events=evs, progress=say)
+        write_csv_atomic(to_csv_frame(rep.table), out_path)
+    except (*USER_ERRORS, UserFacingError) as exc:
+        _fail(exc)
+    for note in rep.notes:
+        err.print(f"  {note}", markup=False, highlight=False)
+    for _, r in rep.table.iterrows():
+        out.print(f"ANOMALY {describe(r)}", markup=False, highlight=False)
+    out.print(f"{len(rep.table)} anomalies from {rep.window_start:%Y-%m-%d %H:%M} to {rep.as_of:%Y-%m-%d %H:%M} UTC "
+              f"(USD at list rates: {rates.basis}); wrote {out_path}", markup=False, highlight=False)
+    delivered = _deliver(channels, anomaly_items(rep.table), "anomalies", notify_state_out)
+    if not delivered:
+        raise typer.Exit(2)
+    if len(rep.table):
+        raise typer.Exit(1)
+
+
+@app.command()
+def watch(
+    config: Annotated[Path, typer.Option(help="watch.yaml: data source, budgets, policy, thresholds, channels")],
+    as_of: Annotated[str | None, typer.Option(help="first unobserved hour (default: after the last usage)")] = None,
+) -> None:
+    """One scheduled guardrail run (cron-friendly): anomalies, budget alerts, policy check, notifications and a
+    dated run record; exit 0 all clear, 1 something is open, 2 an error."""
+    from operate.watch import load_watch, record_error, run_watch
+
+    try:
+        cfg = load_watch(config)
+    except (*USER_ERRORS, UserFacingError) as exc:
+        _fail(exc)
+    try:
+        from forecasting.io import protecting
+
+        with protecting(cfg.inputs):
+            cat = _catalog(cfg.catalog)
+            usage_df = load_usage_file(cfg.usage, cfg.format, cfg.tag_key, cat)
+            from operate.costing import on_demand_rates
+
+            rates = on_demand_rates(cat, set(usage_df[S.GPU_TYPE]), cfg.region)
+            when = _parse_as_of(as_of) if as_of else None
+            with step("watch run") as say:
+                run = run_watch(cfg, usage_df, rates, as_of=when, progress=say)
+    except (*USER_ERRORS, UserFacingError) as exc:
+        from app.cli import error_line
+
+        try:
+            path = record_error(cfg, error_line(exc))
+            err.print(f"run record: {path}", markup=False, highlight=False)
+        except OSError:
+            pass
+        _fail(exc)
+    rec = run.record
+    for name, sec in rec["sections"].items():
+        out.print(f"{name}: {sec['open']} open", markup=False, highlight=False)
+    for e in rec["errors"]:
+        err.print(f"error: {e} (fix: check the channel; unsent items are retried on the next run)", markup=False,
+                  highlight=False)
+    out.print(f"wrote {run.path} (exit {run.exit_code})", markup=False, highlight=False)
+    if run.exit_code:
+        raise typer.Exit(run.exit_code)

@@ -1,0 +1,464 @@
+"""Cost anomalies: spikes, drops, level shifts and slow drifts of GPU usage against the forecast's own ranges.
+
+How it works. The look-back window is the ``lookback_days`` before ``as_of``. The forecast engine
+(:func:`forecasting.engine.forecast_long`) forecasts it week by week (:data:`REFIT_DAYS`), each week fitted on the
+usage before that week, with its calibrated quantiles: daily and weekly seasonality, the usual hour-to-hour noise
+and a change that has already lasted a week are expected, not anomalous. (A single fit before the window, whose
+ranges must cover four weeks of level wander, alarmed on 30-60% of the untouched series of the benchmark.)
+Planned events (:mod:`forecasting.events`) can be applied to that forecast, so a planned launch is not an
+anomaly either.
+
+Series: every team x GPU type, and every team's total when the team uses more than one GPU type (a team that
+moves work from A100 to H100 does not net out inside one series, and a change spread thinly over its GPU
+types still adds up). Nothing is ever summed across teams, so one team up and another down are two anomalies.
+
+Per series and hour ``t`` of the window, the score is ``z_t = (y_t - p50_t) / s_t`` with ``s_t`` the half-width
+of the forecast's p10-p90 band over 1.2816 (a normal band's scale), never below :data:`MIN_SCALE_SHARE` of the
+expected level or :data:`MIN_SCALE_GPUS`.
+
+* spike / drop: a run of hours with ``|z| >= HOUR_Z x sensitivity`` (gaps of up to :data:`RUN_GAP_HOURS` merged)
+  of at most :data:`SPIKE_MAX_HOURS`, after which usage returns to the band (the next day's median ``|z|`` stays
+  below :data:`RETURN_Z`). Score: the run's largest ``|z|`` / ``HOUR_Z``.
+* level shift / drift: spike hours are replaced by the forecast, the rest is averaged per day and the day's mean
+  residual divided by the day's scale (the forecast's CV errors averaged over whole days: their spread is the
+  engine's own calibrated daily range; it widens with lead time as the band does). A two-sided CUSUM of those
+  daily z values with slack :data:`CUSUM_K` raises an anomaly when it exceeds ``CUSUM_H x sensitivity``; it
+  starts on the first day of the excursion. Its shape is the best least-squares fit of a ramp
+  ``c x clip((t - onset) / L, 0, 1)`` to the hourly residuals from a day before (:func:`_shape`): a level shift
+  when the best ``L`` is under :data:`DRIFT_MIN_HOURS` (a step), else a drift (cumulative change built up over
+  days that no single hour shows). Changes of less than :data:`MIN_CHANGE` of the expected GPU-hours of their days
+  are not reported (a long CUSUM excursion of a big series can be immaterial). Score: the CUSUM peak / ``CUSUM_H``.
+
+Scores are in units of the detection threshold: 1.0 is the tuned threshold (``benchmarks/anomaly_detection.py``
+chose the constants on its tuning set); ``sensitivity`` scales every threshold (2 = only anomalies twice as
+strong). Impact: (actual - expected) GPU-hours x the on-demand USD per GPU-hour of the GPU model (list rates,
+:func:`operate.costing.on_demand_rates`), summed over a team's GPU types for a team total.
+
+Units: GPUs per hour (= GPU-hours per hour), GPU-hours, USD; times naive UTC hour starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from forecasting import schema as S
+from forecasting.engine import ForecastConfig, forecast_long
+from forecasting.events import Event, apply_events
+
+ALL_GPUS = "all"
+"""``gpu_type`` of a team's total over its GPU types."""
+KINDS = ("spike", "drop", "level_shift", "drift")
+COLUMNS = ("team", "gpu_type", "kind", "start", "end", "expected_gpu_hours", "actual_gpu_hours", "impact_usd",
+           "score")
+Z90 = 1.2815515655446004
+HOUR_Z = 4.0
+"""Hourly |z| at which a spike or drop starts (tuned, see the module docstring)."""
+CUSUM_K = 1.0
+"""CUSUM slack per day in daily-z units (one daily standard deviation)."""
+CUSUM_H = 10.0
+"""CUSUM decision level in daily-z units."""
+RETURN_Z = 1.5
+"""Median |z| over the day after a spike below which usage counts as back in its band."""
+SPIKE_MAX_HOURS = 24
+RUN_GAP_HOURS = 2
+RAMPS = (1, 12, 24, 48, 72, 96, 120, 168)
+"""Ramp lengths (hours) fitted to a change; 1 is a step."""
+DRIFT_MIN_HOURS = 48
+"""A change whose best-fitting ramp takes at least this long is a drift, otherwise a level shift."""
+ONSET_SEARCH_HOURS = 72
+MIN_CHANGE = 0.1
+"""A level shift or drift must move the GPU-hours of its days by at least this share of the expected ones."""
+MIN_SCALE_SHARE = 0.02
+MIN_SCALE_GPUS = 0.05
+MIN_HISTORY_DAYS = 14
+REFIT_DAYS = 7
+"""Days each rolling forecast covers before the engine is refitted on the usage up to there."""
+DEFAULT_LOOKBACK_DAYS = 28
+
+
+@dataclass(frozen=True)
+class AnomalyConfig:
+    """Settings of one anomaly run.
+
+    Attributes:
+        lookback_days: days before ``as_of`` searched for anomalies (the forecast is fitted before them).
+        sensitivity: multiplies every detection threshold (1 = the tuned thresholds; scores are relative to it).
+        history_hours: hours of usage before the window the forecast is fitted on.
+        hour_z, cusum_k, cusum_h: the detection constants (see the module docstring).
+    """
+
+    lookback_days: int = DEFAULT_LOOKBACK_DAYS
+    sensitivity: float = 1.0
+    history_hours: int = 24 * 7 * 8
+    hour_z: float = HOUR_Z
+    cusum_k: float = CUSUM_K
+    cusum_h: float = CUSUM_H
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.lookback_days <= 366:
+            raise ValueError(f"lookback_days {self.lookback_days} is outside 1..366 (fix: e.g. --lookback-days 28)")
+        if not self.sensitivity > 0:
+            raise ValueError(f"threshold {self.sensitivity} must be positive (fix: e.g. --threshold 1)")
+
+
+@dataclass(frozen=True)
+class AnomalyReport:
+    """Anomalies found (``table``: :data:`COLUMNS`, newest first) and what the run could not do (``notes``)."""
+
+    table: pd.DataFrame
+    as_of: pd.Timestamp
+    window_start: pd.Timestamp
+    notes: tuple[str, ...]
+
+    def above(self, threshold: float = 1.0) -> pd.DataFrame:
+        return self.table[self.table["score"] >= threshold]
+
+
+def team_uid(team: str) -> str:
+    return f"{S.escape_key(team)}{S.UID_SEP}{ALL_GPUS}"
+
+
+def series_frame(usage: pd.DataFrame) -> pd.DataFrame:
+    """Long frame (``unique_id, ds, y``) of every team x GPU type plus the totals of multi-GPU teams."""
+    hourly = usage.groupby([S.TEAM, S.GPU_TYPE, S.TIMESTAMP], as_index=False)[S.GPUS].sum()
+    long = S.to_long(hourly)
+    multi = hourly.groupby(S.TEAM)[S.GPU_TYPE].nunique()
+    multi = multi[multi > 1].index
+    if len(multi):
+        tot = hourly[hourly[S.TEAM].isin(multi)].groupby([S.TEAM, S.TIMESTAMP], as_index=False)[S.GPUS].sum()
+        long = pd.concat([long, pd.DataFrame({S.UID: tot[S.TEAM].map(team_uid).to_numpy(),
+                                              S.DS: tot[S.TIMESTAMP].to_numpy(), S.Y: tot[S.GPUS].to_numpy()})],
+                         ignore_index=True)
+    return long
+
+
+def _daily_scale(errors: pd.DataFrame) -> pd.Series:
+    """Per series: the root mean square of CV errors averaged over whole days (GPUs; a bias counts)."""
+    if errors.empty:
+        return pd.Series(dtype=float)
+    e = errors.assign(day=errors["step"] // 24)
+    counts = e.groupby([S.UID, "window", "day"])["error"].transform("size")
+    day = e[counts == 24].groupby([S.UID, "window", "day"])["error"].mean().reset_index()
+
+    def rms(x: pd.Series) -> float:
+        return float(np.sqrt(np.mean(np.square(x)))) if len(x) >= 3 else np.nan
+
+    return day.groupby(S.UID)["error"].agg(rms)
+
+
+def _runs(mask: np.ndarray, gap: int) -> list[tuple[int, int]]:
+    """``[start, end]`` index pairs (inclusive) of runs of True, merging runs separated by at most ``gap``."""
+    idx = np.flatnonzero(mask)
+    if not len(idx):
+        return []
+    runs = [[idx[0], idx[0]]]
+    for i in idx[1:]:
+        if i - runs[-1][1] <= gap + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return [(int(a), int(b)) for a, b in runs]
+
+
+def _cusum(z: np.ndarray, k: float, h: float) -> list[tuple[int, int, int, float]]:
+    """Two-sided CUSUM: ``(sign, first day, peak day, peak)`` of every excursion whose peak reaches ``h`` (the
+    peak day is the last day that moved the sum on)."""
+    out = []
+    for sign in (1, -1):
+        c, start, peak, peak_day = 0.0, None, 0.0, 0
+        for d, v in enumerate(sign * z):
+            c = max(0.0, c + v - k) if np.isfinite(v) else c
+            if c > 0 and start is None:
+                start, peak = d, 0.0
+            if c > peak:
+                peak, peak_day = c, d
+            if c == 0 and start is not None:
+                if peak >= h:
+                    out.append((sign, start, peak_day, peak))
+                start = None
+        if start is not None and peak >= h:
+            out.append((sign, start, peak_day, peak))
+    return out
+
+
+@dataclass(frozen=True)
+class _Found:
+    uid: str
+    kind: str
+    start: int
+    end: int
+    score: float
+
+
+def detect_series(y: np.ndarray, p50: np.ndarray, band: np.ndarray, day_scale: np.ndarray,
+                  config: AnomalyConfig, shape_base: np.ndarray | None = None) -> list[_Found]:
+    """Anomalies of one series over the window (hour indexes; see the module docstring).
+
+    Args:
+        y: actual GPUs per hour.
+        p50: the forecast median per hour.
+        band: the forecast scale per hour (``s_t``, GPUs).
+        day_scale: the daily-mean residual scale per day of the window (GPUs).
+        shape_base: the expectation the shape of a change is judged against (default ``p50``).
+    """
+    s = config.sensitivity
+    z = (y - p50) / band
+    found: list[_Found] = []
+    spike_hours = np.zeros(len(y), dtype=bool)
+    for sign in (1, -1):
+        for a, b in _runs(sign * z >= config.hour_z * s, RUN_GAP_HOURS):
+            after = sign * z[b + 1:b + 25]
+            if b - a + 1 > SPIKE_MAX_HOURS or (len(after) >= 6 and np.median(after) >= RETURN_Z):
+                continue
+            spike_hours[a:b + 1] = True
+            found.append(_Found("", "spike" if sign > 0 else "drop", a, b,
+                                float(np.max(sign * z[a:b + 1]) / config.hour_z)))
+    resid = np.where(spike_hours, 0.0, y - p50)
+    shape_resid = np.where(spike_hours, 0.0, y - (p50 if shape_base is None else shape_base))
+    days = len(y) // 24
+    start0 = len(y) - days * 24   # whole days ending at as_of
+    daily = resid[start0:].reshape(days, 24).mean(axis=1) if days else np.zeros(0)
+    zd = daily / day_scale[-days:] if days else daily
+    for sign, d0, d1, peak in _cusum(zd, config.cusum_k, config.cusum_h * s):
+        a = start0 + 24 * d0
+        e = len(y) - 1 if d1 == days - 1 else start0 + 24 * d1 + 23
+        lead = min(a, 24)
+        onset, ramp = _shape(sign * shape_resid[a - lead:e + 1])
+        kind = "drift" if ramp >= DRIFT_MIN_HOURS else "level_shift"
+        first = max(a - lead + onset, 0)
+        if abs(float(resid[first:e + 1].sum())) < MIN_CHANGE * max(float(np.abs(p50[first:e + 1]).sum()), 1e-9):
+            continue
+        found.append(_Found("", kind, first, e, float(peak / config.cusum_h)))
+    return found
+
+
+def _shape(r: np.ndarray) -> tuple[int, int]:
+    """The change in ``r`` (hourly residuals, the change upwards): ``(onset hour, ramp hours)`` of the best least-
+    squares fit of ``c x clip((t - onset) / ramp, 0, 1)`` over onsets in the first :data:`ONSET_SEARCH_HOURS` and the
+    ramps of :data:`RAMPS` (1 = a step)."""
+    t = np.arange(len(r), dtype=float)
+    best = (np.inf, 0, 1)
+    onsets = np.arange(min(ONSET_SEARCH_HOURS, len(r)), dtype=float)
+    for ramp in RAMPS:
+        m = np.clip((t[None, :] - onsets[:, None]) / ramp + (1.0 if ramp == 1 else 0.0), 0.0, 1.0)
+        mm = (m * m).sum(axis=1)
+        rm = m @ r
+        sse = -np.where(mm > 0, rm * rm / np.maximum(mm, 1e-12), 0.0)   # SSE minus the constant sum of r^2
+        i = int(np.argmin(sse))
+        if sse[i] < best[0]:
+            best = (float(sse[i]), int(onsets[i]), ramp)
+    return best[1], best[2]
+
+
+@dataclass(frozen=True)
+class Window:
+    """The look-back window and its rolling forecast: each week of it forecast from the usage before that week.
+
+    Attributes:
+        start, as_of: the window ``[start, as_of)``.
+        grid: its hours.
+        forecast: the engine's long forecast of every series over the window (``unique_id, ds, mean, p05..p95``).
+        day_scale: per day of the window (rows) and series (columns), the daily-mean CV error scale of the fit
+            that forecast that day (GPUs; :func:`_daily_scale`).
+        shape_base: the median forecast of the first fit (before the window) over the whole window (index: the
+            grid; columns: series ids): rolling refits absorb a change within a week, so the shape of a change
+            (step or ramp) is judged against this one.
+        notes: the forecasts' notes.
+    """
+
+    start: pd.Timestamp
+    as_of: pd.Timestamp
+    grid: pd.DatetimeIndex
+    forecast: pd.DataFrame
+    day_scale: pd.DataFrame
+    shape_base: pd.DataFrame
+    notes: tuple[str, ...]
+
+    def observe(self, usage: pd.DataFrame) -> pd.DataFrame:
+        """Actual GPUs per hour of every series in the window (index: the grid; columns: series ids)."""
+        inside = usage[(usage[S.TIMESTAMP] >= self.start) & (usage[S.TIMESTAMP] < self.as_of)]
+        long = series_frame(inside) if not inside.empty else pd.DataFrame(columns=[S.UID, S.DS, S.Y])
+        actual = long.pivot_table(index=S.DS, columns=S.UID, values=S.Y, aggfunc="sum")
+        return actual.reindex(self.grid).fillna(0.0)
+
+
+def fit_window(usage: pd.DataFrame, as_of: pd.Timestamp | None = None, config: AnomalyConfig | None = None, *,
+               events: Sequence[Event] = (), progress: Callable[[str], None] | None = None) -> Window:
+    """Forecast the look-back window week by week, each week from the usage before it (see the module docstring).
+
+    Planned ``events`` move each week's forecast when they start at or after that week's origin (an event that
+    started earlier is in the history the week was fitted on already)."""
+    config = config or AnomalyConfig()
+    as_of = pd.Timestamp(usage[S.TIMESTAMP].max()) + pd.Timedelta(hours=1) if as_of is None else as_of
+    start = as_of - pd.Timedelta(days=config.lookback_days)
+    first = usage[S.TIMESTAMP].min()
+    if (start - first) < pd.Timedelta(days=MIN_HISTORY_DAYS):
+        raise ValueError(f"anomalies need at least {MIN_HISTORY_DAYS} days of usage before the look-back window "
+                         f"(it starts {start:%Y-%m-%d}, the usage {first:%Y-%m-%d}; fix: a shorter --lookback-days "
+                         "or a later --as-of)")
+    long = series_frame(usage[usage[S.TIMESTAMP] < as_of])
+    grid = pd.date_range(start, as_of, freq="h", inclusive="left")
+    days = (as_of - start) // pd.Timedelta(days=1)
+    day_index = start + pd.to_timedelta(np.arange(days), unit="D") + (as_of - start - pd.Timedelta(days=days))
+    forecasts, scales, notes = [], [], []
+    origin = start
+    while origin < as_of:
+        stop = min(origin + pd.Timedelta(days=REFIT_DAYS), as_of)
+        history = long[long[S.DS] < origin]
+        lag = int((origin - (history[S.DS].max() + pd.Timedelta(hours=1))) / pd.Timedelta(hours=1))
+        hours = int(((as_of if origin == start else stop) - origin) / pd.Timedelta(hours=1))
+        fit = forecast_long(history, ForecastConfig(horizon_hours=hours + lag, history_hours=config.history_hours),
+                            progress=progress)
+        if origin == start:   # the first fit forecasts the whole window: the shape of a change is judged on it
+            whole = _with_events(fit.forecast[fit.forecast[S.DS] >= start], events, origin)
+            shape_base = whole.pivot_table(index=S.DS, columns=S.UID, values=S.P50).reindex(grid)
+        forecasts.append(_with_events(fit.forecast[(fit.forecast[S.DS] >= origin) & (fit.forecast[S.DS] < stop)],
+                                      events, origin))
+        scale = _daily_scale(fit.errors)
+        in_fit = day_index[(day_index >= origin) & (day_index < stop)]
+        scales.append(pd.DataFrame([scale.to_dict()] * len(in_fit), index=in_fit))
+        notes.extend(fit.notes)
+        origin = stop
+    fc = pd.concat(forecasts, ignore_index=True)
+    day_scale = pd.concat(scales).reindex(day_index) if scales else pd.DataFrame(index=day_index)
+    return Window(start, as_of, grid, fc, day_scale, shape_base, tuple(dict.fromkeys(notes)))
+
+
+def detect(usage: pd.DataFrame, rates: Callable[[str], float], as_of: pd.Timestamp | None = None,
+           config: AnomalyConfig | None = None, *, events: Sequence[Event] = (),
+           progress: Callable[[str], None] | None = None) -> AnomalyReport:
+    """Find the anomalies of the ``lookback_days`` before ``as_of`` (see the module docstring).
+
+    Args:
+        usage: validated canonical usage.
+        rates: USD per GPU-hour of a GPU model (list rates).
+        as_of: first hour not searched (default: the hour after the last usage hour).
+        config: settings.
+        events: planned events (:mod:`forecasting.events`): expected changes, not anomalies.
+        progress: receives one line per step.
+    """
+    config = config or AnomalyConfig()
+    window = fit_window(usage, as_of, config, events=events, progress=progress)
+    return find(window, window.observe(usage), rates, config)
+
+
+def find(window: Window, actual: pd.DataFrame, rates: Callable[[str], float],
+         config: AnomalyConfig | None = None) -> AnomalyReport:
+    """Score the observed window ``actual`` (:meth:`Window.observe`) against its forecast."""
+    config = config or AnomalyConfig()
+    grid, fc = window.grid, window.forecast
+    rows = []
+    for uid, part in fc.groupby(S.UID, sort=True):
+        part = part.set_index(S.DS).reindex(grid)
+        p50 = part[S.P50].to_numpy(dtype=float)
+        mean = part[S.MEAN].to_numpy(dtype=float)
+        level = np.nanmean(np.abs(mean)) if np.isfinite(mean).any() else 0.0
+        floor = max(MIN_SCALE_GPUS, MIN_SCALE_SHARE * level)
+        band = np.maximum((part[S.P90].to_numpy(dtype=float) - part[S.P10].to_numpy(dtype=float)) / (2 * Z90), floor)
+        band = np.where(np.isfinite(band), band, floor)
+        p50 = np.where(np.isfinite(p50), p50, 0.0)
+        mean = np.where(np.isfinite(mean), mean, 0.0)
+        y = actual[uid].to_numpy(dtype=float) if uid in actual.columns else np.zeros(len(grid))
+        days = len(grid) // 24
+        daily_band = band[len(grid) - days * 24:].reshape(days, 24).mean(axis=1) if days else np.zeros(0)
+        base = (window.day_scale[uid].to_numpy(dtype=float) if uid in window.day_scale.columns
+                else np.full(days, np.nan))
+        base = np.where(np.isfinite(base) & (base > 0), base, daily_band)
+        shape = (window.shape_base[uid].to_numpy(dtype=float) if uid in window.shape_base.columns else p50)
+        found = detect_series(y, p50, band, np.maximum(base, floor / 2), config, np.where(np.isfinite(shape), shape,
+                                                                                            p50))
+        team, gpu = S.split_key(uid)
+        for f in found:
+            sl = slice(f.start, f.end + 1)
+            rows.append({"team": team, "gpu_type": gpu, "kind": f.kind, "start": grid[f.start],
+                         "end": grid[f.end] + pd.Timedelta(hours=1), "expected_gpu_hours": float(mean[sl].sum()),
+                         "actual_gpu_hours": float(y[sl].sum()), "score": f.score, "_sl": sl})
+    table = _with_impact(pd.DataFrame(rows), fc, actual, grid, rates)
+    return AnomalyReport(table, window.as_of, window.start, window.notes)
+
+
+def _with_events(fc: pd.DataFrame, events: Sequence[Event], origin: pd.Timestamp) -> pd.DataFrame:
+    """The forecast moved by the events that start at or after ``origin``."""
+    todo = [e for e in events if e.start >= origin]
+    if not todo:
+        return fc
+    return _adjusted(fc, lambda frame: apply_events(frame, todo, strict=False)[0])
+
+
+def _adjusted(fc: pd.DataFrame, adjust: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame:
+    """Apply an adjustment written for the team/gpu_type forecast contract to the engine's long forecast."""
+    team, gpu = S.split_uid(fc[S.UID])
+    frame = pd.DataFrame({S.TEAM: team.to_numpy(), S.GPU_TYPE: gpu.to_numpy(), S.TIMESTAMP: fc[S.DS].to_numpy()})
+    cols = [S.MEAN, S.P05, S.P10, S.P50, S.P90, S.P95]
+    for c in cols:
+        frame[c] = fc[c].to_numpy()
+    frame[S.MODEL] = "engine"
+    out = adjust(frame)
+    out = out[out[S.GPU_TYPE] != ALL_GPUS]
+    per_series = pd.DataFrame({S.UID: S.series_id(out[S.TEAM], out[S.GPU_TYPE]).to_numpy(),
+                               S.DS: out[S.TIMESTAMP].to_numpy(), **{c: out[c].to_numpy() for c in cols}})
+    team_rows = fc[fc[S.UID].str.endswith(S.UID_SEP + ALL_GPUS)]
+    if not team_rows.empty:   # a team total moves by the sum of its series' adjustments
+        base = pd.DataFrame({S.UID: S.series_id(frame[S.TEAM], frame[S.GPU_TYPE]).to_numpy(), S.DS: frame[S.TIMESTAMP],
+                             "before": frame[S.MEAN].to_numpy()})
+        delta = per_series.merge(base, on=[S.UID, S.DS], how="left")
+        delta["d"] = delta[S.MEAN] - delta["before"].fillna(0.0)
+        delta["team_uid"] = S.split_uid(delta[S.UID])[0].map(team_uid)
+        shift = delta.groupby(["team_uid", S.DS])["d"].sum()
+        team_rows = team_rows.copy()
+        add = pd.Series(list(zip(team_rows[S.UID], team_rows[S.DS], strict=True))).map(shift).fillna(0.0).to_numpy()
+        for c in cols:
+            team_rows[c] = team_rows[c].to_numpy() + add
+        per_series = pd.concat([per_series, team_rows[[S.UID, S.DS, *cols]]], ignore_index=True)
+    return per_series
+
+
+def _with_impact(found: pd.DataFrame, fc: pd.DataFrame, actual: pd.DataFrame, grid: pd.DatetimeIndex,
+                 rates: Callable[[str], float]) -> pd.DataFrame:
+    if found.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object if c in ("team", "gpu_type", "kind") else float)
+                             for c in COLUMNS}).astype({"start": "datetime64[ns]", "end": "datetime64[ns]"})
+    mean = fc.pivot_table(index=S.DS, columns=S.UID, values=S.MEAN, aggfunc="sum").reindex(grid).fillna(0.0)
+    impacts = []
+    for _, r in found.iterrows():
+        if r["gpu_type"] != ALL_GPUS:
+            impacts.append((r["actual_gpu_hours"] - r["expected_gpu_hours"]) * rates(r["gpu_type"]))
+            continue
+        prefix = f"{S.escape_key(r['team'])}{S.UID_SEP}"
+        total = 0.0
+        for uid in mean.columns:
+            if uid.startswith(prefix) and not uid.endswith(S.UID_SEP + ALL_GPUS):
+                act = actual[uid].to_numpy()[r["_sl"]].sum() if uid in actual.columns else 0.0
+                total += (act - mean[uid].to_numpy()[r["_sl"]].sum()) * rates(S.split_key(uid)[1])
+        impacts.append(total)
+    out = found.assign(impact_usd=impacts)
+    out = out.sort_values(["end", "start", "score"], ascending=[False, False, False], kind="stable")
+    out = out[list(COLUMNS)].reset_index(drop=True)
+    for c in ("expected_gpu_hours", "actual_gpu_hours", "impact_usd"):
+        out[c] = out[c].astype(float).round(2)
+    out["score"] = out["score"].astype(float).round(3)
+    return out
+
+
+def to_csv_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as written to CSV: ISO 8601 ``Z`` times."""
+    out = table.copy()
+    for c in ("start", "end"):
+        out[c] = S.format_timestamp(pd.to_datetime(out[c]))
+    return out
+
+
+def describe(row: pd.Series | dict) -> str:
+    """One line about an anomaly for people (notifications, the console)."""
+    scope = row["team"] + ("" if row["gpu_type"] == ALL_GPUS else f" / {row['gpu_type']}")
+    start = pd.Timestamp(row["start"])
+    end = pd.Timestamp(row["end"])
+    word = {"spike": "spike", "drop": "drop", "level_shift": "level shift", "drift": "slow drift"}[row["kind"]]
+    return (f"{scope}: {word} {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, {row['actual_gpu_hours']:,.0f} "
+            f"GPU-hours vs {row['expected_gpu_hours']:,.0f} expected, {row['impact_usd']:+,.0f} USD at list rates "
+            f"(score {row['score']:.2f})")
+

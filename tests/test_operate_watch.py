@@ -1,0 +1,87 @@
+"""gpuplan watch: one cron-friendly run from watch.yaml, dated run records, notifications de-duplicated."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from operate.watch import load_watch
+from tests.test_operate_notify import Hook
+
+ROOT = Path(__file__).resolve().parents[1]
+OPS = ROOT / "data_samples" / "operate"
+
+
+def watch(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from app.cli import main; main()", "watch", "--config", str(config)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=900, env={**os.environ, **env})
+
+
+def test_watch_runs_once_writes_dated_records_and_notifies_each_item_once(tmp_path):
+    hook = Hook()
+    try:
+        config = tmp_path / "watch.yaml"
+        config.write_text(yaml.safe_dump({
+            "usage": str(ROOT / "data_samples" / "synthetic_org.parquet"), "budgets": str(OPS / "budgets.csv"),
+            "policy": str(OPS / "policy.yaml"), "plan": str(OPS / "plan_2025-11.json"),
+            "anomalies": {"lookback_days": 28, "threshold": 1.0}, "alerts": {"threshold": 0.5, "paths": 50},
+            "channels": {"webhooks": [{"url_env": "TEST_HOOK_URL", "format": "json"}]},
+            "state": "state/notify.json", "runs_dir": "runs"}))
+        runs = [watch(config, {"TEST_HOOK_URL": hook.url}) for _ in range(2)]
+        assert [r.returncode for r in runs] == [1, 1], runs[0].stderr
+        records = sorted((tmp_path / "runs").glob("run-*.json"))
+        assert len(records) == 2
+        first, second = (json.loads(p.read_text()) for p in records)
+        assert first["schema"] == "gpuplan.watch-run/v1" and first["as_of"] == "2025-12-01T00:00:00Z"
+        opened = {k: v["open"] for k, v in first["sections"].items()}
+        assert set(opened) == {"anomalies", "alerts", "check"} and all(n >= 1 for n in opened.values())
+        assert first["open"] == sum(opened.values())
+        assert len(hook.bodies) == first["open"]   # one message per open item, none on the second run
+        assert {k: v["sent"] for k, v in second["notifications"].items()} == {k: 0 for k in opened}
+        assert {k: v["held"] for k, v in second["notifications"].items()} == opened
+        assert {b["source"] for b in hook.bodies} == {"anomalies", "alerts", "check"}
+        assert "SECRET" not in config.read_text() + runs[0].stdout + records[0].read_text()
+    finally:
+        hook.close()
+
+
+def test_watch_config_errors_are_one_line(tmp_path):
+    config = tmp_path / "watch.yaml"
+    config.write_text("usage: missing.parquet\nchannels:\n  webhooks:\n    - url_env: NOT_SET_ANYWHERE\n")
+    r = watch(config, {})
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("error:") and "watch.yaml" in line and "NOT_SET_ANYWHERE is not set" in line
+    config.write_text("usage: missing.parquet\nthreshold: 2\n")
+    r = watch(config, {})
+    assert r.returncode == 2 and "unknown setting 'threshold'" in r.stderr
+    config.write_text("usage: missing.parquet\n")
+    assert load_watch(config).usage == tmp_path / "missing.parquet"
+    r = watch(config, {})
+    assert r.returncode == 2 and "missing.parquet" in r.stderr and "file not found" in r.stderr
+    (record,) = (tmp_path / "runs").glob("run-*.json")
+    doc = json.loads(record.read_text())
+    assert doc["exit_code"] == 2 and "file not found" in doc["errors"][0]
+
+
+def test_the_shipped_cronjob_manifest_runs_watch_with_a_config_it_accepts(tmp_path):
+    cron, config_map = yaml.safe_load_all((ROOT / "deploy" / "gpuplan-watch-cronjob.yaml").read_text())
+    assert (cron["apiVersion"], cron["kind"]) == ("batch/v1", "CronJob")
+    spec = cron["spec"]
+    assert spec["concurrencyPolicy"] == "Forbid" and len(spec["schedule"].split()) == 5
+    (container,) = spec["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["gpuplan", "watch", "--config", "/config/watch.yaml"]
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/config", "/exports", "/state"}
+    secret_env = {e["name"] for e in container["env"] if "valueFrom" in e}
+    assert {"SLACK_WEBHOOK_URL", "GPUPLAN_SMTP_PASSWORD"} <= secret_env
+    watch_yaml = tmp_path / "watch.yaml"
+    watch_yaml.write_text(config_map["data"]["watch.yaml"])
+    cfg = load_watch(watch_yaml, env={"SLACK_WEBHOOK_URL": "https://hooks.example.com/x"})
+    assert cfg.usage == Path("/exports/usage.parquet") and cfg.budgets == tmp_path / "budgets.csv"
+    assert cfg.webhooks == (("https://hooks.example.com/x", "slack"),) and cfg.email
+    assert cfg.state == Path("/state/notify-state.json") and cfg.runs_dir == Path("/state/runs")
