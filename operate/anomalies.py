@@ -55,7 +55,7 @@ KINDS = ("spike", "drop", "level_shift", "drift")
 COLUMNS = ("team", "gpu_type", "kind", "start", "end", "expected_gpu_hours", "actual_gpu_hours", "impact_usd",
            "score")
 Z90 = 1.2815515655446004
-HOUR_Z = 4.0
+HOUR_Z = 8.0
 """Hourly |z| at which a spike or drop starts (tuned, see the module docstring)."""
 CUSUM_K = 1.0
 """CUSUM slack per day in daily-z units (one daily standard deviation)."""
@@ -233,6 +233,10 @@ def detect_series(y: np.ndarray, p50: np.ndarray, band: np.ndarray, day_scale: n
         if abs(float(resid[first:e + 1].sum())) < MIN_CHANGE * max(float(np.abs(p50[first:e + 1]).sum()), 1e-9):
             continue
         found.append(_Found("", kind, first, e, float(peak / config.cusum_h)))
+        # a persistent change whose hourly z hovers about the threshold breaks into short runs that look like
+        # spikes or drops: runs of its sign inside it are part of it
+        inside = [f for f in found if f.kind == ("spike" if sign > 0 else "drop") and first <= f.start <= e]
+        found = [f for f in found if f not in inside]
     return found
 
 
