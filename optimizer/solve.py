@@ -509,8 +509,9 @@ def _read_plan(handles: tuple[GpuModelVars, ...], scenarios: Scenarios, catalog:
         p10, p90 = weighted_quantiles(totals, scenarios.weights, (0.1, 0.9))
     used = expect("committed_used_gpus")
     capacity = expect("committed_capacity_gpus")
-    even_month, projected = break_even_month(draft, scenarios, money.flexible_saving)
     new = [c for c in commitments if not c.existing]
+    # Break-even is when new commitments pay back against on-demand: without any there is nothing to pay back.
+    even_month, projected = break_even_month(draft, scenarios, money.flexible_saving) if new else (None, False)
     obligation = float(sum(c.obligation_usd for c in new))
     window_hours = pd.date_range(config.start, config.end, freq="h", inclusive="left")
     in_window = float(sum(c.count * c.effective_hourly_usd * float(c.active(window_hours).sum()) for c in new))
