@@ -203,6 +203,16 @@ def plan_window(start: str | None, hours: int | None, month: str | None) -> tupl
     return _parse_start(start), hours
 
 
+def month_mismatch_note(start: pd.Timestamp, hours: int) -> str | None:
+    """A note when a window starting on the 1st at 00:00 lasts about a month but not the calendar month."""
+    month_hours = int((start + pd.DateOffset(months=1) - start) / pd.Timedelta(hours=1))
+    if start != start.normalize() or start.day != 1 or hours == month_hours or abs(hours - month_hours) > 72:
+        return None
+    end = start + pd.Timedelta(hours=hours)
+    return (f"the window ends {end:%Y-%m-%d %H:%M} UTC, not at the end of {start:%B %Y} ({month_hours} h; fix: "
+            f"--month {start:%Y-%m} for the calendar month)")
+
+
 def _spot_capacity(values: list[str]) -> tuple[tuple[str, int], ...]:
     out = []
     for v in values:
@@ -497,6 +507,9 @@ def plan(
             raise UserFacingError(f"--approve {stray[0]!r} is not among --needs-approval (fix: approve one of "
                                   f"{', '.join(_split(needs_approval) or ()) or '(none listed)'}, or drop it)")
         window_start, window_hours = plan_window(start, hours, month)
+        mismatch = month_mismatch_note(window_start, window_hours)
+        if mismatch:
+            err.print(f"  note: {mismatch}", markup=False, highlight=False)
         config = PlanConfig(start=window_start, hours=window_hours, region=region,
                             instance_types=_split(instance_types), options=opts, allow_spot=not no_spot,
                             max_spot_share=max_spot_share, growth=growth, budget_usd=budget,

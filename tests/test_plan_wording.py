@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.cli import UserFacingError, plan_window
+from app.cli import UserFacingError, month_mismatch_note, plan_window
 from forecasting import schema as S
 from optimizer.plan import Expected, OnDemandRate, Plan
 from optimizer.summary import budget_p90_warning, summary
@@ -129,3 +129,13 @@ def test_no_break_even_without_commitments():
     plan = make_plan(flat_forecast(demand), cat, PlanConfig(start=START, hours=48, term_horizon=False)).plan
     assert not plan.commitments and plan.expected.spot_usd > 0   # spot saves, but nothing is paid back
     assert plan.expected.break_even_month is None and "Break-even" not in summary(plan)
+
+
+def test_a_month_long_window_that_is_not_the_calendar_month_is_noted():
+    note = month_mismatch_note(pd.Timestamp("2025-12-01"), 720)
+    assert note == ("the window ends 2025-12-31 00:00 UTC, not at the end of December 2025 (744 h; fix: --month "
+                    "2025-12 for the calendar month)")
+    assert month_mismatch_note(pd.Timestamp("2025-12-01"), 744) is None
+    assert month_mismatch_note(pd.Timestamp("2025-11-01"), 720) is None      # November has 720 h
+    assert month_mismatch_note(pd.Timestamp("2025-12-03"), 720) is None      # not a month's start
+    assert month_mismatch_note(pd.Timestamp("2025-12-01"), 168) is None      # a week, not about a month
