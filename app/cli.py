@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import inspect
 import math
+import re
 import subprocess
 import sys
 import time
@@ -185,6 +186,31 @@ def _parse_start(value: str) -> pd.Timestamp:
     if ts != ts.floor("h"):
         raise UserFacingError(f"--start {value!r} is not an hour start (fix: e.g. 2025-12-01T00:00Z)")
     return ts
+
+
+def plan_window(start: str | None, hours: int | None, month: str | None) -> tuple[pd.Timestamp, int]:
+    """The plan window from ``--start``/``--hours`` or from ``--month YYYY-MM`` (the whole calendar month, UTC)."""
+    if month is not None:
+        if start is not None or hours is not None:
+            raise UserFacingError("--month gives the whole window: drop --start and --hours (or drop --month)")
+        m = re.fullmatch(r"(\d{4})-(\d{2})", month.strip())
+        if not m or not 1 <= int(m[2]) <= 12:
+            raise UserFacingError(f"--month {month!r} is not a calendar month (fix: YYYY-MM, e.g. 2025-12)")
+        first = pd.Timestamp(year=int(m[1]), month=int(m[2]), day=1)
+        return first, int((first + pd.DateOffset(months=1) - first) / pd.Timedelta(hours=1))
+    if start is None or hours is None:
+        raise UserFacingError("no plan window (fix: --month YYYY-MM for a calendar month, or --start and --hours)")
+    return _parse_start(start), hours
+
+
+def month_mismatch_note(start: pd.Timestamp, hours: int) -> str | None:
+    """A note when a window starting on the 1st at 00:00 lasts about a month but not the calendar month."""
+    month_hours = int((start + pd.DateOffset(months=1) - start) / pd.Timedelta(hours=1))
+    if start != start.normalize() or start.day != 1 or hours == month_hours or abs(hours - month_hours) > 72:
+        return None
+    end = start + pd.Timedelta(hours=hours)
+    return (f"the window ends {end:%Y-%m-%d %H:%M} UTC, not at the end of {start:%B %Y} ({month_hours} h; fix: "
+            f"--month {start:%Y-%m} for the calendar month)")
 
 
 def _spot_capacity(values: list[str]) -> tuple[tuple[str, int], ...]:
@@ -412,9 +438,11 @@ def print_notes(plan) -> None:
 @app.command()
 def plan(
     usage: UsageOpt,
-    start: Annotated[str, typer.Option(help="first hour of the plan window, ISO 8601 (UTC if no zone)")],
-    hours: Annotated[int, typer.Option(help="window length in hours", min=1)],
     out_path: Annotated[Path, typer.Option("--out", help="plan.json to write")],
+    start: Annotated[str | None, typer.Option(help="first hour of the plan window, ISO 8601 (UTC if no zone)")] = None,
+    hours: Annotated[int | None, typer.Option(help="window length in hours", min=1)] = None,
+    month: Annotated[str | None, typer.Option(help="plan one calendar month, YYYY-MM (UTC): instead of --start and "
+                                                   "--hours")] = None,
     region: Annotated[str, typer.Option(help="catalog region")] = "us-east-1",
     instance_types: Annotated[str | None, typer.Option(help="comma-separated allowed instance types")] = None,
     options: Annotated[str | None, typer.Option(help="comma-separated commitment options "
@@ -463,7 +491,7 @@ def plan(
     from forecasting.engine import read_forecast_csv
     from optimizer.baselines import with_lookback
     from optimizer.options import DEFAULT_COMMITMENT_OPTIONS, validate_options
-    from optimizer.summary import summary
+    from optimizer.summary import budget_p90_warning, summary
 
     try:
         if max_commit_usd is not None:
@@ -478,7 +506,11 @@ def plan(
         if stray:  # a typo here would silently leave the intended type blocked
             raise UserFacingError(f"--approve {stray[0]!r} is not among --needs-approval (fix: approve one of "
                                   f"{', '.join(_split(needs_approval) or ()) or '(none listed)'}, or drop it)")
-        config = PlanConfig(start=_parse_start(start), hours=hours, region=region,
+        window_start, window_hours = plan_window(start, hours, month)
+        mismatch = month_mismatch_note(window_start, window_hours)
+        if mismatch:
+            err.print(f"  note: {mismatch}", markup=False, highlight=False)
+        config = PlanConfig(start=window_start, hours=window_hours, region=region,
                             instance_types=_split(instance_types), options=opts, allow_spot=not no_spot,
                             max_spot_share=max_spot_share, growth=growth, budget_usd=budget,
                             max_obligation_usd=max_obligation_usd, max_commit_share=max_commit_share,
@@ -515,6 +547,9 @@ def plan(
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)
     print_notes(result.plan)
+    warn = budget_p90_warning(result.plan)
+    if warn:
+        err.print(f"warning: {warn}", markup=False, highlight=False)
     out.print(summary(result.plan), markup=False, highlight=False)
     if routing is not None:
         from app.cli_rightsizing import routing_table
@@ -576,16 +611,23 @@ def catalog_show(
         rows = cat.offers(region, gpu_model)
     except USER_ERRORS as exc:
         _fail(exc)
-    wide = rows.pivot_table(index=[C.GPU_MODEL, C.INSTANCE_TYPE, C.GPU_COUNT], columns=C.PURCHASE_OPTION,
-                            values=C.EFFECTIVE_HOURLY)
-    table = Table(title=f"{region}: effective USD per instance-hour ({cat.path}, "
+    from optimizer.options import ALL_OPTIONS
+
+    # One row per instance type and purchase option: every option the catalog prices (the plan's included) fits
+    # the width, where a column per option (14 of them) would be cut.
+    order = {o: k for k, o in enumerate(ALL_OPTIONS)}
+    rows = rows.assign(_order=rows[C.PURCHASE_OPTION].map(order).fillna(len(order))).sort_values(
+        [C.GPU_MODEL, C.GPU_COUNT, C.INSTANCE_TYPE, "_order"])
+    table = Table(title=f"{region}: effective USD per instance-hour and per GPU-hour ({cat.path}, "
                         f"prices as of {', '.join(cat.snapshot_dates(region))})")
-    cols = [c for c in ("on_demand", "spot", "reserved_1y_no_upfront", "reserved_1y_all_upfront",
-                        "reserved_3y_all_upfront", "convertible_1y_no_upfront") if c in wide.columns]
-    for c in ("GPU model", "instance type", "GPUs", *cols):
-        table.add_column(c)
-    for (g, it, n), r in wide.iterrows():
-        table.add_row(g, it, f"{n:g}", *("-" if pd.isna(r[c]) else f"{r[c]:,.3f}" for c in cols))
+    for c in ("GPU model", "instance type", "GPUs", "purchase option", "USD/instance-h", "USD/GPU-h",
+              "upfront USD"):
+        table.add_column(c, justify="right" if c.startswith(("GPUs", "USD", "upfront")) else "left")
+    for _, r in rows.iterrows():
+        n = float(r[C.GPU_COUNT])
+        table.add_row(str(r[C.GPU_MODEL]), str(r[C.INSTANCE_TYPE]), f"{n:g}", str(r[C.PURCHASE_OPTION]),
+                      f"{r[C.EFFECTIVE_HOURLY]:,.2f}", f"{r[C.EFFECTIVE_HOURLY] / n:,.2f}" if n else "-",
+                      f"{r[C.UPFRONT]:,.0f}" if r[C.UPFRONT] else "-")
     out.print(table)
 
 
@@ -774,7 +816,7 @@ def demo(
     from forecasting.engine import write_forecast_csv
     from forecasting.samples import SAMPLES, load_sample
     from optimizer.baselines import with_lookback
-    from optimizer.summary import summary
+    from optimizer.summary import budget_p90_warning, summary
 
     t0 = time.perf_counter()
     try:
@@ -799,6 +841,9 @@ def demo(
     window = fres.forecast[fres.forecast[S.TIMESTAMP] >= start]
     out.print(forecast_table(window, fres.selection))
     print_notes(result.plan)
+    warn = budget_p90_warning(result.plan)
+    if warn:
+        err.print(f"warning: {warn}", markup=False, highlight=False)
     out.print(summary(result.plan), markup=False, highlight=False)
     out.print(f"\nwrote {out_dir / 'forecast.csv'} and {out_dir / 'plan.json'} "
               f"(pipeline took {time.perf_counter() - t0:.0f} s)")

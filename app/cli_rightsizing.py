@@ -137,7 +137,7 @@ def pareto(
     from app.charts import pareto_chart
     from forecasting.engine import read_forecast_csv
     from forecasting.io import write_atomic, write_csv_atomic
-    from optimizer.pareto import COST, MAKESPAN, MIX, ON_FRONTIER, SPEED_PRIORITY, TIME, sweep
+    from optimizer.pareto import COST, MAKESPAN, MIX, ON_FRONTIER, SPEED_PRIORITY, SPEED_PRIORITY_TO, TIME, sweep
     from optimizer.rightsizing import load_throughput
     from optimizer.workloads import load_workloads
 
@@ -196,9 +196,15 @@ def pareto(
     for col in ("speed priority", "cost (USD)", "mean completion (h)", "makespan (h)", "GPU mix", "frontier"):
         table.add_column(col, justify="left" if col in ("GPU mix", "frontier") else "right")
     for _, r in result.points.iterrows():
-        table.add_row(f"{r[SPEED_PRIORITY]:.2f}", f"{r[COST]:,.0f}", f"{r[TIME]:,.0f}", f"{r[MAKESPAN]:,.0f}",
-                      str(r[MIX]), "*" if r[ON_FRONTIER] else "")
+        lo, hi = r[SPEED_PRIORITY], r[SPEED_PRIORITY_TO]
+        table.add_row(f"{lo:.2f}" if hi <= lo else f"{lo:.2f}-{hi:.2f}", f"{r[COST]:,.0f}", f"{r[TIME]:,.0f}",
+                      f"{r[MAKESPAN]:,.0f}", str(r[MIX]), "*" if r[ON_FRONTIER] else "")
     out.print(table)
+    merged = result.points[result.points[SPEED_PRIORITY_TO] > result.points[SPEED_PRIORITY]]
+    if not merged.empty:
+        out.print(f"{steps} speed priorities swept, {len(result.points)} distinct routings: a range such as "
+                  f"{merged[SPEED_PRIORITY].iloc[-1]:.2f}-{merged[SPEED_PRIORITY_TO].iloc[-1]:.2f} gives one routing "
+                  "(the same GPUs, cost and time), shown once")
     out.print(f"on today's GPUs the same backlog takes {result.window_hours} h per team")
     written = [str(p) for p in (out_path, chart) if p is not None]
     if written:

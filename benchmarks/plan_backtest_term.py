@@ -39,16 +39,21 @@ VARIANTS: dict[str, dict] = {
     "no_replay_tail": {"replay_tail": False},
     "random_walk_spread": {"longterm_settings": {"spread_growth": 0.5}},
     "neither": {"replay_tail": False, "longterm_settings": {"spread_growth": 0.5}},
+    "centred_paths": {},
 }
 """Planner settings compared on the tuning origins (``forecast_planner`` keyword arguments): ``default`` is
 ``optimizer.term``'s (replays carried on after the window, ``REPLAY_TAIL``; the long-term spread kept at what its
-cross-validation measured, ``LONGTERM_SETTINGS``); the others switch one or both off."""
+cross-validation measured, ``LONGTERM_SETTINGS``); the others switch one or both off; ``centred_paths`` plans on
+sample paths shifted onto the point forecast (``optimizer.inputs.PLAN_PATHS_CENTRED``)."""
 
 
 def run(origins: tuple[pd.Timestamp, ...], variant: str, spot_modes: tuple[bool, ...]) -> tuple[pd.DataFrame,
                                                                                                  pd.DataFrame, float]:
     usage = load_sample("synthetic")
     catalog = load_catalog()
+    import optimizer.inputs as inputs
+
+    inputs.PLAN_PATHS_CENTRED = variant == "centred_paths"   # scenarios averaging to the forecast's mean
     planner = forecast_planner(**VARIANTS[variant])
     t0 = time.perf_counter()
     frames = []

@@ -88,6 +88,10 @@ def variant(res: LongForecast, widen: bool, rate_scale: float = 1.0) -> LongFore
     return dataclasses.replace(res, forecast=fc[res.forecast.columns], short_history=short)
 
 
+CENTRED = True
+"""Sample paths centred on the forecast's mean (the engine's default since issue 15; ``--uncentred``: as drawn)."""
+
+
 def score(cell: Cell, res: LongForecast, seed: int = 0) -> dict[str, float]:
     """Coverage and width of one cell's forecast (see the module docstring)."""
     fc = res.forecast.copy()
@@ -99,7 +103,7 @@ def score(cell: Cell, res: LongForecast, seed: int = 0) -> dict[str, float]:
     for lo, hi in LEADS:
         sel = ((m["lead"] >= lo) & (m["lead"] <= hi)).to_numpy()
         row[f"cov_{lo}-{hi}"] = float(inside[sel].mean()) if sel.any() else np.nan
-    paths = sample_paths(res, N_PATHS, seed)
+    paths = sample_paths(res, N_PATHS, seed, centred=CENTRED)
     real = cell.actual.groupby(S.UID)[S.Y].sum()
     ok, gpu_sum, gpu_real = [], {}, {}
     for uid, p in paths.items():
@@ -163,7 +167,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tune", action="store_true", help="grid of walk settings on the tuning origins")
     parser.add_argument("--quick", action="store_true", help="two origins per set, histories 1/14/60 days")
+    parser.add_argument("--uncentred", action="store_true", help="sample paths as drawn, not centred on the mean")
     args = parser.parse_args()
+    global CENTRED
+    CENTRED = not args.uncentred
     usage = load_sample("synthetic")
     tuning, reporting, days = TUNING, REPORTING, HISTORY_DAYS
     if args.quick:

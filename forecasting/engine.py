@@ -1008,7 +1008,8 @@ def forecast(usage: pd.DataFrame, config: ForecastConfig | None = None, *,
                           cv_scores=scores.reset_index(drop=True), config=config, notes=res.notes, long=res)
 
 
-def sample_paths(result: LongForecast, n_paths: int = 100, seed: int = 0) -> dict[str, np.ndarray]:
+def sample_paths(result: LongForecast, n_paths: int = 100, seed: int = 0, *,
+                 centred: bool = True) -> dict[str, np.ndarray]:
     """Joint demand scenarios: ``uid -> array (n_paths, horizon)`` of GPUs per hour, never negative.
 
     Each path adds to every series' point forecast the CV error trajectory of one CV window, rolled by a
@@ -1026,6 +1027,11 @@ def sample_paths(result: LongForecast, n_paths: int = 100, seed: int = 0) -> dic
     ``sqrt(rate x hours)`` as in their widened quantiles), :data:`forecasting.paths.WALK_CORRELATION` of its
     variance common to all series. The walks come from their own random stream (seeded by ``seed``), so the
     other series' paths are the same as without them.
+
+    ``centred`` (the default) shifts the paths per hour so that they average to the point forecast
+    (:func:`centre_on_mean`): the forecast table and the budget alerts then state one expected demand per series
+    and hour. Without it the paths keep the drift of the replayed errors and level shifts and the lift of clipping
+    at 0 GPUs (what the planner's scenarios use, :data:`optimizer.inputs.PLAN_PATHS_CENTRED`).
     """
     rng = np.random.default_rng(seed)
     fc = result.forecast
@@ -1064,8 +1070,33 @@ def sample_paths(result: LongForecast, n_paths: int = 100, seed: int = 0) -> dic
             noise = noise + level_shifts(result.levels.loc[uid].to_numpy(dtype=float), origins, h)
         if uid in walks:
             noise = noise + walks[uid](h)
-        out[uid] = np.clip(mean[None, :] + noise, 0.0, None)
+        out[uid] = centre_on_mean(mean, noise) if centred else np.clip(mean[None, :] + noise, 0.0, None)
     return out
+
+
+def centre_on_mean(mean: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """Paths ``max(mean + noise - c, 0)`` whose average over the paths is ``mean`` in every hour (GPUs).
+
+    The replayed CV errors, level shifts and walks need not average to zero, and clipping at 0 GPUs raises the
+    average further; the shift ``c`` per hour removes both, so the paths spread around the same expected demand as
+    the forecast's ``mean`` column (a series forecast at 0 GPUs gets 0 in every path). Solved exactly per hour from
+    the sorted values: with the ``k`` largest of ``n`` values above the shift, ``c = (top_k_sum - n x mean) / k``.
+
+    Args:
+        mean: point forecast, ``(hours,)``, never negative.
+        noise: ``(n_paths, hours)``.
+    """
+    mean = np.maximum(np.asarray(mean, dtype=float), 0.0)
+    values = mean[None, :] + noise
+    n = values.shape[0]
+    desc = -np.sort(-values, axis=0)
+    k = np.arange(1, n + 1, dtype=float)[:, None]
+    shift = (np.cumsum(desc, axis=0) - n * mean[None, :]) / k
+    below = np.vstack([desc[1:], np.full((1, desc.shape[1]), -np.inf)])
+    valid = (shift >= below - 1e-9) & (shift <= desc + 1e-9)
+    first = np.argmax(valid, axis=0)   # the smallest valid k; one always exists since f(c) is continuous
+    c = shift[first, np.arange(desc.shape[1])]
+    return np.clip(values - c[None, :], 0.0, None)
 
 
 def _walks(short: ShortHistory | None, horizon: int, n_paths: int, seed: int) -> dict[str, Callable]:

@@ -5,7 +5,8 @@ last hour of usage unless given):
 
 * actual to date = priced usage (:mod:`operate.costing`) of the budget's scope in ``[start, as_of)``;
 * the rest of the period is priced on the engine's joint sample paths (:func:`forecasting.engine.sample_paths`,
-  which replay whole cross-validation error trajectories for all series at once; when the history is short
+  centred on the forecast's mean so the projection states the same expected demand as the forecast table;
+  they replay whole cross-validation error trajectories for all series at once; when the history is short
   against the rest of the period they are widened by the engine's random walk, and its note is the report's
   first note), summed over the team's GPU types at each GPU model's rate; a project budget takes the
   project's share of its team's cost over the 28 days before ``as_of`` (the forecast is per team and GPU

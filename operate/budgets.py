@@ -9,7 +9,9 @@ File columns (CSV header or YAML entry keys; YAML lists them under ``budgets:``)
 * ``owner`` (optional): who is alerted (an e-mail address for AWS Budgets notifications).
 
 Validation rejects unknown teams, negative or non-numeric budgets, bad periods and overlapping periods of
-the same team/project with one line naming the file, row, column and fix.
+the same team/project with one line naming the file, row, column and fix. Nested periods are not overlaps: a team
+may have a quarterly budget and monthly budgets inside it (each is alerted on its own); the same period twice, or
+two periods that straddle each other, are.
 """
 
 from __future__ import annotations
@@ -104,14 +106,22 @@ def load_budgets(path: str | Path, known_teams: set[str] | None = None,
 
 
 def _check_overlaps(budgets: list[Budget], rec) -> None:
+    """Periods of one team/project may nest (a month inside its quarter, a quarter inside its year: each is
+    checked on its own) but not otherwise overlap: two budgets for the same hours at the same level (the same
+    period twice, or periods that straddle each other) would be ambiguous."""
     by_scope: dict[tuple[str, str | None], list[tuple[int, Budget]]] = {}
     for i, b in enumerate(budgets):
         by_scope.setdefault((b.team, b.project), []).append((i, b))
     for items in by_scope.values():
-        items.sort(key=lambda ib: ib[1].start)
-        for (_, a), (j, b) in zip(items, items[1:], strict=False):
-            if b.start < a.end:
+        items.sort(key=lambda ib: (ib[1].start, -ib[1].hours))
+        for k, (_, a) in enumerate(items):
+            for j, b in items[k + 1:]:
+                if b.start >= a.end:
+                    continue
+                if b.end <= a.end and b.hours < a.hours:
+                    continue   # b nests inside a
                 raise rec.error(f"period {b.start:%Y-%m-%d}..{b.end:%Y-%m-%d} of {b.scope} overlaps "
                                 f"{a.start:%Y-%m-%d}..{a.end:%Y-%m-%d} on row {a.row}", j, PERIOD
                                 if PERIOD in rec.frame.columns else PERIOD_START,
-                                fix="give each team/project one budget per period (merge or shorten them)")
+                                fix="give each team/project one budget per period (merge or shorten them); periods "
+                                    "may nest, e.g. months inside a quarter")

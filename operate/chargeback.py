@@ -247,8 +247,12 @@ def allocate(usage: pd.DataFrame, plan: Plan, unused_policy: str = "proportional
 
 
 def _idle(rows: pd.DataFrame, inside: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
-    if S.UTILIZATION not in rows.columns or rows[S.UTILIZATION].isna().all():
+    if S.UTILIZATION not in rows.columns:
         notes.append("the usage has no utilization column: idle GPU cost is unavailable")
+        return pd.DataFrame(columns=list(IDLE_COLUMNS))
+    if rows[S.UTILIZATION].isna().all():
+        notes.append("the usage has a utilization column but no values in the billing period: idle GPU cost is "
+                     "unavailable")
         return pd.DataFrame(columns=list(IDLE_COLUMNS))
     util = rows[S.UTILIZATION]
     known = util.notna() & (rows[S.GPUS] > 0)

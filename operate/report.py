@@ -1,10 +1,16 @@
 """The recurring cost review: one self-contained HTML file (inline SVG charts, no scripts, no CDN) plus CSVs.
 
+One basis leads (issue 15): with a plan (``chargeback``) the top spenders and the idle cost are the plan's bill
+over its billing period -- the same numbers as the chargeback table -- and without one they are the usage priced
+by :mod:`operate.costing` (list prices, or the file's billed ``cost_usd``) over the last ``lookback_days`` days.
+Every section's title names its basis, and the ``top_spenders`` and ``idle_by_team`` CSVs carry it in a ``basis``
+column.
+
 Sections (each only when its input is given):
 
-* top spenders: priced cost per team over the last ``lookback_days`` days vs the ``lookback_days`` before;
+* top spenders: cost per team over the period (priced usage: vs the ``lookback_days`` before);
 * idle resources: per team, GPU-hours not utilised and their cost (``cost x (1 - utilization)``) over the
-  same days, plus the guardrail's auto-shutdown recommendations; without utilisation the section says idle
+  same period, plus the guardrail's auto-shutdown recommendations; without utilisation the section says idle
   cost is unavailable;
 * unit-cost trends: cost per unit by period (:mod:`operate.units`), drawn as an index (first period = 100);
 * commitment utilisation and coverage under the plan (:mod:`operate.chargeback`), with the chargeback table;
@@ -63,6 +69,33 @@ def top_spenders(priced_usage: pd.DataFrame, lookback_days: int = 30) -> pd.Data
     return out.sort_values("cost_usd", ascending=False).reset_index(drop=True)
 
 
+def billed_spenders(chargeback: Chargeback) -> pd.DataFrame:
+    """Billed USD and GPU-hours per team (the chargeback's ``total_usd``, ``central`` included) and share."""
+    t = chargeback.table
+    out = pd.DataFrame({"team": t["team"], "cost_usd": t["total_usd"].to_numpy(dtype=float),
+                        "gpu_hours": t["gpu_hours"].round(1).to_numpy()})
+    out["share_pct"] = 100.0 * out["cost_usd"] / max(float(out["cost_usd"].sum()), 1e-9)
+    out.attrs["window"] = bill_window(chargeback)
+    return out.sort_values("cost_usd", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def bill_window(chargeback: Chargeback) -> str:
+    w = chargeback.bill.hourly[S.TIMESTAMP]
+    if w.empty:
+        return "no billed hours"
+    return f"{w.min():%Y-%m-%d} to {w.max() + pd.Timedelta(hours=1):%Y-%m-%d}"
+
+
+def billed_idle(chargeback: Chargeback) -> pd.DataFrame | None:
+    """The chargeback's idle cost per team in :func:`idle_by_team`'s columns, or None without utilisation."""
+    idle = chargeback.idle
+    if idle.empty:
+        return None
+    return pd.DataFrame({"team": idle["team"], "gpu_hours": idle["utilization_known_gpu_hours"],
+                         "idle_gpu_hours": idle["idle_gpu_hours"], "idle_usd": idle["idle_usd"],
+                         "mean_utilization": idle["mean_utilization"]}).reset_index(drop=True)
+
+
 def idle_by_team(priced_usage: pd.DataFrame, lookback_days: int = 30) -> pd.DataFrame | None:
     """Idle GPU-hours and cost per team over the last days, or None when the usage has no utilisation."""
     if S.UTILIZATION not in priced_usage.columns or priced_usage[S.UTILIZATION].isna().all():
@@ -115,25 +148,37 @@ def build_review(priced_usage: pd.DataFrame, *, cost_basis: str, alerts: AlertRe
     if note:
         parts.append(f'<p class="note">{escape(str(note))}</p>')
 
-    top = top_spenders(priced_usage, lookback_days)
-    tables["top_spenders"] = top
+    if chargeback is not None:
+        basis = (f"billed under the plan ({chargeback.policy} unused-commitment policy), {bill_window(chargeback)}")
+        parts.append(f'<p class="note">Top spenders and idle cost: the plan\'s bill (commitments, spot and '
+                     f"on-demand as billed, reconciled with the chargeback below). Unit costs and budgets: "
+                     f"{escape(cost_basis)}.</p>")
+        top, idle = billed_spenders(chargeback), billed_idle(chargeback)
+        idle_title = f"Idle GPU cost per team, {basis} (USD)"
+    else:
+        basis = f"{cost_basis}, last {lookback_days} days"
+        top, idle = top_spenders(priced_usage, lookback_days), idle_by_team(priced_usage, lookback_days)
+        idle_title = f"Idle GPU cost per team, last {lookback_days} days (USD)"
+    tables["top_spenders"] = top.assign(basis=basis)
     shown = top.head(12)
-    parts += [f"<h2>Top spenders, {top.attrs['window']}</h2>",
+    parts += [f"<h2>Top spenders, {escape(basis)}</h2>",
               svg.hbars(list(shown["team"]), {"cost (USD)": list(shown["cost_usd"])},
-                        f"Cost per team, last {lookback_days} days (USD)"),
+                        f"Cost per team, {top.attrs['window']} (USD)"),
               _table(top)]
 
-    parts.append("<h2>Idle resources</h2>")
-    idle = idle_by_team(priced_usage, lookback_days)
+    parts.append(f"<h2>Idle resources, {escape(basis)}</h2>")
     if idle is None:
-        parts.append('<p class="note">The usage has no utilization column: idle GPU cost is unavailable.</p>')
+        parts.append('<p class="note">The usage has no utilization column: idle GPU cost is unavailable.</p>'
+                     if S.UTILIZATION not in priced_usage.columns else
+                     '<p class="note">The usage has no utilization values in this period: idle GPU cost is '
+                     "unavailable.</p>")
     else:
-        tables["idle_by_team"] = idle
+        tables["idle_by_team"] = idle.assign(basis=basis)
         shown = idle.head(12)
-        parts += [f'<p class="note">Idle = GPU-hours held but not utilised, cost x (1 - utilisation), last '
-                  f"{lookback_days} days: {idle['idle_usd'].sum():,.0f} USD in total.</p>",
-                  svg.hbars(list(shown["team"]), {"idle cost (USD)": list(shown["idle_usd"])},
-                            f"Idle GPU cost per team, last {lookback_days} days (USD)"), _table(idle)]
+        parts += [f'<p class="note">Idle = GPU-hours held but not utilised, cost x (1 - utilisation): '
+                  f"{idle['idle_usd'].sum():,.0f} USD in total.</p>",
+                  svg.hbars(list(shown["team"]), {"idle cost (USD)": list(shown["idle_usd"])}, idle_title),
+                  _table(idle)]
     if checks is not None and not checks.idle.empty:
         tables["idle_runs"] = checks.idle
         parts += ["<p>Auto-shutdown recommendations (idle runs beyond the policy's duration; money at stake = cost "
@@ -147,7 +192,7 @@ def build_review(priced_usage: pd.DataFrame, *, cost_basis: str, alerts: AlertRe
             name = f"{team}{'' if project is None or project != project else '/' + str(project)}: {unit}"
             series[name] = [(f"{p:%Y-%m}", 100.0 * v / base if base > 0 else np.nan)
                             for p, v in zip(g["period_start"], g["usd_per_unit"], strict=True)]
-        parts += ["<h2>Unit-cost trends</h2>",
+        parts += [f"<h2>Unit-cost trends, {escape(cost_basis)}</h2>",
                   svg.lines(series, "Cost per unit, index (first period = 100)"),
                   _table(unit_costs.assign(period_start=unit_costs["period_start"].dt.strftime("%Y-%m-%d"),
                                            period_end=unit_costs["period_end"].dt.strftime("%Y-%m-%d")), 40)]
@@ -165,7 +210,7 @@ def build_review(priced_usage: pd.DataFrame, *, cost_basis: str, alerts: AlertRe
                             "Commitment utilisation (used / bought) and coverage (used / demand)",
                             fmt=lambda v: f"{v:.1%}", vmax=1.0),
                   _table(com),
-                  f"<h3>Chargeback ({escape(chargeback.policy)} unused-commitment policy)</h3>",
+                  f"<h3>Chargeback, billed under the plan ({escape(chargeback.policy)} unused-commitment policy)</h3>",
                   f'<p class="note">Allocated {rec["allocated_total_usd"]:,.2f} USD = bill '
                   f'{rec["bill_total_usd"]:,.2f} USD (committed {rec["bill_committed_usd"]:,.2f}, spot '
                   f'{rec["bill_spot_usd"]:,.2f}, on-demand {rec["bill_on_demand_usd"]:,.2f}).</p>',
@@ -180,7 +225,8 @@ def build_review(priced_usage: pd.DataFrame, *, cost_basis: str, alerts: AlertRe
                  "actual": a.actual_to_date_usd, "projected": a.projected_usd, "p10": a.projected_p10_usd,
                  "p90": a.projected_p90_usd, "fired": a.fired} for a in alerts.alerts]
         fired = alerts.fired
-        parts += [f"<h2>Forecast vs budget (as of {alerts.as_of:%Y-%m-%d %H:%M} UTC)</h2>",
+        parts += [f"<h2>Forecast vs budget, {escape(alerts.cost_basis)} (as of {alerts.as_of:%Y-%m-%d %H:%M} UTC)"
+                  "</h2>",
                   f"<p>{len(fired)} of {len(alerts.alerts)} budgets alert (P(overspend) >= {alerts.threshold:.0%} or "
                   "already over).</p>"]
         parts += [f'<p class="fired">{escape(a.message)}</p>' for a in fired]

@@ -32,6 +32,9 @@ from optimizer.inputs import PlanConfig, PlanningError
 from optimizer.workloads import Workloads
 
 SPEED_PRIORITY = "speed_priority"
+SPEED_PRIORITY_TO = "speed_priority_to"
+"""The last swept speed priority that gives the same routing as ``speed_priority`` (each point covers that range:
+the sweep keeps one point per distinct routing and says which priorities it stands for)."""
 COST = "cost_usd"
 TIME = "completion_hours"
 MAKESPAN = "makespan_hours"
@@ -45,8 +48,9 @@ class ParetoResult:
 
     Attributes:
         points: one row per distinct routing of the sweep: speed_priority (the smallest that gives it),
-            cost_usd, completion_hours (backlog-weighted mean), makespan_hours, gpu_mix (reference-GPU-hours
-            share per GPU model), on_frontier.
+            speed_priority_to (the largest swept priority that gives it), cost_usd, completion_hours
+            (backlog-weighted mean), makespan_hours, gpu_mix (reference-GPU-hours share per GPU model),
+            on_frontier.
         frontier: the non-dominated points, fastest first (cost never falls as time falls).
         backlog: per unit: team, workload_class, reference_gpu_hours, current_gpus.
         window_hours: hours of demand the backlog was taken from.
@@ -108,11 +112,13 @@ def sweep(demand: pd.DataFrame, workloads: Workloads, catalog: C.Catalog, config
         t = _unit_outcome(routing.table, backlog)
         key = tuple(t[R.GPU_MODEL])
         if key in seen:
+            rows[seen[key]][SPEED_PRIORITY_TO] = round(float(w), 6)
             continue
-        seen[key] = True
+        seen[key] = len(rows)
         work = t[R.REF_HOURS].to_numpy()
         mix = t.groupby(R.GPU_MODEL)[R.REF_HOURS].sum() / work.sum()
-        rows.append({SPEED_PRIORITY: round(float(w), 6), COST: float(t["cost"].sum()),
+        rows.append({SPEED_PRIORITY: round(float(w), 6), SPEED_PRIORITY_TO: round(float(w), 6),
+                     COST: float(t["cost"].sum()),
                      TIME: float(np.average(t["hours"], weights=work)), MAKESPAN: float(t["hours"].max()),
                      MIX: ", ".join(f"{R.short_name(g)} {s:.0%}" if s >= 0.005 else f"{R.short_name(g)} <1%"
                                     for g, s in mix.sort_values(ascending=False).items())})

@@ -344,6 +344,32 @@ def _scenarios_assumption(weights: dict[str, float]) -> dict:
             "history_days": len(past), "history_weight": history_weight}
 
 
+def _uncommitted(plan: Plan, offers: dict[str, Offers], catalog: C.Catalog, config: PlanConfig) -> dict:
+    """Why GPU models get no new commitment when the reason is the catalog, not the demand: plan.json's
+    ``no_commitment_reason`` (when nothing new is bought; else the optimizer's own choice is the reason) and one
+    note per such model."""
+    bought = {c.gpu_model for c in plan.commitments if not c.existing}
+    priceless = {}
+    for g, o in offers.items():
+        if g in bought or not o.commitments.empty:
+            continue
+        rows = catalog.offers(config.region, g, config.instance_types)
+        listed = rows[rows[C.PURCHASE_OPTION].isin(config.options)]
+        priceless[g] = (f"the catalog has no commitment price for {g} in {config.region} under the options "
+                        "considered" if listed.empty else
+                        f"no commitment option for {g} in {config.region} costs less than its on-demand price")
+    if not priceless:
+        return {}
+    out: dict = {"notes": [*plan.assumptions.get("notes", []),
+                           *(f"{why}: {g} is served by spot and on-demand only" for g, why in priceless.items())]}
+    if not bought:
+        rest = [g for g in offers if g not in priceless]
+        out["no_commitment_reason"] = "; ".join(
+            [*priceless.values(), *([f"for {', '.join(rest)}, demand is too uncertain or too low over the terms "
+                                     "for a commitment to pay off"] if rest else [])])
+    return out
+
+
 def make_plan(forecast: pd.DataFrame | None, catalog: C.Catalog, config: PlanConfig, *,
               scenarios: Scenarios | None = None,
               progress: Progress | None = None) -> PlanResult:
@@ -401,7 +427,8 @@ def make_plan(forecast: pd.DataFrame | None, catalog: C.Catalog, config: PlanCon
             raise _budget_error(scenarios, offers_of, config, existing) from None
     plan, scenario_costs, horizon_costs = _read_plan(solved.handles, scenarios, catalog, config)
     plan = replace(plan, assumptions={**plan.assumptions, "model_expected_usd": round(solved.window_cost, 2),
-                                      "model_present_value_usd": round(solved.objective, 2)})
+                                      "model_present_value_usd": round(solved.objective, 2),
+                                      **_uncommitted(plan, offers, catalog, config)})
     result = PlanResult(plan=plan, scenarios=scenarios, scenario_costs=scenario_costs,
                         lp_objective_usd=solved.window_cost, build_seconds=solved.build_seconds,
                         solve_seconds=solved.solve_seconds, status=solved.status,
@@ -482,8 +509,9 @@ def _read_plan(handles: tuple[GpuModelVars, ...], scenarios: Scenarios, catalog:
         p10, p90 = weighted_quantiles(totals, scenarios.weights, (0.1, 0.9))
     used = expect("committed_used_gpus")
     capacity = expect("committed_capacity_gpus")
-    even_month, projected = break_even_month(draft, scenarios, money.flexible_saving)
     new = [c for c in commitments if not c.existing]
+    # Break-even is when new commitments pay back against on-demand: without any there is nothing to pay back.
+    even_month, projected = break_even_month(draft, scenarios, money.flexible_saving) if new else (None, False)
     obligation = float(sum(c.obligation_usd for c in new))
     window_hours = pd.date_range(config.start, config.end, freq="h", inclusive="left")
     in_window = float(sum(c.count * c.effective_hourly_usd * float(c.active(window_hours).sum()) for c in new))

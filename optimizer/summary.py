@@ -51,6 +51,22 @@ def _money_word(delta: float) -> str:
     return f"saves {usd(delta)}" if delta >= 0 else f"costs {usd(-delta)} more"
 
 
+def _money_vs(delta: float, base: float) -> str:
+    """:func:`_money_word` with its share of ``base``: ``saves 400 USD (40.0%)``, ``costs 75 USD more (7.5% more)``."""
+    pct = 100.0 * abs(delta) / base if base else 0.0
+    return f"{_money_word(delta)} ({pct:.1f}%{'' if delta >= 0 else ' more'})"
+
+
+def budget_p90_warning(plan: Plan) -> str | None:
+    """``--budget`` caps the expected cost; a line saying so when the p90 cost is above the budget, else None."""
+    budget = ((plan.assumptions or {}).get("guardrails") or {}).get("budget_usd")
+    p90 = plan.expected.total_p90_usd
+    if budget is None or p90 is None or p90 <= budget + 0.005:
+        return None
+    return (f"the budget caps the expected cost only: the p90 cost {usd(p90)} is above the budget {usd(budget)} "
+            "(1 window in 10 would exceed it)")
+
+
 def _commitment_line(c: Commitment) -> str:
     line = (f"  {c.count} x {c.instance_type} {c.purchase_option} from {c.start:%Y-%m-%d} "
             f"({c.gpus:g} x {c.gpu_model}; {c.hourly_usd_per_instance:,.2f} USD/h per instance"
@@ -131,10 +147,13 @@ def summary(plan: Plan) -> str:
     rng = ""
     if e.total_p10_usd is not None and e.total_p90_usd is not None:
         rng = f" (p10 {usd(e.total_p10_usd)}, p90 {usd(e.total_p90_usd)})"
+        if e.total_usd > 0 and abs(e.total_p90_usd - e.total_p10_usd) < 0.5:
+            rng = (f" (p10 = p90 = {usd(e.total_p90_usd)}: every scenario costs the same, because the history shows "
+                   "no variation to estimate a range from; the real range is unknown, not zero)")
     lines.append(f"  expected cost {usd(e.total_usd)}{rng}: committed {usd(e.committed_usd)}, spot "
                  f"{usd(e.spot_usd)}, on-demand {usd(e.on_demand_usd)}")
-    lines.append(f"  all on-demand would cost {usd(e.all_on_demand_usd)}: the plan {_money_word(e.savings_usd)} "
-                 f"({e.savings_pct:.1f}%)")
+    lines.append(f"  all on-demand would cost {usd(e.all_on_demand_usd)}: the plan "
+                 f"{_money_vs(e.savings_usd, e.all_on_demand_usd)}")
     if e.cvar90_usd is not None:
         lines.append(f"  risk: mean cost of the worst 10% of scenarios (CVaR90) {usd(e.cvar90_usd)}")
     if e.commitment_utilization is not None:
@@ -156,8 +175,8 @@ def summary(plan: Plan) -> str:
         lines.append(f"  expected cost to {term.horizon_end:%Y-%m-%d}: {usd(e.horizon_total_usd)}{hr}")
         if e.horizon_all_on_demand_usd:
             save = e.horizon_all_on_demand_usd - e.horizon_total_usd
-            lines.append(f"  all on-demand would cost {usd(e.horizon_all_on_demand_usd)}: the plan {_money_word(save)} "
-                         f"({100 * save / e.horizon_all_on_demand_usd:.1f}%)")
+            lines.append(f"  all on-demand would cost {usd(e.horizon_all_on_demand_usd)}: the plan "
+                         f"{_money_vs(save, e.horizon_all_on_demand_usd)}")
         if e.present_value_usd is not None:
             pv_od = e.present_value_all_on_demand_usd
             lines.append(f"  present value {usd(e.present_value_usd)}"
@@ -211,6 +230,9 @@ def summary(plan: Plan) -> str:
             over = "" if g.get("within_budget", True) else (" (the billed expected cost is above it: the model "
                                                             "underestimates spot's serving-rule cost)")
             limits.append(f"budget {usd(g['budget_usd'])} over the window{over}")
+            warn = budget_p90_warning(plan)
+            if warn:
+                limits.append(warn)
         cap = g.get("max_obligation_usd", g.get("max_commit_usd"))
         if cap is not None:
             limits.append(f"maximum commitment {usd(cap)} (obligation over the full terms)")

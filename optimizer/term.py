@@ -79,6 +79,9 @@ long-term model's own spread; see :data:`LONGTERM_SETTINGS`)."""
 LEVEL_HOURS = 168
 """Hours at the end of the near part whose mean demand ranks a scenario for the long term."""
 HOURS_PER_YEAR = 8760.0
+MIN_PLAN_HISTORY_HOURS = 24
+"""A plan needs at least one daily cycle of usage history: from fewer hours the forecast cannot tell a level from a
+time of day, and its range cannot be estimated (a 2-hour upload gave a month's plan with p10 = p90)."""
 SHORT_HISTORY_DAYS = 14
 """A plan whose usage history is shorter than this many days considers no multi-year (3-year) commitment unless
 asked to explicitly (``gpuplan plan --allow-short-history``)."""
@@ -530,6 +533,19 @@ def multi_year_allowed(config: PlanConfig, history: pd.DataFrame, allow_short_hi
     return replace(config, options=kept), note
 
 
+def require_plan_history(history: pd.DataFrame) -> None:
+    """Refuse a plan from under :data:`MIN_PLAN_HISTORY_HOURS` hours of usage history (none at all is allowed: a
+    plan from a given forecast)."""
+    if history.empty:
+        return
+    hours = history_days(history) * 24.0
+    if hours < MIN_PLAN_HISTORY_HOURS:
+        raise PlanningError(f"the usage history covers {hours:,.0f} h ({history[S.TIMESTAMP].min():%Y-%m-%d %H:%M} to "
+                            f"{history[S.TIMESTAMP].max():%Y-%m-%d %H:%M} UTC): too short to forecast a plan from "
+                            f"(fix: upload at least {MIN_PLAN_HISTORY_HOURS} hours of usage before the window, "
+                            "or plan from a forecast file)")
+
+
 def term_hours_of(option: str) -> int:
     from optimizer.options import term_hours
 
@@ -580,6 +596,7 @@ def plan_scenarios(config: PlanConfig, history: pd.DataFrame, *, long=None, fore
         PlanningError: a forecast that does not cover the near hours, or too little history for the long term.
     """
     say = progress or (lambda _m: None)
+    require_plan_history(history)
     near = min(config.hours, NEAR_HOURS) if config.term_horizon else config.hours
     if long is not None:
         series = series_from_paths(long, config.start, near, n_paths, seed)

@@ -126,3 +126,9 @@ def test_sample_budgets_flag_the_overspending_team_with_its_run_out_date(sample)
     assert m.p_overspend >= 0.95 and m.status == "projected_overspend"
     assert "2025-12-05" < m.run_out_date < "2025-12-31"
     assert "runs out 2025-12" in m.message
+    # what data_samples/README.md says about the others (issue 15, item 14): robotics-sim and llm-pretrain at risk
+    by_team = {a.team: a for a in report.alerts if a.project is None}
+    assert 0.1 <= by_team["robotics-sim"].p_overspend <= 0.35 and by_team["robotics-sim"].status == "at_risk"
+    assert 0.02 <= by_team["llm-pretrain"].p_overspend <= 0.15 and by_team["llm-pretrain"].status == "at_risk"
+    # model-eval's December is forecast at 0 GPUs: its projection is its actual spend (one forecast, item 2)
+    assert by_team["model-eval"].projected_usd == by_team["model-eval"].actual_to_date_usd

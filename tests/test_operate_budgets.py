@@ -49,8 +49,8 @@ def test_yaml_entries(tmp_path):
      "b.csv, row 2, column 'budget_usd': budget_usd -5.00 is negative (fix: budgets must be >= 0 USD)"),
     ("team,period,budget_usd\nvision,2025-Q4,lots\n",
      "b.csv, row 2, column 'budget_usd': budget_usd 'lots' is not a number"),
-    ("team,period,budget_usd\nvision,2025-Q4,100\nsearch,2025-12,1\nvision,2025-12,100\n",
-     "b.csv, row 4, column 'period': period 2025-12-01..2026-01-01 of vision overlaps 2025-10-01..2026-01-01 on row 2 "
+    ("team,period,budget_usd\nvision,2025-Q4,100\nsearch,2025-12,1\nvision,2025-Q4,90\n",
+     "b.csv, row 4, column 'period': period 2025-10-01..2026-01-01 of vision overlaps 2025-10-01..2026-01-01 on row 2 "
      "(fix: give each team/project one budget per period"),
     ("team,period,budget_usd\nvision,Q4 2025,100\n",
      "b.csv, row 2, column 'period': cannot read period 'Q4 2025' (fix: use YYYY-MM (month), YYYY-Qn (quarter)"),
@@ -89,3 +89,16 @@ def test_bad_yaml_budgets(tmp_path):
         load_budgets(path, TEAMS)
     with pytest.raises(UsageError, match=r"missing.yaml: file not found"):
         load_budgets(tmp_path / "missing.yaml", TEAMS)
+
+
+def test_nested_periods_are_budgets_but_straddling_ones_overlap(tmp_path):
+    """A quarter with its months and the year around them is normal budgeting (issue 15, item 3)."""
+    path = write(tmp_path, "b.csv", "team,period,budget_usd\nvision,2025,1200\nvision,2025-Q4,300\n"
+                                    "vision,2025-10,100\nvision,2025-11,100\nvision,2025-12,100\n")
+    b = load_budgets(path, TEAMS)
+    assert [(x.start.month, x.hours) for x in b] == [(1, 8760), (10, 2208), (10, 744), (11, 720), (12, 744)]
+    path = write(tmp_path, "s.csv", "team,period_start,period_end,budget_usd\nvision,2025-10-01,2026-01-01,300\n"
+                                    "vision,2025-12-15,2026-01-15,100\n")
+    with pytest.raises(UsageError, match=r"row 3, column 'period_start': period 2025-12-15..2026-01-15 of vision "
+                                         r"overlaps 2025-10-01..2026-01-01 on row 2 .*periods may nest"):
+        load_budgets(path, TEAMS)

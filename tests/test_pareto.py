@@ -61,6 +61,7 @@ def test_sweep_on_hand_checkable_backlog(throughput):
     assert result.backlog["reference_gpu_hours"].iloc[0] == pytest.approx(240.0)
     pts = result.points
     assert list(pts[P.SPEED_PRIORITY]) == [0.0, 0.5]  # the switch happens at w = 0.456
+    assert list(pts[P.SPEED_PRIORITY_TO]) == [0.4, 1.0]  # each point says which swept priorities it stands for
     assert pts[P.COST].tolist() == pytest.approx([230.4, 480.0])
     assert pts[P.TIME].tolist() == pytest.approx([19.2, 8.0])
     assert pts[P.MIX].tolist() == ["L40S 100%", "H100 100%"]
