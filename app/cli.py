@@ -14,7 +14,6 @@ import functools
 import inspect
 import math
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -866,7 +865,10 @@ def app_cmd(
            str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--server.maxUploadSize", str(limit), "--client.toolbarMode", "minimal"]
     out.print(f"GPU Cost Planner on http://{host}:{port}")
-    raise typer.Exit(subprocess.call(cmd))
+    from app.launcher import run_forwarding_signals
+
+    # SIGTERM/SIGINT/SIGHUP to this process reach Streamlit too, so stopping `gpuplan app` by its PID frees the port.
+    raise typer.Exit(run_forwarding_signals(cmd))
 
 
 # Commands defined in their own modules register themselves on `app` when imported.
