@@ -772,9 +772,10 @@ def backtest(
     catalog: CatalogOpt = None,
 ) -> None:
     """Rolling-origin accuracy per series and per level (MASE, pinball loss, range coverage) vs naive baselines."""
+    from app.chart_html import write_chart_html
     from app.charts import backtest_chart
     from forecasting.backtest import BacktestConfig, rolling_backtest
-    from forecasting.io import write_atomic, write_csv_atomic
+    from forecasting.io import write_csv_atomic
 
     try:
         cat = _catalog(catalog)
@@ -789,8 +790,7 @@ def backtest(
                            ignore_index=True)
         write_csv_atomic(scores, out_path)
         if chart is not None:
-            html = backtest_chart(result.per_level).to_html()
-            write_atomic(chart, lambda fh: fh.write(html))
+            write_chart_html(backtest_chart(result.per_level), chart)  # renders offline (vega inlined)
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)
     table = Table(title=f"Backtest: {origins} origin(s) x {horizon_hours} h; MASE vs the best naive baseline")

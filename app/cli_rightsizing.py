@@ -134,9 +134,10 @@ def pareto(
     catalog: CatalogOpt = None,
 ) -> None:
     """Cost versus completion time of the training backlog for speed priorities 0..1, and its Pareto frontier."""
+    from app.chart_html import write_chart_html
     from app.charts import pareto_chart
     from forecasting.engine import read_forecast_csv
-    from forecasting.io import write_atomic, write_csv_atomic
+    from forecasting.io import write_csv_atomic
     from optimizer.pareto import COST, MAKESPAN, MIX, ON_FRONTIER, SPEED_PRIORITY, SPEED_PRIORITY_TO, TIME, sweep
     from optimizer.rightsizing import load_throughput
     from optimizer.workloads import load_workloads
@@ -186,8 +187,7 @@ def pareto(
         if out_path is not None:
             write_csv_atomic(result.points, out_path)
         if chart is not None:
-            html = pareto_chart(result.points).to_html()
-            write_atomic(chart, lambda fh: fh.write(html))
+            write_chart_html(pareto_chart(result.points), chart)  # renders offline (vega inlined)
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)
     total = result.backlog["reference_gpu_hours"].sum()
