@@ -168,6 +168,8 @@ def chargeback(
     out_path: Annotated[Path, typer.Option("--out", help="chargeback CSV to write")] = Path("chargeback.csv"),
     unused_policy: PolicyChoice = "proportional",
     idle_out: Annotated[Path | None, typer.Option(help="also write idle GPU cost per team (needs utilization)")] = None,
+    focus_out: Annotated[Path | None, typer.Option(help="also write the chargeback as FOCUS 1.2 cost and usage rows "
+                                                        "(BilledCost sums to the bill) for finance tools")] = None,
     period: Annotated[str | None, typer.Option(help="billing period inside the plan window: a month (2025-11) or "
                                                     "START/END; default the whole window")] = None,
     fmt: FormatOpt = "auto",
@@ -187,6 +189,11 @@ def chargeback(
         write_csv_atomic(cb.table, out_path)
         if idle_out is not None:
             write_csv_atomic(cb.idle, idle_out)
+        if focus_out is not None:
+            from operate.focus_export import chargeback_focus
+
+            gpus = {k: v[1] for k, v in cat.instance_gpus().items()}
+            write_csv_atomic(chargeback_focus(cb, plan, (p_start, p_end), gpus, source=plan_path.name), focus_out)
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)
     rec = cb.reconciliation()
@@ -206,7 +213,8 @@ def chargeback(
         err.print(f"  {note}", markup=False, highlight=False)
     out.print(f"allocated {rec['allocated_total_usd']:,.2f} USD = bill {rec['bill_total_usd']:,.2f} USD "
               f"(committed {rec['bill_committed_usd']:,.2f}, spot {rec['bill_spot_usd']:,.2f}, on-demand "
-              f"{rec['bill_on_demand_usd']:,.2f}); wrote {out_path}" + (f" and {idle_out}" if idle_out else ""))
+              f"{rec['bill_on_demand_usd']:,.2f}); wrote {out_path}"
+              + "".join(f" and {p}" for p in (idle_out, focus_out) if p))
 
 
 @app.command()
