@@ -226,6 +226,59 @@ def chargeback(
 
 
 @app.command()
+def bill(
+    usage: UsageOpt,
+    plan_path: PlanOpt,
+    out_path: Annotated[Path, typer.Option("--out", help="FOCUS 1.2 CSV of the plan's bill to write")] = Path(
+        "bill_focus.csv"),
+    unused_policy: PolicyChoice = "proportional",
+    period: Annotated[str | None, typer.Option(help="billing period inside the plan window: a month (2025-11) or "
+                                                    "START/END; default the whole window")] = None,
+    fmt: FormatOpt = "auto",
+    tag_key: TagKeyOpt = "team",
+    catalog: CatalogOpt = None,
+    output_format: OutputFormatOpt = "table",
+) -> None:
+    """The plan's bill on this usage as the provider invoices it, written as FOCUS 1.2 rows for finance tools:
+    commitment fees as Purchase rows (BilledCost = cash), usage per team with its amortised EffectiveCost."""
+    from operate.chargeback import allocate, billing_period, require_usage_in_period
+    from operate.focus_export import bill_focus
+
+    try:
+        cat = _catalog(catalog)
+        plan = read_plan(plan_path)
+        usage_df = load_usage_file(usage, fmt, tag_key, cat)
+        p_start, p_end = billing_period(plan, period)
+        require_usage_in_period(usage_df, plan, period)
+        cb = allocate(usage_df, plan, unused_policy, period)
+        gpus = {k: v[1] for k, v in cat.instance_gpus().items()}
+        rows = bill_focus(cb, plan, (p_start, p_end), gpus, source=plan_path.name)
+        write_csv_atomic(rows, out_path)
+    except (*USER_ERRORS, UserFacingError) as exc:
+        _fail(exc)
+    kind = rows["ChargeCategory"].where(rows["ChargeCategory"] == "Purchase", rows["PricingCategory"])
+    kind = kind.where(rows["CommitmentDiscountStatus"] != "Unused", "Unused")
+    table = Table(title=f"Bill {p_start:%Y-%m-%d %H:%M} to {p_end:%Y-%m-%d %H:%M} UTC (USD): invoiced (BilledCost) "
+                        "and amortised (EffectiveCost) per GPU model")
+    cols = ("GPU model", "GPU-hours", "committed (amortised)", "unused commitment", "spot", "on-demand",
+            "effective total", "invoiced")
+    for col in cols:
+        table.add_column(col, justify="left" if col == "GPU model" else "right")
+    for model, g in rows.groupby("x_GpuModel", sort=True):
+        k = kind[g.index]
+        table.add_row(str(model), f"{g['x_GpuHours'].sum():,.1f}",
+                      f"{g.loc[k == 'Committed', 'EffectiveCost'].sum():,.2f}",
+                      f"{g.loc[k == 'Unused', 'EffectiveCost'].sum():,.2f}",
+                      f"{g.loc[k == 'Dynamic', 'EffectiveCost'].sum():,.2f}",
+                      f"{g.loc[k == 'Standard', 'EffectiveCost'].sum():,.2f}",
+                      f"{g['EffectiveCost'].sum():,.2f}", f"{g['BilledCost'].sum():,.2f}")
+    emit(table, output_format, out)
+    out.print(f"effective {rows['EffectiveCost'].sum():,.2f} USD = chargeback {cb.table['total_usd'].sum():,.2f} "
+              f"USD; invoiced {rows['BilledCost'].sum():,.2f} USD (upfront and recurring commitment fees, spot, "
+              f"on-demand); wrote {len(rows):,} FOCUS 1.2 rows to {out_path}")
+
+
+@app.command()
 def units(
     usage: UsageOpt,
     units_file: Annotated[Path, typer.Option("--units", help="units CSV or YAML (team, project, period, unit, "

@@ -198,8 +198,7 @@ def chargeback_focus(cb: Chargeback, plan: Plan, period: tuple[pd.Timestamp, pd.
         category = {"committed": "Committed", "unused": "Committed", "spot": "Dynamic", "on_demand": "Standard"}[kind]
         meter = f"{'SpotUsage' if kind == 'spot' else 'BoxUsage'}:{instance}"
         ctype, ccat = commitment_type(commitment.purchase_option) if commitment is not None else (None, None)
-        cid = (f"{plan.region}/{commitment.instance_type}/{commitment.purchase_option}/"
-               f"{commitment.start:%Y-%m-%dT%H:%MZ}" if commitment is not None else None)
+        cid = _commitment_id(plan, commitment) if commitment is not None else None
         cname = (f"{commitment.count} x {commitment.instance_type} {commitment.purchase_option}"
                  if commitment is not None else None)
         what = {"committed": f"used commitment ({cname})", "unused": f"unused commitment ({cname})",
@@ -237,3 +236,66 @@ def chargeback_focus(cb: Chargeback, plan: Plan, period: tuple[pd.Timestamp, pd.
     for col in ("BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd"):
         out[col] = pd.to_datetime(out[col], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     return out
+
+
+def _commitment_id(plan: Plan, c: Commitment) -> str:
+    return f"{plan.region}/{c.instance_type}/{c.purchase_option}/{c.start:%Y-%m-%dT%H:%MZ}"
+
+
+def bill_focus(cb: Chargeback, plan: Plan, period: tuple[pd.Timestamp, pd.Timestamp],
+               gpus_per_instance: Mapping[str, float], *, account: str = "gpu-cost-planner",
+               source: str = "") -> pd.DataFrame:
+    """The plan's bill as the provider invoices it, in FOCUS 1.2 rows (columns :data:`COLUMNS`).
+
+    The usage rows are :func:`chargeback_focus`'s (per team, GPU model and charge), except that usage of a
+    commitment, used or unused, is not invoiced again: its ``BilledCost`` is 0 and its ``EffectiveCost`` the
+    amortised amount. The commitments themselves are ``ChargeCategory = Purchase`` rows without a team: the
+    upfront fee of each new commitment starting in the period (``ChargeFrequency = One-Time``) and the recurring
+    fee for its active hours in the period (``Recurring``), ``BilledCost`` = the cash, ``EffectiveCost`` = 0. So
+    ``EffectiveCost`` sums to the chargeback (the amortised bill) to the cent and ``BilledCost`` to the cash the
+    period is invoiced: upfront + recurring + spot + on-demand.
+    """
+    usage = chargeback_focus(cb, plan, period, gpus_per_instance, account=account, source=source)
+    committed = usage["PricingCategory"] == "Committed"
+    usage.loc[committed, "BilledCost"] = 0.0
+    start, end = period
+    template = usage.iloc[0].to_dict() if len(usage) else {c: None for c in COLUMNS}
+    purchases = []
+    for c in plan.commitments:
+        hours = _active_hours(c, start, end)
+        ctype, ccat = commitment_type(c.purchase_option)
+        name = f"{c.count} x {c.instance_type} {c.purchase_option}"
+        fees = []
+        if not c.existing and start <= c.start < end and c.upfront_usd_per_instance > 0:
+            fees.append(("One-Time", round(c.count * c.upfront_usd_per_instance, 2), None,
+                         f"upfront fee of {name}"))
+        if hours > 0 and c.hourly_usd_per_instance > 0:
+            fees.append(("Recurring", round(c.count * c.hourly_usd_per_instance * hours, 2), c.count * hours,
+                         f"recurring fee of {name} for {hours:,.0f} h"))
+        for frequency, cash, qty, what in fees:
+            row = {k: template.get(k) for k in COLUMNS}
+            row.update({
+                "BilledCost": cash, "EffectiveCost": 0.0, "PricingCurrencyEffectiveCost": 0.0,
+                "ListCost": cash, "ContractedCost": cash, "ListUnitPrice": None, "ContractedUnitPrice": None,
+                "PricingCurrencyListUnitPrice": None, "PricingCurrencyContractedUnitPrice": None,
+                "ChargeCategory": "Purchase", "ChargeFrequency": frequency, "ChargeDescription": what,
+                "PricingCategory": "Committed", "CommitmentDiscountId": _commitment_id(plan, c),
+                "CommitmentDiscountName": name, "CommitmentDiscountType": ctype, "CommitmentDiscountCategory": ccat,
+                "CommitmentDiscountStatus": None, "CommitmentDiscountQuantity": qty,
+                "CommitmentDiscountUnit": "Hours" if qty is not None else None,
+                "ConsumedQuantity": None, "ConsumedUnit": None, "PricingQuantity": qty if qty is not None else c.count,
+                "PricingUnit": "Hours" if qty is not None else "Commitments",
+                "ResourceType": c.instance_type, "SkuId": f"{c.instance_type}:{c.purchase_option}",
+                "SkuMeter": f"Commitment:{c.instance_type}", "SkuPriceId": f"{plan.region}:{c.instance_type}:"
+                f"{c.purchase_option}", "SkuPriceDetails": json.dumps({"InstanceType": c.instance_type,
+                                                                        "GpuModel": c.gpu_model,
+                                                                        "GpusPerInstance": c.gpus_per_instance}),
+                "SubAccountId": CENTRAL, "SubAccountName": CENTRAL, "Tags": json.dumps({"team": CENTRAL}),
+                "x_GpuModel": c.gpu_model, "x_GpuHours": 0.0,
+                "ChargePeriodStart": f"{max(c.start, start):%Y-%m-%dT%H:%M:%SZ}",
+                "ChargePeriodEnd": f"{min(c.expiry, end):%Y-%m-%dT%H:%M:%SZ}" if frequency == "Recurring"
+                else f"{max(c.start, start) + pd.Timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}",
+            })
+            purchases.append(row)
+    return pd.DataFrame(purchases + usage.astype(object).where(usage.notna(), None).to_dict(orient="records"),
+                        columns=list(COLUMNS))

@@ -102,3 +102,33 @@ def test_the_focus_ingest_reads_back_the_same_gpu_hours_per_team(exported) -> No
         assert back[team] == pytest.approx(hours, rel=1e-6, abs=1e-3), team
     # and per GPU model: the instance types map back to the models billed
     assert set(usage[S.GPU_TYPE]) <= {"NVIDIA A100", "NVIDIA A10G", "NVIDIA H100", "NVIDIA L4"}
+
+
+def test_bill_is_the_provider_invoice_effective_cost_is_the_chargeback(tmp_path: Path) -> None:
+    from optimizer.plan import Plan
+
+    out, cb_path = tmp_path / "bill_focus.csv", tmp_path / "cb.csv"
+    assert runner.invoke(app, ["chargeback", "--usage", USAGE, "--plan", PLAN, "--out", str(cb_path)]).exit_code == 0
+    r = runner.invoke(app, ["bill", "--usage", USAGE, "--plan", PLAN, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    cb, rows = pd.read_csv(cb_path), pd.read_csv(out)
+    assert list(rows.columns) == list(F.COLUMNS)
+    assert round(rows["EffectiveCost"].sum(), 2) == round(cb["total_usd"].sum(), 2) == 1_235_981.97
+    plan = Plan.read(PLAN)
+    upfront = sum(round(c.count * c.upfront_usd_per_instance, 2) for c in plan.commitments)
+    purchases = rows[rows["ChargeCategory"] == "Purchase"]
+    assert len(purchases) == len(plan.commitments)  # all upfront, all starting 2025-11-01: one fee each
+    assert set(purchases["ChargeFrequency"]) == {"One-Time"} and (purchases["EffectiveCost"] == 0).all()
+    assert round(purchases["BilledCost"].sum(), 2) == round(upfront, 2)
+    usage = rows[rows["ChargeCategory"] == "Usage"]
+    assert (usage.loc[usage["PricingCategory"] == "Committed", "BilledCost"] == 0).all()
+    cash = upfront + cb["spot_usd"].sum() + cb["on_demand_usd"].sum()
+    assert round(rows["BilledCost"].sum(), 2) == round(cash, 2)
+    assert "effective 1,235,981.97 USD = chargeback 1,235,981.97 USD" in r.output
+    cat = load_catalog()
+    back, _ = load_usage(out, "auto", tag_key="team", instance_gpus=cat.instance_gpus(),
+                         known_gpu_types=cat.gpu_models())
+    per_team = back.groupby(S.TEAM)[S.GPUS].sum()
+    want = cb[cb["gpu_hours"] > 0].set_index("team")["gpu_hours"]
+    assert set(per_team.index) == set(want.index)  # purchase rows (team central) are not usage
+    assert per_team[want.index].to_numpy() == pytest.approx(want.to_numpy(), rel=1e-6)

@@ -128,6 +128,8 @@ COMMANDS = {
                True),
     "chargeback": (["chargeback", "--usage", "{synthetic}", "--plan", str(OPS / "plan_2025-11.json"), "--out",
                     "{tmp}/cb.csv"], True),
+    "bill": (["bill", "--usage", "{synthetic}", "--plan", str(OPS / "plan_2025-11.json"), "--out",
+              "{tmp}/bill.csv"], False),
     "units": (["units", "--usage", "{synthetic}", "--units", "{tmp}/units.csv", "--out", "{tmp}/u.csv"], True),
     "check": (["check", "--usage", "{synthetic}", "--policy", "{tmp}/policy.yaml"], False),
 }
