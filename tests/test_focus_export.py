@@ -132,3 +132,25 @@ def test_bill_is_the_provider_invoice_effective_cost_is_the_chargeback(tmp_path:
     want = cb[cb["gpu_hours"] > 0].set_index("team")["gpu_hours"]
     assert set(per_team.index) == set(want.index)  # purchase rows (team central) are not usage
     assert per_team[want.index].to_numpy() == pytest.approx(want.to_numpy(), rel=1e-6)
+
+
+def test_bill_invoices_the_recurring_fee_for_the_active_hours(tmp_path: Path) -> None:
+    """The sample plan with its A100 reservation turned partial-upfront at the same effective rate: the amortised
+    bill is unchanged, the invoice has 19 x 6.00 USD x 720 h of recurring fee and a smaller upfront."""
+    doc = json.loads(Path(PLAN).read_text())
+    c = doc["commitments"][0]
+    assert c["instance_type"] == "p4d.24xlarge" and c["count"] == 19
+    effective = c["hourly_usd_per_instance"] + c["upfront_usd_per_instance"] / c["term_hours"]
+    c["hourly_usd_per_instance"], c["upfront_usd_per_instance"] = 6.0, (effective - 6.0) * c["term_hours"]
+    c["purchase_option"] = "reserved_1y_partial_upfront"
+    plan_path = tmp_path / "plan_partial.json"
+    plan_path.write_text(json.dumps(doc))
+    r = runner.invoke(app, ["bill", "--usage", USAGE, "--plan", str(plan_path), "--out", str(tmp_path / "b.csv")])
+    assert r.exit_code == 0, r.output
+    rows = pd.read_csv(tmp_path / "b.csv")
+    assert round(rows["EffectiveCost"].sum(), 2) == 1_235_981.97  # same amortised bill as the all-upfront plan
+    recurring = rows[rows["ChargeFrequency"] == "Recurring"]
+    assert len(recurring) == 1 and recurring["BilledCost"].iloc[0] == pytest.approx(19 * 6.0 * 720, abs=0.01)
+    assert recurring["CommitmentDiscountQuantity"].iloc[0] == 19 * 720
+    one_time = rows[(rows["ChargeFrequency"] == "One-Time") & (rows["ResourceType"] == "p4d.24xlarge")]
+    assert one_time["BilledCost"].iloc[0] == pytest.approx(19 * (effective - 6.0) * 8760, abs=0.01)
