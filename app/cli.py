@@ -9,12 +9,12 @@ Files are written atomically (temporary file, then rename) with the umask's perm
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
 import math
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +35,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from click import exceptions as click_errors  # type: ignore[no-redef]
     from click import get_current_context  # type: ignore[no-redef]
 
+from app.tables import OutputFormatOpt, emit
 from forecasting import schema as S
 from forecasting.io import OutputError, os_error_text, prepare_output, protecting
 from optimizer.billing import BillingError
@@ -131,8 +132,17 @@ def guarded_command(fn: Callable) -> Callable:
                  for p in (ctx.command.params if ctx is not None else ())}
         paths = {k: v for k, v in bound.arguments.items() if isinstance(v, Path)}
         inputs = [v for k, v in paths.items() if not is_output_param(k)]
+        tables = contextlib.nullcontext()
+        if "output_format" in kwargs:  # --output-format: checked up front; csv/json keep stdout for the data
+            from app.tables import check_output_format, data_only_stdout
+
+            try:
+                kwargs["output_format"] = check_output_format(kwargs["output_format"])
+            except ValueError as exc:
+                _fail(exc)
+            tables = data_only_stdout(out, kwargs["output_format"])
         try:
-            with protecting(inputs):
+            with tables, protecting(inputs):
                 for name, path in paths.items():
                     if is_output_param(name) and name != "out_dir":
                         prepare_output(path, flags.get(name, name))
@@ -306,6 +316,7 @@ def forecast(
     reconcile: Annotated[str, typer.Option(
         help="how --levels-out reconciles: wls_var, wls_var_total (keeps the organisation total), mint_shrink, "
              "wls_struct, ols, bottom_up")] = "wls_var",
+    output_format: OutputFormatOpt = "table",
 ) -> None:
     """Forecast hourly GPU demand per team and GPU type, with p05/p10/p50/p90/p95."""
     from forecasting.engine import write_forecast_csv
@@ -329,12 +340,12 @@ def forecast(
             write_levels_csv(levels.forecast, levels_out)
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)
-    out.print(forecast_table(fc, result.selection))
+    emit(forecast_table(fc, result.selection), output_format, out)
     if result.long is not None and result.long.short_history is not None:
         err.print(f"  note: {result.long.short_history.note}", markup=False, highlight=False)
     out.print(f"wrote {len(fc):,} rows to {out_path}")
     if levels is not None:
-        out.print(levels_table(levels.forecast, levels.method))
+        emit(levels_table(levels.forecast, levels.method), output_format, out)
         for note in levels.notes:
             err.print(f"  note: {note}", markup=False, highlight=False)
         out.print(f"wrote {len(levels.forecast):,} rows to {levels_out}")
@@ -486,6 +497,7 @@ def plan(
                                                         "before planning")] = None,
     speed_priority: Annotated[float, typer.Option(help="with --workloads: 0 = cheapest per reference GPU-hour, "
                                                        "1 = fastest", min=0.0, max=1.0)] = 0.0,
+    output_format: OutputFormatOpt = "table",
 ) -> None:
     """Plan purchases for [start, start + hours): commitments, spot allowance, on-demand."""
     from forecasting.engine import read_forecast_csv
@@ -554,7 +566,7 @@ def plan(
     if routing is not None:
         from app.cli_rightsizing import routing_table
 
-        out.print(routing_table(routing))
+        emit(routing_table(routing), output_format, out)
     out.print(f"\nwrote {out_path}")
 
 
@@ -602,6 +614,7 @@ def catalog_show(
     region: Annotated[str, typer.Option(help="region")] = "us-east-1",
     gpu_model: Annotated[str | None, typer.Option(help="GPU model, e.g. 'NVIDIA H100'")] = None,
     catalog: Annotated[Path | None, typer.Option(help="catalog CSV (default: shipped snapshot)")] = None,
+    output_format: OutputFormatOpt = "table",
 ) -> None:
     """Print on-demand, spot and commitment prices per instance type."""
     from optimizer import catalog as C
@@ -628,7 +641,7 @@ def catalog_show(
         table.add_row(str(r[C.GPU_MODEL]), str(r[C.INSTANCE_TYPE]), f"{n:g}", str(r[C.PURCHASE_OPTION]),
                       f"{r[C.EFFECTIVE_HOURLY]:,.2f}", f"{r[C.EFFECTIVE_HOURLY] / n:,.2f}" if n else "-",
                       f"{r[C.UPFRONT]:,.0f}" if r[C.UPFRONT] else "-")
-    out.print(table)
+    emit(table, output_format, out)
 
 
 @catalog_app.command("refresh")
@@ -673,6 +686,7 @@ def longterm(
     fmt: FormatOpt = "auto",
     tag_key: TagKeyOpt = "team",
     catalog: CatalogOpt = None,
+    output_format: OutputFormatOpt = "table",
 ) -> None:
     """Forecast 12-36 months ahead (daily/weekly models) for commitment terms, with the trend estimated from the
     history, growth and planned events."""
@@ -707,7 +721,7 @@ def longterm(
         table.add_column(g, justify="right")
     for month, r in monthly.iterrows():
         table.add_row(str(month), *(f"{v:,.1f}" for v in r))
-    out.print(table)
+    emit(table, output_format, out)
     for line in _longterm_trend_lines(result):
         out.print(line, markup=False, highlight=False)
     out.print(f"wrote {out_path}" + (f" and {ldc_out}" if ldc_out else ""))
@@ -771,11 +785,13 @@ def backtest(
     models: ModelsOpt = "default",
     engine: EngineOpt = "local",
     catalog: CatalogOpt = None,
+    output_format: OutputFormatOpt = "table",
 ) -> None:
     """Rolling-origin accuracy per series and per level (MASE, pinball loss, range coverage) vs naive baselines."""
+    from app.chart_html import write_chart_html
     from app.charts import backtest_chart
     from forecasting.backtest import BacktestConfig, rolling_backtest
-    from forecasting.io import write_atomic, write_csv_atomic
+    from forecasting.io import write_csv_atomic
 
     try:
         cat = _catalog(catalog)
@@ -790,8 +806,7 @@ def backtest(
                            ignore_index=True)
         write_csv_atomic(scores, out_path)
         if chart is not None:
-            html = backtest_chart(result.per_level).to_html()
-            write_atomic(chart, lambda fh: fh.write(html))
+            write_chart_html(backtest_chart(result.per_level), chart)  # renders offline (vega inlined)
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)
     table = Table(title=f"Backtest: {origins} origin(s) x {horizon_hours} h; MASE vs the best naive baseline")
@@ -802,7 +817,7 @@ def backtest(
         table.add_row(r["level"], f"{r['nodes']}", f"{r['mase_selected']:.3f}", str(r["best_baseline"]),
                       f"{r['mase_best_baseline']:.3f}", f"{r['mase_ratio']:.3f}", f"{r['coverage_80']:.1%}",
                       f"{r['coverage_90']:.1%}", f"{r['pinball_selected']:.2f}")
-    out.print(table)
+    emit(table, output_format, out)
     out.print(f"wrote {out_path}" + (f" and {chart}" if chart else ""))
 
 
@@ -811,6 +826,7 @@ def demo(
     sample: Annotated[str, typer.Option(help="shipped sample organisation: synthetic or helios")] = "synthetic",
     hours: Annotated[int, typer.Option(help="plan window in hours after the sample's last hour", min=1)] = 720,
     out_dir: Annotated[Path, typer.Option(help="folder for forecast.csv and plan.json")] = Path("out/demo"),
+    output_format: OutputFormatOpt = "table",
 ) -> None:
     """Run the whole pipeline on a shipped sample organisation and print the plan."""
     from forecasting.engine import write_forecast_csv
@@ -839,7 +855,7 @@ def demo(
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)
     window = fres.forecast[fres.forecast[S.TIMESTAMP] >= start]
-    out.print(forecast_table(window, fres.selection))
+    emit(forecast_table(window, fres.selection), output_format, out)
     print_notes(result.plan)
     warn = budget_p90_warning(result.plan)
     if warn:
@@ -866,7 +882,10 @@ def app_cmd(
            str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--server.maxUploadSize", str(limit), "--client.toolbarMode", "minimal"]
     out.print(f"GPU Cost Planner on http://{host}:{port}")
-    raise typer.Exit(subprocess.call(cmd))
+    from app.launcher import run_forwarding_signals
+
+    # SIGTERM/SIGINT/SIGHUP to this process reach Streamlit too, so stopping `gpuplan app` by its PID frees the port.
+    raise typer.Exit(run_forwarding_signals(cmd))
 
 
 # Commands defined in their own modules register themselves on `app` when imported.

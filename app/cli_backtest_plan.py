@@ -30,6 +30,7 @@ from app.cli import (
     out,
     step,
 )
+from app.tables import OutputFormatOpt, emit
 
 
 def _parse_at(value: str) -> pd.Timestamp:
@@ -112,6 +113,7 @@ def backtest_plan_cmd(
     tag_key: TagKeyOpt = "team",
     history_hours: HistoryOpt = 1344,
     catalog: CatalogOpt = None,
+    output_format: OutputFormatOpt = "table",
 ) -> None:
     """Replay a trace: plan on the history before --at, bill the next --hours of real demand, compare baselines."""
     from forecasting.samples import SAMPLES, load_sample
@@ -146,8 +148,9 @@ def backtest_plan_cmd(
     source = f"sample '{sample}'" if sample else str(usage)
     billed = config.term_hours
     what = f"whole terms of {billed:,} h after" if full_term else f"window(s) of {hours} h from"
-    out.print(results_table(result.summary, f"Plan backtest on {source}: {len(windows)} origin(s), {what} "
-                                            f"{windows[-1]:%Y-%m-%d %H:%M} to {windows[0]:%Y-%m-%d %H:%M} UTC"))
+    emit(results_table(result.summary, f"Plan backtest on {source}: {len(windows)} origin(s), {what} "
+                                       f"{windows[-1]:%Y-%m-%d %H:%M} to {windows[0]:%Y-%m-%d %H:%M} UTC"),
+         output_format, out)
     short = result.per_origin.dropna(subset=["lookback_hours_used"])
     for method, rows in short.groupby("method", sort=False):
         days = int(method.split()[-1].rstrip("d"))

@@ -31,6 +31,7 @@ from app.cli import (
     out,
     step,
 )
+from app.tables import OutputFormatOpt, emit
 from forecasting import schema as S
 from forecasting.io import write_csv_atomic, write_json_atomic
 from operate.files import read_plan
@@ -56,6 +57,11 @@ def _projects(usage: pd.DataFrame) -> dict[str, set[str]] | None:
 
 def _usd(v: float | None) -> str:
     return "-" if v is None or v != v else f"{v:,.0f}"
+
+
+def _per_unit(v: float) -> str:
+    """USD per unit: cents from 1 USD up (``125,600.00``, never ``1.256e+05``), 4 significant digits below."""
+    return "-" if v != v else f"{v:,.2f}" if abs(v) >= 1 else f"{v:.4g}"
 
 
 def _prepare(usage: Path, fmt: str, tag_key: str, catalog: Path | None, region: str):
@@ -111,6 +117,7 @@ def alerts(
     tag_key: TagKeyOpt = "team",
     catalog: CatalogOpt = None,
     region: RegionOpt = "us-east-1",
+    output_format: OutputFormatOpt = "table",
 ) -> None:
     """Forecast-based budget alerts: projected spend, P(overspend), run-out date; exit 1 when any alert fires."""
     try:
@@ -145,7 +152,7 @@ def alerts(
                       f"{_usd(a.projected_p10_usd)}-{_usd(a.projected_p90_usd)}", f"{a.p_overspend:.0%}",
                       (a.run_out_date or "-")[:16].replace("T", " "),
                       Text(a.status, style="bold red") if a.fired else a.status)
-    out.print(table)
+    emit(table, output_format, out)
     for note in report.notes:
         err.print(f"  {note}", markup=False, highlight=False)
     for a in actions:
@@ -168,11 +175,14 @@ def chargeback(
     out_path: Annotated[Path, typer.Option("--out", help="chargeback CSV to write")] = Path("chargeback.csv"),
     unused_policy: PolicyChoice = "proportional",
     idle_out: Annotated[Path | None, typer.Option(help="also write idle GPU cost per team (needs utilization)")] = None,
+    focus_out: Annotated[Path | None, typer.Option(help="also write the chargeback as FOCUS 1.2 cost and usage rows "
+                                                        "(BilledCost sums to the bill) for finance tools")] = None,
     period: Annotated[str | None, typer.Option(help="billing period inside the plan window: a month (2025-11) or "
                                                     "START/END; default the whole window")] = None,
     fmt: FormatOpt = "auto",
     tag_key: TagKeyOpt = "team",
     catalog: CatalogOpt = None,
+    output_format: OutputFormatOpt = "table",
 ) -> None:
     """Showback/chargeback of the plan's bill on this usage to teams; sums equal the bill to the cent."""
     from operate.chargeback import allocate, billing_period, require_usage_in_period
@@ -187,6 +197,11 @@ def chargeback(
         write_csv_atomic(cb.table, out_path)
         if idle_out is not None:
             write_csv_atomic(cb.idle, idle_out)
+        if focus_out is not None:
+            from operate.focus_export import chargeback_focus
+
+            gpus = {k: v[1] for k, v in cat.instance_gpus().items()}
+            write_csv_atomic(chargeback_focus(cb, plan, (p_start, p_end), gpus, source=plan_path.name), focus_out)
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)
     rec = cb.reconciliation()
@@ -201,12 +216,66 @@ def chargeback(
         table.add_row(r["team"], f"{r['gpu_hours']:,.1f}", f"{r['committed_usd']:,.2f}", f"{r['spot_usd']:,.2f}",
                       f"{r['on_demand_usd']:,.2f}", f"{r['unused_commitment_usd']:,.2f}", f"{r['total_usd']:,.2f}",
                       idle_v)
-    out.print(table)
+    emit(table, output_format, out)
     for note in cb.notes:
         err.print(f"  {note}", markup=False, highlight=False)
     out.print(f"allocated {rec['allocated_total_usd']:,.2f} USD = bill {rec['bill_total_usd']:,.2f} USD "
               f"(committed {rec['bill_committed_usd']:,.2f}, spot {rec['bill_spot_usd']:,.2f}, on-demand "
-              f"{rec['bill_on_demand_usd']:,.2f}); wrote {out_path}" + (f" and {idle_out}" if idle_out else ""))
+              f"{rec['bill_on_demand_usd']:,.2f}); wrote {out_path}"
+              + "".join(f" and {p}" for p in (idle_out, focus_out) if p))
+
+
+@app.command()
+def bill(
+    usage: UsageOpt,
+    plan_path: PlanOpt,
+    out_path: Annotated[Path, typer.Option("--out", help="FOCUS 1.2 CSV of the plan's bill to write")] = Path(
+        "bill_focus.csv"),
+    unused_policy: PolicyChoice = "proportional",
+    period: Annotated[str | None, typer.Option(help="billing period inside the plan window: a month (2025-11) or "
+                                                    "START/END; default the whole window")] = None,
+    fmt: FormatOpt = "auto",
+    tag_key: TagKeyOpt = "team",
+    catalog: CatalogOpt = None,
+    output_format: OutputFormatOpt = "table",
+) -> None:
+    """The plan's bill on this usage as the provider invoices it, written as FOCUS 1.2 rows for finance tools:
+    commitment fees as Purchase rows (BilledCost = cash), usage per team with its amortised EffectiveCost."""
+    from operate.chargeback import allocate, billing_period, require_usage_in_period
+    from operate.focus_export import bill_focus
+
+    try:
+        cat = _catalog(catalog)
+        plan = read_plan(plan_path)
+        usage_df = load_usage_file(usage, fmt, tag_key, cat)
+        p_start, p_end = billing_period(plan, period)
+        require_usage_in_period(usage_df, plan, period)
+        cb = allocate(usage_df, plan, unused_policy, period)
+        gpus = {k: v[1] for k, v in cat.instance_gpus().items()}
+        rows = bill_focus(cb, plan, (p_start, p_end), gpus, source=plan_path.name)
+        write_csv_atomic(rows, out_path)
+    except (*USER_ERRORS, UserFacingError) as exc:
+        _fail(exc)
+    kind = rows["ChargeCategory"].where(rows["ChargeCategory"] == "Purchase", rows["PricingCategory"])
+    kind = kind.where(rows["CommitmentDiscountStatus"] != "Unused", "Unused")
+    table = Table(title=f"Bill {p_start:%Y-%m-%d %H:%M} to {p_end:%Y-%m-%d %H:%M} UTC (USD): invoiced (BilledCost) "
+                        "and amortised (EffectiveCost) per GPU model")
+    cols = ("GPU model", "GPU-hours", "committed (amortised)", "unused commitment", "spot", "on-demand",
+            "effective total", "invoiced")
+    for col in cols:
+        table.add_column(col, justify="left" if col == "GPU model" else "right")
+    for model, g in rows.groupby("x_GpuModel", sort=True):
+        k = kind[g.index]
+        table.add_row(str(model), f"{g['x_GpuHours'].sum():,.1f}",
+                      f"{g.loc[k == 'Committed', 'EffectiveCost'].sum():,.2f}",
+                      f"{g.loc[k == 'Unused', 'EffectiveCost'].sum():,.2f}",
+                      f"{g.loc[k == 'Dynamic', 'EffectiveCost'].sum():,.2f}",
+                      f"{g.loc[k == 'Standard', 'EffectiveCost'].sum():,.2f}",
+                      f"{g['EffectiveCost'].sum():,.2f}", f"{g['BilledCost'].sum():,.2f}")
+    emit(table, output_format, out)
+    out.print(f"effective {rows['EffectiveCost'].sum():,.2f} USD = chargeback {cb.table['total_usd'].sum():,.2f} "
+              f"USD; invoiced {rows['BilledCost'].sum():,.2f} USD (upfront and recurring commitment fees, spot, "
+              f"on-demand); wrote {len(rows):,} FOCUS 1.2 rows to {out_path}")
 
 
 @app.command()
@@ -219,6 +288,7 @@ def units(
     tag_key: TagKeyOpt = "team",
     catalog: CatalogOpt = None,
     region: RegionOpt = "us-east-1",
+    output_format: OutputFormatOpt = "table",
 ) -> None:
     """Unit economics: cost and GPU-hours per training run, per 1k inferences or any unit, with trends."""
     from operate.costing import cost_basis, priced
@@ -241,10 +311,10 @@ def units(
     for _, r in trends(costs).iterrows():
         scope = r["team"] + ("" if r["project"] is None or r["project"] != r["project"] else f" / {r['project']}")
         table.add_row(scope, r["unit"], str(r["periods"]), f"{r['first_period']:%Y-%m-%d}",
-                      f"{r['last_period']:%Y-%m-%d}", f"{r['first_usd_per_unit']:,.4g}",
-                      f"{r['last_usd_per_unit']:,.4g}",
+                      f"{r['last_period']:%Y-%m-%d}", _per_unit(r["first_usd_per_unit"]),
+                      _per_unit(r["last_usd_per_unit"]),
                       "-" if r["change_pct"] != r["change_pct"] else f"{r['change_pct']:+.1f}%")
-    out.print(table)
+    emit(table, output_format, out)
     out.print(f"wrote {len(costs)} rows to {out_path}")
 
 
@@ -263,6 +333,7 @@ def check(
     tag_key: TagKeyOpt = "team",
     catalog: CatalogOpt = None,
     region: RegionOpt = "us-east-1",
+    output_format: OutputFormatOpt = "table",
 ) -> None:
     """Guardrails: required tags, approval-only instance types, idle GPUs, maximum commitment; exit 1 on violations."""
     from operate.costing import priced
@@ -294,17 +365,19 @@ def check(
     from operate.notify import violation_items
 
     delivered = _deliver(channels, violation_items(result.violations), "check", notify_state_out)
-    if result.ok:
-        out.print("no guardrail violations")
-        if not delivered:
-            raise typer.Exit(2)
-        return
     table = Table(title=f"Guardrail violations ({policy})")
     for col in ("check", "on", "scope", "GPU-hours", "USD at stake", "what"):
         table.add_column(col, justify="right" if col in ("GPU-hours", "USD at stake") else "left")
     for _, v in result.violations.iterrows():
         table.add_row(v["check"], v["target"], v["scope"], f"{v['gpu_hours']:,.1f}", f"{v['usd']:,.2f}", v["message"])
-    out.print(table)
+    if result.ok:
+        out.print("no guardrail violations")
+        if output_format != "table":  # csv/json: the (empty) table, so a script always gets its columns
+            emit(table, output_format, out)
+        if not delivered:
+            raise typer.Exit(2)
+        return
+    emit(table, output_format, out)
     out.print(f"{len(result.violations)} violation(s)" + (f"; wrote {out_path}" if out_path else ""))
     raise typer.Exit(1 if delivered else 2)
 

@@ -33,6 +33,7 @@ from app.cli import (
     run_forecast,
     step,
 )
+from app.tables import OutputFormatOpt, emit
 from forecasting import schema as S
 from optimizer.catalog import Catalog
 from optimizer.inputs import PlanConfig
@@ -132,11 +133,13 @@ def pareto(
     tag_key: TagKeyOpt = "team",
     history_hours: HistoryOpt = 1344,
     catalog: CatalogOpt = None,
+    output_format: OutputFormatOpt = "table",
 ) -> None:
     """Cost versus completion time of the training backlog for speed priorities 0..1, and its Pareto frontier."""
+    from app.chart_html import write_chart_html
     from app.charts import pareto_chart
     from forecasting.engine import read_forecast_csv
-    from forecasting.io import write_atomic, write_csv_atomic
+    from forecasting.io import write_csv_atomic
     from optimizer.pareto import COST, MAKESPAN, MIX, ON_FRONTIER, SPEED_PRIORITY, SPEED_PRIORITY_TO, TIME, sweep
     from optimizer.rightsizing import load_throughput
     from optimizer.workloads import load_workloads
@@ -186,8 +189,7 @@ def pareto(
         if out_path is not None:
             write_csv_atomic(result.points, out_path)
         if chart is not None:
-            html = pareto_chart(result.points).to_html()
-            write_atomic(chart, lambda fh: fh.write(html))
+            write_chart_html(pareto_chart(result.points), chart)  # renders offline (vega inlined)
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)
     total = result.backlog["reference_gpu_hours"].sum()
@@ -199,7 +201,7 @@ def pareto(
         lo, hi = r[SPEED_PRIORITY], r[SPEED_PRIORITY_TO]
         table.add_row(f"{lo:.2f}" if hi <= lo else f"{lo:.2f}-{hi:.2f}", f"{r[COST]:,.0f}", f"{r[TIME]:,.0f}",
                       f"{r[MAKESPAN]:,.0f}", str(r[MIX]), "*" if r[ON_FRONTIER] else "")
-    out.print(table)
+    emit(table, output_format, out)
     merged = result.points[result.points[SPEED_PRIORITY_TO] > result.points[SPEED_PRIORITY]]
     if not merged.empty:
         out.print(f"{steps} speed priorities swept, {len(result.points)} distinct routings: a range such as "

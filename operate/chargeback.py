@@ -49,6 +49,8 @@ MONEY = (COMMITTED, SPOT, ON_DEMAND, UNUSED)
 CENTRAL = "central"
 UNALLOCATED = S.UNALLOCATED_TEAM
 POLICIES = ("proportional", "central")
+SERVED_GPU_HOURS = ("committed_gpu_hours", "spot_gpu_hours", "on_demand_gpu_hours")
+"""GPU-hours of each team and GPU type served by commitments, spot and on-demand (``Chargeback.detail``)."""
 IDLE_COLUMNS = (TEAM, "utilization_known_gpu_hours", "idle_gpu_hours", "idle_usd", "mean_utilization")
 
 
@@ -58,7 +60,8 @@ class Chargeback:
 
     Attributes:
         table: one row per team (+ ``central``), columns :data:`COLUMNS`, money rounded to cents.
-        detail: unrounded USD per team and GPU type (same money columns) for drill-down.
+        detail: unrounded USD per team and GPU type (same money columns) for drill-down, with the GPU-hours
+            served by each purchase option (:data:`SERVED_GPU_HOURS`).
         idle: per team ``utilization_known_gpu_hours, idle_gpu_hours, idle_usd, mean_utilization``; empty when
             the usage has no utilisation.
         bill: the plan billed on the usage (the numbers the table reconciles with).
@@ -192,7 +195,8 @@ def allocate(usage: pd.DataFrame, plan: Plan, unused_policy: str = "proportional
         S.TIMESTAMP: h[S.TIMESTAMP], S.GPU_TYPE: h[S.GPU_TYPE], "demand": h["demand_gpus"],
         "c_used_gpus": used, "c_used_usd": h["committed_usd"].to_numpy() * used_frac,
         "c_unused_usd": h["committed_usd"].to_numpy() * (1.0 - used_frac),
-        "spot_usd_h": h["spot_usd"], "od_usd_h": h["on_demand_usd"]})
+        "spot_usd_h": h["spot_usd"], "od_usd_h": h["on_demand_usd"], "spot_gpus_h": h["spot_gpus"],
+        "od_gpus_h": h["on_demand_gpus"]})
     cols = [S.TIMESTAMP, S.TEAM, S.GPU_TYPE, S.GPUS] + ([S.UTILIZATION] if S.UTILIZATION in inside.columns else [])
     rows = inside[cols].merge(hourly, on=[S.TIMESTAMP, S.GPU_TYPE], how="left")
     demand = rows["demand"].to_numpy()
@@ -201,10 +205,12 @@ def allocate(usage: pd.DataFrame, plan: Plan, unused_policy: str = "proportional
     rows["committed_gpu_hours"] = share * rows["c_used_gpus"].to_numpy()
     rows[SPOT] = share * rows["spot_usd_h"].to_numpy()
     rows[ON_DEMAND] = share * rows["od_usd_h"].to_numpy()
+    rows["spot_gpu_hours"] = share * rows["spot_gpus_h"].to_numpy()
+    rows["on_demand_gpu_hours"] = share * rows["od_gpus_h"].to_numpy()
 
     notes: list[str] = []
     keys = [S.TEAM, S.GPU_TYPE]
-    detail = rows.groupby(keys, as_index=False)[[S.GPUS, COMMITTED, SPOT, ON_DEMAND, "committed_gpu_hours"]].sum()
+    detail = rows.groupby(keys, as_index=False)[[S.GPUS, COMMITTED, SPOT, ON_DEMAND, *SERVED_GPU_HOURS]].sum()
     detail = detail.rename(columns={S.GPUS: GPU_HOURS})
     detail[UNUSED] = 0.0
     unused_by_model = hourly.groupby(S.GPU_TYPE)["c_unused_usd"].sum()
@@ -220,7 +226,6 @@ def allocate(usage: pd.DataFrame, plan: Plan, unused_policy: str = "proportional
                 notes.append(f"nobody used the {gpu_model} commitments: {unused:,.2f} USD unused goes to '{CENTRAL}'")
             continue
         detail.loc[mask, UNUSED] = unused * use / use.sum()
-    detail = detail.drop(columns="committed_gpu_hours")
 
     per_team = detail.groupby(TEAM)[[GPU_HOURS, *MONEY]].sum()
     if central > 0:
