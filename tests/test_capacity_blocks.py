@@ -285,3 +285,15 @@ def test_refresh_access_denied_is_one_line_without_secrets():
     text = str(exc.value)
     assert "UnauthorizedOperation" in text and "ec2:DescribeCapacityBlockOfferings" in text
     assert "\n" not in text and "fake/secret" not in text
+
+
+def test_the_planner_app_prices_planned_runs_too():
+    from app import state as A
+
+    text = (ROOT / "data_samples" / "events_sample.yaml").read_text()
+    settings = A.PlannerSettings("synthetic", 720, events_name="events_sample.yaml", events_text=text)
+    plan = A.cached_plan(settings).plan
+    run = next(r for r in plan.capacity_blocks["events"] if r["team"] == "llm-pretrain")
+    assert run["eligible"] and run["instance_count"] == 16 and run["alternatives"]["on_demand"]["usd"] == \
+        pytest.approx(16 * 2136 * P5_OD, abs=0.01)
+    assert "Capacity Block for llm-pretrain" in summary(plan)
