@@ -171,7 +171,10 @@ def test_events_sample_pretraining_run_is_offered_a_block_by_hand(tmp_path):
     assert alt["spot"]["usd"] == pytest.approx(16 * hours * P5_SPOT * (1 + alt["spot"]["rework_fraction"]), abs=0.01)
     assert alt["spot"]["rework_fraction"] == pytest.approx(rework_fraction("5-10%"))
     assert alt["capacity_block"]["upfront_usd"] == pytest.approx(16 * P5_CB * run["days"] * 24, abs=0.01)
-    assert run["days"] in (84, 91) and run["book_from"] == "2025-12-07T11:30:00Z" and not run["bookable_now"]
+    # the block starts at the 11:30 UTC around the run's start; booking opens 8 weeks before it, after the plan's start
+    assert run["block_start"] in ("2026-01-31T11:30:00Z", "2026-02-01T11:30:00Z") and run["days"] in (84, 91)
+    book = pd.Timestamp(run["block_start"][:-1]) - pd.Timedelta(days=56)
+    assert run["book_from"] == f"{book:%Y-%m-%dT%H:%M:%S}Z" and not run["bookable_now"]
     # the plan's own answer costs less than all on-demand, more than whole-run spot
     assert alt["spot"]["usd"] < alt["plan"]["usd"] < alt["on_demand"]["usd"]
     best = min((v["usd"], k) for k, v in alt.items() if v["feasible"])[1]
