@@ -52,6 +52,7 @@ from forecasting import schema as S
 from optimizer import catalog as C
 from optimizer.billing import cost_arrays, pricing_for, tail_cost_arrays
 from optimizer.catalog_refresh import RefreshError
+from optimizer.inputs import PlanningError
 from optimizer.plan import Plan
 
 BOOK_AHEAD_DAYS = 56
@@ -317,24 +318,28 @@ def assess_event(ev: Any, plan: Plan, scenarios: Any, prices: BlockPrices, catal
         e_t = float(ev.gpus) * _overlap_hours(grid.tail_hours, ev.start, ev.end)
         outside_gpu_hours = run_gpu_hours - float(e_w.sum() + e_t.sum())
         without_w, without_t = np.maximum(grid.window - e_w, 0.0), np.maximum(grid.tail - e_t, 0.0)
-        base_plan = plan
+        base_plan, base_note = plan, "the plan as bought"
         if replan is not None:   # the plan the same inputs give without the run (its commitments may differ)
-            base_plan = replan(replace(scenarios.only(ev.gpu_type), demand={ev.gpu_type: without_w},
-                                       tail={ev.gpu_type: without_t} if scenarios.has_tail else scenarios.tail))
+            try:
+                base_plan = replan(replace(scenarios.only(ev.gpu_type), demand={ev.gpu_type: without_w},
+                                           tail={ev.gpu_type: without_t} if scenarios.has_tail else scenarios.tail))
+                base_note = "the plan made without the run"
+            except PlanningError as exc:   # e.g. a budget the smaller plan cannot meet: compare with this plan
+                base_note = f"the plan as bought (re-planning without the run failed: {exc})"
         base_usd = grid.total_usd(base_plan, without_w, without_t)
         plan_usd = grid.total_usd(plan, grid.window, grid.tail) - base_usd
     else:  # the plan has no demand of this model on its grid: every hour of the run is outside it
         outside_gpu_hours = run_gpu_hours
         plan_usd = 0.0
         base_usd = 0.0
-        base_plan = plan
+        base_plan, base_note = plan, "the plan as bought"
     od_gpu = od_plan if od_plan is not None else (float(od_row[C.EFFECTIVE_HOURLY]) / gpi if od_row is not None
                                                   else None)
     plan_usd = plan_usd + (outside_gpu_hours * od_gpu if od_gpu is not None else 0.0)
 
     # the cheapest block placement around the run
     candidates = []
-    for bstart in dict.fromkeys(block_starts(ev.start)):
+    for bstart in dict.fromkeys(b for b in block_starts(ev.start) if b >= as_of):   # a block cannot start earlier
         need = math.ceil((ev.end - bstart) / pd.Timedelta(days=1) - 1e-9)
         for d in dict.fromkeys(allowed_days(need)):
             if d is None:
@@ -406,7 +411,8 @@ def assess_event(ev: Any, plan: Plan, scenarios: Any, prices: BlockPrices, catal
             "bookable_now": book_from <= as_of, "usd_per_instance_hour": price.usd_per_instance_hour,
             "price_date": price.snapshot_date, "price_source": price.source,
             "uncovered_gpu_hours": round(uncovered, 2), "run_gpu_hours": round(run_gpu_hours, 2),
-            "run_instance_hours": round(instance_hours, 2), "alternatives": alternatives, "recommended": best,
+            "run_instance_hours": round(instance_hours, 2), "base": base_note, "alternatives": alternatives,
+            "recommended": best,
             "next_best": runner[2] if runner else None,
             "saving_vs_next_best_usd": round(runner[0] - feasible[0][0], 2) if runner else None}
 

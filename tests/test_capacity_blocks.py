@@ -300,3 +300,25 @@ def test_the_planner_app_prices_planned_runs_too():
     assert run["eligible"] and run["instance_count"] == 16 and run["alternatives"]["on_demand"]["usd"] == \
         pytest.approx(16 * 2136 * P5_OD, abs=0.01)
     assert "Capacity Block for llm-pretrain" in summary(plan)
+
+
+def test_a_block_never_starts_before_the_booking_date_and_a_failed_replan_falls_back():
+    from optimizer.inputs import PlanningError
+
+    cat, prices, plan = load_catalog(), CB.load_prices(), _plan()
+    ev = _run("2026-02-01 12:00", "2026-02-03 11:30")
+    # booked early, the block from the 11:30 before the run (2 days, 3,775.68 USD) beats the one from the next 11:30
+    # (1 day, 1,887.84 USD, and 23.5 h x 16 GPUs served by the plan at about 5.87 USD/GPU-h)
+    early = CB.assess_event(ev, plan, _scenarios(plan, ev), prices, cat, as_of=WINDOW)
+    assert (early["block_start"], early["days"], early["uncovered_gpu_hours"]) == ("2026-02-01T11:30:00Z", 2, 0.0)
+    # booked at 11:45, that 11:30 has passed: only the block from the next 11:30 remains
+    late = pd.Timestamp("2026-02-01 11:45")
+    r = CB.assess_event(ev, plan, _scenarios(plan, ev), prices, cat, as_of=late)
+    assert (r["block_start"], r["days"]) == ("2026-02-02T11:30:00Z", 1)
+    assert r["uncovered_gpu_hours"] == pytest.approx(16 * 23.5)
+
+    def failing(_scenarios):
+        raise PlanningError("budget 1 USD is below the cheapest plan")
+
+    r = CB.assess_event(ev, plan, _scenarios(plan, ev), prices, cat, as_of=late, replan=failing)
+    assert r["eligible"] and r["base"].startswith("the plan as bought (re-planning without the run failed: budget")
