@@ -440,6 +440,20 @@ def plan_from_usage(usage: pd.DataFrame, cat: Catalog, config: PlanConfig, *, hi
     return make_plan(forecast_frame, cat, config, scenarios=scenarios, progress=progress), result
 
 
+def with_capacity_blocks(result, events: Path, prices, cat: Catalog, config: PlanConfig | None = None):
+    """The plan result with its ``capacity_blocks`` block: each planned ``add`` run priced on a Capacity Block,
+    on-demand, spot and the plan (:mod:`optimizer.capacity_blocks`), each against the plan ``config`` makes without
+    the run (one more solve per run; None: against the plan as bought)."""
+    from forecasting.events import load_events
+    from optimizer import capacity_blocks as CB
+    from optimizer.solve import make_plan
+
+    block = CB.assess(result.plan, result.scenarios, load_events(events, known_gpu_types=cat.gpu_models()),
+                      prices, cat,
+                      replan=(lambda sc: make_plan(None, cat, config, scenarios=sc).plan) if config else None)
+    return dataclasses.replace(result, plan=CB.attach(result.plan, block))
+
+
 def print_notes(plan) -> None:
     """The plan's notes (short history, where the long-term demand comes from), one line each on stderr."""
     for note in plan.assumptions.get("notes", []) or []:
@@ -498,6 +512,9 @@ def plan(
     speed_priority: Annotated[float, typer.Option(help="with --workloads: 0 = cheapest per reference GPU-hour, "
                                                        "1 = fastest", min=0.0, max=1.0)] = 0.0,
     output_format: OutputFormatOpt = "table",
+    capacity_block_prices: Annotated[Path | None, typer.Option(
+        help="Capacity Block rates (CSV: instance_type, region, usd_per_instance_hour, snapshot_date, source) for "
+             "the planned add events of --events (default: the shipped AWS rates)")] = None,
 ) -> None:
     """Plan purchases for [start, start + hours): commitments, spot allowance, on-demand."""
     from forecasting.engine import read_forecast_csv
@@ -518,6 +535,13 @@ def plan(
         if stray:  # a typo here would silently leave the intended type blocked
             raise UserFacingError(f"--approve {stray[0]!r} is not among --needs-approval (fix: approve one of "
                                   f"{', '.join(_split(needs_approval) or ()) or '(none listed)'}, or drop it)")
+        if capacity_block_prices is not None and events is None:
+            raise UserFacingError("--capacity-block-prices prices the planned runs of --events (fix: add --events "
+                                  "FILE, or drop --capacity-block-prices)")
+        if events is not None:  # read before planning, so a mistake in it costs no solve
+            from optimizer.capacity_blocks import load_prices
+
+            block_prices = load_prices(capacity_block_prices)
         window_start, window_hours = plan_window(start, hours, month)
         mismatch = month_mismatch_note(window_start, window_hours)
         if mismatch:
@@ -555,6 +579,9 @@ def plan(
 
             result = dataclasses.replace(result, plan=attach_routing(result.plan, routing))
         result = with_lookback(result, usage_df, cat, config)
+        if events is not None:
+            with step("pricing planned runs on Capacity Blocks"):
+                result = with_capacity_blocks(result, events, block_prices, cat, config)
         result.plan.write(out_path)
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)
@@ -651,6 +678,10 @@ def catalog_refresh(
     instance_types: Annotated[str | None, typer.Option(help="comma-separated instance types "
                                                             "(default: every GPU type of the region)")] = None,
     catalog: Annotated[Path | None, typer.Option(help="base catalog for specs (default: shipped snapshot)")] = None,
+    capacity_blocks_out: Annotated[Path | None, typer.Option(
+        "--capacity-blocks-out", help="also write Capacity Block offerings of the region (EC2 "
+                                      "DescribeCapacityBlockOfferings) to this CSV, for gpuplan plan "
+                                      "--capacity-block-prices")] = None,
 ) -> None:
     """Pull current prices with boto3 (Price List API, EC2 spot price history); the snapshot stays the default."""
     from optimizer.catalog import merge_catalog, write_atomic_csv
@@ -662,10 +693,18 @@ def catalog_refresh(
             result = refresh_catalog(RefreshConfig(region=region, instance_types=_split(instance_types)),
                                      base=base, progress=say)
         merged = merge_catalog(base.table, result.catalog)
+        cb_notes: list[str] = []
+        if capacity_blocks_out is not None:
+            from forecasting.io import write_csv_atomic
+            from optimizer.capacity_blocks import refresh_prices
+
+            with step("pulling Capacity Block offerings from AWS") as say:
+                offerings, cb_notes = refresh_prices(region, _split(instance_types), progress=say)
+            write_csv_atomic(offerings, capacity_blocks_out)
         write_atomic_csv(merged, out_path)
     except (*USER_ERRORS, RefreshError) as exc:
         _fail(exc)
-    for note in result.notes:
+    for note in [*result.notes, *cb_notes]:
         err.print(f"  {note}", markup=False, highlight=False)
     out.print(f"refreshed {result.rows:,} price rows for {result.instance_types} instance types in {region}; wrote "
               f"{len(merged):,} rows (other regions and providers kept from {base.path}) to {out_path}; "
@@ -892,6 +931,7 @@ def app_cmd(
 from app import (  # noqa: E402, F401
     cli_backtest_plan,  # backtest-plan
     cli_operate,  # alerts, chargeback, units, check, report
+    cli_policy,  # policy export
     cli_rightsizing,  # pareto
 )
 

@@ -404,6 +404,13 @@ def plan_forecast(fc: pd.DataFrame, catalog: Catalog, settings: PlannerSettings,
     result = make_plan(fc, catalog, config, scenarios=scenarios)
     if routing is not None:
         result = dataclasses.replace(result, plan=attach_routing(result.plan, routing))
+    if settings.events_text:   # planned runs priced on Capacity Blocks, as gpuplan plan --events does
+        from optimizer import capacity_blocks as CB
+
+        block = CB.assess(result.plan, result.scenarios, cached_events(settings.events_text, settings.events_name),
+                          CB.load_prices(), catalog,
+                          replan=lambda sc: make_plan(None, catalog, config, scenarios=sc).plan)
+        result = dataclasses.replace(result, plan=CB.attach(result.plan, block))
     return result
 
 

@@ -269,6 +269,8 @@ class Plan:
     assumptions: dict[str, Any] = field(default_factory=dict)
     routing: tuple[TeamRoute, ...] = ()
     term: Term | None = None
+    capacity_blocks: dict[str, Any] | None = None
+    """Capacity Blocks for planned runs (:mod:`optimizer.capacity_blocks`; plan.json ``capacity_blocks``), or None."""
 
     @property
     def hours(self) -> int:
@@ -312,6 +314,8 @@ class Plan:
                            "spot": [asdict(t) for t in self.term.spot], "tail_rule": TAIL_RULE}
         if self.routing:  # optional extension: absent from plans made without --workloads
             out["routing"] = [asdict(r) for r in self.routing]
+        if self.capacity_blocks:  # optional extension: plans made with planned add events and Capacity Block prices
+            out["capacity_blocks"] = self.capacity_blocks
         return out
 
     def to_json(self) -> str:
@@ -347,6 +351,7 @@ class Plan:
         return cls(window_start=start, window_end=_parse_ts(d["window"]["end"]), region=d["region"],
                    commitments=commitments, spot=spot, on_demand=on_demand, expected=expected,
                    assumptions=d.get("assumptions", {}), term=term,
+                   capacity_blocks=d.get("capacity_blocks") if isinstance(d.get("capacity_blocks"), dict) else None,
                    routing=tuple(TeamRoute(**{**r, "from_gpu_types": tuple(r["from_gpu_types"]),
                                               "instance_types": tuple(r["instance_types"])})
                                  for r in d.get("routing", [])))

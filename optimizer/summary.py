@@ -203,6 +203,9 @@ def summary(plan: Plan) -> str:
         elif "ladder" in plan.assumptions:   # planned by a version that computes break-even (not an old file)
             lines.append("Break-even: cumulative cash savings vs all on-demand do not turn positive within the "
                          "commitment terms")
+    from optimizer.capacity_blocks import summary_lines as capacity_block_lines
+
+    lines.extend(capacity_block_lines(plan.capacity_blocks))
     lookback = plan.assumptions.get("lookback_expected_usd") or {}
     if lookback:
         basis = plan.assumptions.get("lookback_basis", "window")
