@@ -265,8 +265,8 @@ def forecast_table(fc: pd.DataFrame, selection: pd.DataFrame) -> Table:
 
 
 # Options shared by several commands (one definition each).
-UsageOpt = Annotated[Path, typer.Option(help="usage file: canonical CSV/Parquet, FOCUS or CUR export")]
-FormatOpt = Annotated[str, typer.Option("--format", help="auto|canonical|focus|cur")]
+UsageOpt = Annotated[Path, typer.Option(help="usage file: canonical CSV/Parquet, FOCUS, CUR or GCP billing export")]
+FormatOpt = Annotated[str, typer.Option("--format", help="auto|canonical|focus|cur|gcp")]
 TagKeyOpt = Annotated[str, typer.Option(help="cost-allocation tag holding the team (FOCUS/CUR)")]
 HistoryOpt = Annotated[int, typer.Option(help="fit on at most this many recent hours (0 = all)")]
 ModelsOpt = Annotated[str, typer.Option(help="candidate models: default, full (adds AutoETS, AutoTheta) or baselines")]
