@@ -872,6 +872,7 @@ def app_cmd(
 # Commands defined in their own modules register themselves on `app` when imported.
 from app import (  # noqa: E402, F401
     cli_backtest_plan,  # backtest-plan
+    cli_commitments,  # commitments
     cli_operate,  # alerts, chargeback, units, check, report
     cli_rightsizing,  # pareto
 )

@@ -61,7 +61,6 @@ from forecasting.ingest.readers import (
     read_schema,
     scan_sql,
     sql_ident,
-    sql_str,
 )
 from forecasting.schema import UsageError
 

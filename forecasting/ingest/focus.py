@@ -7,7 +7,8 @@ instance type (from the catalog mapping). The usage frame's ``gpus`` is the GPU-
 spread evenly over them. ``cost_usd`` is ``EffectiveCost`` (amortised, USD), or ``BilledCost``.
 
 Which rows count: ``ChargeCategory = 'Usage'``, not an unused commitment
-(``CommitmentDiscountStatus = 'Unused'``), measured in hours (``ConsumedUnit`` empty or an hour unit; Azure's ``10 Hours`` unit multiplies the quantity),
+(``CommitmentDiscountStatus = 'Unused'``), measured in hours (``ConsumedUnit`` empty or an hour unit;
+Azure's ``10 Hours`` unit multiplies the quantity),
 and naming a GPU instance type of the catalog in one of these columns:
 
 * ``SkuMeter`` (FOCUS 1.2+, where AWS writes the usage type that FOCUS 1.0 exports had in

@@ -98,8 +98,9 @@ def _field(columns: Mapping[str, str], name: str, sub: str) -> tuple[str | None,
 
 def _model_sql(description: str) -> str:
     """SQL: the GPU model a GPU SKU description names, else NULL."""
-    whens = " ".join(f"WHEN regexp_matches({description}, {sql_str(r'(?i)(^|[^A-Za-z0-9])' + word + r'([^A-Za-z0-9]|$)')})"
-                     f" THEN {sql_str(model)}" for word, model in GPU_SKU_MODELS)
+    whole = r"(?i)(^|[^A-Za-z0-9])%s([^A-Za-z0-9]|$)"
+    whens = " ".join(f"WHEN regexp_matches({description}, {sql_str(whole % word)}) THEN {sql_str(model)}"
+                     for word, model in GPU_SKU_MODELS)
     return f"CASE {whens} END"
 
 
