@@ -602,15 +602,29 @@ def catalog_show(
     region: Annotated[str, typer.Option(help="region")] = "us-east-1",
     gpu_model: Annotated[str | None, typer.Option(help="GPU model, e.g. 'NVIDIA H100'")] = None,
     catalog: Annotated[Path | None, typer.Option(help="catalog CSV (default: shipped snapshot)")] = None,
+    missing: Annotated[bool, typer.Option("--missing", help="list the GPU instance types of the specs that the "
+                                                            "catalog has no price for, with the reason")] = False,
 ) -> None:
     """Print on-demand, spot and commitment prices per instance type."""
     from optimizer import catalog as C
 
     try:
         cat = _catalog(catalog)
-        rows = cat.offers(region, gpu_model)
+        if missing:
+            absent = C.missing_instance_types(cat.table)
+        else:
+            rows = cat.offers(region, gpu_model)
     except USER_ERRORS as exc:
         _fail(exc)
+    if missing:
+        table = Table(title=f"GPU instance types without a price in {cat.path}")
+        for c in ("provider", "instance type", "GPU model", "GPUs", "reason"):
+            table.add_column(c, justify="right" if c == "GPUs" else "left")
+        for _, r in absent.iterrows():
+            table.add_row(r["provider"], r["instance_type"], str(r["gpu_model"]), f"{r['gpu_count']:g}", r["reason"])
+        out.print(table)
+        out.print(f"{len(absent)} GPU instance types of the specs have no price in the catalog")
+        return
     from optimizer.options import ALL_OPTIONS
 
     # One row per instance type and purchase option: every option the catalog prices (the plan's included) fits
