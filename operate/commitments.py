@@ -71,7 +71,7 @@ INVENTORY_COLUMNS = ("commitment_id", "provider", "type", "instance_type", "gpu_
                      "term_end", "month", "unit", "used_quantity", "unused_quantity", "utilization", "used_usd",
                      "unused_usd")
 FINDING_COLUMNS = ("commitment_id", "type", "instance_type", "gpu_model", "window_start", "window_end",
-                   "utilization", "unused_quantity", "unit", "unused_usd", "unused_usd_per_30_days",
+                   "utilization", "unused_quantity", "unit", "unused_gpu_hours", "unused_usd", "unused_usd_per_30_days",
                    "movable_teams", "message")
 EXISTING_COLUMNS = ("instance_type", "option", "count", "start", "expiry")
 DEFAULT_BELOW = 0.8
@@ -434,6 +434,8 @@ def under_used(ledger: Ledger, rule: UtilizationRule, usage: pd.DataFrame | None
         head = part.iloc[0]
         itype = head["instance_type"] if isinstance(head["instance_type"], str) else None
         model = _gpu_model(itype, instance_gpus)
+        per = (instance_gpus.get(itype) or AZURE_GPU_SIZES.get(itype or "") or (None, None))[1]
+        unused_gpu_h = unused * per if per and str(head["unit"]).lower().startswith("hour") else float("nan")
         unused_usd = float(part["unused_usd"].sum())
         movers = _movers(usage, lo, hi, str(head["scope"]), model)
         what = itype or str(head["scope"])
@@ -444,7 +446,8 @@ def under_used(ledger: Ledger, rule: UtilizationRule, usage: pd.DataFrame | None
                     else "; no team ran covered usage on on-demand or spot in the window")
         out.append({"commitment_id": cid, "type": head["type"], "instance_type": itype, "gpu_model": model,
                     "window_start": lo, "window_end": hi, "utilization": round(util, 4),
-                    "unused_quantity": round(unused, 4), "unit": head["unit"], "unused_usd": round(unused_usd, 2),
+                    "unused_quantity": round(unused, 4), "unit": head["unit"],
+                    "unused_gpu_hours": round(unused_gpu_h, 4), "unused_usd": round(unused_usd, 2),
                     "unused_usd_per_30_days": round(unused_usd * per_30, 2), "movable_teams": _movers_text(movers),
                     "message": message})
     frame = pd.DataFrame(out, columns=list(FINDING_COLUMNS))
@@ -508,6 +511,7 @@ def plan_under_used(plan, usage: pd.DataFrame, rule: UtilizationRule,
             out.append({"commitment_id": cid, "type": c.purchase_option, "instance_type": c.instance_type,
                         "gpu_model": model, "window_start": lo, "window_end": hi, "utilization": round(util, 4),
                         "unused_quantity": round(unused_gpu_h, 4), "unit": "GPU-hours",
+                        "unused_gpu_hours": round(unused_gpu_h, 4),
                         "unused_usd": round(unused_usd, 2), "unused_usd_per_30_days": round(unused_usd * per_30, 2),
                         "movable_teams": _movers_text(team_over), "message": message})
     frame = pd.DataFrame(out, columns=list(FINDING_COLUMNS))

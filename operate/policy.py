@@ -325,9 +325,9 @@ def combine(*reports: CheckReport) -> CheckReport:
 
 def commitment_violations(findings: pd.DataFrame, target: str) -> pd.DataFrame:
     """Under-used commitments (:data:`operate.commitments.FINDING_COLUMNS`) as violations (``usd`` = unused dollars
-    in the window; ``gpu_hours`` = unused GPU-hours when the finding counts them)."""
+    in the window; ``gpu_hours`` = unused GPU-hours when the finding counts them, else 0)."""
     rows = [_violation("commitment_utilization", target, str(f["commitment_id"]), str(f["message"]),
-                       float(f["unused_quantity"]) if f["unit"] == "GPU-hours" else 0.0, float(f["unused_usd"]))
+                       0.0 if pd.isna(f["unused_gpu_hours"]) else float(f["unused_gpu_hours"]), float(f["unused_usd"]))
             for _, f in findings.iterrows()]
     return pd.DataFrame(rows, columns=list(VIOLATION_COLUMNS))
 

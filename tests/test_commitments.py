@@ -6,6 +6,7 @@ Every expected number is counted by hand from the small samples in data_samples/
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from types import SimpleNamespace
 import duckdb
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from app.cli import app
@@ -83,8 +85,8 @@ def test_gcp_parquet_with_nested_columns_reads_the_same(tmp_path, cat):
             {{'description': "sku.description"}} AS sku, CAST(usage_start_time AS TIMESTAMPTZ) AS usage_start_time,
             CAST(usage_end_time AS TIMESTAMPTZ) AS usage_end_time,
             {{'amount': CAST("usage.amount" AS DOUBLE), 'unit': "usage.unit"}} AS usage,
-            CAST(from_json(labels, '[{{"key": "VARCHAR", "value": "VARCHAR"}}]') AS STRUCT(key VARCHAR, value VARCHAR)[])
-                AS labels, CAST(cost AS DOUBLE) AS cost, cost_type
+            CAST(from_json(labels, '[{{"key": "VARCHAR", "value": "VARCHAR"}}]')
+                 AS STRUCT(key VARCHAR, value VARCHAR)[]) AS labels, CAST(cost AS DOUBLE) AS cost, cost_type
         FROM read_csv('{GCP}', all_varchar=true)) TO '{out}' (FORMAT parquet)""")
     con.close()
     usage, report = _load(out, cat)
@@ -196,6 +198,7 @@ def test_cur_ri_and_sp_inventory_and_the_under_used_ri_names_the_team_that_could
     f = found.iloc[0]
     assert f["utilization"] == pytest.approx(432 / 544, abs=1e-4)
     assert f["unused_usd"] == pytest.approx(240 * 14.49 * 14 / 30, abs=0.01)
+    assert f["unused_gpu_hours"] == pytest.approx(112 * 8)
     # vision ran p4d.24xlarge on-demand 12 h a day on Nov 25-30 (6 x 12 x 8 GPUs); nlp's g5 is another family
     assert f["movable_teams"] == "vision (576.0 GPU-h)"
     assert "could move onto it: vision" in f["message"]
@@ -258,6 +261,7 @@ def test_check_billing_with_commitment_utilization_policy_exits_1(tmp_path):
     v = pd.read_csv(out)
     assert list(v["check"]) == ["commitment_utilization"]
     assert v["usd"].iloc[0] == pytest.approx(1622.88)
+    assert v["gpu_hours"].iloc[0] == pytest.approx(896.0)
     assert "vision" in v["message"].iloc[0]
     plain = tmp_path / "plain.yaml"
     plain.write_text("required_tags: [team]\n")
@@ -286,5 +290,27 @@ def test_webhook_gets_one_message_per_under_used_commitment_across_two_runs(tmp_
         assert len(hook.bodies) == 1
         body = hook.bodies[0]
         assert json.dumps(body).count("ri-p4d-0001") >= 1 and "vision" in json.dumps(body)
+    finally:
+        hook.close()
+
+
+def test_watch_checks_commitments_and_sends_each_under_used_one_once(tmp_path):
+    (tmp_path / "policy.yaml").write_text("commitment_utilization: {below: 0.8, lookback_days: 14}\n")
+    config = tmp_path / "watch.yaml"
+    config.write_text(yaml.safe_dump({"usage": str(CUR), "billing": str(CUR), "policy": "policy.yaml",
+                                      "anomalies": {"lookback_days": 7},
+                                      "channels": {"webhooks": [{"url_env": "TEST_HOOK_URL", "format": "json"}]},
+                                      "state": "state.json", "runs_dir": "runs"}))
+    hook = Hook()
+    try:
+        for _ in range(2):
+            proc = subprocess.run([sys.executable, "-c", "from app.cli import main; main()", "watch", "--config",
+                                   str(config)], capture_output=True, text=True, cwd=ROOT, timeout=600,
+                                  env={**os.environ, "TEST_HOOK_URL": hook.url})
+            assert proc.returncode == 1, proc.stderr
+        first = json.loads(sorted((tmp_path / "runs").glob("run-*.json"))[0].read_text())
+        com = first["sections"]["commitments"]
+        assert com["open"] == 1 and com["violations"][0]["usd"] == pytest.approx(1622.88)
+        assert [b["source"] for b in hook.bodies].count("commitments") == 1   # two runs, one message
     finally:
         hook.close()
