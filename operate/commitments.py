@@ -76,11 +76,6 @@ FINDING_COLUMNS = ("commitment_id", "type", "instance_type", "gpu_model", "windo
 EXISTING_COLUMNS = ("instance_type", "option", "count", "start", "expiry")
 DEFAULT_BELOW = 0.8
 DEFAULT_LOOKBACK_DAYS = 14
-_TYPE_OF_TEXT = (("compute", "Compute Savings Plan"), ("ec2instance", "EC2 Instance Savings Plan"),
-                 ("saving", "Savings Plan"), ("committed use", "Committed Use Discount"),
-                 ("reservation", "Reservation"), ("reserved", "Reserved Instance"))
-
-
 @dataclass(frozen=True)
 class UtilizationRule:
     """Alert when a commitment's utilisation over the last ``lookback_days`` is below ``below``."""
@@ -111,12 +106,21 @@ def _family(instance_type: object) -> str | None:
 
 
 def _norm_type(text: object, fallback: str) -> str:
-    low = re.sub(r"[^a-z ]", "", str(text or "").lower()).replace(" ", "")
-    spaced = str(text or "").lower()
-    for needle, name in _TYPE_OF_TEXT:
-        if needle.replace(" ", "") in low or needle in spaced:
-            return name
-    return str(text) if text and str(text).strip() else fallback
+    """One name per commitment type from the provider's words (``ComputeSavingsPlans``, ``EC2InstanceSavingsPlans``,
+    ``Reserved Instance``, ``Reservation``, ``Committed Use Discount``, ``Savings Plan``)."""
+    raw = str(text or "").strip()
+    low = re.sub(r"[^a-z0-9]", "", raw.lower())
+    if "saving" in low:
+        if "ec2instance" in low or "instance" in low:
+            return "EC2 Instance Savings Plan"
+        return "Compute Savings Plan" if "compute" in low else "Savings Plan"
+    if "committeduse" in low or low in ("cud", "commitment"):
+        return "Committed Use Discount"
+    if "reservedinstance" in low or low == "reserved" or low == "ri":
+        return "Reserved Instance"
+    if "reservation" in low:
+        return "Reservation"
+    return raw or fallback
 
 
 def read_ledger(path: str | Path) -> Ledger:

@@ -314,3 +314,27 @@ def test_watch_checks_commitments_and_sends_each_under_used_one_once(tmp_path):
         assert [b["source"] for b in hook.bodies].count("commitments") == 1   # two runs, one message
     finally:
         hook.close()
+
+
+def test_an_ec2_instance_savings_plan_covers_its_family_only(tmp_path, cat):
+    """EC2 Instance SP for family p4d: 50 of 100 USD used; vision's on-demand p4d could move, nlp's g5 could not."""
+    head = ("line_item_line_item_type,line_item_usage_start_date,line_item_usage_end_date,line_item_usage_type,"
+            "line_item_usage_amount,resource_tags,savings_plan_savings_plan_a_r_n,savings_plan_total_commitment_to_date,"
+            "savings_plan_used_commitment,savings_plan_offering_type,savings_plan_instance_type_family,"
+            "savings_plan_end_time")
+    arn = "arn:aws:savingsplans::1:savingsplan/sp-ec2-p4d"
+    rows = [f"SavingsPlanRecurringFee,2025-11-01T00:00:00Z,2025-11-02T00:00:00Z,EC2SP:p4d.1yrNoUpfront,24,,{arn},"
+            "100,50,EC2InstanceSavingsPlans,p4d,2026-11-01T00:00:00Z",
+            'Usage,2025-11-01T00:00:00Z,2025-11-01T01:00:00Z,BoxUsage:p4d.24xlarge,1,"{""user_team"": ""vision""}"'
+            ",,,,,,",
+            'Usage,2025-11-01T00:00:00Z,2025-11-01T01:00:00Z,BoxUsage:g5.xlarge,3,"{""user_team"": ""nlp""}",,,,,,']
+    path = tmp_path / "cur_ec2sp.csv"
+    path.write_text("\n".join([head, *rows]) + "\n")
+    ledger = read_ledger(path)
+    inv = inventory(ledger, cat.instance_gpus()).iloc[0]
+    assert (inv["type"], inv["scope"], inv["utilization"], inv["term_end"]) == (
+        "EC2 Instance Savings Plan", "family p4d", 0.5, "2026-11-01")
+    usage, _ = _load(path, cat)
+    found = under_used(ledger, UtilizationRule(0.8, 14), usage, cat.instance_gpus())
+    assert found.iloc[0]["movable_teams"] == "vision (8.0 GPU-h)"
+    assert found.iloc[0]["unused_usd"] == pytest.approx(50.0)

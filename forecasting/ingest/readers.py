@@ -463,9 +463,9 @@ def _base_sql(scan: str, spec: RowSpec, *, extra: str = "", row_number_over: str
     """Per-line-item SELECT; ``row_number_over`` adds the file row number ``__rn`` (error path)."""
     joins = []
     itype, model, count = [], [], []
-    for i, cand in enumerate(spec.instance_candidates):
+    for i in range(len(spec.instance_candidates)):
         alias = f"gi{i}"
-        joins.append(f"LEFT JOIN gpu_instances AS {alias} ON {alias}.instance_type = ({cand})")
+        joins.append(f"LEFT JOIN gpu_instances AS {alias} ON {alias}.instance_type = s.__cand{i}")
         itype.append(f"{alias}.instance_type")
         model.append(f"{alias}.gpu_model")
         count.append(f"{alias}.gpu_count")
@@ -474,13 +474,18 @@ def _base_sql(scan: str, spec: RowSpec, *, extra: str = "", row_number_over: str
     source = scan
     if row_number_over is not None:
         source = f"(SELECT row_number() OVER ({row_number_over}) AS __rn, * FROM {scan})"
+    # each instance-type candidate is computed once: joined to the catalog table, and kept as text so a GPU type
+    # the catalog lacks can be named (raw_itype)
+    cands = ", ".join(f"CAST(({c}) AS VARCHAR) AS __cand{i}" for i, c in enumerate(spec.instance_candidates))
+    source = f"(SELECT s.*, {cands} FROM {source} AS s)"
+    raw = ", ".join(f"s.__cand{i}" for i in range(len(spec.instance_candidates)))
     return f"""
         SELECT {extra}
             {spec.start} AS ts, {end} AS te, {spec.quantity} AS qty, {spec.team} AS team_raw,
             COALESCE({spec.tags_bad}, FALSE) AS tags_bad, COALESCE({spec.is_usage}, FALSE) AS is_usage,
             COALESCE({', '.join(itype)}) AS itype, COALESCE({', '.join(model)}) AS gpu_model,
             COALESCE({', '.join(count)}) AS gpu_count, {spec.option} AS opt, CAST({cost} AS DOUBLE) AS cost,
-            COALESCE({', '.join(f"CAST(({c}) AS VARCHAR)" for c in spec.instance_candidates)}) AS raw_itype
+            COALESCE({raw}) AS raw_itype
         FROM {source} AS s
         {' '.join(joins)}
     """
