@@ -290,11 +290,13 @@ def check(
             from app.cli_commitments import billing_usage
 
             cat = _catalog(catalog)
-            reports.append(check_commitments(
-                pol, billing=billing, usage=billing_usage(billing, tag_key, cat) if billing is not None else None,
-                instance_gpus=cat.instance_gpus(), plan=None))
+            parts = []
+            if billing is not None:
+                parts.append(check_commitments(pol, billing=billing, usage=billing_usage(billing, tag_key, cat),
+                                               instance_gpus=cat.instance_gpus()))
             if the_plan is not None and usage is not None:
-                reports.append(check_commitments(pol, plan=the_plan, usage=usage_df))
+                parts.append(check_commitments(pol, plan=the_plan, usage=usage_df))
+            reports += parts or [check_commitments(pol)]   # neither: the report's note says what to give
         elif billing is not None:
             raise UserFacingError(f"{policy}: --billing is checked by a commitment_utilization section, which the "
                                   "policy lacks (fix: add 'commitment_utilization: {below: 0.8, lookback_days: 14}')")
