@@ -273,7 +273,7 @@ def check(
 
     try:
         if usage is None and plan_path is None and billing is None:
-            raise UserFacingError("give --usage, --plan, --billing or several to check (see gpuplan check --help)")
+            raise UserFacingError("give --usage, --plan or both to check, or --billing (see gpuplan check --help)")
         channels = _channels(notify, notify_format, email)
         reports = []
         teams = None
