@@ -275,8 +275,8 @@ def forecast_table(fc: pd.DataFrame, selection: pd.DataFrame) -> Table:
 
 
 # Options shared by several commands (one definition each).
-UsageOpt = Annotated[Path, typer.Option(help="usage file: canonical CSV/Parquet, FOCUS or CUR export")]
-FormatOpt = Annotated[str, typer.Option("--format", help="auto|canonical|focus|cur")]
+UsageOpt = Annotated[Path, typer.Option(help="usage file: canonical CSV/Parquet, FOCUS, CUR or GCP billing export")]
+FormatOpt = Annotated[str, typer.Option("--format", help="auto|canonical|focus|cur|gcp")]
 TagKeyOpt = Annotated[str, typer.Option(help="cost-allocation tag holding the team (FOCUS/CUR)")]
 HistoryOpt = Annotated[int, typer.Option(help="fit on at most this many recent hours (0 = all)")]
 ModelsOpt = Annotated[str, typer.Option(help="candidate models: default, full (adds AutoETS, AutoTheta) or baselines")]
@@ -642,15 +642,29 @@ def catalog_show(
     gpu_model: Annotated[str | None, typer.Option(help="GPU model, e.g. 'NVIDIA H100'")] = None,
     catalog: Annotated[Path | None, typer.Option(help="catalog CSV (default: shipped snapshot)")] = None,
     output_format: OutputFormatOpt = "table",
+    missing: Annotated[bool, typer.Option("--missing", help="list the GPU instance types of the specs that the "
+                                                            "catalog has no price for, with the reason")] = False,
 ) -> None:
     """Print on-demand, spot and commitment prices per instance type."""
     from optimizer import catalog as C
 
     try:
         cat = _catalog(catalog)
-        rows = cat.offers(region, gpu_model)
+        if missing:
+            absent = C.missing_instance_types(cat.table)
+        else:
+            rows = cat.offers(region, gpu_model)
     except USER_ERRORS as exc:
         _fail(exc)
+    if missing:
+        table = Table(title=f"GPU instance types without a price in {cat.path}")
+        for c in ("provider", "instance type", "GPU model", "GPUs", "reason"):
+            table.add_column(c, justify="right" if c == "GPUs" else "left")
+        for _, r in absent.iterrows():
+            table.add_row(r["provider"], r["instance_type"], str(r["gpu_model"]), f"{r['gpu_count']:g}", r["reason"])
+        emit(table, output_format, out)
+        out.print(f"{len(absent)} GPU instance types of the specs have no price in the catalog")
+        return
     from optimizer.options import ALL_OPTIONS
 
     # One row per instance type and purchase option: every option the catalog prices (the plan's included) fits
@@ -930,6 +944,7 @@ def app_cmd(
 # Commands defined in their own modules register themselves on `app` when imported.
 from app import (  # noqa: E402, F401
     cli_backtest_plan,  # backtest-plan
+    cli_commitments,  # commitments
     cli_operate,  # alerts, chargeback, units, check, report
     cli_policy,  # policy export
     cli_rightsizing,  # pareto

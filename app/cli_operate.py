@@ -323,6 +323,8 @@ def check(
     policy: Annotated[Path, typer.Option(help="guardrails policy YAML")],
     usage: Annotated[Path | None, typer.Option(help="usage file to check (canonical, FOCUS or CUR)")] = None,
     plan_path: Annotated[Path | None, typer.Option("--plan", help="plan.json to check")] = None,
+    billing: Annotated[Path | None, typer.Option(help="billing export with commitment rows (FOCUS or CUR): checks "
+                                                      "commitment_utilization on the commitments it shows")] = None,
     out_path: Annotated[Path | None, typer.Option("--out", help="violations CSV to write")] = None,
     idle_out: Annotated[Path | None, typer.Option(help="auto-shutdown recommendations CSV to write")] = None,
     notify: NotifyOpt = None,
@@ -335,13 +337,14 @@ def check(
     region: RegionOpt = "us-east-1",
     output_format: OutputFormatOpt = "table",
 ) -> None:
-    """Guardrails: required tags, approval-only instance types, idle GPUs, maximum commitment; exit 1 on violations."""
+    """Guardrails: required tags, approval-only instance types, idle GPUs, maximum commitment, under-used
+    commitments; exit 1 on violations."""
     from operate.costing import priced
-    from operate.policy import check_plan, check_usage, combine, load_policy
+    from operate.policy import check_commitments, check_plan, check_usage, combine, load_policy
 
     try:
-        if usage is None and plan_path is None:
-            raise UserFacingError("give --usage, --plan or both to check (see gpuplan check --help)")
+        if usage is None and plan_path is None and billing is None:
+            raise UserFacingError("give --usage, --plan or both to check, or --billing (see gpuplan check --help)")
         channels = _channels(notify, notify_format, email)
         reports = []
         teams = None
@@ -351,8 +354,23 @@ def check(
         pol = load_policy(policy, teams)
         if usage is not None:
             reports.append(check_usage(priced(usage_df, rates), pol))
-        if plan_path is not None:
-            reports.append(check_plan(read_plan(plan_path), pol))
+        the_plan = read_plan(plan_path) if plan_path is not None else None
+        if the_plan is not None:
+            reports.append(check_plan(the_plan, pol))
+        if pol.commitment_utilization is not None:
+            from app.cli_commitments import billing_usage
+
+            cat = _catalog(catalog)
+            parts = []
+            if billing is not None:
+                parts.append(check_commitments(pol, billing=billing, usage=billing_usage(billing, tag_key, cat),
+                                               instance_gpus=cat.instance_gpus()))
+            if the_plan is not None and usage is not None:
+                parts.append(check_commitments(pol, plan=the_plan, usage=usage_df))
+            reports += parts or [check_commitments(pol)]   # neither: the report's note says what to give
+        elif billing is not None:
+            raise UserFacingError(f"{policy}: --billing is checked by a commitment_utilization section, which the "
+                                  "policy lacks (fix: add 'commitment_utilization: {below: 0.8, lookback_days: 14}')")
         result = combine(*reports)
         if out_path is not None:
             write_csv_atomic(result.violations, out_path)
@@ -532,7 +550,7 @@ def watch(
             rates = on_demand_rates(cat, set(usage_df[S.GPU_TYPE]), cfg.region)
             when = _parse_as_of(as_of) if as_of else None
             with step("watch run") as say:
-                run = run_watch(cfg, usage_df, rates, as_of=when, progress=say)
+                run = run_watch(cfg, usage_df, rates, as_of=when, progress=say, instance_gpus=cat.instance_gpus())
     except (*USER_ERRORS, UserFacingError) as exc:
         from app.cli import error_line
 

@@ -15,6 +15,8 @@ Usage::
 
     python benchmarks/ingest_scale.py                       # 1 M and 10 M rows, every format, with baseline
     python benchmarks/ingest_scale.py --rows 1000000 --no-baseline
+    python benchmarks/ingest_scale.py --rows 1000000 --no-baseline --compare-tree /tmp/base   # same files, the
+        # streaming reader of another source tree (e.g. ``git archive`` of an earlier commit) as the baseline
 """
 
 from __future__ import annotations
@@ -99,12 +101,17 @@ def generate(folder: Path, rows: int) -> dict[str, Path]:
     return out
 
 
-def run(kind: str, path: Path, mode: str) -> dict:
+def run(kind: str, path: Path, mode: str, tree: Path = ROOT) -> dict:
     proc = subprocess.run([sys.executable, "-c", RUNNER, kind, str(path), mode], capture_output=True, text=True,
-                          cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=3600)
+                          cwd=tree, env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"}, timeout=3600)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "runner failed")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _median(runs: list[dict]) -> dict:
+    """The run with the median time (its memory peak kept with it)."""
+    return sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
 
 
 def main() -> None:
@@ -113,6 +120,12 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true", help="skip the pandas baseline")
     parser.add_argument("--baseline-max-rows", type=int, default=10_000_000,
                         help="largest file the pandas baseline reads")
+    parser.add_argument("--compare-tree", type=Path, default=None,
+                        help="run the streaming reader of this source tree on the same files as the baseline; "
+                             "ratios are then that tree / this tree")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="with --compare-tree: alternate the two readers this many times, report medians "
+                             "(shared machines are noisy)")
     args = parser.parse_args()
     print(f"{'file':<22}{'rows':>12}{'mode':>10}{'seconds':>9}{'rows/s':>12}{'peak MB':>9}{'above imports':>15}"
           f"{'time x':>8}{'memory x':>10}")
@@ -122,7 +135,15 @@ def main() -> None:
             for name, path in files.items():
                 kind = "parquet" if name == "parquet" else "csv"
                 results = {"streaming": run(kind, path, "streaming")}
-                if not args.no_baseline and name != "cur_csv" and rows <= args.baseline_max_rows:
+                if args.compare_tree is not None:
+                    mine, theirs = [results["streaming"]], []
+                    for k in range(args.repeat):
+                        theirs.append(run(kind, path, "streaming", args.compare_tree))
+                        if k:
+                            mine.append(run(kind, path, "streaming"))
+                    results = {"streaming": _median(mine), "baseline": _median(theirs)}
+                pandas_baseline = not args.no_baseline and name != "cur_csv" and rows <= args.baseline_max_rows
+                if pandas_baseline and "baseline" not in results:
                     results["baseline"] = run(kind, path, "baseline")
                     assert abs(results["baseline"]["gpu_hours"] - results["streaming"]["gpu_hours"]) < 1e-6 * max(
                         1.0, results["baseline"]["gpu_hours"]), "the two readers disagree"

@@ -15,6 +15,9 @@ Policy file (YAML; every section optional, unknown keys are errors)::
     max_commitment:
       usd: 12000000                         # commitment obligation over the full terms (upfront + recurring)
       gpus: {NVIDIA H100: 200}              # optional: committed GPUs per GPU model
+    commitment_utilization:
+      below: 0.8                            # an owned RI/SP/CUD used below this share is a violation
+      lookback_days: 14                     # over the last days of the billing export (or the usage, for a plan)
 
 Checks on usage: untagged GPU-hours per required tag (with their cost); usage of approval-only instance
 types without an approval (needs an ``instance_type`` column); idle runs: consecutive hours of a team and
@@ -23,6 +26,9 @@ auto-shutdown recommendation; the money at stake is the cost of the run's hours 
 ``for_hours`` (what shutting down then would have saved), also given per 30 days.
 Checks on a plan: approval-only instance types bought or allowed on spot without an organisation-wide
 approval; the commitment obligation and committed GPUs against the maximum.
+Checks on commitments in use (``commitment_utilization``; :mod:`operate.commitments`): from a billing export
+(``gpuplan check --billing``) or a plan with its usage, every commitment used below the threshold over the last
+days, with its unused dollars and the teams that could move onto it.
 
 Units: GPU-hours, USD, utilisation 0-1, hours.
 """
@@ -41,13 +47,14 @@ import yaml
 from forecasting import schema as S
 from forecasting.io import read_text
 from forecasting.schema import UsageError
+from operate.commitments import UtilizationRule
 from operate.costing import COST
 from optimizer.plan import Plan
 from optimizer.summary import commitment_obligation_usd
 
 SECTIONS = {"required_tags": None, "approval_required": {"instance_types", "approved"},
             "idle_gpu": {"utilization_below", "for_hours", "teams", "lookback_days"},
-            "max_commitment": {"usd", "gpus"}}
+            "max_commitment": {"usd", "gpus"}, "commitment_utilization": {"below", "lookback_days"}}
 VIOLATION_COLUMNS = ("check", "target", "scope", "message", "gpu_hours", "usd")
 IDLE_COLUMNS = ("team", "gpu_type", "project", "start", "end", "hours", "mean_gpus", "mean_utilization",
                 "run_cost_usd", "saving_usd")
@@ -73,6 +80,7 @@ class Policy:
     max_commitment_usd: float | None = None
     max_commitment_gpus: tuple[tuple[str, float], ...] = ()
     source: str = "policy"
+    commitment_utilization: UtilizationRule | None = None
 
 
 @dataclass(frozen=True)
@@ -185,7 +193,15 @@ def load_policy(path: str | Path, known_teams: set[str] | None = None) -> Policy
             raise err("max_commitment.gpus", "gpus must map GPU models to counts", "write {NVIDIA H100: 200}")
         for g, v in mc["gpus"].items():
             gpus.append((str(g), num("max_commitment.gpus", v, 0, None, "a GPU count such as 200")))
-    return Policy(tags, types, tuple(approved), idle, max_usd, tuple(gpus), source)
+    rule = None
+    if "commitment_utilization" in doc:
+        cu = doc["commitment_utilization"] or {}
+        below = num("commitment_utilization.below", cu.get("below", 0.8), 0.0, 1.0, "a fraction such as 0.8")
+        days = num("commitment_utilization.lookback_days", cu.get("lookback_days", 14), 1, 366, "days such as 14")
+        if days != int(days):
+            raise err("commitment_utilization.lookback_days", f"lookback_days {days:g} is not whole days", "e.g. 14")
+        rule = UtilizationRule(below, int(days))
+    return Policy(tags, types, tuple(approved), idle, max_usd, tuple(gpus), source, rule)
 
 
 def _violation(check: str, target: str, scope: str, message: str, gpu_hours: float = 0.0, usd: float = 0.0) -> dict:
@@ -305,3 +321,38 @@ def combine(*reports: CheckReport) -> CheckReport:
     return CheckReport(pd.concat(frames, ignore_index=True) if frames else empty,
                        pd.concat(idle, ignore_index=True) if idle else pd.DataFrame(columns=list(IDLE_COLUMNS)),
                        tuple(n for r in reports for n in r.notes))
+
+
+def commitment_violations(findings: pd.DataFrame, target: str) -> pd.DataFrame:
+    """Under-used commitments (:data:`operate.commitments.FINDING_COLUMNS`) as violations (``usd`` = unused dollars
+    in the window; ``gpu_hours`` = unused GPU-hours when the finding counts them, else 0)."""
+    rows = [_violation("commitment_utilization", target, str(f["commitment_id"]), str(f["message"]),
+                       0.0 if pd.isna(f["unused_gpu_hours"]) else float(f["unused_gpu_hours"]), float(f["unused_usd"]))
+            for _, f in findings.iterrows()]
+    return pd.DataFrame(rows, columns=list(VIOLATION_COLUMNS))
+
+
+def check_commitments(policy: Policy, *, billing: str | Path | None = None, usage: pd.DataFrame | None = None,
+                      plan: Plan | None = None, instance_gpus: dict | None = None) -> CheckReport:
+    """The ``commitment_utilization`` check: on the commitments of a billing export (``usage`` = its GPU usage, to
+    name teams that could move), and on a plan's commitments against ``usage``. Nothing when the policy has no
+    such section."""
+    from operate.commitments import plan_under_used, read_ledger, under_used
+
+    rule = policy.commitment_utilization
+    empty = pd.DataFrame(columns=list(IDLE_COLUMNS))
+    if rule is None:
+        return CheckReport(pd.DataFrame(columns=list(VIOLATION_COLUMNS)), empty)
+    frames, notes = [], []
+    if billing is not None:
+        frames.append(commitment_violations(under_used(read_ledger(billing), rule, usage, instance_gpus), "billing"))
+    if plan is not None and usage is not None:
+        findings, plan_notes = plan_under_used(plan, usage, rule)
+        frames.append(commitment_violations(findings, "plan"))
+        notes += plan_notes
+    if billing is None and plan is None:
+        notes.append("commitment_utilization: give --billing (a FOCUS or CUR export) or --plan with --usage to check "
+                     "commitments in use")
+    frames = [f for f in frames if not f.empty]
+    violations = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(VIOLATION_COLUMNS))
+    return CheckReport(violations, empty, tuple(notes))

@@ -16,6 +16,8 @@ The config (paths relative to the config file)::
     budgets: budgets.csv               # optional: forecast-based budget alerts
     policy: policy.yaml                # optional: guardrails
     plan: plan.json                    # optional: checked against the policy too
+    billing: exports/focus.parquet     # optional: FOCUS/CUR export whose commitments the policy's
+                                       #   commitment_utilization section checks (a plan's are checked on usage)
     anomalies: {lookback_days: 28, threshold: 1.0}   # threshold: score to report (1 = tuned level)
     alerts: {threshold: 0.5, paths: 200}
     channels:
@@ -45,7 +47,7 @@ from forecasting.schema import UsageError
 
 SCHEMA = "gpuplan.watch-run/v1"
 KEYS = {"usage", "format", "tag_key", "region", "catalog", "budgets", "policy", "plan", "anomalies", "alerts",
-        "channels", "state", "runs_dir"}
+        "channels", "state", "runs_dir", "billing"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class WatchConfig:
     state: Path = Path("gpuplan-notify-state.json")
     runs_dir: Path = Path("runs")
     inputs: tuple[Path, ...] = field(default_factory=tuple)
+    billing: Path | None = None
 
 
 def _fail(source: str, key: str, problem: str, fix: str) -> UsageError:
@@ -144,8 +147,10 @@ def load_watch(path: str | Path, env: Mapping[str, str] | None = None) -> WatchC
         alert_threshold=number(alerts, "threshold", "alerts", 0.5),
         alert_paths=int(number(alerts, "paths", "alerts", 200, int)),
         webhooks=tuple(hooks), email=bool(channels.get("email", False)),
-        state=file("state") or base / "gpuplan-notify-state.json", runs_dir=file("runs_dir") or base / "runs")
-    inputs = tuple(p for p in (path, cfg.usage, cfg.catalog, cfg.budgets, cfg.policy, cfg.plan) if p is not None)
+        state=file("state") or base / "gpuplan-notify-state.json", runs_dir=file("runs_dir") or base / "runs",
+        billing=file("billing"))
+    inputs = tuple(p for p in (path, cfg.usage, cfg.catalog, cfg.budgets, cfg.policy, cfg.plan, cfg.billing)
+                   if p is not None)
     return WatchConfig(**{**cfg.__dict__, "inputs": inputs})
 
 
@@ -170,8 +175,10 @@ def _iso(ts: pd.Timestamp) -> str:
 
 
 def run_watch(config: WatchConfig, usage: pd.DataFrame, rates, *, as_of: pd.Timestamp | None = None,
-              now: pd.Timestamp | None = None, progress: Callable[[str], None] | None = None) -> WatchRun:
-    """One run (module docstring) on already loaded usage and its list ``rates``; writes the run record."""
+              now: pd.Timestamp | None = None, progress: Callable[[str], None] | None = None,
+              instance_gpus: Mapping[str, tuple[str, float]] | None = None) -> WatchRun:
+    """One run (module docstring) on already loaded usage and its list ``rates``; writes the run record.
+    ``instance_gpus`` (the catalog's) names the GPU model of commitments in the billing export."""
     from forecasting import schema as S
     from operate.alerts import compute_alerts, default_as_of, forecast_for_budgets
     from operate.anomalies import AnomalyConfig, detect, to_csv_frame
@@ -187,7 +194,7 @@ def run_watch(config: WatchConfig, usage: pd.DataFrame, rates, *, as_of: pd.Time
         smtp_from_env,
         violation_items,
     )
-    from operate.policy import check_plan, check_usage, combine, load_policy
+    from operate.policy import check_commitments, check_plan, check_usage, combine, load_policy
 
     started = _utc(now)
     channels = Channels(tuple(Webhook(u, f) for u, f in config.webhooks), smtp_from_env() if config.email else None)
@@ -219,6 +226,18 @@ def run_watch(config: WatchConfig, usage: pd.DataFrame, rates, *, as_of: pd.Time
         sections["check"] = {"open": len(result.violations),
                              "violations": result.violations.astype(object).to_dict(orient="records")}
         items["check"] = violation_items(result.violations)
+        if pol.commitment_utilization is not None:
+            plan = read_plan(config.plan) if config.plan is not None else None
+            parts = []
+            if config.billing is not None:
+                parts.append(check_commitments(pol, billing=config.billing, usage=usage,
+                                               instance_gpus=dict(instance_gpus or {})))
+            if plan is not None:
+                parts.append(check_commitments(pol, plan=plan, usage=usage))
+            com = combine(*(parts or [check_commitments(pol)]))
+            sections["commitments"] = {"open": len(com.violations), "notes": list(com.notes),
+                                       "violations": com.violations.astype(object).to_dict(orient="records")}
+            items["commitments"] = violation_items(com.violations, source="commitments")
     errors: list[str] = []
     if not channels.empty:
         record["notifications"] = {}

@@ -237,3 +237,34 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     table[UPFRONT_IS_ESTIMATE] = table[UPFRONT_IS_ESTIMATE].astype(str).str.lower().eq("true")
     label = "built-in snapshot" if path == DEFAULT_CATALOG else str(path)
     return Catalog(table=table, path=label)
+
+
+# --- completeness: instance types of the specs that no catalog row prices ------------------------------------
+
+SOLD_AS = {
+    "p5e.48xlarge": "sold through EC2 Capacity Blocks for ML (us-east-2)",
+    "trn2.48xlarge": "sold through EC2 Capacity Blocks for ML (us-east-2)",
+    "p6e-gb200.36xlarge": "sold as P6e-GB200 UltraServers through EC2 Capacity Blocks for ML",
+}
+"""How AWS sells GPU instance types that have no on-demand, spot or RI price, from the EC2 User Guide page
+"Capacity Blocks for ML" (supported instance types and Regions; UltraServer Capacity Blocks), read 2026-12."""
+MISSING_COLUMNS = ("provider", "instance_type", "gpu_model", "gpu_count", "reason")
+
+
+def missing_instance_types(table: pd.DataFrame, prices_dir: Path = DATA_DIR / "prices") -> pd.DataFrame:
+    """GPU instance types of the shipped AWS specs (``aws_gpu_instance_specs.csv``) that ``table`` (a catalog) has
+    no row for, each with the reason (:data:`MISSING_COLUMNS`): how AWS sells it (:data:`SOLD_AS`) and that the
+    price snapshot has no price for any purchase option. A type is listed, never silently absent."""
+    specs = pd.read_csv(prices_dir / "aws_gpu_instance_specs.csv")
+    specs = specs[specs["gpu_count"] > 0]
+    listed = set(table.loc[table[PROVIDER] == "aws", INSTANCE_TYPE])
+    rows = []
+    for _, r in specs.sort_values("instance_type").iterrows():
+        if r["instance_type"] in listed:
+            continue
+        sold = SOLD_AS.get(r["instance_type"])
+        why = (f"{sold}; " if sold else "") + ("no price for any purchase option (on-demand, spot, RI, Savings Plan, "
+                                               "Capacity Block) in the price snapshot")
+        rows.append({"provider": "aws", "instance_type": r["instance_type"], "gpu_model": r["gpu_model"],
+                     "gpu_count": float(r["gpu_count"]), "reason": why + "; gpuplan catalog refresh may price it"})
+    return pd.DataFrame(rows, columns=list(MISSING_COLUMNS))

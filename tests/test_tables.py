@@ -132,6 +132,9 @@ COMMANDS = {
               "{tmp}/bill.csv"], False),
     "units": (["units", "--usage", "{synthetic}", "--units", "{tmp}/units.csv", "--out", "{tmp}/u.csv"], True),
     "check": (["check", "--usage", "{synthetic}", "--policy", "{tmp}/policy.yaml"], False),
+    "commitments": (["commitments", "--billing", str(ROOT / "data_samples" / "billing" / "cur_gpu_commitments.csv")],
+                    False),
+    "catalog show --missing": (["catalog", "show", "--missing"], False),
 }
 
 

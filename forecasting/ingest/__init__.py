@@ -12,6 +12,8 @@ Formats:
 * ``focus``: FOCUS 1.0 to 1.3 billing exports (:mod:`forecasting.ingest.focus`);
 * ``cur``: AWS CUR 2.0 data exports and legacy CUR, including Athena-style column names
   (:mod:`forecasting.ingest.cur`);
+* ``gcp``: Google Cloud billing exports (BigQuery standard usage cost export, flattened to CSV or Parquet),
+  GPU-hours from the GPU SKU rows (:mod:`forecasting.ingest.gcp`);
 * ``cost_explorer``: live ``GetCostAndUsage`` through boto3 (:func:`fetch_cost_explorer`).
 
 Files may be ``.csv``, ``.csv.gz``, ``.parquet`` or ``.pq``, or a folder holding the parts of one export.
@@ -31,6 +33,7 @@ from forecasting.ingest.canonical import load_canonical
 from forecasting.ingest.cost_explorer import fetch_cost_explorer
 from forecasting.ingest.cur import load_cur
 from forecasting.ingest.focus import load_focus
+from forecasting.ingest.gcp import load_gcp
 from forecasting.ingest.readers import (
     FORMAT_LABELS,
     FORMATS,
@@ -47,7 +50,7 @@ from forecasting.schema import REQUIRED_COLUMNS, UsageError
 __all__ = ["FILE_FORMATS", "FORMATS", "IngestReport", "detect_format", "fetch_cost_explorer", "load_usage",
            "missing_columns"]
 
-FILE_FORMATS = ("canonical", "focus", "cur")
+FILE_FORMATS = ("canonical", "focus", "cur", "gcp")
 
 _EXPECTED = {
     "canonical": "canonical usage (timestamp, team, gpu_type, gpus)",
@@ -55,6 +58,7 @@ _EXPECTED = {
              "ServiceProviderName)",
     "cur": "AWS CUR 2.0 (line_item_usage_start_date, line_item_usage_type, line_item_usage_amount, "
            "line_item_line_item_type) or legacy CUR (lineItem/UsageStartDate, lineItem/UsageType, ...)",
+    "gcp": "GCP billing export (usage_start_time, sku.description, usage.amount)",
 }
 
 
@@ -70,6 +74,9 @@ def missing_columns(fmt: str, columns: list[str]) -> list[str]:
     elif fmt == "cur":
         needs = [("line_item_usage_start_date",), ("line_item_usage_type",), ("line_item_usage_amount",),
                  ("line_item_line_item_type",)]
+    elif fmt == "gcp":
+        needs = [("usage_start_time",), ("sku_description", "sku"), ("usage_amount", "usage_amount_in_pricing_units",
+                                                                     "usage")]
     else:
         raise ValueError(f"unknown file format {fmt!r}; expected one of {', '.join(FILE_FORMATS)}")
     return ["|".join(alts) for alts in needs if not any(normalize_name(a) in names for a in alts)]
@@ -83,7 +90,7 @@ def detect_format(columns: list[str], source: str = "input") -> str:
         source: file name for the error message.
 
     Returns:
-        ``canonical``, ``focus`` or ``cur`` (CUR 2.0 and legacy CUR alike).
+        ``canonical``, ``focus``, ``cur`` (CUR 2.0 and legacy CUR alike) or ``gcp``.
 
     Raises:
         UsageError: no format matches; the message lists what each format needs.
@@ -96,7 +103,7 @@ def detect_format(columns: list[str], source: str = "input") -> str:
     scored = sorted(FILE_FORMATS, key=lambda f: len(missing_columns(f, columns)))
     nearest = scored[0]
     lacking = missing_columns(nearest, columns)
-    total = {"canonical": 4, "focus": 3, "cur": 4}[nearest]
+    total = {"canonical": 4, "focus": 3, "cur": 4, "gcp": 3}[nearest]
     if nearest == "canonical" and len(lacking) < total:
         # Most of the canonical header is there: name the missing column as validation would.
         raise UsageError(source, f"missing column '{lacking[0]}'", column=lacking[0],
@@ -134,7 +141,7 @@ def load_usage(path: str | Path, fmt: str = "auto", *, tag_key: str = "team",
 
     Args:
         path: ``.csv``, ``.csv.gz``, ``.parquet`` or ``.pq`` file, or a folder of export parts.
-        fmt: ``auto`` (detect from the header), ``canonical``, ``focus`` or ``cur``.
+        fmt: ``auto`` (detect from the header), ``canonical``, ``focus``, ``cur`` or ``gcp``.
         tag_key: cost-allocation tag that holds the team (billing formats).
         instance_gpus: instance_type -> (gpu_model, GPUs per instance); required for ``focus`` and ``cur``.
         known_gpu_types: GPU models the catalog offers; ``None`` skips that check.
@@ -167,7 +174,7 @@ def load_usage(path: str | Path, fmt: str = "auto", *, tag_key: str = "team",
                                  column=lacking[0], fix=f"a {fmt} file needs {_EXPECTED[fmt]}")
         if fmt == "canonical":
             return load_canonical(con, files, kind, source, columns, known_gpu_types=known_gpu_types)
-        loader = load_focus if fmt == "focus" else load_cur
+        loader = {"focus": load_focus, "cur": load_cur, "gcp": load_gcp}[fmt]
         return loader(con, files, kind, source, columns, tag_key=tag_key, instance_gpus=instance_gpus,
                       known_gpu_types=known_gpu_types)
     finally:

@@ -7,7 +7,8 @@ instance type (from the catalog mapping). The usage frame's ``gpus`` is the GPU-
 spread evenly over them. ``cost_usd`` is ``EffectiveCost`` (amortised, USD), or ``BilledCost``.
 
 Which rows count: ``ChargeCategory = 'Usage'``, not an unused commitment
-(``CommitmentDiscountStatus = 'Unused'``), measured in hours (``ConsumedUnit`` empty or an hour unit),
+(``CommitmentDiscountStatus = 'Unused'``), measured in hours (``ConsumedUnit`` empty or an hour unit;
+Azure's ``10 Hours`` unit multiplies the quantity),
 and naming a GPU instance type of the catalog in one of these columns:
 
 * ``SkuMeter`` (FOCUS 1.2+, where AWS writes the usage type that FOCUS 1.0 exports had in
@@ -18,6 +19,9 @@ and naming a GPU instance type of the catalog in one of these columns:
 * ``SkuPriceDetails`` key ``InstanceType`` (also ``F_InstanceType``, ``x_InstanceType``), JSON text in
   CSV, a map or struct in Parquet;
 * ``ResourceType`` when it is itself an instance type name;
+* Azure exports: ``x_SkuDetails`` key ``ServiceType`` (``Standard_ND96isr_H100_v5``), or the meter name in
+  ``x_SkuMeterName`` / ``SkuMeter`` (``ND96isr H100 v5``) turned into the size name; GPUs per Azure size come from
+  the table of :mod:`forecasting.ingest.azure` when the catalog does not list the size;
 * ``ChargeDescription`` (FOCUS 1.0 exports, e.g. ``$1.624 per On Demand Linux g5.4xlarge Instance Hour``): a
   catalog instance type named in the text as a whole word, when the row has no AWS usage-type meter, its
   ``ServiceCategory`` (if present) is ``Compute`` and the text does not speak of EBS or unused capacity.
@@ -33,7 +37,7 @@ Purchase option (documented mapping, commitment details are not on usage rows):
 * ``PricingCategory = 'Committed'`` or ``CommitmentDiscountStatus = 'Used'`` -> ``savings_plan`` when
   ``CommitmentDiscountType`` mentions a savings plan or ``CommitmentDiscountCategory = 'Spend'``, else
   ``reserved``;
-* ``PricingCategory = 'Dynamic'`` or a ``SpotUsage`` meter -> ``spot``;
+* ``PricingCategory = 'Dynamic'``, a ``SpotUsage`` meter or an Azure ``... Spot``/``Low Priority`` meter -> ``spot``;
 * anything else (``Standard``, ``Other``, empty) -> ``on_demand``.
 """
 
@@ -46,6 +50,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from forecasting.ingest.azure import azure_instance_gpus, meter_size_sql, spot_meter_sql
 from forecasting.ingest.readers import (
     ON_DEMAND,
     RESERVED,
@@ -69,8 +74,11 @@ from forecasting.ingest.readers import (
 )
 from forecasting.schema import UNALLOCATED_TEAM, UsageError
 
-INSTANCE_TYPE_KEYS = ["InstanceType", "F_InstanceType", "x_InstanceType", "instanceType", "instance_type"]
+INSTANCE_TYPE_KEYS = ["InstanceType", "F_InstanceType", "x_InstanceType", "instanceType", "instance_type",
+                      "ServiceType"]
 HOUR_UNITS = ("hour", "hours", "hr", "hrs", "h", "instance-hours", "instance hours")
+MULTI_HOUR_UNIT = "^([0-9]+) ?(hour|hours|hrs?)$"
+"""Azure writes units such as ``1 Hour`` and ``10 Hours``: the quantity is in that many hours."""
 
 
 VERSION_MARKERS = (
@@ -130,6 +138,7 @@ def load_focus(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, sou
         UsageError: missing columns, unreadable cells in GPU rows, or no GPU usage rows.
     """
     instance_gpus = require_instances(instance_gpus, "focus")
+    instance_gpus = {**azure_instance_gpus(known_gpu_types), **instance_gpus}
     n_types = register_instances(con, instance_gpus)
 
     def col(*names: str) -> str | None:
@@ -145,8 +154,9 @@ def load_focus(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, sou
     category, status = col("ChargeCategory"), col("CommitmentDiscountStatus")
     meter, usage_type = col("SkuMeter"), col("x_UsageType")
     details, resource_type = col("SkuPriceDetails"), col("ResourceType")
+    sku_details, meter_name = col("x_SkuDetails"), col("x_SkuMeterName")
     description, service_category = col("ChargeDescription"), col("ServiceCategory")
-    checked = [c for c in (meter, usage_type, details, resource_type, description) if c]
+    checked = [c for c in (meter, usage_type, details, sku_details, meter_name, resource_type, description) if c]
     if not checked:
         raise UsageError(source, "no column names the instance type", column="SkuMeter",
                          fix="include SkuMeter, x_UsageType, SkuPriceDetails, ResourceType or ChargeDescription "
@@ -168,8 +178,12 @@ def load_focus(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, sou
         quantity, unit = as_double(sql_ref(pricing)), as_text(sql_ref(col("PricingUnit")))
         notes.append("no ConsumedQuantity column: used PricingQuantity as instance-hours")
     hour_units = ", ".join(sql_str(u) for u in HOUR_UNITS)
+    factor = (f"CASE WHEN {unit} IS NULL OR lower({unit}) IN ({hour_units}) THEN 1.0 "
+              f"WHEN regexp_full_match(lower({unit}), {sql_str(MULTI_HOUR_UNIT)}) "
+              f"THEN TRY_CAST(regexp_extract(lower({unit}), {sql_str(MULTI_HOUR_UNIT)}, 1) AS DOUBLE) END")
+    quantity = f"({quantity}) * ({factor})"
 
-    conditions = [f"({unit} IS NULL OR lower({unit}) IN ({hour_units}))"]
+    conditions = [f"({factor}) IS NOT NULL"]
     if category:
         conditions.append(f"lower({as_text(sql_ref(category))}) = 'usage'")
     else:
@@ -182,9 +196,12 @@ def load_focus(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, sou
     meter_texts = [as_text(sql_ref(c)) for c in (meter, usage_type) if c]
     candidates = [usage_type_instance(t) for t in meter_texts]
     aws_meter = " OR ".join(f"COALESCE(strpos({t}, ':') > 0, FALSE)" for t in meter_texts) or "FALSE"
-    if details:
-        value, _ = keyed_value(sql_ref(details), columns[details], INSTANCE_TYPE_KEYS)
-        candidates.append(f"CASE WHEN NOT ({aws_meter}) THEN {value} END")
+    for d in (details, sku_details):
+        if d:
+            value, _ = keyed_value(sql_ref(d), columns[d], INSTANCE_TYPE_KEYS)
+            candidates.append(f"CASE WHEN NOT ({aws_meter}) THEN {value} END")
+    azure_meters = [as_text(sql_ref(c)) for c in (meter_name, meter) if c]
+    candidates += [f"CASE WHEN NOT ({aws_meter}) THEN {meter_size_sql(t)} END" for t in azure_meters]
     if resource_type:
         candidates.append(f"CASE WHEN NOT ({aws_meter}) THEN {as_text(sql_ref(resource_type))} END")
     if description:
@@ -206,7 +223,8 @@ def load_focus(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, sou
     status_text = f"lower(COALESCE({as_text(sql_ref(status))}, ''))"
     ctype = f"lower(COALESCE({as_text(sql_ref(col('CommitmentDiscountType')))}, ''))"
     ccat = f"lower(COALESCE({as_text(sql_ref(col('CommitmentDiscountCategory')))}, ''))"
-    spot_meter = " OR ".join(f"COALESCE({t} LIKE '%SpotUsage%', FALSE)" for t in meter_texts) or "FALSE"
+    spot_meter = " OR ".join([*(f"COALESCE({t} LIKE '%SpotUsage%', FALSE)" for t in meter_texts),
+                              *(spot_meter_sql(t) for t in azure_meters)]) or "FALSE"
     option = f"""CASE
         WHEN {pricing_category} = 'committed' OR {status_text} = 'used' THEN
             CASE WHEN {ctype} LIKE '%saving%' OR {ccat} = 'spend' THEN {sql_str(SAVINGS_PLAN)}

@@ -43,9 +43,9 @@ from forecasting.schema import (
     validate_usage,
 )
 
-FORMATS = ("canonical", "focus", "cur", "cost_explorer")
+FORMATS = ("canonical", "focus", "cur", "gcp", "cost_explorer")
 FORMAT_LABELS = {"canonical": "canonical usage", "focus": "FOCUS billing export",
-                 "cur": "AWS Cost and Usage Report", "cost_explorer": "AWS Cost Explorer"}
+                 "cur": "AWS Cost and Usage Report", "gcp": "GCP billing export", "cost_explorer": "AWS Cost Explorer"}
 
 # Purchase options written by the billing adapters. A usage line item says that a commitment covered
 # it, not which term or payment option the commitment has, so commitment-covered usage gets the
@@ -66,6 +66,14 @@ USAGE_TYPE_REGEX = r"^(?:[A-Za-z0-9]+-)?[A-Za-z]*Usage:([A-Za-z0-9.\-]+)$"
 usage and do not match, except ``HeavyUsage``, which only appears on fee line items that the adapters
 drop by charge type first."""
 
+GPU_INSTANCE_REGEX = (r"^(?:(?:p[0-9]+[a-z]*(?:-[a-z0-9]+)?|g[0-9]+[a-z]*|gr[0-9]+[a-z]*|trn[0-9]+[a-z]*"
+                      r"|inf[0-9]+[a-z]*|dl[0-9]+[a-z]*)\.[0-9]*[a-z0-9]+"
+                      r"|(?:a2|a3|a4|a4x|g2|g4)-[a-z0-9-]+|Standard_N[A-Za-z0-9_]+)$")
+"""Names that are GPU or accelerator instance types even when the catalog does not list them: AWS GPU and
+accelerator families (p*, g*, gr*, trn*, inf*, dl*), GCP accelerator-optimised machine types (a2-, a3-, a4-,
+g2-, g4-) and Azure N-series sizes (``Standard_N...``). Usage rows naming such a type that the catalog lacks
+are reported by name and row count (:attr:`IngestReport.unknown_instance_types`), never dropped silently."""
+
 
 @dataclass(frozen=True)
 class IngestReport:
@@ -80,6 +88,8 @@ class IngestReport:
         untagged_gpu_hours: GPU-hours without the team tag (team ``unallocated``).
         validation: the report of :func:`forecasting.schema.validate_usage`.
         notes: what the adapter assumed or dropped, one sentence each.
+        unknown_instance_types: (instance type, usage rows) of GPU instance types (:data:`GPU_INSTANCE_REGEX`)
+            or GPU models that the file uses but the catalog lacks; their usage is not in the frame.
     """
 
     source: str
@@ -90,6 +100,7 @@ class IngestReport:
     untagged_gpu_hours: float
     validation: ValidationReport
     notes: tuple[str, ...] = field(default_factory=tuple)
+    unknown_instance_types: tuple[tuple[str, int], ...] = ()
 
     @property
     def untagged_share(self) -> float:
@@ -107,19 +118,30 @@ class IngestReport:
                f"untagged share: {self.untagged_share:.1%} of GPU-hours ({self.untagged_gpu_hours:,.1f}) "
                f"shown as team '{UNALLOCATED_TEAM}'"]
         out += [f"note: {n}" for n in (*self.notes, *v.notes)]
+        out += [unknown_types_warning(self.unknown_instance_types)] if self.unknown_instance_types else []
         return out
+
+
+def unknown_types_warning(unknown: tuple[tuple[str, int], ...] | list[tuple[str, int]]) -> str:
+    """One ``warning:`` line naming the GPU instance types (or GPU models) missing from the catalog, with rows."""
+    total = sum(n for _, n in unknown)
+    names = ", ".join(f"{name} ({n:,} rows)" for name, n in unknown)
+    return (f"warning: {total:,} GPU usage rows name types the catalog lacks and were not counted: {names} "
+            "(fix: gpuplan catalog refresh, or a --catalog that lists them)")
 
 
 def usage_report(source: str, fmt: str, rows_read: int, gpu_rows_kept: int, usage: pd.DataFrame,
                  validation: ValidationReport, untagged_gpu_hours: float | None = None,
-                 notes: list[str] | tuple[str, ...] = ()) -> IngestReport:
+                 notes: list[str] | tuple[str, ...] = (),
+                 unknown_instance_types: tuple[tuple[str, int], ...] = ()) -> IngestReport:
     """Build the report from a validated usage frame (GPU-hours = sum of hourly ``gpus``)."""
     gpu_hours = float(usage[GPUS].sum())
     if untagged_gpu_hours is None:
         untagged_gpu_hours = float(usage.loc[usage[TEAM] == UNALLOCATED_TEAM, GPUS].sum())
     return IngestReport(source=source, format=fmt, rows_read=int(rows_read), gpu_rows_kept=int(gpu_rows_kept),
                         gpu_hours=gpu_hours, untagged_gpu_hours=float(untagged_gpu_hours),
-                        validation=validation, notes=tuple(notes))
+                        validation=validation, notes=tuple(notes),
+                        unknown_instance_types=tuple(unknown_instance_types))
 
 
 # --- files ------------------------------------------------------------------------------------------
@@ -434,15 +456,16 @@ class Aggregate:
     usage_rows: int
     multi_hour_rows: int
     option_hours: dict[str, float]
+    unknown_types: tuple[tuple[str, int], ...] = ()
 
 
 def _base_sql(scan: str, spec: RowSpec, *, extra: str = "", row_number_over: str | None = None) -> str:
     """Per-line-item SELECT; ``row_number_over`` adds the file row number ``__rn`` (error path)."""
     joins = []
     itype, model, count = [], [], []
-    for i, cand in enumerate(spec.instance_candidates):
+    for i in range(len(spec.instance_candidates)):
         alias = f"gi{i}"
-        joins.append(f"LEFT JOIN gpu_instances AS {alias} ON {alias}.instance_type = ({cand})")
+        joins.append(f"LEFT JOIN gpu_instances AS {alias} ON {alias}.instance_type = s.__cand{i}")
         itype.append(f"{alias}.instance_type")
         model.append(f"{alias}.gpu_model")
         count.append(f"{alias}.gpu_count")
@@ -451,12 +474,18 @@ def _base_sql(scan: str, spec: RowSpec, *, extra: str = "", row_number_over: str
     source = scan
     if row_number_over is not None:
         source = f"(SELECT row_number() OVER ({row_number_over}) AS __rn, * FROM {scan})"
+    # each instance-type candidate is computed once: joined to the catalog table, and kept as text so a GPU type
+    # the catalog lacks can be named (raw_itype)
+    cands = ", ".join(f"CAST(({c}) AS VARCHAR) AS __cand{i}" for i, c in enumerate(spec.instance_candidates))
+    source = f"(SELECT s.*, {cands} FROM {source} AS s)"
+    raw = ", ".join(f"s.__cand{i}" for i in range(len(spec.instance_candidates)))
     return f"""
         SELECT {extra}
             {spec.start} AS ts, {end} AS te, {spec.quantity} AS qty, {spec.team} AS team_raw,
             COALESCE({spec.tags_bad}, FALSE) AS tags_bad, COALESCE({spec.is_usage}, FALSE) AS is_usage,
             COALESCE({', '.join(itype)}) AS itype, COALESCE({', '.join(model)}) AS gpu_model,
-            COALESCE({', '.join(count)}) AS gpu_count, {spec.option} AS opt, CAST({cost} AS DOUBLE) AS cost
+            COALESCE({', '.join(count)}) AS gpu_count, {spec.option} AS opt, CAST({cost} AS DOUBLE) AS cost,
+            COALESCE({raw}) AS raw_itype
         FROM {source} AS s
         {' '.join(joins)}
     """
@@ -499,7 +528,9 @@ def aggregate_usage(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str
             count(*) AS n_rows,
             sum(CASE WHEN keep AND problem IS NULL THEN qty * gpu_count END) AS gpu_hours,
             sum(CASE WHEN keep AND problem IS NULL THEN cost END) AS cost,
-            count(CASE WHEN keep AND problem IS NULL THEN cost END) AS n_cost
+            count(CASE WHEN keep AND problem IS NULL THEN cost END) AS n_cost,
+            CASE WHEN is_usage AND itype IS NULL AND COALESCE(regexp_full_match(raw_itype,
+                 {sql_str(GPU_INSTANCE_REGEX)}), FALSE) THEN raw_itype END AS unknown_itype
         FROM flagged
         GROUP BY ALL
     """
@@ -516,11 +547,13 @@ def aggregate_usage(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str
 
     rows_read = int(groups["n_rows"].sum())
     usage_rows = int(groups.loc[groups["is_usage"].astype(bool), "n_rows"].sum())
+    unknown = groups.dropna(subset=["unknown_itype"]).groupby("unknown_itype")["n_rows"].sum()
+    unknown_types = tuple((str(k), int(v)) for k, v in sorted(unknown.items(), key=lambda kv: (-kv[1], kv[0])))
     kept = groups.loc[keep, ["hour", "n_hours", "team", "untagged", "gpu_type", "instance_type", "purchase_option",
                              "n_rows", "gpu_hours", "cost", "n_cost"]].reset_index(drop=True)
     del groups
     if kept.empty:
-        return Aggregate(pd.DataFrame(), rows_read, 0, 0.0, usage_rows, 0, {})
+        return Aggregate(pd.DataFrame(), rows_read, 0, 0.0, usage_rows, 0, {}, unknown_types)
 
     kept["n_hours"] = kept["n_hours"].astype("int64")
     kept["gpu_hours"] = kept["gpu_hours"].astype(float)
@@ -556,7 +589,7 @@ def aggregate_usage(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str
                              "correct")
     usage[GPUS] = usage[GPUS].clip(lower=0.0)
     return Aggregate(usage, rows_read, gpu_rows_kept, untagged, usage_rows, multi_hour_rows,
-                     option_hours)
+                     option_hours, unknown_types)
 
 
 def shared_text_frame(table) -> pd.DataFrame:
@@ -641,7 +674,12 @@ def finish_billing(agg: Aggregate, source: str, fmt: str, *, known_gpu_types: se
                    no_rows_error: Callable[[], UsageError]) -> tuple[pd.DataFrame, IngestReport]:
     """Validate the aggregated usage of a billing file and build its report."""
     if agg.gpu_rows_kept == 0:
-        raise no_rows_error()
+        error = no_rows_error()
+        if agg.unknown_types:
+            names = ", ".join(f"{name} ({n:,} rows)" for name, n in agg.unknown_types)
+            raise UsageError(error.source, f"{error.message}; GPU instance types the catalog lacks: {names}",
+                             column=error.column, fix="gpuplan catalog refresh, or a --catalog that lists them")
+        raise error
     usage, validation = validate_usage(agg.usage, source, known_gpu_types=known_gpu_types, plausible_dates=True)
     notes = list(notes)
     dropped = agg.rows_read - agg.gpu_rows_kept
@@ -664,7 +702,8 @@ def finish_billing(agg: Aggregate, source: str, fmt: str, *, known_gpu_types: se
         notes.append(f"purchase_option '{RESERVED}' marks reservation-covered usage; the billing row does "
                      "not say the reservation's term or payment option")
     report = usage_report(source, fmt, agg.rows_read, agg.gpu_rows_kept, usage, validation,
-                          untagged_gpu_hours=agg.untagged_gpu_hours, notes=notes)
+                          untagged_gpu_hours=agg.untagged_gpu_hours, notes=notes,
+                          unknown_instance_types=agg.unknown_types)
     return usage, report
 
 
