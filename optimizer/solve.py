@@ -359,7 +359,8 @@ def _uncommitted(plan: Plan, offers: dict[str, Offers], catalog: C.Catalog, conf
     """Why GPU models get no new commitment when the reason is the catalog, not the demand: plan.json's
     ``no_commitment_reason`` (when nothing new is bought; else the optimizer's own choice is the reason) and one
     note per such model."""
-    bought = {c.gpu_model for c in plan.commitments if not c.existing}
+    bought = {c.gpu_model for c in plan.commitments if not c.existing and not c.is_savings_plan}
+    bought |= {r.gpu_model for c in plan.commitments if c.is_savings_plan and not c.existing for r in c.sp_rates}
     priceless = {}
     for g, o in offers.items():
         if g in bought or not o.commitments.empty:
