@@ -20,7 +20,7 @@ from optimizer.catalog import (
     rework_fraction,
     write_atomic_csv,
 )
-from optimizer.options import ALL_OPTIONS, COMMITMENT_OPTIONS, PURCHASABLE_OPTIONS, term_hours
+from optimizer.options import ALL_OPTIONS, PURCHASABLE_OPTIONS, term_hours
 
 
 @pytest.fixture(scope="module")
