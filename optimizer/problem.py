@@ -384,7 +384,10 @@ def _joint_cells(prob: pulp.LpProblem, scenarios: Scenarios, offers: dict[str, O
     weights = np.asarray(scenarios.weights, dtype=float)
     n_s = len(weights)
     scale = np.array([offers[g].on_demand_usd_per_gpu_hour for g in models])
-    sp_cover = [coverage(edges, np.array([o.term_hours]), representative=not scenarios.has_tail)[0, 0] for o in sp]
+    sp_cover = [sp_availability(o, periods, scenarios.has_tail) for o in sp]
+    # owned savings plans are active in some hours only: their dollars are one more dimension of the cells
+    owned = [(oi, np.asarray(o.active, dtype=float), float(o.fixed_usd_per_hour)) for oi, o in enumerate(sp)
+             if o.active is not None]
 
     def residual(g: str, a: int, b: int, values: np.ndarray) -> np.ndarray:
         own = existing_capacity.get(g)
@@ -393,12 +396,19 @@ def _joint_cells(prob: pulp.LpProblem, scenarios: Scenarios, offers: dict[str, O
     window = {g: ([], [], [], [], []) for g in models}
     tail = {g: {} for g in models}
     extra: dict = {}
-    cells: list = []                     # (where, m, key, {g: model cell index})
+    cells: list = []                     # (where, m, key, {g: model cell index}, {owned plan: active share})
+
+    def split(vals: list[np.ndarray], act: list[np.ndarray], w: np.ndarray, limit: int) -> np.ndarray:
+        rows = [v * scale[i] for i, v in enumerate(vals)] + [a * usd for a, (_, _, usd) in zip(act, owned,
+                                                                                               strict=True)]
+        return split_cells(np.vstack(rows), w, limit)
 
     def add_cells(where, m: int, key: str, lab: np.ndarray, vals: list[np.ndarray], w: np.ndarray,
-                  hrs_w: np.ndarray | None, out: dict, group: int) -> None:
+                  hrs_w: np.ndarray | None, out: dict, group: int, act: list[np.ndarray]) -> None:
         k_n = int(lab.max()) + 1 if lab.size else 0
         mass = np.bincount(lab, weights=w, minlength=k_n)
+        shares = [np.divide(np.bincount(lab, weights=w * a, minlength=k_n), mass, out=np.zeros(k_n), where=mass > 0)
+                  for a in act]
         hrs = np.bincount(lab, weights=hrs_w, minlength=k_n) if hrs_w is not None else None
         index = {}
         for gi, g in enumerate(models):
@@ -407,7 +417,8 @@ def _joint_cells(prob: pulp.LpProblem, scenarios: Scenarios, offers: dict[str, O
             for k in np.flatnonzero(lv > 0):
                 index.setdefault(k, {})[g] = out(g, m, group, k, lv[k], mass[k], None if hrs is None else hrs[k])
         for k, by_model in index.items():
-            cells.append((where, m, f"{key}_{k}", by_model))
+            cells.append((where, m, f"{key}_{k}", by_model,
+                          {oi: float(sh[k]) for (oi, _, _), sh in zip(owned, shares, strict=True)}))
 
     def to_window(g, m, s, k, lv, n_h, _):
         cs, ct, lvl, nh, cm = window[g]
@@ -420,9 +431,10 @@ def _joint_cells(prob: pulp.LpProblem, scenarios: Scenarios, offers: dict[str, O
         res = [residual(g, a, b, scenarios.demand[g][:, a:b]) for g in models]
         for s in range(n_s):
             vals = [r[s] for r in res]
-            limit = (b - a) if bins is None else bins * len(models)
-            lab = split_cells(np.vstack(vals) * scale[:, None], np.ones(b - a), limit)
-            add_cells("w", m, f"{m}_{s}", lab, vals, np.ones(b - a), None, to_window, s)
+            act = [x[a:b] for _, x, _ in owned]
+            limit = (b - a) if bins is None else bins * (len(models) + len(owned))
+            lab = split(vals, act, np.ones(b - a), limit)
+            add_cells("w", m, f"{m}_{s}", lab, vals, np.ones(b - a), None, to_window, s, act)
     window = {g: tuple(np.asarray(v, dtype=float if i in (2, 3) else int) for i, v in enumerate(window[g]))
               for g in models}
 
@@ -445,9 +457,10 @@ def _joint_cells(prob: pulp.LpProblem, scenarios: Scenarios, offers: dict[str, O
             for gk, grp in enumerate(groups):
                 vals = [r[grp].ravel() for r in res]
                 w = np.repeat(weights[grp], b - a)
-                lab = split_cells(np.vstack(vals) * scale[:, None], w, t_bins * len(models))
+                act = [np.tile(x[a:b], len(grp)) for _, x, _ in owned]
+                lab = split(vals, act, w, t_bins * (len(models) + len(owned)))
                 add_cells(m, m, f"{m}_g{gk}", lab, vals, w, np.ones(len(w)) if per_scenario else None, to_tail,
-                          int(grp[0]) if per_scenario else gk)
+                          int(grp[0]) if per_scenario else gk, act)
             for g in models:
                 lvl, wh, si, hh = acc[g]
                 tail[g][m] = (np.asarray(lvl, dtype=float), np.asarray(wh, dtype=float), np.asarray(si, dtype=int),
@@ -455,14 +468,15 @@ def _joint_cells(prob: pulp.LpProblem, scenarios: Scenarios, offers: dict[str, O
 
     for oi, o in enumerate(sp):
         eligible = {r.gpu_model: r.usd_per_gpu_hour for r in o.rates}
-        for where, m, key, by_model in cells:
-            if not sp_cover[oi][m]:
+        for where, m, key, by_model, share in cells:
+            available = share.get(oi, float(sp_cover[oi][m]))
+            if available <= 0:
                 continue
             mine = [(g, j) for g, j in by_model.items() if g in eligible]
             if not mine:
                 continue
             xs = prob.add_variable_dict(f"spx{oi}_{key}", [g.replace(" ", "_") for g, _ in mine], lowBound=0)
-            budget = [(commit[oi], -1.0)]
+            budget = [(commit[oi], -available)]
             for g, j in mine:
                 v = xs[g.replace(" ", "_")]
                 extra.setdefault((g, where, j), []).append((v, 1.0))
@@ -470,6 +484,16 @@ def _joint_cells(prob: pulp.LpProblem, scenarios: Scenarios, offers: dict[str, O
             _row(prob, budget, pulp.LpConstraintLE, 0.0, f"sp_budget_{oi}_{key}")
         labels[f"sp_budget_{oi}"] = f"savings plan {o.label}: usage covered at its rates <= its hourly commitment"
     return _JointCells(window=window, tail=tail, tail_groups=groups, extra=extra, periods=periods)
+
+
+def sp_availability(offer, periods: Periods, has_tail: bool) -> np.ndarray:
+    """Per period, the share of its hours a savings plan serves: a new one bought at the start serves the periods
+    that end within its term (every window hour when the window stands for the term); an owned one its active
+    hours (``offer.active``, over the horizon)."""
+    if offer.active is not None:
+        active = np.asarray(offer.active, dtype=float)
+        return np.add.reduceat(active, periods.edges[:-1].astype(int)) / periods.lengths
+    return coverage(periods.edges, np.array([offer.term_hours]), representative=not has_tail)[0, 0].astype(float)
 
 
 def _add_gpu_model(prob: pulp.LpProblem, gi: int, gpu_model: str, off: Offers, scenarios: Scenarios,
@@ -694,10 +718,13 @@ def build_problem(scenarios: Scenarios, offers: dict[str, Offers], config: PlanC
         terms_all = {int(t) for g in scenarios.gpu_models for t in offers[g].commitments[C.TERM_HOURS_COL]}
         term_h = np.array(sorted(terms_all | {o.term_hours for o in sp_offers}))
         periods = horizon_periods(scenarios, config, term_h)
-        commit = prob.add_variable_dict("sp_commit", list(range(len(sp_offers))), lowBound=0)
+        commit = {oi: prob.add_variable(f"sp_commit_{oi}", lowBound=o.fixed_usd_per_hour or 0.0,
+                                        upBound=o.fixed_usd_per_hour) for oi, o in enumerate(sp_offers)}
         df_start, df_mid = periods.discounts(config.cost_of_capital)
         in_window = np.arange(periods.count) < periods.n_window
         for oi, o in enumerate(sp_offers):
+            if o.fixed_usd_per_hour is not None:       # owned: sunk (its cost is in existing_cost_usd)
+                continue
             served = coverage(periods.edges, np.array([o.term_hours]),
                               representative=not scenarios.has_tail)[0, 0] * periods.lengths
             pv = float((served * ((1.0 - o.upfront_share) * df_mid + o.upfront_share * df_start[0])).sum())

@@ -32,7 +32,7 @@ class SpOffer:
         family: instance family of an EC2 Instance SP (None for a Compute SP).
         term_hours: term length.
         upfront_share: share of commitment x term paid upfront.
-        rates: per eligible GPU model, the rate its usage is covered at (lowest per GPU first is not implied).
+        rates: per eligible GPU model, the rate its usage is covered at.
     """
 
     option: str
@@ -40,6 +40,10 @@ class SpOffer:
     term_hours: int
     upfront_share: float
     rates: tuple[SpRate, ...]
+    fixed_usd_per_hour: float | None = None
+    """Owned savings plans: their commitment (USD per hour; sunk, not optimised)."""
+    active: tuple[bool, ...] | None = None
+    """Owned savings plans: whether active in each hour of the plan's horizon."""
 
     @property
     def gpu_models(self) -> tuple[str, ...]:
@@ -105,3 +109,21 @@ def _rates(rows: pd.DataFrame, od: dict[str, float]) -> tuple[SpRate, ...]:
                                 usd_per_gpu_hour=float(best["_per_gpu"]),
                                 rate_is_estimate=bool(best.get(C.RATE_IS_ESTIMATE, False))))
     return tuple(rates)
+
+
+def owned_offers(existing, hours: pd.DatetimeIndex, gpu_models: tuple[str, ...]) -> tuple[SpOffer, ...]:
+    """Owned savings plans (``PlanConfig.existing`` lines with ``commitment_usd_per_hour``) active in ``hours``, as
+    fixed offers: the MILP lets them cover usage in their active hours, in the serving rule's order of kinds only
+    as far as a joint LP can (it allocates all plans' dollars at once, at their rates)."""
+    out = []
+    for c in existing:
+        if not c.is_savings_plan:
+            continue
+        active = c.active(hours).to_numpy(dtype=bool)
+        rates = tuple(r for r in c.sp_rates if r.gpu_model in gpu_models)
+        if not active.any() or not rates:
+            continue
+        out.append(SpOffer(option=c.purchase_option, family=c.instance_family, term_hours=c.term_hours,
+                           upfront_share=0.0, rates=rates, fixed_usd_per_hour=c.count * c.commitment_usd_per_hour,
+                           active=tuple(active.tolist())))
+    return tuple(out)

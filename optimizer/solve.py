@@ -178,8 +178,10 @@ def _optimise(scenarios: Scenarios, offers: dict[str, Offers], config: PlanConfi
     for i, sc in enumerate(groups, 1):
         t0 = time.perf_counter()
         mine = [g for g in sc.gpu_models if g in existing]
+        if sp and OWNED_SAVINGS_PLANS in existing:                 # owned savings plans: sunk, in the joint MILP
+            mine.append(OWNED_SAVINGS_PLANS)
         built = build_problem(sc, offers, config,
-                              existing_capacity={g: existing[g].capacity for g in mine},
+                              existing_capacity={g: existing[g].capacity for g in mine if g in sc.gpu_models},
                               existing_cost_usd=sum(existing[g].present_value_usd for g in mine),
                               existing_window_usd=sum(existing[g].window_usd for g in mine), sp_offers=sp)
         if objective == "window":
@@ -192,7 +194,8 @@ def _optimise(scenarios: Scenarios, offers: dict[str, Offers], config: PlanConfi
         build_s += t1 - t0
         handles.extend(built.models)
         bought.extend((o, float(v.value() or 0.0), built.sp_start) for o, v in zip(built.sp_offers, built.sp_commit,
-                                                                                   strict=True))
+                                                                                   strict=True)
+                      if o.fixed_usd_per_hour is None)
         value += float(built.expected_cost.value() or 0.0)
         window += float(built.window_cost.value() or 0.0)
     status = "Optimal" if all(s == "Optimal" for s in statuses) else "; ".join(sorted(set(statuses)))
@@ -244,6 +247,10 @@ def horizon_index(scenarios: Scenarios) -> pd.DatetimeIndex:
     return scenarios.hours.append(scenarios.tail_hours) if scenarios.has_tail else scenarios.hours
 
 
+OWNED_SAVINGS_PLANS = "(owned savings plans)"
+"""Key of the owned savings plans' sunk cost among the owned commitments per GPU model."""
+
+
 def _existing(config: PlanConfig, scenarios: Scenarios) -> dict[str, _Owned]:
     """Per GPU model: GPUs of owned commitments per hour of the horizon and their (sunk) cost, as
     :mod:`optimizer.billing` counts them (effective rate per active hour)."""
@@ -253,11 +260,17 @@ def _existing(config: PlanConfig, scenarios: Scenarios) -> dict[str, _Owned]:
     w = len(scenarios.hours)
     df = month_discounts(hours, config.start, config.cost_of_capital)
     out = {}
+    owned_sp = np.zeros(len(hours))
+    for c in config.existing:
+        if c.is_savings_plan:
+            owned_sp += c.active(hours).to_numpy(dtype=float) * c.count * c.effective_hourly_usd
+    if owned_sp.any():
+        out[OWNED_SAVINGS_PLANS] = _Owned(np.zeros(len(hours)), float(owned_sp[:w].sum()), float((owned_sp * df).sum()))
     for g in scenarios.gpu_models:
         capacity = np.zeros(len(hours))
         usd = np.zeros(len(hours))
         for c in config.existing:
-            if c.gpu_model == g:
+            if c.gpu_model == g and not c.is_savings_plan:
                 active = c.active(hours).to_numpy(dtype=float)
                 capacity += active * c.gpus
                 usd += active * c.count * c.effective_hourly_usd
@@ -407,7 +420,8 @@ def make_plan(forecast: pd.DataFrame | None, catalog: C.Catalog, config: PlanCon
     # Owned commitments of a GPU model with no demand are still paid in their active hours: plan that model with
     # zero demand so the plan bills them (and prices it at its cheapest on-demand rate, whatever the allowed types).
     horizon = horizon_index(scenarios)
-    idle = sorted({c.gpu_model for c in config.existing if c.active(horizon).any()} - set(scenarios.gpu_models))
+    idle = sorted({c.gpu_model for c in config.existing if c.active(horizon).any() and not c.is_savings_plan}
+                  - set(scenarios.gpu_models))
     if idle:
         zeros = np.zeros((len(scenarios.names), len(scenarios.hours)))
         tail_zeros = np.zeros((len(scenarios.names), len(scenarios.tail_hours)))
@@ -422,10 +436,11 @@ def make_plan(forecast: pd.DataFrame | None, catalog: C.Catalog, config: PlanCon
 
     offers = offers_of(config)
     existing = _existing(config, scenarios)
-    from optimizer.savings_plans import sp_offers
+    from optimizer.savings_plans import owned_offers, sp_offers
 
     sp = sp_offers(catalog, config, scenarios.gpu_models,
                    {g: o.on_demand_usd_per_gpu_hour for g, o in offers.items()})
+    sp = (*sp, *owned_offers(config.existing, horizon, scenarios.gpu_models))
     try:
         solved = _optimise(scenarios, offers, config, existing, say, sp=sp)
     except InfeasiblePlan:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +199,19 @@ def test_plan_on_the_synthetic_org_buys_a_compute_sp_beside_ris(tmp_path):
     # the savings plan is bought where it beats RIs: H100 has no RI price in the snapshot, only the SP covers it
     assert "NVIDIA H100" in {r["gpu_model"] for r in sps[0]["sp_rates"]}
     assert "savings plans" in plan["serving_rule"].lower()
+
+
+def test_an_owned_compute_sp_is_used_first_and_not_bought_again():
+    # The alternating demand with a Compute SP of 5.6 USD/h already owned (the plan's own optimum above): the MILP
+    # sees its dollars in every hour it is active, buys nothing more, and the bill charges it (460.8 USD as above).
+    owned = replace(_sp("compute_sp_1y_no_upfront", 5.6, [(A, 0.7), (B, 1.4)]), existing=True,
+                    end=START + pd.Timedelta(hours=8760))
+    cfg = PlanConfig(start=START, hours=48, options=BOTH, allow_spot=False, existing=(owned,))
+    plan = make_plan(_alternating(), make_catalog(ROWS), cfg).plan
+    assert [c.existing for c in plan.commitments] == [True]
+    assert plan.expected.total_usd == pytest.approx(460.8)
+    # owned only for the first 24 hours: the plan buys a new one of the same size for the hours after them
+    half = replace(owned, end=START + pd.Timedelta(hours=24))
+    plan = make_plan(_alternating(), make_catalog(ROWS), replace(cfg, existing=(half,))).plan
+    new = [c for c in plan.commitments if not c.existing]
+    assert [(c.purchase_option, c.commitment_usd_per_hour) for c in new] == [("compute_sp_1y_no_upfront", 5.6)]
