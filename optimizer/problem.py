@@ -45,6 +45,12 @@ Constraints (named, so infeasibilities and shadow prices can be traced):
   the plan's present value) and ``cvar_<s>`` (Rockafellar-Uryasev: u_s >= spot and on-demand cost of scenario
   s - eta, u_s >= 0; commitment cost, the same in every scenario, enters CVaR directly).
 
+Savings plans (``build_problem(sp_offers=...)``, :mod:`optimizer.savings_plans`): a continuous commitment
+``sp_commit_<o>`` in USD per hour per offered plan (fixed for owned ones), bought in the first period; per joint cell
+``sp_budget_<o>_<cell>``: sum over eligible models of rate x GPUs covered <= commitment x the share of the cell's hours
+the plan is active, the covered GPUs joining each model's cover row. Savings plans link the GPU models hour by hour,
+so the cells are joint (:func:`split_cells`) and all models are one problem.
+
 Spot is modelled as billed: for given commitments and caps, the serving rule serves spot up to the caps in every
 hour, cheapest type first, then cuts it back to the share; that is the most spot the cap and share rows allow,
 cheapest first, which is this LP's optimal second stage. ``optimizer.solve`` rounds each cap up to whole
