@@ -215,3 +215,27 @@ def test_an_owned_compute_sp_is_used_first_and_not_bought_again():
     plan = make_plan(_alternating(), make_catalog(ROWS), replace(cfg, existing=(half,))).plan
     new = [c for c in plan.commitments if not c.existing]
     assert [(c.purchase_option, c.commitment_usd_per_hour) for c in new] == [("compute_sp_1y_no_upfront", 5.6)]
+
+
+@settings(max_examples=30, deadline=None)
+@given(values=st.lists(st.tuples(st.floats(0, 50, allow_nan=False), st.floats(0, 50, allow_nan=False)),
+                       min_size=1, max_size=200), cells=st.integers(1, 40))
+def test_joint_cells_keep_every_gpu_hour_of_every_model(values, cells):
+    from optimizer.problem import split_cells
+
+    x = np.asarray(values, dtype=float).T
+    labels = split_cells(x, np.ones(x.shape[1]), cells)
+    assert labels.max() + 1 <= max(cells, 1) and labels.min() >= 0
+    mass = np.bincount(labels)
+    for row in x:     # each cell's mean level x its hours gives back each model's GPU-hours
+        level = np.bincount(labels, weights=row) / np.where(mass > 0, mass, 1)
+        assert (level * mass).sum() == pytest.approx(row.sum(), rel=1e-9, abs=1e-9)
+
+
+def test_joint_cells_separate_alternating_peaks_exactly():
+    from optimizer.problem import split_cells
+
+    even = np.arange(48) % 2 == 0
+    x = np.vstack([np.where(even, 8.0, 0.0), np.where(even, 0.0, 16.0)])
+    labels = split_cells(x, np.ones(48), 6)
+    assert len(set(labels)) == 2 and len(set(labels[even])) == 1 and len(set(labels[~even])) == 1
