@@ -239,3 +239,32 @@ def test_joint_cells_separate_alternating_peaks_exactly():
     x = np.vstack([np.where(even, 8.0, 0.0), np.where(even, 0.0, 16.0)])
     labels = split_cells(x, np.ones(48), 6)
     assert len(set(labels)) == 2 and len(set(labels[even])) == 1 and len(set(labels[~even])) == 1
+
+
+def test_maximum_commitment_holds_the_savings_plan_obligation():
+    # The alternating case's Compute SP is 5.6 USD/h x 8,760 h = 49,056 USD over its term; a maximum commitment of
+    # half that buys a plan of 2.8 USD/h (every USD/h up to 5.6 saves 68.6 USD for 48 USD): 2.8 x 48 + the rest
+    # on-demand: even hours 4 A x 1.00, odd hours 6 B x 2.00 -> 134.4 + 24 x 4 + 24 x 12 = 518.4 USD.
+    cfg = PlanConfig(start=START, hours=48, options=BOTH, allow_spot=False, max_obligation_usd=5.6 * 8760 / 2)
+    plan = make_plan(_alternating(), make_catalog(ROWS), cfg).plan
+    assert [c.commitment_usd_per_hour for c in plan.commitments] == [pytest.approx(2.8)]
+    assert plan.expected.obligation_total_usd == pytest.approx(2.8 * 8760)
+    assert plan.expected.total_usd == pytest.approx(518.4)
+
+
+SPOT_ROWS = ROWS + [{"instance_type": "a.1", "purchase_option": "spot", "price": 0.5, "gpu_model": A},
+                    {"instance_type": "b.1", "purchase_option": "spot", "price": 1.0, "gpu_model": B}]
+
+
+@settings(max_examples=10, deadline=None)
+@given(demand=demand_pairs, share=st.floats(0, 1))
+def test_with_spot_a_savings_plan_plan_serves_all_demand_within_the_spot_share(demand, share):
+    d = np.asarray(demand)
+    fc = pd.concat([flat_forecast(d[:, 0], A), flat_forecast(d[:, 1], B)])
+    result = make_plan(fc, make_catalog(SPOT_ROWS), PlanConfig(start=START, hours=len(d), options=BOTH,
+                                                              max_spot_share=share))
+    for costs in result.scenario_costs.values():
+        served = costs["committed_used_gpus"] + costs["spot_gpus"] + costs["on_demand_gpus"]
+        assert served == pytest.approx(costs["demand_gpus"], abs=1e-6)
+        assert costs["spot_gpus"] <= share * costs["demand_gpus"] + 1e-6
+    assert result.plan.expected.total_usd <= result.plan.expected.all_on_demand_usd + 1e-6
