@@ -127,3 +127,56 @@ def owned_offers(existing, hours: pd.DatetimeIndex, gpu_models: tuple[str, ...])
                            upfront_share=0.0, rates=rates, fixed_usd_per_hour=c.count * c.commitment_usd_per_hour,
                            active=tuple(active.tolist())))
     return tuple(out)
+
+
+def savings_plan_commitment(catalog: C.Catalog, region: str, option: str, usd_per_hour: float,
+                            start: pd.Timestamp, end: pd.Timestamp | None = None, family: str | None = None,
+                            existing: bool = True):
+    """A savings plan as a plan commitment line (e.g. an owned one for ``PlanConfig.existing``), with the rates its
+    dollars buy per GPU model from the catalog (:func:`sp_offers`' rule: per model the type with the lowest rate per
+    GPU in scope, below its on-demand rate).
+
+    Args:
+        catalog: price catalog.
+        region: catalog region.
+        option: a savings-plan option (``compute_sp_1y_no_upfront``, ...).
+        usd_per_hour: the commitment, USD per hour.
+        start: first hour it applies.
+        end: expiry (exclusive); default start + term.
+        family: the instance family, required for EC2 Instance SPs (``p5``).
+        existing: an owned plan (sunk) rather than a new one. The payment option fixes the upfront split.
+
+    Raises:
+        ValueError: not a savings-plan option, an EC2 Instance SP without a family, or no rate in the catalog.
+    """
+    from optimizer.options import ON_DEMAND
+    from optimizer.plan import Commitment
+
+    if not is_savings_plan(option):
+        raise ValueError(f"not a savings-plan option: {option!r}")
+    kind, _, payment = parse_savings_plan(option)
+    if kind == "ec2_instance_sp" and not family:
+        raise ValueError(f"{option} needs the instance family it covers (e.g. p5)")
+    rows = catalog.region(region)
+    od = rows[rows[C.PURCHASE_OPTION] == ON_DEMAND]
+    od_rate = (od[C.EFFECTIVE_HOURLY] / od[C.GPU_COUNT]).groupby(od[C.GPU_MODEL]).min().to_dict()
+    mine = rows[rows[C.PURCHASE_OPTION] == option]
+    mine = mine.assign(_per_gpu=mine[C.EFFECTIVE_HOURLY] / mine[C.GPU_COUNT],
+                       _family=mine[C.INSTANCE_TYPE].map(instance_family))
+    if kind == "ec2_instance_sp":
+        mine = mine[mine["_family"] == family]
+    rates = _rates(mine, od_rate)
+    if not rates:
+        scope = f" for family {family}" if family else ""
+        raise ValueError(f"the catalog has no {option} rate{scope} in {region}")
+    share = UPFRONT_SHARE[payment]
+    hours = term_hours(option)
+    return Commitment(instance_type="", purchase_option=option, count=1, start=pd.Timestamp(start),
+                      hourly_usd_per_instance=usd_per_hour * (1.0 - share),
+                      upfront_usd_per_instance=usd_per_hour * share * hours,
+                      gpu_model=", ".join(r.gpu_model for r in rates) if family else "any GPU model",
+                      gpus_per_instance=0.0, term_hours=hours, end=None if end is None else pd.Timestamp(end),
+                      existing=existing, commitment_usd_per_hour=float(usd_per_hour),
+                      instance_family=family if kind == "ec2_instance_sp" else None, sp_rates=rates,
+                      rate_is_estimate=any(r.rate_is_estimate for r in rates))
+

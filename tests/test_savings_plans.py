@@ -268,3 +268,21 @@ def test_with_spot_a_savings_plan_plan_serves_all_demand_within_the_spot_share(d
         assert served == pytest.approx(costs["demand_gpus"], abs=1e-6)
         assert costs["spot_gpus"] <= share * costs["demand_gpus"] + 1e-6
     assert result.plan.expected.total_usd <= result.plan.expected.all_on_demand_usd + 1e-6
+
+
+def test_an_owned_savings_plan_line_from_the_catalog():
+    from optimizer.savings_plans import savings_plan_commitment
+
+    cat = C.load_catalog()
+    c = savings_plan_commitment(cat, "us-east-1", "compute_sp_1y_partial_upfront", 100.0, START)
+    assert (c.commitment_usd_per_hour, c.existing, c.term_hours) == (100.0, True, 8760)
+    assert c.upfront_usd_per_instance == pytest.approx(100.0 * 0.5 * 8760) and c.hourly_usd_per_instance == 50.0
+    assert c.obligation_usd == pytest.approx(100.0 * 8760) and c.rate_is_estimate
+    rows = cat.table[(cat.table["region"] == "us-east-1") & (cat.table["gpu_model"] == B)
+                     & (cat.table["purchase_option"] == "convertible_1y_partial_upfront")]
+    h100 = next(r for r in c.sp_rates if r.gpu_model == B)       # the lowest rate per GPU, as a convertible RI
+    assert h100.usd_per_gpu_hour == pytest.approx((rows["effective_hourly_usd"] / rows["gpu_count"]).min())
+    p4d = savings_plan_commitment(cat, "us-east-1", "ec2_instance_sp_1y_no_upfront", 10.0, START, family="p4d")
+    assert [r.gpu_model for r in p4d.sp_rates] == [A] and p4d.instance_family == "p4d"
+    with pytest.raises(ValueError, match="instance family"):
+        savings_plan_commitment(cat, "us-east-1", "ec2_instance_sp_1y_no_upfront", 10.0, START)
