@@ -286,3 +286,27 @@ def test_an_owned_savings_plan_line_from_the_catalog():
     assert [r.gpu_model for r in p4d.sp_rates] == [A] and p4d.instance_family == "p4d"
     with pytest.raises(ValueError, match="instance family"):
         savings_plan_commitment(cat, "us-east-1", "ec2_instance_sp_1y_no_upfront", 10.0, START)
+
+
+@pytest.mark.parametrize("cvar_weight", [0.0, 0.5])
+def test_over_the_term_the_tail_cells_keep_the_alternation(cvar_weight):
+    # The alternation carries on for the whole 1-year term (two equal scenarios, no cost of capital): the same
+    # Compute SP of 5.6 USD/h is right over the term, which costs 5.6 x 8,760 + 4,380 odd hours x 4 B GPUs x 2.00
+    # = 49,056 + 35,040 = 84,096 USD. Separate load-duration curves per model after the window would pair A's and
+    # B's peaks and see 11.2 USD/h of coverage used in every hour.
+    from optimizer.inputs import Scenarios
+
+    hours = pd.date_range(START, periods=48, freq="h")
+    tail_hours = pd.date_range(hours[-1] + pd.Timedelta(hours=1), periods=8760 - 48, freq="h")
+    even = np.arange(8760) % 2 == 0
+    a, b = np.where(even, 8.0, 0.0), np.where(even, 0.0, 8.0)
+    sc = Scenarios(hours=hours, gpu_models=(A, B), names=("s0", "s1"), weights=np.array([0.5, 0.5]),
+                   demand={A: np.vstack([a[:48]] * 2), B: np.vstack([b[:48]] * 2)}, tail_hours=tail_hours,
+                   tail={A: np.vstack([a[48:]] * 2), B: np.vstack([b[48:]] * 2)})
+    cfg = PlanConfig(start=START, hours=48, options=BOTH, allow_spot=False, cost_of_capital=0.0,
+                     cvar_weight=cvar_weight)
+    result = make_plan(None, make_catalog(ROWS), cfg, scenarios=sc)
+    plan = result.plan
+    assert [c.commitment_usd_per_hour for c in plan.commitments] == [pytest.approx(5.6)]
+    assert plan.expected.horizon_total_usd == pytest.approx(84096.0)
+    assert result.lp_present_value_usd == pytest.approx(84096.0, rel=1e-3)
