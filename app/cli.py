@@ -470,8 +470,9 @@ def plan(
                                                    "--hours")] = None,
     region: Annotated[str, typer.Option(help="catalog region")] = "us-east-1",
     instance_types: Annotated[str | None, typer.Option(help="comma-separated allowed instance types")] = None,
-    options: Annotated[str | None, typer.Option(help="comma-separated commitment options "
-                                                     "(default: the 1-year reserved and convertible ones)")] = None,
+    options: Annotated[str | None, typer.Option(help="comma-separated commitment options, savings plans included "
+                                                     "(compute_sp_1y_no_upfront, ec2_instance_sp_3y_all_upfront, ...; "
+                                                     "default: the 1-year reserved and convertible ones)")] = None,
     no_spot: Annotated[bool, typer.Option("--no-spot", help="do not use spot capacity")] = False,
     max_spot_share: Annotated[float, typer.Option(help="max share of GPU-hours on spot (0-1)")] = 0.3,
     growth: Annotated[float, typer.Option(help="demand growth applied to the forecast, e.g. 0.1 = +10%")] = 0.0,

@@ -53,7 +53,7 @@ from forecasting.events import Event, apply_events
 from forecasting.longterm import LongTermForecast
 from forecasting.samples import SAMPLES, data_dir, load_sample
 from optimizer.baselines import lookback_expected
-from optimizer.billing import BillingError, cost_arrays, pricing_for
+from optimizer.billing import BillingError, model_cost_arrays
 from optimizer.catalog import Catalog, CatalogError, load_catalog
 from optimizer.inputs import DEFAULT_COST_OF_CAPITAL, PlanConfig, PlanningError, Scenarios
 from optimizer.options import DEFAULT_COMMITMENT_OPTIONS, term_hours
@@ -774,8 +774,9 @@ def hourly_costs(result: PlanResult) -> pd.DataFrame:
     sc = result.scenarios
     n_s, n_t = len(sc.names), len(sc.hours)
     frames = []
+    joint, _ = model_cost_arrays(result.plan, {g: sc.demand[g] for g in sc.gpu_models}, sc.hours)  # savings plans
     for gpu in sc.gpu_models:
-        arrays = cost_arrays(sc.demand[gpu], pricing_for(result.plan, gpu, sc.hours))
+        arrays = joint[gpu]
         for category, key in _COST_KEYS.items():
             frames.append(pd.DataFrame({"scenario": np.repeat(np.asarray(sc.names, dtype=object), n_t),
                                         S.TIMESTAMP: np.tile(sc.hours.to_numpy(), n_s), S.GPU_TYPE: gpu,

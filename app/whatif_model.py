@@ -28,7 +28,7 @@ import pandas as pd
 
 from forecasting.events import Event, load_events
 from optimizer import catalog as C
-from optimizer.billing import cost_arrays, pricing_for
+from optimizer.billing import model_cost_arrays
 from optimizer.options import KINDS, ON_DEMAND, PAYMENTS, SPOT, TERMS, commitment_option
 from optimizer.solve import PlanResult
 from optimizer.summary import commitment_obligation_usd
@@ -110,8 +110,9 @@ def spot_time_overhead(result: PlanResult) -> float:
     sc = result.scenarios
     w = np.asarray(sc.weights, dtype=float)
     extra = total = 0.0
+    joint, _ = model_cost_arrays(result.plan, {g: sc.demand[g] for g in sc.gpu_models}, sc.hours)  # savings plans
     for gpu in sc.gpu_models:
-        arrays = cost_arrays(sc.demand[gpu], pricing_for(result.plan, gpu, sc.hours))
+        arrays = joint[gpu]
         rework = max((s.rework_fraction for s in result.plan.spot if s.gpu_model == gpu), default=0.0)
         extra += float(w @ arrays["spot_gpus"].sum(axis=1)) * rework
         total += float(w @ arrays["demand_gpus"].sum(axis=1))

@@ -28,18 +28,28 @@ the same rule applies month by month with the spot re-decided each month: the ``
 each up to its spot capacity (no limit when none is set), held to the spot share of the month's demand
 GPU-hours (:func:`tail_cost_arrays`, :func:`bill_term`). The purchase MILP models exactly that.
 
+Savings plans (commitments with ``commitment_usd_per_hour``) link the GPU models, so :func:`model_cost_arrays` serves
+all of them together, in AWS's published order: per hour, (1) each GPU model's instance commitments (RIs); then (2)
+EC2 Instance Savings Plans and (3) Compute Savings Plans, each plan line in turn (highest discount first: longer
+term, more upfront) spending its hourly commitment on the eligible usage left, GPU model with the highest discount
+against its on-demand rate first, at the plan line's rate per GPU-hour (``sp_rates``); dollars not spent in the hour
+are lost; then spot and on-demand as above. A plan line's hourly charge is attributed to the GPU models by the
+dollars each used in that hour (evenly over its eligible models in an hour it serves none); its
+``committed_capacity_gpus`` is the GPUs it served plus its unspent dollars at the model's rate. The tail is served
+the same way, month by month.
+
 Used by the planner (expected cost over forecast scenarios), backtests, chargeback and the app.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from forecasting import schema as S
-from optimizer.plan import Plan, TermSpot
+from optimizer.plan import Commitment, Plan, TermSpot
 
 COST_COLUMNS = ("committed_usd", "spot_usd", "on_demand_usd")
 
@@ -217,28 +227,149 @@ def bill(plan: Plan, demand: pd.DataFrame) -> Bill:
     hours = window_hours(plan)
     inside = demand[(demand[S.TIMESTAMP] >= plan.window_start) & (demand[S.TIMESTAMP] < plan.window_end)]
     per_hour = inside.groupby([S.GPU_TYPE, S.TIMESTAMP])[S.GPUS].sum()
-    models = sorted(set(per_hour.index.get_level_values(0)) | set(plan.gpu_models))
-    frames = []
-    for gpu_model in models:
-        values = per_hour.xs(gpu_model, level=0) if gpu_model in per_hour.index.get_level_values(0) else None
-        gpus = (values.reindex(hours, fill_value=0.0).to_numpy(dtype=float) if values is not None
-                else np.zeros(len(hours)))
-        arrays = cost_arrays(gpus, pricing_for(plan, gpu_model, hours))
-        frames.append(pd.DataFrame({S.TIMESTAMP: hours, S.GPU_TYPE: gpu_model, **arrays}))
+    per_model = _per_model(per_hour, plan, hours)
+    arrays, _ = model_cost_arrays(plan, per_model, hours)
+    frames = [pd.DataFrame({S.TIMESTAMP: hours, S.GPU_TYPE: g, **arrays[g]}) for g in per_model]
     return Bill(pd.concat(frames, ignore_index=True))
 
 
+def _per_model(per_hour: pd.Series, plan: Plan, hours: pd.DatetimeIndex) -> dict[str, np.ndarray]:
+    """GPU model -> GPUs per hour of ``hours`` (0 where no row), for the models of the demand and the plan."""
+    present = set(per_hour.index.get_level_values(0))
+    out = {}
+    for gpu_model in sorted(present | set(plan.gpu_models)):
+        values = per_hour.xs(gpu_model, level=0) if gpu_model in present else None
+        out[gpu_model] = (values.reindex(hours, fill_value=0.0).to_numpy(dtype=float) if values is not None
+                          else np.zeros(len(hours)))
+    return out
+
+
 def _commitment_arrays(plan: Plan, gpu_model: str, hours: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
-    """GPUs of the plan's active commitments of a GPU model per hour, and their USD per hour (effective rate)."""
+    """GPUs of the plan's active instance commitments of a GPU model per hour, and their USD per hour (effective
+    rate). Savings plans are served by :func:`savings_plan_cover`."""
     capacity = np.zeros(len(hours))
     commit_usd = np.zeros(len(hours))
     for c in plan.commitments:
-        if c.gpu_model != gpu_model:
+        if c.gpu_model != gpu_model or c.is_savings_plan:
             continue
         active = c.active(hours).to_numpy(dtype=float)
         capacity += active * c.gpus
         commit_usd += active * c.count * c.effective_hourly_usd
     return capacity, commit_usd
+
+
+def savings_plans(plan: Plan) -> list[Commitment]:
+    """The plan's savings-plan lines in serving order: EC2 Instance SPs, then Compute SPs; within each, the highest
+    discount first (3-year before 1-year, all upfront before partial before none), then by start."""
+    from optimizer.options import parse_savings_plan
+
+    rank = {"all": 0, "partial": 1, "no": 2}
+
+    def key(c: Commitment) -> tuple:
+        kind, term, payment = parse_savings_plan(c.purchase_option)
+        return (kind != "ec2_instance_sp", term != "3y", rank[payment], c.start)
+
+    return sorted((c for c in plan.commitments if c.is_savings_plan), key=key)
+
+
+@dataclass(frozen=True)
+class SavingsPlanCover:
+    """Savings plans applied to usage left after instance commitments, per GPU model (arrays shaped like demand).
+
+    Attributes:
+        covered: GPUs each model's usage had covered by savings plans per hour.
+        usd: USD per hour of savings-plan charges attributed to the model.
+        unused_gpus: unspent savings-plan dollars attributed to the model, at its rate (GPUs).
+        used_usd: per plan line (index into ``plan.commitments``), USD spent on usage per hour (summed over models).
+    """
+
+    covered: dict[str, np.ndarray]
+    usd: dict[str, np.ndarray]
+    unused_gpus: dict[str, np.ndarray]
+    used_usd: dict[int, np.ndarray]
+
+
+def savings_plan_cover(plan: Plan, rest: dict[str, np.ndarray], hours: pd.DatetimeIndex) -> SavingsPlanCover:
+    """Steps (2)-(3) of the serving rule (module docstring) on ``rest``: per GPU model the demand left after its
+    instance commitments, shape (..., len(hours)), all models the same shape."""
+    od = {o.gpu_model: o.usd_per_gpu_hour for o in plan.on_demand}
+    left = {g: np.array(v, dtype=float) for g, v in rest.items()}
+    shape = next(iter(left.values())).shape if left else (len(hours),)
+    covered = {g: np.zeros(shape) for g in left}
+    usd = {g: np.zeros(shape) for g in left}
+    unused = {g: np.zeros(shape) for g in left}
+    used_by_line: dict[int, np.ndarray] = {}
+    index = {id(c): i for i, c in enumerate(plan.commitments)}
+    for c in savings_plans(plan):
+        active = c.active(hours).to_numpy(dtype=float)
+        budget = np.broadcast_to(active * c.count * c.effective_hourly_usd, shape).astype(float)
+        total = budget.copy()
+        rates = [r for r in c.sp_rates if r.gpu_model in left and r.usd_per_gpu_hour > 0]
+        rates.sort(key=lambda r: (r.usd_per_gpu_hour / od.get(r.gpu_model, np.inf), r.gpu_model))
+        spent = {}
+        for r in rates:
+            take = np.minimum(left[r.gpu_model], budget / r.usd_per_gpu_hour)
+            left[r.gpu_model] = left[r.gpu_model] - take
+            covered[r.gpu_model] += take
+            spent[r.gpu_model] = take * r.usd_per_gpu_hour
+            budget = np.maximum(budget - spent[r.gpu_model], 0.0)
+        used = sum(spent.values(), np.zeros(shape))
+        used_by_line[index[id(c)]] = used
+        if not rates:
+            continue
+        for r in rates:
+            share = np.divide(spent[r.gpu_model], used, out=np.full(shape, 1.0 / len(rates)), where=used > 0)
+            usd[r.gpu_model] += total * share
+            unused[r.gpu_model] += budget * share / r.usd_per_gpu_hour
+    return SavingsPlanCover(covered, usd, unused, used_by_line)
+
+
+def model_cost_arrays(plan: Plan, demand: dict[str, np.ndarray], hours: pd.DatetimeIndex, tail: bool = False
+                      ) -> tuple[dict[str, dict[str, np.ndarray]], dict[int, np.ndarray]]:
+    """Serve every GPU model's demand together (savings plans link them) and return :func:`cost_arrays`' quantities
+    per model, plus per savings-plan line (index into ``plan.commitments``) the USD it spent on usage per hour.
+
+    Args:
+        plan: the plan.
+        demand: GPU model -> GPUs per hour, shape (..., len(hours)), every model the same shape.
+        hours: the hours of the last axis.
+        tail: serve by the tail rule (hours after the window: spot re-decided per calendar month).
+    """
+    demand = {g: np.asarray(v, dtype=float) for g, v in demand.items()}
+    pricing = {g: (_tail_pricing(plan, g, hours) if tail else pricing_for(plan, g, hours)) for g in demand}
+    segments = None
+    if tail and len(hours):
+        month = np.asarray(hours.year * 12 + hours.month)
+        segments = np.flatnonzero(np.r_[True, month[1:] != month[:-1]])
+    if not any(c.is_savings_plan for c in plan.commitments):
+        return {g: cost_arrays(d, pricing[g], segments) for g, d in demand.items()}, {}
+    rest = {g: np.maximum(d - pricing[g].capacity, 0.0) for g, d in demand.items()}
+    cover = savings_plan_cover(plan, rest, hours)
+    out = {}
+    for g, d in demand.items():
+        p = pricing[g]
+        ri_used = np.minimum(d, p.capacity)
+        joint = replace(p, capacity=ri_used + cover.covered[g], commit_usd=p.commit_usd + cover.usd[g])
+        arrays = cost_arrays(d, joint, segments)
+        arrays["committed_capacity_gpus"] = (np.broadcast_to(p.capacity, d.shape) + cover.covered[g]
+                                             + cover.unused_gpus[g])
+        arrays["sp_covered_gpus"] = cover.covered[g]
+        out[g] = arrays
+    return out, cover.used_usd
+
+
+def _tail_pricing(plan: Plan, gpu_model: str, hours: pd.DatetimeIndex) -> GpuModelPricing:
+    rates = {o.gpu_model: o.usd_per_gpu_hour for o in plan.on_demand}
+    if gpu_model not in rates:
+        raise BillingError(f"the plan has no on-demand rate for '{gpu_model}' "
+                           f"(fix: plan with usage that includes {gpu_model}, or drop that usage)")
+    capacity, commit_usd = _commitment_arrays(plan, gpu_model, hours)
+    offers = term_spot(plan, gpu_model)
+    caps = [np.inf if t.max_instances is None else t.max_instances * t.gpus_per_instance / (1.0 + t.rework_fraction)
+            for t in offers]
+    spot_rates = [t.usd_per_useful_gpu_hour for t in offers]
+    share = min((t.max_spot_share for t in offers), default=None)
+    return GpuModelPricing(capacity, commit_usd, caps, spot_rates, rates[gpu_model], share)
 
 
 def term_spot(plan: Plan, gpu_model: str) -> list[TermSpot]:
@@ -252,17 +383,7 @@ def tail_cost_arrays(demand: np.ndarray, plan: Plan, gpu_model: str, hours: pd.D
     """Serve demand after the window under the tail rule (module docstring) and return per-hour quantities and
     costs like :func:`cost_arrays`, shape (..., len(hours)); the spot share holds per calendar month."""
     demand = np.asarray(demand, dtype=float)
-    rates = {o.gpu_model: o.usd_per_gpu_hour for o in plan.on_demand}
-    if gpu_model not in rates:
-        raise BillingError(f"the plan has no on-demand rate for '{gpu_model}' "
-                           f"(fix: plan with usage that includes {gpu_model}, or drop that usage)")
-    capacity, commit_usd = _commitment_arrays(plan, gpu_model, hours)
-    offers = term_spot(plan, gpu_model)
-    caps = [np.inf if t.max_instances is None else t.max_instances * t.gpus_per_instance / (1.0 + t.rework_fraction)
-            for t in offers]
-    spot_rates = [t.usd_per_useful_gpu_hour for t in offers]
-    share = min((t.max_spot_share for t in offers), default=None)
-    pricing = GpuModelPricing(capacity, commit_usd, caps, spot_rates, rates[gpu_model], share)
+    pricing = _tail_pricing(plan, gpu_model, hours)
     if len(hours) == 0:
         return cost_arrays(demand, pricing)
     month = np.asarray(hours.year * 12 + hours.month)
@@ -294,12 +415,7 @@ def bill_term(plan: Plan, demand: pd.DataFrame) -> Bill:
         return window
     inside = demand[(demand[S.TIMESTAMP] >= after[0]) & (demand[S.TIMESTAMP] <= after[-1])]
     per_hour = inside.groupby([S.GPU_TYPE, S.TIMESTAMP])[S.GPUS].sum()
-    models = sorted(set(per_hour.index.get_level_values(0)) | set(plan.gpu_models))
-    frames = [window.hourly]
-    for gpu_model in models:
-        values = per_hour.xs(gpu_model, level=0) if gpu_model in per_hour.index.get_level_values(0) else None
-        gpus = (values.reindex(after, fill_value=0.0).to_numpy(dtype=float) if values is not None
-                else np.zeros(len(after)))
-        arrays = tail_cost_arrays(gpus, plan, gpu_model, after)
-        frames.append(pd.DataFrame({S.TIMESTAMP: after, S.GPU_TYPE: gpu_model, **arrays}))
+    per_model = _per_model(per_hour, plan, after)
+    arrays, _ = model_cost_arrays(plan, per_model, after, tail=True)
+    frames = [window.hourly, *(pd.DataFrame({S.TIMESTAMP: after, S.GPU_TYPE: g, **arrays[g]}) for g in per_model)]
     return Bill(pd.concat(frames, ignore_index=True))

@@ -9,6 +9,13 @@ The shipped snapshot (``data_samples/catalog/gpu_catalog.csv``) is built by :fun
 the public AWS (ec2instances.info, 2025-11-30) and GCP (Cyclenerd pricing.yml, 2026-07-30) price files
 copied into ``data_samples/prices/``; see ``data_samples/README.md`` for sources and licenses.
 ``gpuplan catalog refresh`` writes a newer catalog in the same format through boto3.
+
+Savings plans (``compute_sp_*``, ``ec2_instance_sp_*``): one row per instance type, region and option whose
+``effective_hourly_usd`` is the savings-plan rate of one instance-hour (what one USD of the plan's hourly commitment
+buys), upfront/recurring split like the RIs. The public price files of the snapshot carry no savings-plan rates, so
+the snapshot derives them with the rule AWS publishes (a Compute SP discounts about as much as a convertible RI, an
+EC2 Instance SP about as much as a standard RI, same term and payment) and flags those rows ``rate_is_estimate``;
+``gpuplan catalog refresh`` reads the published rates (``describe_savings_plans_offering_rates``).
 """
 
 from __future__ import annotations
@@ -22,11 +29,11 @@ import pandas as pd
 
 from forecasting.io import write_csv_atomic
 from optimizer.options import (
-    COMMITMENT_OPTIONS,
     ON_DEMAND,
+    PURCHASABLE_OPTIONS,
     SPOT,
+    UPFRONT_SHARE,
     commitment_option,
-    parse_commitment,
     term_hours,
 )
 
@@ -46,10 +53,13 @@ GPU_MEMORY = "gpu_memory_gib"
 INTERRUPTION = "interruption_bucket"
 SNAPSHOT_DATE = "snapshot_date"
 SOURCE = "source"
+RATE_IS_ESTIMATE = "rate_is_estimate"
 
 CATALOG_COLUMNS = (PROVIDER, REGION, INSTANCE_TYPE, PURCHASE_OPTION, EFFECTIVE_HOURLY, UPFRONT, RECURRING_HOURLY,
                    UPFRONT_IS_ESTIMATE, TERM_HOURS_COL, GPU_MODEL, GPU_COUNT, GPU_MEMORY, INTERRUPTION,
-                   SNAPSHOT_DATE, SOURCE)
+                   SNAPSHOT_DATE, SOURCE, RATE_IS_ESTIMATE)
+"""New columns are appended; :func:`load_catalog` gives a file without one its default (``rate_is_estimate``:
+False)."""
 
 DATA_DIR = Path(os.environ.get("GPUPLAN_DATA_DIR", Path(__file__).resolve().parents[1] / "data_samples"))
 DEFAULT_CATALOG = DATA_DIR / "catalog" / "gpu_catalog.csv"
@@ -99,12 +109,15 @@ def _finish(df: pd.DataFrame) -> pd.DataFrame:
     df[UPFRONT] = 0.0
     df[UPFRONT_IS_ESTIMATE] = False
     df[RECURRING_HOURLY] = df[EFFECTIVE_HOURLY]
-    for option in COMMITMENT_OPTIONS:
-        payment = parse_commitment(option)[2]
+    if RATE_IS_ESTIMATE not in df.columns:
+        df[RATE_IS_ESTIMATE] = False
+    df[RATE_IS_ESTIMATE] = df[RATE_IS_ESTIMATE].fillna(False).astype(bool)
+    for option in PURCHASABLE_OPTIONS:
+        payment = option.rsplit("_", 2)[1]
         rows = df[PURCHASE_OPTION] == option
         if payment == "no":
             continue
-        share = 1.0 if payment == "all" else PARTIAL_UPFRONT_SHARE
+        share = UPFRONT_SHARE[payment] if payment == "all" else PARTIAL_UPFRONT_SHARE
         total = df.loc[rows, EFFECTIVE_HOURLY] * df.loc[rows, TERM_HOURS_COL]
         df.loc[rows, UPFRONT] = total * share
         df.loc[rows, RECURRING_HOURLY] = df.loc[rows, EFFECTIVE_HOURLY] * (1.0 - share)
@@ -128,7 +141,36 @@ def build_aws_rows(specs: pd.DataFrame, prices: pd.DataFrame, snapshot_date: str
     for option, col in columns.items():
         part = base.assign(**{PURCHASE_OPTION: option, EFFECTIVE_HOURLY: pd.to_numeric(wide[col], errors="coerce")})
         parts.append(part[part[EFFECTIVE_HOURLY] > 0])
-    return _finish(pd.concat(parts, ignore_index=True))
+    return _finish(with_estimated_savings_plans(pd.concat(parts, ignore_index=True)))
+
+
+SP_LIKE_RI = {"compute_sp": "convertible", "ec2_instance_sp": "reserved"}
+"""AWS's published rule of thumb: a Compute Savings Plan discounts about as much as a convertible RI, an EC2
+Instance Savings Plan about as much as a standard RI, for the same term and payment option."""
+
+
+def with_estimated_savings_plans(rows: pd.DataFrame) -> pd.DataFrame:
+    """AWS rows plus a savings-plan row per instance type and SP option the rows do not price yet, at the rate of
+    the RI :data:`SP_LIKE_RI` names (same term and payment), flagged ``rate_is_estimate``."""
+    from optimizer.options import SAVINGS_PLAN_OPTIONS, parse_savings_plan
+
+    rows = rows.copy()
+    if RATE_IS_ESTIMATE not in rows.columns:
+        rows[RATE_IS_ESTIMATE] = False
+    aws = rows[rows[PROVIDER] == "aws"]
+    key = [REGION, INSTANCE_TYPE]
+    have = set(map(tuple, aws.loc[aws[PURCHASE_OPTION].isin(SAVINGS_PLAN_OPTIONS), key + [PURCHASE_OPTION]]
+                   .to_numpy().tolist()))
+    parts = [rows]
+    for option in SAVINGS_PLAN_OPTIONS:
+        kind, term, payment = parse_savings_plan(option)
+        ri = aws[aws[PURCHASE_OPTION] == commitment_option(SP_LIKE_RI[kind], term, payment)]
+        if ri.empty:
+            continue
+        missing = [(r, i, option) not in have for r, i in zip(ri[REGION], ri[INSTANCE_TYPE], strict=True)]
+        est = ri[missing].assign(**{PURCHASE_OPTION: option, RATE_IS_ESTIMATE: True})
+        parts.append(est)
+    return pd.concat(parts, ignore_index=True)
 
 
 def build_gcp_rows(prices: pd.DataFrame,
@@ -227,6 +269,8 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     if not path.exists():
         raise CatalogError(f"{path}: catalog file not found (fix: omit --catalog to use the shipped snapshot)")
     table = pd.read_csv(path, dtype={INTERRUPTION: "string", SNAPSHOT_DATE: "string"})
+    if RATE_IS_ESTIMATE not in table.columns:          # catalogs written before savings plans
+        table[RATE_IS_ESTIMATE] = False
     missing = [c for c in CATALOG_COLUMNS if c not in table.columns]
     if missing:
         raise CatalogError(f"{path}: missing column '{missing[0]}' (fix: write catalogs with gpuplan catalog refresh)")
@@ -235,6 +279,7 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
         row = int(np.flatnonzero(bad.to_numpy())[0]) + 2
         raise CatalogError(f"{path}, row {row}, column '{EFFECTIVE_HOURLY}': price must be a number >= 0")
     table[UPFRONT_IS_ESTIMATE] = table[UPFRONT_IS_ESTIMATE].astype(str).str.lower().eq("true")
+    table[RATE_IS_ESTIMATE] = table[RATE_IS_ESTIMATE].astype(str).str.lower().eq("true")
     label = "built-in snapshot" if path == DEFAULT_CATALOG else str(path)
     return Catalog(table=table, path=label)
 

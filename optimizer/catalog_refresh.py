@@ -18,6 +18,13 @@ Where the numbers come from:
   timestamp until the next change; a price set before the window counts from the window start; a zone
   whose history has no duration inside the window uses its latest price), and the catalog's spot price
   is the plain mean of those zone prices.
+* Savings-plan rates: ``savingsplans:DescribeSavingsPlansOfferingRates`` (Compute and EC2 Instance plans, product
+  EC2, Linux/UNIX, shared tenancy, the region and instance types; every ``nextToken`` page). A rate is USD per
+  instance-hour of usage under the plan; the payment option splits it as the catalog's savings-plan rows do
+  (all upfront: the whole term's rate upfront; partial: half). An instance type with RI prices but no published
+  savings-plan rate gets one derived from its refreshed RI rates
+  (:func:`optimizer.catalog.with_estimated_savings_plans`, ``rate_is_estimate``); so does every type when no
+  savings-plans client is given (injected ``pricing`` and ``ec2`` clients without one).
 * GPU model, GPUs per instance, GPU memory and the spot interruption bucket come from the base catalog
   (the shipped snapshot unless another is given): the Price List API carries no interruption buckets
   and no GPU model names.
@@ -47,6 +54,7 @@ from optimizer.catalog import (
     INTERRUPTION,
     PROVIDER,
     PURCHASE_OPTION,
+    RATE_IS_ESTIMATE,
     RECURRING_HOURLY,
     REGION,
     SNAPSHOT_DATE,
@@ -56,8 +64,16 @@ from optimizer.catalog import (
     UPFRONT_IS_ESTIMATE,
     Catalog,
     load_catalog,
+    with_estimated_savings_plans,
 )
-from optimizer.options import ON_DEMAND, SPOT, TERM_HOURS, commitment_option, term_hours
+from optimizer.options import (
+    ON_DEMAND,
+    SPOT,
+    TERM_HOURS,
+    UPFRONT_SHARE,
+    commitment_option,
+    term_hours,
+)
 
 REFRESH_SOURCE = "AWS Price List API + EC2 spot price history"
 PRICING_REGIONS = ("us-east-1", "eu-central-1", "ap-south-1")
@@ -68,7 +84,12 @@ _OFFERING_KINDS = {"standard": "reserved", "convertible": "convertible"}
 _PAYMENTS = {"No Upfront": "no", "Partial Upfront": "partial", "All Upfront": "all"}
 _HOUR_UNITS = ("Hrs", "Hours", "Hrs.")
 _PERMISSIONS = {"GetProducts": "pricing:GetProducts",
-                "DescribeSpotPriceHistory": "ec2:DescribeSpotPriceHistory"}
+                "DescribeSpotPriceHistory": "ec2:DescribeSpotPriceHistory",
+                "DescribeSavingsPlansOfferingRates": "savingsplans:DescribeSavingsPlansOfferingRates"}
+_SP_TYPES = {"Compute": "compute_sp", "EC2Instance": "ec2_instance_sp"}
+_SP_TERMS = {31536000: "1y", 94608000: "3y"}
+SAVINGS_PLANS_REGION = "us-east-1"
+"""The Savings Plans API has one endpoint (us-east-1) for every region's rates."""
 
 Progress = Callable[[str], None]
 
@@ -290,6 +311,44 @@ def _pages(client: Any, method: str, api: str, result_key: str, **params: Any) -
         seen.add(token)
 
 
+def savings_plan_rates(client: Any, config: RefreshConfig, instance_types: list[str],
+                       say: Progress = lambda _m: None) -> dict[tuple[str, str], float]:
+    """Published savings-plan rates, ``(instance_type, purchase_option) -> USD per instance-hour``, for Linux/UNIX
+    shared-tenancy usage of ``instance_types`` in ``config.region`` (Compute and EC2 Instance plans, every page)."""
+    filters = [{"name": "region", "values": [config.region]},
+               {"name": "instanceType", "values": list(instance_types)},
+               {"name": "productDescription", "values": [config.spot_product_description]},
+               {"name": "tenancy", "values": ["shared"]}]
+    out: dict[tuple[str, str], float] = {}
+    seen: set[str] = set()
+    token = None
+    while True:
+        say(f"savings-plan rates for {len(instance_types)} instance types in {config.region}")
+        page = _call(client, "describe_savings_plans_offering_rates", "DescribeSavingsPlansOfferingRates",
+                     savingsPlanTypes=list(_SP_TYPES), products=["EC2"], serviceCodes=["AmazonEC2"],
+                     filters=filters, maxResults=1000, **({"nextToken": token} if token else {}))
+        for r in page.get("searchResults") or []:
+            offering = r.get("savingsPlanOffering") or {}
+            props = {p.get("name"): p.get("value") for p in r.get("properties") or []}
+            kind = _SP_TYPES.get(str(offering.get("planType")))
+            term = _SP_TERMS.get(int(offering.get("durationSeconds") or 0))
+            payment = _PAYMENTS.get(str(offering.get("paymentOption")))
+            itype = props.get("instanceType")
+            try:
+                rate = float(r.get("rate"))
+            except (TypeError, ValueError):
+                continue
+            if (None in (kind, term, payment) or itype not in instance_types or r.get("unit") != "Hrs"
+                    or offering.get("currency", "USD") != "USD" or props.get("region", config.region) != config.region
+                    or props.get("tenancy", "shared").lower() != "shared" or rate <= 0):
+                continue
+            out[(itype, f"{kind}_{term}_{payment}_upfront")] = rate
+        token = page.get("nextToken") or None
+        if token is None or token in seen:
+            return out
+        seen.add(token)
+
+
 def _product_filters(config: RefreshConfig, instance_type: str) -> list[dict[str, str]]:
     values = {"instanceType": instance_type, "regionCode": config.region,
               "operatingSystem": config.operating_system, "tenancy": "Shared", "preInstalledSw": "NA",
@@ -327,10 +386,10 @@ def _specs(base: Catalog, region: str) -> tuple[dict[str, dict[str, Any]], dict[
     return specs, buckets, listed
 
 
-def _make_clients(config: RefreshConfig, pricing_client: Any, ec2_client: Any,
-                  session: Any) -> tuple[Any, Any]:
+def _make_clients(config: RefreshConfig, pricing_client: Any, ec2_client: Any, session: Any,
+                  sp_client: Any = None) -> tuple[Any, Any, Any]:
     if pricing_client is not None and ec2_client is not None:
-        return pricing_client, ec2_client
+        return pricing_client, ec2_client, sp_client
     from botocore.config import Config
 
     retry = Config(retries={"mode": "standard", "max_attempts": 8})
@@ -343,10 +402,12 @@ def _make_clients(config: RefreshConfig, pricing_client: Any, ec2_client: Any,
             pricing_client = session.client("pricing", region_name=config.pricing_region, config=retry)
         if ec2_client is None:
             ec2_client = session.client("ec2", region_name=config.region, config=retry)
+        if sp_client is None:
+            sp_client = session.client("savingsplans", region_name=SAVINGS_PLANS_REGION, config=retry)
     except BotoCoreError as exc:
         detail = " ".join(str(exc).split())
         raise RefreshError(f"cannot create AWS clients: {detail} (check your AWS configuration)") from exc
-    return pricing_client, ec2_client
+    return pricing_client, ec2_client, sp_client
 
 
 def _check(config: RefreshConfig) -> None:
@@ -374,7 +435,7 @@ def _short(names: Iterable[str], limit: int = 20) -> str:
 
 def refresh_catalog(config: RefreshConfig, *, pricing_client: Any = None, ec2_client: Any = None,
                     session: Any = None, base: Catalog | None = None,
-                    progress: Progress | None = None) -> RefreshResult:
+                    progress: Progress | None = None, savingsplans_client: Any = None) -> RefreshResult:
     """Fetch current on-demand, reserved and spot prices for one region's GPU instance types.
 
     Args:
@@ -387,6 +448,9 @@ def refresh_catalog(config: RefreshConfig, *, pricing_client: Any = None, ec2_cl
         base: Catalog supplying GPU specs and interruption buckets (and, when ``config.instance_types``
             is None, the instance types to price); default the shipped snapshot.
         progress: Called with a short message before each AWS request batch (e.g. for a CLI status line).
+        savingsplans_client: A boto3 ``savingsplans`` client; default from ``session`` (us-east-1). When
+            ``pricing_client`` and ``ec2_client`` are injected without it, no savings-plan rates are read and every
+            savings-plan row is derived from the RI rates (flagged ``rate_is_estimate``).
 
     Returns:
         The refreshed rows (only instance types AWS priced; nothing is invented) and notes naming the
@@ -417,7 +481,7 @@ def refresh_catalog(config: RefreshConfig, *, pricing_client: Any = None, ec2_cl
     if not wanted:
         raise RefreshError(f"none of the requested instance types is a GPU type the base catalog knows: "
                            f"{_short(unknown)} (fix: choose types from the catalog)")
-    pricing, ec2 = _make_clients(config, pricing_client, ec2_client, session)
+    pricing, ec2, sp_client = _make_clients(config, pricing_client, ec2_client, session, savingsplans_client)
 
     offers: dict[str, list[OfferPrice]] = {}
     for i, itype in enumerate(wanted, 1):
@@ -454,6 +518,12 @@ def refresh_catalog(config: RefreshConfig, *, pricing_client: Any = None, ec2_cl
         if itype in offers and price > 0:  # spot alone, without Price List prices, is not a catalog entry
             offers[itype].append(OfferPrice(SPOT, price))
 
+    sp_rates = (savings_plan_rates(sp_client, config, [t for t in wanted if t in offers], say)
+                if sp_client is not None and offers else {})
+    for (itype, option), rate in sorted(sp_rates.items()):
+        share = UPFRONT_SHARE[option.rsplit("_", 2)[1]]
+        offers[itype].append(OfferPrice(option, rate * (1.0 - share), rate * share * term_hours(option)))
+
     snapshot = end.date().isoformat()
     rows = []
     for itype, priced in offers.items():
@@ -469,8 +539,9 @@ def refresh_catalog(config: RefreshConfig, *, pricing_client: Any = None, ec2_cl
     if not rows:
         raise RefreshError(f"AWS returned no Linux prices for {_short(wanted, 5)} in region "
                            f"'{config.region}' (check the region name and instance types)")
-    catalog = pd.DataFrame(rows, columns=list(CATALOG_COLUMNS))
-    catalog = catalog.astype({TERM_HOURS_COL: "int64", UPFRONT_IS_ESTIMATE: bool,
+    catalog = pd.DataFrame(rows, columns=list(CATALOG_COLUMNS)).assign(**{RATE_IS_ESTIMATE: False})
+    catalog = with_estimated_savings_plans(catalog)
+    catalog = catalog.astype({TERM_HOURS_COL: "int64", UPFRONT_IS_ESTIMATE: bool, RATE_IS_ESTIMATE: bool,
                               INTERRUPTION: "string", SNAPSHOT_DATE: "string"})
     catalog = catalog.sort_values([PROVIDER, REGION, INSTANCE_TYPE, PURCHASE_OPTION]).reset_index(drop=True)
 
@@ -482,6 +553,15 @@ def refresh_catalog(config: RefreshConfig, *, pricing_client: Any = None, ec2_cl
     notes.append(f"reserved rows: effective hourly = hourly + upfront / term hours "
                  f"({TERM_HOURS['1y']} for 1 year, {TERM_HOURS['3y']} for 3 years); upfront and recurring "
                  "parts are exact (from the Price List)")
+    estimated = sorted(set(catalog.loc[catalog[RATE_IS_ESTIMATE], INSTANCE_TYPE]))
+    if sp_client is None:
+        notes.append("savings-plan rates not read (no savingsplans client): derived from the RI rates "
+                     "(Compute SP ~ convertible RI, EC2 Instance SP ~ standard RI; rate_is_estimate)")
+    else:
+        notes.append(f"savings-plan rates from DescribeSavingsPlansOfferingRates: {len(sp_rates)} published")
+        if estimated:
+            notes.append(f"no published savings-plan rate for some options, derived from the RI rates "
+                         f"(rate_is_estimate): {_short(estimated)}")
     if not_priced:
         notes.append(f"not priced by the AWS Price List in {config.region} (no rows written): "
                      f"{_short(not_priced)}")

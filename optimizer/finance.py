@@ -3,7 +3,9 @@
 Units: USD; present values at the plan's cost of capital (:func:`optimizer.term.discount`), over the plan's
 horizon (its commitment terms).
 
-For every new commitment line the plan buys, each other purchase option the plan considered for the same instance
+For every new instance commitment line the plan buys (savings plans are not priced here: a savings plan's
+alternatives are other plans' coverage, which only a new solve can compare),
+each other purchase option the plan considered for the same instance
 type (another payment option, the other kind or term) is priced in its place: the same count from the same month.
 An alternative of the same term serves the same hours, so its difference is the difference of the two lines' cash
 flows in present value (upfront at the purchase hour, pro rata when the term runs past the horizon; the recurring
@@ -55,15 +57,17 @@ def payment_choices(result, catalog: C.Catalog, options: tuple[str, ...], region
     prices = catalog.table[(catalog.table[C.REGION] == region) & (catalog.table[C.PURCHASE_OPTION].isin(options))]
     out = []
     base_pv: dict[str, float] = {}
+    from optimizer.options import is_savings_plan
+
     for i, c in enumerate(plan.commitments):
-        if c.existing:
+        if c.existing or c.is_savings_plan:      # a savings plan has no per-instance alternative to price
             continue
         rows = prices[prices[C.INSTANCE_TYPE] == c.instance_type]
         own_pv = _line_present_value(c, hours, df, rate)
         alternatives: dict[str, float] = {}
         for _, r in rows.iterrows():
             option = str(r[C.PURCHASE_OPTION])
-            if option == c.purchase_option:
+            if option == c.purchase_option or is_savings_plan(option):
                 continue
             alt = replace(c, purchase_option=option, hourly_usd_per_instance=float(r[C.RECURRING_HOURLY]),
                           upfront_usd_per_instance=float(r[C.UPFRONT]), term_hours=int(r[C.TERM_HOURS_COL]),

@@ -20,7 +20,7 @@ import pandas as pd
 
 from forecasting import schema as S
 from optimizer import catalog as C
-from optimizer.options import DEFAULT_COMMITMENT_OPTIONS, ON_DEMAND, SPOT, term_hours
+from optimizer.options import DEFAULT_COMMITMENT_OPTIONS, ON_DEMAND, SPOT, is_savings_plan, term_hours
 from optimizer.plan import Commitment
 
 SCENARIO_WEIGHTS = {S.P10: 0.3, S.P50: 0.4, S.P90: 0.3}
@@ -473,7 +473,8 @@ def offers_for(catalog: C.Catalog, gpu_model: str, config: PlanConfig) -> Offers
                             "of that GPU model or choose another region)")
     per_gpu = od[C.EFFECTIVE_HOURLY] / od[C.GPU_COUNT]
     best_od = od.loc[per_gpu.idxmin()]
-    commitments = useful_commitments(rows[rows[C.PURCHASE_OPTION].isin(config.options)], float(per_gpu.min()),
+    instance_options = [o for o in config.options if not is_savings_plan(o)]   # savings plans: savings_plans.py
+    commitments = useful_commitments(rows[rows[C.PURCHASE_OPTION].isin(instance_options)], float(per_gpu.min()),
                                      config.cost_of_capital)
     share = config.spot_share_for(gpu_model)
     spot_options: list[dict] = []

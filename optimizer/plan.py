@@ -29,6 +29,12 @@ Term extension (plans judged over their commitment terms, :mod:`optimizer.term`)
 ``upfront_by_month`` and ``horizon_commitment_utilization``; each commitment adds ``firm`` (buy now) or
 tentative, ``expected_utilization`` over its term and ``obligation_usd``. ``expected.total_usd`` and its parts
 stay the cost inside the window. Files without them still load.
+
+Savings plans (``compute_sp_*``, ``ec2_instance_sp_*``) are commitment lines too: ``count`` 1,
+``commitment_usd_per_hour`` (the USD per hour of spend committed for the term, ``hourly_usd_per_instance +
+upfront_usd_per_instance / term_hours``), ``upfront_usd``, ``term_hours``, ``instance_family`` (EC2 Instance SPs),
+``gpus_per_instance`` 0, and ``sp_rates``: per GPU model the instance type and the savings-plan rate per GPU-hour the
+plan's dollars buy (``rate_is_estimate`` when derived from RI rates); ``obligation_usd`` = commitment x term_hours.
 """
 
 from __future__ import annotations
@@ -46,19 +52,35 @@ SCHEMA = "gpuplan.plan/v1"
 SERVING_RULE = (
     "Per GPU model and hour: active commitments serve demand first; then spot allowances, cheapest per useful "
     "GPU-hour first, each up to max_instances x gpus_per_instance / (1 + rework_fraction) useful GPUs; then "
-    "on-demand at the on_demand rate. Spot share: if the allowances carry max_spot_share, spot serves at most "
+    "on-demand at the on_demand rate. Savings plans (commitments with commitment_usd_per_hour) serve demand after "
+    "the instance commitments of every GPU model and before spot: each hour, EC2 Instance Savings Plans first, then "
+    "Compute Savings Plans, each plan (highest discount first) spending its hourly commitment on the eligible usage "
+    "left with the highest discount against on-demand first, at its sp_rates per GPU-hour; dollars it does not "
+    "spend in the hour are lost. Spot share: if the allowances carry max_spot_share, spot serves at most "
     "that share of the GPU model's demand GPU-hours over the window; above it the dearest allowance is cut "
     "first, by one factor over all its hours, and on-demand serves the difference. Fractional GPU-hours are "
     "billed pro rata; commitments are billed at their effective hourly rate for every active hour."
 )
 """The serving rule in words (``serving_rule`` in plan.json); :mod:`optimizer.billing` is its implementation."""
 TAIL_RULE = (
-    "After the window, to the horizon's end, per GPU model, month and hour: active commitments serve demand first; "
+    "After the window, to the horizon's end, per GPU model, month and hour: active commitments serve demand first "
+    "(instance commitments, then savings plans as in the window); "
     "then spot, re-decided each month: the term.spot offers, cheapest per useful GPU-hour first, each up to its "
     "max_instances (no limit when null), at most max_spot_share of the month's demand GPU-hours (cut back by one "
     "factor per offer as in the window); then on-demand at the on_demand rate."
 )
 """How the plan serves demand after its window (``term.tail_rule`` in plan.json), :mod:`optimizer.billing`."""
+
+
+@dataclass(frozen=True)
+class SpRate:
+    """What a savings plan's dollars buy for one GPU model: the instance type its usage runs on and the
+    savings-plan rate per GPU-hour of it (USD; the instance's SP rate / its GPUs)."""
+
+    gpu_model: str
+    instance_type: str
+    usd_per_gpu_hour: float
+    rate_is_estimate: bool = False
 
 
 def _iso(ts: pd.Timestamp) -> str:
@@ -95,7 +117,21 @@ class Commitment:
     owned commitments)."""
     expected_utilization: float | None = None
     """Expected share of the commitment's GPU-hours used over its term (the part inside the plan's horizon),
-    weighted over the demand scenarios; commitments of one GPU model share each hour's use pro rata."""
+    weighted over the demand scenarios; commitments of one GPU model share each hour's use pro rata. For a savings
+    plan: the expected share of its hourly commitment (USD) spent on usage."""
+    commitment_usd_per_hour: float | None = None
+    """Savings plans only: USD per hour of spend committed (None for instance commitments)."""
+    instance_family: str | None = None
+    """EC2 Instance Savings Plans only: the instance family it covers (e.g. ``p5``)."""
+    sp_rates: tuple[SpRate, ...] = ()
+    """Savings plans only: per eligible GPU model, the savings-plan rate its usage is covered at."""
+    rate_is_estimate: bool = False
+    """True when the price comes from a catalog row flagged ``rate_is_estimate`` (savings-plan rates derived from
+    RI rates)."""
+
+    @property
+    def is_savings_plan(self) -> bool:
+        return self.commitment_usd_per_hour is not None
 
     @property
     def effective_hourly_usd(self) -> float:
@@ -283,6 +319,12 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         def commitment(c: Commitment) -> dict[str, Any]:
             d = asdict(c)
+            if c.is_savings_plan:
+                d["upfront_usd"] = round(c.count * c.upfront_usd_per_instance, 2)
+                d["sp_rates"] = [asdict(r) for r in c.sp_rates]
+            else:
+                for k in ("commitment_usd_per_hour", "instance_family", "sp_rates"):
+                    d.pop(k)
             d["start"] = _iso(c.start)
             d["end"] = None if c.end is None else _iso(c.end)
             d["effective_hourly_usd_per_instance"] = round(c.effective_hourly_usd, 6)
@@ -336,7 +378,12 @@ class Plan:
             upfront_usd_per_instance=float(c["upfront_usd_per_instance"]), gpu_model=c["gpu_model"],
             gpus_per_instance=float(c["gpus_per_instance"]), term_hours=int(c["term_hours"]),
             end=_parse_ts(c["end"]) if c.get("end") else None, existing=bool(c.get("existing", False)),
-            firm=c.get("firm"), expected_utilization=c.get("expected_utilization"))
+            firm=c.get("firm"), expected_utilization=c.get("expected_utilization"),
+            commitment_usd_per_hour=(None if c.get("commitment_usd_per_hour") is None
+                                     else float(c["commitment_usd_per_hour"])),
+            instance_family=c.get("instance_family"), rate_is_estimate=bool(c.get("rate_is_estimate", False)),
+            sp_rates=tuple(SpRate(**{k: r[k] for k in SpRate.__dataclass_fields__ if k in r})
+                           for r in c.get("sp_rates") or ()))
             for c in d.get("commitments", []))
         spot = tuple(SpotAllowance(**{k: s[k] for k in SpotAllowance.__dataclass_fields__ if k in s})
                      for s in d.get("spot", []))

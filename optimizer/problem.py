@@ -45,6 +45,12 @@ Constraints (named, so infeasibilities and shadow prices can be traced):
   the plan's present value) and ``cvar_<s>`` (Rockafellar-Uryasev: u_s >= spot and on-demand cost of scenario
   s - eta, u_s >= 0; commitment cost, the same in every scenario, enters CVaR directly).
 
+Savings plans (``build_problem(sp_offers=...)``, :mod:`optimizer.savings_plans`): a continuous commitment
+``sp_commit_<o>`` in USD per hour per offered plan (fixed for owned ones), bought in the first period; per joint cell
+``sp_budget_<o>_<cell>``: sum over eligible models of rate x GPUs covered <= commitment x the share of the cell's hours
+the plan is active, the covered GPUs joining each model's cover row. Savings plans link the GPU models hour by hour,
+so the cells are joint (:func:`split_cells`) and all models are one problem.
+
 Spot is modelled as billed: for given commitments and caps, the serving rule serves spot up to the caps in every
 hour, cheapest type first, then cuts it back to the share; that is the most spot the cap and share rows allow,
 cheapest first, which is this LP's optimal second stage. ``optimizer.solve`` rounds each cap up to whole
@@ -141,6 +147,9 @@ class BuiltProblem:
     expected_cost: pulp.LpAffineExpression   # the objective's expected part: present value over the horizon (USD)
     window_cost: pulp.LpAffineExpression     # expected cost over the window, undiscounted (USD)
     obligation: pulp.LpAffineExpression      # new commitments' obligation over their full terms (USD)
+    sp_offers: tuple = ()                    # savings plans offered (optimizer.savings_plans.SpOffer)
+    sp_commit: tuple = ()                    # per offer: its commitment in USD per hour (continuous variable)
+    sp_start: pd.Timestamp | None = None     # when the savings plans start (the first period)
 
 
 CELL_BUDGET = 660
@@ -305,10 +314,199 @@ class _Terms:
     scenario: list[list] | None
 
 
+def split_cells(x: np.ndarray, w: np.ndarray, max_cells: int) -> np.ndarray:
+    """Joint cells of hours for several GPU models at once: a label per hour (0..K-1, K <= ``max_cells``).
+
+    Savings plans link the GPU models hour by hour, so a cell must group hours in which every model's demand is
+    similar (per-model load-duration curves would pair one model's peak with another's). Starting from one cell,
+    the cell with the largest weighted sum of squares (over models) is split at the weighted mean of the model that
+    varies most in it, until ``max_cells`` cells or no cell varies.
+
+    Args:
+        x: (models, hours) values, scaled so the models compare (e.g. USD per hour at on-demand rates).
+        w: (hours,) weights.
+        max_cells: most cells; ``>= hours`` keeps every hour its own cell.
+    """
+    n = x.shape[1]
+    if max_cells >= n:
+        return np.arange(n)
+    groups = [np.arange(n)]
+
+    def score(idx: np.ndarray) -> tuple[float, int, float]:
+        ww = w[idx]
+        mass = ww.sum()
+        if len(idx) < 2 or mass <= 0:
+            return 0.0, 0, 0.0
+        mu = (x[:, idx] @ ww) / mass
+        ss = ((x[:, idx] - mu[:, None]) ** 2) @ ww
+        g = int(np.argmax(ss))
+        return float(ss.sum()), g, float(mu[g])
+
+    scores = [score(groups[0])]
+    while len(groups) < max_cells:
+        k = int(np.argmax([sc[0] for sc in scores]))
+        total, g, mu = scores[k]
+        if total <= 1e-12:
+            break
+        idx = groups[k]
+        low = x[g, idx] <= mu + 1e-12 * max(abs(mu), 1.0)
+        if low.all() or not low.any():
+            scores[k] = (0.0, 0, 0.0)
+            continue
+        groups[k], new = idx[low], idx[~low]
+        scores[k] = score(groups[k])
+        groups.append(new)
+        scores.append(score(new))
+    labels = np.empty(n, dtype=int)
+    for k, idx in enumerate(groups):
+        labels[idx] = k
+    return labels
+
+
+@dataclass(frozen=True)
+class _JointCells:
+    """Cells shared by linked GPU models (:func:`split_cells`) and the savings-plan terms of their cover rows.
+
+    ``window[g]``: (cell_s, cell_t, level, n_hours, cell_m) of model g's window cells (cells where it has demand);
+    ``tail[g][m]``: (level, weighted hours, group or scenario index, hours or None) of month m after the window;
+    ``tail_groups``: scenario groups after the window; ``extra[(g, "w" | m, j)]``: terms to add to the cover row of
+    model g's cell j."""
+
+    window: dict
+    tail: dict
+    tail_groups: list
+    extra: dict
+    periods: Periods
+
+
+def _joint_cells(prob: pulp.LpProblem, scenarios: Scenarios, offers: dict[str, Offers], sp: tuple,
+                 existing_capacity: dict[str, np.ndarray], config: PlanConfig, periods: Periods,
+                 commit: dict[int, pulp.LpVariable], per_scenario: bool, labels: dict[str, str]) -> _JointCells:
+    """Joint window and tail cells of all GPU models, one savings-plan variable per (plan, model, cell) and the
+    savings-plan budget rows ``sp_budget_<o>_<cell>``: sum over models of rate x GPUs covered <= commitment."""
+    models = scenarios.gpu_models
+    edges, n_w, n_p = periods.edges, periods.n_window, periods.count
+    w_len = len(scenarios.hours)
+    weights = np.asarray(scenarios.weights, dtype=float)
+    n_s = len(weights)
+    scale = np.array([offers[g].on_demand_usd_per_gpu_hour for g in models])
+    sp_cover = [sp_availability(o, periods, scenarios.has_tail) for o in sp]
+    # owned savings plans are active in some hours only: their dollars are one more dimension of the cells
+    owned = [(oi, np.asarray(o.active, dtype=float), float(o.fixed_usd_per_hour)) for oi, o in enumerate(sp)
+             if o.active is not None]
+
+    def residual(g: str, a: int, b: int, values: np.ndarray) -> np.ndarray:
+        own = existing_capacity.get(g)
+        return values if own is None else np.maximum(values - own[None, a:b], 0.0)
+
+    window = {g: ([], [], [], [], []) for g in models}
+    tail = {g: {} for g in models}
+    extra: dict = {}
+    cells: list = []                     # (where, m, key, {g: model cell index}, {owned plan: active share})
+
+    def split(vals: list[np.ndarray], act: list[np.ndarray], w: np.ndarray, limit: int) -> np.ndarray:
+        rows = [v * scale[i] for i, v in enumerate(vals)] + [a * usd for a, (_, _, usd) in zip(act, owned,
+                                                                                               strict=True)]
+        return split_cells(np.vstack(rows), w, limit)
+
+    def add_cells(where, m: int, key: str, lab: np.ndarray, vals: list[np.ndarray], w: np.ndarray,
+                  hrs_w: np.ndarray | None, out: dict, group: int, act: list[np.ndarray]) -> None:
+        k_n = int(lab.max()) + 1 if lab.size else 0
+        mass = np.bincount(lab, weights=w, minlength=k_n)
+        shares = [np.divide(np.bincount(lab, weights=w * a, minlength=k_n), mass, out=np.zeros(k_n), where=mass > 0)
+                  for a in act]
+        hrs = np.bincount(lab, weights=hrs_w, minlength=k_n) if hrs_w is not None else None
+        index = {}
+        for gi, g in enumerate(models):
+            lv = np.divide(np.bincount(lab, weights=w * vals[gi], minlength=k_n), mass, out=np.zeros(k_n),
+                           where=mass > 0)
+            for k in np.flatnonzero(lv > 0):
+                index.setdefault(k, {})[g] = out(g, m, group, k, lv[k], mass[k], None if hrs is None else hrs[k])
+        for k, by_model in index.items():
+            cells.append((where, m, f"{key}_{k}", by_model,
+                          {oi: float(sh[k]) for (oi, _, _), sh in zip(owned, shares, strict=True)}))
+
+    def to_window(g, m, s, k, lv, n_h, _):
+        cs, ct, lvl, nh, cm = window[g]
+        cs.append(s), ct.append(k), lvl.append(lv), nh.append(n_h), cm.append(m)
+        return len(cs) - 1
+
+    bins = bins_per_scenario(config.duration_bins, n_s * n_w)
+    for m in range(n_w):
+        a, b = int(edges[m]), int(edges[m + 1])
+        res = [residual(g, a, b, scenarios.demand[g][:, a:b]) for g in models]
+        for s in range(n_s):
+            vals = [r[s] for r in res]
+            act = [x[a:b] for _, x, _ in owned]
+            limit = (b - a) if bins is None else bins * (len(models) + len(owned))
+            lab = split(vals, act, np.ones(b - a), limit)
+            add_cells("w", m, f"{m}_{s}", lab, vals, np.ones(b - a), None, to_window, s, act)
+    window = {g: tuple(np.asarray(v, dtype=float if i in (2, 3) else int) for i, v in enumerate(window[g]))
+              for g in models}
+
+    groups: list = []
+    if n_p > n_w:
+        totals = sum(scenarios.tail_of(g).sum(axis=1) * scale[i] for i, g in enumerate(models))
+        groups = ([np.array([s]) for s in range(n_s)] if per_scenario
+                  else scenario_groups(totals, weights, TAIL_GROUPS))
+        t_bins = (bins_per_scenario(config.duration_bins or 96, n_s * (n_p - n_w)) if per_scenario else TAIL_BINS)
+        for m in range(n_w, n_p):
+            a, b = int(edges[m]), int(edges[m + 1])
+            res = [residual(g, a, b, scenarios.tail_of(g)[:, a - w_len:b - w_len]) for g in models]
+            acc = {g: ([], [], [], []) for g in models}
+
+            def to_tail(g, m, grp, k, lv, mass, hrs, acc=acc):
+                lvl, wh, si, hh = acc[g]
+                lvl.append(lv), wh.append(mass), si.append(grp), hh.append(hrs)
+                return len(lvl) - 1
+
+            for gk, grp in enumerate(groups):
+                vals = [r[grp].ravel() for r in res]
+                w = np.repeat(weights[grp], b - a)
+                act = [np.tile(x[a:b], len(grp)) for _, x, _ in owned]
+                lab = split(vals, act, w, t_bins * (len(models) + len(owned)))
+                add_cells(m, m, f"{m}_g{gk}", lab, vals, w, np.ones(len(w)) if per_scenario else None, to_tail,
+                          int(grp[0]) if per_scenario else gk, act)
+            for g in models:
+                lvl, wh, si, hh = acc[g]
+                tail[g][m] = (np.asarray(lvl, dtype=float), np.asarray(wh, dtype=float), np.asarray(si, dtype=int),
+                              np.asarray(hh, dtype=float) if per_scenario else None)
+
+    for oi, o in enumerate(sp):
+        eligible = {r.gpu_model: r.usd_per_gpu_hour for r in o.rates}
+        for where, m, key, by_model, share in cells:
+            available = share.get(oi, float(sp_cover[oi][m]))
+            if available <= 0:
+                continue
+            mine = [(g, j) for g, j in by_model.items() if g in eligible]
+            if not mine:
+                continue
+            xs = prob.add_variable_dict(f"spx{oi}_{key}", [g.replace(" ", "_") for g, _ in mine], lowBound=0)
+            budget = [(commit[oi], -available)]
+            for g, j in mine:
+                v = xs[g.replace(" ", "_")]
+                extra.setdefault((g, where, j), []).append((v, 1.0))
+                budget.append((v, eligible[g]))
+            _row(prob, budget, pulp.LpConstraintLE, 0.0, f"sp_budget_{oi}_{key}")
+        labels[f"sp_budget_{oi}"] = f"savings plan {o.label}: usage covered at its rates <= its hourly commitment"
+    return _JointCells(window=window, tail=tail, tail_groups=groups, extra=extra, periods=periods)
+
+
+def sp_availability(offer, periods: Periods, has_tail: bool) -> np.ndarray:
+    """Per period, the share of its hours a savings plan serves: a new one bought at the start serves the periods
+    that end within its term (every window hour when the window stands for the term); an owned one its active
+    hours (``offer.active``, over the horizon)."""
+    if offer.active is not None:
+        active = np.asarray(offer.active, dtype=float)
+        return np.add.reduceat(active, periods.edges[:-1].astype(int)) / periods.lengths
+    return coverage(periods.edges, np.array([offer.term_hours]), representative=not has_tail)[0, 0].astype(float)
+
+
 def _add_gpu_model(prob: pulp.LpProblem, gi: int, gpu_model: str, off: Offers, scenarios: Scenarios,
                    existing_capacity: np.ndarray | None, config: PlanConfig, labels: dict[str, str],
-                   terms: _Terms) -> GpuModelVars:
-    """Variables and rows of one GPU model; appends its cost terms to ``terms``."""
+                   terms: _Terms, joint: _JointCells | None = None) -> GpuModelVars:
+    """Variables and rows of one GPU model; appends its cost terms to ``terms``. With ``joint`` (savings plans link
+    the models) its cells are the joint cells' and their cover rows include the savings-plan terms."""
     demand = scenarios.demand[gpu_model]
     tail = scenarios.tail_of(gpu_model)
     weights = np.asarray(scenarios.weights, dtype=float)
@@ -320,7 +518,7 @@ def _add_gpu_model(prob: pulp.LpProblem, gi: int, gpu_model: str, off: Offers, s
     upfront = rows[C.UPFRONT].to_numpy(dtype=float)
     recurring = rows[C.RECURRING_HOURLY].to_numpy(dtype=float)
     term_h = rows[C.TERM_HOURS_COL].to_numpy(dtype=float)
-    periods = horizon_periods(scenarios, config, term_h)
+    periods = horizon_periods(scenarios, config, term_h) if joint is None else joint.periods
     edges, n_p, n_w = periods.edges, periods.count, periods.n_window
     hours_p = periods.lengths
     df_start, df_mid = periods.discounts(config.cost_of_capital)
@@ -344,14 +542,17 @@ def _add_gpu_model(prob: pulp.LpProblem, gi: int, gpu_model: str, off: Offers, s
         terms.obligation.append((counts[k, m], float(rates[k] * term_h[k])))
 
     # window cells: per scenario and period, a spot cap shared by all scenarios
-    residual = demand if existing_capacity is None else np.maximum(demand - existing_capacity[None, :w_len], 0.0)
-    bins = bins_per_scenario(config.duration_bins, n_s * n_w)
-    parts = [duration_cells(residual[:, edges[m]:edges[m + 1]], bins) for m in range(n_w)]
-    cell_s = np.concatenate([p[0] for p in parts]).astype(int)
-    cell_t = np.concatenate([p[1] for p in parts]).astype(int)
-    level = np.concatenate([p[2] for p in parts])
-    n_hours = np.concatenate([p[3] for p in parts])
-    cell_m = np.concatenate([np.full(len(p[0]), m) for m, p in enumerate(parts)]).astype(int)
+    if joint is None:
+        residual = demand if existing_capacity is None else np.maximum(demand - existing_capacity[None, :w_len], 0.0)
+        bins = bins_per_scenario(config.duration_bins, n_s * n_w)
+        parts = [duration_cells(residual[:, edges[m]:edges[m + 1]], bins) for m in range(n_w)]
+        cell_s = np.concatenate([p[0] for p in parts]).astype(int)
+        cell_t = np.concatenate([p[1] for p in parts]).astype(int)
+        level = np.concatenate([p[2] for p in parts])
+        n_hours = np.concatenate([p[3] for p in parts])
+        cell_m = np.concatenate([np.full(len(p[0]), m) for m, p in enumerate(parts)]).astype(int)
+    else:
+        cell_s, cell_t, level, n_hours, cell_m = joint.window[gpu_model]
     cells = list(range(len(cell_s)))
     od = prob.add_variable_dict(f"od{gi}", cells, lowBound=0)
     spot_opts = off.spot_options
@@ -384,6 +585,8 @@ def _add_gpu_model(prob: pulp.LpProblem, gi: int, gpu_model: str, off: Offers, s
     lv = level.tolist()
     for j in cells:
         t = [(caps[j], 1.0), (od_vars[j], 1.0)]
+        if joint is not None:
+            t.extend(joint.extra.get((gpu_model, "w", j), ()))
         name = f"{cell_m[j]}_{cell_s[j]}_{cell_t[j]}"
         for i in range(len(spot_opts)):
             t.append((spot[i][j], 1.0))
@@ -401,14 +604,14 @@ def _add_gpu_model(prob: pulp.LpProblem, gi: int, gpu_model: str, off: Offers, s
     # after the window: each month's cells, spot re-decided monthly (capacity bounds each cell)
     if n_p > n_w:
         _add_tail(prob, gi, gpu_model, off, tail, existing_capacity, weights, periods, df_mid, cap, useful_cap,
-                  config, labels, terms)
+                  config, labels, terms, joint)
     return GpuModelVars(gpu_model, off, counts, periods, cap, spot, od, spot_caps)
 
 
 def _add_tail(prob: pulp.LpProblem, gi: int, gpu_model: str, off: Offers, tail: np.ndarray,
               existing_capacity: np.ndarray | None, weights: np.ndarray, periods: Periods, df_mid: np.ndarray,
               cap: dict[int, pulp.LpVariable], useful_cap: list[float | None], config: PlanConfig,
-              labels: dict[str, str], terms: _Terms) -> None:
+              labels: dict[str, str], terms: _Terms, joint: _JointCells | None = None) -> None:
     """Cells and rows of the months after the window (see the module docstring)."""
     edges, n_w = periods.edges, periods.n_window
     w_len = int(edges[n_w])
@@ -418,6 +621,8 @@ def _add_tail(prob: pulp.LpProblem, gi: int, gpu_model: str, off: Offers, tail: 
     bins = bins_per_scenario(config.duration_bins or 96, n_s * (periods.count - n_w)) if per_scenario else TAIL_BINS
     groups = (None if per_scenario or not spot_opts
               else scenario_groups(tail.sum(axis=1), weights, TAIL_GROUPS))
+    if joint is not None:
+        groups = None if per_scenario else joint.tail_groups
     for m in range(n_w, periods.count):
         a, b = int(edges[m]) - w_len, int(edges[m + 1]) - w_len
         month = tail[:, a:b]
@@ -425,7 +630,9 @@ def _add_tail(prob: pulp.LpProblem, gi: int, gpu_model: str, off: Offers, tail: 
             residual = np.maximum(month - existing_capacity[None, w_len + a:w_len + b], 0.0)
         else:
             residual = month
-        if per_scenario:
+        if joint is not None:
+            level, wh, s_idx, hrs = joint.tail[gpu_model][m]
+        elif per_scenario:
             s_idx, _, level, hrs = duration_cells(residual, bins)
             wh = weights[s_idx] * hrs
         elif groups is None:
@@ -459,6 +666,8 @@ def _add_tail(prob: pulp.LpProblem, gi: int, gpu_model: str, off: Offers, tail: 
         lv = level.tolist()
         for j, x in enumerate(ids):
             t = [(cap[m], 1.0), (od[x], 1.0)] + [(spot[i][x], 1.0) for i in range(len(spot_opts))]
+            if joint is not None:
+                t.extend(joint.extra.get((gpu_model, m, j), ()))
             _row(prob, t, pulp.LpConstraintGE, lv[j], f"tail_cover_{gi}_{x}")
         if spot_opts:
             if per_scenario:
@@ -469,6 +678,8 @@ def _add_tail(prob: pulp.LpProblem, gi: int, gpu_model: str, off: Offers, tail: 
                          f"tail_spot_share_{gi}_{m}_{s}")
             else:
                 for k, g in enumerate(groups if groups is not None else [np.arange(n_s)]):
+                    if joint is not None and not (s_idx == k).any():
+                        continue
                     mine = np.flatnonzero(s_idx == k)
                     t = [(spot[i][ids[j]], float(wh[j])) for i in range(len(spot_opts)) for j in mine]
                     _row(prob, t, pulp.LpConstraintLE, off.spot_share * float(weights[g] @ month[g].sum(axis=1)),
@@ -481,7 +692,8 @@ def _add_tail(prob: pulp.LpProblem, gi: int, gpu_model: str, off: Offers, tail: 
 
 def build_problem(scenarios: Scenarios, offers: dict[str, Offers], config: PlanConfig, *,
                   existing_capacity: dict[str, np.ndarray] | None = None,
-                  existing_cost_usd: float = 0.0, existing_window_usd: float | None = None) -> BuiltProblem:
+                  existing_cost_usd: float = 0.0, existing_window_usd: float | None = None,
+                  sp_offers: tuple = ()) -> BuiltProblem:
     """Assemble the MILP for every GPU model of ``scenarios``.
 
     Args:
@@ -493,6 +705,11 @@ def build_problem(scenarios: Scenarios, offers: dict[str, Offers], config: PlanC
         existing_cost_usd: what the owned commitments cost over the horizon (USD, sunk; a constant), in present
             value.
         existing_window_usd: their cost over the window (USD; default ``existing_cost_usd``).
+        sp_offers: savings plans the plan may buy (:func:`optimizer.savings_plans.sp_offers`); they link the GPU
+            models, whose cells are then joint (:func:`split_cells`). Each plan's commitment (USD per hour) is a
+            continuous variable, bought in the first period: it is charged for every period of its term in the
+            horizon (upfront share at the purchase, the rest in each period), and in each cell it covers GPU-hours
+            of the eligible models up to ``sum rate x GPUs <= commitment`` (``sp_budget_<o>_<cell>``).
     """
     prob = pulp.LpProblem("gpu_purchase_plan", pulp.LpMinimize)
     n_s = len(scenarios.names)
@@ -500,9 +717,32 @@ def build_problem(scenarios: Scenarios, offers: dict[str, Offers], config: PlanC
     labels: dict[str, str] = {}
     handles = []
     existing_capacity = existing_capacity or {}
+    joint = None
+    commit: dict[int, pulp.LpVariable] = {}
+    periods = None
+    if sp_offers:
+        terms_all = {int(t) for g in scenarios.gpu_models for t in offers[g].commitments[C.TERM_HOURS_COL]}
+        term_h = np.array(sorted(terms_all | {o.term_hours for o in sp_offers}))
+        periods = horizon_periods(scenarios, config, term_h)
+        commit = {oi: prob.add_variable(f"sp_commit_{oi}", lowBound=o.fixed_usd_per_hour or 0.0,
+                                        upBound=o.fixed_usd_per_hour) for oi, o in enumerate(sp_offers)}
+        df_start, df_mid = periods.discounts(config.cost_of_capital)
+        in_window = np.arange(periods.count) < periods.n_window
+        for oi, o in enumerate(sp_offers):
+            if o.fixed_usd_per_hour is not None:       # owned: sunk (its cost is in existing_cost_usd)
+                continue
+            served = coverage(periods.edges, np.array([o.term_hours]),
+                              representative=not scenarios.has_tail)[0, 0] * periods.lengths
+            pv = float((served * ((1.0 - o.upfront_share) * df_mid + o.upfront_share * df_start[0])).sum())
+            terms.objective.append((commit[oi], pv))
+            terms.commit_pv.append((commit[oi], pv))
+            terms.window.append((commit[oi], float((served * in_window).sum())))
+            terms.obligation.append((commit[oi], float(o.term_hours)))
+        joint = _joint_cells(prob, scenarios, offers, sp_offers, existing_capacity, config, periods, commit,
+                             terms.scenario is not None, labels)
     for gi, gpu_model in enumerate(scenarios.gpu_models):
         handles.append(_add_gpu_model(prob, gi, gpu_model, offers[gpu_model], scenarios,
-                                      existing_capacity.get(gpu_model), config, labels, terms))
+                                      existing_capacity.get(gpu_model), config, labels, terms, joint))
     expected = pulp.LpAffineExpression(terms.objective, constant=existing_cost_usd)
     window = pulp.LpAffineExpression(terms.window, constant=existing_cost_usd if existing_window_usd is None
                                      else existing_window_usd)
@@ -538,4 +778,6 @@ def build_problem(scenarios: Scenarios, offers: dict[str, Offers], config: PlanC
         total = expected + config.cvar_weight * cvar
     prob.setObjective(total)
     return BuiltProblem(prob=prob, models=tuple(handles), constraint_labels=labels, expected_cost=expected,
-                        window_cost=window, obligation=obligation)
+                        window_cost=window, obligation=obligation, sp_offers=tuple(sp_offers),
+                        sp_commit=tuple(commit[i] for i in range(len(sp_offers))),
+                        sp_start=None if periods is None else periods.start_time(0))

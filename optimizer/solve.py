@@ -24,7 +24,7 @@ import pulp
 
 from forecasting import schema as S
 from optimizer import catalog as C
-from optimizer.billing import cost_arrays, pricing_for, tail_cost_arrays
+from optimizer.billing import model_cost_arrays
 from optimizer.inputs import Offers, PlanConfig, PlanningError, Scenarios, offers_for, scenarios_from_forecast
 from optimizer.plan import Commitment, Expected, OnDemandRate, Plan, SpotAllowance, Term, TermSpot
 from optimizer.problem import CVAR_ALPHA, BuiltProblem, GpuModelVars, build_problem
@@ -141,6 +141,7 @@ class _Solved:
     window_cost: float          # the model's expected cost over the window (USD)
     build_seconds: float
     solve_seconds: float
+    savings_plans: tuple = ()   # (SpOffer, commitment USD per hour, start) of each savings plan bought
 
 
 @dataclass(frozen=True)
@@ -154,28 +155,35 @@ class _Owned:
 
 
 def _optimise(scenarios: Scenarios, offers: dict[str, Offers], config: PlanConfig, existing: dict[str, _Owned],
-              say: Progress, joint: bool = False, objective: str = "cost") -> _Solved:
+              say: Progress, joint: bool = False, objective: str = "cost", sp: tuple = ()) -> _Solved:
     """Build and solve: one MILP per GPU model when nothing links them, else one joint MILP.
+
+    Savings plans (``sp``, :func:`optimizer.savings_plans.sp_offers`) link the GPU models they cover hour by hour, so
+    with any savings plan on offer all GPU models are solved as one joint MILP on joint cells
+    (:func:`optimizer.problem.split_cells`).
 
     A budget alone does not link the models unless ``joint`` (the cheapest plan of each model together is checked
     by :func:`make_plan` against the budget first). ``objective="window"`` minimises the expected cost over the
     window instead (the smallest budget that works).
     """
-    joint = joint or config.coupled
+    joint = joint or config.coupled or bool(sp)
     if joint:
         groups = [scenarios]
     else:
         groups = [scenarios.only(g) for g in scenarios.gpu_models]
         config = replace(config, budget_usd=None)
     handles, statuses, value, window = [], [], 0.0, 0.0
+    bought: list = []
     build_s = solve_s = 0.0
     for i, sc in enumerate(groups, 1):
         t0 = time.perf_counter()
         mine = [g for g in sc.gpu_models if g in existing]
+        if sp and OWNED_SAVINGS_PLANS in existing:                 # owned savings plans: sunk, in the joint MILP
+            mine.append(OWNED_SAVINGS_PLANS)
         built = build_problem(sc, offers, config,
-                              existing_capacity={g: existing[g].capacity for g in mine},
+                              existing_capacity={g: existing[g].capacity for g in mine if g in sc.gpu_models},
                               existing_cost_usd=sum(existing[g].present_value_usd for g in mine),
-                              existing_window_usd=sum(existing[g].window_usd for g in mine))
+                              existing_window_usd=sum(existing[g].window_usd for g in mine), sp_offers=sp)
         if objective == "window":
             built.prob.setObjective(built.window_cost)
         t1 = time.perf_counter()
@@ -185,14 +193,18 @@ def _optimise(scenarios: Scenarios, offers: dict[str, Offers], config: PlanConfi
         solve_s += time.perf_counter() - t1
         build_s += t1 - t0
         handles.extend(built.models)
+        bought.extend((o, float(v.value() or 0.0), built.sp_start) for o, v in zip(built.sp_offers, built.sp_commit,
+                                                                                   strict=True)
+                      if o.fixed_usd_per_hour is None)
         value += float(built.expected_cost.value() or 0.0)
         window += float(built.window_cost.value() or 0.0)
     status = "Optimal" if all(s == "Optimal" for s in statuses) else "; ".join(sorted(set(statuses)))
-    return _Solved(tuple(handles), status, value, window, build_s, solve_s)
+    return _Solved(tuple(handles), status, value, window, build_s, solve_s,
+                   tuple(b for b in bought if round(b[1], 3) > 0))
 
 
 def _budget_error(scenarios: Scenarios, offers_of: Callable[[PlanConfig], dict[str, Offers]], config: PlanConfig,
-                  existing: dict[str, _Owned]) -> PlanningError:
+                  existing: dict[str, _Owned], sp: tuple = ()) -> PlanningError:
     """One line naming what holds the window's cost above the budget and the smallest budget that works.
 
     The smallest budget is the least expected window cost any plan under the other guardrails reaches (a solve
@@ -201,7 +213,8 @@ def _budget_error(scenarios: Scenarios, offers_of: Callable[[PlanConfig], dict[s
     """
     quiet: Progress = lambda _m: None  # noqa: E731
     free_config = replace(config, budget_usd=None, cvar_weight=0.0)
-    base = _optimise(scenarios, offers_of(free_config), free_config, existing, quiet, objective="window").window_cost
+    base = _optimise(scenarios, offers_of(free_config), free_config, existing, quiet, objective="window",
+                     sp=sp).window_cost
     binding = []
     relaxations = []
     if config.max_obligation_usd is not None or config.max_commit_share is not None:
@@ -217,7 +230,8 @@ def _budget_error(scenarios: Scenarios, offers_of: Callable[[PlanConfig], dict[s
         caps = ", ".join(f"{t} at most {n}" for t, n in config.spot_capacity)
         relaxations.append((f"spot capacity ({caps} instances)", replace(free_config, spot_capacity=())))
     for label, relaxed in relaxations:
-        cost = _optimise(scenarios, offers_of(relaxed), relaxed, existing, quiet, objective="window").window_cost
+        cost = _optimise(scenarios, offers_of(relaxed), relaxed, existing, quiet, objective="window",
+                         sp=sp).window_cost
         if cost < base * (1 - 1e-6) - 1e-6:
             binding.append(label)
     if not binding:
@@ -233,6 +247,10 @@ def horizon_index(scenarios: Scenarios) -> pd.DatetimeIndex:
     return scenarios.hours.append(scenarios.tail_hours) if scenarios.has_tail else scenarios.hours
 
 
+OWNED_SAVINGS_PLANS = "(owned savings plans)"
+"""Key of the owned savings plans' sunk cost among the owned commitments per GPU model."""
+
+
 def _existing(config: PlanConfig, scenarios: Scenarios) -> dict[str, _Owned]:
     """Per GPU model: GPUs of owned commitments per hour of the horizon and their (sunk) cost, as
     :mod:`optimizer.billing` counts them (effective rate per active hour)."""
@@ -242,11 +260,17 @@ def _existing(config: PlanConfig, scenarios: Scenarios) -> dict[str, _Owned]:
     w = len(scenarios.hours)
     df = month_discounts(hours, config.start, config.cost_of_capital)
     out = {}
+    owned_sp = np.zeros(len(hours))
+    for c in config.existing:
+        if c.is_savings_plan:
+            owned_sp += c.active(hours).to_numpy(dtype=float) * c.count * c.effective_hourly_usd
+    if owned_sp.any():
+        out[OWNED_SAVINGS_PLANS] = _Owned(np.zeros(len(hours)), float(owned_sp[:w].sum()), float((owned_sp * df).sum()))
     for g in scenarios.gpu_models:
         capacity = np.zeros(len(hours))
         usd = np.zeros(len(hours))
         for c in config.existing:
-            if c.gpu_model == g:
+            if c.gpu_model == g and not c.is_savings_plan:
                 active = c.active(hours).to_numpy(dtype=float)
                 capacity += active * c.gpus
                 usd += active * c.count * c.effective_hourly_usd
@@ -298,7 +322,7 @@ def break_even_month(plan: Plan, scenarios: Scenarios, flexible_saving: np.ndarr
     upfront = np.zeros(len(hours))
     term_end = hours[-1] + pd.Timedelta(hours=1)
     for c in plan.commitments:
-        if c.gpu_model not in scenarios.gpu_models:
+        if c.gpu_model not in scenarios.gpu_models and not c.is_savings_plan:
             continue
         active = c.active(hours).to_numpy(dtype=float)
         if c.existing:
@@ -348,7 +372,8 @@ def _uncommitted(plan: Plan, offers: dict[str, Offers], catalog: C.Catalog, conf
     """Why GPU models get no new commitment when the reason is the catalog, not the demand: plan.json's
     ``no_commitment_reason`` (when nothing new is bought; else the optimizer's own choice is the reason) and one
     note per such model."""
-    bought = {c.gpu_model for c in plan.commitments if not c.existing}
+    bought = {c.gpu_model for c in plan.commitments if not c.existing and not c.is_savings_plan}
+    bought |= {r.gpu_model for c in plan.commitments if c.is_savings_plan and not c.existing for r in c.sp_rates}
     priceless = {}
     for g, o in offers.items():
         if g in bought or not o.commitments.empty:
@@ -395,7 +420,8 @@ def make_plan(forecast: pd.DataFrame | None, catalog: C.Catalog, config: PlanCon
     # Owned commitments of a GPU model with no demand are still paid in their active hours: plan that model with
     # zero demand so the plan bills them (and prices it at its cheapest on-demand rate, whatever the allowed types).
     horizon = horizon_index(scenarios)
-    idle = sorted({c.gpu_model for c in config.existing if c.active(horizon).any()} - set(scenarios.gpu_models))
+    idle = sorted({c.gpu_model for c in config.existing if c.active(horizon).any() and not c.is_savings_plan}
+                  - set(scenarios.gpu_models))
     if idle:
         zeros = np.zeros((len(scenarios.names), len(scenarios.hours)))
         tail_zeros = np.zeros((len(scenarios.names), len(scenarios.tail_hours)))
@@ -410,22 +436,28 @@ def make_plan(forecast: pd.DataFrame | None, catalog: C.Catalog, config: PlanCon
 
     offers = offers_of(config)
     existing = _existing(config, scenarios)
+    from optimizer.savings_plans import owned_offers, sp_offers
+
+    sp = sp_offers(catalog, config, scenarios.gpu_models,
+                   {g: o.on_demand_usd_per_gpu_hour for g, o in offers.items()})
+    sp = (*sp, *owned_offers(config.existing, horizon, scenarios.gpu_models))
     try:
-        solved = _optimise(scenarios, offers, config, existing, say)
+        solved = _optimise(scenarios, offers, config, existing, say, sp=sp)
     except InfeasiblePlan:
         if config.budget_usd is None:
             raise
-        raise _budget_error(scenarios, offers_of, config, existing) from None
+        raise _budget_error(scenarios, offers_of, config, existing, sp) from None
     budget = config.budget_usd
     if budget is not None and not config.coupled and solved.window_cost > budget + 1e-6 * max(budget, 1.0):
         # The cheapest plan over the horizon costs more than the budget inside the window: another plan may not
         # (e.g. more commitments lower the window's cost), so solve again with the budget as a row of one MILP.
         say("the cheapest plan is above the budget: solving again with the budget as a constraint")
         try:
-            solved = _optimise(scenarios, offers, config, existing, say, joint=True)
+            solved = _optimise(scenarios, offers, config, existing, say, joint=True, sp=sp)
         except InfeasiblePlan:
-            raise _budget_error(scenarios, offers_of, config, existing) from None
-    plan, scenario_costs, horizon_costs = _read_plan(solved.handles, scenarios, catalog, config)
+            raise _budget_error(scenarios, offers_of, config, existing, sp) from None
+    plan, scenario_costs, horizon_costs = _read_plan(solved.handles, scenarios, catalog, config,
+                                                     solved.savings_plans)
     plan = replace(plan, assumptions={**plan.assumptions, "model_expected_usd": round(solved.window_cost, 2),
                                       "model_present_value_usd": round(solved.objective, 2),
                                       **_uncommitted(plan, offers, catalog, config)})
@@ -441,14 +473,15 @@ def make_plan(forecast: pd.DataFrame | None, catalog: C.Catalog, config: PlanCon
         plan = result.plan
     if budget is not None and plan.expected.total_usd > budget + 1e-6 * max(budget, 1.0) + 0.01:
         # the model's window cost fits; the bill (hour by hour) is above it only by the binning
-        raise _budget_error(scenarios, offers_of, config, existing)
+        raise _budget_error(scenarios, offers_of, config, existing, sp)
     say(f"plan ready: expected {plan.expected.total_usd:,.0f} USD vs "
         f"{plan.expected.all_on_demand_usd:,.0f} USD all on-demand over the window")
     return result
 
 
 def _read_plan(handles: tuple[GpuModelVars, ...], scenarios: Scenarios, catalog: C.Catalog,
-               config: PlanConfig) -> tuple[Plan, dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+               config: PlanConfig, savings_plans: tuple = ()
+               ) -> tuple[Plan, dict[str, dict[str, float]], dict[str, dict[str, float]]]:
     """The solver's counts as a plan: commitments per start month (firm in the first purchase period, tentative
     later), spot allowances (whole instances, carrying the spot share the serving rule enforces), spot after the
     window, on-demand rates; then billed hour by hour on every scenario over the window and the horizon."""
@@ -468,7 +501,8 @@ def _read_plan(handles: tuple[GpuModelVars, ...], scenarios: Scenarios, catalog:
                 start=handle.periods.start_time(m), hourly_usd_per_instance=float(r[C.RECURRING_HOURLY]),
                 upfront_usd_per_instance=float(r[C.UPFRONT]), gpu_model=handle.gpu_model,
                 gpus_per_instance=float(r[C.GPU_COUNT]), term_hours=int(r[C.TERM_HOURS_COL]),
-                firm=bool(m == first) if scenarios.has_tail or config.ladder else None))
+                firm=bool(m == first) if scenarios.has_tail or config.ladder else None,
+                rate_is_estimate=bool(r.get(C.RATE_IS_ESTIMATE, False))))
         rates.append(OnDemandRate(gpu_model=handle.gpu_model, instance_type=handle.offers.on_demand_instance_type,
                                   usd_per_gpu_hour=handle.offers.on_demand_usd_per_gpu_hour))
         for o in handle.offers.spot_options:
@@ -478,6 +512,15 @@ def _read_plan(handles: tuple[GpuModelVars, ...], scenarios: Scenarios, catalog:
                                       rework_fraction=float(o["rework_fraction"]),
                                       max_spot_share=float(handle.offers.spot_share),
                                       max_instances=o.get("max_instances")))
+    for o, usd, start in savings_plans:
+        c = round(usd, 3)                  # AWS sells savings plans in steps of 0.001 USD per hour
+        commitments.append(Commitment(
+            instance_type="", purchase_option=o.option, count=1, start=start,
+            hourly_usd_per_instance=c * (1.0 - o.upfront_share), upfront_usd_per_instance=c * o.upfront_share
+            * o.term_hours, gpu_model=", ".join(o.gpu_models) if o.family is not None else "any GPU model",
+            gpus_per_instance=0.0, term_hours=o.term_hours, firm=True if scenarios.has_tail or config.ladder else None,
+            commitment_usd_per_hour=c, instance_family=o.family, sp_rates=o.rates,
+            rate_is_estimate=o.rate_is_estimate))
     term = (Term(horizon_end=scenarios.horizon_end, cost_of_capital=config.cost_of_capital, spot=tuple(term_spot))
             if scenarios.has_tail else None)
     committed_only = Plan(window_start=config.start, window_end=config.end, region=config.region,
@@ -626,12 +669,17 @@ def evaluate(plan: Plan, scenarios: Scenarios, rate: float) -> Money:
     saving = np.zeros(len(hours))
     keys = ("demand_gpus", "committed_capacity_gpus", "committed_used_gpus", "spot_gpus", "on_demand_gpus",
             "committed_usd", "spot_usd", "on_demand_usd", "all_on_demand_usd")
+    win_arrays, sp_used = model_cost_arrays(plan, {g: scenarios.demand[g] for g in scenarios.gpu_models},
+                                            scenarios.hours)
+    tail_arrays, sp_used_tail = (model_cost_arrays(plan, {g: scenarios.tail_of(g) for g in scenarios.gpu_models},
+                                                   scenarios.tail_hours, tail=True) if scenarios.has_tail
+                                 else ({}, {}))
     for g in scenarios.gpu_models:
-        arrays = cost_arrays(scenarios.demand[g], pricing_for(plan, g, scenarios.hours))
-        tail = tail_cost_arrays(scenarios.tail_of(g), plan, g, scenarios.tail_hours) if scenarios.has_tail else None
-        used = weights @ arrays["committed_used_gpus"]
-        if tail is not None:
-            used = np.concatenate([used, weights @ tail["committed_used_gpus"]])
+        arrays = win_arrays[g]
+        tail = tail_arrays.get(g)
+        used = weights @ (arrays["committed_used_gpus"] - arrays.get("sp_covered_gpus", 0.0))    # instance
+        if tail is not None:                                                                      # commitments'
+            used = np.concatenate([used, weights @ (tail["committed_used_gpus"] - tail.get("sp_covered_gpus", 0.0))])
         used_hour[g] = used
         saving[:w] += weights @ (arrays["all_on_demand_usd"] - arrays["spot_usd"] - arrays["on_demand_usd"])
         if tail is not None:
@@ -654,7 +702,7 @@ def evaluate(plan: Plan, scenarios: Scenarios, rate: float) -> Money:
             horizon[name]["present_value_all_on_demand_usd"] = (
                 horizon[name].get("present_value_all_on_demand_usd", 0.0) + float(pv_od[si]))
     commit_pv = sum(commitment_present_value(c, hours, df, plan.window_start, rate) for c in plan.commitments
-                    if c.gpu_model in scenarios.gpu_models)
+                    if c.gpu_model in scenarios.gpu_models or c.is_savings_plan)
     for name in scenarios.names:
         for totals in (window[name], horizon[name]):
             totals["total_usd"] = totals["committed_usd"] + totals["spot_usd"] + totals["on_demand_usd"]
@@ -670,14 +718,25 @@ def evaluate(plan: Plan, scenarios: Scenarios, rate: float) -> Money:
         for (i, _), mask in zip(lines, masks, strict=True):
             if mask.sum() > 0:
                 utilization[i] = float((mask * share).sum() / mask.sum())
+    for i, c in enumerate(plan.commitments):
+        if not c.is_savings_plan or i not in sp_used:
+            continue
+        spent = weights @ np.broadcast_to(sp_used[i], (len(weights), len(scenarios.hours)))
+        if i in sp_used_tail:
+            spent = np.concatenate([spent, weights @ np.broadcast_to(sp_used_tail[i], (len(weights),
+                                                                                       len(scenarios.tail_hours)))])
+        active = c.active(hours[:len(spent)]).to_numpy(dtype=float)
+        if active.sum() > 0:
+            utilization[i] = float(spent.sum() / (active.sum() * c.count * c.effective_hourly_usd))
     return Money(window=window, horizon=horizon, utilization=utilization, flexible_saving=saving)
 
 
 def bill_scenarios(plan: Plan, scenarios: Scenarios) -> dict[str, dict[str, float]]:
     """Bill each scenario's demand under the plan over the window; totals per scenario name."""
     out: dict[str, dict[str, float]] = {name: {} for name in scenarios.names}
+    joint, _ = model_cost_arrays(plan, {g: scenarios.demand[g] for g in scenarios.gpu_models}, scenarios.hours)
     for gpu_model in scenarios.gpu_models:
-        arrays = cost_arrays(scenarios.demand[gpu_model], pricing_for(plan, gpu_model, scenarios.hours))
+        arrays = joint[gpu_model]
         for si, name in enumerate(scenarios.names):
             for key, values in arrays.items():
                 out[name][key] = out[name].get(key, 0.0) + float(values[si].sum())

@@ -67,12 +67,29 @@ def budget_p90_warning(plan: Plan) -> str | None:
             "(1 window in 10 would exceed it)")
 
 
+def _savings_plan_line(c: Commitment) -> str:
+    """A savings plan: its hourly commitment, scope, rates per GPU model (flagged when estimated) and obligation."""
+    scope = f"EC2 Instance SP, family {c.instance_family}" if c.instance_family else "Compute SP, any GPU model"
+    rates = ", ".join(f"{r.gpu_model} {r.usd_per_gpu_hour:,.2f} USD/GPU-h on {r.instance_type}"
+                      + (" (estimated from RI rates)" if r.rate_is_estimate else "") for r in c.sp_rates)
+    line = (f"  {c.purchase_option} savings plan of {c.commitment_usd_per_hour:,.3f} USD/h from {c.start:%Y-%m-%d} "
+            f"({scope}; covers {rates}; {c.count * c.upfront_usd_per_instance:,.0f} USD upfront; "
+            f"obligation {usd(c.obligation_usd)}")
+    if c.expected_utilization is not None:
+        line += f"; expected use of its commitment {c.expected_utilization:.1%}"
+    return line + ")"
+
+
 def _commitment_line(c: Commitment) -> str:
+    if c.is_savings_plan:
+        return _savings_plan_line(c)
     line = (f"  {c.count} x {c.instance_type} {c.purchase_option} from {c.start:%Y-%m-%d} "
             f"({c.gpus:g} x {c.gpu_model}; {c.hourly_usd_per_instance:,.2f} USD/h per instance"
             f" + {c.upfront_usd_per_instance:,.0f} USD upfront each; obligation {usd(c.obligation_usd)}")
     if c.expected_utilization is not None:
         line += f"; expected use over its term {c.expected_utilization:.1%}"
+    if c.rate_is_estimate:
+        line += "; rate estimated"
     return line + ")"
 
 

@@ -20,7 +20,7 @@ from optimizer.catalog import (
     rework_fraction,
     write_atomic_csv,
 )
-from optimizer.options import ALL_OPTIONS, COMMITMENT_OPTIONS, term_hours
+from optimizer.options import ALL_OPTIONS, PURCHASABLE_OPTIONS, term_hours
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +63,13 @@ def test_one_row_per_type_region_option_and_valid_names(table):
 
 
 def test_commitment_rows_amortise_exactly(table):
-    rows = table[table["purchase_option"].isin(COMMITMENT_OPTIONS)]
+    rows = table[table["purchase_option"].isin(PURCHASABLE_OPTIONS)]
     assert len(rows) > 0
     assert (rows["term_hours"] == rows["purchase_option"].map(term_hours)).all()
     rebuilt = rows["recurring_hourly_usd"] + rows["upfront_usd"] / rows["term_hours"]
     rel = (rebuilt - rows["effective_hourly_usd"]).abs() / rows["effective_hourly_usd"]
     assert rel.max() < 1e-6
-    other = table[~table["purchase_option"].isin(COMMITMENT_OPTIONS)]
+    other = table[~table["purchase_option"].isin(PURCHASABLE_OPTIONS)]
     assert (other["term_hours"] == 0).all() and (other["upfront_usd"] == 0).all()
     assert (other["recurring_hourly_usd"] == other["effective_hourly_usd"]).all()
 

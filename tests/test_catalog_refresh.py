@@ -29,7 +29,7 @@ from optimizer.catalog_refresh import (
     refresh_catalog,
     spot_price_by_type,
 )
-from optimizer.options import ALL_OPTIONS, COMMITMENT_OPTIONS
+from optimizer.options import ALL_OPTIONS, COMMITMENT_OPTIONS, SAVINGS_PLAN_OPTIONS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pricing"
 END = datetime(2025, 12, 8, tzinfo=UTC)
@@ -127,10 +127,13 @@ def _row(table: pd.DataFrame, itype: str, option: str) -> pd.Series:
 def test_refresh_returns_every_option_for_both_types(refreshed):
     table = refreshed.catalog
     assert tuple(table.columns) == CATALOG_COLUMNS
-    assert refreshed.rows == len(table) == 2 * 14
+    assert refreshed.rows == len(table) == 2 * 26
     assert refreshed.instance_types == 2 and refreshed.spot_prices == 2
     for itype in TYPES:
         assert set(table.loc[table["instance_type"] == itype, "purchase_option"]) == set(ALL_OPTIONS)
+    # no savings-plans client injected: every savings-plan row is derived from the RI rates and flagged
+    assert table.loc[table["purchase_option"].isin(SAVINGS_PLAN_OPTIONS), "rate_is_estimate"].all()
+    assert not table.loc[~table["purchase_option"].isin(SAVINGS_PLAN_OPTIONS), "rate_is_estimate"].any()
     assert set(table["provider"]) == {"aws"} and set(table["region"]) == {"us-east-1"}
     assert set(table["snapshot_date"]) == {"2025-12-08"}
     assert set(table["source"]) == {REFRESH_SOURCE}
@@ -238,7 +241,7 @@ def test_unpriced_instance_type_keeps_nothing_and_is_named(clients, base):
     result = refresh_catalog(RefreshConfig(instance_types=("p4d.24xlarge", "p5.48xlarge"), end_time=END),
                              pricing_client=pricing, ec2_client=ec2, base=base)
     assert set(result.catalog["instance_type"]) == {"p4d.24xlarge"}
-    assert result.instance_types == 1 and result.rows == 14
+    assert result.instance_types == 1 and result.rows == 26   # 14 priced + 12 savings-plan rows from its RIs
     assert _row(result.catalog, "p4d.24xlarge", "spot")["effective_hourly_usd"] == pytest.approx(9.0)
     assert any("not priced" in n and "p5.48xlarge" in n for n in result.notes)
 
@@ -255,7 +258,7 @@ def test_default_instance_types_are_the_base_catalogs_for_the_region(clients, ba
     messages: list[str] = []
     result = refresh_catalog(RefreshConfig(end_time=END), pricing_client=pricing, ec2_client=ec2, base=small,
                              progress=messages.append)
-    assert result.rows == 28 and result.spot_prices == 2
+    assert result.rows == 52 and result.spot_prices == 2
     assert any("g5.xlarge" in m for m in messages) and any("spot" in m for m in messages)
     assert any("small.csv" in n for n in result.notes)
 
@@ -296,9 +299,9 @@ class _NoCredentialsClient:
 
 
 class _FakeSession:
-    def __init__(self, pricing, ec2):
+    def __init__(self, pricing, ec2, savingsplans=None):
         self.calls: list[tuple[str, str]] = []
-        self._clients = {"pricing": pricing, "ec2": ec2}
+        self._clients = {"pricing": pricing, "ec2": ec2, "savingsplans": savingsplans}
 
     def client(self, name, region_name=None, config=None):
         self.calls.append((name, region_name))
@@ -310,16 +313,20 @@ def test_missing_credentials_become_refresh_error(base):
     with pytest.raises(RefreshError, match="GetProducts failed: no AWS credentials found"):
         refresh_catalog(RefreshConfig(region="us-west-2", instance_types=("p4d.24xlarge",)), session=session,
                         base=base)
-    assert session.calls == [("pricing", "us-east-1"), ("ec2", "us-west-2")]
+    assert session.calls == [("pricing", "us-east-1"), ("ec2", "us-west-2"), ("savingsplans", "us-east-1")]
 
 
 def test_clients_come_from_the_session_when_not_injected(clients, base):
     pricing, ec2, pstub, estub = clients
     _stub_two_types(pstub, estub)
-    session = _FakeSession(pricing, ec2)
-    result = refresh_catalog(RefreshConfig(instance_types=TYPES, end_time=END), session=session, base=base)
-    assert result.rows == 28
-    assert session.calls == [("pricing", "us-east-1"), ("ec2", "us-east-1")]
+    sp = _client("savingsplans", "us-east-1")
+    with Stubber(sp) as sstub:
+        sstub.add_response("describe_savings_plans_offering_rates", {"searchResults": []}, _sp_params())
+        session = _FakeSession(pricing, ec2, sp)
+        result = refresh_catalog(RefreshConfig(instance_types=TYPES, end_time=END), session=session, base=base)
+        sstub.assert_no_pending_responses()
+    assert result.rows == 52
+    assert session.calls == [("pricing", "us-east-1"), ("ec2", "us-east-1"), ("savingsplans", "us-east-1")]
 
 
 @pytest.mark.parametrize("config, match", [
@@ -371,3 +378,59 @@ def test_merged_refresh_replaces_only_the_refreshed_types(refreshed, base):
                            | (base.table["region"] != "us-east-1")]
     assert len(merged) == len(untouched) + len(refreshed.catalog)
     assert (merged["provider"] == "gcp").sum() == (base.table["provider"] == "gcp").sum()
+
+
+def _sp_params(token: str | None = None) -> dict:
+    params = {"savingsPlanTypes": ["Compute", "EC2Instance"], "products": ["EC2"], "serviceCodes": ["AmazonEC2"],
+              "filters": [{"name": "region", "values": ["us-east-1"]},
+                          {"name": "instanceType", "values": list(TYPES)},
+                          {"name": "productDescription", "values": ["Linux/UNIX"]},
+                          {"name": "tenancy", "values": ["shared"]}], "maxResults": 1000}
+    if token:
+        params["nextToken"] = token
+    return params
+
+
+def _sp_result(plan_type: str, payment: str, years: int, itype: str, rate: str, **extra) -> dict:
+    props = {"region": "us-east-1", "instanceType": itype, "productDescription": "Linux/UNIX", "tenancy": "shared",
+             **extra}
+    return {"savingsPlanOffering": {"offeringId": f"{plan_type}-{payment}-{years}", "paymentOption": payment,
+                                    "planType": plan_type, "durationSeconds": 31536000 * years, "currency": "USD",
+                                    "planDescription": "test"},
+            "rate": rate, "unit": "Hrs", "productType": "EC2", "serviceCode": "AmazonEC2",
+            "usageType": f"BoxUsage:{itype}", "operation": "RunInstances",
+            "properties": [{"name": k, "value": v} for k, v in props.items()]}
+
+
+def test_savings_plan_rates_are_read_over_every_page_and_split_by_payment(clients, base):
+    pricing, ec2, pstub, estub = clients
+    _stub_two_types(pstub, estub)
+    sp = _client("savingsplans", "us-east-1")
+    page1 = {"searchResults": [_sp_result("Compute", "No Upfront", 1, "p4d.24xlarge", "21.9"),
+                               _sp_result("EC2Instance", "All Upfront", 3, "p4d.24xlarge", "9.5"),
+                               # dedicated tenancy is another price: ignored
+                               _sp_result("Compute", "Partial Upfront", 1, "g5.xlarge", "0.1", tenancy="dedicated")],
+             "nextToken": "page2"}
+    page2 = {"searchResults": [_sp_result("Compute", "Partial Upfront", 1, "g5.xlarge", "0.66")]}
+    with Stubber(sp) as sstub:
+        sstub.add_response("describe_savings_plans_offering_rates", page1, _sp_params())
+        sstub.add_response("describe_savings_plans_offering_rates", page2, _sp_params("page2"))
+        result = refresh_catalog(RefreshConfig(instance_types=TYPES, end_time=END), pricing_client=pricing,
+                                 ec2_client=ec2, savingsplans_client=sp, base=base)
+        sstub.assert_no_pending_responses()
+    table = result.catalog
+    no = _row(table, "p4d.24xlarge", "compute_sp_1y_no_upfront")
+    assert (no["effective_hourly_usd"], no["upfront_usd"], no["recurring_hourly_usd"]) == (21.9, 0.0, 21.9)
+    assert not no["rate_is_estimate"] and no["term_hours"] == 8760
+    all_up = _row(table, "p4d.24xlarge", "ec2_instance_sp_3y_all_upfront")     # the whole term paid upfront
+    assert all_up["upfront_usd"] == pytest.approx(9.5 * 26280) and all_up["recurring_hourly_usd"] == 0.0
+    assert all_up["effective_hourly_usd"] == pytest.approx(9.5) and not all_up["rate_is_estimate"]
+    partial = _row(table, "g5.xlarge", "compute_sp_1y_partial_upfront")        # page 2; half upfront
+    assert partial["effective_hourly_usd"] == pytest.approx(0.66) and not partial["rate_is_estimate"]
+    assert partial["upfront_usd"] == pytest.approx(0.33 * 8760)
+    assert partial["recurring_hourly_usd"] == pytest.approx(0.33)
+    # options AWS did not publish are derived from the same type's RI rates and flagged
+    est = _row(table, "p4d.24xlarge", "compute_sp_3y_no_upfront")
+    ri = _row(table, "p4d.24xlarge", "convertible_3y_no_upfront")
+    assert est["rate_is_estimate"] and est["effective_hourly_usd"] == pytest.approx(ri["effective_hourly_usd"])
+    assert any("3 published" in n for n in result.notes)
