@@ -247,13 +247,14 @@ def build_azure_rows(vms: pd.DataFrame, reservations: pd.DataFrame | None = None
         res = reservations[reservations["arm_sku_name"].isin(specs.index)
                            & reservations["reservation_term"].isin(AZURE_TERMS)]
         term = res["reservation_term"].map(AZURE_TERMS)
+        sku = res["arm_sku_name"]
         for payment in ("no", "all"):
             option = term.map(lambda t, p=payment: commitment_option("reserved", t, p))
             hours = option.map(term_hours).astype(float)
             parts.append(pd.DataFrame({
-                PROVIDER: "azure", REGION: res["region"].astype(str), INSTANCE_TYPE: res["arm_sku_name"],
-                GPU_MODEL: res["arm_sku_name"].map(specs[GPU_MODEL]), GPU_COUNT: res["arm_sku_name"].map(specs[GPU_COUNT]),
-                GPU_MEMORY: res["arm_sku_name"].map(specs[GPU_MEMORY]), INTERRUPTION: None,
+                PROVIDER: "azure", REGION: res["region"].astype(str), INSTANCE_TYPE: sku,
+                GPU_MODEL: sku.map(specs[GPU_MODEL]), GPU_COUNT: sku.map(specs[GPU_COUNT]),
+                GPU_MEMORY: sku.map(specs[GPU_MEMORY]), INTERRUPTION: None,
                 SNAPSHOT_DATE: res["snapshot_date"].astype(str), SOURCE: reservation_source,
                 PURCHASE_OPTION: option, EFFECTIVE_HOURLY: pd.to_numeric(res["total_usd_per_term"]) / hours}))
     out = pd.concat(parts, ignore_index=True)
@@ -297,6 +298,11 @@ class Catalog:
             known = ", ".join(sorted(self.table[REGION].unique())[:8])
             raise CatalogError(f"{self.path}: no prices for region '{region}' (fix: choose one of {known}, ...)")
         return rows
+
+    def provider_of_region(self, region: str) -> str | None:
+        """The provider whose rows carry this region name (None when the catalog has no such region)."""
+        names = self.table.loc[self.table[REGION] == region, PROVIDER].unique()
+        return str(names[0]) if len(names) else None
 
     def gpu_models(self, region: str | None = None) -> set[str]:
         rows = self.table if region is None else self.region(region)
