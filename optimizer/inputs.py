@@ -506,8 +506,8 @@ def offers_for(catalog: C.Catalog, gpu_model: str, config: PlanConfig) -> Offers
 
 
 # --- provider and region of the usage ---------------------------------------------------------------
-USAGE_PROVIDER = "provider"
-USAGE_REGION = "region"
+USAGE_PROVIDER = S.PROVIDER
+USAGE_REGION = S.REGION
 """Optional usage columns naming each row's cloud and region; without them the provider comes from
 ``instance_type`` (:func:`optimizer.catalog.provider_of_instance_type`)."""
 
