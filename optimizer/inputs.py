@@ -512,6 +512,11 @@ USAGE_REGION = S.REGION
 ``instance_type`` (:func:`optimizer.catalog.provider_of_instance_type`)."""
 
 
+PROVIDER_ALIASES = {"amazon web services": "aws", "amazon": "aws", "google cloud": "gcp", "google": "gcp",
+                    "google cloud platform": "gcp", "microsoft": "azure", "microsoft azure": "azure"}
+"""Provider names as billing exports write them (FOCUS ``ProviderName``), lower-cased, to the catalog's."""
+
+
 @dataclass(frozen=True)
 class UsagePlacement:
     """The usage rows one plan covers: one provider and one region of the catalog.
@@ -533,22 +538,22 @@ def _row_providers(usage: pd.DataFrame) -> pd.Series:
     """Provider per usage row: the ``provider`` column, else inferred from ``instance_type``; rows with
     neither inherit the provider their (team, GPU type) series runs on (gap-filled hours have no type)."""
     if USAGE_PROVIDER in usage.columns:
-        named = usage[USAGE_PROVIDER].astype("string").str.strip().str.lower()
-        named = named.where(named.isin(C.PROVIDERS))
+        text = usage[USAGE_PROVIDER].astype("string").str.strip()
+        named = text.str.lower().map(lambda v: PROVIDER_ALIASES.get(v, v), na_action="ignore").astype("string")
+        bad = named.notna() & ~named.isin(C.PROVIDERS)
+        if bad.any():
+            raise PlanningError(f"usage provider '{text[bad].iloc[0]}' is not a known cloud (fix: write aws, gcp or "
+                                "azure in the provider column, or leave it empty to infer it from instance_type)")
     else:
         named = pd.Series(pd.NA, index=usage.index, dtype="string")
     if S.INSTANCE_TYPE in usage.columns:
         types = usage[S.INSTANCE_TYPE].astype("string")
-        inferred = types.map(lambda t: C.provider_of_instance_type(t) if isinstance(t, str) else None,
-                             na_action="ignore")
-        named = named.fillna(inferred.astype("string"))
-    series = [usage[S.TEAM].astype(str), usage[S.GPU_TYPE].astype(str)]
-    known = named.dropna()
-    if not known.empty:
-        keyed = pd.DataFrame({"team": series[0][known.index], "gpu": series[1][known.index], "p": known})
-        usual = keyed.groupby(["team", "gpu"])["p"].agg(lambda p: p.value_counts().index[0])
-        inherited = pd.Series(list(zip(series[0], series[1], strict=True)), index=usage.index).map(usual.to_dict())
-        named = named.fillna(inherited.astype("string"))
+        names = {t: C.provider_of_instance_type(t) for t in types.dropna().unique()}  # one lookup per type
+        named = named.fillna(types.map(names).astype("string"))
+    if named.notna().any() and named.isna().any():
+        keys = [usage[S.TEAM].astype(str).to_numpy(), usage[S.GPU_TYPE].astype(str).to_numpy()]
+        usual = named.groupby(keys).transform(lambda p: p.mode().iloc[0] if p.notna().any() else pd.NA)
+        named = named.fillna(usual.astype("string"))
     return named
 
 

@@ -241,3 +241,12 @@ def test_existing_commitments_with_usage_on_several_clouds_is_one_line_error(tmp
     assert lines[-1].startswith("error: --existing with usage on 3 providers/regions (aws us-east-1, gcp "
                                 "us-central1, azure eastus)"), proc.stderr
     assert "Traceback" not in proc.stderr and not list(tmp_path.glob("p*.json"))
+
+
+def test_provider_column_takes_billing_names_and_refuses_unknown_ones(catalog):
+    usage = _usage({"a": ("NVIDIA H100", None, 8.0), "b": ("NVIDIA A100", None, 4.0)}, days=1,
+                   extra={"provider": {"a": "Microsoft", "b": "Google Cloud"}})
+    assert [p.provider for p in place_usage(usage, catalog)] == ["gcp", "azure"]
+    usage.loc[3, "provider"] = "Oracle"
+    with pytest.raises(PlanningError, match=r"usage provider 'Oracle' is not a known cloud \(fix: write aws"):
+        place_usage(usage, catalog)
