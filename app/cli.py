@@ -468,7 +468,9 @@ def plan(
     hours: Annotated[int | None, typer.Option(help="window length in hours", min=1)] = None,
     month: Annotated[str | None, typer.Option(help="plan one calendar month, YYYY-MM (UTC): instead of --start and "
                                                    "--hours")] = None,
-    region: Annotated[str, typer.Option(help="catalog region")] = "us-east-1",
+    region: Annotated[str | None, typer.Option(help="catalog region (default: from the usage's instance types or "
+                                                    "provider/region columns, one plan per provider and region; "
+                                                    "us-east-1 when the usage names no cloud)")] = None,
     instance_types: Annotated[str | None, typer.Option(help="comma-separated allowed instance types")] = None,
     options: Annotated[str | None, typer.Option(help="comma-separated commitment options, savings plans included "
                                                      "(compute_sp_1y_no_upfront, ec2_instance_sp_3y_all_upfront, ...; "
@@ -530,8 +532,8 @@ def plan(
         cat = _catalog(catalog)
         opts = validate_options(_split(options)) if options else DEFAULT_COMMITMENT_OPTIONS
         from optimizer.existing import load_existing
+        from optimizer.inputs import place_usage
 
-        owned = load_existing(existing, cat, region) if existing else ()
         stray = [t for t in (approve or ()) if t not in (_split(needs_approval) or ())]
         if stray:  # a typo here would silently leave the intended type blocked
             raise UserFacingError(f"--approve {stray[0]!r} is not among --needs-approval (fix: approve one of "
@@ -547,55 +549,87 @@ def plan(
         mismatch = month_mismatch_note(window_start, window_hours)
         if mismatch:
             err.print(f"  note: {mismatch}", markup=False, highlight=False)
-        config = PlanConfig(start=window_start, hours=window_hours, region=region,
-                            instance_types=_split(instance_types), options=opts, allow_spot=not no_spot,
-                            max_spot_share=max_spot_share, growth=growth, budget_usd=budget,
-                            max_obligation_usd=max_obligation_usd, max_commit_share=max_commit_share,
-                            cost_of_capital=cost_of_capital, term_horizon=not window_only,
-                            needs_approval=_split(needs_approval) or (),
-                            approved=tuple(approve or ()), spot_capacity=_spot_capacity(spot_capacity or []),
-                            existing=owned, ladder=ladder, cvar_weight=cvar_weight)
-        cat.region(region)
-        for type_name, _ in config.spot_capacity:  # a typo would silently leave the intended type uncapped
-            if cat.offers(region, instance_types=(type_name,)).empty:
-                raise UserFacingError(f"--spot-capacity {type_name!r}: no such instance type in the catalog for "
-                                      f"{region} (fix: use a type from gpuplan catalog show)")
-        usage_df = load_usage_file(usage, fmt, tag_key, cat)
-        fc = read_forecast_csv(forecast_file) if forecast_file else None
-        routing = None
-        if workloads is not None:  # rightsizing (app/cli_rightsizing.py); events are applied there
-            from app.cli_rightsizing import route_for_plan
+        if region is not None:
+            cat.region(region)
+        usage_all = load_usage_file(usage, fmt, tag_key, cat)
+        # one plan per provider and region of the usage: never one cloud's usage at another cloud's prices
+        placements = place_usage(usage_all, cat, region)
+        several = len(placements) > 1
+        if several and (existing is not None or events is not None):
+            flag = "--existing" if existing is not None else "--events"
+            raise UserFacingError(f"{flag} with usage on {len(placements)} providers/regions "
+                                  f"({', '.join(f'{p.provider} {p.region}' for p in placements)}) cannot tell which "
+                                  "plan it belongs to (fix: plan each provider's usage on its own, e.g. with "
+                                  "instance_type filtered, and --region)")
+        done = []
+        for place in placements:
+            if several or (region is None and place.provider != "aws") or (region not in (None, place.region)):
+                teams = sorted(str(t) for t in place.usage[S.TEAM].unique())
+                err.print(f"  note: {place.provider} usage (teams {', '.join(teams[:5])}{', ...' * (len(teams) > 5)}) "
+                          f"is planned at {place.provider} prices in {place.region} ({place.reason})", markup=False,
+                          highlight=False)
+            place_region = place.region
+            path = (out_path.with_name(f"{out_path.stem}.{place.provider}-{place_region}{out_path.suffix}")
+                    if several else out_path)
+            owned = load_existing(existing, cat, place_region) if existing else ()
+            config = PlanConfig(start=window_start, hours=window_hours, region=place_region,
+                                instance_types=_split(instance_types), options=opts, allow_spot=not no_spot,
+                                max_spot_share=max_spot_share, growth=growth, budget_usd=budget,
+                                max_obligation_usd=max_obligation_usd, max_commit_share=max_commit_share,
+                                cost_of_capital=cost_of_capital, term_horizon=not window_only,
+                                needs_approval=_split(needs_approval) or (),
+                                approved=tuple(approve or ()), spot_capacity=_spot_capacity(spot_capacity or []),
+                                existing=owned, ladder=ladder, cvar_weight=cvar_weight)
+            cat.region(place_region)
+            for type_name, _ in config.spot_capacity:  # a typo would silently leave the intended type uncapped
+                if cat.offers(place_region, instance_types=(type_name,)).empty:
+                    raise UserFacingError(f"--spot-capacity {type_name!r}: no such instance type in the catalog for "
+                                          f"{place_region} (fix: use a type from gpuplan catalog show)")
+            usage_df = place.usage
+            fc = read_forecast_csv(forecast_file) if forecast_file else None
+            routing = None
+            if workloads is not None:  # rightsizing (app/cli_rightsizing.py); events are applied there
+                from app.cli_rightsizing import route_for_plan
 
-            with step("rightsizing") as say:
-                usage_df, fc, config, routing = route_for_plan(usage_df, fc, cat, config, workloads, speed_priority,
-                                                               history_hours or None, events, progress=say)
-        with step("planning") as say:
-            result, _ = plan_from_usage(usage_df, cat, config, history_hours=history_hours or None,
-                                        forecast_frame=fc, progress=say, events=events,
-                                        events_in_forecast=routing is not None and fc is not None,
-                                        routing=routing if fc is not None else None,
-                                        allow_short_history=allow_short_history)
-        if routing is not None:
-            from optimizer.rightsizing import attach_routing
+                with step("rightsizing") as say:
+                    usage_df, fc, config, routing = route_for_plan(usage_df, fc, cat, config, workloads,
+                                                                   speed_priority, history_hours or None, events,
+                                                                   progress=say)
+            with step("planning") as say:
+                result, _ = plan_from_usage(usage_df, cat, config, history_hours=history_hours or None,
+                                            forecast_frame=fc, progress=say, events=events,
+                                            events_in_forecast=routing is not None and fc is not None,
+                                            routing=routing if fc is not None else None,
+                                            allow_short_history=allow_short_history)
+            if routing is not None:
+                from optimizer.rightsizing import attach_routing
 
-            result = dataclasses.replace(result, plan=attach_routing(result.plan, routing))
-        result = with_lookback(result, usage_df, cat, config)
-        if events is not None:
-            with step("pricing planned runs on Capacity Blocks"):
-                result = with_capacity_blocks(result, events, block_prices, cat, config)
-        result.plan.write(out_path)
+                result = dataclasses.replace(result, plan=attach_routing(result.plan, routing))
+            result = with_lookback(result, usage_df, cat, config)
+            if events is not None:
+                with step("pricing planned runs on Capacity Blocks"):
+                    result = with_capacity_blocks(result, events, block_prices, cat, config)
+            placed = {"provider": place.provider, "region": place_region, "region_from": place.reason,
+                      "teams": sorted(str(t) for t in place.usage[S.TEAM].unique())}
+            result = dataclasses.replace(result, plan=dataclasses.replace(
+                result.plan, assumptions={**result.plan.assumptions, "placement": placed}))
+            result.plan.write(path)
+            done.append((place, result, routing, path))
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)
-    print_notes(result.plan)
-    warn = budget_p90_warning(result.plan)
-    if warn:
-        err.print(f"warning: {warn}", markup=False, highlight=False)
-    out.print(summary(result.plan), markup=False, highlight=False)
-    if routing is not None:
-        from app.cli_rightsizing import routing_table
+    for place, result, routing, path in done:
+        if several:
+            out.print(f"\n== {place.provider} {place.region} ==", markup=False, highlight=False)
+        print_notes(result.plan)
+        warn = budget_p90_warning(result.plan)
+        if warn:
+            err.print(f"warning: {warn}", markup=False, highlight=False)
+        out.print(summary(result.plan), markup=False, highlight=False)
+        if routing is not None:
+            from app.cli_rightsizing import routing_table
 
-        emit(routing_table(routing), output_format, out)
-    out.print(f"\nwrote {out_path}")
+            emit(routing_table(routing), output_format, out)
+        out.print(f"\nwrote {path}")
 
 
 @app.command()

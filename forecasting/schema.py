@@ -25,6 +25,10 @@ INSTANCE_TYPE = "instance_type"
 PURCHASE_OPTION = "purchase_option"
 UTILIZATION = "utilization"
 COST_USD = "cost_usd"
+PROVIDER = "provider"
+REGION = "region"
+"""Optional text columns naming the cloud (``aws``, ``gcp``, ``azure``) and region a usage row runs in; the
+planner prices each provider's usage in its own region (:func:`optimizer.inputs.place_usage`)."""
 
 KEY_COLUMNS = (TIMESTAMP, TEAM, GPU_TYPE)
 REQUIRED_COLUMNS = (TIMESTAMP, TEAM, GPU_TYPE, GPUS)

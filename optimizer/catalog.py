@@ -6,8 +6,10 @@ payment amortised over the term (``recurring_hourly_usd + upfront_usd / term_hou
 g6f); ``gpu_memory_gib`` is per GPU.
 
 The shipped snapshot (``data_samples/catalog/gpu_catalog.csv``) is built by :func:`build_snapshot` from
-the public AWS (ec2instances.info, 2025-11-30) and GCP (Cyclenerd pricing.yml, 2026-07-30) price files
-copied into ``data_samples/prices/``; see ``data_samples/README.md`` for sources and licenses.
+the public AWS (ec2instances.info, 2025-11-30), GCP (Cyclenerd pricing.yml, 2026-07-30) and Azure (SkyPilot
+catalog for pay-as-you-go and spot; Azure Retail Prices API reservation totals, 2026-09-27) price files copied
+into ``data_samples/prices/``; see ``data_samples/README.md`` and the ``*_SOURCE.md`` files there for sources,
+licenses and caveats. Every row names its ``provider``, ``snapshot_date`` and ``source``.
 ``gpuplan catalog refresh`` writes a newer catalog in the same format through boto3.
 
 Savings plans (``compute_sp_*``, ``ec2_instance_sp_*``): one row per instance type, region and option whose
@@ -21,6 +23,7 @@ EC2 Instance SP about as much as a standard RI, same term and payment) and flags
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +83,56 @@ _AWS_RI_COLUMNS = {
 _GCP_GPU_MODELS = {"A100-40GB": ("NVIDIA A100", 40.0), "A100-80GB": ("NVIDIA A100", 80.0),
                    "H100-80GB": ("NVIDIA H100", 80.0), "H100-80GB (Mega)": ("NVIDIA H100", 80.0),
                    "L4": ("NVIDIA L4", 24.0), "RTX PRO 6000": ("NVIDIA RTX PRO 6000", 96.0)}
+
+
+# Azure NC/ND GPU sizes: (gpu_model, GPUs per VM, GiB per GPU), from Microsoft's size pages
+# (learn.microsoft.com/azure/virtual-machines/sizes/gpu-accelerated/*). The price source's own GPU columns are not
+# used: it lists Standard_ND96isr_H100_v5 with 12 GPUs (it has 8). GPU model names match the AWS rows so one GPU
+# model's demand can be priced on either cloud.
+AZURE_GPU_SIZES: dict[str, tuple[str, float, float]] = {
+    "Standard_NC4as_T4_v3": ("NVIDIA T4 Tensor Core", 1, 16.0),
+    "Standard_NC8as_T4_v3": ("NVIDIA T4 Tensor Core", 1, 16.0),
+    "Standard_NC16as_T4_v3": ("NVIDIA T4 Tensor Core", 1, 16.0),
+    "Standard_NC64as_T4_v3": ("NVIDIA T4 Tensor Core", 4, 16.0),
+    "Standard_NC6s_v3": ("NVIDIA Tesla V100", 1, 16.0),
+    "Standard_NC12s_v3": ("NVIDIA Tesla V100", 2, 16.0),
+    "Standard_NC24s_v3": ("NVIDIA Tesla V100", 4, 16.0),
+    "Standard_NC24rs_v3": ("NVIDIA Tesla V100", 4, 16.0),
+    "Standard_ND40rs_v2": ("NVIDIA Tesla V100", 8, 32.0),
+    "Standard_NC24ads_A100_v4": ("NVIDIA A100", 1, 80.0),
+    "Standard_NC48ads_A100_v4": ("NVIDIA A100", 2, 80.0),
+    "Standard_NC96ads_A100_v4": ("NVIDIA A100", 4, 80.0),
+    "Standard_ND96asr_v4": ("NVIDIA A100", 8, 40.0),
+    "Standard_ND96amsr_A100_v4": ("NVIDIA A100", 8, 80.0),
+    "Standard_NC40ads_H100_v5": ("NVIDIA H100", 1, 94.0),
+    "Standard_NC80adis_H100_v5": ("NVIDIA H100", 2, 94.0),
+    "Standard_ND96isr_H100_v5": ("NVIDIA H100", 8, 80.0),
+}
+AZURE_TERMS = {"1 Year": "1y", "3 Years": "3y"}
+"""Azure Retail Prices API ``reservationTerm`` values and the catalog term they map to."""
+
+PROVIDERS = ("aws", "gcp", "azure")
+DEFAULT_REGION = {"aws": "us-east-1", "gcp": "us-central1", "azure": "eastus"}
+"""The region a provider's usage is planned in when neither the usage nor ``--region`` names one."""
+
+
+def provider_of_instance_type(instance_type: str | None) -> str | None:
+    """The cloud an instance type name belongs to, from its naming scheme (None when it follows none).
+
+    AWS types are ``family.size`` (``p5.48xlarge``, ``g6e.xlarge``, ``trn1.32xlarge``); GCP machine types are
+    ``series-shape-Ng`` (``a2-highgpu-8g``, ``a3-megagpu-8g``, ``g2-standard-8``, ``g4-standard-48``); Azure VM
+    sizes start ``Standard_N`` (``Standard_ND96isr_H100_v5``).
+    """
+    if instance_type is None or (isinstance(instance_type, float) and np.isnan(instance_type)):
+        return None
+    name = str(instance_type).strip()
+    if name.lower().startswith("standard_n"):
+        return "azure"
+    if re.fullmatch(r"(a2|a3|a4|g2|g4)-[a-z]+-\d+g?", name.lower()):
+        return "gcp"
+    if re.fullmatch(r"[a-z][a-z0-9-]*\.[a-z0-9-]+", name.lower()):
+        return "aws"
+    return None
 
 
 def interruption_rate_per_hour(bucket: str | float | None) -> float:
@@ -194,12 +247,71 @@ def build_gcp_rows(prices: pd.DataFrame,
     return _finish(pd.concat(parts, ignore_index=True))
 
 
+AZURE_PAYG_SOURCE = "skypilot-org/skypilot-catalog@3f5f697 catalogs/v5/azure/vms.csv"
+AZURE_PAYG_SNAPSHOT = "undated, 2024-08 or later"
+"""The SkyPilot file carries no date; it contains rows its maintainers added on 2024-08-26 (skypilot-catalog PR
+#79), so it is no older than that. See data_samples/prices/AZURE_SOURCE.md."""
+AZURE_RESERVATION_SOURCE = "Azure Retail Prices API (prices.azure.com), reservation totals read 2026-09-27"
+
+
+def build_azure_rows(vms: pd.DataFrame, reservations: pd.DataFrame | None = None,
+                     snapshot_date: str = "unknown", source: str = AZURE_PAYG_SOURCE,
+                     reservation_source: str = AZURE_RESERVATION_SOURCE) -> pd.DataFrame:
+    """Long catalog rows for Azure NC/ND GPU VM sizes.
+
+    Args:
+        vms: pay-as-you-go and spot prices per VM size and region, in the SkyPilot catalog layout
+            (``InstanceType, Price, SpotPrice, Region``; USD per VM-hour, Linux). Only the sizes of
+            :data:`AZURE_GPU_SIZES` are kept. A spot price at or above pay-as-you-go is the source's stand-in
+            for "no spot offer" and is dropped, as is a blank price.
+        reservations: Azure Reserved VM Instance prices (``arm_sku_name, region, reservation_term,
+            total_usd_per_term``, plus ``snapshot_date``): the Retail Prices API gives a reservation's price
+            as the total for the whole term per VM. Azure bills it upfront or in equal monthly instalments at
+            the same total, so each becomes ``reserved_{1y,3y}_all_upfront`` and ``reserved_{1y,3y}_no_upfront``
+            rows with one effective rate (total / term hours).
+        snapshot_date: date of the pay-as-you-go/spot rows.
+        source, reservation_source: ``source`` column of those rows.
+
+    Returns:
+        Catalog rows (provider ``azure``). Azure publishes no interruption buckets (left empty).
+    """
+    vms = vms[vms["InstanceType"].isin(AZURE_GPU_SIZES)]
+    spec = vms["InstanceType"].map(AZURE_GPU_SIZES)
+    base = pd.DataFrame({PROVIDER: "azure", REGION: vms["Region"].astype(str), INSTANCE_TYPE: vms["InstanceType"],
+                         GPU_MODEL: spec.str[0], GPU_COUNT: spec.str[1].astype(float), GPU_MEMORY: spec.str[2],
+                         INTERRUPTION: None, SNAPSHOT_DATE: snapshot_date, SOURCE: source})
+    on_demand = pd.to_numeric(vms["Price"], errors="coerce")
+    spot = pd.to_numeric(vms["SpotPrice"], errors="coerce").where(lambda p: p < on_demand)
+    parts = [base.assign(**{PURCHASE_OPTION: ON_DEMAND, EFFECTIVE_HOURLY: on_demand}),
+             base.assign(**{PURCHASE_OPTION: SPOT, EFFECTIVE_HOURLY: spot})]
+    if reservations is not None and not reservations.empty:
+        specs = base.drop_duplicates(INSTANCE_TYPE).set_index(INSTANCE_TYPE)
+        res = reservations[reservations["arm_sku_name"].isin(specs.index)
+                           & reservations["reservation_term"].isin(AZURE_TERMS)]
+        term = res["reservation_term"].map(AZURE_TERMS)
+        sku = res["arm_sku_name"]
+        for payment in ("no", "all"):
+            option = term.map(lambda t, p=payment: commitment_option("reserved", t, p))
+            hours = option.map(term_hours).astype(float)
+            parts.append(pd.DataFrame({
+                PROVIDER: "azure", REGION: res["region"].astype(str), INSTANCE_TYPE: sku,
+                GPU_MODEL: sku.map(specs[GPU_MODEL]), GPU_COUNT: sku.map(specs[GPU_COUNT]),
+                GPU_MEMORY: sku.map(specs[GPU_MEMORY]), INTERRUPTION: None,
+                SNAPSHOT_DATE: res["snapshot_date"].astype(str), SOURCE: reservation_source,
+                PURCHASE_OPTION: option, EFFECTIVE_HOURLY: pd.to_numeric(res["total_usd_per_term"]) / hours}))
+    out = pd.concat(parts, ignore_index=True)
+    return _finish(out[out[EFFECTIVE_HOURLY] > 0])
+
+
 def build_snapshot(prices_dir: Path = DATA_DIR / "prices") -> pd.DataFrame:
     """The shipped catalog from the copied public price files."""
     aws = build_aws_rows(pd.read_csv(prices_dir / "aws_gpu_instance_specs.csv"),
                          pd.read_csv(prices_dir / "aws_gpu_prices_linux.csv"), snapshot_date="2025-11-30")
     gcp = build_gcp_rows(pd.read_csv(prices_dir / "gcp_gpu_instance_prices.csv"))
-    return pd.concat([aws, gcp], ignore_index=True)
+    azure = build_azure_rows(pd.read_csv(prices_dir / "azure_gpu_vm_prices_skypilot.csv"),
+                             pd.read_csv(prices_dir / "azure_gpu_reservation_prices.csv"),
+                             snapshot_date=AZURE_PAYG_SNAPSHOT)
+    return pd.concat([aws, gcp, azure], ignore_index=True)
 
 
 def write_atomic_csv(df: pd.DataFrame, path: Path) -> None:
@@ -228,6 +340,11 @@ class Catalog:
             known = ", ".join(sorted(self.table[REGION].unique())[:8])
             raise CatalogError(f"{self.path}: no prices for region '{region}' (fix: choose one of {known}, ...)")
         return rows
+
+    def provider_of_region(self, region: str) -> str | None:
+        """The provider whose rows carry this region name (None when the catalog has no such region)."""
+        names = self.table.loc[self.table[REGION] == region, PROVIDER].unique()
+        return str(names[0]) if len(names) else None
 
     def gpu_models(self, region: str | None = None) -> set[str]:
         rows = self.table if region is None else self.region(region)

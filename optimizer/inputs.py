@@ -504,3 +504,119 @@ def offers_for(catalog: C.Catalog, gpu_model: str, config: PlanConfig) -> Offers
                   on_demand_instance_type=str(best_od[C.INSTANCE_TYPE]),
                   on_demand_usd_per_gpu_hour=float(per_gpu.min()), spot_options=tuple(spot_options),
                   spot_share=share if spot_options else 0.0)
+
+
+# --- provider and region of the usage ---------------------------------------------------------------
+USAGE_PROVIDER = S.PROVIDER
+USAGE_REGION = S.REGION
+"""Optional usage columns naming each row's cloud and region; without them the provider comes from
+``instance_type`` (:func:`optimizer.catalog.provider_of_instance_type`)."""
+
+
+PROVIDER_ALIASES = {"amazon web services": "aws", "amazon": "aws", "google cloud": "gcp", "google": "gcp",
+                    "google cloud platform": "gcp", "microsoft": "azure", "microsoft azure": "azure"}
+"""Provider names as billing exports write them (FOCUS ``ProviderName``), lower-cased, to the catalog's."""
+
+
+@dataclass(frozen=True)
+class UsagePlacement:
+    """The usage rows one plan covers: one provider and one region of the catalog.
+
+    Attributes:
+        provider: ``aws``, ``gcp`` or ``azure``.
+        region: catalog region the rows are priced in.
+        usage: the usage rows (canonical columns).
+        reason: how the region was chosen, one phrase for the plan's notes.
+    """
+
+    provider: str
+    region: str
+    usage: pd.DataFrame = field(repr=False)
+    reason: str = ""
+
+
+def _row_providers(usage: pd.DataFrame) -> pd.Series:
+    """Provider per usage row: the ``provider`` column, else inferred from ``instance_type``; rows with
+    neither inherit the provider their (team, GPU type) series runs on (gap-filled hours have no type)."""
+    if USAGE_PROVIDER in usage.columns:
+        text = usage[USAGE_PROVIDER].astype("string").str.strip()
+        named = text.str.lower().map(lambda v: PROVIDER_ALIASES.get(v, v), na_action="ignore").astype("string")
+        bad = named.notna() & ~named.isin(C.PROVIDERS)
+        if bad.any():
+            raise PlanningError(f"usage provider '{text[bad].iloc[0]}' is not a known cloud (fix: write aws, gcp or "
+                                "azure in the provider column, or leave it empty to infer it from instance_type)")
+    else:
+        named = pd.Series(pd.NA, index=usage.index, dtype="string")
+    if S.INSTANCE_TYPE in usage.columns:
+        types = usage[S.INSTANCE_TYPE].astype("string")
+        names = {t: C.provider_of_instance_type(t) for t in types.dropna().unique()}  # one lookup per type
+        named = named.fillna(types.map(names).astype("string"))
+    if named.notna().any() and named.isna().any():
+        keys = [usage[S.TEAM].astype(str).to_numpy(), usage[S.GPU_TYPE].astype(str).to_numpy()]
+        usual = named.groupby(keys).transform(lambda p: p.mode().iloc[0] if p.notna().any() else pd.NA)
+        named = named.fillna(usual.astype("string"))
+    return named
+
+
+def place_usage(usage: pd.DataFrame, catalog: C.Catalog, region: str | None = None) -> list[UsagePlacement]:
+    """Split usage into the (provider, region) groups that are planned separately, never one cloud's usage at
+    another cloud's prices.
+
+    Each row's provider is its ``provider`` column, else its ``instance_type``'s naming scheme (``p5.48xlarge``
+    aws, ``a2-highgpu-8g`` gcp, ``Standard_ND96isr_H100_v5`` azure). Its region is the usage's ``region``
+    column, else ``region`` (the ``--region`` asked for) when that region is the provider's, else the
+    provider's default region (:data:`optimizer.catalog.DEFAULT_REGION`). Usage that names no provider at all
+    (only GPU types) is planned in ``region``, or us-east-1.
+
+    Args:
+        usage: canonical usage rows.
+        catalog: the price catalog (tells which provider a region belongs to).
+        region: the region asked for, or None to take it from the usage.
+
+    Returns:
+        One placement per (provider, region), AWS first, then GCP, then Azure.
+
+    Raises:
+        PlanningError: ``region`` or a usage region is not in the catalog, or rows that name no provider sit
+            beside rows of two or more providers (nothing tells which cloud they run on).
+    """
+    asked = None
+    if region is not None:
+        asked = catalog.provider_of_region(region)
+        if asked is None:
+            catalog.region(region)  # raises the catalog's one-line error naming known regions
+    providers = _row_providers(usage)
+    known = sorted(set(providers.dropna()), key=C.PROVIDERS.index)
+    if providers.isna().any():
+        fallback = asked or (known[0] if len(known) == 1 else None)
+        if fallback is None and not known:
+            fallback = "aws"
+        if fallback is None:
+            raise PlanningError(f"{int(providers.isna().sum()):,} usage rows name no instance_type or provider, "
+                                f"beside usage on {' and '.join(known)} (fix: add an instance_type or provider "
+                                "column, or plan each cloud's usage with --region)")
+        providers = providers.fillna(fallback)
+    if USAGE_REGION in usage.columns:
+        regions = usage[USAGE_REGION].astype("string").str.strip()
+    else:
+        regions = pd.Series(pd.NA, index=usage.index, dtype="string")
+    out = []
+    for provider in sorted(set(providers), key=C.PROVIDERS.index):
+        rows = providers == provider
+        if asked == provider:
+            default, why = str(region), "the region asked for"
+        else:
+            default = C.DEFAULT_REGION[provider]
+            why = f"{provider}'s default region" + (f" (--region {region} is {asked}'s)" if region else "")
+        for name in sorted(set(regions[rows].fillna(default))):
+            part = rows & regions.fillna(default).eq(name)
+            owner = catalog.provider_of_region(name)
+            if owner is None:
+                catalog.region(name)
+            if owner != provider:
+                raise PlanningError(f"usage region '{name}' belongs to {owner}, but its rows run on {provider} "
+                                    f"instance types (fix: correct the region or the provider column)")
+            reason = "the usage's region column" if name != default or regions[part].notna().all() else why
+            out.append(UsagePlacement(provider=provider, region=str(name),
+                                      usage=usage[part.to_numpy()].reset_index(drop=True), reason=reason))
+    return out

@@ -59,7 +59,7 @@ def test_one_row_per_type_region_option_and_valid_names(table):
     assert not table.duplicated(["provider", "region", "instance_type", "purchase_option"]).any()
     assert set(table["purchase_option"]) <= set(ALL_OPTIONS)
     assert (table["effective_hourly_usd"] > 0).all()
-    assert set(table["provider"]) == {"aws", "gcp"}
+    assert set(table["provider"]) == {"aws", "gcp", "azure"}
 
 
 def test_commitment_rows_amortise_exactly(table):

@@ -2,7 +2,7 @@
 
 Units: ``gpus`` is the average number of GPUs in use in the hour starting at ``timestamp``, i.e. the
 GPU-hours of that hour (see :mod:`forecasting.schema`). The file already has the canonical columns
-``timestamp, team, gpu_type, gpus`` (optionally ``project, instance_type, purchase_option,
+``timestamp, team, gpu_type, gpus`` (optionally ``project, instance_type, purchase_option, provider, region,
 utilization, cost_usd``; other columns are ignored).
 
 The file never becomes a pandas frame row by row: DuckDB reads it (CSV cells as text, so a bad cell is
@@ -40,7 +40,9 @@ from forecasting.schema import (
     LATEST_TIMESTAMP,
     MAX_GPUS,
     PROJECT,
+    PROVIDER,
     PURCHASE_OPTION,
+    REGION,
     REQUIRED_COLUMNS,
     TEAM,
     TIMESTAMP,
@@ -51,7 +53,7 @@ from forecasting.schema import (
     csv_row,
 )
 
-TEXT_OPTIONAL = (PROJECT, INSTANCE_TYPE, PURCHASE_OPTION)
+TEXT_OPTIONAL = (PROJECT, INSTANCE_TYPE, PURCHASE_OPTION, PROVIDER, REGION)
 NUMBER_OPTIONAL = (UTILIZATION, COST_USD)
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                  "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL")
