@@ -166,16 +166,20 @@ MISSING = "—"
 """What a table cell shows for a missing value (never ``None``/``nan``); a column may name a better word."""
 
 KINDS = ("usd", "usd_cents", "usd_rate", "signed_usd", "pct", "signed_pct", "pct100", "signed_pct100", "gpu_hours",
-         "gpus", "count", "hours", "number", "ratio", "datetime", "date", "bool", "option", "text")
-"""Cell kinds of :func:`display_table`: ``usd`` whole dollars from 100 USD up, cents below (``113,819``,
-``0.35``); ``usd_cents`` always cents (chargeback reconciles to the cent); ``usd_rate`` prices per hour or per
-GPU-hour, two decimals; ``signed_usd`` a change in whole dollars (``+1,234``, ``0`` unsigned); ``pct`` a fraction
-as percent (``0.253`` -> ``25.3``),
-``signed_pct`` with its sign; ``pct100`` a value already in percent, ``signed_pct100`` the same with its sign;
-``gpu_hours``/``count``/``hours`` whole numbers with separators; ``gpus`` GPUs (one decimal unless whole);
-``number``/``ratio`` two decimals; ``option`` an identifier such as a purchase option with its underscores as
-spaces (``reserved 1y partial upfront``); ``datetime`` ``YYYY-MM-DD HH:MM`` (UTC), ``date`` ``YYYY-MM-DD``; ``bool``
-yes/no; ``text`` the text itself (user text stays plain: see :func:`display_table`)."""
+         "gpus", "count", "hours", "number", "ratio", "datetime", "date", "bool", "option", "quantity", "text")
+"""Cell kinds of :func:`display_table`:
+
+- ``usd`` whole dollars from 100 USD up, cents below (``113,819``, ``0.35``); ``usd_cents`` always cents (the
+  chargeback reconciles to the cent); ``usd_rate`` prices per hour or per GPU-hour, two decimals; ``signed_usd``
+  a change in whole dollars (``+1,234``, ``0`` unsigned). Money never shows more than two decimals.
+- ``pct`` a fraction as percent (``0.253`` -> ``25.3``), ``signed_pct`` with its sign; ``pct100`` a value
+  already in percent, ``signed_pct100`` with its sign.
+- ``gpu_hours``/``count``/``hours`` whole numbers with separators; ``gpus`` GPUs and ``quantity`` counts that
+  may be fractional (one decimal unless whole); ``number``/``ratio`` two decimals.
+- ``datetime`` ``YYYY-MM-DD HH:MM`` (UTC), ``date`` ``YYYY-MM-DD``; ``bool`` yes/no; ``option`` an identifier
+  such as a purchase option with its underscores as spaces (``reserved 1y partial upfront``); ``text`` the text
+  itself (:func:`app.view.table` escapes it, so user text stays plain).
+"""
 
 _ACRONYMS = {"usd": "USD", "gpu": "GPU", "gpus": "GPUs", "id": "ID", "utc": "UTC", "p10": "p10", "p50": "p50",
              "p90": "p90", "cv": "CV", "mae": "MAE", "mase": "MASE", "sp": "SP", "ri": "RI", "pct": "%"}
@@ -265,7 +269,7 @@ def cell(value: object, kind: str, missing: str = MISSING) -> str:
         return "0.0" if round(x, 1) == 0 else f"{x:+,.1f}"
     if kind in ("gpu_hours", "count", "hours"):
         return f"{x:,.0f}"
-    if kind == "gpus":
+    if kind in ("gpus", "quantity"):
         return f"{x:,.0f}" if x == round(x) else f"{x:,.1f}"
     if kind in ("number", "ratio"):
         return f"{x:,.2f}"

@@ -18,6 +18,10 @@ from app import fmt
 SCROLL_ROWS = 30
 """Tables longer than this scroll vertically inside a box of about this many rows (never sideways)."""
 ROW_PX = 36
+DENSE_COLUMNS = 10
+"""Tables with more columns than this get tighter cell padding."""
+TEXT_MIN_EM = 18
+"""Minimum width of a column of sentences (a reason, a finding), in em."""
 NOWRAP_CHARS = 20
 """Text columns whose longest cell has at most this many characters never wrap (a name stays whole); figures and
 dates never wrap."""
@@ -33,13 +37,17 @@ def table(frame: pd.DataFrame, kinds: dict[str, str] | None = None, labels: dict
     kinds_shown = fmt.display_kinds(frame, kinds, columns)
     styles = []
     for i, (lab, kind) in enumerate(zip(shown.columns, kinds_shown, strict=True)):
-        if kind not in ("text", "bool", "option") or max((len(v) for v in shown[lab]), default=0) <= NOWRAP_CHARS:
+        longest = max((len(v) for v in shown[lab]), default=0)
+        if kind not in ("text", "bool", "option") or longest <= NOWRAP_CHARS:
             styles.append({"selector": f"td.col{i}, td.col{i} *", "props": "white-space: nowrap"})
-        else:  # long text wraps, inside a word only where a word alone is wider than the column
-            styles.append({"selector": f"td.col{i}, td.col{i} *", "props": "overflow-wrap: anywhere"})
+        elif longest > 3 * NOWRAP_CHARS:  # sentences: a readable measure, never a column a word wide
+            styles.append({"selector": f"td.col{i}", "props": f"min-width: {TEXT_MIN_EM}em"})
         if kind not in ("text", "bool", "option"):  # figures right-aligned so digits line up
             styles.append({"selector": f"td.col{i}, td.col{i} *, th.col{i}, th.col{i} *",
                            "props": "text-align: right !important"})
+    if len(shown.columns) > DENSE_COLUMNS:  # many columns: tighter cells so they fit the page's width
+        styles.append({"selector": "td, th", "props": "padding-left: 0.3rem !important; "
+                                                      "padding-right: 0.3rem !important"})
     style = escaped.style.hide(axis="index").set_table_styles(styles)
     target = where if where is not None else st
     if len(shown) > SCROLL_ROWS:

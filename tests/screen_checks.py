@@ -3,8 +3,9 @@
 :func:`problems` runs :data:`CHECKS_JS` in the page and returns one line per problem:
 
 - ``cut``: text cut off: a visible element that clips its content sideways (``overflow`` hidden, clip, auto or
-  scroll, or an ellipsis) and is narrower than its content (``scrollWidth > clientWidth``); a Vega label
-  shortened with an ellipsis (``…``); and any canvas data grid (``st.dataframe``), whose cells cannot be checked,
+  scroll, or an ellipsis) and is narrower than its content (``scrollWidth > clientWidth``); an input whose value
+  is wider than its box; a Vega label shortened with an ellipsis (``…``) or running past its chart's edge; and any
+  canvas data grid (``st.dataframe``), whose cells cannot be checked,
   so the app draws its tables as HTML (``app.view.table``).
 - ``missing``: a visible text that is ``None``, ``nan``, ``NaN``, ``NaT``, ``<NA>``, ``null`` or ``undefined``
   as a word.
@@ -14,7 +15,8 @@
   the values of its scale (Vega's ``aria-label`` says "with N values", computed from the data's series), or that
   repeats a colour.
 
-Units: pixels for widths; a 1-pixel tolerance for sub-pixel layout.
+Units: pixels for widths; a 1-pixel tolerance for sub-pixel layout, 4 pixels for a chart label's glyph box at the
+chart's edge.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ CHECKS_JS = r"""
     }
     return true;
   };
+  const EDGE = 4;  // px a glyph box may pass the chart's edge (a rotated title's descenders) before it is cut
   const short = (t) => (t || '').replace(/\s+/g, ' ').trim().slice(0, 80);
   const where = (e) => {
     const tid = e.closest('[data-testid]');
@@ -60,9 +63,14 @@ CHECKS_JS = r"""
     }
   }
   for (const t of root.querySelectorAll('svg text')) {
+    if (!visible(t)) continue;
     const legendMore = t.closest('.role-legend-label') && t.textContent.startsWith('\u2026');  // see 4.
-    if (visible(t) && !legendMore && t.textContent.includes('\u2026')) {
-      out.push(`cut: chart label "${short(t.textContent)}"`);
+    if (!legendMore && t.textContent.includes('\u2026')) out.push(`cut: chart label "${short(t.textContent)}"`);
+    let svg = t.closest('svg');
+    while (svg.parentElement && svg.parentElement.closest('svg')) svg = svg.parentElement.closest('svg');
+    const box = svg.getBoundingClientRect(), r = t.getBoundingClientRect();
+    if (r.right > box.right + EDGE || r.left < box.left - EDGE) {
+      out.push(`cut: chart label "${short(t.textContent)}" runs past its chart's edge`);
     }
   }
   for (const g of root.querySelectorAll('[data-testid="stDataFrame"], canvas[data-testid="data-grid-canvas"]')) {

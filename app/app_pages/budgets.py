@@ -144,28 +144,30 @@ def _budget_chart(frame: pd.DataFrame) -> alt.LayerChart:
         title="Projected spend (p10-p90) vs budget, per team budget", height=alt.Step(24))
 
 
+def period_label(start: object, end: object) -> str:
+    """``2025-12``, ``2025-Q4`` or ``2025`` for a calendar month, quarter or year (UTC), else ``start to end``
+    (days, the end exclusive)."""
+    a, b = pd.Timestamp(str(start)), pd.Timestamp(str(end))
+    months = (b.year - a.year) * 12 + b.month - a.month
+    if a == a.normalize() and b == b.normalize() and a.day == 1 and b.day == 1:
+        if months == 1:
+            return f"{a:%Y-%m}"
+        if months == 3 and a.month % 3 == 1:
+            return f"{a.year}-Q{(a.month - 1) // 3 + 1}"
+        if months == 12 and a.month == 1:
+            return f"{a.year}"
+    return f"{a:%Y-%m-%d} to {b:%Y-%m-%d}"
+
+
 def alerts_table(frame: pd.DataFrame) -> pd.DataFrame:
     """The alerts frame as the page shows it: one row per budget, ranges and periods in one cell each (every
     figure of ``alerts.json`` that a reader needs; the download has them all)."""
     def day(text: object) -> str:
         return fmt.MISSING if not isinstance(text, str) or not text else text[:10]
 
-    def period(start: object, end: object) -> str:
-        """``2025-12``, ``2025-Q4`` or ``2025`` for a calendar month, quarter or year, else the two days."""
-        a, b = pd.Timestamp(str(start)), pd.Timestamp(str(end))
-        months = (b.year - a.year) * 12 + b.month - a.month
-        if a == a.normalize() and b == b.normalize() and a.day == 1 and b.day == 1:
-            if months == 1:
-                return f"{a:%Y-%m}"
-            if months == 3 and a.month % 3 == 1:
-                return f"{a.year}-Q{(a.month - 1) // 3 + 1}"
-            if months == 12 and a.month == 1:
-                return f"{a.year}"
-        return f"{day(start)} to {day(end)}"
-
     return pd.DataFrame({
         "Budget": _scope(frame),
-        "Period": [period(a, b) for a, b in zip(frame["period_start"], frame["period_end"], strict=True)],
+        "Period": [period_label(a, b) for a, b in zip(frame["period_start"], frame["period_end"], strict=True)],
         "Budget (USD)": frame["budget_usd"], "Actual to date (USD)": frame["actual_to_date_usd"],
         "Burn (%)": frame["burn_pct"], "Period elapsed (%)": frame["elapsed_pct"],
         "Projected (USD)": frame["projected_usd"],
@@ -258,7 +260,7 @@ def _units_tab(source: str, files: dict[str, O.InputFile | None]) -> None:
     st.altair_chart(unit_cost_chart(costs), width="stretch")
     st.caption("Log scale: each gridline is ten times the one below, so a unit that costs cents and one that costs "
                "a hundred thousand USD are both readable on one axis.")
-    view.table(units_table(costs), kinds={"Units": "number", "GPU-hours": "gpu_hours", "Cost (USD)": "usd",
+    view.table(units_table(costs), kinds={"Units": "quantity", "GPU-hours": "gpu_hours", "Cost (USD)": "usd",
                                           "GPU-hours per unit": "number", "Change per unit (%)": "signed_pct100"},
                missing={"Change per unit (%)": "first period"})
     st.download_button("Download unit_costs.csv", O.csv_bytes(costs), "unit_costs.csv", "text/csv", key="dl_units")
@@ -272,7 +274,7 @@ def unit_cost_chart(costs: pd.DataFrame) -> alt.Chart:
         x=alt.X("period_start:T", title="Period start (UTC)"),
         y=alt.Y("usd_per_unit:Q", title="USD per unit (log scale)", scale=alt.Scale(type="log"),
                 axis=alt.Axis(format=",~g")),
-        color=charts.series_color("series", domain, title="Team: unit", orient="bottom"),
+        color=charts.series_color("series", domain, title="Team: unit", orient="right"),
         tooltip=[alt.Tooltip("series:N", title="team: unit"),
                  alt.Tooltip("period_start:T", title="period", format="%Y-%m"),
                  alt.Tooltip("usd_per_unit:Q", title="USD per unit", format=",.4~g"),
@@ -292,8 +294,7 @@ def units_table(costs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "Team": costs["team"], "Project": costs["project"].map(lambda p: p if isinstance(p, str) and p else "all"),
         "Unit": costs["unit"],
-        "Period": [f"{a:%Y-%m-%d} to {b:%Y-%m-%d}" for a, b in zip(costs["period_start"], costs["period_end"],
-                                                                  strict=True)],
+        "Period": [period_label(a, b) for a, b in zip(costs["period_start"], costs["period_end"], strict=True)],
         "Units": costs["count"], "GPU-hours": costs["gpu_hours"], "Cost (USD)": costs["cost_usd"],
         "Cost per unit": costs["usd_per_unit"].map(unit_cost_text),
         "GPU-hours per unit": costs["gpu_hours_per_unit"], "Change per unit (%)": costs["usd_per_unit_change_pct"]})

@@ -259,8 +259,10 @@ def routing(result: PlanResult, s: A.PlannerSettings) -> None:
                "(reference GPU = NVIDIA A100); USD per A100-hour is the stand-alone estimate used to route, the plan "
                "above then pools commitments across teams.")
     frame = A.routing_frame(plan)
+    # the class's source and the instance types are in routing.csv; the page keeps what a team lead reads
     view.table(frame, kinds={"Moved": "bool", "Speed (x A100)": "number", "Work (A100-hours)": "gpu_hours",
-                             "GPU-hours": "gpu_hours", "USD per A100-hour": "usd_rate", "Spot allowed": "bool"})
+                             "GPU-hours": "gpu_hours", "USD per A100-hour": "usd_rate", "Spot allowed": "bool"},
+               columns=[c for c in frame.columns if c not in ("Class from", "Instance types")])
     st.download_button("Routing (CSV)", data=A.csv_bytes(frame), file_name="routing.csv", mime="text/csv",
                        on_click="ignore", icon=":material/download:",
                        help="One row per team and workload class: GPU models today, routed model, speed, work, "
