@@ -191,7 +191,8 @@ def cost_chart(scenarios: list[St.Scenario]) -> alt.LayerChart:
                           "p90_usd": s.summary.p90_usd if s.summary.p90_usd is not None else s.summary.expected_usd,
                           "all_on_demand_usd": s.summary.all_on_demand_usd} for s in scenarios])
     order = [s.name for s in scenarios]
-    base = alt.Chart(data).encode(x=alt.X("scenario:N", sort=order, title=None, axis=alt.Axis(labelAngle=0)))
+    base = alt.Chart(data).encode(x=alt.X("scenario:N", sort=order, title=None,
+                                          axis=alt.Axis(labelAngle=0, labelLimit=0)))  # names never cut
     bars = base.mark_bar(opacity=0.8).encode(
         y=alt.Y("expected_usd:Q", title="Expected cost (USD)"),
         tooltip=[alt.Tooltip("scenario:N"), alt.Tooltip("expected_usd:Q", title="expected (USD)", format=",.0f"),
