@@ -56,6 +56,15 @@ def table(frame: pd.DataFrame, kinds: dict[str, str] | None = None, labels: dict
     return shown
 
 
+def metric_delta(d: float | None, suffix: str = "", better: str = "lower", unit: str = " USD",
+                 decimals: int = 0) -> dict[str, str | None]:
+    """``st.metric`` delta arguments from :func:`app.fmt.delta`: an unchanged figure reads "no change" in grey
+    without an arrow, never a red or green "+0 USD"."""
+    text, colour = fmt.delta(d, unit=unit, decimals=decimals, suffix=suffix, better=better)
+    unchanged = text is not None and text.startswith(fmt.NO_CHANGE)
+    return {"delta": text, "delta_color": colour, "delta_arrow": "off" if unchanged else "auto"}
+
+
 def shown(value: pd.DataFrame) -> pd.DataFrame:
     """A table element's value as the user reads it (for tests: cells and labels unescaped)."""
     out = value.map(lambda v: fmt.unplain(str(v)))

@@ -71,6 +71,14 @@ def test_an_unchanged_figure_reads_no_change_in_grey() -> None:
     assert fmt.delta(0.004, unit=" %", decimals=2, suffix=" at p90") == ("no change at p90", "off")
 
 
+def test_metric_deltas_of_every_page_share_the_rule() -> None:
+    assert view.metric_delta(0.3, " vs base") == {"delta": "no change vs base", "delta_color": "off",
+                                                  "delta_arrow": "off"}
+    assert view.metric_delta(-5_000.0, " vs base") == {"delta": "-5,000 USD vs base", "delta_color": "inverse",
+                                                       "delta_arrow": "auto"}
+    assert view.metric_delta(152_037.0, " saved by the plan", better="higher")["delta_color"] == "normal"
+
+
 def test_short_amounts_have_three_significant_digits() -> None:
     assert [fmt.short(x) for x in (950, 12_300, 154_000, 4.15e6, 17.32e6, 173.4e6, 1.2e9)] == [
         "950", "12,300", "154k", "4.15M", "17.3M", "173M", "1.20B"]

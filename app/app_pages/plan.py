@@ -165,14 +165,14 @@ def term_figures(result: PlanResult, s: A.PlannerSettings) -> None:
     od = e.horizon_all_on_demand_usd
     save = None if od is None or e.horizon_total_usd is None else od - e.horizon_total_usd
     c6.metric("All on-demand over the horizon (USD)", fmt.usd(od),
-              delta=None if save is None else f"{fmt.signed_usd(save)} saved by the plan", delta_color="normal",
+              **view.metric_delta(save, " saved by the plan", better="higher"),
               help="What the same demand would cost on on-demand only over the horizon; the delta is what the plan "
                    "saves against it. " + fmt.term("on_demand"))
     c7, c8, c9 = st.columns(3)
     pv_od = e.present_value_all_on_demand_usd
     c7.metric(f"Present value at {rate}/year (USD)", fmt.usd(e.present_value_usd),
-              delta=None if pv_od is None or e.present_value_usd is None
-              else f"{fmt.signed_usd(e.present_value_usd - pv_od)} vs all on-demand", delta_color="inverse",
+              **view.metric_delta(None if pv_od is None or e.present_value_usd is None
+                                  else e.present_value_usd - pv_od, " vs all on-demand"),
               help=f"{HELP_PV} Cost of capital: {rate}/year. All on-demand: {fmt.usd(pv_od)}.")
     hutil = e.horizon_commitment_utilization
     c8.metric("Commitment utilisation over the terms (%)", "no commitments" if hutil is None else fmt.pct(hutil),

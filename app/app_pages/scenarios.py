@@ -406,10 +406,9 @@ def compare_section(db: St.ScenarioStore, names: list[str]) -> None:
         with col, st.container(border=True):
             st.subheader(fmt.plain(s.name))
             # the sign leads (Streamlit colours the delta by it); the name is plain text
-            delta = None if s is scenarios[0] else f"{fmt.signed_usd(s.summary.expected_usd - base)} vs " \
-                                                    f"{fmt.plain(scenarios[0].name)}"
-            st.metric("Expected cost (USD)", fmt.usd(s.summary.expected_usd), delta=delta, delta_color="inverse",
-                      help=fmt.term("p10_p90"))
+            delta = view.metric_delta(None if s is scenarios[0] else s.summary.expected_usd - base,
+                                      f" vs {fmt.plain(scenarios[0].name)}")
+            st.metric("Expected cost (USD)", fmt.usd(s.summary.expected_usd), **delta, help=fmt.term("p10_p90"))
             st.metric("Risk: p10-p90 (USD)", fmt.usd_range(s.summary.p10_usd, s.summary.p90_usd),
                       help=f"{fmt.term('p10_p90')} Exactly: {fmt.usd(s.summary.p10_usd)} to "
                            f"{fmt.usd(s.summary.p90_usd)}.")

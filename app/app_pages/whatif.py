@@ -240,12 +240,7 @@ def render() -> None:
         show_results(s, base_figs, cur, result)
 
 
-def _delta(d: float | None, suffix: str = "", better: str = "lower", unit: str = " USD",
-           decimals: int = 0) -> dict[str, str | None]:
-    """``st.metric`` delta arguments: an unchanged figure reads "no change" in grey, never a red "+0 USD"."""
-    text, colour = fmt.delta(d, unit=unit, decimals=decimals, suffix=suffix, better=better)
-    unchanged = text is not None and text.startswith(fmt.NO_CHANGE)
-    return {"delta": text, "delta_color": colour, "delta_arrow": "off" if unchanged else "auto"}
+_delta = view.metric_delta
 
 
 def show_results(s: A.PlannerSettings, base: dict[str, float | None], cur: dict[str, float | None],
