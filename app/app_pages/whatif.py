@@ -28,8 +28,9 @@ INTERRUPTIONS = (CATALOG, *INTERRUPTION_BUCKETS)
 EVENTS_NONE, EVENTS_EXAMPLE, EVENTS_UPLOAD = "No events", "Shipped example (synthetic sample)", "Upload a file"
 EVENTS_LOADED = "From the loaded scenario"
 EXAMPLE_EVENTS = "events_sample.yaml"
+# upfront payment options as the multiselect's tags (its label says "upfront"; three short tags fit the column;
+# no bare string here: Streamlit's magic would draw it on this file page)
 PAYMENT_LABELS = {"no": "none", "partial": "partial", "all": "all"}
-"""Upfront payment options as the multiselect's tags (its label says "upfront"; three tags fit the column)."""
 TERM_LABELS = {"1y": "1 year", "3y": "3 years"}
 
 HELP_GROWTH = ("Demand growth applied to every team's forecast (each sample path is multiplied by 1 + growth) "
