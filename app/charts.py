@@ -6,6 +6,8 @@ The frames come from :mod:`app.state` (``fan_frames``, ``daily_costs``, ``gpu_mo
 
 from __future__ import annotations
 
+import json
+
 import altair as alt
 import pandas as pd
 
@@ -46,7 +48,7 @@ def fan_chart(history: pd.DataFrame, forecast: pd.DataFrame, title: str = "") ->
         y=alt.Y("gpus:Q", title=DEMAND_AXIS),
         color=alt.Color("series:N", title=None,
                         scale=alt.Scale(domain=[HISTORY_LABEL, P50_LABEL], range=["#555555", "#1f77b4"]),
-                        legend=alt.Legend(orient="top")),
+                        legend=legend("top")),
         tooltip=[alt.Tooltip(f"{S.TIMESTAMP}:T", title="hour (UTC)", format="%Y-%m-%d %H:%M"),
                  alt.Tooltip("series:N"), alt.Tooltip("gpus:Q", title="GPUs", format=",.1f")],
     )
@@ -88,7 +90,7 @@ def gpu_model_cost_chart(per_gpu: pd.DataFrame, title: str = "") -> alt.Chart:
 
 
 def _category_color() -> alt.Color:
-    return alt.Color("category:N", title="Pricing", legend=alt.Legend(orient="top"),
+    return alt.Color("category:N", title="Pricing", legend=legend("top", "Pricing"),
                      scale=alt.Scale(domain=list(CATEGORY_COLORS), range=list(CATEGORY_COLORS.values())))
 
 
@@ -123,8 +125,64 @@ def backtest_chart(per_level: pd.DataFrame, title: str = "Rolling-origin backtes
     return alt.hconcat(mase, cov).properties(title=title)
 
 
+TOP_N = 9
+"""Groups drawn with their own colour in a stacked chart; the rest are one "other" series (so no colour repeats
+and the legend lists every series drawn)."""
+PALETTE = ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d"]
+OTHER_COLOR = "#bab0ac"
+PLURAL = {"team": "teams", "project": "projects", "gpu_type": "GPU types"}
+
+
+def legend(orient: str = "right", title: str | None = None) -> alt.Legend:
+    """A legend that lists every series (no symbol limit, labels never cut); charts with many series lump the
+    smallest first (:func:`top_n_other`)."""
+    return alt.Legend(orient=orient, title=title, symbolLimit=0, labelLimit=0)
+
+
+def top_n_other(frame: pd.DataFrame, group: str, weight: str = "usd", n: int = TOP_N) -> tuple[pd.DataFrame, list[str]]:
+    """The ``n`` groups with the largest total ``weight`` keep their name, the others become one
+    ``other (k <groups>)`` group (their rows summed per remaining key columns).
+
+    Returns:
+        ``(frame, domain)``: the frame with ``group`` rewritten and summed, and the legend order (largest first,
+        "other" last).
+    """
+    totals = frame.groupby(group)[weight].sum().sort_values(ascending=False, kind="stable")
+    if len(totals) <= n + 1:  # one "other" series for a single group would hide a name for nothing
+        return frame, [str(g) for g in totals.index]
+    keep = [str(g) for g in totals.index[:n]]
+    other = f"other ({len(totals) - n} {PLURAL.get(group, group.replace('_', ' ') + 's')})"
+    lumped = frame.assign(**{group: frame[group].astype(str).where(frame[group].astype(str).isin(keep), other)})
+    keys = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c]) or c == group]
+    lumped = lumped.groupby(keys, as_index=False, sort=False).sum(numeric_only=True)
+    return lumped, [*keep, other]
+
+
+def series_color(field: str, domain: list[str], title: str | None = None, orient: str = "right") -> alt.Color:
+    """Colour per series from a fixed domain: distinct palette colours, grey for an ``other (...)`` series."""
+    colours = [OTHER_COLOR if d.startswith("other (") else PALETTE[i % len(PALETTE)] for i, d in enumerate(domain)]
+    return alt.Color(f"{field}:N", title=title, scale=alt.Scale(domain=domain, range=colours),
+                     legend=legend(orient, title), sort=domain)
+
+
+def quantity_scale(values: pd.Series | list[float], share: float = 0.05) -> alt.Scale:
+    """A linear scale that never reads as a wide range when the values are (nearly) equal: the domain is the
+    values' span padded by ``share`` of their size (at least 1 unit), nice-rounded, so ``720.05333`` and
+    ``720.05334`` sit side by side on a ``700 - 740`` axis instead of ``720.0533270 .. 720.0533370``."""
+    v = pd.Series(values, dtype=float).dropna()
+    if v.empty:
+        return alt.Scale(zero=False)
+    lo, hi = float(v.min()), float(v.max())
+    pad = max((hi - lo) * 0.1, abs(hi) * share, 1.0)
+    return alt.Scale(domain=[lo - pad, hi + pad], nice=True, zero=False)
+
+
 def spend_over_time_chart(over_time: pd.DataFrame, group: str, value: str = "usd", title: str = "") -> alt.Chart:
     """Stacked bars per day (or week) and group: spend (``value='usd'``, USD) or ``gpu_hours`` (GPU-hours).
+
+    The :data:`TOP_N` groups with the most spend keep their own colour, the rest are one "other (k ...)" series
+    (the same lumping for spend and GPU-hours, so the two charts share their colours); the legend lists every
+    series drawn.
 
     Args:
         over_time: ``period, <group>, usd, gpu_hours``.
@@ -133,14 +191,18 @@ def spend_over_time_chart(over_time: pd.DataFrame, group: str, value: str = "usd
         title: chart title.
     """
     unit = "USD" if value == "usd" else "GPU-hours"
-    return alt.Chart(over_time).mark_bar().encode(
+    data, domain = top_n_other(over_time, group, "usd")
+    name = "GPU type" if group == "gpu_type" else group.replace("_", " ").capitalize()
+    return alt.Chart(data).mark_bar().encode(
         x=alt.X("period:T", title="Day (UTC)"),
         y=alt.Y(f"sum({value}):Q", title=f"{'Spend' if value == 'usd' else 'GPU-hours'} ({unit} per day)",
-                stack="zero"),
-        color=alt.Color(f"{group}:N", title=group.replace("_", " "), legend=alt.Legend(orient="right")),
-        tooltip=[alt.Tooltip("period:T", title="day (UTC)", format="%Y-%m-%d"), alt.Tooltip(f"{group}:N"),
+                stack="zero", axis=alt.Axis(format=",.0f")),
+        color=series_color(group, domain, title=f"{name} (by spend)"),
+        order=alt.Order("series_order:Q", sort="ascending"),
+        tooltip=[alt.Tooltip("period:T", title="day (UTC)", format="%Y-%m-%d"), alt.Tooltip(f"{group}:N", title=name),
                  alt.Tooltip(f"sum({value}):Q", title=unit, format=",.0f")],
-    ).properties(title=title, height=320)
+    ).transform_calculate(series_order=f"indexof({json.dumps(domain)}, datum[{json.dumps(group)}])").properties(
+        title=title, height=320)
 
 
 def event_marks(events: pd.DataFrame) -> alt.LayerChart:

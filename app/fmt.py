@@ -70,9 +70,11 @@ def short(x: float) -> str:
         return f"{x:,.0f}"
     if a < 1e6:
         return f"{x / 1e3:,.0f}k"
-    if a < 1e9:
-        return f"{x / 1e6:,.2f}M"
-    return f"{x / 1e9:,.2f}B"
+    for scale, suffix in ((1e6, "M"), (1e9, "B")):
+        if a < 1e3 * scale or suffix == "B":
+            v = x / scale
+            return f"{v:,.{max(0, 2 - len(str(int(abs(round(v, 2))))) + 1)}f}{suffix}"
+    raise AssertionError("unreachable")
 
 
 def usd_range(lo: float | None, hi: float | None) -> str:
@@ -94,6 +96,11 @@ def plain(text: str) -> str:
 def unplain(text: str) -> str:
     """Inverse of :func:`plain` (for tests): the shown text."""
     return re.sub(r"\\(.)", r"\1", text)
+
+
+def parse_number(text: str) -> float:
+    """Inverse of :func:`cell` for figures (for tests): ``'+1,234.5'`` -> 1234.5."""
+    return float(text.replace(",", "").removeprefix("+"))
 
 
 def parse_usd(text: str) -> float:
@@ -152,3 +159,182 @@ GLOSSARY: dict[str, str] = {
 def term(*names: str) -> str:
     """Help text for one or more FinOps terms, joined into one paragraph."""
     return " ".join(GLOSSARY[n] for n in names)
+
+
+# --- display tables: one formatting rule for every table the app shows -----------------------------------------
+MISSING = "—"
+"""What a table cell shows for a missing value (never ``None``/``nan``); a column may name a better word."""
+
+KINDS = ("usd", "usd_cents", "usd_rate", "signed_usd", "pct", "signed_pct", "pct100", "signed_pct100", "gpu_hours",
+         "gpus", "count", "hours", "number", "ratio", "datetime", "date", "bool", "option", "quantity", "text")
+"""Cell kinds of :func:`display_table`:
+
+- ``usd`` whole dollars from 100 USD up, cents below (``113,819``, ``0.35``); ``usd_cents`` always cents (the
+  chargeback reconciles to the cent); ``usd_rate`` prices per hour or per GPU-hour, two decimals; ``signed_usd``
+  a change in whole dollars (``+1,234``, ``0`` unsigned). Money never shows more than two decimals.
+- ``pct`` a fraction as percent (``0.253`` -> ``25.3``), ``signed_pct`` with its sign; ``pct100`` a value
+  already in percent, ``signed_pct100`` with its sign.
+- ``gpu_hours``/``count``/``hours`` whole numbers with separators; ``gpus`` GPUs and ``quantity`` counts that
+  may be fractional (one decimal unless whole); ``number``/``ratio`` two decimals.
+- ``datetime`` ``YYYY-MM-DD HH:MM`` (UTC), ``date`` ``YYYY-MM-DD``; ``bool`` yes/no; ``option`` an identifier
+  such as a purchase option with its underscores as spaces (``reserved 1y partial upfront``); ``text`` the text
+  itself (:func:`app.view.table` escapes it, so user text stays plain).
+"""
+
+_ACRONYMS = {"usd": "USD", "gpu": "GPU", "gpus": "GPUs", "id": "ID", "utc": "UTC", "p10": "p10", "p50": "p50",
+             "p90": "p90", "cv": "CV", "mae": "MAE", "mase": "MASE", "sp": "SP", "ri": "RI", "pct": "%"}
+_UNIT_SUFFIXES = {"usd": "USD", "pct": "%", "hours": "h", "gpus": "GPUs", "h": "h"}
+
+
+def label(column: str) -> str:
+    """A human column label for a raw (snake_case) column name, unit last in brackets:
+    ``actual_to_date_usd`` -> ``Actual to date (USD)``, ``burn_pct`` -> ``Burn (%)``, ``gpu_hours`` ->
+    ``GPU-hours``, ``team`` -> ``Team``. A name that already reads as a label (no underscore, and capitalised or of
+    several words, e.g. ``p10 cost (USD)``) is kept."""
+    if "_" not in column and (" " in column or "(" in column or column[:1] != column[:1].lower()):
+        return column
+    if column == "gpu_hours":
+        return "GPU-hours"
+    words = column.split("_")
+    unit = None
+    if words[-2:] == ["gpu", "hours"]:
+        words[-2:] = ["GPU-hours"]
+    elif len(words) > 1 and words[-1] in _UNIT_SUFFIXES:
+        unit = _UNIT_SUFFIXES[words.pop()]
+    text = " ".join(_ACRONYMS.get(w, w) for w in words)
+    text = text[:1].upper() + text[1:]
+    return f"{text} ({unit})" if unit else text
+
+
+def infer_kind(column: str, values: object = None) -> str:
+    """The cell kind of a column from its label or raw name (units in the name), else from its dtype."""
+    import pandas as pd  # local: fmt stays importable without pandas for the CLI's plain formatting
+
+    name = column.lower()
+    if isinstance(values, pd.Series) and pd.api.types.is_datetime64_any_dtype(values):
+        return "datetime"
+    if isinstance(values, pd.Series) and pd.api.types.is_bool_dtype(values):
+        return "bool"
+    numeric = isinstance(values, pd.Series) and pd.api.types.is_numeric_dtype(values)
+    if not numeric:
+        return "text"
+    if "usd/h" in name or "usd per" in name or "per_gpu_hour" in name or "usd_per" in name:
+        return "usd_rate"
+    if "(%)" in name or name.endswith("_pct") or name.endswith(" %"):
+        return "pct100"
+    if name.endswith("_share") or name in ("utilization", "coverage", "utilisation") or name.startswith("p_"):
+        return "pct"
+    if "usd" in name:
+        return "usd"
+    if "gpu-hours" in name or "gpu_hours" in name or "gpu hours" in name or "a100-hours" in name:
+        return "gpu_hours"
+    if "(h)" in name or name.endswith("_hours"):
+        return "hours"
+    if isinstance(values, pd.Series) and pd.api.types.is_integer_dtype(values):
+        return "count"
+    return "number"
+
+
+def cell(value: object, kind: str, missing: str = MISSING) -> str:
+    """One table cell as text (see :data:`KINDS`); a missing value (None, NaN, NaT, empty text) is ``missing``."""
+    import pandas as pd
+
+    if value is None or (not isinstance(value, str) and pd.isna(value)) or (isinstance(value, str) and not value):
+        return missing
+    if kind == "text":
+        return str(value)
+    if kind == "option":
+        return str(value).replace("_", " ")
+    if kind == "bool":
+        return "yes" if bool(value) else "no"
+    if kind in ("datetime", "date"):
+        ts = pd.Timestamp(value)
+        return f"{ts:%Y-%m-%d}" if kind == "date" else f"{ts:%Y-%m-%d %H:%M}"
+    x = float(value)  # type: ignore[arg-type]
+    if kind == "usd":
+        return f"{x:,.0f}" if abs(x) >= 100 or x == 0 else f"{x:,.2f}"
+    if kind == "usd_cents":
+        return f"{x:,.2f}"
+    if kind == "usd_rate":
+        return f"{x:,.2f}"
+    if kind == "signed_usd":
+        return "0" if round(x) == 0 else f"{x:+,.0f}"
+    if kind == "pct":
+        return f"{100.0 * x:,.1f}"
+    if kind == "signed_pct":
+        return "0.0" if round(100.0 * x, 1) == 0 else f"{100.0 * x:+,.1f}"
+    if kind == "pct100":
+        return f"{x:,.1f}"
+    if kind == "signed_pct100":
+        return "0.0" if round(x, 1) == 0 else f"{x:+,.1f}"
+    if kind in ("gpu_hours", "count", "hours"):
+        return f"{x:,.0f}"
+    if kind in ("gpus", "quantity"):
+        return f"{x:,.0f}" if x == round(x) else f"{x:,.1f}"
+    if kind in ("number", "ratio"):
+        return f"{x:,.2f}"
+    raise ValueError(f"unknown cell kind {kind!r}: one of {', '.join(KINDS)}")
+
+
+def display_table(frame, kinds: dict[str, str] | None = None, labels: dict[str, str] | None = None,
+                  missing: dict[str, str] | None = None, columns: list[str] | None = None):
+    """The one way a table reaches the screen: every cell formatted as text by its kind, every column under a
+    human label, no missing value shown as ``None``/``nan``.
+
+    Args:
+        frame: a pandas DataFrame with raw or labelled columns.
+        kinds: column -> cell kind (:data:`KINDS`); columns not named are inferred by :func:`infer_kind`.
+        labels: column -> label; columns not named get :func:`label` (a label of an absent column is unused).
+        missing: column -> the word a missing cell shows (default :data:`MISSING`), e.g. ``"no commitments"``.
+        columns: the columns to show, in order (default all).
+
+    Returns:
+        A DataFrame of strings with the labels as columns and a fresh 0..n-1 index. Text cells are the data's
+        text unchanged; :func:`app.view.table` escapes them before Streamlit's Markdown renders them.
+    """
+    import pandas as pd
+
+    kinds, labels, missing = kinds or {}, labels or {}, missing or {}
+    cols = list(columns) if columns is not None else list(frame.columns)
+    unknown = [c for c in list(kinds) + cols if c not in frame.columns]  # labels may name optional columns
+    if unknown:
+        raise KeyError(f"display_table: no column(s) {', '.join(map(str, unknown))} in {list(frame.columns)}")
+    out = {}
+    for c, kind in zip(cols, display_kinds(frame, kinds, cols), strict=True):
+        out[labels.get(c) or label(str(c))] = [cell(v, kind, missing.get(c, MISSING)) for v in frame[c].tolist()]
+    shown = pd.DataFrame(out, columns=list(out))
+    if len(set(shown.columns)) != len(shown.columns):
+        raise ValueError(f"display_table: two columns share a label: {list(shown.columns)}")
+    return shown
+
+
+NO_CHANGE = "no change"
+"""What a delta that rounds to zero reads (grey, no arrow) instead of a coloured ``+0``."""
+
+
+def display_kinds(frame, kinds: dict[str, str] | None = None, columns: list[str] | None = None) -> list[str]:
+    """The cell kind of each shown column of :func:`display_table` (given, else inferred)."""
+    kinds = kinds or {}
+    cols = list(columns) if columns is not None else list(frame.columns)
+    return [kinds.get(c) or infer_kind(str(c), frame[c]) for c in cols]
+
+
+def delta(d: float | None, unit: str = " USD", decimals: int = 0, suffix: str = "",
+          better: str = "lower") -> tuple[str | None, str]:
+    """A metric's change as ``(text, colour)`` for ``st.metric(delta=..., delta_color=...)``: an amount that
+    rounds to zero at the shown precision reads ``no change`` in grey (``off``), never a red or green ``+0``; else
+    the signed amount, coloured by whether ``lower`` or ``higher`` is better (``inverse`` / ``normal``).
+
+    Args:
+        d: the change (None = no delta shown).
+        unit: the unit after the number (``" USD"``, ``" GPUs"``, ``" %"``...).
+        decimals: decimals shown.
+        suffix: text after the unit (``" at p90"``).
+        better: ``lower`` (costs), ``higher`` (savings) or ``neither`` (always grey).
+    """
+    if _missing(d):
+        return None, "off"
+    if round(float(d), decimals) == 0:  # type: ignore[arg-type]
+        return NO_CHANGE + suffix, "off"
+    colour = {"lower": "inverse", "higher": "normal", "neither": "off"}[better]
+    return f"{d:+,.{decimals}f}{unit}{suffix}", colour

@@ -13,6 +13,7 @@ import dataclasses
 import pandas as pd
 import streamlit as st
 
+from app import fmt
 from app import state as A
 from forecasting.engine import ForecastResult
 
@@ -31,6 +32,20 @@ def keep(*keys: str) -> None:
             st.session_state[key] = st.session_state[key]
 
 
+SOURCE_NAME_CHARS = 24
+"""The data-source box shows this many characters at most (the sidebar's width); the caption under it the rest."""
+
+
+def source_name(source: str) -> str:
+    """A data source's name as the sidebar box shows it: its label before any bracket (``Synthetic
+    organisation``), an upload's file name shortened in the middle to fit (``Upload: my_very...usage.csv``)."""
+    name = A.data_source_label(source).split(" (")[0]
+    if len(name) <= SOURCE_NAME_CHARS:
+        return name
+    keep = SOURCE_NAME_CHARS - 3
+    return name[: keep - keep // 2] + "..." + name[-(keep // 2):]
+
+
 def data_settings() -> A.ForecastSettings:
     """Draw the shared sidebar (data source, window) and return what the forecast depends on.
 
@@ -43,8 +58,9 @@ def data_settings() -> A.ForecastSettings:
     options = A.data_source_options()
     if st.session_state.get(A.DATA_SOURCE_KEY) not in options:
         st.session_state[A.DATA_SOURCE_KEY] = A.default_sample()
-    source = sb.selectbox("Data source", options, key=A.DATA_SOURCE_KEY, format_func=A.data_source_label,
+    source = sb.selectbox("Data source", options, key=A.DATA_SOURCE_KEY, format_func=source_name,
                           help=HELP_SOURCE)
+    sb.caption(fmt.plain(A.data_source_label(str(source))))  # the full label: the box has room for the name
     if A.HOURS_KEY not in st.session_state:
         st.session_state[A.HOURS_KEY] = A.default_hours()
     hours = sb.number_input("Plan window (hours)", min_value=A.MIN_HOURS, max_value=A.MAX_HOURS, step=24,

@@ -11,8 +11,10 @@ and saves one viewport screenshot (1400 x 900, not full page) per page to ``<out
 - plan_routing (the Plan page scrolled to the per-team routing of that rightsized plan);
 - scenarios (scrolled to the side-by-side comparison), budgets (alerts of the shipped budgets).
 
-Every page is checked for Streamlit exceptions and error boxes before its screenshot (budget ALERT lines are
-expected on the Budgets page); the script fails otherwise. Units on the pages: USD, GPUs, GPU-hours, hours.
+Every page is checked for Streamlit exceptions, error boxes (budget ALERT lines are expected on the Budgets
+page) and the problems of :func:`tests.screen_checks.problems` (cut text, None/nan, money with more than two
+decimals, legends that drop series) before its screenshot; the script fails
+otherwise. Units on the pages: USD, GPUs, GPU-hours, hours.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.screen_checks import problems  # noqa: E402
 from tests.test_browser import CHROMIUM, click_page, goto, running_app, settle  # noqa: E402
 
 VIEWPORT = {"width": 1400, "height": 900}
@@ -57,6 +60,9 @@ def check_page(page, name: str) -> None:
     errors = [t for t in page.get_by_test_id("stAlertContentError").all_inner_texts() if "ALERT " not in t]
     if errors:
         raise RuntimeError(f"{name}: {errors[0]}")
+    found = problems(page, '[data-testid="stApp"]')  # cut text, None/nan, long money, dropped legends
+    if found:
+        raise RuntimeError(f"{name}: " + "; ".join(found))
 
 
 def shoot(page, out: Path, name: str, scroll_to: str | None = None) -> Path:

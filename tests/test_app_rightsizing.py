@@ -16,6 +16,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import state as A
+from app import view
 from app.app_pages import scenarios as P
 from app.cli_rightsizing import route_for_plan
 from forecasting import schema as S
@@ -109,7 +110,7 @@ def test_whatif_rightsizing_and_plan_page_routing_table(synthetic_env: None) -> 
 
     ok(at.switch_page("app_pages/plan.py").run())
     assert any(h.value.startswith("GPU model per team") for h in at.subheader)
-    (table,) = [d.value for d in at.dataframe if "Reason" in d.value.columns]
+    (table,) = [f for f in (view.shown(t.value) for t in at.table) if "Reason" in f.columns]
     assert table["Team"].tolist() == [r.team for r in fast_plan.routing]
     assert table["Routed to"].tolist() == [r.gpu_model for r in fast_plan.routing]
     assert all(reason.startswith("fastest feasible: ") for reason in table["Reason"])

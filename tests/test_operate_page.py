@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import fmt
+from app import fmt, view
 from app import operate_state as O
 from forecasting.samples import load_sample
 from optimizer.billing import bill
@@ -50,8 +50,8 @@ def test_central_policy_adds_the_central_row(app_run):
     at = app_run
     at.radio(key="operate_unused_policy").set_value("central").run()
     assert not at.exception
-    frames = [d.value for d in at.dataframe if "unused_commitment_usd" in d.value.columns]
-    assert frames and "central" in set(frames[0]["team"])
+    frames = [f for f in (view.shown(t.value) for t in at.table) if "Unused commitment (USD)" in f.columns]
+    assert frames and "central" in set(frames[0]["Team"])
 
 
 def test_bad_budgets_file_is_one_error_line(monkeypatch):
@@ -106,9 +106,9 @@ def test_other_source_asks_for_files_and_charges_back_the_current_plan(helios_en
     total = bill(plan, O.planned_demand(settings)).total_usd
     assert metric(at, "Allocated (USD)") == metric(at, "Bill (USD)")
     assert float(metric(at, "Bill (USD)").replace(",", "")) == pytest.approx(total, abs=0.011)  # per-category cents
-    (table,) = [d.value for d in at.dataframe if "unused_commitment_usd" in d.value.columns]
-    assert set(table["team"]) == set(load_sample("helios")["team"])
-    assert table["total_usd"].sum() == pytest.approx(total, abs=0.01)
+    (table,) = [f for f in (view.shown(t.value) for t in at.table) if "Unused commitment (USD)" in f.columns]
+    assert set(table["Team"]) == set(load_sample("helios")["team"])
+    assert table["Total (USD)"].map(fmt.parse_number).sum() == pytest.approx(total, abs=0.01)  # cents
     # the planned demand is the forecast mean over the plan window
     demand = O.planned_demand(settings)
     assert demand["timestamp"].min() == plan.window_start and demand["timestamp"].nunique() == 168

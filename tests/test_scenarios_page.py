@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import fmt
+from app import fmt, view
 from app import state as A
 from app import store as St
 from app import whatif_model as W
@@ -94,7 +94,8 @@ def test_save_compare_reload_delete(env: Path) -> None:
     metrics = [m for m in at.metric if m.label == "Expected cost (USD)"]
     assert [m.value for m in metrics] == [fmt.usd(base.summary.expected_usd), fmt.usd(grown.summary.expected_usd)]
     assert metrics[1].delta == f"{fmt.signed_usd(grown.summary.expected_usd - base.summary.expected_usd)} vs base"
-    (table,) = [d.value for d in at.dataframe if list(d.value.columns) == ["base", "growth +50%, no spot"]]
+    (table,) = [f.set_index("Figure") for f in (view.shown(t.value) for t in at.table)
+                if list(f.columns) == ["Figure", "base", "growth +50%, no spot"]]
     assert table.loc["Input: Demand growth", "growth +50%, no spot"] == "+50 %"
     assert table.loc["Input: Demand growth", "base"] == "+0 %"
     assert table.loc["Input: Spot", "growth +50%, no spot"] == "not allowed"
@@ -109,7 +110,8 @@ def test_save_compare_reload_delete(env: Path) -> None:
     assert grown.summary.time_to_result_hours == pytest.approx(168.0)  # no spot: no rework
     sweep = P.cached_sweep(P.sweep_key(settings))
     assert table.loc["Time-to-result", "base"] == fmt.hours(base.summary.time_to_result_hours)
-    (frontier,) = [d.value for d in at.dataframe if "Mean completion (h)" in d.value.columns]
+    (shown,) = [f for f in (view.shown(t.value) for t in at.table) if "Mean completion (h)" in f.columns]
+    frontier = shown.drop(columns="GPU mix (share of work)").map(fmt.parse_number)
     assert len(frontier) == int(sweep.points["on_frontier"].sum()) >= 1
     assert frontier["Backlog cost (USD)"].is_monotonic_decreasing or len(frontier) == 1  # faster costs more
     assert frontier["Mean completion (h)"].is_monotonic_increasing
@@ -196,7 +198,8 @@ def test_old_scenarios_load_compare_and_reload_with_a_note(env: Path) -> None:
     at = open_page()
     at.multiselect(key=P.COMPARE_KEY).set_value(["old hourly cap", "old mixed terms"])
     ok(at.run())
-    (table,) = [d.value for d in at.dataframe if list(d.value.columns) == ["old hourly cap", "old mixed terms"]]
+    (table,) = [f.set_index("Figure") for f in (view.shown(t.value) for t in at.table)
+                if list(f.columns) == ["Figure", "old hourly cap", "old mixed terms"]]
     assert table.loc["Input: Maximum commitment", "old hourly cap"] == "876,000 USD obligation over the full terms"
     assert table.loc["Input: Maximum commitment", "old mixed terms"] == "none"
     assert "dropped" in table.loc[f"Input: {P.CONVERTED_LABEL}", "old mixed terms"]

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import fmt
+from app import fmt, sidebar
 from app import state as A
 from app import uploads as U
 from forecasting import schema as S
@@ -158,7 +158,8 @@ def test_app_upload_bad_then_good_file(helios_env) -> None:
     assert A.UPLOAD_ERROR_KEY not in at.session_state
     box = at.selectbox(key=A.DATA_SOURCE_KEY)
     assert box.value == sid
-    assert box.options == [A.data_source_label(s) for s in [*A.SAMPLES, sid]]
+    assert box.options == [sidebar.source_name(s) for s in [*A.SAMPLES, sid]]  # the box shows names that fit
+    assert fmt.plain(A.data_source_label(sid)) in [c.value for c in at.sidebar.caption]  # the full label under it
     assert at.slider(key=A.GROWTH_KEY).value == 20
     # the plan now comes from the uploaded 3 weeks, not the 31-day sample
     assert at.session_state[A.PLAN_SUMMARY_KEY]["expected_usd"] > 0

@@ -17,7 +17,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app import fmt, sidebar
+from app import charts, fmt, sidebar, view
 from app import operate_state as O
 from app import state as A
 from forecasting import schema as S
@@ -101,17 +101,82 @@ def _guard(fn):
         return None
 
 
+BUDGET_MARKS = {"Projected spend (expected)": "#c6dbef", "Actual to date": "#4c78a8",
+                "Projected p10-p90": "#08519c", "Budget": "#d62728"}
+"""The budget chart's marks, each a legend entry with its colour."""
+STATUS = {"over_budget": "over budget", "projected_overspend": "projected overspend", "at_risk": "at risk",
+          "ok": "on track"}
+
+
+def _scope(frame: pd.DataFrame) -> pd.Series:
+    """``team`` or ``team / project`` per budget row (a missing project is the team's budget)."""
+    project = frame["project"].map(lambda p: f" / {p}" if isinstance(p, str) and p else "")
+    return frame["team"].astype(str) + project
+
+
 def _budget_chart(frame: pd.DataFrame) -> alt.LayerChart:
-    data = frame.assign(scope=frame["team"] + frame["project"].map(lambda p: f" / {p}" if p else ""))
-    base = alt.Chart(data).encode(y=alt.Y("scope:N", sort="-x", title=None))
-    bars = base.mark_bar(color="#c6dbef").encode(x=alt.X("projected_usd:Q", title="USD"),
-                                                  tooltip=["scope", "budget_usd", "actual_to_date_usd",
-                                                           "projected_usd", "p_overspend", "run_out_date"])
-    actual = base.mark_bar(color="#4c78a8", size=6).encode(x="actual_to_date_usd:Q")
-    band = base.mark_rule(color="#08519c").encode(x="projected_p10_usd:Q", x2="projected_p90_usd:Q")
-    budget = base.mark_tick(color="#d62728", thickness=3).encode(x="budget_usd:Q")
-    return (bars + actual + band + budget).properties(title="Projected spend (p10-p90) vs budget (red tick)",
-                                                      height=max(200, 22 * len(data)))
+    """One row per budget with its label (none dropped, one row step each) and a legend of every mark."""
+    data = frame.assign(scope=_scope(frame))
+    order = data.sort_values("projected_usd", ascending=False, kind="stable")["scope"].tolist()
+    scale = alt.Scale(domain=list(BUDGET_MARKS), range=list(BUDGET_MARKS.values()))
+    y = alt.Y("scope:N", sort=order, title=None, axis=alt.Axis(labelLimit=0, labelOverlap=False))
+    money = alt.Axis(format=",.0f")
+    tips = [alt.Tooltip("scope:N", title="budget"), alt.Tooltip("budget_usd:Q", title="budget (USD)", format=",.0f"),
+            alt.Tooltip("actual_to_date_usd:Q", title="actual to date (USD)", format=",.0f"),
+            alt.Tooltip("projected_usd:Q", title="projected (USD)", format=",.0f"),
+            alt.Tooltip("projected_p10_usd:Q", title="p10 (USD)", format=",.0f"),
+            alt.Tooltip("projected_p90_usd:Q", title="p90 (USD)", format=",.0f"),
+            alt.Tooltip("p_overspend:Q", title="P(overspend)", format=".0%")]
+
+    base = alt.Chart(data).encode(y=y, tooltip=tips,
+                                  color=alt.Color("mark:N", scale=scale, legend=charts.legend("top", None)))
+
+    def layer(mark: alt.Chart, name: str) -> alt.Chart:  # every layer one legend entry of the shared scale
+        return mark.transform_calculate(mark=json.dumps(name))
+
+    bars = layer(base.mark_bar().encode(x=alt.X("projected_usd:Q", title="USD", axis=money)),
+                 "Projected spend (expected)")
+    actual = layer(base.mark_bar(size=6).encode(x="actual_to_date_usd:Q"), "Actual to date")
+    band = layer(base.mark_rule(strokeWidth=2).encode(x="projected_p10_usd:Q", x2="projected_p90_usd:Q"),
+                 "Projected p10-p90")
+    budget = layer(base.mark_tick(thickness=3).encode(x="budget_usd:Q"), "Budget")
+    return alt.layer(bars, actual, band, budget).properties(
+        title="Projected spend (p10-p90) vs budget, per team budget", height=alt.Step(24))
+
+
+def period_label(start: object, end: object) -> str:
+    """``2025-12``, ``2025-Q4`` or ``2025`` for a calendar month, quarter or year (UTC), else ``start to end``
+    (days, the end exclusive)."""
+    a, b = pd.Timestamp(str(start)), pd.Timestamp(str(end))
+    months = (b.year - a.year) * 12 + b.month - a.month
+    if a == a.normalize() and b == b.normalize() and a.day == 1 and b.day == 1:
+        if months == 1:
+            return f"{a:%Y-%m}"
+        if months == 3 and a.month % 3 == 1:
+            return f"{a.year}-Q{(a.month - 1) // 3 + 1}"
+        if months == 12 and a.month == 1:
+            return f"{a.year}"
+    return f"{a:%Y-%m-%d} to {b:%Y-%m-%d}"
+
+
+def alerts_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The alerts frame as the page shows it: one row per budget, ranges and periods in one cell each (every
+    figure of ``alerts.json`` that a reader needs; the download has them all)."""
+    def day(text: object) -> str:
+        return fmt.MISSING if not isinstance(text, str) or not text else text[:10]
+
+    return pd.DataFrame({
+        "Budget": _scope(frame),
+        "Period": [period_label(a, b) for a, b in zip(frame["period_start"], frame["period_end"], strict=True)],
+        "Budget (USD)": frame["budget_usd"], "Actual to date (USD)": frame["actual_to_date_usd"],
+        "Burn (%)": frame["burn_pct"], "Period elapsed (%)": frame["elapsed_pct"],
+        "Projected (USD)": frame["projected_usd"],
+        "Projected p10-p90 (USD)": [f"{fmt.cell(a, 'usd')} - {fmt.cell(b, 'usd')}" for a, b in
+                                    zip(frame["projected_p10_usd"], frame["projected_p90_usd"], strict=True)],
+        "P(overspend) (%)": frame["p_overspend"],
+        "Runs out (expected)": [day(t) if isinstance(t, str) else "not in the period" for t in frame["run_out_date"]],
+        "Status": frame["status"].map(lambda v: STATUS.get(v, str(v))),
+    })
 
 
 def _budgets_tab(source: str, files: dict[str, O.InputFile | None], threshold: float) -> None:
@@ -133,7 +198,8 @@ def _budgets_tab(source: str, files: dict[str, O.InputFile | None], threshold: f
     for a in report.fired:
         st.error(fmt.plain(f"ALERT {a.message}"), icon=":material/warning:")
     st.altair_chart(_budget_chart(frame), width="stretch")
-    st.dataframe(frame.drop(columns=["message"]), hide_index=True, width="stretch")
+    view.table(alerts_table(frame), kinds={"Burn (%)": "pct100", "Period elapsed (%)": "pct100",
+                                           "P(overspend) (%)": "pct"})
     st.download_button("Download alerts.json", json.dumps(report.to_dict(), indent=2), "alerts.json",
                        "application/json", key="dl_alerts")
     for note in report.notes:
@@ -167,17 +233,19 @@ def _chargeback_tab(source: str, plan: O.InputFile | None, planned: A.PlannerSet
                    + ", ".join(f"{x:,.2f}" for x in lines) + f"); unrounded total {rec['bill_total_usd']:,.2f}.")
     com = cb.commitment.set_index(S.GPU_TYPE).loc["all GPU models"]
     c3.metric("Commitment utilisation", f"{com['utilization']:.1%}", help=f"coverage {com['coverage']:.1%}")
-    st.dataframe(cb.table, hide_index=True, width="stretch")
+    view.table(cb.table, kinds={c: "usd_cents" for c in cb.table.columns if c.endswith("_usd")},
+               labels=CHARGEBACK_LABELS)
     st.download_button("Download chargeback.csv", O.csv_bytes(cb.table), "chargeback.csv", "text/csv",
                        key="dl_chargeback")
     st.subheader("Idle GPU cost per team")
     if cb.idle.empty:
         st.info("The usage has no utilization: idle GPU cost is unavailable.")
     else:
-        st.dataframe(cb.idle, hide_index=True, width="stretch")
+        view.table(cb.idle, kinds={"mean_utilization": "pct"}, labels=IDLE_LABELS)
         st.download_button("Download idle.csv", O.csv_bytes(cb.idle), "idle.csv", "text/csv", key="dl_idle")
     st.subheader("Commitment utilisation and coverage")
-    st.dataframe(cb.commitment, hide_index=True, width="stretch")
+    view.table(cb.commitment, kinds={"utilization": "pct", "coverage": "pct"}, labels=COMMITMENT_LABELS,
+               missing={"utilization": "no commitment", "coverage": "no demand"})
     for note in cb.notes:
         st.caption(note)
 
@@ -189,14 +257,58 @@ def _units_tab(source: str, files: dict[str, O.InputFile | None]) -> None:
     costs = _guard(lambda: O.units(source, files["units"]))
     if costs is None:
         return
-    data = costs.assign(series=costs["team"] + ": " + costs["unit"])
-    chart = alt.Chart(data).mark_line(point=True).encode(
-        x=alt.X("period_start:T", title=None), y=alt.Y("usd_per_unit:Q", title="USD per unit"),
-        color=alt.Color("series:N", title=None), tooltip=["series", "period_start", "usd_per_unit", "count"]
-    ).properties(title="Cost per unit by period", height=300)
-    st.altair_chart(chart.resolve_scale(y="independent"), width="stretch")
-    st.dataframe(costs, hide_index=True, width="stretch")
+    st.altair_chart(unit_cost_chart(costs), width="stretch")
+    st.caption("Log scale: each gridline is ten times the one below, so a unit that costs cents and one that costs "
+               "a hundred thousand USD are both readable on one axis.")
+    view.table(units_table(costs), kinds={"Units": "quantity", "GPU-hours": "gpu_hours", "Cost (USD)": "usd",
+                                          "GPU-hours per unit": "number", "Change per unit (%)": "signed_pct100"},
+               missing={"Change per unit (%)": "first period"})
     st.download_button("Download unit_costs.csv", O.csv_bytes(costs), "unit_costs.csv", "text/csv", key="dl_units")
+
+
+def unit_cost_chart(costs: pd.DataFrame) -> alt.Chart:
+    """Cost per unit by period, one line per team and unit, on a log scale (units cost from cents to 100k USD)."""
+    data = costs.assign(series=costs["team"].astype(str) + ": " + costs["unit"].astype(str))
+    domain = sorted(data["series"].unique().tolist())
+    return alt.Chart(data).mark_line(point=True).encode(
+        x=alt.X("period_start:T", title="Period start (UTC)"),
+        y=alt.Y("usd_per_unit:Q", title="USD per unit (log scale)", scale=alt.Scale(type="log"),
+                axis=alt.Axis(format=",~g")),
+        color=charts.series_color("series", domain, title="Team: unit", orient="right"),
+        tooltip=[alt.Tooltip("series:N", title="team: unit"),
+                 alt.Tooltip("period_start:T", title="period", format="%Y-%m"),
+                 alt.Tooltip("usd_per_unit:Q", title="USD per unit", format=",.4~g"),
+                 alt.Tooltip("count:Q", title="units", format=",.0f")],
+    ).properties(title="Cost per unit by period (USD per unit, log scale)", height=320)
+
+
+def unit_cost_text(x: float | None) -> str:
+    """A cost per unit: whole dollars from 100 USD, cents with two decimals below 1 USD (``1.79 cents``)."""
+    if x is None or pd.isna(x):
+        return fmt.MISSING
+    return f"{fmt.cell(x, 'usd')} USD" if x >= 1 else f"{100.0 * x:.2f} cents"
+
+
+def units_table(costs: pd.DataFrame) -> pd.DataFrame:
+    """Unit costs as the page shows them: scope, period, units, GPU-hours, cost and cost per unit."""
+    return pd.DataFrame({
+        "Team": costs["team"], "Project": costs["project"].map(lambda p: p if isinstance(p, str) and p else "all"),
+        "Unit": costs["unit"],
+        "Period": [period_label(a, b) for a, b in zip(costs["period_start"], costs["period_end"], strict=True)],
+        "Units": costs["count"], "GPU-hours": costs["gpu_hours"], "Cost (USD)": costs["cost_usd"],
+        "Cost per unit": costs["usd_per_unit"].map(unit_cost_text),
+        "GPU-hours per unit": costs["gpu_hours_per_unit"], "Change per unit (%)": costs["usd_per_unit_change_pct"]})
+
+
+CHARGEBACK_LABELS = {"team": "Team", "gpu_hours": "GPU-hours", "committed_usd": "Committed (USD)",
+                     "spot_usd": "Spot (USD)", "on_demand_usd": "On-demand (USD)",
+                     "unused_commitment_usd": "Unused commitment (USD)", "total_usd": "Total (USD)"}
+IDLE_LABELS = {"team": "Team", "utilization_known_gpu_hours": "GPU-hours with utilisation",
+               "idle_gpu_hours": "Idle GPU-hours", "idle_usd": "Idle cost (USD)",
+               "mean_utilization": "Mean utilisation (%)"}
+COMMITMENT_LABELS = {"gpu_type": "GPU type", "capacity_gpu_hours": "Committed GPU-hours",
+                     "used_gpu_hours": "Used GPU-hours", "demand_gpu_hours": "Demand GPU-hours",
+                     "committed_usd": "Committed (USD)", "utilization": "Utilisation (%)", "coverage": "Coverage (%)"}
 
 
 def _checks_tab(source: str, files: dict[str, O.InputFile | None], plan: O.InputFile | None) -> None:
@@ -212,12 +324,18 @@ def _checks_tab(source: str, files: dict[str, O.InputFile | None], plan: O.Input
         st.success("No guardrail violations.")
     else:
         st.warning(f"{len(result.violations)} guardrail violation(s).")
-        st.dataframe(result.violations, hide_index=True, width="stretch")
+        view.table(result.violations, labels={"check": "Check", "target": "Applies to", "scope": "Scope",
+                                              "message": "Finding", "gpu_hours": "GPU-hours", "usd": "Cost (USD)"})
         st.download_button("Download violations.csv", O.csv_bytes(result.violations), "violations.csv", "text/csv",
                            key="dl_violations")
     if not result.idle.empty:
         st.subheader("Auto-shutdown recommendations")
-        st.dataframe(result.idle, hide_index=True, width="stretch")
+        view.table(result.idle, kinds={"start": "datetime", "end": "datetime", "mean_gpus": "gpus",
+                                       "mean_utilization": "pct"},
+                   labels={"gpu_type": "GPU type", "start": "Start (UTC)", "end": "End (UTC)", "hours": "Hours",
+                           "mean_gpus": "Mean GPUs", "mean_utilization": "Mean utilisation (%)",
+                           "run_cost_usd": "Run cost (USD)", "saving_usd": "Saving if shut down (USD)"},
+                   missing={"project": "no project"})
     for note in result.notes:
         st.caption(note)
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import charts, fmt, sidebar
+from app import charts, fmt, sidebar, view
 from app import state as A
 from forecasting import schema as S
 
@@ -62,8 +62,8 @@ def render() -> None:
         else:
             st.caption(fmt.plain(f"Green spans: planned events from {plan.events_name} (set on the What-if page), "
                                  "already applied to the forecast drawn here and to the plan."))
-            st.dataframe(events.rename(columns={"start": "Start (UTC)", "end": "End (UTC)", "label": "Event"}),
-                         hide_index=True, width="stretch")
+            view.table(events, kinds={"start": "datetime", "end": "datetime"},
+                       labels={"start": "Start (UTC)", "end": "End (UTC)", "label": "Event"})
     for line in fres.notes:
         st.caption(line)
 
@@ -84,10 +84,9 @@ def render() -> None:
     c3.metric("Most chosen model", "-" if top.empty else f"{top.index[0]} ({top.iloc[0]} of {len(sel)})",
               help="Each series gets the candidate with the lowest cross-validated MAE (seasonal naive and naive are "
                    "always candidates; 'Ensemble' is the median of the best candidates).")
-    st.dataframe(A.accuracy_frame(sel), hide_index=True, width="stretch", column_config={
-        "CV MAE (GPUs)": st.column_config.NumberColumn(format="%.2f"),
-        "CV MASE (1 = seasonal naive)": st.column_config.NumberColumn(format="%.2f"),
-        "History (h)": st.column_config.NumberColumn(format="%d")})
+    view.table(A.accuracy_frame(sel), kinds={"CV MAE (GPUs)": "number", "CV MASE (1 = seasonal naive)": "number",
+                                             "History (h)": "hours"},
+               missing={"CV MAE (GPUs)": "not scored", "CV MASE (1 = seasonal naive)": "not scored"})
     st.caption(f"Accuracy from rolling-origin cross-validation ({fres.config.cv_windows} windows of "
                f"{fres.config.cv_h} h, origins {fres.config.cv_step} h apart) on the last "
                f"{fres.config.history_hours or 'all'} hours of each series. `gpuplan backtest` scores whole "

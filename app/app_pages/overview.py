@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import charts, fmt, sidebar
+from app import charts, fmt, sidebar, view
 from app import inform as I
 from app import state as A
 
@@ -68,27 +68,24 @@ def render() -> None:
     right.altair_chart(charts.spend_over_time_chart(ov.over_time, group, "gpu_hours",
                                                     title=f"GPU-hours per day by {s.dimension}"), width="stretch")
 
-    left, right = st.columns([3, 2])
+    left, right = st.columns([1, 1])
     with left:
         st.subheader(f"By {s.dimension}")
-        totals = ov.totals.rename(columns={group: s.dimension[0].upper() + s.dimension[1:], "usd": "Spend (USD)",
-                                           "gpu_hours": "GPU-hours", "idle_usd": "Idle cost (USD)"}).round(0)
-        if totals["Idle cost (USD)"].isna().all():
-            totals = totals.drop(columns="Idle cost (USD)")  # no utilisation in the data: nothing to show
-        st.dataframe(totals, hide_index=True, width="stretch", column_config={
-            "Spend (USD)": st.column_config.NumberColumn(format="localized"),
-            "GPU-hours": st.column_config.NumberColumn(format="localized"),
-            "Idle cost (USD)": st.column_config.NumberColumn(format="localized")})
+        name = s.dimension[0].upper() + s.dimension[1:]
+        totals = ov.totals
+        if totals["idle_usd"].isna().all():
+            totals = totals.drop(columns="idle_usd")  # no utilisation in the data: nothing to show
+        view.table(totals, kinds={"usd": "usd", "gpu_hours": "gpu_hours", **(
+            {"idle_usd": "usd"} if "idle_usd" in totals else {})},
+                   labels={group: name, "usd": "Spend (USD)", "gpu_hours": "GPU-hours", "idle_usd": "Idle cost (USD)"},
+                   missing={"idle_usd": "not reported"})
     with right:
         st.subheader("Top movers, week over week")
-        movers = ov.movers.assign(delta_pct=ov.movers["delta_pct"] * 100.0).rename(columns={
-            "team": "Team", "usd_last_week": "Last 7 days (USD)", "usd_week_before": "7 days before (USD)",
-            "delta_usd": "Change (USD)", "delta_pct": "Change (%)"}).round(1)
-        st.dataframe(movers, hide_index=True, width="stretch", column_config={
-            "Last 7 days (USD)": st.column_config.NumberColumn(format="localized"),
-            "7 days before (USD)": st.column_config.NumberColumn(format="localized"),
-            "Change (USD)": st.column_config.NumberColumn(format="localized"),
-            "Change (%)": st.column_config.NumberColumn(format="%+.1f %%")})
+        view.table(ov.movers, kinds={"usd_last_week": "usd", "usd_week_before": "usd", "delta_usd": "signed_usd",
+                                     "delta_pct": "signed_pct"},
+                   labels={"team": "Team", "usd_last_week": "Last 7 days (USD)",
+                           "usd_week_before": "7 days before (USD)", "delta_usd": "Change (USD)",
+                           "delta_pct": "Change (%)"}, missing={"delta_pct": "new"})
         st.caption(f"Teams with the largest change in spend between the last 7 days of the data (to "
                    f"{ov.end:%Y-%m-%d %H:%M} UTC) and the 7 days before, on the same spend basis.")
 

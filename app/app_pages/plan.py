@@ -19,7 +19,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from app import charts, fmt, sidebar
+from app import charts, fmt, sidebar, view
 from app import state as A
 from optimizer.solve import PlanResult
 from optimizer.summary import commitments_table
@@ -165,14 +165,14 @@ def term_figures(result: PlanResult, s: A.PlannerSettings) -> None:
     od = e.horizon_all_on_demand_usd
     save = None if od is None or e.horizon_total_usd is None else od - e.horizon_total_usd
     c6.metric("All on-demand over the horizon (USD)", fmt.usd(od),
-              delta=None if save is None else f"{fmt.signed_usd(save)} saved by the plan", delta_color="normal",
+              **view.metric_delta(save, " saved by the plan", better="higher"),
               help="What the same demand would cost on on-demand only over the horizon; the delta is what the plan "
                    "saves against it. " + fmt.term("on_demand"))
     c7, c8, c9 = st.columns(3)
     pv_od = e.present_value_all_on_demand_usd
     c7.metric(f"Present value at {rate}/year (USD)", fmt.usd(e.present_value_usd),
-              delta=None if pv_od is None or e.present_value_usd is None
-              else f"{fmt.signed_usd(e.present_value_usd - pv_od)} vs all on-demand", delta_color="inverse",
+              **view.metric_delta(None if pv_od is None or e.present_value_usd is None
+                                  else e.present_value_usd - pv_od, " vs all on-demand"),
               help=f"{HELP_PV} Cost of capital: {rate}/year. All on-demand: {fmt.usd(pv_od)}.")
     hutil = e.horizon_commitment_utilization
     c8.metric("Commitment utilisation over the terms (%)", "no commitments" if hutil is None else fmt.pct(hutil),
@@ -201,8 +201,9 @@ def term_figures(result: PlanResult, s: A.PlannerSettings) -> None:
         if pay.empty:
             st.caption("No commitment lines to explain.")
         else:
-            st.dataframe(pay, hide_index=True, width="stretch", column_config={
-                "Next best costs more (USD, present value)": st.column_config.NumberColumn(format="localized")})
+            view.table(pay, kinds={"Chosen option": "option", "Next best option": "option",
+                                   "Next best costs more (USD, present value)": "usd"},
+                       missing={"Next best costs more (USD, present value)": "not priced"})
             st.caption(f"Present values at {rate}/year over the horizon: a positive amount is what the chosen option "
                        "saves against the next best.")
 
@@ -222,17 +223,9 @@ def buy(result: PlanResult) -> None:
         if tentative:
             st.caption(f"{firm} line(s) to buy now, {tentative} tentative: laddered purchases in later months, "
                        "bought then only if that month's forecast still supports them.")
-        st.dataframe(table, hide_index=True, width="stretch", column_config={
-            "GPUs": st.column_config.NumberColumn(format="%g"),
-            "USD/h per instance": st.column_config.NumberColumn(format="%.3f"),
-            "Upfront USD per instance": st.column_config.NumberColumn(format="localized"),
-            "Effective USD/h per instance": st.column_config.NumberColumn(format="%.3f"),
-            "Upfront USD total": st.column_config.NumberColumn(format="localized"),
-            "Start (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-            "Expected use over its term (%)": st.column_config.NumberColumn(format="%.1f"),
-            "Obligation over the term (USD)": st.column_config.NumberColumn(format="localized"),
-            "Window cost (USD)": st.column_config.NumberColumn(format="localized"),
-        })
+        # per-instance prices are in commitments.csv; the page keeps the columns a buyer acts on
+        view.table(table, kinds=view.COMMITMENT_KINDS, missing={"Expected use over its term (%)": "not estimated"},
+                   columns=[c for c in table.columns if c not in ("USD/h per instance", "Upfront USD per instance")])
         starts = {c.start for c in plan.commitments}
         if len(starts) > 1:
             st.altair_chart(charts.ladder_chart(commitments_table(plan), title="Laddering: commitment terms (UTC)"),
@@ -241,21 +234,16 @@ def buy(result: PlanResult) -> None:
             st.caption(f"All commitments start at {next(iter(starts)):%Y-%m-%d %H:%M} UTC (no laddering in this "
                        "plan); the window cost charges each commitment's effective hourly rate for the window's "
                        "hours only, the obligation its whole term.")
-    left, right = st.columns(2)
-    with left:
-        st.subheader("Spot allowances", help=fmt.term("spot", "rework"))
-        spot = A.spot_frame(plan)
-        if spot.empty:
-            st.info("No spot in this plan: spot is switched off, capped at 0% or not cheaper here.")
-        else:
-            st.dataframe(spot, hide_index=True, width="stretch", column_config={
-                "USD/h per instance": st.column_config.NumberColumn(format="%.3f"),
-                "Rework (%)": st.column_config.NumberColumn(format="%.3f"),
-                "USD per useful GPU-hour": st.column_config.NumberColumn(format="%.3f")})
-    with right:
-        st.subheader("On-demand for the rest", help=fmt.term("on_demand"))
-        st.dataframe(A.on_demand_frame(plan), hide_index=True, width="stretch", column_config={
-            "USD per GPU-hour": st.column_config.NumberColumn(format="%.3f")})
+    # one table a row: spot's eight columns need the page's width
+    st.subheader("Spot allowances", help=fmt.term("spot", "rework"))
+    spot = A.spot_frame(plan)
+    if spot.empty:
+        st.info("No spot in this plan: spot is switched off, capped at 0% or not cheaper here.")
+    else:
+        view.table(spot, kinds={"Max instances": "count", "Max GPUs": "gpus", "USD/h per instance": "usd_rate",
+                                "Rework (%)": "pct100", "USD per useful GPU-hour": "usd_rate"})
+    st.subheader("On-demand for the rest", help=fmt.term("on_demand"))
+    view.table(A.on_demand_frame(plan), kinds={"USD per GPU-hour": "usd_rate"})
 
 
 def routing(result: PlanResult, s: A.PlannerSettings) -> None:
@@ -271,12 +259,10 @@ def routing(result: PlanResult, s: A.PlannerSettings) -> None:
                "(reference GPU = NVIDIA A100); USD per A100-hour is the stand-alone estimate used to route, the plan "
                "above then pools commitments across teams.")
     frame = A.routing_frame(plan)
-    st.dataframe(frame, hide_index=True, width="stretch", column_config={
-        "Speed (x A100)": st.column_config.NumberColumn(format="%.2f"),
-        "Work (A100-hours)": st.column_config.NumberColumn(format="localized"),
-        "GPU-hours": st.column_config.NumberColumn(format="localized"),
-        "USD per A100-hour": st.column_config.NumberColumn(format="%.2f"),
-        "Reason": st.column_config.TextColumn(width="large")})
+    # the class's source and the instance types are in routing.csv; the page keeps what a team lead reads
+    view.table(frame, kinds={"Moved": "bool", "Speed (x A100)": "number", "Work (A100-hours)": "gpu_hours",
+                             "GPU-hours": "gpu_hours", "USD per A100-hour": "usd_rate", "Spot allowed": "bool"},
+               columns=[c for c in frame.columns if c not in ("Class from", "Instance types")])
     st.download_button("Routing (CSV)", data=A.csv_bytes(frame), file_name="routing.csv", mime="text/csv",
                        on_click="ignore", icon=":material/download:",
                        help="One row per team and workload class: GPU models today, routed model, speed, work, "

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import charts, fmt, sidebar
+from app import charts, fmt, sidebar, view
 from app import state as A
 from app import store as St
 from app.whatif_model import spot_time_overhead
@@ -191,7 +191,8 @@ def cost_chart(scenarios: list[St.Scenario]) -> alt.LayerChart:
                           "p90_usd": s.summary.p90_usd if s.summary.p90_usd is not None else s.summary.expected_usd,
                           "all_on_demand_usd": s.summary.all_on_demand_usd} for s in scenarios])
     order = [s.name for s in scenarios]
-    base = alt.Chart(data).encode(x=alt.X("scenario:N", sort=order, title=None, axis=alt.Axis(labelAngle=0)))
+    base = alt.Chart(data).encode(x=alt.X("scenario:N", sort=order, title=None,
+                                          axis=alt.Axis(labelAngle=0, labelLimit=0)))  # names never cut
     bars = base.mark_bar(opacity=0.8).encode(
         y=alt.Y("expected_usd:Q", title="Expected cost (USD)"),
         tooltip=[alt.Tooltip("scenario:N"), alt.Tooltip("expected_usd:Q", title="expected (USD)", format=",.0f"),
@@ -208,10 +209,14 @@ def scenario_speed_chart(scenarios: list[St.Scenario]) -> alt.LayerChart | None:
             for s in scenarios if s.summary.time_to_result_hours is not None]
     if len(rows) < 2:
         return None
-    points = alt.Chart(pd.DataFrame(rows)).mark_point(filled=True, size=120).encode(
-        x=alt.X("ttr_h:Q", title="Time-to-result (h)", scale=alt.Scale(zero=False)),
-        y=alt.Y("expected_usd:Q", title="Expected cost (USD)", scale=alt.Scale(zero=False)),
-        tooltip=["scenario:N", alt.Tooltip("expected_usd:Q", format=",.0f"), alt.Tooltip("ttr_h:Q", format=",.0f")],
+    frame = pd.DataFrame(rows)
+    points = alt.Chart(frame).mark_point(filled=True, size=120).encode(
+        x=alt.X("ttr_h:Q", title="Time-to-result (h)", scale=charts.quantity_scale(frame["ttr_h"]),
+                axis=alt.Axis(format=",.0f", tickMinStep=1)),
+        y=alt.Y("expected_usd:Q", title="Expected cost (USD)", scale=charts.quantity_scale(frame["expected_usd"]),
+                axis=alt.Axis(format=",.0f")),
+        tooltip=[alt.Tooltip("scenario:N"), alt.Tooltip("expected_usd:Q", title="expected cost (USD)", format=",.0f"),
+                 alt.Tooltip("ttr_h:Q", title="time-to-result (h)", format=",.1f")],
     )
     labels = points.mark_text(align="left", dx=8, dy=-8).encode(text="scenario:N")
     return (points + labels).properties(title="Saved scenarios: cost vs time-to-result", height=300)
@@ -294,8 +299,7 @@ def save_section(db: St.ScenarioStore, settings: A.PlannerSettings) -> None:
         "the base scenario (open What-if to change it)"
     st.caption(f"Current settings, from {origin}, with the data and window of the sidebar:")
     shown = settings_rows(St.settings_dict(settings))
-    st.dataframe(pd.DataFrame({"Setting": list(shown), "Value": list(shown.values())}), hide_index=True,
-                 width="stretch", height=38 + 35 * len(shown))
+    view.table(pd.DataFrame({"Setting": list(shown), "Value": list(shown.values())}))
     with st.form("save_scenario", clear_on_submit=False, border=False):
         c1, c2 = st.columns([2, 3])
         name = c1.text_input("Scenario name", key=NAME_KEY, max_chars=St.MAX_NAME_LENGTH,
@@ -326,27 +330,32 @@ def save_section(db: St.ScenarioStore, settings: A.PlannerSettings) -> None:
                    icon=":material/check:")
 
 
+def listing_table(listing: pd.DataFrame) -> pd.DataFrame:
+    """The saved scenarios as the page lists them; a plan without commitments reads "no commitments" under
+    utilisation (its utilisation is undefined, never "None")."""
+    util = [fmt.pct(u).removesuffix(" %") if n and not pd.isna(u) else "no commitments"
+            for u, n in zip(listing["commitment_utilization"], listing["commitments"], strict=True)]
+    return pd.DataFrame({
+        "Scenario": listing["name"], "Expected cost (USD)": listing["expected_usd"],
+        "p10-p90 cost (USD)": [None if pd.isna(a) or pd.isna(b) else f"{fmt.cell(a, 'usd')} - {fmt.cell(b, 'usd')}"
+                               for a, b in zip(listing["p10_usd"], listing["p90_usd"], strict=True)],
+        "Savings (USD)": listing["savings_usd"], "Savings (%)": listing["savings_pct"],
+        "Upfront cash (USD)": listing["upfront_usd"], "Utilisation (%)": util,
+        "Time-to-result (h)": listing["time_to_result_hours"], "Instances committed": listing["commitments"],
+        "Data source": listing["data_source"], "Saved (UTC)": listing["saved_at"], "Note": listing["note"]})
+
+
 def list_section(db: St.ScenarioStore, listing: pd.DataFrame) -> None:
     st.header("Saved scenarios")
     st.caption(fmt.plain(f"{len(listing)} saved in {db.path} (DuckDB; set GPUPLAN_STORE to use another file)."))
     if listing.empty:
         st.info("No scenarios saved yet: save the current plan above, change settings on What-if, save again.")
         return
-    table = pd.DataFrame({
-        "Scenario": listing["name"], "Expected cost (USD)": listing["expected_usd"].round(),
-        "p10 cost (USD)": listing["p10_usd"].round(), "p90 cost (USD)": listing["p90_usd"].round(),
-        "Savings (USD)": listing["savings_usd"].round(), "Savings (%)": listing["savings_pct"],
-        "Upfront cash (USD)": listing["upfront_usd"].round(),
-        "Utilisation (%)": 100.0 * listing["commitment_utilization"],
-        "Time-to-result (h)": listing["time_to_result_hours"], "Instances committed": listing["commitments"],
-        "Data source": listing["data_source"], "Saved (UTC)": listing["saved_at"], "Note": listing["note"]})
-    money = st.column_config.NumberColumn(format="localized")
-    st.dataframe(table, hide_index=True, width="stretch", column_config={
-        "Expected cost (USD)": money, "p10 cost (USD)": money, "p90 cost (USD)": money, "Savings (USD)": money,
-        "Upfront cash (USD)": money, "Savings (%)": st.column_config.NumberColumn(format="%.1f"),
-        "Utilisation (%)": st.column_config.NumberColumn(format="%.1f"),
-        "Time-to-result (h)": st.column_config.NumberColumn(format="%.0f"),
-        "Saved (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+    view.table(listing_table(listing), kinds={
+        "Expected cost (USD)": "usd", "Savings (USD)": "usd",
+        "Savings (%)": "pct100", "Upfront cash (USD)": "usd", "Time-to-result (h)": "hours",
+        "Instances committed": "count", "Saved (UTC)": "datetime"},
+        missing={"Time-to-result (h)": "not timed", "Note": "", "p10-p90 cost (USD)": "not estimated"})
     names = listing["name"].tolist()
     c1, c2 = st.columns(2)
     with c1:
@@ -397,10 +406,9 @@ def compare_section(db: St.ScenarioStore, names: list[str]) -> None:
         with col, st.container(border=True):
             st.subheader(fmt.plain(s.name))
             # the sign leads (Streamlit colours the delta by it); the name is plain text
-            delta = None if s is scenarios[0] else f"{fmt.signed_usd(s.summary.expected_usd - base)} vs " \
-                                                    f"{fmt.plain(scenarios[0].name)}"
-            st.metric("Expected cost (USD)", fmt.usd(s.summary.expected_usd), delta=delta, delta_color="inverse",
-                      help=fmt.term("p10_p90"))
+            delta = view.metric_delta(None if s is scenarios[0] else s.summary.expected_usd - base,
+                                      f" vs {fmt.plain(scenarios[0].name)}")
+            st.metric("Expected cost (USD)", fmt.usd(s.summary.expected_usd), **delta, help=fmt.term("p10_p90"))
             st.metric("Risk: p10-p90 (USD)", fmt.usd_range(s.summary.p10_usd, s.summary.p90_usd),
                       help=f"{fmt.term('p10_p90')} Exactly: {fmt.usd(s.summary.p10_usd)} to "
                            f"{fmt.usd(s.summary.p90_usd)}.")
@@ -412,7 +420,8 @@ def compare_section(db: St.ScenarioStore, names: list[str]) -> None:
             if s.note:
                 st.caption(fmt.plain(s.note))
     st.altair_chart(cost_chart(scenarios), width="stretch")
-    st.dataframe(comparison_table(scenarios), width="stretch")
+    compared = comparison_table(scenarios).reset_index()
+    view.table(compared, labels={c: str(c) for c in compared.columns})  # scenario names shown as saved
     st.caption("Risk is the plan's cost when demand comes in at the forecast's p10 (low) or p90 (high). Inputs are "
                "the settings each scenario was saved with; expected cost weights the demand scenarios equally.")
 
@@ -450,14 +459,12 @@ def frontier_view(result, settings: A.PlannerSettings) -> None:
                   "The current plan keeps today's GPU models (switch on rightsizing on the What-if page to move "
                   "along this curve). ") + HELP_TTR)
     frontier = result.frontier
-    st.dataframe(pd.DataFrame({
-        "Speed priority (%)": 100.0 * frontier["speed_priority"], "Backlog cost (USD)": frontier["cost_usd"].round(),
+    view.table(pd.DataFrame({
+        "Speed priority (%)": 100.0 * frontier["speed_priority"], "Backlog cost (USD)": frontier["cost_usd"],
         "Mean completion (h)": frontier["completion_hours"], "Makespan (h)": frontier["makespan_hours"],
-        "GPU mix (share of work)": frontier["gpu_mix"]}), hide_index=True, width="stretch", column_config={
-        "Speed priority (%)": st.column_config.NumberColumn(format="%.0f"),
-        "Backlog cost (USD)": st.column_config.NumberColumn(format="localized"),
-        "Mean completion (h)": st.column_config.NumberColumn(format="%.0f"),
-        "Makespan (h)": st.column_config.NumberColumn(format="%.0f")})
+        "GPU mix (share of work)": frontier["gpu_mix"]}), kinds={"Speed priority (%)": "count",
+                                                                  "Mean completion (h)": "hours",
+                                                                  "Makespan (h)": "hours"})
 
 
 def render() -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import charts, fmt, sidebar
+from app import charts, fmt, sidebar, view
 from app import state as A
 from app.whatif_model import commitment_options, plan_deltas
 from forecasting.samples import data_dir
@@ -25,10 +25,12 @@ from optimizer.solve import PlanResult
 CATALOG = "catalog"
 SPOT_DISCOUNTS = (CATALOG, 40, 50, 60, 70, 80, 90)
 INTERRUPTIONS = (CATALOG, *INTERRUPTION_BUCKETS)
-EVENTS_NONE, EVENTS_EXAMPLE, EVENTS_UPLOAD = "None", "Shipped example (synthetic sample)", "Upload a file"
+EVENTS_NONE, EVENTS_EXAMPLE, EVENTS_UPLOAD = "No events", "Shipped example (synthetic sample)", "Upload a file"
 EVENTS_LOADED = "From the loaded scenario"
 EXAMPLE_EVENTS = "events_sample.yaml"
-PAYMENT_LABELS = {"no": "no upfront", "partial": "partial upfront", "all": "all upfront"}
+# upfront payment options as the multiselect's tags (its label says "upfront"; three short tags fit the column;
+# no bare string here: Streamlit's magic would draw it on this file page)
+PAYMENT_LABELS = {"no": "none", "partial": "partial", "all": "all"}
 TERM_LABELS = {"1y": "1 year", "3y": "3 years"}
 
 HELP_GROWTH = ("Demand growth applied to every team's forecast (each sample path is multiplied by 1 + growth) "
@@ -184,7 +186,7 @@ def settings(fs: A.ForecastSettings, teams: list[str], gpu_types: list[str]) -> 
     st.subheader("Commitments and money")
     terms = st.multiselect("Allowed terms", list(TERMS), key=A.TERMS_KEY, format_func=TERM_LABELS.get,
                            help=HELP_TERMS)
-    payments = st.multiselect("Allowed payment options", list(PAYMENTS), key=A.PAYMENTS_KEY,
+    payments = st.multiselect("Allowed upfront payment", list(PAYMENTS), key=A.PAYMENTS_KEY,
                               format_func=PAYMENT_LABELS.get, help=HELP_PAYMENTS)
     max_obligation = st.number_input("Maximum commitment (obligation over the full terms, USD)", min_value=0.0,
                                      step=100_000.0, key=A.MAX_OBLIGATION_KEY, help=HELP_MAX_OBLIGATION)
@@ -239,8 +241,7 @@ def render() -> None:
         show_results(s, base_figs, cur, result)
 
 
-def _delta(d: float | None, unit: str = "") -> str | None:
-    return None if d is None else fmt.signed_usd(d) + unit
+_delta = view.metric_delta
 
 
 def show_results(s: A.PlannerSettings, base: dict[str, float | None], cur: dict[str, float | None],
@@ -253,24 +254,24 @@ def show_results(s: A.PlannerSettings, base: dict[str, float | None], cur: dict[
     vs_base = (" The delta is against the base scenario (no growth, spot up to 30%, 1-year options, catalog prices, "
                f"no events, cost of capital {fmt.pct(DEFAULT_COST_OF_CAPITAL, 0)}/year).")
     c1, c2 = st.columns(2)
-    c1.metric("Expected cost in the window (USD)", fmt.usd(cur["expected_usd"]), delta=_delta(d["expected_usd"]),
-              delta_color="inverse", help="Expected cost of the what-if plan inside the plan window (commitments at "
-              "their effective hourly rate, spot and on-demand)." + vs_base + " " + fmt.term("horizon"))
+    c1.metric("Expected cost in the window (USD)", fmt.usd(cur["expected_usd"]), **_delta(d["expected_usd"]),
+              help="Expected cost of the what-if plan inside the plan window (commitments at their effective "
+                   "hourly rate, spot and on-demand)." + vs_base + " " + fmt.term("horizon"))
     c2.metric("Cost range p10-p90 in the window (USD)", fmt.usd_range(cur["p10_usd"], cur["p90_usd"]),
-              delta=_delta(d["p90_usd"], " at p90"), delta_color="inverse",
+              **_delta(d["p90_usd"], " at p90"),
               help=f"{fmt.term('p10_p90')} Exactly: {fmt.usd(cur['p10_usd'])} to {fmt.usd(cur['p90_usd'])}.")
     c3, c4 = st.columns(2)
     c3.metric("Obligation after the window (USD)", fmt.usd(cur["obligation_after_window_usd"]),
-              delta=_delta(d["obligation_after_window_usd"]), delta_color="inverse",
+              **_delta(d["obligation_after_window_usd"]),
               help="What the new commitments still owe after the window, used or not: their full-term obligation "
                    "minus their cost inside the window." + vs_base + " " + fmt.term("obligation"))
     c4.metric("Total obligation over the terms (USD)", fmt.usd(cur["obligation_total_usd"]),
-              delta=_delta(d["obligation_total_usd"]), delta_color="inverse",
+              **_delta(d["obligation_total_usd"]),
               help="Upfront plus every recurring hour of the new commitments over their full terms: the amount the "
                    "maximum commitment caps." + vs_base + " " + fmt.term("term"))
     c5, c6 = st.columns(2)
-    c5.metric("Upfront cash (USD)", fmt.usd(cur["upfront_usd"]), delta=_delta(d["upfront_usd"]),
-              delta_color="inverse", help=fmt.term("upfront") + vs_base)
+    c5.metric("Upfront cash (USD)", fmt.usd(cur["upfront_usd"]), **_delta(d["upfront_usd"]),
+              help=fmt.term("upfront") + vs_base)
     pv_help = ("Every payment over the horizon discounted to the window start at this plan's cost of capital; what "
                "the optimizer minimises. The base scenario's present value is at its own rate, so a cost-of-capital "
                "change moves the delta by the rate as well as by the plan." + vs_base + " "
@@ -280,18 +281,20 @@ def show_results(s: A.PlannerSettings, base: dict[str, float | None], cur: dict[
                   + " No commitment options are allowed, so no term runs past the window.")
     else:
         c6.metric(f"Present value at {rate}/year (USD)", fmt.usd(cur["present_value_usd"]),
-                  delta=_delta(d["present_value_usd"]), delta_color="inverse",
+                  **_delta(d["present_value_usd"]),
                   help=pv_help + f" Horizon: to {term.horizon_end:%Y-%m-%d}.")
     c7, c8 = st.columns(2)
-    c7.metric("Savings vs all on-demand in the window (USD)", fmt.usd(cur["savings_usd"]),
-              delta=_delta(d["savings_usd"]),
+    c7.metric("Savings vs all on-demand in window (USD)", fmt.usd(cur["savings_usd"]),
+              **_delta(d["savings_usd"], better="higher"),
               help="All-on-demand cost of the same demand minus the plan's expected cost, inside the window. "
                    + fmt.term("on_demand"))
-    c8.metric("Committed GPUs", fmt.gpus(cur["committed_gpus"], 0), delta=f"{d['committed_gpus']:+,.0f} GPUs",
-              delta_color="off", help=fmt.term("commitment", "firm"))
+    c8.metric("Committed GPUs", fmt.gpus(cur["committed_gpus"], 0),
+              **_delta(d["committed_gpus"], unit=" GPUs", better="neither"),
+              help=fmt.term("commitment", "firm"))
     c9, _ = st.columns(2)
     c9.metric("Spot time overhead (%)", fmt.pct(cur["spot_time_overhead"], 2),
-              delta=fmt.signed_pct(d["spot_time_overhead"], 2), delta_color="inverse",
+              **_delta(None if d["spot_time_overhead"] is None else 100.0 * d["spot_time_overhead"], unit=" %",
+                      decimals=2),
               help="Extra wall-clock work from spot interruptions: spot share of GPU-hours x rework. "
                    + fmt.term("rework"))
     if s.budget_usd is not None:
@@ -312,11 +315,9 @@ def show_results(s: A.PlannerSettings, base: dict[str, float | None], cur: dict[
                f"spot {fmt.usd(cur['spot_usd'])}, on-demand {fmt.usd(cur['on_demand_usd'])}, committed "
                f"{fmt.usd(cur['committed_usd'])} (expected). Full tables and downloads on the Plan page.")
     if not rows.empty:
-        money = st.column_config.NumberColumn(format="localized")
-        st.dataframe(rows[["Status", "Count", "Instance type", "Option", "GPU model", "GPUs", "Window cost (USD)",
-                           "Obligation over the term (USD)"]],
-                     hide_index=True, width="stretch",
-                     column_config={"Window cost (USD)": money, "Obligation over the term (USD)": money})
+        view.table(rows, kinds=view.COMMITMENT_KINDS,
+                   columns=["Status", "Count", "Instance type", "Option", "GPU model", "GPUs", "Window cost (USD)",
+                            "Obligation over the term (USD)"])
     assumptions = {
         "growth": fmt.signed_pct(s.growth, 0),
         "team growth": ", ".join(f"{t} {fmt.signed_pct(g, 0)}" for t, g in s.team_growth) or "none",
