@@ -72,7 +72,7 @@ def _savings_plan_line(c: Commitment) -> str:
     scope = f"EC2 Instance SP, family {c.instance_family}" if c.instance_family else "Compute SP, any GPU model"
     rates = ", ".join(f"{r.gpu_model} {r.usd_per_gpu_hour:,.2f} USD/GPU-h on {r.instance_type}"
                       + (" (estimated from RI rates)" if r.rate_is_estimate else "") for r in c.sp_rates)
-    line = (f"  {c.purchase_option} savings plan of {c.commitment_usd_per_hour:,.3f} USD/h from {c.start:%Y-%m-%d} "
+    line = (f"  {c.purchase_option} savings plan of {c.commitment_usd_per_hour:,.2f} USD/h from {c.start:%Y-%m-%d} "
             f"({scope}; covers {rates}; {c.count * c.upfront_usd_per_instance:,.0f} USD upfront; "
             f"obligation {usd(c.obligation_usd)}")
     if c.expected_utilization is not None:
