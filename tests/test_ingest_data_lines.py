@@ -216,6 +216,10 @@ def test_focus_export_by_hand_aws_azure_and_gcp_meters(tmp_path):
         ("2025-03", "llm", "gcs-nearline"): (1.0, "GB-month", 0.01),  # 730 GiB-hours = 1 GB-month
     }
     assert report.rows_read == 12 and report.data_rows == 9
+    cat = load_catalog()
+    usage, gpu_report = load_usage(tmp_path / "focus.csv", instance_gpus=cat.instance_gpus(),
+                                   known_gpu_types=cat.gpu_models())
+    assert gpu_report.gpu_hours == pytest.approx(16.0)  # p4d.24xlarge 2 h x 8 GPUs; no data line counted
 
 
 @pytest.mark.parametrize(("usage_type", "expected"), [
@@ -335,3 +339,52 @@ def test_cur2_parquet_with_map_resource_tags(tmp_path):
     assert as_dict(frame) == {("2025-03", "llm", "s3-standard"): (1000.0, "GB-month", 23.00),
                               ("2025-03", "llm", "ebs-gp3"): (800.0, "GB-month", 64.00),
                               ("2025-03", "vision", "s3-intelligent-tiering"): (100.0, "GB-month", 2.30)}
+
+
+GCP_HEADER = ["service.description", "sku.description", "usage_start_time", "usage_end_time", "project.id", "labels",
+              "cost", "currency", "usage.amount", "usage.unit", "usage.amount_in_pricing_units", "usage.pricing_unit",
+              "credits", "cost_type"]
+
+
+def gcp_labels(team: str | None) -> str:
+    return json.dumps([{"key": "team", "value": team}]) if team else "[]"
+
+
+def test_gcp_billing_export_by_hand(tmp_path):
+    gib_month_byte_seconds = 2**30 * 730 * 3600  # 1 GB-month in byte-seconds
+    rows = [  # service, sku, project, team, cost, amount, unit, pricing amount, pricing unit, credits, cost type
+        ("Compute Engine", "Nvidia Tesla A100 GPU running in Americas", "nlp-train", "nlp", 23.47, 28800, "seconds",
+         8, "hour", "[]", "regular"),
+        ("Cloud Storage", "Standard Storage US Multi-region", "nlp-train", "nlp", 26.00, 1000 * gib_month_byte_seconds,
+         "byte-seconds", 1000, "gibibyte month", "[]", "regular"),
+        ("Cloud Storage", "Nearline Storage Iowa", "nlp-train", None, 10.00, 1000 * gib_month_byte_seconds,
+         "byte-seconds", "", "", "[]", "regular"),
+        ("Cloud Storage", "Regional Standard Class A Operations", "nlp-train", "nlp", 0.50, 100000, "requests",
+         10, "count", "[]", "regular"),
+        ("Compute Engine", "Network Inter Region Data Transfer Out from Americas to EMEA", "vision-prod", "vision",
+         2.00, 100 * 2**30, "bytes", 100, "gibibyte", '[{"name": "FreeTrial", "amount": -0.5}]', "regular"),
+        ("Compute Engine", "Storage PD Capacity", "vision-prod", "vision", 4.00, 0, "byte-seconds", 100,
+         "gibibyte month", "[]", "regular"),
+        ("Cloud Storage", "Standard Storage US Multi-region", "nlp-train", "nlp", -1.00, 0, "byte-seconds", 0,
+         "gibibyte month", "[]", "rounding_error"),
+    ]
+    path = tmp_path / "gcp.csv"
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(GCP_HEADER)
+        for service, sku, proj, team, cost, amount, unit, pamount, punit, credits, ctype in rows:
+            w.writerow([service, sku, "2025-11-03 00:00:00 UTC", "2025-11-03 01:00:00 UTC", proj, gcp_labels(team),
+                        cost, "USD", amount, unit, pamount, punit, credits, ctype])
+    frame, report = load_data_lines(path)
+    assert report.format == "gcp"
+    assert as_dict(frame) == {
+        ("2025-11", "nlp", "gcs-standard"): (1000.0, "GB-month", 26.00),
+        ("2025-11", UNALLOCATED_TEAM, "gcs-nearline"): (1000.0, "GB-month", 10.00),  # from byte-seconds
+        ("2025-11", "vision", "inter-region"): (100.0, "GB", 1.50),  # cost + credits
+        ("2025-11", "vision", "gcp-pd"): (100.0, "GB-month", 4.00),
+    }
+    assert set(frame["project"]) == {"nlp-train", "vision-prod"}  # project.id when no project label
+    assert report.rows_read == 7 and report.data_rows == 4
+    cat = load_catalog()
+    usage, gpu_report = load_usage(path, instance_gpus=cat.instance_gpus(), known_gpu_types=cat.gpu_models())
+    assert gpu_report.gpu_hours == pytest.approx(8.0)  # the A100 SKU row only

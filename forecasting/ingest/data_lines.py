@@ -27,7 +27,13 @@ exports (``x_SkuMeterName``, ``SkuMeter``, else ``ChargeDescription``): ``Hot LR
 ``Nearline Storage US`` (Cloud Storage), ``Standard Data Transfer Out``, ``Network Inter Region Egress ...``.
 Everything else (compute, requests, retrieval and early-delete fees, NAT gateway hours, support, tax, credits)
 is not in the frame; the report counts those rows. Team and project tags are read as the GPU ingest reads them
-(:mod:`forecasting.ingest.cur`, :mod:`forecasting.ingest.focus`).
+(:mod:`forecasting.ingest.cur`, :mod:`forecasting.ingest.focus`, :mod:`forecasting.ingest.gcp`).
+
+Google Cloud billing exports (``regular`` cost rows): the meter is ``sku.description`` (``Nearline Storage
+Iowa``, ``Network Inter Region Data Transfer Out ...``, ``Download Worldwide Destinations ...``), the quantity
+``usage.amount_in_pricing_units`` in ``usage.pricing_unit`` (``gibibyte month``, ``gibibyte``), else
+``usage.amount`` in ``usage.unit`` (``byte-seconds``: / 2^30 / (730 x 3,600) = GB-month; ``bytes``: / 2^30 = GB);
+``cost_usd`` is ``cost`` plus the ``credits``; the project is the ``project`` label, else ``project.id``.
 """
 
 from __future__ import annotations
@@ -107,11 +113,12 @@ REGION_PREFIX = re.compile(r"^(?:[A-Z]{2,4}[0-9]?|EU|CAN1|UGW1)-(?=[A-Za-z])")
 NAMED_RULES: tuple[tuple[str, str, str], ...] = (
     (r"\b(hot|cool|cold|archive)\b.*\bdata stored\b", OBJECT_STORAGE, "azure-blob-{0}"),
     (r"^(standard|nearline|coldline|archive) storage\b", OBJECT_STORAGE, "gcs-{0}"),
+    (r"^(?:regional|multi-regional|dual-regional) storage\b", OBJECT_STORAGE, "gcs-standard"),
     (r"^(?:storage pd capacity|balanced pd capacity|ssd backed pd capacity)", BLOCK_STORAGE, "gcp-pd"),
     (r"^storage pd snapshot", SNAPSHOT, "gcp-pd-snapshot"),
     (r"inter[- ]?region|intra continent|inter continent", TRANSFER, "inter-region"),
     (r"inter[- ]?zone|inter[- ]availability zone", TRANSFER, "inter-az"),
-    (r"internet egress|data transfer out", TRANSFER, INTERNET_EGRESS),
+    (r"internet egress|data transfer out|^download worldwide", TRANSFER, INTERNET_EGRESS),
     (r"data transfer in\b|ingress", TRANSFER, "internet-ingress"),
 )
 
@@ -180,6 +187,10 @@ def unit_factor(unit: str | None, category: str, aws: bool) -> tuple[float, str]
     if lead:
         factor = float(lead.group(1))
         text = text[lead.end():]
+    if text in ("byte-seconds", "byte-second"):  # Google Cloud usage.unit of storage
+        return (factor / 2**30 / (HOURS_PER_MONTH * 3600.0), target) if target == GB_MONTH else None
+    if text in ("bytes", "byte"):  # Google Cloud usage.unit of transfer
+        return (factor / 2**30, target) if target == GB else None
     if re.search(r"\b(tb|tib|terabytes?|tebibytes?)\b", text):
         factor *= 1024.0
     elif not re.search(r"\b(gb|gib|gigabytes?|gibibytes?)\b", text):
@@ -198,7 +209,7 @@ class DataReport:
 
     Attributes:
         source: the file read.
-        format: ``cur`` or ``focus``.
+        format: ``cur``, ``focus`` or ``gcp``.
         rows_read: data rows of the file.
         data_rows: rows that went into the data-usage frame.
         cost_usd: their cost, USD.
@@ -319,6 +330,46 @@ def _focus_spec(columns: dict[str, str], source: str, tag_key: str, project_key:
                  tags_column=tags_col)
 
 
+def _gcp_spec(columns: dict[str, str], source: str, tag_key: str, project_key: str) -> _Spec:
+    from forecasting.ingest.gcp import _credits_sql, _field, _label_sql
+
+    start = find_column(columns, "usage_start_time")
+    description, _ = _field(columns, "sku", "description")
+    amount, amount_col = _field(columns, "usage", "amount")
+    if start is None or description is None or amount is None:
+        missing = "usage_start_time" if start is None else "sku.description" if description is None else "usage.amount"
+        raise UsageError(source, f"missing column '{missing}' for a GCP billing export", column=missing,
+                         fix="export the standard usage cost table with usage_start_time, sku.description and "
+                             "usage.amount")
+    unit, _ = _field(columns, "usage", "unit")
+    pricing_amount, _ = _field(columns, "usage", "amount_in_pricing_units")
+    pricing_unit, _ = _field(columns, "usage", "pricing_unit")
+    if pricing_amount and pricing_unit:
+        in_pricing = f"({as_double(pricing_amount)} IS NOT NULL AND {as_text(pricing_unit)} IS NOT NULL)"
+        quantity = f"CASE WHEN {in_pricing} THEN {as_double(pricing_amount)} ELSE {as_double(amount)} END"
+        unit_sql = (f"CASE WHEN {in_pricing} THEN {as_text(pricing_unit)} ELSE "
+                    f"{as_text(unit) if unit else 'CAST(NULL AS VARCHAR)'} END")
+    else:
+        quantity, unit_sql = as_double(amount), as_text(unit) if unit else "CAST(NULL AS VARCHAR)"
+    cost_type = find_column(columns, "cost_type")
+    cost_col = find_column(columns, "cost")
+    credit_total, _ = _credits_sql(columns)
+    team, bad, labels_col = _label_sql(columns, tag_key)
+    project, pbad, _ = _label_sql(columns, project_key)
+    project_id, _ = _field(columns, "project", "id")
+    if project_id:  # the Google Cloud project when no project label
+        project = f"COALESCE({project}, {as_text(project_id)})"
+    is_usage = (f"COALESCE(lower({as_text(f's.{sql_ident(cost_type)}')}) = 'regular', TRUE)" if cost_type
+                else "TRUE")
+    return _Spec(start=as_timestamptz(f"s.{sql_ident(start)}"), start_column=start, quantity=quantity,
+                 quantity_column=amount_col or "usage.amount", is_usage=is_usage,
+                 aws_meter="CAST(NULL AS VARCHAR)", named_meter=as_text(description), unit=unit_sql,
+                 cost=(f"{as_double(f's.{sql_ident(cost_col)}')} + {credit_total}" if cost_col
+                       else "CAST(NULL AS DOUBLE)"),
+                 cost_column=cost_col, team=team, project=project, tags_bad=f"({bad} OR {pbad})",
+                 tags_column=labels_col)
+
+
 def _row_sql(scan: str, spec: _Spec, extra: str = "") -> str:
     return f"""SELECT {extra}
         {spec.start} AS ts, {spec.quantity} AS qty, {spec.cost} AS cost,
@@ -334,7 +385,7 @@ def load_data_lines(path: str | Path, fmt: str = "auto", *, tag_key: str = "team
 
     Args:
         path: ``.csv``, ``.csv.gz``, ``.parquet`` or ``.pq`` export, or a folder of its parts.
-        fmt: ``auto`` (detect from the header), ``cur`` or ``focus``.
+        fmt: ``auto`` (detect from the header), ``cur``, ``focus`` or ``gcp``.
         tag_key: cost-allocation tag holding the team.
         project_key: cost-allocation tag holding the project.
 
@@ -353,10 +404,11 @@ def load_data_lines(path: str | Path, fmt: str = "auto", *, tag_key: str = "team
         columns = read_schema(con, files, kind, source)
         if fmt == "auto":
             fmt = detect_format(list(columns), source)
-        if fmt not in ("cur", "focus"):
+        if fmt not in ("cur", "focus", "gcp"):
             raise UsageError(source, f"a {FORMAT_LABELS.get(fmt, fmt)} file has no storage or transfer lines",
-                             fix="give an AWS CUR (2.0 or legacy) or FOCUS billing export")
-        spec = (_cur_spec if fmt == "cur" else _focus_spec)(columns, source, tag_key, project_key)
+                             fix="give an AWS CUR (2.0 or legacy), FOCUS or Google Cloud billing export")
+        make = {"cur": _cur_spec, "focus": _focus_spec, "gcp": _gcp_spec}[fmt]
+        spec = make(columns, source, tag_key, project_key)
         return _load(con, files, kind, source, fmt, spec)
     finally:
         con.close()
