@@ -388,3 +388,30 @@ def test_gcp_billing_export_by_hand(tmp_path):
     cat = load_catalog()
     usage, gpu_report = load_usage(path, instance_gpus=cat.instance_gpus(), known_gpu_types=cat.gpu_models())
     assert gpu_report.gpu_hours == pytest.approx(8.0)  # the A100 SKU row only
+
+
+def test_malformed_tags_in_a_data_row_name_the_row(tmp_path):
+    path = write_cur(tmp_path / "cur.csv", CUR_ROWS[7:9])
+    text = path.read_text().splitlines()
+    text[2] = text[2].replace('"{""user_team"": ""llm"", ""user_project"": ""pretrain""}"', '"{team: llm"')
+    path.write_text("\n".join(text) + "\n")
+    with pytest.raises(UsageError) as info:
+        load_data_lines(path)
+    assert info.value.row == 3 and info.value.column == "resource_tags"
+
+
+def test_a_formula_team_name_is_written_as_text(tmp_path):
+    billing = write_cur(tmp_path / "cur.csv", [("Usage", "2025-03", "TimedStorage-ByteHrs", 10, 0.23,
+                                                 "=HYPERLINK(\"http://x\")", None)])
+    out = tmp_path / "data_costs.csv"
+    done = run_cli("data-costs", "--billing", str(billing), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    written = pd.read_csv(out)["team"].tolist()
+    assert written == ["'=HYPERLINK(\"http://x\")"]
+
+
+def test_tag_key_picks_the_tag_that_names_the_team(tmp_path):
+    frame, _ = load_data_lines(write_cur(tmp_path / "cur.csv"), tag_key="project", project_key="team")
+    # llm's lines carry project 'pretrain'; vision's carry none
+    assert set(frame["team"]) == {"pretrain", UNALLOCATED_TEAM}
+    assert frame.loc[frame["team"] == "pretrain", "cost_usd"].sum() == pytest.approx(307.50 + 73.00)
