@@ -415,3 +415,15 @@ def test_tag_key_picks_the_tag_that_names_the_team(tmp_path):
     # llm's lines carry project 'pretrain'; vision's carry none
     assert set(frame["team"]) == {"pretrain", UNALLOCATED_TEAM}
     assert frame.loc[frame["team"] == "pretrain", "cost_usd"].sum() == pytest.approx(307.50 + 73.00)
+
+
+def test_a_unit_that_cannot_be_converted_keeps_the_cost_and_says_so(tmp_path):
+    path = tmp_path / "focus.csv"
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(FOCUS_HEADER)
+        w.writerow(["2025-03-01T00:00:00Z", "2025-03-01T01:00:00Z", "Usage", "Microsoft", "Storage", "Storage",
+                    "Cool LRS Data Stored", "Cool LRS Data Stored", 3, "1 Object", 0.30, 0.30, "{}"])
+    frame, report = load_data_lines(path)
+    assert frame["cost_usd"].tolist() == [0.30] and frame["quantity"].isna().all()
+    assert any("1 Object (1 meter)" in n for n in report.notes)

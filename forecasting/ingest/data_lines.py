@@ -485,7 +485,7 @@ def _load(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, source: 
         notes.append(f"{rows_read - n_data:,} rows are not storage or data-transfer usage (compute, requests, "
                      "fees, support, tax, credits) and are not in the data costs")
     if unconverted:
-        names = ", ".join(f"{short(u)} ({n})" for u, n in unconverted.items())
+        names = ", ".join(f"{short(u)} ({n} meter{'' if n == 1 else 's'})" for u, n in unconverted.items())
         notes.append(f"units not converted to GB-month or GB, cost kept and quantity left empty: {names}")
     report = DataReport(source=source, format=fmt, rows_read=rows_read, data_rows=n_data,
                         cost_usd=float(frame["cost_usd"].sum()), untagged_cost_usd=untagged, notes=tuple(notes))
