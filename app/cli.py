@@ -980,6 +980,7 @@ def app_cmd(
 from app import (  # noqa: E402, F401
     cli_backtest_plan,  # backtest-plan
     cli_commitments,  # commitments
+    cli_data,  # data-costs
     cli_operate,  # alerts, chargeback, units, check, report
     cli_policy,  # policy export
     cli_rightsizing,  # pareto
