@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import math
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,12 +52,10 @@ from forecasting.ingest.readers import (
     as_double,
     as_text,
     as_timestamptz,
-    connect,
     find_column,
-    input_files,
     keyed_value,
+    open_export,
     read_error,
-    read_schema,
     scan_sql,
     sql_ident,
 )
@@ -130,12 +127,9 @@ def read_ledger(path: str | Path) -> Ledger:
         UsageError: unreadable file, a file with neither FOCUS commitment columns nor CUR line items, or no
             commitment rows.
     """
-    files, kind = input_files(path)
     source = str(path)
-    scratch = tempfile.TemporaryDirectory(prefix="gpuplan-commitments-")
-    con = connect(scratch.name)
-    try:
-        columns = read_schema(con, files, kind, source)
+    with open_export(path, "gpuplan-commitments-") as ex:
+        con, files, kind, columns = ex.con, ex.files, ex.kind, ex.columns
         if find_column(columns, "CommitmentDiscountId", "CapacityReservationId"):
             rows, notes, fmt = _focus_ledger(con, files, kind, source, columns), [], "focus"
         elif find_column(columns, "line_item_line_item_type"):
@@ -145,9 +139,6 @@ def read_ledger(path: str | Path) -> Ledger:
                              "line_item_line_item_type)", column="CommitmentDiscountId",
                              fix="export FOCUS 1.0+ with the commitment discount columns, or AWS CUR with RI and "
                                  "Savings Plan line items")
-    finally:
-        con.close()
-        scratch.cleanup()
     if rows.empty:
         raise UsageError(source, "no commitment rows (no Used/Unused commitment discount or reservation rows)",
                          column="CommitmentDiscountStatus" if fmt == "focus" else "line_item_line_item_type",

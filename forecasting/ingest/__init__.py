@@ -23,7 +23,6 @@ the file, row, column and fix.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -38,11 +37,9 @@ from forecasting.ingest.readers import (
     FORMAT_LABELS,
     FORMATS,
     IngestReport,
-    connect,
     file_columns,
-    input_files,
     normalize_name,
-    read_schema,
+    open_export,
     short,
 )
 from forecasting.schema import REQUIRED_COLUMNS, UsageError
@@ -156,12 +153,8 @@ def load_usage(path: str | Path, fmt: str = "auto", *, tag_key: str = "team",
     fmt = str(fmt).strip().lower().replace("-", "_")
     if fmt not in ("auto", *FILE_FORMATS):
         raise ValueError(f"unknown format {fmt!r}; expected auto, {', '.join(FILE_FORMATS)}")
-    files, kind = input_files(path)
-    source = str(path)
-    scratch = tempfile.TemporaryDirectory(prefix="gpuplan-ingest-")
-    con = connect(scratch.name)
-    try:
-        columns = read_schema(con, files, kind, source)
+    with open_export(path, "gpuplan-ingest-") as ex:
+        con, files, kind, source, columns = ex.con, ex.files, ex.kind, ex.source, ex.columns
         names = list(columns)
         if len(files) > 1:
             _check_one_format(con, files, kind, fmt)
@@ -177,6 +170,3 @@ def load_usage(path: str | Path, fmt: str = "auto", *, tag_key: str = "team",
         loader = {"focus": load_focus, "cur": load_cur, "gcp": load_gcp}[fmt]
         return loader(con, files, kind, source, columns, tag_key=tag_key, instance_gpus=instance_gpus,
                       known_gpu_types=known_gpu_types)
-    finally:
-        con.close()
-        scratch.cleanup()

@@ -28,7 +28,15 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from forecasting.ingest.readers import IngestReport, read_error, short, sql_ident, sql_str, usage_report
+from forecasting.ingest.readers import (
+    IngestReport,
+    first_in_file_order,
+    read_error,
+    short,
+    sql_ident,
+    sql_str,
+    usage_report,
+)
 from forecasting.ingest.readers import scan_sql as _scan_sql
 from forecasting.schema import (
     COST_USD,
@@ -197,14 +205,7 @@ def _first_row(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, pla
     sql = (f"SELECT * FROM (SELECT s.__rn AS __rn, {file_expr} AS __file, {raws}, {plan.select} {extra} "
            f"FROM (SELECT row_number() OVER ({over}) AS __rn, * FROM {scan}) AS s) "
            f"WHERE {where} ORDER BY __file NULLS FIRST, __rn LIMIT 1")
-    con.execute("SET threads = 1")
-    con.execute("SET preserve_insertion_order = true")
-    try:
-        cur = con.execute(sql)
-        found = cur.fetchone()
-        names = [d[0] for d in cur.description]
-    finally:
-        con.execute("RESET threads")
+    found, names = first_in_file_order(con, sql)
     if found is None:
         return None
     row = dict(zip(names, found, strict=True))

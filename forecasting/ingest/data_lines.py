@@ -39,7 +39,6 @@ Iowa``, ``Network Inter Region Data Transfer Out ...``, ``Download Worldwide Des
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,18 +48,18 @@ import pandas as pd
 
 from forecasting.ingest import detect_format
 from forecasting.ingest.cur import USAGE_LINE_ITEM_TYPES
+from forecasting.ingest.focus import required_columns as focus_required_columns
 from forecasting.ingest.readers import (
     FORMAT_LABELS,
     as_double,
     as_text,
     as_timestamptz,
-    connect,
     find_column,
-    input_files,
+    first_in_file_order,
     keyed_value,
     normalize_name,
+    open_export,
     read_error,
-    read_schema,
     scan_sql,
     short,
     sql_ident,
@@ -303,12 +302,7 @@ def _cur_spec(columns: dict[str, str], source: str, tag_key: str, project_key: s
 
 def _focus_spec(columns: dict[str, str], source: str, tag_key: str, project_key: str) -> _Spec:
     col = lambda *names: find_column(columns, *names)  # noqa: E731
-    start = col("ChargePeriodStart")
-    consumed, pricing = col("ConsumedQuantity"), col("PricingQuantity")
-    if start is None or (consumed is None and pricing is None):
-        missing = "ChargePeriodStart" if start is None else "ConsumedQuantity"
-        raise UsageError(source, f"missing column '{missing}' for a FOCUS export", column=missing,
-                         fix="export FOCUS (1.0 to 1.3) with ChargePeriodStart and ConsumedQuantity")
+    start, consumed, pricing = focus_required_columns(columns, source)
     qty_col = consumed or pricing
     unit_col = col("ConsumedUnit") if consumed else col("PricingUnit")
     category = col("ChargeCategory")
@@ -331,16 +325,9 @@ def _focus_spec(columns: dict[str, str], source: str, tag_key: str, project_key:
 
 
 def _gcp_spec(columns: dict[str, str], source: str, tag_key: str, project_key: str) -> _Spec:
-    from forecasting.ingest.gcp import _credits_sql, _field, _label_sql
+    from forecasting.ingest.gcp import _credits_sql, _field, _label_sql, required_columns
 
-    start = find_column(columns, "usage_start_time")
-    description, _ = _field(columns, "sku", "description")
-    amount, amount_col = _field(columns, "usage", "amount")
-    if start is None or description is None or amount is None:
-        missing = "usage_start_time" if start is None else "sku.description" if description is None else "usage.amount"
-        raise UsageError(source, f"missing column '{missing}' for a GCP billing export", column=missing,
-                         fix="export the standard usage cost table with usage_start_time, sku.description and "
-                             "usage.amount")
+    start, (description, _), (amount, amount_col) = required_columns(columns, source)
     unit, _ = _field(columns, "usage", "unit")
     pricing_amount, _ = _field(columns, "usage", "amount_in_pricing_units")
     pricing_unit, _ = _field(columns, "usage", "pricing_unit")
@@ -396,23 +383,15 @@ def load_data_lines(path: str | Path, fmt: str = "auto", *, tag_key: str = "team
         UsageError: unreadable file, a format without billing lines, no storage or transfer rows, or a data row
             with an unreadable start, quantity, cost or tag cell (one line: file, row, column, fix).
     """
-    files, kind = input_files(path)
-    source = str(path)
-    scratch = tempfile.TemporaryDirectory(prefix="gpuplan-data-")
-    con = connect(scratch.name)
-    try:
-        columns = read_schema(con, files, kind, source)
+    with open_export(path, "gpuplan-data-") as ex:
         if fmt == "auto":
-            fmt = detect_format(list(columns), source)
+            fmt = detect_format(list(ex.columns), ex.source)
         if fmt not in ("cur", "focus", "gcp"):
-            raise UsageError(source, f"a {FORMAT_LABELS.get(fmt, fmt)} file has no storage or transfer lines",
+            raise UsageError(ex.source, f"a {FORMAT_LABELS.get(fmt, fmt)} file has no storage or transfer lines",
                              fix="give an AWS CUR (2.0 or legacy), FOCUS or Google Cloud billing export")
         make = {"cur": _cur_spec, "focus": _focus_spec, "gcp": _gcp_spec}[fmt]
-        spec = make(columns, source, tag_key, project_key)
-        return _load(con, files, kind, source, fmt, spec)
-    finally:
-        con.close()
-        scratch.cleanup()
+        spec = make(ex.columns, ex.source, tag_key, project_key)
+        return _load(ex.con, ex.files, ex.kind, ex.source, fmt, spec)
 
 
 def _load(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, source: str, fmt: str,
@@ -505,12 +484,7 @@ def _raise_first(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, s
     scan = f"(SELECT row_number() OVER () AS __rn, * FROM {scan_sql(files, kind)})"
     sql = (f"SELECT __rn, __raw FROM ({_row_sql(scan, spec, extra=f's.__rn AS __rn, {raw} AS __raw,')}) "
            f"WHERE is_usage AND ({cond}) AND {test} ORDER BY __rn LIMIT 1")
-    con.execute("SET threads = 1")
-    con.execute("SET preserve_insertion_order = true")
-    try:
-        found = con.execute(sql).fetchone()
-    finally:
-        con.execute("RESET threads")
+    found, _ = first_in_file_order(con, sql)
     row = value = None
     if found is not None:
         row = csv_row(int(found[0]) - 1) if kind == "csv" and len(files) == 1 else int(found[0])

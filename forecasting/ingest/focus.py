@@ -115,6 +115,22 @@ def description_instance(expr: str, instance_types: list[str]) -> str:
     return f"NULLIF(regexp_extract(CAST({expr} AS VARCHAR), {sql_str(pattern)}, 1), '')"
 
 
+def required_columns(columns: Mapping[str, str], source: str) -> tuple[str, str | None, str | None]:
+    """``ChargePeriodStart``, ``ConsumedQuantity`` and ``PricingQuantity`` of a FOCUS export (one of the two
+    quantities may be absent).
+
+    Raises:
+        UsageError: the start or both quantities are missing (one line, with the fix).
+    """
+    start = find_column(columns, "ChargePeriodStart")
+    consumed, pricing = find_column(columns, "ConsumedQuantity"), find_column(columns, "PricingQuantity")
+    if start is None or (consumed is None and pricing is None):
+        missing = "ChargePeriodStart" if start is None else "ConsumedQuantity"
+        raise UsageError(source, f"missing column '{missing}' for a FOCUS export", column=missing,
+                         fix="export FOCUS (1.0 to 1.3) with ChargePeriodStart and ConsumedQuantity")
+    return start, consumed, pricing
+
+
 def load_focus(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, source: str,
                columns: dict[str, str], *, tag_key: str = "team",
                instance_gpus: Mapping[str, tuple[str, float]] | None = None,
@@ -144,12 +160,7 @@ def load_focus(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, sou
     def col(*names: str) -> str | None:
         return find_column(columns, *names)
 
-    start = col("ChargePeriodStart")
-    consumed, pricing = col("ConsumedQuantity"), col("PricingQuantity")
-    if start is None or (consumed is None and pricing is None):
-        missing = "ChargePeriodStart" if start is None else "ConsumedQuantity"
-        raise UsageError(source, f"missing column '{missing}' for a FOCUS export", column=missing,
-                         fix="export FOCUS (1.0 to 1.3) with ChargePeriodStart and ConsumedQuantity")
+    start, consumed, pricing = required_columns(columns, source)
     end = col("ChargePeriodEnd")
     category, status = col("ChargeCategory"), col("CommitmentDiscountStatus")
     meter, usage_type = col("SkuMeter"), col("x_UsageType")

@@ -82,6 +82,26 @@ COMMITMENT_SKU_REGEX = r"(?i)^\s*commitment\b"
 SPOT_SKU_REGEX = r"(?i)\b(spot|preemptible)\b"
 
 
+def required_columns(columns: Mapping[str, str], source: str
+                     ) -> tuple[str, tuple[str, str], tuple[str, str]]:
+    """The columns every reading of a GCP billing export needs: ``usage_start_time`` and the (SQL, column named in
+    errors) of ``sku.description`` and ``usage.amount`` (see :func:`_field`).
+
+    Raises:
+        UsageError: one of them is missing (one line, with the fix).
+    """
+    start = find_column(columns, "usage_start_time")
+    description = _field(columns, "sku", "description")
+    amount = _field(columns, "usage", "amount")
+    if start is None or description[0] is None or amount[0] is None:
+        missing = ("usage_start_time" if start is None else "sku.description" if description[0] is None
+                   else "usage.amount")
+        raise UsageError(source, f"missing column '{missing}' for a GCP billing export", column=missing,
+                         fix="export the standard usage cost table with usage_start_time, sku.description and "
+                             "usage.amount")
+    return start, description, amount
+
+
 def _field(columns: Mapping[str, str], name: str, sub: str) -> tuple[str | None, str | None]:
     """(SQL, column named in errors) of ``name.sub``: a flat column or a field of a STRUCT column ``name``."""
     flat = find_column(columns, f"{name}.{sub}", f"{name}_{sub}")
@@ -175,14 +195,7 @@ def load_gcp(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, sourc
         UsageError: missing columns, unreadable cells in GPU rows, or no GPU SKU rows.
     """
     del instance_gpus
-    start = find_column(columns, "usage_start_time")
-    description, description_col = _field(columns, "sku", "description")
-    amount, amount_col = _field(columns, "usage", "amount")
-    if start is None or description is None or amount is None:
-        missing = "usage_start_time" if start is None else "sku.description" if description is None else "usage.amount"
-        raise UsageError(source, f"missing column '{missing}' for a GCP billing export", column=missing,
-                         fix="export the standard usage cost table with usage_start_time, sku.description and "
-                             "usage.amount")
+    start, (description, description_col), (amount, amount_col) = required_columns(columns, source)
     end = find_column(columns, "usage_end_time")
     unit, _ = _field(columns, "usage", "unit")
     pricing_amount, _ = _field(columns, "usage", "amount_in_pricing_units")

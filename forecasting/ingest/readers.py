@@ -18,7 +18,9 @@ import csv
 import gzip
 import io
 import re
-from collections.abc import Callable, Mapping
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -229,6 +231,49 @@ def connect(temp_dir: str | Path | None = None) -> duckdb.DuckDBPyConnection:
     if temp_dir is not None:
         con.execute(f"SET temp_directory = {sql_str(str(temp_dir))}")
     return con
+
+
+@dataclass(frozen=True)
+class Export:
+    """An export opened for reading: its DuckDB connection, files, file kind, name for messages and columns."""
+
+    con: duckdb.DuckDBPyConnection
+    files: list[Path]
+    kind: str
+    source: str
+    columns: dict[str, str]
+
+
+@contextmanager
+def open_export(path: str | Path, prefix: str) -> Iterator[Export]:
+    """Open a usage or billing file (or a folder of its parts) on a private DuckDB connection that spills to a
+    temporary folder named with ``prefix``; both are closed and removed on exit.
+
+    Raises:
+        UsageError: unreadable file or header (one line: file, fix).
+    """
+    files, kind = input_files(path)
+    scratch = tempfile.TemporaryDirectory(prefix=prefix)
+    con = connect(scratch.name)
+    try:
+        yield Export(con, files, kind, str(path), read_schema(con, files, kind, str(path)))
+    finally:
+        con.close()
+        scratch.cleanup()
+
+
+def first_in_file_order(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[tuple | None, list[str]]:
+    """The first row of ``sql`` and its column names, run single-threaded with insertion order kept, so a
+    ``row_number()`` over the scan follows the file (for naming the first bad row). The connection's settings
+    are those of :func:`connect` again afterwards."""
+    con.execute("SET threads = 1")
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        cur = con.execute(sql)
+        return cur.fetchone(), [d[0] for d in cur.description]
+    finally:
+        con.execute("RESET threads")
+        con.execute("SET preserve_insertion_order = false")
 
 
 def duck_error_text(error: Exception) -> str:
@@ -645,13 +690,7 @@ def _raise_first_problem(con: duckdb.DuckDBPyConnection, files: list[Path], kind
                      row_number_over="PARTITION BY filename" if multi else "")
     sql = (f"SELECT __rn, __file, __raw FROM ({base}) WHERE is_usage AND itype IS NOT NULL "
            f"AND ({_problem_sql()}) = {sql_str(problem)} ORDER BY __file NULLS FIRST, __rn LIMIT 1")
-    con.execute("SET threads = 1")
-    con.execute("SET preserve_insertion_order = true")
-    try:
-        found = con.execute(sql).fetchone()
-    finally:
-        con.execute("RESET threads")
-        con.execute("SET preserve_insertion_order = false")
+    found, _ = first_in_file_order(con, sql)
     where = source
     row = None
     value = None
