@@ -975,7 +975,7 @@ def app_cmd(
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", host, "--server.port",
            str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--server.maxUploadSize", str(limit), "--client.toolbarMode", "minimal"]
-    sign_in = "off" if auth is None else f"on (settings from {auth.where})"
+    sign_in = "off" if auth is None else f"on, settings from {auth.where}"
     out.print(f"GPU Cost Planner on http://{host}:{port} (sign-in {sign_in})", markup=False, highlight=False)
     from app.launcher import run_forwarding_signals
 

@@ -113,7 +113,7 @@ def app(provider: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App
             stop(proc)
     text = log.read_text()
     assert settings["cookie_secret"] not in text and settings["client_secret"] not in text  # never logged
-    assert "sign-in on (settings from the environment)" in text
+    assert "(sign-in on, settings from the environment)" in text
 
 
 @pytest.fixture(scope="module")
