@@ -150,3 +150,13 @@ def test_the_manifest_command_starts_and_its_probe_answers_200(tmp_path: Path) -
             proc.wait(timeout=20)
     path = tmp_path / ".streamlit" / "secrets.toml"
     assert f"GPU Cost Planner on http://0.0.0.0:{port} (sign-in on, settings from {path})" in log.read_text()
+
+
+def test_readme_deploy_section_is_ten_lines_or_fewer_and_names_the_files() -> None:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Deploy for your organisation\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.strip()]
+    assert 1 + len(lines) <= 10, len(lines)  # the heading included
+    for needed in ("--host 0.0.0.0", "deploy/gpuplan.service", "deploy/k8s.yaml", "/_stcore/health",
+                   ".streamlit/secrets.toml", "GPUPLAN_AUTH_", "cookie_secret"):
+        assert needed in section, needed
