@@ -958,22 +958,31 @@ def app_cmd(
     port: Annotated[int, typer.Option(help="port to serve on")] = 8501,
     host: Annotated[str, typer.Option(help="address to bind (localhost by default)")] = "127.0.0.1",
 ) -> None:
-    """Start the Streamlit planner on http://127.0.0.1:PORT."""
+    """Start the Streamlit planner on http://127.0.0.1:PORT (any other --host requires sign-in settings)."""
+    from app.auth import AuthSettingsError, find_auth, needs_sign_in, streamlit_secret_args
     from app.limits import max_upload_mb
 
     script = ROOT / "app" / "streamlit_app.py"
     try:
         limit = max_upload_mb()
-    except ValueError as exc:
+        auth = find_auth()
+    except (ValueError, AuthSettingsError) as exc:
         _fail(exc)
+    if auth is None and needs_sign_in(host):
+        _fail(UserFacingError(f"--host {host} serves the planner beyond this machine, which needs sign-in: put an "
+                              "[auth] section in .streamlit/secrets.toml or set the GPUPLAN_AUTH_* variables "
+                              "(README, 'Deploy for your organisation'), or use --host 127.0.0.1"))
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", host, "--server.port",
            str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--server.maxUploadSize", str(limit), "--client.toolbarMode", "minimal"]
-    out.print(f"GPU Cost Planner on http://{host}:{port}")
+    sign_in = "off" if auth is None else f"on, settings from {auth.where}"
+    out.print(f"GPU Cost Planner on http://{host}:{port} (sign-in {sign_in})", markup=False, highlight=False)
     from app.launcher import run_forwarding_signals
 
     # SIGTERM/SIGINT/SIGHUP to this process reach Streamlit too, so stopping `gpuplan app` by its PID frees the port.
-    raise typer.Exit(run_forwarding_signals(cmd))
+    with streamlit_secret_args(auth) as secret_args:
+        code = run_forwarding_signals([*cmd, *secret_args])
+    raise typer.Exit(code)
 
 
 # Commands defined in their own modules register themselves on `app` when imported.

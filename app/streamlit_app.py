@@ -17,7 +17,7 @@ if _ROOT not in sys.path:  # `streamlit run` puts app/ on the path, not the repo
 
 import streamlit as st  # noqa: E402
 
-from app import uploads  # noqa: E402
+from app import auth, uploads  # noqa: E402
 from app.app_pages import budgets, scenarios  # noqa: E402
 
 st.set_page_config(page_title="GPU Cost Planner", page_icon=":material/memory:", layout="wide")
@@ -31,6 +31,7 @@ PAGES = [
     st.Page(budgets.render, title="Budgets & chargeback", icon=":material/account_balance:", url_path="budgets"),
 ]
 
+auth.gate()  # sign-in on: an anonymous visitor gets only the sign-in button (the run stops there)
 page = st.navigation(PAGES)
 uploads.sidebar_upload()  # on every page: an uploaded file becomes the data source of all pages
 page.run()
