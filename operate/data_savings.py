@@ -438,8 +438,8 @@ def _lifecycle(data: pd.DataFrame, details: pd.DataFrame | None, prices: DataPri
         if others:
             parts.append(f"other targets (USD/month): {others}")
         out.append(Saving(team=str(team), project=str(project), kind=LIFECYCLE,
-                          description=(f"Lifecycle rule: move Standard objects of project {project} unread for "
-                                       f"{policy.unread_days} days to {best.target}"),
+                          description=(f"Lifecycle rule: move project {project}'s Standard objects to {best.target} "
+                                       f"after {policy.unread_days} days without a read"),
                           usd_per_month=best.usd_per_month, assumptions="; ".join(parts),
                           current_usd_per_month=current, one_off_usd=best.one_off_usd, quantity=gb))
     return out
