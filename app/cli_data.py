@@ -100,7 +100,14 @@ def data_savings_command(
     """Savings that can be acted on in storage and transfer costs (USD per month, largest first): lifecycle rules
     for S3 storage nobody reads, snapshots beyond retention, unattached volumes, transfer that co-location removes."""
     from forecasting.ingest.data_lines import load_data_lines, load_detail_lines
-    from operate.data_savings import find_savings, load_policy, load_prices, load_volumes, savings_frame
+    from operate.data_savings import (
+        find_savings,
+        has_request_lines,
+        load_policy,
+        load_prices,
+        load_volumes,
+        savings_frame,
+    )
 
     try:
         the_policy = load_policy(policy, unread_days=unread_days)
@@ -119,6 +126,9 @@ def data_savings_command(
         _fail(exc)
     for line in report.lines()[1:]:
         err.print(f"  {line}", markup=False, highlight=False)
+    if the_policy.read_fraction is None and not has_request_lines(details):
+        err.print("  note: the export has no S3 request lines (Requests-Tier1/Tier2), so unread storage cannot be "
+                  "told: no lifecycle saving; give read_fraction in the policy", markup=False, highlight=False)
     latest = frame["month"].max()
     table = Table(title=f"Data savings in {billing}, priced on {latest} ({the_policy.region} prices from "
                         f"{price_file.path}; USD per month)")

@@ -14,10 +14,10 @@ What a billing export can tell, and what it cannot:
   (``Requests-Tier2`` on Standard) and retrieval (``Retrieval-SIA`` ...), read by
   :func:`forecasting.ingest.data_lines.load_detail_lines`. A team's and project's Standard storage counts as unread
   for ``unread_days`` when the export covers that many days (``ceil(unread_days / 30)`` months) with Standard
-  storage and has no read request in any of them. The export cannot tell which objects or prefixes were read, nor
-  an object's last-access date (S3 server access logs or Storage Class Analysis can); a policy ``read_fraction``
-  (share of the stored GB read each month) replaces the request test and prices the retrieval fees of colder
-  classes.
+  storage and has no read request in any of them (and the export has S3 request lines at all). The export cannot
+  tell which objects or prefixes were read, nor an object's last-access date (S3 server access logs or Storage
+  Class Analysis can); a policy ``read_fraction`` (share of the stored GB read each month) replaces the request
+  test and prices the retrieval fees of colder classes.
 * **Snapshot age.** EBS snapshot lines carry the snapshot id (CUR ``line_item_resource_id``) but no creation date;
   a snapshot's age is counted from the first month it appears in the export (a lower bound). Without resource ids
   the policy's ``snapshot_old_share`` (share of snapshot GB-months older than the retention) is used.
@@ -317,6 +317,12 @@ def _months_back(latest: str, n: int) -> list[str]:
     return [str(end - k) for k in range(n - 1, -1, -1)]
 
 
+def has_request_lines(details: pd.DataFrame | None) -> bool:
+    """Whether the detail lines include S3 request lines at all (an export filtered to storage lines has none, and
+    then no read request does not mean the storage is unread)."""
+    return details is not None and bool(details["usage_type"].astype(str).str.startswith("Requests-").any())
+
+
 def _need(prices: DataPrices, item: str, region: str) -> float:
     value = prices.price(item, region)
     if value is None:
@@ -398,8 +404,8 @@ def _lifecycle(data: pd.DataFrame, details: pd.DataFrame | None, prices: DataPri
             read_fraction = policy.read_fraction
             how = f"policy read_fraction {read_fraction:g} of the stored GB read each month"
         else:
-            if details is None:
-                continue
+            if not has_request_lines(details):
+                continue  # without request lines in the export, no read is not the same as unread
             stored = set(rows.loc[rows["quantity"] > 0, "month"])
             if not set(window) <= stored:
                 continue  # the export does not cover the unread window for this storage

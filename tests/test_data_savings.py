@@ -157,6 +157,11 @@ def test_unread_window_longer_than_the_export_proposes_nothing(tmp_path, prices)
 def test_without_request_lines_only_a_given_read_fraction_moves_storage(tmp_path, prices):
     frame, _ = load(write_cur(tmp_path / "cur.csv", one_tb_unread()))
     assert lifecycle(find_savings(frame, prices, SavingsPolicy(), details=None)) == []
+    # an export filtered to storage lines has no request lines: no read is not "unread"
+    storage_only = [r for r in one_tb_unread() if not r[1].startswith("Requests-")]
+    frame2, details2 = load(write_cur(tmp_path / "storage_only.csv", storage_only))
+    assert details2.empty
+    assert lifecycle(find_savings(frame2, prices, SavingsPolicy(), details=details2)) == []
     given = lifecycle(find_savings(frame, prices, SavingsPolicy(read_fraction=0.0), details=None))
     assert given[0].usd_per_month == pytest.approx(19.456)
 
@@ -346,6 +351,12 @@ def test_cli_writes_the_savings_and_refuses_a_bad_price_file(tmp_path):
     lines = failed.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "row 2, column 'usd_per_unit'" in lines[0]
     assert "Traceback" not in failed.stderr and not out2.exists()
+    policy.write_text("region: eu-west-1\n")
+    no_region = run_cli("data-savings", "--billing", str(cur), "--policy", str(policy), "--out", str(out2))
+    assert no_region.returncode == 2 and not out2.exists()
+    assert no_region.stderr.strip().splitlines() == [
+        f"error: {ROOT / 'data_samples' / 'prices' / 'aws_data_prices.csv'}: no prices for region 'eu-west-1' (fix: "
+        "refresh them with gpuplan data-prices-refresh --region eu-west-1, or set region in the policy)"]
 
 
 # --- the Price List refresh (botocore Stubber, never the internet) ---------------------------------------------
