@@ -428,3 +428,24 @@ def test_refresh_of_a_region_without_prices_is_one_error():
             expect(stub, service, terms, [{"PriceList": []}])
         with pytest.raises(RefreshError, match="no S3, EBS or transfer price for region 'xx-nowhere-1'"):
             refresh_data_prices("xx-nowhere-1", pricing_client=client)
+
+
+def test_detail_lines_of_a_focus_export_and_none_for_google_cloud(tmp_path):
+    focus = tmp_path / "focus.csv"
+    with focus.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory", "ProviderName", "ServiceName",
+                    "SkuMeter", "ConsumedQuantity", "ConsumedUnit", "EffectiveCost", "BilledCost", "ResourceId",
+                    "Tags"])
+        for meter, qty, unit, cost, resource in (("USE1-TimedStorage-ByteHrs", 1024, "GB-Mo", 23.55, "ckpt-bucket"),
+                                                 ("USE1-Requests-Tier2", 5000, "Requests", 0.002, "ckpt-bucket"),
+                                                 ("EBS:SnapshotUsage", 10, "GB-Mo", 0.5, "snap-1"),
+                                                 ("Write Operations", 10, "10K", 0.5, "azure-account")):
+            w.writerow(["2025-03-01T00:00:00Z", "2025-03-01T01:00:00Z", "Usage", "AWS", "S3", meter, qty, unit,
+                        cost, cost, resource, json.dumps({"team": "llm", "project": "ckpt"})])
+    details = load_detail_lines(focus)
+    assert list(zip(details["usage_type"], details["resource_id"], details["quantity"], strict=True)) == [
+        ("EBS:SnapshotUsage", "snap-1", 10.0), ("Requests-Tier2", "ckpt-bucket", 5000.0)]
+    assert set(details["team"]) == {"llm"} and set(details["project"]) == {"ckpt"}
+    gcp = ROOT / "data_samples" / "billing" / "gcp_billing_export_gpu.csv"
+    assert load_detail_lines(gcp).empty
