@@ -148,19 +148,37 @@ def data_prices_refresh_command(
     out_path: Annotated[Path, typer.Option("--out", help="price CSV to write (same columns as the shipped "
                                                          "data_samples/prices/aws_data_prices.csv)")],
     region: Annotated[str, typer.Option(help="AWS region to price")] = "us-east-1",
+    offer_file: Annotated[list[Path] | None, typer.Option(help="read these AWS offer files (CSV form, e.g. the "
+                                                               "public AmazonS3 and AmazonEC2 <region>/index.csv) "
+                                                               "instead of calling the Price List API")] = None,
 ) -> None:
     """Refresh the S3, EBS and data-transfer prices of a region from the AWS Price List API (needs AWS credentials
-    with pricing:GetProducts; boto3's standard chain)."""
-    from operate.data_prices_refresh import refresh_data_prices, write_prices
+    with pricing:GetProducts; boto3's standard chain), or from downloaded AWS offer files (no credentials)."""
+    from operate.data_prices_refresh import (
+        PricesRefreshResult,
+        prices_from_offer_csv,
+        refresh_data_prices,
+        write_prices,
+    )
     from optimizer.catalog_refresh import RefreshError
 
     try:
-        with step("Refreshing data prices") as say:
-            result = refresh_data_prices(region, say=say)
+        if offer_file:
+            parts = [prices_from_offer_csv(f, region) for f in offer_file]
+            table = pd.concat([p.table for p in parts], ignore_index=True).drop_duplicates("item")
+            if table.empty:
+                raise UserFacingError(f"{', '.join(map(str, offer_file))}: no S3, EBS or transfer price found (fix: "
+                                      "give the AmazonS3, AmazonEC2 or AWSDataTransfer offer files of the region)")
+            result = PricesRefreshResult(table=table.sort_values("item", kind="stable").reset_index(drop=True),
+                                         products=sum(p.products for p in parts),
+                                         notes=tuple(n for p in parts for n in p.notes))
+        else:
+            with step("Refreshing data prices") as say:
+                result = refresh_data_prices(region, say=say)
         write_prices(result, out_path)
     except (*USER_ERRORS, UserFacingError, RefreshError) as exc:
         _fail(exc)
     for note in result.notes:
         err.print(f"  note: {note}", markup=False, highlight=False)
-    out.print(f"{len(result.table)} prices for {region} from {result.products} Price List products; wrote {out_path}",
+    out.print(f"{len(result.table)} prices for {region} from {result.products} Price List rows; wrote {out_path}",
               markup=False, highlight=False)

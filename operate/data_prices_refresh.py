@@ -11,12 +11,16 @@ prefix (:data:`USAGE_ITEMS`); a price is the on-demand price of its first tier (
 first 50 TB). Inter-region transfer has one price per destination; the lowest is kept (a lower bound of the saving
 from removing it). Items the API does not return keep no row (the savings then say a price is missing).
 
+:func:`prices_from_offer_csv` derives the same rows from downloaded offer files in CSV form (the public Price List
+files need no credentials), so the shipped file can be re-derived from a raw offer file.
+
 Credentials come only from boto3's standard chain; they are never logged, stored or put in messages. The clients
 can be injected (tests use botocore's Stubber and never the internet).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from collections.abc import Callable
@@ -125,8 +129,7 @@ def refresh_data_prices(region: str = "us-east-1", *, pricing_client: Any = None
         ("AmazonEC2", [("regionCode", region), ("productFamily", "Storage Snapshot")]),
         ("AWSDataTransfer", [("fromRegionCode", region)]),
     ]
-    found: dict[str, tuple[float, str, str]] = {}
-    inter_region: list[tuple[float, str]] = []
+    prices: list[tuple[str, float, bool]] = []
     products = 0
     for service, terms in queries:
         filters = [{"Type": "TERM_MATCH", "Field": f, "Value": v} for f, v in terms]
@@ -142,32 +145,93 @@ def refresh_data_prices(region: str = "us-east-1", *, pricing_client: Any = None
                                        f"({type(exc).__name__}); try again later") from exc
                 products += 1
                 usd = _first_tier_usd(item)
-                if usd is None:
-                    continue
-                if service == "AWSDataTransfer" and INTER_REGION.fullmatch(usage):
-                    if usd > 0:
-                        inter_region.append((usd, usage))
-                    continue
-                bare = REGION_PREFIX.sub("", usage, count=1)
-                hit = USAGE_ITEMS.get(bare)
-                if hit is not None and hit[0] not in found:
-                    found[hit[0]] = (usd, hit[1], usage)
+                if usd is not None:
+                    prices.append((usage, usd, service == "AWSDataTransfer"))
+    if not prices:
+        raise RefreshError(f"AWS Price List returned no S3, EBS or transfer price for region '{region}' "
+                           "(fix: check the region name, e.g. us-east-1)")
+    date = (today or datetime.now(UTC)).astimezone(UTC).date().isoformat()
+    table, notes = _rows(prices, region, REFRESH_SOURCE, date)
+    if table.empty:
+        raise RefreshError(f"AWS Price List returned no S3, EBS or transfer price for region '{region}' "
+                           "(fix: check the region name, e.g. us-east-1)")
+    return PricesRefreshResult(table=table, products=products, notes=tuple(notes))
+
+
+def _rows(prices: list[tuple[str, float, bool]], region: str, source: str,
+          date: str) -> tuple[pd.DataFrame, list[str]]:
+    """Price-file rows from ``(usage type, first-tier USD, is a transfer product)`` triples."""
+    found: dict[str, tuple[float, str, str]] = {}
+    inter_region: list[tuple[float, str]] = []
+    for usage, usd, transfer in prices:
+        if transfer and INTER_REGION.fullmatch(usage):
+            if usd > 0:
+                inter_region.append((usd, usage))
+            continue
+        hit = USAGE_ITEMS.get(REGION_PREFIX.sub("", usage, count=1))
+        if hit is not None and hit[0] not in found:
+            found[hit[0]] = (usd, hit[1], usage)
     notes = []
     if inter_region:
         usd, usage = min(inter_region)
         found["transfer-inter-region"] = (usd, "GB", usage)
         notes.append(f"inter-region transfer: lowest of {len(inter_region)} destination prices ({usage})")
-    if not found:
-        raise RefreshError(f"AWS Price List returned no S3, EBS or transfer price for region '{region}' "
-                           "(fix: check the region name, e.g. us-east-1)")
     wanted = {i for i, _ in USAGE_ITEMS.values()} | {"transfer-inter-region"}
     missing = sorted(wanted - set(found))
-    if missing:
-        notes.append("not returned by the Price List (no row written): " + ", ".join(missing))
-    date = (today or datetime.now(UTC)).astimezone(UTC).date().isoformat()
+    if missing and found:
+        notes.append("not in the source (no row written): " + ", ".join(missing))
     rows = [{"region": region, "item": item, "usage_type": usage, "unit": unit, "usd_per_unit": usd,
-             "source": REFRESH_SOURCE, "source_date": date} for item, (usd, unit, usage) in found.items()]
+             "source": source, "source_date": date} for item, (usd, unit, usage) in found.items()]
     table = pd.DataFrame(rows, columns=list(PRICE_COLUMNS)).sort_values("item", kind="stable").reset_index(drop=True)
+    return table, notes
+
+
+def prices_from_offer_csv(path: str | Path, region: str) -> PricesRefreshResult:
+    """Price-file rows from AWS offer files in CSV form (the public, credential-free Price List files, e.g.
+    ``offers/v1.0/aws/AmazonS3/current/<region>/index.csv``; several files may be joined by calling this per file
+    and concatenating the tables).
+
+    The five preamble lines (``FormatVersion`` ... ``OfferCode``) are skipped; ``Publication Date`` becomes
+    ``source_date``. Rows: ``TermType`` OnDemand, ``StartingRange`` 0 (first tier), priced by ``usageType``.
+
+    Raises:
+        UsageError: unreadable file or no offer header (one line: file and fix).
+    """
+    from forecasting.schema import UsageError
+
+    source = str(path)
+    try:
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(source, f"cannot read the offer file ({type(exc).__name__})",
+                         fix="give an AWS offer file in CSV form (index.csv)") from None
+    published, offer, start = "", "", None
+    for i, line in enumerate(lines[:10]):
+        cells = next(csv.reader([line]), [])
+        if cells[:1] == ["Publication Date"] and len(cells) > 1:
+            published = cells[1][:10]
+        elif cells[:1] == ["OfferCode"] and len(cells) > 1:
+            offer = cells[1]
+        elif cells[:1] == ["SKU"]:
+            start = i
+            break
+    if start is None:
+        raise UsageError(source, "no offer header (a line starting with \"SKU\") in the first 10 lines",
+                         fix="give an AWS offer file in CSV form (index.csv) as downloaded")
+    reader = csv.DictReader(lines[start:])
+    prices: list[tuple[str, float, bool]] = []
+    products = 0
+    for row in reader:
+        products += 1
+        if row.get("TermType") != "OnDemand" or (row.get("StartingRange") or "0") not in ("0", "0.0"):
+            continue
+        try:
+            usd = float(row.get("PricePerUnit") or "")
+        except ValueError:
+            continue
+        prices.append((row.get("usageType") or "", usd, offer == "AWSDataTransfer"
+                       or (row.get("Product Family") or "") == "Data Transfer"))
+    table, notes = _rows(prices, region, f"AWS offer file {offer} {Path(path).name}", published or "undated")
     return PricesRefreshResult(table=table, products=products, notes=tuple(notes))
 
 

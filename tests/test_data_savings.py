@@ -449,3 +449,53 @@ def test_detail_lines_of_a_focus_export_and_none_for_google_cloud(tmp_path):
     assert set(details["team"]) == {"llm"} and set(details["project"]) == {"ckpt"}
     gcp = ROOT / "data_samples" / "billing" / "gcp_billing_export_gpu.csv"
     assert load_detail_lines(gcp).empty
+
+
+OFFER_HEAD = ('"FormatVersion","v1.0"\n"Disclaimer","This pricing list is for informational purposes only."\n'
+              '"Publication Date","2026-11-20T17:47:47Z"\n"Version","20261120174747"\n"OfferCode","{offer}"\n'
+              '"SKU","OfferTermCode","RateCode","TermType","PriceDescription","EffectiveDate","StartingRange",'
+              '"EndingRange","Unit","PricePerUnit","Currency","Product Family","serviceCode","Location","usageType"\n')
+
+
+def offer_row(sku: str, term: str, start: str, usd: str, family: str, service: str, usage: str) -> str:
+    return (f'"{sku}","JRTCKXETXF","{sku}.R","{term}","desc","2026-11-01","{start}","Inf","GB-Mo","{usd}","USD",'
+            f'"{family}","{service}","US East (N. Virginia)","{usage}"\n')
+
+
+def test_prices_derived_from_offer_files_feed_the_savings(tmp_path):
+    s3 = tmp_path / "s3_index.csv"
+    s3.write_text(OFFER_HEAD.format(offer="AmazonS3")
+                  + offer_row("A", "OnDemand", "0", "0.0230000000", "Storage", "AmazonS3", "TimedStorage-ByteHrs")
+                  + offer_row("A", "OnDemand", "51200", "0.0220000000", "Storage", "AmazonS3", "TimedStorage-ByteHrs")
+                  + offer_row("B", "OnDemand", "0", "0.0125000000", "Storage", "AmazonS3", "TimedStorage-SIA-ByteHrs")
+                  + offer_row("C", "OnDemand", "0", "0.0100000000", "API Request", "AmazonS3", "Retrieval-SIA")
+                  + offer_row("D", "OnDemand", "0", "0.0000100000", "API Request", "AmazonS3", "Requests-Tier4"))
+    ec2 = tmp_path / "ec2_index.csv"
+    ec2.write_text(OFFER_HEAD.format(offer="AmazonEC2")
+                   + offer_row("E", "OnDemand", "0", "0.0800000000", "Storage", "AmazonEC2", "EBS:VolumeUsage.gp3")
+                   + offer_row("F", "Reserved", "0", "0.0100000000", "Storage", "AmazonEC2", "EBS:SnapshotUsage")
+                   + offer_row("G", "OnDemand", "0", "0.0500000000", "Storage Snapshot", "AmazonEC2",
+                               "EBS:SnapshotUsage"))
+    prices_out = tmp_path / "derived.csv"
+    done = run_cli("data-prices-refresh", "--offer-file", str(s3), "--offer-file", str(ec2), "--out", str(prices_out))
+    assert done.returncode == 0, done.stderr
+    derived = load_prices(prices_out)
+    assert dict(zip(derived.table["item"], derived.table["usd_per_unit"], strict=True)) == {
+        "s3-standard": 0.023, "s3-standard-ia": 0.0125, "retrieval-s3-standard-ia": 0.01,
+        "transition-s3-standard-ia": 0.00001, "ebs-gp3": 0.08, "ebs-snapshot": 0.05}
+    assert set(derived.table["source_date"]) == {"2026-11-20"}
+    cur = write_cur(tmp_path / "cur.csv", one_tb_unread())
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("lifecycle_targets: [s3-standard-ia]\navg_object_mb: 8\n")
+    out = tmp_path / "savings.csv"
+    done = run_cli("data-savings", "--billing", str(cur), "--prices", str(prices_out), "--policy", str(policy),
+                   "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    row = pd.read_csv(out).iloc[0]
+    assert (row["usd_per_month"], row["one_off_usd"]) == (10.75, 1.31)  # 1,024 x 0.0105; 131,072 x $0.01 / 1,000
+    not_offer = tmp_path / "not_offer.csv"
+    not_offer.write_text("a,b\n1,2\n")
+    failed = run_cli("data-prices-refresh", "--offer-file", str(not_offer), "--out", str(tmp_path / "x.csv"))
+    assert failed.returncode == 2 and failed.stderr.strip().splitlines() == [
+        f'error: {not_offer}: no offer header (a line starting with "SKU") in the first 10 lines (fix: give an AWS '
+        "offer file in CSV form (index.csv) as downloaded)"]
