@@ -26,7 +26,9 @@ usage type (CUR ``line_item_usage_type``, FOCUS ``SkuMeter`` or ``x_UsageType``)
 exports (``x_SkuMeterName``, ``SkuMeter``, else ``ChargeDescription``): ``Hot LRS Data Stored`` (Azure Blob),
 ``Nearline Storage US`` (Cloud Storage), ``Standard Data Transfer Out``, ``Network Inter Region Egress ...``.
 Everything else (compute, requests, retrieval and early-delete fees, NAT gateway hours, support, tax, credits)
-is not in the frame; the report counts those rows. Team and project tags are read as the GPU ingest reads them
+is not in the frame; the report counts those rows. :func:`load_detail_lines` reads the S3 request and retrieval lines
+and the EBS volume and snapshot lines with their resource ids separately, for the savings of
+:mod:`operate.data_savings`. Team and project tags are read as the GPU ingest reads them
 (:mod:`forecasting.ingest.cur`, :mod:`forecasting.ingest.focus`, :mod:`forecasting.ingest.gcp`).
 
 Google Cloud billing exports (``regular`` cost rows): the meter is ``sku.description`` (``Nearline Storage
