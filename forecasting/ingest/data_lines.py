@@ -26,7 +26,9 @@ usage type (CUR ``line_item_usage_type``, FOCUS ``SkuMeter`` or ``x_UsageType``)
 exports (``x_SkuMeterName``, ``SkuMeter``, else ``ChargeDescription``): ``Hot LRS Data Stored`` (Azure Blob),
 ``Nearline Storage US`` (Cloud Storage), ``Standard Data Transfer Out``, ``Network Inter Region Egress ...``.
 Everything else (compute, requests, retrieval and early-delete fees, NAT gateway hours, support, tax, credits)
-is not in the frame; the report counts those rows. Team and project tags are read as the GPU ingest reads them
+is not in the frame; the report counts those rows. :func:`load_detail_lines` reads the S3 request and retrieval lines
+and the EBS volume and snapshot lines with their resource ids separately, for the savings of
+:mod:`operate.data_savings`. Team and project tags are read as the GPU ingest reads them
 (:mod:`forecasting.ingest.cur`, :mod:`forecasting.ingest.focus`, :mod:`forecasting.ingest.gcp`).
 
 Google Cloud billing exports (``regular`` cost rows): the meter is ``sku.description`` (``Nearline Storage
@@ -251,6 +253,7 @@ class _Spec:
     project: str
     tags_bad: str
     tags_column: str | None
+    resource: str = "CAST(NULL AS VARCHAR)"
 
 
 def _tags(columns: dict[str, str], fmt: str, key: str) -> tuple[str, str, str | None]:
@@ -272,6 +275,11 @@ def _tags(columns: dict[str, str], fmt: str, key: str) -> tuple[str, str, str | 
     if flat:
         return as_text(sql_ref(flat)), "FALSE", flat
     return "CAST(NULL AS VARCHAR)", "FALSE", None
+
+
+def _resource_sql(column: str | None) -> str:
+    """SQL text of the resource id column (S3 bucket, EBS volume or snapshot id), NULL when the export has none."""
+    return as_text(sql_ref(column)) if column else "CAST(NULL AS VARCHAR)"
 
 
 def _cur_spec(columns: dict[str, str], source: str, tag_key: str, project_key: str) -> _Spec:
@@ -297,7 +305,7 @@ def _cur_spec(columns: dict[str, str], source: str, tag_key: str, project_key: s
                  unit="CAST(NULL AS VARCHAR)",
                  cost=f"COALESCE({', '.join(costs)})" if costs else "CAST(NULL AS DOUBLE)",
                  cost_column=net or unblended, team=team, project=project, tags_bad=f"({bad} OR {pbad})",
-                 tags_column=tags_col)
+                 tags_column=tags_col, resource=_resource_sql(col("line_item_resource_id")))
 
 
 def _focus_spec(columns: dict[str, str], source: str, tag_key: str, project_key: str) -> _Spec:
@@ -321,7 +329,7 @@ def _focus_spec(columns: dict[str, str], source: str, tag_key: str, project_key:
                  unit=as_text(sql_ref(unit_col)) if unit_col else "CAST(NULL AS VARCHAR)",
                  cost=f"COALESCE({', '.join(costs)})" if costs else "CAST(NULL AS DOUBLE)",
                  cost_column=effective or billed, team=team, project=project, tags_bad=f"({bad} OR {pbad})",
-                 tags_column=tags_col)
+                 tags_column=tags_col, resource=_resource_sql(col("ResourceId")))
 
 
 def _gcp_spec(columns: dict[str, str], source: str, tag_key: str, project_key: str) -> _Spec:
@@ -362,7 +370,8 @@ def _row_sql(scan: str, spec: _Spec, extra: str = "") -> str:
         {spec.start} AS ts, {spec.quantity} AS qty, {spec.cost} AS cost,
         COALESCE({spec.is_usage}, FALSE) AS is_usage, {spec.aws_meter} AS aws_meter,
         {spec.named_meter} AS named_meter, {spec.unit} AS unit, {spec.team} AS team_raw,
-        {spec.project} AS project_raw, COALESCE({spec.tags_bad}, FALSE) AS tags_bad
+        {spec.project} AS project_raw, COALESCE({spec.tags_bad}, FALSE) AS tags_bad,
+        {spec.resource} AS resource
         FROM {scan} AS s"""
 
 
@@ -392,6 +401,64 @@ def load_data_lines(path: str | Path, fmt: str = "auto", *, tag_key: str = "team
         make = {"cur": _cur_spec, "focus": _focus_spec, "gcp": _gcp_spec}[fmt]
         spec = make(ex.columns, ex.source, tag_key, project_key)
         return _load(ex.con, ex.files, ex.kind, ex.source, fmt, spec)
+
+
+DETAIL_COLUMNS = ("month", "team", "project", "usage_type", "resource_id", "quantity", "cost_usd")
+DETAIL_USAGE = re.compile(r"Requests-(?:[A-Z]+-)?Tier[0-9]|Retrieval-[A-Z]+|EBS:SnapshotUsage"
+                          r"|EBS:VolumeUsage(?:\.[a-z0-9]+)?")
+"""AWS usage types (without region prefix) that :func:`load_detail_lines` keeps: S3 request and retrieval counts,
+EBS volume and snapshot GB-months."""
+
+
+def load_detail_lines(path: str | Path, fmt: str = "auto", *, tag_key: str = "team",
+                      project_key: str = "project") -> pd.DataFrame:
+    """The per-resource detail the data-usage frame drops: S3 request and retrieval lines, EBS volume and snapshot
+    lines with their resource ids (AWS CUR and FOCUS exports of AWS).
+
+    Which S3 storage is read shows only here: ``Requests-Tier2`` (GET and other reads on Standard),
+    ``Requests-SIA-Tier2``, ``Retrieval-SIA`` and the like, per month, team and project (the bucket's tags). The
+    export cannot tell which objects or prefixes were read, nor an object's last-access date (S3 server access logs
+    or Storage Class Analysis can). ``resource_id`` is CUR ``line_item_resource_id`` or FOCUS ``ResourceId`` (the
+    bucket, ``vol-...`` or ``snap-...`` id), empty when the export has no such column.
+
+    Args:
+        path: the billing export (as :func:`load_data_lines`).
+        fmt: ``auto``, ``cur`` or ``focus``; other formats (Google Cloud) give an empty frame.
+        tag_key: cost-allocation tag holding the team.
+        project_key: cost-allocation tag holding the project.
+
+    Returns:
+        Frame with :data:`DETAIL_COLUMNS`: ``usage_type`` without its region prefix; ``quantity`` in the usage
+        type's unit (requests, GB retrieved, GB-month); ``cost_usd`` USD. Rows whose start or tags cannot be read are
+        left out (:func:`load_data_lines` reports those for the data lines).
+    """
+    with open_export(path, "gpuplan-data-") as ex:
+        if fmt == "auto":
+            fmt = detect_format(list(ex.columns), ex.source)
+        if fmt not in ("cur", "focus"):
+            return pd.DataFrame({c: pd.Series(dtype=float if c in ("quantity", "cost_usd") else object)
+                                 for c in DETAIL_COLUMNS})
+        make = {"cur": _cur_spec, "focus": _focus_spec}[fmt]
+        spec = make(ex.columns, ex.source, tag_key, project_key)
+        sql = f"""
+            SELECT strftime(date_trunc('month', timezone('UTC', ts)), '%Y-%m') AS month,
+                   COALESCE(team_raw, {sql_str(UNALLOCATED_TEAM)}) AS team,
+                   COALESCE(project_raw, {sql_str(UNALLOCATED_TEAM)}) AS project,
+                   aws_meter, COALESCE(resource, '') AS resource_id,
+                   sum(COALESCE(qty, 0)) AS quantity, sum(COALESCE(cost, 0)) AS cost_usd
+            FROM ({_row_sql(scan_sql(ex.files, ex.kind), spec)})
+            WHERE is_usage AND ts IS NOT NULL AND aws_meter IS NOT NULL AND NOT tags_bad
+            GROUP BY ALL"""
+        try:
+            rows = ex.con.sql(sql).df()
+        except duckdb.Error as error:
+            raise read_error(error, ex.kind, ex.source) from None
+    bare = {m: REGION_PREFIX.sub("", str(m).strip(), count=1) for m in rows["aws_meter"].unique()}
+    rows["usage_type"] = rows["aws_meter"].map(bare)
+    rows = rows[[DETAIL_USAGE.fullmatch(u) is not None for u in rows["usage_type"]]]
+    return (rows[list(DETAIL_COLUMNS)].astype({"quantity": float, "cost_usd": float})
+            .sort_values(["month", "team", "project", "usage_type", "resource_id"], kind="stable")
+            .reset_index(drop=True))
 
 
 def _load(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, source: str, fmt: str,
