@@ -55,6 +55,9 @@ def render() -> None:
         return
     hist, fut, events = drawn
     title = A.ORG_TOTAL if s.level == A.LEVEL_ORG else f"{s.level}: {s.item}"
+    if acc.teams is not None and s.level != A.LEVEL_ORG:
+        st.caption(fmt.plain(f"Your teams only ({', '.join(sorted(acc.teams))}); the organisation total is every "
+                             "team's."))
     st.altair_chart(charts.fan_chart_with_events(hist, fut, events, title=title), width="stretch")
     total_p50 = float(fut[S.P50].sum())
     st.caption(f"Last three weeks of actual usage, then the forecast median (p50) with its p10-p90 band, in GPUs in "
