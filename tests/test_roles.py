@@ -162,3 +162,12 @@ def test_operate_results_keep_only_the_teams_rows_and_the_organisation_totals() 
     for frame in (shown.violations, shown.idle):
         for col in frame.select_dtypes(include="object"):
             assert not any(R.names_hidden(v, hidden) for v in frame[col].astype(str))
+
+
+def test_the_shipped_example_roles_file_loads() -> None:
+    example = Path(__file__).resolve().parents[1] / R.EXAMPLE
+    roles = R.load_roles(example)
+    assert R.access_for(who("raj@example.com"), roles).teams == {"llm-pretrain", "llm-finetune"}
+    assert R.access_for(who("someone@example.com", "speech-team"), roles).teams == {"speech"}
+    assert R.access_for(who("someone@example.com", "gpu-platform"), roles) == R.Access("someone@example.com",
+                                                                                        "platform", None)

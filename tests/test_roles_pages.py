@@ -19,6 +19,7 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from app import fmt
+from app import roles as R
 from app import state as A
 from app import store as St
 from forecasting import schema as S
@@ -264,3 +265,20 @@ def test_sign_in_off_is_the_local_planner_with_full_access(env) -> None:
     text = rendered(at)
     assert "Local use (sign-in off): every team, saving allowed." in [fmt.unplain(c.value) for c in at.sidebar.caption]
     assert all(t in text for t in HELIOS)
+
+
+def access_probe() -> None:
+    import streamlit as st
+
+    from app.roles import current_access
+
+    st.session_state["access"] = current_access()
+
+
+def test_current_access_reads_st_user_through_the_identity(env) -> None:
+    at = signed_in(AppTest.from_function(access_probe), ENGINEER)
+    assert at.run().session_state["access"] == R.Access(ENGINEER, "engineer", frozenset(MINE))
+    at = signed_in(AppTest.from_function(access_probe), "Someone@Example.com", groups=("gpu-platform",))
+    assert at.run().session_state["access"] == R.Access("someone@example.com", "platform", None)
+    at = AppTest.from_function(access_probe)  # nobody logged in, no [auth] settings: sign-in off
+    assert at.run().session_state["access"] == R.LOCAL
