@@ -18,7 +18,7 @@ import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
-from app import fmt
+from app import fmt, view
 from app import roles as R
 from app import state as A
 from app import store as St
@@ -282,3 +282,18 @@ def test_current_access_reads_st_user_through_the_identity(env) -> None:
     assert at.run().session_state["access"] == R.Access("someone@example.com", "platform", None)
     at = AppTest.from_function(access_probe)  # nobody logged in, no [auth] settings: sign-in off
     assert at.run().session_state["access"] == R.LOCAL
+
+
+def test_engineer_sees_only_their_teams_rightsizing_rows(env, downloads) -> None:
+    at = open_page(ENGINEER, "whatif")
+    ok(at.checkbox(key=A.RIGHTSIZE_KEY).check().run())
+    downloads.clear()
+    ok(at.switch_page(PAGES["plan"]).run())
+    routing = [f for f in (view.shown(t.value) for t in at.table) if "Routed to" in f.columns]
+    assert routing and set(routing[0]["Team"]) == {"vc3sl"}
+    assert not leaks(rendered(at), HELIOS)
+    rows = dict(downloads)["routing.csv"].decode().splitlines()
+    assert len(rows) == 2 and rows[1].startswith("vc3sl,")
+    for name, data in downloads:
+        assert not leaks(data, HELIOS), (name, leaks(data, HELIOS))
+    assert "Rightsized" in " ".join(c.value for c in at.caption)  # the organisation's routing, counted
