@@ -26,24 +26,18 @@ class Identity:
     groups: tuple[str, ...]
 
 
-def _auth_configured() -> bool:
-    try:
-        return "auth" in st.secrets
-    except Exception:  # no secrets file at all: sign-in is off
-        return False
-
-
 def current_identity() -> Identity | None:
-    """The signed-in user, or None when sign-in is off (local use: no ``[auth]`` settings and nobody logged in).
+    """The signed-in user, or None when sign-in is off (local use).
 
-    With sign-in configured but nobody logged in, an empty identity is returned (it maps to no access), never None.
+    Streamlit sets ``st.user.is_logged_in`` only when sign-in is configured (an ``[auth]`` section in the secrets):
+    True for a signed-in user, False for nobody yet. Without it (sign-in off) there is no such key: None. Signed out
+    with sign-in on gives an empty identity (no access), never None.
     """
-    if st.user.get("is_logged_in") is True:
+    logged_in = st.user.get("is_logged_in")
+    if logged_in is True:
         groups = st.user.get("groups") or ()
         if isinstance(groups, str):
             groups = (groups,)
         return Identity(str(st.user.get("email") or ""), str(st.user.get("name") or ""),
                         tuple(str(g) for g in groups))
-    if _auth_configured():
-        return Identity("", "", ())
-    return None
+    return None if logged_in is None else Identity("", "", ())

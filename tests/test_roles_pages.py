@@ -297,3 +297,9 @@ def test_engineer_sees_only_their_teams_rightsizing_rows(env, downloads) -> None
     for name, data in downloads:
         assert not leaks(data, HELIOS), (name, leaks(data, HELIOS))
     assert "Rightsized" in " ".join(c.value for c in at.caption)  # the organisation's routing, counted
+
+
+def test_signed_out_with_sign_in_on_gets_no_data(env) -> None:
+    at = AppTest.from_function(access_probe)
+    at.user = {"is_logged_in": False}  # what st.user holds with [auth] configured and nobody signed in
+    assert at.run().session_state["access"] == R.Access("unknown", R.NO_ACCESS, frozenset())

@@ -244,6 +244,7 @@ def _chargeback_tab(source: str, plan: O.InputFile | None, planned: A.PlannerSet
                    + ", ".join(f"{x:,.2f}" for x in lines) + f"); unrounded total {rec['bill_total_usd']:,.2f}.")
     com = cb.commitment.set_index(S.GPU_TYPE).loc["all GPU models"]
     c3.metric("Commitment utilisation", f"{com['utilization']:.1%}", help=f"coverage {com['coverage']:.1%}")
+    has_utilization = not cb.idle.empty
     if teams is not None:  # an engineer: their teams' rows under the organisation's totals above (app.roles)
         cb = O.chargeback(source, plan, policy, planned, teams)
         st.caption("The figures above are the organisation's; the rows and downloads below are your teams' only.")
@@ -253,7 +254,8 @@ def _chargeback_tab(source: str, plan: O.InputFile | None, planned: A.PlannerSet
                        key="dl_chargeback")
     st.subheader("Idle GPU cost per team")
     if cb.idle.empty:
-        st.info("The usage has no utilization: idle GPU cost is unavailable.")
+        st.info("The usage has no utilization: idle GPU cost is unavailable." if not has_utilization else
+                "Your teams' usage reports no utilisation: their idle GPU cost is unavailable.")
     else:
         view.table(cb.idle, kinds={"mean_utilization": "pct"}, labels=IDLE_LABELS)
         st.download_button("Download idle.csv", O.csv_bytes(cb.idle), "idle.csv", "text/csv", key="dl_idle")
