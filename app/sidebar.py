@@ -64,7 +64,7 @@ def access_caption(acc: R.Access) -> str:
         return "Local use (sign-in off): every team, saving allowed."
     what = ("every team" if acc.teams is None else "teams " + ", ".join(sorted(acc.teams))) + (
         ", saving allowed" if R.can_save(acc) else ", read-only")
-    return f"Signed in as {acc.user} ({acc.role}): {what}."
+    return f"Access of {acc.user}: {acc.role}, {what}."
 
 
 def data_settings() -> A.ForecastSettings:

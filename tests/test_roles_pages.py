@@ -69,9 +69,21 @@ def downloads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, bytes
     yield seen
 
 
+AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "test-only-cookie-secret",
+        "client_id": "gpuplan", "client_secret": "test-only", "server_metadata_url":
+        "http://127.0.0.1:9/.well-known/openid-configuration"}
+"""An ``[auth]`` section as a deployment has one (never contacted: ``st.login`` is not called)."""
+
+
+def sign_in_on(at: AppTest) -> AppTest:
+    """Sign-in configured: the ``[auth]`` secrets section Streamlit (and the sign-in gate) look for."""
+    at.secrets["auth"] = dict(AUTH)
+    return at
+
+
 def signed_in(at: AppTest, email: str, groups: tuple[str, ...] = ()) -> AppTest:
     at.user = {"is_logged_in": True, "email": email, "name": email.split("@")[0], "groups": list(groups)}
-    return at
+    return sign_in_on(at)
 
 
 def ok(at: AppTest) -> AppTest:
@@ -141,7 +153,7 @@ def test_engineer_sees_only_their_teams_on_overview_forecast_plan_and_whatif(env
     at = open_page(ENGINEER)
     text = rendered(at)
     assert not leaks(text, HELIOS) and "vc3sl" in text
-    assert ("Signed in as eng@example.com (engineer): teams llm-finetune, vc3sl, read-only."
+    assert ("Access of eng@example.com: engineer, teams llm-finetune, vc3sl, read-only."
             in [fmt.unplain(c.value) for c in at.sidebar.caption])
     at = open_page(ENGINEER, "forecast")
     for level in A.FAN_LEVELS:
@@ -300,6 +312,9 @@ def test_engineer_sees_only_their_teams_rightsizing_rows(env, downloads) -> None
 
 
 def test_signed_out_with_sign_in_on_gets_no_data(env) -> None:
-    at = AppTest.from_function(access_probe)
+    at = sign_in_on(AppTest.from_file(APP, default_timeout=300))
     at.user = {"is_logged_in": False}  # what st.user holds with [auth] configured and nobody signed in
-    assert at.run().session_state["access"] == R.Access("unknown", R.NO_ACCESS, frozenset())
+    at.run()
+    assert not at.exception
+    assert not at.metric and not at.table and not at.get("vega_lite_chart")
+    assert not [t for t in HELIOS if t in rendered(at)]
