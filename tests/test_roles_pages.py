@@ -318,3 +318,17 @@ def test_signed_out_with_sign_in_on_gets_no_data(env) -> None:
     assert not at.exception
     assert not at.metric and not at.table and not at.get("vega_lite_chart")
     assert not [t for t in HELIOS if t in rendered(at)]
+
+
+@pytest.mark.parametrize("email", [FINANCE, LEADERSHIP])
+def test_finance_and_leadership_see_every_team_read_only(env, email) -> None:
+    at = open_page(email, "forecast")
+    ok(at.radio(key=A.FAN_LEVEL_KEY).set_value(A.LEVEL_TEAM).run())
+    assert at.selectbox(key=A.FAN_ITEM_KEY).options == HELIOS
+    at = open_page(email, "whatif")
+    assert at.multiselect(key=A.TEAM_GROWTH_TEAMS_KEY).options == HELIOS
+    at = open_page(email, "plan")
+    assert "plan.json" in {b.label for b in at.get("download_button")}
+    role = "finance" if email == FINANCE else "leadership"
+    assert (f"Access of {email}: {role}, every team, read-only."
+            in [fmt.unplain(c.value) for c in at.sidebar.caption])
