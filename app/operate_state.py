@@ -7,7 +7,9 @@ are the defaults; other sources need their own uploads (:func:`defaults_for`). U
 private temporary folder under their own name, so validation errors name the user's file, and removed once
 read. Chargeback runs on the realised usage under a plan file, or on the current planner plan's projected demand
 (:func:`planned_demand`).
-Results are cached per data source, file content and setting. Units: USD, GPU-hours, probabilities 0-1.
+Results are cached per data source, file content, setting and team set (``teams``: an engineer's teams,
+:mod:`app.roles`; each filtered result is derived from the every-team one, so organisation totals never differ).
+Units: USD, GPU-hours, probabilities 0-1.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from app import roles as R
 from app import state as A
 from forecasting import io
 from forecasting import schema as S
@@ -119,8 +122,15 @@ def _plan(f: InputFile) -> Plan:
         return read_plan(path)
 
 
+def all_teams(source: str) -> list[str]:
+    return sorted(str(t) for t in usage(source)[S.TEAM].unique())
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
-def alerts(source: str, budgets: InputFile, threshold: float) -> AlertReport:
+def alerts(source: str, budgets: InputFile, threshold: float, teams: frozenset[str] | None = None) -> AlertReport:
+    """Budget alerts; with ``teams``, only their budgets and notes (:func:`app.roles.alerts_for`)."""
+    if teams is not None:
+        return R.alerts_for(alerts(source, budgets, threshold), R.Access("", R.ENGINEER, teams), all_teams(source))
     u = usage(source)
     projects = {t: set(g.dropna().astype(str)) for t, g in u.groupby(S.TEAM)[S.PROJECT]} \
         if S.PROJECT in u.columns else {}
@@ -133,9 +143,14 @@ def alerts(source: str, budgets: InputFile, threshold: float) -> AlertReport:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def chargeback(source: str, plan: InputFile, policy: str, planned: A.PlannerSettings | None = None) -> Chargeback:
+def chargeback(source: str, plan: InputFile, policy: str, planned: A.PlannerSettings | None = None,
+               teams: frozenset[str] | None = None) -> Chargeback:
     """Chargeback of ``plan``: on the source's realised usage, or with ``planned`` (the settings the plan was made
-    with) on its projected demand over its window (:func:`planned_demand`)."""
+    with) on its projected demand over its window (:func:`planned_demand`). With ``teams``, only their rows
+    (:func:`app.roles.chargeback_for`; the bill and the reconciliation stay the organisation's)."""
+    if teams is not None:
+        return R.chargeback_for(chargeback(source, plan, policy, planned), R.Access("", R.ENGINEER, teams),
+                                all_teams(source))
     demand = planned_demand(planned) if planned is not None else usage(source)
     return allocate(demand, _plan(plan), policy)
 
@@ -146,14 +161,20 @@ def current_plan_file(settings: A.PlannerSettings) -> InputFile:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def units(source: str, units_file: InputFile) -> pd.DataFrame:
+def units(source: str, units_file: InputFile, teams: frozenset[str] | None = None) -> pd.DataFrame:
+    """Unit costs; with ``teams``, only their rows."""
+    if teams is not None:
+        return A.team_rows(units(source, units_file), teams).reset_index(drop=True)
     with materialised(units_file) as path:
         rows = load_units(path, set(usage(source)[S.TEAM]))
     return unit_costs(costed(source), rows)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def checks(source: str, policy: InputFile, plan: InputFile) -> CheckReport:
+def checks(source: str, policy: InputFile, plan: InputFile, teams: frozenset[str] | None = None) -> CheckReport:
+    """Guardrail findings; with ``teams``, without other teams' findings (:func:`app.roles.checks_for`)."""
+    if teams is not None:
+        return R.checks_for(checks(source, policy, plan), R.Access("", R.ENGINEER, teams), all_teams(source))
     with materialised(policy) as path:
         pol = load_policy(path, set(usage(source)[S.TEAM]))
     return combine(check_usage(costed(source), pol), check_plan(_plan(plan), pol))
@@ -161,10 +182,14 @@ def checks(source: str, policy: InputFile, plan: InputFile) -> CheckReport:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def review_html(source: str, budgets: InputFile, units_file: InputFile, policy: InputFile, plan: InputFile,
-                unused_policy: str, threshold: float, planned: A.PlannerSettings | None = None) -> str:
-    review = build_review(costed(source), cost_basis=basis(source), alerts=alerts(source, budgets, threshold),
-                          chargeback=chargeback(source, plan, unused_policy, planned),
-                          unit_costs=units(source, units_file), checks=checks(source, policy, plan),
+                unused_policy: str, threshold: float, planned: A.PlannerSettings | None = None,
+                teams: frozenset[str] | None = None) -> str:
+    """The cost review; with ``teams``, built from those teams' usage, budgets, chargeback rows, unit costs and
+    findings only (an engineer's report)."""
+    priced_usage = costed(source) if teams is None else A.team_rows(costed(source), teams)
+    review = build_review(priced_usage, cost_basis=basis(source), alerts=alerts(source, budgets, threshold, teams),
+                          chargeback=chargeback(source, plan, unused_policy, planned, teams),
+                          unit_costs=units(source, units_file, teams), checks=checks(source, policy, plan, teams),
                           title=f"GPU cost review ({A.data_source_label(source)})")
     return review.html
 

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from app import fmt
+from app import roles as R
 from app import state as A
 from forecasting.engine import ForecastResult
 
@@ -46,14 +47,37 @@ def source_name(source: str) -> str:
     return name[: keep - keep // 2] + "..." + name[-(keep // 2):]
 
 
+def access() -> R.Access:
+    """The session's :class:`app.roles.Access` (roles file under sign-in; full access with sign-in off). A signed-in
+    user without a role (or a missing or wrong roles file) gets the one-line reason and the page stops: no data."""
+    from app.auth import current_identity  # the one place that reads st.user
+    acc, problem = R.resolve(current_identity())
+    if problem is not None:
+        st.error(fmt.plain(problem), icon=":material/lock:")
+        st.stop()
+    return acc
+
+
+def access_caption(acc: R.Access) -> str:
+    """Who is signed in and what they see, for the sidebar."""
+    if acc == R.LOCAL:
+        return "Local use (sign-in off): every team, saving allowed."
+    what = ("every team" if acc.teams is None else "teams " + ", ".join(sorted(acc.teams))) + (
+        ", saving allowed" if R.can_save(acc) else ", read-only")
+    return f"Access of {acc.user}: {acc.role}, {what}."
+
+
 def data_settings() -> A.ForecastSettings:
     """Draw the shared sidebar (data source, window) and return what the forecast depends on.
 
-    The upload section (:func:`app.uploads.sidebar_upload`) is drawn by the entry point on every page.
+    The upload section (:func:`app.uploads.sidebar_upload`) is drawn by the entry point on every page. The
+    session's access is checked first (:func:`access`): a page without a role stops here.
     """
+    acc = access()
     keep(*A.PAGE_WIDGET_KEYS)
     follow_loaded_scenario()
     sb = st.sidebar
+    sb.caption(fmt.plain(access_caption(acc)))
     sb.header("Data and window")
     options = A.data_source_options()
     if st.session_state.get(A.DATA_SOURCE_KEY) not in options:
@@ -111,11 +135,14 @@ def window_data() -> tuple[A.ForecastSettings, pd.DataFrame, ForecastResult] | N
 
 
 def plan_settings(fs: A.ForecastSettings) -> A.PlannerSettings:
-    """The What-if's current settings for this data and window, or the base scenario when it was never set."""
+    """The What-if's current settings for this data and window, or the base scenario when it was never set. An
+    engineer's settings keep only their own teams' growth (a scenario loaded from another team names theirs)."""
     current = st.session_state.get(A.WHATIF_KEY)
     if not isinstance(current, A.PlannerSettings):
         return base_settings(fs)
-    return dataclasses.replace(current, sample=fs.sample, hours=fs.hours)
+    teams = access().teams
+    growth = tuple((t, g) for t, g in current.team_growth if teams is None or t in teams)  # an engineer's own teams
+    return dataclasses.replace(current, sample=fs.sample, hours=fs.hours, team_growth=growth)
 
 
 def base_settings(fs: A.ForecastSettings) -> A.PlannerSettings:

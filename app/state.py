@@ -43,6 +43,7 @@ import streamlit as st
 
 from app import fmt
 from app.inform import on_demand_rates, overview
+from app.roles import visible_lines
 from app.store import settings_from_dict
 from app.summary_html import plan_summary_html
 from app.whatif_model import events_from_text, plan_figures, with_spot_terms
@@ -680,9 +681,10 @@ def cached_hourly_costs(settings: PlannerSettings) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def cached_forecast_csv(settings: ForecastSettings) -> bytes:
-    """The cached forecast as the download CSV (built once per forecast, not on every rerun)."""
-    return forecast_csv(cached_forecast(settings).forecast)
+def cached_forecast_csv(settings: ForecastSettings, teams: frozenset[str] | None = None) -> bytes:
+    """The cached forecast as the download CSV (built once per forecast and team set, not on every rerun); with
+    ``teams``, only their series (an engineer's download, :mod:`app.roles`)."""
+    return forecast_csv(team_rows(cached_forecast(settings).forecast, teams))
 
 
 T = TypeVar("T")
@@ -986,6 +988,8 @@ class OverviewSettings:
     sample: str
     weeks: int = 8
     dimension: str = "team"
+    teams: frozenset[str] | None = None
+    """Only these teams' usage (an engineer's view, :mod:`app.roles`); None = every team (organisation totals)."""
 
 
 @dataclass(frozen=True)
@@ -998,13 +1002,32 @@ class FanSettings:
     item: str = ""
     events_name: str = ""
     events_text: str = ""
+    teams: frozenset[str] | None = None
+    """GPU-type, team and series charts cover only these teams (an engineer's view, :mod:`app.roles`); None = every
+    team. The organisation total is always every team's."""
+
+
+def team_rows(frame: pd.DataFrame, teams: frozenset[str] | None) -> pd.DataFrame:
+    """The rows of ``teams`` (None = all): the one filter the cached accessors apply for per-team views."""
+    return frame if teams is None else frame[frame[S.TEAM].astype(str).isin(teams).to_numpy()]
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def cached_overview(settings: OverviewSettings):
-    """The Overview's frames and figures (:class:`app.inform.Overview`), once per settings."""
+    """The Overview's frames and figures (:class:`app.inform.Overview`), once per settings (per team set)."""
     usage = cached_usage(settings.sample)
     rates = on_demand_rates(cached_catalog(), set(usage[S.GPU_TYPE].unique()), PLAN_REGION)
+    if settings.teams is not None:
+        mine = team_rows(usage, settings.teams)
+        if mine.empty:
+            raise ValueError(f"none of your teams ({', '.join(sorted(settings.teams))}) is in "
+                             f"{data_source_label(settings.sample)} (fix: choose the data source of your teams)")
+        # the organisation's period (ending at the data's last hour), also when these teams stopped earlier
+        usage = mine[mine[S.TIMESTAMP] >= usage[S.TIMESTAMP].max() - pd.Timedelta(weeks=settings.weeks)]
+        if usage.empty:
+            raise ValueError(f"your teams ({', '.join(sorted(settings.teams))}) have no usage in the last "
+                             f"{settings.weeks} weeks of {data_source_label(settings.sample)} (fix: choose a longer "
+                             "period)")
     return overview(usage, rates, settings.weeks, settings.dimension)
 
 
@@ -1074,7 +1097,11 @@ def cached_fan(settings: FanSettings) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
     events = cached_events(settings.events_text, settings.events_name)
     if events:
         fc, _ = apply_events(fc, events)
-    hist, fut = level_fan_frames(cached_usage(settings.forecast.sample), fc, settings.level, settings.item)
+    usage = cached_usage(settings.forecast.sample)
+    if settings.level != LEVEL_ORG:  # the organisation total is every team's, the same for every role
+        usage, fc = team_rows(usage, settings.teams), team_rows(fc, settings.teams)
+    events = tuple(ev for ev in events if settings.teams is None or ev.team in settings.teams)  # labels name teams
+    hist, fut = level_fan_frames(usage, fc, settings.level, settings.item)
     return hist, fut, events_for(fc, events, settings.level, settings.item)
 
 
@@ -1217,8 +1244,9 @@ apart). A field missing here is shown as its own generic row (``app.app_pages.sc
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def cached_summary_html(settings: PlannerSettings) -> bytes:
-    """The one-page HTML summary of a cached plan (:func:`app.summary_html.plan_summary_html`)."""
+def cached_summary_html(settings: PlannerSettings, hidden: frozenset[str] = frozenset()) -> bytes:
+    """The one-page HTML summary of a cached plan (:func:`app.summary_html.plan_summary_html`), without the notes
+    that name a ``hidden`` team (an engineer's download, :mod:`app.roles`)."""
     result = cached_plan(settings)
     daily, _ = cached_cost_frames(settings)
     extra = {"Coverage by commitments": (fmt.pct(coverage(result)), "share of GPU-hours served by commitments")}
@@ -1233,7 +1261,8 @@ def cached_summary_html(settings: PlannerSettings) -> bytes:
                                            f"negative: the plan costs more; its plan {fmt.usd(base[1])} {basis}")
     html = plan_summary_html(result.plan, data_label=data_source_label(settings.sample), daily=daily,
                              settings=settings_lines(settings), extra_figures=extra, term_figures=term,
-                             payment=payment_lines(result.plan), notes=[t for _, t in plan_notes(result.plan)])
+                             payment=payment_lines(result.plan),
+                             notes=list(visible_lines([t for _, t in plan_notes(result.plan)], hidden)))
     return html.encode("utf-8")
 
 

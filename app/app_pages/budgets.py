@@ -6,7 +6,9 @@ Data: the shared sidebar's data source (a sample or an upload), like every page.
 shipped budgets, units, policy and November 2025 plan are the defaults; any other source needs its own budgets,
 units and policy uploads (the page says which are missing and their format). Chargeback runs either on the
 realised usage under a plan file (shipped or uploaded) or on the current planner plan (What-if settings, else the
-base scenario) over its window, on the demand it was planned for. Units: USD, GPU-hours, percent where marked.
+base scenario) over its window, on the demand it was planned for. An engineer (:mod:`app.roles`) sees the
+organisation's totals (metrics) and only their teams' rows in every table, chart, note and download.
+Units: USD, GPU-hours, percent where marked.
 """
 
 from __future__ import annotations
@@ -179,7 +181,8 @@ def alerts_table(frame: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def _budgets_tab(source: str, files: dict[str, O.InputFile | None], threshold: float) -> None:
+def _budgets_tab(source: str, files: dict[str, O.InputFile | None], threshold: float,
+                 teams: frozenset[str] | None = None) -> None:
     if files["budgets"] is None:
         _missing("budgets", A.data_source_label(source))
         return
@@ -187,7 +190,7 @@ def _budgets_tab(source: str, files: dict[str, O.InputFile | None], threshold: f
         report = _guard(lambda: O.alerts(source, files["budgets"], threshold))
     if report is None:
         return
-    frame = report.frame()
+    frame = report.frame()  # the organisation's totals: the same for every role
     c1, c2, c3 = st.columns(3)
     c1.metric("Budgets alerting", f"{len(report.fired)} of {len(report.alerts)}")
     c2.metric("Total budget (USD)", f"{frame['budget_usd'].sum():,.0f}")
@@ -195,6 +198,14 @@ def _budgets_tab(source: str, files: dict[str, O.InputFile | None], threshold: f
               help="Sum over team budgets (project budgets are part of their team's).")
     st.caption(fmt.plain(f"As of {report.as_of:%Y-%m-%d %H:%M} UTC. Costs: {report.cost_basis}. P(overspend) is the "
                          f"share of {report.n_paths} forecast sample paths above the budget."))
+    if teams is not None:  # an engineer: their teams' budgets only (app.roles)
+        report = O.alerts(source, files["budgets"], threshold, teams)
+        frame = report.frame()
+        st.caption("The figures above are the organisation's; the alerts, chart, table and download below are your "
+                   "teams' budgets only.")
+        if not report.alerts:
+            st.info(fmt.plain(f"No budget of your teams ({', '.join(sorted(teams))}) in {files['budgets'].name}."))
+            return
     for a in report.fired:
         st.error(fmt.plain(f"ALERT {a.message}"), icon=":material/warning:")
     st.altair_chart(_budget_chart(frame), width="stretch")
@@ -207,7 +218,7 @@ def _budgets_tab(source: str, files: dict[str, O.InputFile | None], threshold: f
 
 
 def _chargeback_tab(source: str, plan: O.InputFile | None, planned: A.PlannerSettings | None, what: str,
-                    policy: str) -> None:
+                    policy: str, teams: frozenset[str] | None = None) -> None:
     if plan is None:
         return
     cb = _guard(lambda: O.chargeback(source, plan, policy, planned))
@@ -233,13 +244,18 @@ def _chargeback_tab(source: str, plan: O.InputFile | None, planned: A.PlannerSet
                    + ", ".join(f"{x:,.2f}" for x in lines) + f"); unrounded total {rec['bill_total_usd']:,.2f}.")
     com = cb.commitment.set_index(S.GPU_TYPE).loc["all GPU models"]
     c3.metric("Commitment utilisation", f"{com['utilization']:.1%}", help=f"coverage {com['coverage']:.1%}")
+    has_utilization = not cb.idle.empty
+    if teams is not None:  # an engineer: their teams' rows under the organisation's totals above (app.roles)
+        cb = O.chargeback(source, plan, policy, planned, teams)
+        st.caption("The figures above are the organisation's; the rows and downloads below are your teams' only.")
     view.table(cb.table, kinds={c: "usd_cents" for c in cb.table.columns if c.endswith("_usd")},
                labels=CHARGEBACK_LABELS)
     st.download_button("Download chargeback.csv", O.csv_bytes(cb.table), "chargeback.csv", "text/csv",
                        key="dl_chargeback")
     st.subheader("Idle GPU cost per team")
     if cb.idle.empty:
-        st.info("The usage has no utilization: idle GPU cost is unavailable.")
+        st.info("The usage has no utilization: idle GPU cost is unavailable." if not has_utilization else
+                "Your teams' usage reports no utilisation: their idle GPU cost is unavailable.")
     else:
         view.table(cb.idle, kinds={"mean_utilization": "pct"}, labels=IDLE_LABELS)
         st.download_button("Download idle.csv", O.csv_bytes(cb.idle), "idle.csv", "text/csv", key="dl_idle")
@@ -250,12 +266,15 @@ def _chargeback_tab(source: str, plan: O.InputFile | None, planned: A.PlannerSet
         st.caption(note)
 
 
-def _units_tab(source: str, files: dict[str, O.InputFile | None]) -> None:
+def _units_tab(source: str, files: dict[str, O.InputFile | None], teams: frozenset[str] | None = None) -> None:
     if files["units"] is None:
         _missing("units", A.data_source_label(source))
         return
-    costs = _guard(lambda: O.units(source, files["units"]))
+    costs = _guard(lambda: O.units(source, files["units"], teams))
     if costs is None:
+        return
+    if costs.empty:
+        st.info("No unit counts for your teams in the units file.")
         return
     st.altair_chart(unit_cost_chart(costs), width="stretch")
     st.caption("Log scale: each gridline is ten times the one below, so a unit that costs cents and one that costs "
@@ -311,15 +330,19 @@ COMMITMENT_LABELS = {"gpu_type": "GPU type", "capacity_gpu_hours": "Committed GP
                      "committed_usd": "Committed (USD)", "utilization": "Utilisation (%)", "coverage": "Coverage (%)"}
 
 
-def _checks_tab(source: str, files: dict[str, O.InputFile | None], plan: O.InputFile | None) -> None:
+def _checks_tab(source: str, files: dict[str, O.InputFile | None], plan: O.InputFile | None,
+                teams: frozenset[str] | None = None) -> None:
     if files["policy"] is None:
         _missing("policy", A.data_source_label(source))
         return
     if plan is None:
         return
-    result = _guard(lambda: O.checks(source, files["policy"], plan))
+    result = _guard(lambda: O.checks(source, files["policy"], plan, teams))
     if result is None:
         return
+    if teams is not None:
+        st.caption("Findings about your teams and about the plan (GPU models, instance types); other teams' are "
+                   "not shown.")
     if result.ok:
         st.success("No guardrail violations.")
     else:
@@ -344,6 +367,7 @@ def render() -> None:
     """Draw the Budgets & chargeback page."""
     st.title("Budgets & chargeback")
     fs = sidebar.data_settings()
+    teams = sidebar.access().teams  # None = every team; an engineer: their teams' rows (app.roles)
     source = fs.sample
     label = A.data_source_label(source)
     if A.guarded(lambda: O.usage(source)) is None:
@@ -359,13 +383,13 @@ def render() -> None:
     plan, planned, what = _plan_input(source, files, fs)
     tabs = st.tabs(["Budgets & alerts", "Chargeback", "Unit economics", "Guardrails", "Cost review"])
     with tabs[0]:
-        _budgets_tab(source, files, threshold)
+        _budgets_tab(source, files, threshold, teams)
     with tabs[1]:
-        _chargeback_tab(source, plan, planned, what, policy)
+        _chargeback_tab(source, plan, planned, what, policy, teams)
     with tabs[2]:
-        _units_tab(source, files)
+        _units_tab(source, files, teams)
     with tabs[3]:
-        _checks_tab(source, files, plan)
+        _checks_tab(source, files, plan, teams)
     with tabs[4]:
         absent = [k for k in ("budgets", "units", "policy") if files[k] is None]
         if absent:
@@ -373,7 +397,7 @@ def render() -> None:
                               "'Files' above."), icon=":material/upload_file:")
         elif plan is not None:
             html = _guard(lambda: O.review_html(source, files["budgets"], files["units"], files["policy"], plan,
-                                                policy, threshold, planned))
+                                                policy, threshold, planned, teams))
             if html is not None:
                 st.write("The recurring cost review as one self-contained HTML file (charts included), as "
                          "`gpuplan report` writes it.")

@@ -1,6 +1,6 @@
 """Forecast page: fan chart (p10-p90 band, p50 line) for the organisation, a GPU type, a team or one team x GPU
 series; the model chosen per series and its cross-validated accuracy; planned events marked when the What-if
-uses an events file.
+uses an events file. An engineer (:mod:`app.roles`) sees the organisation total and their own teams' series only.
 
 Widgets -> frozen :class:`app.state.FanSettings` -> :func:`app.state.cached_fan`. Units: GPUs in use per
 hour (= GPU-hours per hour); errors in GPUs; MASE relative to the 24-hour seasonal naive forecast.
@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, fmt, sidebar, view
+from app import roles as R
 from app import state as A
 from forecasting import schema as S
 
@@ -23,16 +24,19 @@ HELP_MASE = ("MASE: mean absolute error of the chosen model on rolling-origin cr
              "the error of repeating the value of 24 hours earlier. Below 1 = better than that naive forecast.")
 
 
-def settings(fs: A.ForecastSettings, fc: pd.DataFrame, plan: A.PlannerSettings) -> A.FanSettings:
-    """The Forecast page's widgets as frozen settings."""
+def settings(fs: A.ForecastSettings, fc: pd.DataFrame, plan: A.PlannerSettings,
+             acc: R.Access = R.LOCAL) -> A.FanSettings:
+    """The Forecast page's widgets as frozen settings; an engineer's choices list only their teams' series."""
     c1, c2 = st.columns([2, 3])
     level = c1.radio("Level", A.FAN_LEVELS, key=A.FAN_LEVEL_KEY, horizontal=True, help=HELP_LEVEL)
-    items = A.fan_items(fc, str(level))
+    items = A.fan_items(R.visible_rows(fc, acc), str(level)) if level != A.LEVEL_ORG else A.fan_items(fc, str(level))
+    if not items:
+        items = [A.ORG_TOTAL]
     if st.session_state.get(A.FAN_ITEM_KEY) not in items:
         st.session_state[A.FAN_ITEM_KEY] = items[0]
     item = c2.selectbox("Show", items, key=A.FAN_ITEM_KEY, help=HELP_ITEM, disabled=level == A.LEVEL_ORG)
     return A.FanSettings(forecast=fs, level=str(level), item=str(item), events_name=plan.events_name,
-                         events_text=plan.events_text)
+                         events_text=plan.events_text, teams=acc.teams)
 
 
 def render() -> None:
@@ -42,13 +46,18 @@ def render() -> None:
     if data is None:
         return
     fs, usage, fres = data
+    acc = sidebar.access()
+    hidden = R.hidden_teams(fres.forecast[S.TEAM].unique(), acc)
     plan = sidebar.plan_settings(fs)
-    s = settings(fs, fres.forecast, plan)
+    s = settings(fs, fres.forecast, plan, acc)
     drawn = A.guarded(lambda: A.cached_fan(s))
     if drawn is None:
         return
     hist, fut, events = drawn
     title = A.ORG_TOTAL if s.level == A.LEVEL_ORG else f"{s.level}: {s.item}"
+    if acc.teams is not None and s.level != A.LEVEL_ORG:
+        st.caption(fmt.plain(f"Your teams only ({', '.join(sorted(acc.teams))}); the organisation total is every "
+                             "team's."))
     st.altair_chart(charts.fan_chart_with_events(hist, fut, events, title=title), width="stretch")
     total_p50 = float(fut[S.P50].sum())
     st.caption(f"Last three weeks of actual usage, then the forecast median (p50) with its p10-p90 band, in GPUs in "
@@ -64,11 +73,11 @@ def render() -> None:
                                  "already applied to the forecast drawn here and to the plan."))
             view.table(events, kinds={"start": "datetime", "end": "datetime"},
                        labels={"start": "Start (UTC)", "end": "End (UTC)", "label": "Event"})
-    for line in fres.notes:
+    for line in R.visible_lines(fres.notes, hidden):
         st.caption(line)
 
     st.subheader("Model choice and accuracy")
-    sel = fres.selection
+    sel = fres.selection if s.level == A.LEVEL_ORG else R.visible_rows(fres.selection, acc)  # org: every series
     if s.level == A.LEVEL_GPU:
         sel = sel[sel[S.GPU_TYPE] == s.item]
     elif s.level == A.LEVEL_TEAM:
@@ -84,14 +93,15 @@ def render() -> None:
     c3.metric("Most chosen model", "-" if top.empty else f"{top.index[0]} ({top.iloc[0]} of {len(sel)})",
               help="Each series gets the candidate with the lowest cross-validated MAE (seasonal naive and naive are "
                    "always candidates; 'Ensemble' is the median of the best candidates).")
-    view.table(A.accuracy_frame(sel), kinds={"CV MAE (GPUs)": "number", "CV MASE (1 = seasonal naive)": "number",
+    mine = R.visible_rows(sel, acc)
+    view.table(A.accuracy_frame(mine), kinds={"CV MAE (GPUs)": "number", "CV MASE (1 = seasonal naive)": "number",
                                              "History (h)": "hours"},
                missing={"CV MAE (GPUs)": "not scored", "CV MASE (1 = seasonal naive)": "not scored"})
     st.caption(f"Accuracy from rolling-origin cross-validation ({fres.config.cv_windows} windows of "
                f"{fres.config.cv_h} h, origins {fres.config.cv_step} h apart) on the last "
                f"{fres.config.history_hours or 'all'} hours of each series. `gpuplan backtest` scores whole "
                "forecasts on held-back data.")
-    st.download_button("Download forecast (CSV)", data=A.cached_forecast_csv(fs),
+    st.download_button("Download forecast (CSV)", data=A.cached_forecast_csv(fs, acc.teams),
                        file_name=f"forecast_{fs.sample.replace(':', '_')}_{fs.hours}h.csv", mime="text/csv",
                        on_click="ignore", icon=":material/download:")
 

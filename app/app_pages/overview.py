@@ -1,11 +1,14 @@
 """Overview page (Inform): spend and GPU-hours by team, project or GPU type over time, untagged share, idle
-GPU cost where utilisation is known, and the teams whose spend moved most week over week.
+GPU cost where utilisation is known, and the teams whose spend moved most week over week. An engineer
+(:mod:`app.roles`) sees the organisation's figures and, below them, charts and tables of their own teams only.
 
 Widgets -> frozen :class:`app.state.OverviewSettings` -> :func:`app.state.cached_overview` (pure
 :func:`app.inform.overview`). Units: USD, GPU-hours, percent; spend basis stated on the page.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import streamlit as st
 
@@ -19,7 +22,7 @@ HELP_DIM = "Group spend and GPU-hours by team, project (the data's project tag) 
 
 
 def settings(source: str) -> A.OverviewSettings:
-    """The Overview's widgets as frozen settings."""
+    """The Overview's widgets as frozen settings (every team's: the organisation totals)."""
     c1, c2 = st.columns(2)
     if A.OVERVIEW_WEEKS_KEY not in st.session_state:
         st.session_state[A.OVERVIEW_WEEKS_KEY] = 8
@@ -35,10 +38,15 @@ def render() -> None:
     usage = sidebar.load_usage(fs)
     if usage is None:
         return
+    acc = sidebar.access()
     s = settings(fs.sample)
-    ov = A.guarded(lambda: A.cached_overview(s))
+    ov = A.guarded(lambda: A.cached_overview(s))  # the organisation's figures: the same for every role
     if ov is None:
         return
+    if acc.teams is not None:  # an engineer: charts and tables of their teams only (app.roles)
+        mine = A.guarded(lambda: A.cached_overview(dataclasses.replace(s, teams=acc.teams)))
+        if mine is None:
+            return
     st.caption(fmt.plain(f"{A.data_source_label(fs.sample)}: {ov.start:%Y-%m-%d %H:%M} to {ov.end:%Y-%m-%d %H:%M} UTC "
                          f"({s.weeks} weeks). Spend basis: {ov.basis} (GPU-hours x rate where the data has no cost)."))
     c1, c2, c3 = st.columns(3)
@@ -61,6 +69,16 @@ def render() -> None:
         st.warning(fmt.plain(f"No on-demand price in the catalog for {', '.join(ov.unpriced_gpu_types)}: their "
                              "GPU-hours are counted, their spend is not."), icon=":material/warning:")
 
+    if acc.teams is not None:
+        st.subheader(fmt.plain(f"Your teams: {', '.join(sorted(acc.teams))}"))
+        st.caption("The figures above are the organisation's (every team); the charts and tables below show only "
+                   "your teams' rows.")
+        m1, m2, m3 = st.columns(3)
+        m1.metric("Your teams' spend (USD)", fmt.usd(mine.spend_usd))
+        m2.metric("Your teams' GPU-hours", fmt.gpu_hours(mine.gpu_hours))
+        m3.metric("Your teams' idle GPU cost (USD)",
+                  fmt.usd(mine.idle_usd) if mine.utilization_known_share > 0 else "not reported")
+        ov = mine
     group = I.DIMENSIONS[s.dimension]
     left, right = st.columns(2)
     left.altair_chart(charts.spend_over_time_chart(ov.over_time, group, "usd",

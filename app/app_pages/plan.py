@@ -8,7 +8,9 @@ and a one-page HTML summary for finance.
 
 The plan is the What-if page's current settings (a frozen :class:`app.state.PlannerSettings`), or the base
 scenario when the What-if was never opened; :func:`app.state.cached_plan` computes it once per settings, exactly as
-``gpuplan plan`` plans. Text from data or plans (notes, team and file names) is shown as plain text.
+``gpuplan plan`` plans. Text from data or plans (notes, team and file names) is shown as plain text. The plan is
+the organisation's (the same for every role); an engineer (:mod:`app.roles`) sees only their teams' routing rows,
+forecast download and notes.
 Units: USD, USD/h, GPUs, GPU-hours, percent where marked.
 """
 
@@ -20,6 +22,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, fmt, sidebar, view
+from app import roles as R
 from app import state as A
 from optimizer.solve import PlanResult
 from optimizer.summary import commitments_table
@@ -55,6 +58,8 @@ def render() -> None:
     if data is None:
         return
     fs = data[0]
+    acc = sidebar.access()
+    hidden = R.hidden_teams(A.cached_facts(fs.sample).teams, acc)
     s = sidebar.plan_settings(fs)
     is_base = s == sidebar.base_settings(fs)
     st.session_state.pop(A.PLAN_SUMMARY_KEY, None)  # never leave a previous plan's figures behind an error
@@ -66,21 +71,21 @@ def render() -> None:
     st.caption(("Base scenario (change it on the What-if page). " if is_base else "What-if scenario. ")
                + "Assumptions: " + fmt.plain("; ".join(f"{k if k[:2].isupper() else k.lower()} {v}"
                                                        for k, v in A.settings_lines(s).items() if k != "Data") + "."))
-    notes(result, "warning")
+    notes(result, "warning", hidden)
     figures(result, s)
-    term_figures(result, s)
+    term_figures(result, s, hidden)
     buy(result)
-    routing(result, s)
+    routing(result, s, acc)
     costs(result, s)
-    downloads(result, s)
+    downloads(result, s, acc, hidden)
 
 
-def notes(result: PlanResult, level: str) -> None:
+def notes(result: PlanResult, level: str, hidden: frozenset[str] = frozenset()) -> None:
     """The plan's notes of one level as plain-text lines: ``warning`` (a short history: ranges widened, 3-year
     options left out) at the top of the page, ``info`` (where the demand after the window comes from) with the
     figures over the commitment terms."""
     for lvl, text in A.plan_notes(result.plan):
-        if lvl == level:
+        if lvl == level and not R.names_hidden(text, hidden):
             (st.warning if lvl == "warning" else st.info)(
                 fmt.plain(text), icon=":material/warning:" if lvl == "warning" else ":material/info:")
 
@@ -131,7 +136,7 @@ def lookback(result: PlanResult, s: A.PlannerSettings) -> None:
         st.caption("Savings vs a look-back recommender appear here when there is usage before the window.")
 
 
-def term_figures(result: PlanResult, s: A.PlannerSettings) -> None:
+def term_figures(result: PlanResult, s: A.PlannerSettings, hidden: frozenset[str] = frozenset()) -> None:
     """Over the commitment terms: obligation after the window, total obligation, upfront cash by month, expected
     cost over the horizon with its range and vs all on-demand, present value at the stated cost of capital, and
     why each payment option and term beat the next best."""
@@ -140,7 +145,7 @@ def term_figures(result: PlanResult, s: A.PlannerSettings) -> None:
     term = plan.term
     if term is None:
         st.subheader("Over the commitment terms", help=fmt.term("term"))
-        notes(result, "info")
+        notes(result, "info", hidden)
         st.info("This plan is judged on its window alone: no commitment options are allowed (What-if page), so no "
                 "term runs past the window.", icon=":material/info:")
         c1, c2, _ = st.columns(3)
@@ -153,7 +158,7 @@ def term_figures(result: PlanResult, s: A.PlannerSettings) -> None:
     st.caption(f"Each commitment is judged over its whole term: the horizon runs {horizon_hours:,} h from "
                f"{plan.window_start:%Y-%m-%d} to {term.horizon_end:%Y-%m-%d} (the end of the longest term "
                f"considered); cash flows are discounted at a cost of capital of {rate}/year.")
-    notes(result, "info")
+    notes(result, "info", hidden)
     c1, c2, c3 = st.columns(3)
     c1.metric("Obligation after the window (USD)", fmt.usd(e.obligation_after_window_usd), help=HELP_AFTER)
     c2.metric("Total obligation over the terms (USD)", fmt.usd(A.obligation_usd(plan)), help=HELP_OBLIGATION)
@@ -246,8 +251,9 @@ def buy(result: PlanResult) -> None:
     view.table(A.on_demand_frame(plan), kinds={"USD per GPU-hour": "usd_rate"})
 
 
-def routing(result: PlanResult, s: A.PlannerSettings) -> None:
-    """Per-team rightsizing: where each team's work runs, at what cost per A100-hour, and why."""
+def routing(result: PlanResult, s: A.PlannerSettings, acc: R.Access = R.LOCAL) -> None:
+    """Per-team rightsizing: where each team's work runs, at what cost per A100-hour, and why (an engineer: their
+    teams' rows; the caption's counts are the organisation's)."""
     st.subheader("GPU model per team (rightsizing)", help=HELP_ROUTING)
     plan = result.plan
     if not plan.routing:
@@ -258,7 +264,7 @@ def routing(result: PlanResult, s: A.PlannerSettings) -> None:
     st.caption(A.routing_caption(plan) + f" Workload classes: {A.workloads_label(s.sample)}. Work is in A100-hours "
                "(reference GPU = NVIDIA A100); USD per A100-hour is the stand-alone estimate used to route, the plan "
                "above then pools commitments across teams.")
-    frame = A.routing_frame(plan)
+    frame = R.visible_rows(A.routing_frame(plan), acc, team_col="Team")
     # the class's source and the instance types are in routing.csv; the page keeps what a team lead reads
     view.table(frame, kinds={"Moved": "bool", "Speed (x A100)": "number", "Work (A100-hours)": "gpu_hours",
                              "GPU-hours": "gpu_hours", "USD per A100-hour": "usd_rate", "Spot allowed": "bool"},
@@ -282,13 +288,19 @@ def costs(result: PlanResult, s: A.PlannerSettings) -> None:
                        width="stretch")
 
 
-def downloads(result: PlanResult, s: A.PlannerSettings) -> None:
-    """plan.json, CSV tables, the forecast and the one-page HTML summary."""
+def downloads(result: PlanResult, s: A.PlannerSettings, acc: R.Access = R.LOCAL,
+              hidden: frozenset[str] = frozenset()) -> None:
+    """plan.json, CSV tables, the forecast and the one-page HTML summary. An engineer gets the organisation's
+    commitments and costs, their teams' forecast and the summary without other teams' notes; plan.json and its
+    assumptions (the purchase file, with every team's routing and settings) are for every-team roles."""
     st.subheader("Downloads")
     files = A.cached_plan_downloads(s)
     c1, c2, c3, c4, c5 = st.columns(5)
-    c1.download_button("plan.json", data=files["plan.json"], file_name="plan.json", mime="application/json",
-                       on_click="ignore", icon=":material/download:", help="The plan (schema gpuplan.plan/v1).")
+    if acc.teams is None:
+        c1.download_button("plan.json", data=files["plan.json"], file_name="plan.json", mime="application/json",
+                           on_click="ignore", icon=":material/download:", help="The plan (schema gpuplan.plan/v1).")
+    else:
+        c1.caption("plan.json (every team's routing and settings): finance, platform and leadership.")
     c2.download_button("Commitments (CSV)", data=files["commitments.csv"], file_name="commitments.csv",
                        mime="text/csv", on_click="ignore", icon=":material/download:",
                        help="One row per commitment: count, instance type, option, GPUs, start, term (h), USD/h, "
@@ -296,15 +308,17 @@ def downloads(result: PlanResult, s: A.PlannerSettings) -> None:
     c3.download_button("Hourly costs (CSV)", data=files["hourly_costs.csv"], file_name="hourly_costs.csv",
                        mime="text/csv", on_click="ignore", icon=":material/download:",
                        help="Expected USD per hour and GPU model: committed, spot, on-demand, total.")
-    c4.download_button("Forecast (CSV)", data=A.cached_forecast_csv(s.forecast_settings), file_name="forecast.csv",
+    c4.download_button("Forecast (CSV)", data=A.cached_forecast_csv(s.forecast_settings, acc.teams),
+                       file_name="forecast.csv",
                        mime="text/csv", on_click="ignore", icon=":material/download:",
                        help="team, gpu_type, timestamp, mean, p10, p50, p90 (GPUs), model.")
-    c5.download_button("Summary (HTML)", data=A.cached_summary_html(s), file_name="plan_summary.html",
+    c5.download_button("Summary (HTML)", data=A.cached_summary_html(s, hidden), file_name="plan_summary.html",
                        mime="text/html", on_click="ignore", icon=":material/download:",
                        help="One self-contained page for finance: the money inside the window and over the "
                             "commitment terms, what to buy, why each payment option, chart, assumptions.")
-    with st.expander("All assumptions (plan.json)"):
-        st.code(json.dumps(result.plan.assumptions, indent=2, default=str), language="json")
+    if acc.teams is None:
+        with st.expander("All assumptions (plan.json)"):
+            st.code(json.dumps(result.plan.assumptions, indent=2, default=str), language="json")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@ Scenarios live in the DuckDB file of :mod:`app.store` (``$GPUPLAN_STORE``, defau
 ``~/.gpuplan/scenarios.duckdb``), so they survive restarts and page reloads. "Current settings" are the
 What-if page's settings (:data:`app.state.WHATIF_KEY`) if it was visited, else the base scenario, for the data
 source and window of the shared sidebar (:func:`app.sidebar.plan_settings`).
+Roles (:mod:`app.roles`): only platform saves and deletes (the writes pass ``actor`` when the store takes it);
+an engineer sees no scenario whose name or note names another team, no other team's settings rows, and no
+plan.json or stored-inputs JSON (every team's routing and settings).
 Units: USD, USD per hour, GPUs, hours, percent where marked.
 """
 
@@ -22,6 +25,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, fmt, sidebar, view
+from app import roles as Ro
 from app import state as A
 from app import store as St
 from app.whatif_model import spot_time_overhead
@@ -293,8 +297,12 @@ def time_to_result(settings: A.PlannerSettings, result: PlanResult) -> float:
 
 
 # --- sections -------------------------------------------------------------------------------------
-def save_section(db: St.ScenarioStore, settings: A.PlannerSettings) -> None:
+def save_section(db: St.ScenarioStore, settings: A.PlannerSettings, acc: Ro.Access = Ro.LOCAL) -> None:
     st.header("Save the current plan")
+    if not Ro.can_save(acc):
+        st.caption(fmt.plain(f"Read-only for {acc.role}: saving and deleting scenarios is the platform team's "
+                             "(roles file)."))
+        return
     origin = "the What-if page" if isinstance(st.session_state.get(A.WHATIF_KEY), A.PlannerSettings) else \
         "the base scenario (open What-if to change it)"
     st.caption(f"Current settings, from {origin}, with the data and window of the sidebar:")
@@ -322,7 +330,7 @@ def save_section(db: St.ScenarioStore, settings: A.PlannerSettings) -> None:
         log.exception("cost-vs-speed sweep failed")
         st.caption(fmt.plain(f"Saved without a time-to-result ({exc.__class__.__name__}: {exc})."))
     saved = A.guarded(lambda: db.save(name, settings, result.plan, data_source=A.data_source_provenance(
-        settings.sample), note=note, overwrite=replace, time_to_result_hours=ttr))
+        settings.sample), note=note, overwrite=replace, time_to_result_hours=ttr, **Ro.actor_kwargs(db.save, acc)))
     if saved is not None:
         st.session_state[SAVED_KEY] = saved.name
         st.success(fmt.plain(f"Saved scenario '{saved.name}': expected cost {fmt.usd(saved.summary.expected_usd)}, "
@@ -345,7 +353,7 @@ def listing_table(listing: pd.DataFrame) -> pd.DataFrame:
         "Data source": listing["data_source"], "Saved (UTC)": listing["saved_at"], "Note": listing["note"]})
 
 
-def list_section(db: St.ScenarioStore, listing: pd.DataFrame) -> None:
+def list_section(db: St.ScenarioStore, listing: pd.DataFrame, acc: Ro.Access = Ro.LOCAL) -> None:
     st.header("Saved scenarios")
     st.caption(fmt.plain(f"{len(listing)} saved in {db.path} (DuckDB; set GPUPLAN_STORE to use another file)."))
     if listing.empty:
@@ -372,19 +380,21 @@ def list_section(db: St.ScenarioStore, listing: pd.DataFrame) -> None:
                            icon=":material/check:")
                 for note in notes:
                     st.info(fmt.plain(f"Saved by an older planner: {note}."), icon=":material/info:")
-        sc = A.guarded(lambda: db.load(pick))
+        sc = A.guarded(lambda: db.load(pick)) if acc.teams is None else None  # every team's routing and settings
         if sc is not None:
             b2.download_button("Download its plan.json", data=sc.plan.to_json(), file_name=f"plan_{pick}.json",
                                mime="application/json", on_click="ignore", icon=":material/download:")
+    if not Ro.can_save(acc):
+        return
     with c2:
         doomed = st.selectbox("Delete a scenario", names, key=DELETE_KEY, index=None, placeholder="choose one")
         if st.button("Delete", icon=":material/delete:", disabled=doomed is None) and doomed is not None:
-            if A.guarded(lambda: db.delete(doomed)):
+            if A.guarded(lambda: db.delete(doomed, **Ro.actor_kwargs(db.delete, acc))):
                 st.session_state.pop(DELETE_KEY, None)
                 st.rerun()
 
 
-def compare_section(db: St.ScenarioStore, names: list[str]) -> None:
+def compare_section(db: St.ScenarioStore, names: list[str], hidden: frozenset[str] = frozenset()) -> None:
     st.header("Compare side by side")
     if len(names) < 2:
         st.info("Save at least two scenarios to compare them.")
@@ -420,7 +430,7 @@ def compare_section(db: St.ScenarioStore, names: list[str]) -> None:
             if s.note:
                 st.caption(fmt.plain(s.note))
     st.altair_chart(cost_chart(scenarios), width="stretch")
-    compared = comparison_table(scenarios).reset_index()
+    compared = Ro.without_hidden(comparison_table(scenarios).reset_index(), hidden)  # e.g. other teams' growth
     view.table(compared, labels={c: str(c) for c in compared.columns})  # scenario names shown as saved
     st.caption("Risk is the plan's cost when demand comes in at the forecast's p10 (low) or p90 (high). Inputs are "
                "the settings each scenario was saved with; expected cost weights the demand scenarios equally.")
@@ -472,19 +482,24 @@ def render() -> None:
     st.title("Scenarios")
     st.caption("Save plans under a name, compare them side by side, and see what spending more or less buys.")
     fs = sidebar.data_settings()
+    acc = sidebar.access()
     settings = sidebar.plan_settings(fs)
     db = A.guarded(store)
     if db is None:
         return
-    save_section(db, settings)
+    save_section(db, settings, acc)
     listing = A.guarded(db.list)
     if listing is None:
         return
-    list_section(db, listing)
+    hidden = Ro.hidden_teams(A.cached_facts(fs.sample).teams, acc) if acc.teams is not None else frozenset()
+    if hidden:  # an engineer: no scenario whose name or note names another team
+        listing = Ro.without_hidden(listing, hidden).reset_index(drop=True)
+    list_section(db, listing, acc)
     names = listing["name"].tolist()
-    compare_section(db, names)
+    compare_section(db, names, hidden)
     picked = [n for n in st.session_state.get(COMPARE_KEY, []) if n in names] or names[:MAX_COMPARE]
     loaded = [s for s in (A.guarded(lambda n=n: db.load(n)) for n in picked) if s is not None]
     pareto_section(settings, loaded)
-    with st.expander("Stored inputs of the compared scenarios (JSON)"):
-        st.code(json.dumps({s.name: s.settings for s in loaded}, indent=2), language="json")
+    if acc.teams is None:  # every team's settings (per-team growth, events)
+        with st.expander("Stored inputs of the compared scenarios (JSON)"):
+            st.code(json.dumps({s.name: s.settings for s in loaded}, indent=2), language="json")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import charts, fmt, sidebar, view
+from app import roles as R
 from app import state as A
 from app.whatif_model import commitment_options, plan_deltas
 from forecasting.samples import data_dir
@@ -225,7 +226,8 @@ def render() -> None:
     controls, results = st.columns([1, 2], gap="large")
     with controls:
         facts = A.cached_facts(fs.sample)
-        s = A.guarded(lambda: settings(fs, list(facts.teams), list(facts.gpu_types)))
+        teams = R.visible_teams(facts.teams, sidebar.access())  # an engineer sets growth for their own teams only
+        s = A.guarded(lambda: settings(fs, teams, list(facts.gpu_types)))
     if s is None:
         return
     st.session_state[A.WHATIF_KEY] = st.session_state[A.WHATIF_OWN_KEY] = s
