@@ -77,6 +77,10 @@ MIN_SCALE_GPUS = 0.05
 MIN_HISTORY_DAYS = 14
 REFIT_DAYS = 7
 """Days each rolling forecast covers before the engine is refitted on the usage up to there."""
+INTERMITTENT_ZERO_SHARE = 0.5
+"""A series at 0 GPUs in at least this share of its hours before the window is intermittent (bursts from zero)."""
+ECHO_LAGS = (24, 168)
+"""Hours after a spike at which a seasonal forecast repeats it (a day, a week)."""
 DEFAULT_LOOKBACK_DAYS = 28
 
 
@@ -217,6 +221,10 @@ def detect_series(y: np.ndarray, p50: np.ndarray, band: np.ndarray, day_scale: n
             spike_hours[a:b + 1] = True
             found.append(_Found("", "spike" if sign > 0 else "drop", a, b,
                                 float(np.max(sign * z[a:b + 1]) / config.hour_z)))
+    # a seasonal forecast repeats a spike a day or a week later: the drop it then shows (or the spike after a
+    # drop) is the forecast's echo, not a second anomaly
+    found = [f for f in found if not any(g.kind != f.kind and g.start + lag <= f.end and f.start <= g.end + lag
+                                         for g in found for lag in ECHO_LAGS)]
     resid = np.where(spike_hours, 0.0, y - p50)
     shape_resid = np.where(spike_hours, 0.0, y - (p50 if shape_base is None else shape_base))
     days = len(y) // 24
@@ -272,6 +280,8 @@ class Window:
             grid; columns: series ids): rolling refits absorb a change within a week, so the shape of a change
             (step or ramp) is judged against this one.
         notes: the forecasts' notes.
+        history: per series (index: series ids) of the usage before the window: ``first`` (first hour),
+            ``zero_share`` (share of hours at 0 GPUs) and ``peak`` (largest GPUs in an hour).
     """
 
     start: pd.Timestamp
@@ -281,6 +291,7 @@ class Window:
     day_scale: pd.DataFrame
     shape_base: pd.DataFrame
     notes: tuple[str, ...]
+    history: pd.DataFrame | None = None
 
     def observe(self, usage: pd.DataFrame) -> pd.DataFrame:
         """Actual GPUs per hour of every series in the window (index: the grid; columns: series ids)."""
@@ -329,7 +340,15 @@ def fit_window(usage: pd.DataFrame, as_of: pd.Timestamp | None = None, config: A
         origin = stop
     fc = pd.concat(forecasts, ignore_index=True)
     day_scale = pd.concat(scales).reindex(day_index) if scales else pd.DataFrame(index=day_index)
-    return Window(start, as_of, grid, fc, day_scale, shape_base, tuple(dict.fromkeys(notes)))
+    return Window(start, as_of, grid, fc, day_scale, shape_base, tuple(dict.fromkeys(notes)),
+                  _history_stats(long[long[S.DS] < start]))
+
+
+def _history_stats(long: pd.DataFrame) -> pd.DataFrame:
+    """Per series of a long frame: first hour, share of hours at 0 GPUs, largest hour (see :class:`Window`)."""
+    by = long.groupby(S.UID)
+    return pd.DataFrame({"first": by[S.DS].min(), "zero_share": by[S.Y].apply(lambda y: float((y <= 0).mean())),
+                         "peak": by[S.Y].max()})
 
 
 def detect(usage: pd.DataFrame, rates: Callable[[str], float], as_of: pd.Timestamp | None = None,
@@ -373,8 +392,19 @@ def find(window: Window, actual: pd.DataFrame, rates: Callable[[str], float],
                 else np.full(days, np.nan))
         base = np.where(np.isfinite(base) & (base > 0), base, daily_band)
         shape = (window.shape_base[uid].to_numpy(dtype=float) if uid in window.shape_base.columns else p50)
+        first = _scored_from(window, uid, y)
+        if first >= len(grid):
+            continue
+        y = np.where(np.arange(len(grid)) < first, p50, y)   # too little history yet: the forecast is a guess
         found = detect_series(y, p50, band, np.maximum(base, floor / 2), config, np.where(np.isfinite(shape), shape,
                                                                                             p50))
+        hist = window.history.loc[uid] if window.history is not None and uid in window.history.index else None
+        if hist is not None and hist["zero_share"] >= INTERMITTENT_ZERO_SHARE:
+            # bursts from zero are its normal work: only a burst larger than any before it is an anomaly, and
+            # usage at 0 (a burst the forecast repeated that did not come) never is
+            found = [f for f in found if f.kind in ("spike", "level_shift", "drift")
+                     and float(np.max(y[f.start:f.end + 1] - p50[f.start:f.end + 1])) > 0
+                     and float(np.max(y[f.start:f.end + 1])) > hist["peak"]]
         team, gpu = S.split_key(uid)
         for f in found:
             sl = slice(f.start, f.end + 1)
@@ -383,6 +413,27 @@ def find(window: Window, actual: pd.DataFrame, rates: Callable[[str], float],
                          "actual_gpu_hours": float(y[sl].sum()), "score": f.score, "_sl": sl})
     table = _with_impact(pd.DataFrame(rows), fc, actual, grid, rates)
     return AnomalyReport(table, window.as_of, window.start, window.notes)
+
+
+def _scored_from(window: Window, uid: str, y: np.ndarray) -> int:
+    """First hour of the window a series is scored from: the first refit origin with at least
+    :data:`MIN_HISTORY_DAYS` of the series' usage before it (the forecast of a series that has just started is a
+    guess; ``len(grid)`` when no origin has). A series absent before the window starts at its first used hour."""
+    hist = window.history
+    if hist is None:
+        return 0
+    if uid in hist.index:
+        first = pd.Timestamp(hist.at[uid, "first"])
+    else:
+        used = np.flatnonzero(y > 0)
+        if not len(used):
+            return len(window.grid)
+        first = window.grid[int(used[0])]
+    ready = first + pd.Timedelta(days=MIN_HISTORY_DAYS)
+    origin = window.start
+    while origin < ready and origin < window.as_of:
+        origin += pd.Timedelta(days=REFIT_DAYS)
+    return min(int((origin - window.start) / pd.Timedelta(hours=1)), len(window.grid))
 
 
 def _with_events(fc: pd.DataFrame, events: Sequence[Event], origin: pd.Timestamp) -> pd.DataFrame:
