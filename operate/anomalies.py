@@ -61,6 +61,10 @@ CUSUM_K = 1.0
 """CUSUM slack per day in daily-z units (one daily standard deviation)."""
 CUSUM_H = 10.0
 """CUSUM decision level in daily-z units."""
+HELD_K = 2.0
+"""CUSUM slack per day of the held-change check against the forecast made before the window (daily-z units)."""
+HELD_H = 10.0
+"""Its decision level."""
 RETURN_Z = 1.5
 """Median |z| over the day after a spike below which usage counts as back in its band."""
 SPIKE_MAX_HOURS = 24
@@ -93,6 +97,7 @@ class AnomalyConfig:
         sensitivity: multiplies every detection threshold (1 = the tuned thresholds; scores are relative to it).
         history_hours: hours of usage before the window the forecast is fitted on.
         hour_z, cusum_k, cusum_h: the detection constants (see the module docstring).
+        held_k, held_h: the held-change check's CUSUM slack and level; ``held_h=None`` turns the check off.
     """
 
     lookback_days: int = DEFAULT_LOOKBACK_DAYS
@@ -101,6 +106,8 @@ class AnomalyConfig:
     hour_z: float = HOUR_Z
     cusum_k: float = CUSUM_K
     cusum_h: float = CUSUM_H
+    held_k: float = HELD_K
+    held_h: float | None = HELD_H
 
     def __post_init__(self) -> None:
         if not 1 <= self.lookback_days <= 366:
@@ -245,7 +252,46 @@ def detect_series(y: np.ndarray, p50: np.ndarray, band: np.ndarray, day_scale: n
         # spikes or drops: runs of its sign inside it are part of it
         inside = [f for f in found if f.kind == ("spike" if sign > 0 else "drop") and first <= f.start <= e]
         found = [f for f in found if f not in inside]
+    if config.held_h is not None and shape_base is not None and days:
+        found += _held(shape_resid, start0, days, day_scale, found, p50, config)
     return found
+
+
+
+def _held(r: np.ndarray, start0: int, days: int, day_scale: np.ndarray, found: list[_Found], p50: np.ndarray,
+          config: AnomalyConfig) -> list[_Found]:
+    """Level shifts and drifts still held at the end of the window, against the single forecast made before it.
+
+    The weekly refits take a change in after a week, so a moderate change of a noisy series can stay under the
+    rolling CUSUM; against the forecast made before the window it keeps adding up. Only excursions still going on
+    the last day (and of that sign on it) count: a few days' job that ended is the series' usual churn.
+
+    Args:
+        r: hourly residuals against the first fit's median (spike hours 0).
+        start0: first hour of the whole days; days: their number.
+        day_scale: daily-mean residual scale per day (its first day is the first fit's).
+        found: anomalies found so far (a change they cover is not repeated).
+        p50: the rolling median (for the :data:`MIN_CHANGE` test).
+        config: ``held_k`` and ``held_h`` are the CUSUM slack and level.
+    """
+    daily = r[start0:].reshape(days, 24).mean(axis=1)
+    zd = daily / day_scale[-days:][0]
+    out = []
+    for sign, d0, d1, peak in _cusum(zd, config.held_k, config.held_h * config.sensitivity):
+        if d1 < days - 1 or np.sign(daily[-1]) != sign:
+            continue
+        a = start0 + 24 * d0
+        e = len(r) - 1
+        lead = min(a, 24)
+        onset, ramp = _shape(sign * r[a - lead:e + 1])
+        first = max(a - lead + onset, 0)
+        if any(f.kind in ("level_shift", "drift") and f.start <= e and first <= f.end for f in found):
+            continue
+        if abs(float(r[first:e + 1].sum())) < MIN_CHANGE * max(float(np.abs(p50[first:e + 1]).sum()), 1e-9):
+            continue
+        out.append(_Found("", "drift" if ramp >= DRIFT_MIN_HOURS else "level_shift", first, e,
+                          float(peak / config.held_h)))
+    return out
 
 
 def _shape(r: np.ndarray) -> tuple[int, int]:
@@ -395,9 +441,10 @@ def find(window: Window, actual: pd.DataFrame, rates: Callable[[str], float],
         first = _scored_from(window, uid, y)
         if first >= len(grid):
             continue
-        y = np.where(np.arange(len(grid)) < first, p50, y)   # too little history yet: the forecast is a guess
-        found = detect_series(y, p50, band, np.maximum(base, floor / 2), config, np.where(np.isfinite(shape), shape,
-                                                                                            p50))
+        early = np.arange(len(grid)) < first   # too little history yet: the forecast is a guess
+        y = np.where(early, p50, y)
+        shape = np.where(early | ~np.isfinite(shape), p50, shape)
+        found = detect_series(y, p50, band, np.maximum(base, floor / 2), config, shape)
         hist = window.history.loc[uid] if window.history is not None and uid in window.history.index else None
         if hist is not None and hist["zero_share"] >= INTERMITTENT_ZERO_SHARE:
             # bursts from zero are its normal work: only a burst larger than any before it is an anomaly, and
