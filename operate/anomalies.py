@@ -73,11 +73,11 @@ KINDS = ("spike", "drop", "level_shift", "drift")
 COLUMNS = ("team", "gpu_type", "kind", "start", "end", "expected_gpu_hours", "actual_gpu_hours", "impact_usd",
            "score")
 Z90 = 1.2815515655446004
-HOUR_Z = 8.0
+HOUR_Z = 6.0
 """Hourly |z| at which a spike or drop starts (tuned, see the module docstring)."""
-CUSUM_K = 1.0
+CUSUM_K = 1.5
 """CUSUM slack per day in daily-z units (one daily standard deviation)."""
-CUSUM_H = 10.0
+CUSUM_H = 5.0
 """CUSUM decision level in daily-z units."""
 HELD_K = 2.0
 """CUSUM slack per day of the held-change check against the forecast made before the window (daily-z units)."""
