@@ -68,6 +68,20 @@ def test_a_step_that_ended_is_churn_and_a_held_one_is_a_level_shift():
     assert [f.kind for f in detect_series(ended, p50, band, day, AnomalyConfig(end_share=None), p50)] == ["level_shift"]
 
 
+def test_a_held_change_the_weekly_refits_absorb_is_found_against_the_first_forecast():
+    rng = np.random.default_rng(5)
+    hours = 24 * 28
+    y = 10.0 + rng.normal(0.0, 2.0, hours)   # a noisy series: hourly sd 2, daily-mean sd 0.41
+    first = np.full(hours, 10.0)   # the forecast made before the window
+    y[240:] += 1.2   # +12% from day 10 on: 3 daily standard deviations, held
+    rolling = first.copy()
+    rolling[288:] += 1.2   # a refit two days later takes it in
+    band, day = np.full(hours, 2.0), np.full(hours // 24, 2.0 / np.sqrt(24))
+    found = detect_series(y, rolling, band, day, AnomalyConfig(), first)
+    assert [f.kind for f in found] == ["level_shift"] and abs(found[0].start - 240) <= 12
+    assert detect_series(y, rolling, band, day, AnomalyConfig(held_h=None), first) == []
+
+
 def test_the_forecasts_echo_of_a_spike_is_not_a_drop():
     config = AnomalyConfig()
     y, p50, band, day = flat(24 * 21)
