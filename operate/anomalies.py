@@ -289,7 +289,6 @@ def detect_series(y: np.ndarray, p50: np.ndarray, band: np.ndarray, day_scale: n
             or abs(float((y - p50)[f.start:f.end + 1].sum())) >= MIN_SPIKE_SHARE * week]
 
 
-
 def _held(r: np.ndarray, start0: int, days: int, day_scale: np.ndarray, found: list[_Found], p50: np.ndarray,
           config: AnomalyConfig) -> list[_Found]:
     """Level shifts and drifts still held at the end of the window, against the single forecast made before it.
