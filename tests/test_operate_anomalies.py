@@ -38,8 +38,11 @@ def test_each_kind_is_told_apart_on_a_series_with_known_noise():
     (found,) = detect_series(spike, p50, band, day, config)
     assert (found.kind, found.start, found.end) == ("spike", 100, 103)
     drop = y.copy()
-    drop[200:203] -= 4.0
-    assert [(f.kind, f.start, f.end) for f in detect_series(drop, p50, band, day, config)] == [("drop", 200, 202)]
+    drop[200:204] -= 5.0   # 20 GPU-hours: 1.2% of the usual 1,680 a week
+    assert [(f.kind, f.start, f.end) for f in detect_series(drop, p50, band, day, config)] == [("drop", 200, 203)]
+    blip = y.copy()
+    blip[200:203] -= 4.0   # as sharp, but 12 GPU-hours: under 1% of a week's, immaterial
+    assert detect_series(blip, p50, band, day, config) == []
     step = y.copy()
     step[150:] += 1.5   # +15%: three hourly standard deviations
     found = [f for f in detect_series(step, p50, band, day, config) if f.kind != "spike" or f.start < len(y) - 6]
@@ -49,6 +52,89 @@ def test_each_kind_is_told_apart_on_a_series_with_known_noise():
     ramp += np.clip(hours / 120.0, 0.0, 1.0) * 1.5   # +15% over 5 days: 0.0125 GPUs an hour
     (found,) = detect_series(ramp, p50, band, day, config)
     assert found.kind == "drift" and 90 <= found.start <= 130
+
+
+def test_a_step_that_ended_is_churn_and_a_held_one_is_a_level_shift():
+    config = AnomalyConfig()
+    y, p50, band, day = flat(24 * 28)
+    held = y.copy()
+    held[300:] += 1.5   # +15%, held to the end of the window
+    ended = y.copy()
+    ended[300:372] += 1.5   # the same step for three days, then back (a job that ran and stopped)
+    kinds = [f.kind for f in detect_series(held, p50, band, day, config, p50)]
+    assert kinds == ["level_shift"]
+    assert detect_series(ended, p50, band, day, config, p50) == []
+    # without the rule (end_share None) the ended step is reported too
+    assert [f.kind for f in detect_series(ended, p50, band, day, AnomalyConfig(end_share=None), p50)] == ["level_shift"]
+
+
+def test_a_held_change_the_weekly_refits_absorb_is_found_against_the_first_forecast():
+    rng = np.random.default_rng(5)
+    hours = 24 * 28
+    y = 10.0 + rng.normal(0.0, 2.0, hours)   # a noisy series: hourly sd 2, daily-mean sd 0.41
+    first = np.full(hours, 10.0)   # the forecast made before the window
+    y[240:] += 1.2   # +12% from day 10 on: 3 daily standard deviations, held
+    rolling = first.copy()
+    rolling[288:] += 1.2   # a refit two days later takes it in
+    band, day = np.full(hours, 2.0), np.full(hours // 24, 2.0 / np.sqrt(24))
+    found = detect_series(y, rolling, band, day, AnomalyConfig(), first)
+    assert [f.kind for f in found] == ["level_shift"] and abs(found[0].start - 240) <= 12
+    assert detect_series(y, rolling, band, day, AnomalyConfig(held_h=None), first) == []
+
+
+def test_the_forecasts_echo_of_a_spike_is_not_a_drop():
+    config = AnomalyConfig()
+    y, p50, band, day = flat(24 * 21)
+    y[100:104] += 5.0
+    echo = p50.copy()
+    echo[100 + 168:104 + 168] += 5.0   # a seasonal-naive forecast repeats the spike a week later
+    found = detect_series(y, echo, band, day, config)
+    assert [(f.kind, f.start) for f in found] == [("spike", 100)]
+    # without the spike a week earlier, usage under that forecast is a drop
+    clean = flat(24 * 21)[0]
+    assert [(f.kind, f.start) for f in detect_series(clean, echo, band, day, config)] == [("drop", 268)]
+
+
+def _hourly(team: str, gpu: str, hours: pd.DatetimeIndex, gpus: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({S.TIMESTAMP: hours, S.TEAM: team, S.GPU_TYPE: gpu, S.GPUS: gpus})
+
+
+def test_an_intermittent_series_alarms_only_on_a_burst_larger_than_before():
+    hours = pd.date_range("2025-01-01", periods=24 * 70, freq="h")
+    rng = np.random.default_rng(3)
+    steady = 20.0 + rng.normal(0, 0.4, len(hours))
+    bursts = np.zeros(len(hours))
+    for day in (5, 19, 33):   # 16-GPU evaluation runs of a day every two weeks before the window
+        bursts[24 * day:24 * day + 24] = 16.0
+    usage = pd.concat([_hourly("calm", "NVIDIA A100", hours, steady), _hourly("eval", "NVIDIA H100", hours, bursts)],
+                      ignore_index=True)
+    as_of = hours[-1] + pd.Timedelta(hours=1)
+    usual = bursts.copy()
+    usual[24 * 50:24 * 50 + 20] = 16.0   # a burst like the earlier ones, on another day
+    same = detect(S.validate_usage(usage.assign(gpus=np.concatenate([steady, usual])))[0], lambda _g: 1.0, as_of)
+    assert (same.table["team"] != "eval").all()
+    big = bursts.copy()
+    big[24 * 50:24 * 50 + 20] = 40.0   # larger than any burst before
+    rep = detect(S.validate_usage(usage.assign(gpus=np.concatenate([steady, big])))[0], lambda _g: 1.0, as_of)
+    row = rep.table[rep.table["team"] == "eval"].iloc[0]
+    assert row["kind"] == "spike" and row["start"] == hours[24 * 50]
+
+
+def test_a_series_is_scored_only_once_it_has_two_weeks_of_history():
+    hours = pd.date_range("2025-01-01", periods=24 * 70, freq="h")
+    rng = np.random.default_rng(4)
+    calm = _hourly("calm", "NVIDIA A100", hours, 20.0 + rng.normal(0, 0.4, len(hours)))
+    new = hours > hours[-1] - pd.Timedelta(days=22)   # starts 22 days before the end: 10 GPUs, 30 after two days
+    gpus = np.where(np.arange(new.sum()) < 48, 10.0, 30.0) + rng.normal(0, 0.5, new.sum())
+    usage = S.validate_usage(pd.concat([calm, _hourly("new", "NVIDIA L4", hours[new], gpus)], ignore_index=True))[0]
+    rep = detect(usage, lambda _g: 1.0)
+    assert (rep.table["team"] != "new").all()   # scored from its first hours, its start alone was an alarm
+    # its last week (14 days after its start) is scored: a spike there is found
+    spiked = usage.copy()
+    at = (spiked[S.TEAM] == "new") & spiked[S.TIMESTAMP].between(hours[-30], hours[-26])
+    spiked.loc[at, S.GPUS] += 60.0
+    rows = detect(spiked, lambda _g: 1.0).table
+    assert ((rows["team"] == "new") & (rows["kind"] == "spike") & (rows["start"] == hours[-30])).any()
 
 
 def test_opposite_changes_of_two_teams_are_two_anomalies_not_netted():
@@ -80,12 +166,11 @@ def test_opposite_changes_of_two_teams_are_two_anomalies_not_netted():
 
 
 def test_injected_synthetic_org_case():
-    """The Done-when scenario on one case of the benchmark (the benchmark has the full measurement).
+    """The Done-when scenario on one case of the benchmark's tuning set (the benchmark has the full measurement).
 
     Window ending 2025-07-01, seed 2: two spikes, two slow drifts over 5 days, one level shift and one team up
     while another goes down by the same GPUs. Measured: all but the level shift found with the right team and
-    kind (5 of 6); alarms on 5 of the 22 untouched team x GPU series (23%: the Done-when bound of 10% is not met;
-    those series carry large changes of their own, docs/benchmarks.md)."""
+    kind (5 of 6); alarms on 2 of the 22 untouched team x GPU series (9%, within the Done-when bound of 1 in 10)."""
     usage = load()
     as_of = pd.Timestamp("2025-07-01")
     injected, injections = inject(usage, as_of, 2)
@@ -95,7 +180,9 @@ def test_injected_synthetic_org_case():
     assert res["found"] >= 5
     assert res["found_opposite"] == 1 and res["found_spike1"] == res["found_spike2"] == 1
     assert res["found_drift1"] == res["found_drift2"] == 1
-    assert res["false"] / res["untouched"] <= 0.25
+    assert res["false"] / res["untouched"] <= 0.10
+    # the steady serving series of an untouched team has no alarm
+    assert not ((rep.table["team"] == "recsys-serving") & (rep.table["gpu_type"] == "NVIDIA A10G")).any()
     # without the injections the same window has none of the injected anomalies
     clean = find(fit_window(usage, as_of), fit_window(usage, as_of).observe(usage), lambda _g: 1.0)
     assert score_case(clean.table, injections, untouched_series(usage, injections), kinds=True)["found"] == 0
