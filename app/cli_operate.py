@@ -47,6 +47,19 @@ EmailOpt = Annotated[bool, typer.Option("--email", help="also e-mail (GPUPLAN_SM
 NotifyStateOpt = Annotated[Path | None, typer.Option("--notify-state", help="notification state JSON (what was "
                                                                           "sent; default gpuplan-notify-state.json)")]
 DEFAULT_NOTIFY_STATE = Path("gpuplan-notify-state.json")
+DataOpt = Annotated[Path | None, typer.Option("--data", help="data lines (storage and transfer): a canonical "
+                                                            "data-usage CSV (month, team, project, category, class, "
+                                                            "quantity, unit, cost_usd) or a billing export; their "
+                                                            "costs are added beside the GPU costs")]
+
+
+def _data_lines(path: Path | None, tag_key: str) -> pd.DataFrame | None:
+    """The data lines of ``--data`` (None without it); a user mistake raises ``ValueError`` (one line)."""
+    if path is None:
+        return None
+    from operate.data_costs import read_data_usage
+
+    return read_data_usage(path, tag_key=tag_key)
 
 
 def _projects(usage: pd.DataFrame) -> dict[str, set[str]] | None:
@@ -179,12 +192,14 @@ def chargeback(
                                                         "(BilledCost sums to the bill) for finance tools")] = None,
     period: Annotated[str | None, typer.Option(help="billing period inside the plan window: a month (2025-11) or "
                                                     "START/END; default the whole window")] = None,
+    data: DataOpt = None,
     fmt: FormatOpt = "auto",
     tag_key: TagKeyOpt = "team",
     catalog: CatalogOpt = None,
     output_format: OutputFormatOpt = "table",
 ) -> None:
-    """Showback/chargeback of the plan's bill on this usage to teams; sums equal the bill to the cent."""
+    """Showback/chargeback of the plan's bill on this usage to teams; sums equal the bill to the cent. With
+    --data, storage and transfer costs get their own columns and the bill is GPU bill + data lines."""
     from operate.chargeback import allocate, billing_period, require_usage_in_period
 
     try:
@@ -193,7 +208,8 @@ def chargeback(
         usage_df = load_usage_file(usage, fmt, tag_key, cat)
         p_start, p_end = billing_period(plan, period)
         require_usage_in_period(usage_df, plan, period)
-        cb = allocate(usage_df, plan, unused_policy, period)
+        data_df = _data_lines(data, tag_key)
+        cb = allocate(usage_df, plan, unused_policy, period, data=data_df)
         write_csv_atomic(cb.table, out_path)
         if idle_out is not None:
             write_csv_atomic(cb.idle, idle_out)
@@ -208,20 +224,30 @@ def chargeback(
     idle = cb.idle.set_index("team")["idle_usd"] if not cb.idle.empty else None
     table = Table(title=f"Chargeback {p_start:%Y-%m-%d %H:%M} to {p_end:%Y-%m-%d %H:%M} UTC (USD; unused "
                         f"commitment: {unused_policy})")
-    cols = ("team", "GPU-hours", "committed", "spot", "on-demand", "unused commitment", "total", "idle cost")
+    with_data = cb.data is not None
+    data_cols = ("storage", "transfer", "data") if with_data else ()
+    cols = ("team", "GPU-hours", "committed", "spot", "on-demand", "unused commitment", *data_cols, "total",
+            "idle cost")
     for col in cols:
         table.add_column(col, justify="left" if col == "team" else "right")
     for _, r in cb.table.iterrows():
         idle_v = "-" if idle is None or r["team"] not in idle.index else f"{idle[r['team']]:,.2f}"
+        data_v = [f"{r[c]:,.2f}" for c in ("storage_usd", "transfer_usd", "data_usd")] if with_data else []
         table.add_row(r["team"], f"{r['gpu_hours']:,.1f}", f"{r['committed_usd']:,.2f}", f"{r['spot_usd']:,.2f}",
-                      f"{r['on_demand_usd']:,.2f}", f"{r['unused_commitment_usd']:,.2f}", f"{r['total_usd']:,.2f}",
-                      idle_v)
+                      f"{r['on_demand_usd']:,.2f}", f"{r['unused_commitment_usd']:,.2f}", *data_v,
+                      f"{r['total_usd']:,.2f}", idle_v)
     emit(table, output_format, out)
     for note in cb.notes:
         err.print(f"  {note}", markup=False, highlight=False)
+    if with_data and focus_out is not None:
+        err.print("  the FOCUS rows carry the GPU part of the bill only (the data lines are in the provider's "
+                  "export already)", markup=False, highlight=False)
+    data_part = (f"; GPU bill {rec['bill_gpu_usd']:,.2f} + data costs {rec['bill_data_usd']:,.2f} (storage "
+                 f"{cb.table['storage_usd'].sum():,.2f}, transfer {cb.table['transfer_usd'].sum():,.2f})"
+                 if with_data else "; GPU costs only (add --data for storage and transfer)")
     out.print(f"allocated {rec['allocated_total_usd']:,.2f} USD = bill {rec['bill_total_usd']:,.2f} USD "
               f"(committed {rec['bill_committed_usd']:,.2f}, spot {rec['bill_spot_usd']:,.2f}, on-demand "
-              f"{rec['bill_on_demand_usd']:,.2f}); wrote {out_path}"
+              f"{rec['bill_on_demand_usd']:,.2f}{data_part}); wrote {out_path}"
               + "".join(f" and {p}" for p in (idle_out, focus_out) if p))
 
 
