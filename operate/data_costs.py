@@ -196,3 +196,31 @@ def by_team_class_trend(frame: pd.DataFrame) -> pd.DataFrame:
     g["change_pct"] = (g["change_usd"] / prev.where(prev != 0)).astype(float)
     cols = ["month", "team", "category", "class", "quantity", "unit", "cost_usd", "change_usd", "change_pct"]
     return g[cols].sort_values(["month", "team", "category", "class"], kind="stable").reset_index(drop=True)
+
+
+def hourly_cost(frame: pd.DataFrame, team: str, project: str | None, hours: pd.DatetimeIndex) -> np.ndarray:
+    """Data cost (USD) of a team (and project) in each of ``hours``: each month's lines spread evenly over its hours.
+
+    Hours in months after the last month with lines carry that month's hourly cost forward (storage stays and
+    transfer goes on: data lines are not forecast); hours before the first month with lines, or in a month
+    between without lines, cost 0.
+
+    Args:
+        frame: data-usage frame.
+        team, project: the scope (``project`` None = the whole team).
+        hours: hour starts (naive UTC).
+    """
+    f = frame[frame["team"] == team]
+    if project is not None:
+        f = f[f["project"] == project]
+    if f.empty or len(hours) == 0:
+        return np.zeros(len(hours))
+    monthly = f.groupby("month")["cost_usd"].sum()
+    rate = {}
+    for m, usd in monthly.items():
+        a, b = _month_hours(m)
+        rate[m] = float(usd) / ((b - a) / pd.Timedelta(hours=1))
+    last = max(rate)
+    months = pd.Index(hours.strftime("%Y-%m"))
+    out = months.map(lambda m: rate.get(m, rate[last] if m > last else 0.0)).to_numpy(dtype=float)
+    return out
