@@ -7,6 +7,10 @@ are the defaults; other sources need their own uploads (:func:`defaults_for`). U
 private temporary folder under their own name, so validation errors name the user's file, and removed once
 read. Chargeback runs on the realised usage under a plan file, or on the current planner plan's projected demand
 (:func:`planned_demand`).
+Data costs (storage and transfer lines): the SYNTHETIC sample's shipped ``data_samples/synthetic_org_data_costs.csv``
+is its default (:func:`data_default`); another source has them only when its data lines are uploaded (a canonical
+data-usage CSV or a billing export). Budgets, chargeback (realised usage only: data lines are past months), unit
+costs and the review include them when given (``data``), as ``gpuplan ... --data`` does.
 Results are cached per data source, file content and setting. Units: USD, GPU-hours, probabilities 0-1.
 """
 
@@ -25,11 +29,13 @@ from app import state as A
 from forecasting import io
 from forecasting import schema as S
 from forecasting.events import apply_events
+from forecasting.sample_data_costs import DATA_COSTS_FILE
 from forecasting.samples import data_dir
 from operate.alerts import AlertReport, compute_alerts, default_as_of, forecast_for_budgets
 from operate.budgets import load_budgets
 from operate.chargeback import Chargeback, allocate
 from operate.costing import Rates, cost_basis, on_demand_rates, priced
+from operate.data_costs import read_data_usage
 from operate.files import read_plan
 from operate.policy import CheckReport, check_plan, check_usage, combine, load_policy
 from operate.report import build_review
@@ -54,6 +60,25 @@ class InputFile:
 def shipped(kind: str) -> InputFile:
     path = data_dir() / "operate" / SHIPPED[kind]
     return InputFile(f"data_samples/operate/{path.name}", path.read_bytes())
+
+
+def data_default(source: str) -> InputFile | None:
+    """The default data lines of a data source: the shipped SYNTHETIC data-cost lines for the synthetic sample, else
+    None (another organisation's storage and transfer lines cannot be guessed: they need an upload)."""
+    if source != SAMPLE:
+        return None
+    return InputFile(f"data_samples/{DATA_COSTS_FILE}", (data_dir() / DATA_COSTS_FILE).read_bytes())
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def data_lines(f: InputFile) -> pd.DataFrame:
+    """The data lines of a canonical data-usage CSV or a billing export (one ``ValueError`` line when bad)."""
+    with materialised(f) as path:
+        return read_data_usage(path)
+
+
+def _data(f: InputFile | None) -> pd.DataFrame | None:
+    return None if f is None else data_lines(f)
 
 
 def defaults_for(source: str, kind: str) -> InputFile | None:
@@ -120,7 +145,7 @@ def _plan(f: InputFile) -> Plan:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def alerts(source: str, budgets: InputFile, threshold: float) -> AlertReport:
+def alerts(source: str, budgets: InputFile, threshold: float, data: InputFile | None = None) -> AlertReport:
     u = usage(source)
     projects = {t: set(g.dropna().astype(str)) for t, g in u.groupby(S.TEAM)[S.PROJECT]} \
         if S.PROJECT in u.columns else {}
@@ -129,15 +154,17 @@ def alerts(source: str, budgets: InputFile, threshold: float) -> AlertReport:
     as_of = default_as_of(u)
     long = forecast_for_budgets(u, rows, as_of)
     return compute_alerts(u, rows, rates(source), long=long, as_of=as_of, threshold=threshold,
-                          cost_basis=basis(source))
+                          cost_basis=basis(source), data=_data(data))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def chargeback(source: str, plan: InputFile, policy: str, planned: A.PlannerSettings | None = None) -> Chargeback:
+def chargeback(source: str, plan: InputFile, policy: str, planned: A.PlannerSettings | None = None,
+               data: InputFile | None = None) -> Chargeback:
     """Chargeback of ``plan``: on the source's realised usage, or with ``planned`` (the settings the plan was made
-    with) on its projected demand over its window (:func:`planned_demand`)."""
+    with) on its projected demand over its window (:func:`planned_demand`); with ``data`` (realised usage only) the
+    data lines of the billing period get their own columns."""
     demand = planned_demand(planned) if planned is not None else usage(source)
-    return allocate(demand, _plan(plan), policy)
+    return allocate(demand, _plan(plan), policy, data=_data(data) if planned is None else None)
 
 
 def current_plan_file(settings: A.PlannerSettings) -> InputFile:
@@ -146,10 +173,10 @@ def current_plan_file(settings: A.PlannerSettings) -> InputFile:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def units(source: str, units_file: InputFile) -> pd.DataFrame:
+def units(source: str, units_file: InputFile, data: InputFile | None = None) -> pd.DataFrame:
     with materialised(units_file) as path:
         rows = load_units(path, set(usage(source)[S.TEAM]))
-    return unit_costs(costed(source), rows)
+    return unit_costs(costed(source), rows, _data(data))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -161,11 +188,12 @@ def checks(source: str, policy: InputFile, plan: InputFile) -> CheckReport:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def review_html(source: str, budgets: InputFile, units_file: InputFile, policy: InputFile, plan: InputFile,
-                unused_policy: str, threshold: float, planned: A.PlannerSettings | None = None) -> str:
-    review = build_review(costed(source), cost_basis=basis(source), alerts=alerts(source, budgets, threshold),
-                          chargeback=chargeback(source, plan, unused_policy, planned),
-                          unit_costs=units(source, units_file), checks=checks(source, policy, plan),
-                          title=f"GPU cost review ({A.data_source_label(source)})")
+                unused_policy: str, threshold: float, planned: A.PlannerSettings | None = None,
+                data: InputFile | None = None) -> str:
+    review = build_review(costed(source), cost_basis=basis(source), alerts=alerts(source, budgets, threshold, data),
+                          chargeback=chargeback(source, plan, unused_policy, planned, data),
+                          unit_costs=units(source, units_file, data), checks=checks(source, policy, plan),
+                          title=f"GPU cost review ({A.data_source_label(source)})", data=_data(data))
     return review.html
 
 

@@ -224,3 +224,23 @@ def hourly_cost(frame: pd.DataFrame, team: str, project: str | None, hours: pd.D
     months = pd.Index(hours.strftime("%Y-%m"))
     out = months.map(lambda m: rate.get(m, rate[last] if m > last else 0.0)).to_numpy(dtype=float)
     return out
+
+
+def beside_gpu(gpu_usd: pd.Series, frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """GPU and data costs per team over ``[start, end)``: ``team, gpu_usd, storage_usd, transfer_usd, data_usd,
+    total_usd, data_share`` (data share of the total, 0-1), largest total first.
+
+    Args:
+        gpu_usd: GPU cost per team over the period (index team), USD.
+        frame: data-usage frame; months partly inside the period count pro rata by hours (:func:`in_period`).
+        start, end: the period.
+    """
+    data = per_team(in_period(frame, start, end)).set_index("team")
+    teams = sorted(set(gpu_usd.index.astype(str)) | set(data.index))
+    out = data.reindex(teams, fill_value=0.0)
+    out.insert(0, "gpu_usd", gpu_usd.reindex(teams).fillna(0.0).astype(float).to_numpy())
+    out["total_usd"] = out["gpu_usd"] + out[DATA_USD]
+    out["data_share"] = np.divide(out[DATA_USD], out["total_usd"], out=np.full(len(out), np.nan),
+                                  where=out["total_usd"].to_numpy() > 0)
+    out = out.rename_axis("team").reset_index()
+    return out.sort_values(["total_usd", "team"], ascending=[False, True], kind="stable").reset_index(drop=True)
