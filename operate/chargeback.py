@@ -265,7 +265,7 @@ def allocate(usage: pd.DataFrame, plan: Plan, unused_policy: str = "proportional
 
         period_data = in_period(data, p_start, p_end)
         d = data_per_team(period_data).set_index(TEAM)[[STORAGE, TRANSFER]]
-        per_team = per_team.join(d, how="outer").fillna(0.0)
+        per_team = per_team.join(d, how="outer").astype(float).fillna(0.0)
         money += [STORAGE, TRANSFER]
     order = sorted(per_team.index, key=lambda t: (t in (UNALLOCATED, CENTRAL), t == CENTRAL,
                                                    -float(per_team.loc[t, money].sum()), t))

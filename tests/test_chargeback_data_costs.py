@@ -15,14 +15,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from forecasting import schema as S
 from forecasting.ingest.data_lines import load_data_lines
 from operate.chargeback import COLUMNS, DATA_COLUMNS, allocate
 from operate.data_costs import read_data_usage
+from optimizer.billing import bill
 from optimizer.plan import Commitment, Expected, OnDemandRate, Plan, SpotAllowance
+from tests.test_operate_chargeback import random_bill
 
 A100 = "NVIDIA A100"
 START = pd.Timestamp("2026-01-01")
@@ -172,3 +177,40 @@ def test_cli_chargeback_with_data_writes_the_columns_and_says_the_basis(tmp_path
     assert proc.returncode != 0 and len(errors) == 1 and "Traceback" not in proc.stderr
     assert "bad.csv row 1, column 'quantity'" in errors[0] and not (tmp_path / "cb.csv").exists()
     assert read_data_usage(data_csv)["cost_usd"].sum() == pytest.approx(data["cost_usd"].sum(), abs=0.01)
+
+
+@st.composite
+def bill_with_data(draw):
+    plan, use, policy = draw(random_bill())
+    rows = []
+    for _ in range(draw(st.integers(0, 8))):
+        month = draw(st.sampled_from(["2025-12", "2026-01", "2026-02"]))   # the plan window is in January 2026
+        team = draw(st.sampled_from(["a", "b", "e", S.UNALLOCATED_TEAM]))
+        cat, cls = draw(st.sampled_from([("object_storage", "s3-standard"), ("transfer", "inter-az"),
+                                          ("snapshot", "ebs-snapshot"), ("transfer", "internet-egress")]))
+        rows.append((month, team, "p", cat, cls, 1.0, "GB", draw(st.floats(0.0, 500.0, allow_nan=False))))
+    data = pd.DataFrame(rows, columns=["month", "team", "project", "category", "class", "quantity", "unit",
+                                       "cost_usd"])
+    return plan, use, policy, data
+
+
+@given(bill_with_data())
+@settings(max_examples=60, deadline=None)
+def test_chargeback_with_data_reconciles_to_the_cent(case) -> None:
+    plan, use, policy, data = case
+    cb = allocate(use, plan, policy, data=data)
+    t = cb.table
+    cents = {c: int(round(t[c].sum() * 100)) for c in DATA_COLUMNS[2:]}
+    gpu_cents = sum(cents[c] for c in ("committed_usd", "unused_commitment_usd", "spot_usd", "on_demand_usd"))
+    totals = bill(plan, use).totals()
+    assert gpu_cents == sum(round(totals[c] * 100) for c in ("committed_usd", "spot_usd", "on_demand_usd"))
+    # the data lines of the window's hours (January 2026 pro rata), to the cent, storage + transfer = data
+    hours = (plan.window_end - plan.window_start) / pd.Timedelta(hours=1)
+    expected = data.loc[data["month"] == "2026-01", "cost_usd"].sum() * hours / 744
+    assert cents["data_usd"] == round(expected * 100) == cents["storage_usd"] + cents["transfer_usd"]
+    assert cents["total_usd"] == gpu_cents + cents["data_usd"]
+    assert np.allclose(t["total_usd"], t[list(DATA_COLUMNS[2:6]) + ["data_usd"]].sum(axis=1))
+    assert np.allclose(t["data_usd"], t["storage_usd"] + t["transfer_usd"])
+    assert (t[list(DATA_COLUMNS[2:-1])] >= 0).all().all()
+    rec = cb.reconciliation()
+    assert rec["allocated_data_usd"] == rec["bill_data_usd"] == cents["data_usd"] / 100
