@@ -204,8 +204,9 @@ def sample_data_costs_path() -> Path:
 
 def load_sample_data_costs() -> pd.DataFrame:
     """The shipped SYNTHETIC data-usage lines of the synthetic organisation (``attrs["note"]`` says so)."""
-    from operate.data_costs import read_data_usage
-
-    frame = read_data_usage(sample_data_costs_path())
+    text = ["month", "team", "project", "category", "class", "unit"]
+    frame = pd.read_csv(sample_data_costs_path(), dtype={**dict.fromkeys(text, str), "quantity": float,
+                                                         "cost_usd": float}, keep_default_na=False)
+    frame = frame[list(DATA_COLUMNS)]
     frame.attrs["note"] = DATA_COSTS_NOTE
     return frame
