@@ -75,7 +75,7 @@ def _read_canonical(path: Path) -> pd.DataFrame:
                                                                   "kind, e.g. s3-standard or internet-egress)")):
         bad = np.flatnonzero(~ok.to_numpy())
         if len(bad):
-            return _raise(_bad(src, int(bad[0]) + 1, col, raw[col].iloc[bad[0]], fix))
+            raise _bad(src, int(bad[0]) + 1, col, raw[col].iloc[bad[0]], fix)
     numbers = {}
     for col, allow_empty in (("quantity", True), ("cost_usd", False)):
         text = raw[col].str.strip()
@@ -87,7 +87,7 @@ def _read_canonical(path: Path) -> pd.DataFrame:
         if len(bad):
             fix = ("is not a quantity (fix: a number >= 0 in the row's unit, or empty)" if col == "quantity"
                    else "is not an amount (fix: a number of USD)")
-            return _raise(_bad(src, int(bad[0]) + 1, col, raw[col].iloc[bad[0]], fix))
+            raise _bad(src, int(bad[0]) + 1, col, raw[col].iloc[bad[0]], fix)
         numbers[col] = num.astype(float)
     team = raw["team"].str.strip().replace("", S.UNALLOCATED_TEAM)
     project = raw["project"].str.strip().replace("", S.UNALLOCATED_TEAM)
@@ -96,10 +96,6 @@ def _read_canonical(path: Path) -> pd.DataFrame:
                         "quantity": numbers["quantity"], "unit": raw["unit"].str.strip(),
                         "cost_usd": numbers["cost_usd"]})
     return out[list(DATA_COLUMNS)]
-
-
-def _raise(exc: ValueError) -> pd.DataFrame:
-    raise exc
 
 
 def _month_hours(month: str) -> tuple[pd.Timestamp, pd.Timestamp]:
