@@ -940,6 +940,7 @@ def demo(
         out_dir.mkdir(parents=True, exist_ok=True)
         write_forecast_csv(fres.forecast, out_dir / "forecast.csv")
         result.plan.write(out_dir / "plan.json")
+        data_lines = demo_data_lines(sample)
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)
     window = fres.forecast[fres.forecast[S.TIMESTAMP] >= start]
@@ -949,8 +950,23 @@ def demo(
     if warn:
         err.print(f"warning: {warn}", markup=False, highlight=False)
     out.print(summary(result.plan), markup=False, highlight=False)
+    for line in data_lines:
+        out.print(line, markup=False, highlight=False)
     out.print(f"\nwrote {out_dir / 'forecast.csv'} and {out_dir / 'plan.json'} "
               f"(pipeline took {time.perf_counter() - t0:.0f} s)")
+
+
+def demo_data_lines(sample: str) -> list[str]:
+    """The demo's data-cost lines of a shipped sample: its storage and transfer total, or why there is none."""
+    if sample != "synthetic":
+        return [f"data costs: the '{sample}' sample has no storage or transfer lines (GPU demand only)"]
+    from forecasting.sample_data_costs import DATA_COSTS_FILE, load_sample_data_costs
+    from operate.data_costs import summary_line
+
+    data_lines = load_sample_data_costs()
+    lines = [f"{summary_line(data_lines)} [SYNTHETIC, data_samples/{DATA_COSTS_FILE}]"]
+    # top saving: the line of operate.data_savings.find_savings(data_lines, ...)[0] goes here (issue 17 item 3)
+    return lines
 
 
 @app.command(name="app")

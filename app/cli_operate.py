@@ -47,6 +47,19 @@ EmailOpt = Annotated[bool, typer.Option("--email", help="also e-mail (GPUPLAN_SM
 NotifyStateOpt = Annotated[Path | None, typer.Option("--notify-state", help="notification state JSON (what was "
                                                                           "sent; default gpuplan-notify-state.json)")]
 DEFAULT_NOTIFY_STATE = Path("gpuplan-notify-state.json")
+DataOpt = Annotated[Path | None, typer.Option("--data", help="data lines (storage and transfer): a canonical "
+                                                            "data-usage CSV (month, team, project, category, class, "
+                                                            "quantity, unit, cost_usd) or a billing export; their "
+                                                            "costs are added beside the GPU costs")]
+
+
+def _data_lines(path: Path | None, tag_key: str) -> pd.DataFrame | None:
+    """The data lines of ``--data`` (None without it); a user mistake raises ``ValueError`` (one line)."""
+    if path is None:
+        return None
+    from operate.data_costs import read_data_usage
+
+    return read_data_usage(path, tag_key=tag_key)
 
 
 def _projects(usage: pd.DataFrame) -> dict[str, set[str]] | None:
@@ -82,7 +95,7 @@ def _parse_as_of(value: str) -> pd.Timestamp:
 
 
 def _alerts(usage_df: pd.DataFrame, budgets_path: Path, rates, as_of: str | None, threshold: float, paths: int,
-            history_hours: int):
+            history_hours: int, data: pd.DataFrame | None = None):
     from operate.alerts import compute_alerts, default_as_of, forecast_for_budgets
     from operate.budgets import load_budgets
     from operate.costing import cost_basis
@@ -92,7 +105,7 @@ def _alerts(usage_df: pd.DataFrame, budgets_path: Path, rates, as_of: str | None
     with step("forecasting the rest of the budget periods") as say:
         long = forecast_for_budgets(usage_df, budgets, when, history_hours or None, progress=say)
     report = compute_alerts(usage_df, budgets, rates, long=long, as_of=when, threshold=threshold, n_paths=paths,
-                            cost_basis=cost_basis(usage_df, rates))
+                            cost_basis=cost_basis(usage_df, rates), data=data)
     return budgets, report
 
 
@@ -113,19 +126,22 @@ def alerts(
     notify_format: NotifyFormatOpt = "slack",
     email: EmailOpt = False,
     notify_state_out: NotifyStateOpt = None,
+    data: DataOpt = None,
     fmt: FormatOpt = "auto",
     tag_key: TagKeyOpt = "team",
     catalog: CatalogOpt = None,
     region: RegionOpt = "us-east-1",
     output_format: OutputFormatOpt = "table",
 ) -> None:
-    """Forecast-based budget alerts: projected spend, P(overspend), run-out date; exit 1 when any alert fires."""
+    """Forecast-based budget alerts: projected spend, P(overspend), run-out date; exit 1 when any alert fires.
+    With --data, a budget's spend is its GPU cost + the team's storage and transfer costs."""
     try:
         if aws_budgets and not account_id:
             raise UserFacingError("--aws-budgets needs --account-id (fix: e.g. --account-id 123456789012)")
         channels = _channels(notify, notify_format, email)
         _, usage_df, rates = _prepare(usage, fmt, tag_key, catalog, region)
-        budget_rows, report = _alerts(usage_df, budgets, rates, as_of, threshold, paths, history_hours)
+        budget_rows, report = _alerts(usage_df, budgets, rates, as_of, threshold, paths, history_hours,
+                                      _data_lines(data, tag_key))
         actions = []
         if aws_budgets:
             from operate.aws_budgets import sync_budgets
@@ -179,12 +195,14 @@ def chargeback(
                                                         "(BilledCost sums to the bill) for finance tools")] = None,
     period: Annotated[str | None, typer.Option(help="billing period inside the plan window: a month (2025-11) or "
                                                     "START/END; default the whole window")] = None,
+    data: DataOpt = None,
     fmt: FormatOpt = "auto",
     tag_key: TagKeyOpt = "team",
     catalog: CatalogOpt = None,
     output_format: OutputFormatOpt = "table",
 ) -> None:
-    """Showback/chargeback of the plan's bill on this usage to teams; sums equal the bill to the cent."""
+    """Showback/chargeback of the plan's bill on this usage to teams; sums equal the bill to the cent. With
+    --data, storage and transfer costs get their own columns and the bill is GPU bill + data lines."""
     from operate.chargeback import allocate, billing_period, require_usage_in_period
 
     try:
@@ -193,7 +211,8 @@ def chargeback(
         usage_df = load_usage_file(usage, fmt, tag_key, cat)
         p_start, p_end = billing_period(plan, period)
         require_usage_in_period(usage_df, plan, period)
-        cb = allocate(usage_df, plan, unused_policy, period)
+        data_df = _data_lines(data, tag_key)
+        cb = allocate(usage_df, plan, unused_policy, period, data=data_df)
         write_csv_atomic(cb.table, out_path)
         if idle_out is not None:
             write_csv_atomic(cb.idle, idle_out)
@@ -208,20 +227,30 @@ def chargeback(
     idle = cb.idle.set_index("team")["idle_usd"] if not cb.idle.empty else None
     table = Table(title=f"Chargeback {p_start:%Y-%m-%d %H:%M} to {p_end:%Y-%m-%d %H:%M} UTC (USD; unused "
                         f"commitment: {unused_policy})")
-    cols = ("team", "GPU-hours", "committed", "spot", "on-demand", "unused commitment", "total", "idle cost")
+    with_data = cb.data is not None
+    data_cols = ("storage", "transfer", "data") if with_data else ()
+    cols = ("team", "GPU-hours", "committed", "spot", "on-demand", "unused commitment", *data_cols, "total",
+            "idle cost")
     for col in cols:
         table.add_column(col, justify="left" if col == "team" else "right")
     for _, r in cb.table.iterrows():
         idle_v = "-" if idle is None or r["team"] not in idle.index else f"{idle[r['team']]:,.2f}"
+        data_v = [f"{r[c]:,.2f}" for c in ("storage_usd", "transfer_usd", "data_usd")] if with_data else []
         table.add_row(r["team"], f"{r['gpu_hours']:,.1f}", f"{r['committed_usd']:,.2f}", f"{r['spot_usd']:,.2f}",
-                      f"{r['on_demand_usd']:,.2f}", f"{r['unused_commitment_usd']:,.2f}", f"{r['total_usd']:,.2f}",
-                      idle_v)
+                      f"{r['on_demand_usd']:,.2f}", f"{r['unused_commitment_usd']:,.2f}", *data_v,
+                      f"{r['total_usd']:,.2f}", idle_v)
     emit(table, output_format, out)
     for note in cb.notes:
         err.print(f"  {note}", markup=False, highlight=False)
+    if with_data and focus_out is not None:
+        err.print("  the FOCUS rows carry the GPU part of the bill only (the data lines are in the provider's "
+                  "export already)", markup=False, highlight=False)
+    data_part = (f"; GPU bill {rec['bill_gpu_usd']:,.2f} + data costs {rec['bill_data_usd']:,.2f} (storage "
+                 f"{cb.table['storage_usd'].sum():,.2f}, transfer {cb.table['transfer_usd'].sum():,.2f})"
+                 if with_data else "; GPU costs only (add --data for storage and transfer)")
     out.print(f"allocated {rec['allocated_total_usd']:,.2f} USD = bill {rec['bill_total_usd']:,.2f} USD "
               f"(committed {rec['bill_committed_usd']:,.2f}, spot {rec['bill_spot_usd']:,.2f}, on-demand "
-              f"{rec['bill_on_demand_usd']:,.2f}); wrote {out_path}"
+              f"{rec['bill_on_demand_usd']:,.2f}{data_part}); wrote {out_path}"
               + "".join(f" and {p}" for p in (idle_out, focus_out) if p))
 
 
@@ -284,35 +313,47 @@ def units(
     units_file: Annotated[Path, typer.Option("--units", help="units CSV or YAML (team, project, period, unit, "
                                                              "count)")],
     out_path: Annotated[Path, typer.Option("--out", help="unit costs CSV to write")] = Path("unit_costs.csv"),
+    data: DataOpt = None,
     fmt: FormatOpt = "auto",
     tag_key: TagKeyOpt = "team",
     catalog: CatalogOpt = None,
     region: RegionOpt = "us-east-1",
     output_format: OutputFormatOpt = "table",
 ) -> None:
-    """Unit economics: cost and GPU-hours per training run, per 1k inferences or any unit, with trends."""
+    """Unit economics: cost and GPU-hours per training run, per 1k inferences or any unit, with trends. With
+    --data, the cost per unit includes the team's storage and transfer costs (shown apart in the CSV)."""
     from operate.costing import cost_basis, priced
     from operate.units import load_units, trends, unit_costs
 
     try:
         _, usage_df, rates = _prepare(usage, fmt, tag_key, catalog, region)
         rows = load_units(units_file, set(usage_df[S.TEAM]))
-        costs = unit_costs(priced(usage_df, rates), rows)
+        data_df = _data_lines(data, tag_key)
+        costs = unit_costs(priced(usage_df, rates), rows, data_df)
         out_df = costs.copy()
         for c in ("period_start", "period_end"):
             out_df[c] = out_df[c].dt.strftime("%Y-%m-%d")
         write_csv_atomic(out_df, out_path)
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)
-    table = Table(title=f"Cost per unit (USD; {cost_basis(usage_df, rates)})")
+    table = Table(title=f"Cost per unit (USD; {cost_basis(usage_df, rates)}"
+                        + (", + data costs (storage and transfer)" if data_df is not None else "") + ")")
+    with_data = data_df is not None
     for col in ("team / project", "unit", "periods", "first", "last", "USD per unit (first)", "USD per unit (last)",
-                "change"):
+                *(("of which data (last)",) if with_data else ()), "change"):
         table.add_column(col, justify="left" if col in ("team / project", "unit") else "right")
+    def key(team: str, project: object, unit: str) -> tuple:
+        return team, None if project is None or project != project else project, unit
+
+    last_data = ({key(t, p, u): v for t, p, u, v in zip(costs["team"], costs["project"], costs["unit"],
+                                                          costs["data_usd_per_unit"], strict=True)}
+                 if with_data else {})   # rows are in period order: the last one of each key stays
     for _, r in trends(costs).iterrows():
         scope = r["team"] + ("" if r["project"] is None or r["project"] != r["project"] else f" / {r['project']}")
+        data_v = [_per_unit(float(last_data[key(r["team"], r["project"], r["unit"])]))] if with_data else []
         table.add_row(scope, r["unit"], str(r["periods"]), f"{r['first_period']:%Y-%m-%d}",
                       f"{r['last_period']:%Y-%m-%d}", _per_unit(r["first_usd_per_unit"]),
-                      _per_unit(r["last_usd_per_unit"]),
+                      _per_unit(r["last_usd_per_unit"]), *data_v,
                       "-" if r["change_pct"] != r["change_pct"] else f"{r['change_pct']:+.1f}%")
     emit(table, output_format, out)
     out.print(f"wrote {len(costs)} rows to {out_path}")
@@ -412,12 +453,14 @@ def report(
     unused_policy: PolicyChoice = "proportional",
     lookback_days: Annotated[int, typer.Option(help="days for top spenders and idle cost", min=1)] = 30,
     threshold: Annotated[float, typer.Option(help="budget alert threshold on P(overspend)")] = 0.5,
+    data: DataOpt = None,
     fmt: FormatOpt = "auto",
     tag_key: TagKeyOpt = "team",
     catalog: CatalogOpt = None,
     region: RegionOpt = "us-east-1",
 ) -> None:
-    """Cost review: self-contained HTML (inline SVG charts) plus CSVs of every table."""
+    """Cost review: self-contained HTML (inline SVG charts) plus CSVs of every table. With --data: a data-costs
+    section, and budgets, chargeback and unit costs include storage and transfer costs."""
     from operate.chargeback import allocate, require_usage_in_period
     from operate.costing import cost_basis, priced
     from operate.policy import check_plan, check_usage, combine, load_policy
@@ -427,18 +470,20 @@ def report(
     try:
         _, usage_df, rates = _prepare(usage, fmt, tag_key, catalog, region)
         costed = priced(usage_df, rates)
-        alert_report = _alerts(usage_df, budgets, rates, None, threshold, 200, 1344)[1] if budgets else None
+        data_df = _data_lines(data, tag_key)
+        alert_report = (_alerts(usage_df, budgets, rates, None, threshold, 200, 1344, data_df)[1] if budgets
+                        else None)
         plan = read_plan(plan_path) if plan_path else None
         if plan is not None:
             require_usage_in_period(usage_df, plan)
-        cb = allocate(usage_df, plan, unused_policy) if plan is not None else None
-        uc = unit_costs(costed, load_units(units_file, set(usage_df[S.TEAM]))) if units_file else None
+        cb = allocate(usage_df, plan, unused_policy, data=data_df) if plan is not None else None
+        uc = unit_costs(costed, load_units(units_file, set(usage_df[S.TEAM])), data_df) if units_file else None
         checks = None
         if policy is not None:
             pol = load_policy(policy, set(usage_df[S.TEAM]))
             checks = combine(check_usage(costed, pol), *([check_plan(plan, pol)] if plan is not None else []))
         review = build_review(costed, cost_basis=cost_basis(usage_df, rates), alerts=alert_report, chargeback=cb,
-                              unit_costs=uc, checks=checks, lookback_days=lookback_days)
+                              unit_costs=uc, checks=checks, lookback_days=lookback_days, data=data_df)
         paths = write_review(review, out_dir)
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)

@@ -9,6 +9,10 @@ read. Chargeback runs on the realised usage under a plan file, or on the current
 (:func:`planned_demand`).
 Results are cached per data source, file content, setting and team set (``teams``: an engineer's teams,
 :mod:`app.roles`; each filtered result is derived from the every-team one, so organisation totals never differ).
+Data costs (storage and transfer lines): the SYNTHETIC sample's shipped ``data_samples/synthetic_org_data_costs.csv``
+is its default (:func:`data_default`); another source has them only when its data lines are uploaded (a canonical
+data-usage CSV or a billing export). Budgets, chargeback (realised usage only: data lines are past months), unit
+costs and the review include them when given (``data``), as ``gpuplan ... --data`` does.
 Units: USD, GPU-hours, probabilities 0-1.
 """
 
@@ -28,11 +32,13 @@ from app import state as A
 from forecasting import io
 from forecasting import schema as S
 from forecasting.events import apply_events
+from forecasting.sample_data_costs import DATA_COSTS_FILE
 from forecasting.samples import data_dir
 from operate.alerts import AlertReport, compute_alerts, default_as_of, forecast_for_budgets
 from operate.budgets import load_budgets
 from operate.chargeback import Chargeback, allocate
 from operate.costing import Rates, cost_basis, on_demand_rates, priced
+from operate.data_costs import read_data_usage
 from operate.files import read_plan
 from operate.policy import CheckReport, check_plan, check_usage, combine, load_policy
 from operate.report import build_review
@@ -57,6 +63,25 @@ class InputFile:
 def shipped(kind: str) -> InputFile:
     path = data_dir() / "operate" / SHIPPED[kind]
     return InputFile(f"data_samples/operate/{path.name}", path.read_bytes())
+
+
+def data_default(source: str) -> InputFile | None:
+    """The default data lines of a data source: the shipped SYNTHETIC data-cost lines for the synthetic sample, else
+    None (another organisation's storage and transfer lines cannot be guessed: they need an upload)."""
+    if source != SAMPLE:
+        return None
+    return InputFile(f"data_samples/{DATA_COSTS_FILE}", (data_dir() / DATA_COSTS_FILE).read_bytes())
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def data_lines(f: InputFile) -> pd.DataFrame:
+    """The data lines of a canonical data-usage CSV or a billing export (one ``ValueError`` line when bad)."""
+    with materialised(f) as path:
+        return read_data_usage(path)
+
+
+def _data(f: InputFile | None) -> pd.DataFrame | None:
+    return None if f is None else data_lines(f)
 
 
 def defaults_for(source: str, kind: str) -> InputFile | None:
@@ -127,10 +152,13 @@ def all_teams(source: str) -> list[str]:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def alerts(source: str, budgets: InputFile, threshold: float, teams: frozenset[str] | None = None) -> AlertReport:
-    """Budget alerts; with ``teams``, only their budgets and notes (:func:`app.roles.alerts_for`)."""
+def alerts(source: str, budgets: InputFile, threshold: float, data: InputFile | None = None,
+           teams: frozenset[str] | None = None) -> AlertReport:
+    """Budget alerts (with ``data``: GPU + data costs); with ``teams``, only their budgets and notes
+    (:func:`app.roles.alerts_for`)."""
     if teams is not None:
-        return R.alerts_for(alerts(source, budgets, threshold), R.Access("", R.ENGINEER, teams), all_teams(source))
+        return R.alerts_for(alerts(source, budgets, threshold, data), R.Access("", R.ENGINEER, teams),
+                            all_teams(source))
     u = usage(source)
     projects = {t: set(g.dropna().astype(str)) for t, g in u.groupby(S.TEAM)[S.PROJECT]} \
         if S.PROJECT in u.columns else {}
@@ -139,20 +167,21 @@ def alerts(source: str, budgets: InputFile, threshold: float, teams: frozenset[s
     as_of = default_as_of(u)
     long = forecast_for_budgets(u, rows, as_of)
     return compute_alerts(u, rows, rates(source), long=long, as_of=as_of, threshold=threshold,
-                          cost_basis=basis(source))
+                          cost_basis=basis(source), data=_data(data))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def chargeback(source: str, plan: InputFile, policy: str, planned: A.PlannerSettings | None = None,
-               teams: frozenset[str] | None = None) -> Chargeback:
+               data: InputFile | None = None, teams: frozenset[str] | None = None) -> Chargeback:
     """Chargeback of ``plan``: on the source's realised usage, or with ``planned`` (the settings the plan was made
-    with) on its projected demand over its window (:func:`planned_demand`). With ``teams``, only their rows
+    with) on its projected demand over its window (:func:`planned_demand`); with ``data`` (realised usage only) the
+    data lines of the billing period get their own columns. With ``teams``, only their rows
     (:func:`app.roles.chargeback_for`; the bill and the reconciliation stay the organisation's)."""
     if teams is not None:
-        return R.chargeback_for(chargeback(source, plan, policy, planned), R.Access("", R.ENGINEER, teams),
+        return R.chargeback_for(chargeback(source, plan, policy, planned, data), R.Access("", R.ENGINEER, teams),
                                 all_teams(source))
     demand = planned_demand(planned) if planned is not None else usage(source)
-    return allocate(demand, _plan(plan), policy)
+    return allocate(demand, _plan(plan), policy, data=_data(data) if planned is None else None)
 
 
 def current_plan_file(settings: A.PlannerSettings) -> InputFile:
@@ -161,13 +190,14 @@ def current_plan_file(settings: A.PlannerSettings) -> InputFile:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def units(source: str, units_file: InputFile, teams: frozenset[str] | None = None) -> pd.DataFrame:
-    """Unit costs; with ``teams``, only their rows."""
+def units(source: str, units_file: InputFile, data: InputFile | None = None,
+          teams: frozenset[str] | None = None) -> pd.DataFrame:
+    """Unit costs (with ``data``: data costs shown apart); with ``teams``, only their rows."""
     if teams is not None:
-        return A.team_rows(units(source, units_file), teams).reset_index(drop=True)
+        return A.team_rows(units(source, units_file, data), teams).reset_index(drop=True)
     with materialised(units_file) as path:
         rows = load_units(path, set(usage(source)[S.TEAM]))
-    return unit_costs(costed(source), rows)
+    return unit_costs(costed(source), rows, _data(data))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -183,14 +213,18 @@ def checks(source: str, policy: InputFile, plan: InputFile, teams: frozenset[str
 @st.cache_data(show_spinner=False, max_entries=8)
 def review_html(source: str, budgets: InputFile, units_file: InputFile, policy: InputFile, plan: InputFile,
                 unused_policy: str, threshold: float, planned: A.PlannerSettings | None = None,
-                teams: frozenset[str] | None = None) -> str:
-    """The cost review; with ``teams``, built from those teams' usage, budgets, chargeback rows, unit costs and
-    findings only (an engineer's report)."""
+                data: InputFile | None = None, teams: frozenset[str] | None = None) -> str:
+    """The cost review (with ``data``: a data-costs section); with ``teams``, built from those teams' usage,
+    data lines, budgets, chargeback rows, unit costs and findings only (an engineer's report)."""
     priced_usage = costed(source) if teams is None else A.team_rows(costed(source), teams)
-    review = build_review(priced_usage, cost_basis=basis(source), alerts=alerts(source, budgets, threshold, teams),
-                          chargeback=chargeback(source, plan, unused_policy, planned, teams),
-                          unit_costs=units(source, units_file, teams), checks=checks(source, policy, plan, teams),
-                          title=f"GPU cost review ({A.data_source_label(source)})")
+    lines = _data(data)
+    if lines is not None and teams is not None:
+        lines = A.team_rows(lines, teams)
+    review = build_review(priced_usage, cost_basis=basis(source),
+                          alerts=alerts(source, budgets, threshold, data, teams),
+                          chargeback=chargeback(source, plan, unused_policy, planned, data, teams),
+                          unit_costs=units(source, units_file, data, teams), checks=checks(source, policy, plan, teams),
+                          title=f"GPU cost review ({A.data_source_label(source)})", data=lines)
     return review.html
 
 

@@ -60,7 +60,8 @@ others unchanged. The output equals the shipped parquet exactly (a test checks i
   (sd 0.04), clipped to 0.05-0.98 and rounded to 0.001; missing (NaN) in hours with 0 GPUs (no GPU, no
   utilisation).
 
-Run ``python -m forecasting.samples --write`` to regenerate both shipped files.
+Run ``python -m forecasting.samples --write`` to regenerate both shipped files (and the synthetic organisation's
+storage and transfer lines, ``synthetic_org_data_costs.csv``, of :mod:`forecasting.sample_data_costs`).
 """
 
 from __future__ import annotations
@@ -459,10 +460,15 @@ def load_sample(name: str = "synthetic") -> pd.DataFrame:
 
 
 def write_samples(out_dir: str | Path | None = None, trace_csv: str | Path = DEFAULT_HELIOS_TRACE) -> list[Path]:
-    """Regenerate both shipped sample files in ``out_dir`` (default :func:`data_dir`)."""
+    """Regenerate the shipped sample files (both usage samples and the synthetic data-cost lines) in ``out_dir``
+    (default :func:`data_dir`)."""
+    from forecasting.sample_data_costs import DATA_COSTS_FILE, generate_data_lines, write_data_lines
+
     out = Path(out_dir) if out_dir is not None else data_dir()
     out.mkdir(parents=True, exist_ok=True)
-    return [write_synthetic_sample(generate_synthetic_org(), out / SYNTHETIC_FILE),
+    org = generate_synthetic_org()
+    return [write_synthetic_sample(org, out / SYNTHETIC_FILE),
+            write_data_lines(generate_data_lines(org), out / DATA_COSTS_FILE),
             write_helios_sample(build_helios_sample(trace_csv), out / HELIOS_FILE)]
 
 

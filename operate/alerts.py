@@ -16,7 +16,11 @@ last hour of usage unless given):
 * run-out date = the first hour in which the cumulative spend (actuals, then the mean forecast) passes the
   budget; ``run_out_p90`` uses the 90th percentile of cumulative spend over the paths (an earlier date
   that one path in ten reaches);
-* burn rate = USD per day over the last 7 days of actuals inside the period.
+* burn rate = USD per day over the last 7 days of actuals inside the period;
+* data costs (when data lines are given, ``data``): the scope's storage and transfer lines are added to the spend,
+  each month's cost spread evenly over its hours (:func:`operate.data_costs.hourly_cost`): hours before
+  ``as_of`` are actuals, later hours are added to every path (months after the last data month carry its hourly
+  cost forward: data lines are not forecast). The report's cost basis then says "+ data costs".
 
 An alert fires when the actual spend already exceeds the budget or P(overspend) >= the threshold.
 Units: USD, USD per day, probabilities 0-1, times naive UTC.
@@ -128,7 +132,7 @@ def forecast_for_budgets(usage: pd.DataFrame, budgets: tuple[Budget, ...], as_of
 def compute_alerts(usage: pd.DataFrame, budgets: tuple[Budget, ...], rates: Rates, *,
                    long: LongForecast | None, as_of: pd.Timestamp | None = None,
                    threshold: float = DEFAULT_THRESHOLD, n_paths: int = DEFAULT_PATHS, seed: int = 0,
-                   cost_basis: str | None = None) -> AlertReport:
+                   cost_basis: str | None = None, data: pd.DataFrame | None = None) -> AlertReport:
     """Check every budget (see the module docstring).
 
     Args:
@@ -140,6 +144,8 @@ def compute_alerts(usage: pd.DataFrame, budgets: tuple[Budget, ...], rates: Rate
         as_of: first hour not yet observed (default: the hour after the last usage hour).
         threshold: P(overspend) at which an alert fires.
         n_paths: sample paths drawn from the forecast.
+        cost_basis: how the usage is priced (default ``rates.basis``).
+        data: data lines (canonical data-usage frame) whose costs count against the budgets; None = GPU costs only.
     """
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold {threshold} is outside (0, 1] (fix: e.g. --threshold 0.5)")
@@ -158,8 +164,13 @@ def compute_alerts(usage: pd.DataFrame, budgets: tuple[Budget, ...], rates: Rate
             fc_hours = pd.DatetimeIndex(pd.to_datetime(ds.to_numpy()))
     alerts = []
     for b in budgets:
-        alerts.append(_check(b, seen, paths, fc_hours, rates, as_of, threshold, n_paths, notes))
-    return AlertReport(tuple(alerts), as_of, threshold, n_paths, cost_basis or rates.basis, tuple(dict.fromkeys(notes)))
+        alerts.append(_check(b, seen, paths, fc_hours, rates, as_of, threshold, n_paths, notes, data))
+    basis = cost_basis or rates.basis
+    if data is not None:
+        basis = f"{basis}, + data costs (storage and transfer lines)"
+        notes.append("data costs: each month's storage and transfer lines spread evenly over its hours; the months "
+                     "after the last month with data lines carry its hourly cost forward")
+    return AlertReport(tuple(alerts), as_of, threshold, n_paths, basis, tuple(dict.fromkeys(notes)))
 
 
 def _scope(frame: pd.DataFrame, b: Budget) -> pd.DataFrame:
@@ -180,14 +191,22 @@ def _project_share(seen: pd.DataFrame, b: Budget, as_of: pd.Timestamp) -> float:
 
 
 def _check(b: Budget, seen: pd.DataFrame, paths: dict[str, np.ndarray], fc_hours: pd.DatetimeIndex, rates: Rates,
-           as_of: pd.Timestamp, threshold: float, n_paths: int, notes: list[str]) -> Alert:
+           as_of: pd.Timestamp, threshold: float, n_paths: int, notes: list[str],
+           data: pd.DataFrame | None = None) -> Alert:
     in_period = _scope(seen, b)
     in_period = in_period[(in_period[S.TIMESTAMP] >= b.start) & (in_period[S.TIMESTAMP] < b.end)]
     hourly_actual = in_period.groupby(S.TIMESTAMP)[COST].sum().sort_index()
-    actual = float(hourly_actual.sum())
     fut_start = max(as_of, b.start)
     future = pd.date_range(fut_start, b.end, freq="h", inclusive="left") if fut_start < b.end else pd.DatetimeIndex([])
     remaining = np.zeros((n_paths, len(future)))
+    if data is not None:
+        from operate.data_costs import hourly_cost
+
+        past = pd.date_range(b.start, min(as_of, b.end), freq="h", inclusive="left")
+        data_past = pd.Series(hourly_cost(data, b.team, b.project, past), index=past)
+        hourly_actual = hourly_actual.add(data_past[data_past != 0], fill_value=0.0).sort_index()
+        remaining += hourly_cost(data, b.team, b.project, future)[None, :]
+    actual = float(hourly_actual.sum())
     if len(future):
         pos = fc_hours.get_indexer(future)
         if (pos < 0).any():

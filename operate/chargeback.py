@@ -18,10 +18,17 @@ model the GPUs served and the USD of each purchase option. Allocation:
 * spot and on-demand are passed through;
 * untagged usage (team ``unallocated``) stays on its own line;
 * idle GPU cost per team, where utilisation is known: the allocated cost of each row times
-  ``1 - utilization`` (rows without utilisation are counted as not covered).
+  ``1 - utilization`` (rows without utilisation are counted as not covered);
+* data costs, when data lines are given (``data``: the canonical data-usage frame of
+  :mod:`forecasting.ingest.data_lines`): each team's storage and transfer lines of the billing period (a month
+  partly inside the period pro rata by hours, :func:`operate.data_costs.in_period`) in their own columns
+  ``storage_usd, transfer_usd, data_usd`` (:data:`DATA_COLUMNS`); untagged lines stay on ``unallocated``, and a
+  team with data lines but no GPU-hours gets its own row. The bill then is the GPU bill plus the data lines.
 
 Cents: every column is apportioned with the largest-remainder method so its sum equals the bill's column
-rounded to the cent (committed = used + unused); ``total_usd`` is the row sum of the rounded columns.
+rounded to the cent (committed = used + unused; ``data_usd`` = the data lines' total rounded to the cent, of which
+``storage_usd`` is the storage total rounded); ``total_usd`` is the row sum of the rounded columns (GPU money +
+``data_usd``).
 Units: GPU-hours, USD.
 """
 
@@ -44,7 +51,12 @@ ON_DEMAND = "on_demand_usd"
 UNUSED = "unused_commitment_usd"
 TOTAL = "total_usd"
 COLUMNS = (TEAM, GPU_HOURS, COMMITTED, SPOT, ON_DEMAND, UNUSED, TOTAL)
-"""The chargeback CSV contract."""
+"""The chargeback CSV contract (GPU costs only)."""
+STORAGE = "storage_usd"
+TRANSFER = "transfer_usd"
+DATA = "data_usd"
+DATA_COLUMNS = (TEAM, GPU_HOURS, COMMITTED, SPOT, ON_DEMAND, UNUSED, STORAGE, TRANSFER, DATA, TOTAL)
+"""The chargeback CSV contract with data costs: ``total_usd`` = GPU money + ``data_usd``."""
 MONEY = (COMMITTED, SPOT, ON_DEMAND, UNUSED)
 CENTRAL = "central"
 UNALLOCATED = S.UNALLOCATED_TEAM
@@ -69,6 +81,8 @@ class Chargeback:
             coverage`` (utilisation = used / capacity, coverage = used / demand).
         policy: the unused-commitment policy.
         notes: what the allocation could not do, one line each.
+        data: the data lines of the billing period (pro rata), or None when no data lines were given (then the
+            table has :data:`COLUMNS`, else :data:`DATA_COLUMNS`).
     """
 
     table: pd.DataFrame
@@ -78,10 +92,22 @@ class Chargeback:
     commitment: pd.DataFrame
     policy: str
     notes: tuple[str, ...] = ()
+    data: pd.DataFrame | None = None
 
     def reconciliation(self) -> dict[str, float]:
         """Bill column (cents) vs allocated column sum, per purchase option and in total."""
         t = self.bill.totals()
+        if self.data is not None:
+            data_c = int(round(float(self.data["cost_usd"].sum()) * 100))
+            gpu = self._gpu_reconciliation(t)
+            gpu_total = round(t["total_usd"], 2)
+            return {**gpu, "bill_gpu_usd": gpu_total, "bill_data_usd": data_c / 100.0,
+                    "allocated_data_usd": round(float(self.table[DATA].sum()), 2),
+                    "bill_total_usd": round(gpu_total + data_c / 100.0, 2),
+                    "allocated_total_usd": round(float(self.table[TOTAL].sum()), 2)}
+        return self._gpu_reconciliation(t)
+
+    def _gpu_reconciliation(self, t: dict[str, float]) -> dict[str, float]:
         allocated_committed = float(self.table[COMMITTED].sum() + self.table[UNUSED].sum())
         return {"bill_committed_usd": round(t["committed_usd"], 2), "allocated_committed_usd": round(
                     allocated_committed, 2),
@@ -163,7 +189,7 @@ def require_usage_in_period(usage: pd.DataFrame, plan: Plan, period: str | None 
 
 
 def allocate(usage: pd.DataFrame, plan: Plan, unused_policy: str = "proportional",
-             period: str | None = None) -> Chargeback:
+             period: str | None = None, data: pd.DataFrame | None = None) -> Chargeback:
     """Bill ``usage`` under ``plan`` and allocate the bill to teams (see the module docstring).
 
     Args:
@@ -172,6 +198,7 @@ def allocate(usage: pd.DataFrame, plan: Plan, unused_policy: str = "proportional
         plan: the purchase plan in force.
         unused_policy: ``proportional`` or ``central``.
         period: the billing period within the window (:func:`billing_period`); None = the whole window.
+        data: data lines (canonical data-usage frame) to charge beside the GPU costs; None = GPU costs only.
 
     Raises:
         ValueError: unknown policy or bad period. ``optimizer.billing.BillingError``: a GPU model the plan
@@ -230,25 +257,41 @@ def allocate(usage: pd.DataFrame, plan: Plan, unused_policy: str = "proportional
     per_team = detail.groupby(TEAM)[[GPU_HOURS, *MONEY]].sum()
     if central > 0:
         per_team.loc[CENTRAL] = [0.0, 0.0, 0.0, 0.0, central]
+    money = list(MONEY)
+    period_data = None
+    if data is not None:
+        from operate.data_costs import in_period
+        from operate.data_costs import per_team as data_per_team
+
+        period_data = in_period(data, p_start, p_end)
+        d = data_per_team(period_data).set_index(TEAM)[[STORAGE, TRANSFER]]
+        per_team = per_team.join(d, how="outer").astype(float).fillna(0.0)
+        money += [STORAGE, TRANSFER]
     order = sorted(per_team.index, key=lambda t: (t in (UNALLOCATED, CENTRAL), t == CENTRAL,
-                                                   -float(per_team.loc[t, list(MONEY)].sum()), t))
+                                                   -float(per_team.loc[t, money].sum()), t))
     per_team = per_team.loc[order]
     totals = the_bill.totals()
     committed_c = int(round(totals["committed_usd"] * 100))
     unused_c = int(round(float(unused_by_model.sum()) * 100))
     targets = {COMMITTED: committed_c - unused_c, UNUSED: unused_c,
                SPOT: int(round(totals["spot_usd"] * 100)), ON_DEMAND: int(round(totals["on_demand_usd"] * 100))}
+    if period_data is not None:
+        data_c = int(round(float(period_data["cost_usd"].sum()) * 100))
+        storage_c = int(round(float(per_team[STORAGE].sum()) * 100))
+        targets[STORAGE], targets[TRANSFER] = storage_c, data_c - storage_c
     table = pd.DataFrame({TEAM: per_team.index, GPU_HOURS: per_team[GPU_HOURS].round(3).to_numpy()})
     cents_total = np.zeros(len(per_team), dtype=np.int64)
-    for col in MONEY:
+    for col in money:
         cents = apportion_cents(per_team[col].to_numpy(), targets[col]) if len(per_team) else np.zeros(0, np.int64)
         cents_total += cents
         table[col] = cents / 100.0
     table[TOTAL] = cents_total / 100.0
-    table = table[list(COLUMNS)].reset_index(drop=True)
+    if period_data is not None:
+        table[DATA] = ((table[STORAGE] * 100).round() + (table[TRANSFER] * 100).round()) / 100.0
+    table = table[list(COLUMNS if period_data is None else DATA_COLUMNS)].reset_index(drop=True)
     idle = _idle(rows, inside, notes)
     return Chargeback(table=table, detail=detail, idle=idle, bill=the_bill, commitment=commitment_stats(the_bill),
-                      policy=unused_policy, notes=tuple(notes))
+                      policy=unused_policy, notes=tuple(notes), data=period_data)
 
 
 def _idle(rows: pd.DataFrame, inside: pd.DataFrame, notes: list[str]) -> pd.DataFrame:

@@ -15,7 +15,12 @@ Sections (each only when its input is given):
 * unit-cost trends: cost per unit by period (:mod:`operate.units`), drawn as an index (first period = 100);
 * commitment utilisation and coverage under the plan (:mod:`operate.chargeback`), with the chargeback table;
 * forecast vs budget per team (:mod:`operate.alerts`);
-* guardrail violations (:mod:`operate.policy`).
+* guardrail violations (:mod:`operate.policy`);
+* data costs (storage and transfer lines, :mod:`operate.data_costs`): per team the last month's storage and
+  transfer cost, the monthly trend of the largest teams, and per team and class the last month with its change
+  against the month before (CSVs ``data_costs`` per team and month, ``data_costs_by_class`` per team, class and
+  month). With data lines the chargeback (and so the billed top spenders), the budgets and the unit costs include
+  them; each title says so.
 
 Units: USD, GPU-hours, fractions shown as percent.
 """
@@ -35,6 +40,7 @@ from operate import svg
 from operate.alerts import AlertReport
 from operate.chargeback import Chargeback
 from operate.costing import COST
+from operate.data_costs import by_team_class_trend
 from operate.policy import CheckReport
 
 CSS = """body{font-family:system-ui,sans-serif;margin:24px;max-width:1000px;color:#222}
@@ -74,6 +80,8 @@ def billed_spenders(chargeback: Chargeback) -> pd.DataFrame:
     t = chargeback.table
     out = pd.DataFrame({"team": t["team"], "cost_usd": t["total_usd"].to_numpy(dtype=float),
                         "gpu_hours": t["gpu_hours"].round(1).to_numpy()})
+    if "data_usd" in t.columns:   # with data lines: the total includes them; show them apart
+        out.insert(2, "data_usd", t["data_usd"].to_numpy(dtype=float))
     out["share_pct"] = 100.0 * out["cost_usd"] / max(float(out["cost_usd"].sum()), 1e-9)
     out.attrs["window"] = bill_window(chargeback)
     return out.sort_values("cost_usd", ascending=False, kind="stable").reset_index(drop=True)
@@ -137,8 +145,9 @@ def _table(df: pd.DataFrame, max_rows: int = 25, fired_col: str | None = None) -
 def build_review(priced_usage: pd.DataFrame, *, cost_basis: str, alerts: AlertReport | None = None,
                  chargeback: Chargeback | None = None, unit_costs: pd.DataFrame | None = None,
                  checks: CheckReport | None = None, lookback_days: int = 30,
-                 title: str = "GPU cost review") -> Review:
-    """Build the report (see the module docstring); ``priced_usage`` comes from :func:`operate.costing.priced`."""
+                 title: str = "GPU cost review", data: pd.DataFrame | None = None) -> Review:
+    """Build the report (see the module docstring); ``priced_usage`` comes from :func:`operate.costing.priced`;
+    ``data`` is the data-usage frame (storage and transfer lines) or None."""
     tables: dict[str, pd.DataFrame] = {}
     parts = [f"<h1>{escape(title)}</h1>",
              f'<p class="note">Usage {priced_usage[S.TIMESTAMP].min():%Y-%m-%d} to '
@@ -149,7 +158,8 @@ def build_review(priced_usage: pd.DataFrame, *, cost_basis: str, alerts: AlertRe
         parts.append(f'<p class="note">{escape(str(note))}</p>')
 
     if chargeback is not None:
-        basis = (f"billed under the plan ({chargeback.policy} unused-commitment policy), {bill_window(chargeback)}")
+        basis = (f"billed under the plan ({chargeback.policy} unused-commitment policy), {bill_window(chargeback)}"
+                 + (", + data costs (storage and transfer)" if chargeback.data is not None else ""))
         parts.append(f'<p class="note">Top spenders and idle cost: the plan\'s bill (commitments, spot and '
                      f"on-demand as billed, reconciled with the chargeback below). Unit costs and budgets: "
                      f"{escape(cost_basis)}.</p>")
@@ -213,7 +223,8 @@ def build_review(priced_usage: pd.DataFrame, *, cost_basis: str, alerts: AlertRe
                   f"<h3>Chargeback, billed under the plan ({escape(chargeback.policy)} unused-commitment policy)</h3>",
                   f'<p class="note">Allocated {rec["allocated_total_usd"]:,.2f} USD = bill '
                   f'{rec["bill_total_usd"]:,.2f} USD (committed {rec["bill_committed_usd"]:,.2f}, spot '
-                  f'{rec["bill_spot_usd"]:,.2f}, on-demand {rec["bill_on_demand_usd"]:,.2f}).</p>',
+                  f'{rec["bill_spot_usd"]:,.2f}, on-demand {rec["bill_on_demand_usd"]:,.2f}'
+                  + (f', data costs {rec["bill_data_usd"]:,.2f}' if "bill_data_usd" in rec else "") + ").</p>",
                   _table(chargeback.table, 40)]
         if not chargeback.idle.empty:
             tables["chargeback_idle"] = chargeback.idle
@@ -235,6 +246,9 @@ def build_review(priced_usage: pd.DataFrame, *, cost_basis: str, alerts: AlertRe
                                 "projected_usd", "projected_p10_usd", "projected_p90_usd", "p_overspend",
                                 "run_out_date", "status", "fired"]], 60, fired_col="fired")]
 
+    if data is not None:
+        parts += _data_section(data, tables)
+
     if checks is not None:
         tables["violations"] = checks.violations
         parts += ["<h2>Guardrail violations</h2>", _table(checks.violations, 60)]
@@ -242,6 +256,44 @@ def build_review(priced_usage: pd.DataFrame, *, cost_basis: str, alerts: AlertRe
     html = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>\n")
     return Review(html, tables)
+
+
+def _data_section(data: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> list[str]:
+    """The "Data costs" section: last month per team (storage, transfer), monthly trend, per team and class."""
+    from forecasting.ingest.data_lines import data_costs
+
+    if data.empty:
+        return ["<h2>Data costs (storage and transfer)</h2>", '<p class="note">No data lines.</p>']
+    per_month = data_costs(data)
+    trend = by_team_class_trend(data)
+    tables["data_costs"] = per_month
+    tables["data_costs_by_class"] = trend
+    months = sorted(per_month["month"].unique())
+    last = months[-1]
+    now = per_month[per_month["month"] == last].assign(transfer_all=lambda f: f["egress_usd"] + f["transfer_usd"])
+    now = now.sort_values("total_usd", ascending=False, kind="stable")
+    prev_total = float(per_month.loc[per_month["month"] == months[-2], "total_usd"].sum()) if len(months) > 1 else None
+    total = float(now["total_usd"].sum())
+    change = ("" if prev_total is None else f"; {total - prev_total:+,.2f} USD "
+              + (f"({(total - prev_total) / prev_total:+.1%}) " if prev_total else "") + f"vs {months[-2]}")
+    shown = now.head(12)
+    top_teams = list(per_month.groupby("team")["total_usd"].sum().sort_values(ascending=False).head(8).index)
+    series = {t: [(m, float(v)) for m, v in zip(g["month"], g["total_usd"], strict=True)]
+              for t, g in per_month[per_month["team"].isin(top_teams)].groupby("team", sort=False)}
+    latest = trend[trend["month"] == last].sort_values(["cost_usd"], ascending=False, kind="stable")
+    latest = latest[latest["cost_usd"].abs() > 0]
+    return [f"<h2>Data costs (storage and transfer), {escape(months[0])} to {escape(last)}</h2>",
+            f'<p class="note">{escape(last)}: {total:,.2f} USD (storage {float(now["storage_usd"].sum()):,.2f}, '
+            f'transfer and egress {float(now["transfer_all"].sum()):,.2f}){escape(change)}. Over all '
+            f'{len(months)} months: {float(data["cost_usd"].sum()):,.2f} USD. Storage = object storage, block '
+            "volumes and snapshots (GB-month); transfer = internet egress, inter-region, inter-AZ and NAT (GB).</p>",
+            svg.hbars(list(shown["team"]), {"storage (USD)": list(shown["storage_usd"]),
+                                            "transfer (USD)": list(shown["transfer_all"])},
+                      f"Data cost per team, {last} (USD)"),
+            svg.lines(series, "Data cost per month, largest teams (USD)"),
+            f"<p>Per team and class, {escape(last)}, with the change against the month before:</p>",
+            _table(latest[["team", "category", "class", "quantity", "unit", "cost_usd", "change_usd", "change_pct"]],
+                   40)]
 
 
 def write_review(review: Review, out_dir: str | Path) -> list[Path]:

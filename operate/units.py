@@ -6,6 +6,11 @@ Units file (CSV, or YAML under ``units:``): ``team``, optional ``project``, ``pe
 (:mod:`operate.costing`) of the team (and project) in the period; cost per unit = cost / count, GPU-hours per
 unit likewise, and the trend is the change against the previous period of the same team, project and unit.
 
+With data lines (``data``, the canonical data-usage frame of :mod:`forecasting.ingest.data_lines`) the cost of a
+row also includes the team's (project's) storage and transfer costs in the period (months pro rata by hours,
+:func:`operate.data_costs.in_period`), shown apart: ``gpu_cost_usd`` + ``data_usd`` = ``cost_usd``, and
+``data_usd_per_unit`` next to ``usd_per_unit`` (:data:`COLUMNS_WITH_DATA`).
+
 Units: USD, GPU-hours, USD per unit, percent.
 """
 
@@ -26,6 +31,10 @@ UNIT = "unit"
 COUNT = "count"
 COLUMNS = ("team", "project", "unit", "period_start", "period_end", "count", "gpu_hours", "cost_usd",
            "usd_per_unit", "gpu_hours_per_unit", "usd_per_unit_change_pct")
+COLUMNS_WITH_DATA = ("team", "project", "unit", "period_start", "period_end", "count", "gpu_hours", "gpu_cost_usd",
+                     "data_usd", "cost_usd", "usd_per_unit", "data_usd_per_unit", "gpu_hours_per_unit",
+                     "usd_per_unit_change_pct")
+"""The unit costs with data costs: ``cost_usd = gpu_cost_usd + data_usd``, ``usd_per_unit`` includes data."""
 
 
 @dataclass(frozen=True)
@@ -79,12 +88,15 @@ def load_units(path: str | Path, known_teams: set[str] | None = None) -> tuple[U
     return tuple(out)
 
 
-def unit_costs(priced_usage: pd.DataFrame, units: tuple[UnitCount, ...]) -> pd.DataFrame:
+def unit_costs(priced_usage: pd.DataFrame, units: tuple[UnitCount, ...],
+               data: pd.DataFrame | None = None) -> pd.DataFrame:
     """Cost and GPU-hours per unit for every units row, with the change against the previous period.
 
     Args:
         priced_usage: usage with ``cost_usd`` (:func:`operate.costing.priced`).
         units: from :func:`load_units`.
+        data: data lines whose costs are added (columns :data:`COLUMNS_WITH_DATA`); None = GPU cost only
+            (:data:`COLUMNS`).
     """
     ts = priced_usage[S.TIMESTAMP]
     rows = []
@@ -94,15 +106,23 @@ def unit_costs(priced_usage: pd.DataFrame, units: tuple[UnitCount, ...]) -> pd.D
             mask &= priced_usage[S.PROJECT] == u.project if S.PROJECT in priced_usage.columns else False
         cost = float(priced_usage.loc[mask, COST].sum())
         gpu_hours = float(priced_usage.loc[mask, S.GPUS].sum())
-        rows.append({"team": u.team, "project": u.project, "unit": u.unit, "period_start": u.start,
-                     "period_end": u.end, "count": u.count, "gpu_hours": round(gpu_hours, 3),
-                     "cost_usd": round(cost, 2), "usd_per_unit": cost / u.count,
-                     "gpu_hours_per_unit": gpu_hours / u.count})
-    out = pd.DataFrame(rows, columns=list(COLUMNS[:-1]))
+        row = {"team": u.team, "project": u.project, "unit": u.unit, "period_start": u.start,
+               "period_end": u.end, "count": u.count, "gpu_hours": round(gpu_hours, 3)}
+        if data is not None:
+            from operate.data_costs import team_period_cost
+
+            data_usd = team_period_cost(data, u.team, u.start, u.end, u.project)
+            row.update(gpu_cost_usd=round(cost, 2), data_usd=round(data_usd, 2),
+                       data_usd_per_unit=data_usd / u.count)
+            cost += data_usd
+        row.update(cost_usd=round(cost, 2), usd_per_unit=cost / u.count, gpu_hours_per_unit=gpu_hours / u.count)
+        rows.append(row)
+    columns = COLUMNS if data is None else COLUMNS_WITH_DATA
+    out = pd.DataFrame(rows, columns=[c for c in columns if c != "usd_per_unit_change_pct"])
     out = out.sort_values(["team", "project", "unit", "period_start"], na_position="first", kind="stable")
     prev = out.groupby(["team", "project", "unit"], dropna=False)["usd_per_unit"].shift(1)
     out["usd_per_unit_change_pct"] = np.where(prev > 0, 100.0 * (out["usd_per_unit"] / prev - 1.0), np.nan)
-    return out.reset_index(drop=True)[list(COLUMNS)]
+    return out.reset_index(drop=True)[list(columns)]
 
 
 def trends(costs: pd.DataFrame) -> pd.DataFrame:

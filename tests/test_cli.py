@@ -78,6 +78,16 @@ def test_demo_on_helios_prints_the_plan(tmp_path):
     assert "What to buy" in r.output and "all on-demand would cost" in r.output
     assert "Over the commitment terms" in r.output and "obligation of the new commitments" in r.output
     assert (tmp_path / "plan.json").exists() and (tmp_path / "forecast.csv").exists()
+    assert "data costs: the 'helios' sample has no storage or transfer lines" in r.output
+
+
+def test_demo_data_cost_line_of_the_synthetic_sample():
+    from app.cli import demo_data_lines
+
+    # the total of data_samples/synthetic_org_data_costs.csv (tests/test_sample_data_costs.py sums it too)
+    assert demo_data_lines("synthetic")[0] == (
+        "data costs: 1,956,012.82 USD over 2024-06..2025-11 (storage 1,505,244.93, transfer 450,767.89; 22 teams) "
+        "[SYNTHETIC, data_samples/synthetic_org_data_costs.csv]")
 
 
 GOOD_HEADER = "timestamp,team,gpu_type,gpus\n"

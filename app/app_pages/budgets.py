@@ -7,7 +7,10 @@ shipped budgets, units, policy and November 2025 plan are the defaults; any othe
 units and policy uploads (the page says which are missing and their format). Chargeback runs either on the
 realised usage under a plan file (shipped or uploaded) or on the current planner plan (What-if settings, else the
 base scenario) over its window, on the demand it was planned for. An engineer (:mod:`app.roles`) sees the
-organisation's totals (metrics) and only their teams' rows in every table, chart, note and download.
+organisation's totals (metrics) and only their teams' rows in every table, chart, note and download. Data costs
+(storage and transfer lines: the shipped SYNTHETIC ones for the synthetic sample, else an upload) are included in
+budgets, the chargeback of a plan file (own columns), unit costs and the review while "Include data costs" is on
+(off by default: GPU costs only).
 Units: USD, GPU-hours, percent where marked.
 """
 
@@ -30,6 +33,10 @@ ERRORS = (S.UsageError, BillingError, CatalogError, ValueError)
 THRESHOLD_KEY = "operate_threshold_pct"
 POLICY_KEY = "operate_unused_policy"
 PLAN_SOURCE_KEY = "operate_plan_source"
+DATA_KEY = "operate_include_data"
+HELP_DATA = ("Storage and data-transfer lines: a canonical data-usage CSV (month, team, project, category, class, "
+             "quantity, unit, cost_usd; e.g. gpuplan data-costs input) or a billing export (CUR, FOCUS). Their costs "
+             "are added to budgets, chargeback and unit costs.")
 PLAN_CURRENT, PLAN_SHIPPED, PLAN_UPLOADED = ("Current planner plan (projected)", "Shipped plan file (November 2025)",
                                             "Uploaded plan.json")
 HELP_PLAN_SOURCE = ("Which plan the chargeback, guardrail checks and report use. Current planner plan: the Plan "
@@ -63,6 +70,11 @@ def _inputs(source: str) -> dict[str, O.InputFile | None]:
                                    help=HELP[kind])
             files[kind] = O.InputFile(up.name, up.getvalue()) if up is not None else O.defaults_for(source, kind)
             col.caption(fmt.plain(files[kind].name) if files[kind] is not None else f"no {kind} file yet")
+        up = st.file_uploader("data lines (storage and transfer)", type=["csv", "parquet"],
+                              key=f"operate_upload_data_{source}", help=HELP_DATA)
+        files["data"] = O.InputFile(up.name, up.getvalue()) if up is not None else O.data_default(source)
+        st.caption(fmt.plain(files["data"].name) if files["data"] is not None else
+                   "no data lines: budgets, chargeback and unit costs are GPU costs only")
     return files
 
 
@@ -182,12 +194,12 @@ def alerts_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _budgets_tab(source: str, files: dict[str, O.InputFile | None], threshold: float,
-                 teams: frozenset[str] | None = None) -> None:
+                 data: O.InputFile | None = None, teams: frozenset[str] | None = None) -> None:
     if files["budgets"] is None:
         _missing("budgets", A.data_source_label(source))
         return
     with st.spinner("Forecasting the rest of the budget periods..."):
-        report = _guard(lambda: O.alerts(source, files["budgets"], threshold))
+        report = _guard(lambda: O.alerts(source, files["budgets"], threshold, data))
     if report is None:
         return
     frame = report.frame()  # the organisation's totals: the same for every role
@@ -199,7 +211,7 @@ def _budgets_tab(source: str, files: dict[str, O.InputFile | None], threshold: f
     st.caption(fmt.plain(f"As of {report.as_of:%Y-%m-%d %H:%M} UTC. Costs: {report.cost_basis}. P(overspend) is the "
                          f"share of {report.n_paths} forecast sample paths above the budget."))
     if teams is not None:  # an engineer: their teams' budgets only (app.roles)
-        report = O.alerts(source, files["budgets"], threshold, teams)
+        report = O.alerts(source, files["budgets"], threshold, data, teams)
         frame = report.frame()
         st.caption("The figures above are the organisation's; the alerts, chart, table and download below are your "
                    "teams' budgets only.")
@@ -218,10 +230,10 @@ def _budgets_tab(source: str, files: dict[str, O.InputFile | None], threshold: f
 
 
 def _chargeback_tab(source: str, plan: O.InputFile | None, planned: A.PlannerSettings | None, what: str,
-                    policy: str, teams: frozenset[str] | None = None) -> None:
+                    policy: str, data: O.InputFile | None = None, teams: frozenset[str] | None = None) -> None:
     if plan is None:
         return
-    cb = _guard(lambda: O.chargeback(source, plan, policy, planned))
+    cb = _guard(lambda: O.chargeback(source, plan, policy, planned, data))
     if cb is None:
         return
     rec = cb.reconciliation()
@@ -235,18 +247,27 @@ def _chargeback_tab(source: str, plan: O.InputFile | None, planned: A.PlannerSet
                "cap, then on-demand." + (" Projected: the plan billed on the expected demand (forecast mean), so the "
                                          "total can differ from the Plan page's expected cost, which averages the "
                                          "cost over demand scenarios." if planned is not None else ""))
+    if cb.data is not None:
+        st.caption(fmt.plain(f"Total = GPU bill + data costs: the storage and transfer lines of the billing period "
+                             f"({data.name if data else 'data lines'}; a month partly inside the period pro rata by "
+                             "hours), in their own columns; untagged lines stay 'unallocated'."))
+    elif data is not None and planned is not None:
+        st.caption("Data costs are not in the projected chargeback of the current planner plan: data lines are past "
+                   "months' bills. Choose a plan file for a past billing period to see them.")
     c1, c2, c3 = st.columns(3)
     lines = [rec[f"bill_{k}_usd"] for k in ("committed", "spot", "on_demand")]
+    data_line = [rec["bill_data_usd"]] if "bill_data_usd" in rec else []
     c1.metric("Allocated (USD)", f"{rec['allocated_total_usd']:,.2f}",
               help="Sum of the chargeback rows: each purchase-option column is apportioned to teams in whole cents.")
-    c2.metric("Bill (USD)", f"{round(sum(lines), 2):,.2f}",
-              help="The bill's committed, spot and on-demand lines, each in cents ("
-                   + ", ".join(f"{x:,.2f}" for x in lines) + f"); unrounded total {rec['bill_total_usd']:,.2f}.")
+    c2.metric("Bill (USD)", f"{round(sum(lines + data_line), 2):,.2f}",
+              help="The bill's committed, spot and on-demand lines" + (" and data costs" if data_line else "")
+                   + ", each in cents (" + ", ".join(f"{x:,.2f}" for x in lines + data_line)
+                   + f"); unrounded total {rec['bill_total_usd']:,.2f}.")
     com = cb.commitment.set_index(S.GPU_TYPE).loc["all GPU models"]
     c3.metric("Commitment utilisation", f"{com['utilization']:.1%}", help=f"coverage {com['coverage']:.1%}")
     has_utilization = not cb.idle.empty
     if teams is not None:  # an engineer: their teams' rows under the organisation's totals above (app.roles)
-        cb = O.chargeback(source, plan, policy, planned, teams)
+        cb = O.chargeback(source, plan, policy, planned, data, teams)
         st.caption("The figures above are the organisation's; the rows and downloads below are your teams' only.")
     view.table(cb.table, kinds={c: "usd_cents" for c in cb.table.columns if c.endswith("_usd")},
                labels=CHARGEBACK_LABELS)
@@ -266,11 +287,12 @@ def _chargeback_tab(source: str, plan: O.InputFile | None, planned: A.PlannerSet
         st.caption(note)
 
 
-def _units_tab(source: str, files: dict[str, O.InputFile | None], teams: frozenset[str] | None = None) -> None:
+def _units_tab(source: str, files: dict[str, O.InputFile | None], data: O.InputFile | None = None,
+               teams: frozenset[str] | None = None) -> None:
     if files["units"] is None:
         _missing("units", A.data_source_label(source))
         return
-    costs = _guard(lambda: O.units(source, files["units"], teams))
+    costs = _guard(lambda: O.units(source, files["units"], data, teams))
     if costs is None:
         return
     if costs.empty:
@@ -279,7 +301,11 @@ def _units_tab(source: str, files: dict[str, O.InputFile | None], teams: frozens
     st.altair_chart(unit_cost_chart(costs), width="stretch")
     st.caption("Log scale: each gridline is ten times the one below, so a unit that costs cents and one that costs "
                "a hundred thousand USD are both readable on one axis.")
+    if "data_usd" in costs.columns:
+        st.caption("Cost = GPU cost + data costs (storage and transfer of the team or project in the period); the "
+                   "data part is shown apart.")
     view.table(units_table(costs), kinds={"Units": "quantity", "GPU-hours": "gpu_hours", "Cost (USD)": "usd",
+                                          **({"Data cost (USD)": "usd"} if "data_usd" in costs.columns else {}),
                                           "GPU-hours per unit": "number", "Change per unit (%)": "signed_pct100"},
                missing={"Change per unit (%)": "first period"})
     st.download_button("Download unit_costs.csv", O.csv_bytes(costs), "unit_costs.csv", "text/csv", key="dl_units")
@@ -309,19 +335,23 @@ def unit_cost_text(x: float | None) -> str:
 
 
 def units_table(costs: pd.DataFrame) -> pd.DataFrame:
-    """Unit costs as the page shows them: scope, period, units, GPU-hours, cost and cost per unit."""
+    """Unit costs as the page shows them: scope, period, units, GPU-hours, cost and cost per unit (with data costs:
+    the data part of the cost and of the cost per unit apart)."""
+    data = {"Data cost (USD)": costs["data_usd"],
+            "Data cost per unit": costs["data_usd_per_unit"].map(unit_cost_text)} if "data_usd" in costs else {}
     return pd.DataFrame({
         "Team": costs["team"], "Project": costs["project"].map(lambda p: p if isinstance(p, str) and p else "all"),
         "Unit": costs["unit"],
         "Period": [period_label(a, b) for a, b in zip(costs["period_start"], costs["period_end"], strict=True)],
-        "Units": costs["count"], "GPU-hours": costs["gpu_hours"], "Cost (USD)": costs["cost_usd"],
+        "Units": costs["count"], "GPU-hours": costs["gpu_hours"], "Cost (USD)": costs["cost_usd"], **data,
         "Cost per unit": costs["usd_per_unit"].map(unit_cost_text),
         "GPU-hours per unit": costs["gpu_hours_per_unit"], "Change per unit (%)": costs["usd_per_unit_change_pct"]})
 
 
 CHARGEBACK_LABELS = {"team": "Team", "gpu_hours": "GPU-hours", "committed_usd": "Committed (USD)",
                      "spot_usd": "Spot (USD)", "on_demand_usd": "On-demand (USD)",
-                     "unused_commitment_usd": "Unused commitment (USD)", "total_usd": "Total (USD)"}
+                     "unused_commitment_usd": "Unused commitment (USD)", "storage_usd": "Storage (USD)",
+                     "transfer_usd": "Transfer (USD)", "data_usd": "Data costs (USD)", "total_usd": "Total (USD)"}
 IDLE_LABELS = {"team": "Team", "utilization_known_gpu_hours": "GPU-hours with utilisation",
                "idle_gpu_hours": "Idle GPU-hours", "idle_usd": "Idle cost (USD)",
                "mean_utilization": "Mean utilisation (%)"}
@@ -380,14 +410,22 @@ def render() -> None:
     threshold = c1.slider("Alert when P(overspend) reaches (%)", 5, 100, 50, step=5, key=THRESHOLD_KEY) / 100.0
     policy = c2.radio("Unused commitment cost", O.POLICIES, horizontal=True, key=POLICY_KEY,
                       help="proportional: to teams by their use of the commitment; central: to a central account.")
+    include = st.toggle("Include data costs (storage and transfer)", value=False, key=DATA_KEY,
+                        disabled=files["data"] is None,
+                        help=HELP_DATA + " Off: GPU costs only (the basis the shipped budgets were sized on; with "
+                                         "data costs more of them alert).")
+    data = files["data"] if include else None
+    if files["data"] is None:
+        st.caption(fmt.plain(f"No data lines for {label}: budgets, chargeback and unit costs are GPU costs only "
+                             "(upload storage and transfer lines under 'Files' to include them)."))
     plan, planned, what = _plan_input(source, files, fs)
     tabs = st.tabs(["Budgets & alerts", "Chargeback", "Unit economics", "Guardrails", "Cost review"])
     with tabs[0]:
-        _budgets_tab(source, files, threshold, teams)
+        _budgets_tab(source, files, threshold, data, teams)
     with tabs[1]:
-        _chargeback_tab(source, plan, planned, what, policy, teams)
+        _chargeback_tab(source, plan, planned, what, policy, data, teams)
     with tabs[2]:
-        _units_tab(source, files, teams)
+        _units_tab(source, files, data, teams)
     with tabs[3]:
         _checks_tab(source, files, plan, teams)
     with tabs[4]:
@@ -397,7 +435,7 @@ def render() -> None:
                               "'Files' above."), icon=":material/upload_file:")
         elif plan is not None:
             html = _guard(lambda: O.review_html(source, files["budgets"], files["units"], files["policy"], plan,
-                                                policy, threshold, planned, teams))
+                                                policy, threshold, planned, data, teams))
             if html is not None:
                 st.write("The recurring cost review as one self-contained HTML file (charts included), as "
                          "`gpuplan report` writes it.")

@@ -1,6 +1,7 @@
 """Overview page (Inform): spend and GPU-hours by team, project or GPU type over time, untagged share, idle
-GPU cost where utilisation is known, and the teams whose spend moved most week over week. An engineer
-(:mod:`app.roles`) sees the organisation's figures and, below them, charts and tables of their own teams only.
+GPU cost where utilisation is known, the teams whose spend moved most week over week, and data costs (storage and
+transfer) per team beside GPU costs (:mod:`app.data_overview`). An engineer (:mod:`app.roles`) sees the
+organisation's figures and, below them, charts and tables of their own teams only.
 
 Widgets -> frozen :class:`app.state.OverviewSettings` -> :func:`app.state.cached_overview` (pure
 :func:`app.inform.overview`). Units: USD, GPU-hours, percent; spend basis stated on the page.
@@ -12,7 +13,7 @@ import dataclasses
 
 import streamlit as st
 
-from app import charts, fmt, sidebar, view
+from app import charts, data_overview, fmt, sidebar, view
 from app import inform as I
 from app import state as A
 
@@ -106,6 +107,8 @@ def render() -> None:
                            "delta_pct": "Change (%)"}, missing={"delta_pct": "new"})
         st.caption(f"Teams with the largest change in spend between the last 7 days of the data (to "
                    f"{ov.end:%Y-%m-%d %H:%M} UTC) and the 7 days before, on the same spend basis.")
+
+    data_overview.render(s, ov, acc.teams)
 
 
 if __name__ == "__main__":
