@@ -22,6 +22,7 @@ from app import fmt, view
 from app import roles as R
 from app import state as A
 from app import store as St
+from app.app_pages import budgets
 from forecasting import schema as S
 from forecasting.samples import load_sample
 
@@ -235,13 +236,18 @@ def test_engineer_overview_and_every_budgets_tab_show_only_their_teams(env, down
         ok(at.radio(key=A.OVERVIEW_DIM_KEY).set_value(dim).run())
         text = rendered(at)
         assert not leaks(text, SYNTHETIC), (dim, leaks(text, SYNTHETIC))
+    # the data-cost section (shipped data lines of the sample): organisation metrics, the engineer's rows only
+    data_org = metrics(open_page(FINANCE))["Data costs (USD)"]
+    assert metrics(at)["Data costs (USD)"] == data_org
     downloads.clear()
     at = function_page(budgets_page, ENGINEER).run()
     assert not at.exception and all(e.value.startswith("ALERT") for e in at.error)
-    for policy in ("central", "proportional"):
-        text = rendered(at.radio(key="operate_unused_policy").set_value(policy).run())
-        assert not leaks(text, SYNTHETIC), (policy, leaks(text, SYNTHETIC))
-        assert "llm-finetune" in text
+    for include_data in (True, False):  # ends on the default (off), the basis the totals below compare
+        at.toggle(key=budgets.DATA_KEY).set_value(include_data).run()
+        for policy in ("central", "proportional"):
+            text = rendered(at.radio(key="operate_unused_policy").set_value(policy).run())
+            assert not leaks(text, SYNTHETIC), (include_data, policy, leaks(text, SYNTHETIC))
+            assert "llm-finetune" in text
     names = {n for n, _ in downloads}
     assert {"alerts.json", "chargeback.csv", "idle.csv", "unit_costs.csv", "report.html"} <= names
     for name, data in downloads:
