@@ -267,3 +267,38 @@ def test_redact_hides_passwords_in_the_url_and_in_parameters():
     assert redact("postgresql://u:p%40ss@h:5432/db") == "postgresql://u:***@h:5432/db"
     assert redact("postgres://u@h/db?password=x&sslmode=require") == "postgres://u@h/db?password=***&sslmode=require"
     assert redact("postgresql://u@h/db") == "postgresql://u@h/db"
+
+
+# --- the app on the server ------------------------------------------------------------------------
+def _scenarios_page() -> None:  # runs inside AppTest's script: imports must be local
+    from app import uploads
+    from app.app_pages import scenarios
+
+    uploads.sidebar_upload()
+    scenarios.render()
+
+
+def test_the_scenarios_page_saves_to_the_server_and_the_save_is_audited(pg_url, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from app import fmt
+    from app import state as A
+    from app.app_pages import scenarios as P
+
+    monkeypatch.setenv(A.DEFAULT_SAMPLE_ENV, "helios")
+    monkeypatch.setenv(A.DEFAULT_HOURS_ENV, "168")
+    monkeypatch.setenv(St.STORE_ENV, pg_url)
+    at = AppTest.from_function(_scenarios_page, default_timeout=300)
+    at.run()
+    at.text_input(key=P.NAME_KEY).set_value("base on the server")
+    next(b for b in at.get("button") if b.proto.label == "Save scenario").click()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in (*at.exception, *at.error)]
+    saved = St.open_store(pg_url).load("base on the server")
+    assert saved.settings["sample"] == "helios" and saved.summary.expected_usd > 0
+    assert any(f"expected cost {fmt.usd(saved.summary.expected_usd)}" in fmt.unplain(s.value) for s in at.success)
+    assert any("1 saved in postgresql://" in fmt.unplain(c.value) and "(postgresql;" in fmt.unplain(c.value)
+               for c in at.caption)
+    log = St.open_store(pg_url).audit()
+    assert log[["actor", "action", "object_kind", "object_name"]].values.tolist() == [
+        ["local", "save", "scenario", "base on the server"]]

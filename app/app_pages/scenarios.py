@@ -1,10 +1,10 @@
 """Scenarios page: save the current planner settings and plan under a name, compare two to four saved
 scenarios side by side, and the cost-vs-speed view for leadership.
 
-Scenarios live in the DuckDB file of :mod:`app.store` (``$GPUPLAN_STORE``, default
-``~/.gpuplan/scenarios.duckdb``), so they survive restarts and page reloads. "Current settings" are the
-What-if page's settings (:data:`app.state.WHATIF_KEY`) if it was visited, else the base scenario, for the data
-source and window of the shared sidebar (:func:`app.sidebar.plan_settings`).
+Scenarios live in the store of :mod:`app.store` (``$GPUPLAN_STORE``: a DuckDB file, default
+``~/.gpuplan/scenarios.duckdb``, or a ``postgresql://`` server), so they survive restarts and page reloads.
+"Current settings" are the What-if page's settings (:data:`app.state.WHATIF_KEY`) if it was visited, else the
+base scenario, for the data source and window of the shared sidebar (:func:`app.sidebar.plan_settings`).
 Units: USD, USD per hour, GPUs, hours, percent where marked.
 """
 
@@ -72,8 +72,8 @@ HIDDEN_SETTINGS = {"events_text"}
 """Stored but not shown row by row: the events file's content (its name is shown)."""
 
 
-def store() -> St.ScenarioStore:
-    return St.ScenarioStore()
+def store() -> St.Store:
+    return St.open_store()  # $GPUPLAN_STORE: a DuckDB file (default) or a postgresql:// server
 
 
 def setting_text(name: str, value: object) -> str:
@@ -293,7 +293,7 @@ def time_to_result(settings: A.PlannerSettings, result: PlanResult) -> float:
 
 
 # --- sections -------------------------------------------------------------------------------------
-def save_section(db: St.ScenarioStore, settings: A.PlannerSettings) -> None:
+def save_section(db: St.Store, settings: A.PlannerSettings) -> None:
     st.header("Save the current plan")
     origin = "the What-if page" if isinstance(st.session_state.get(A.WHATIF_KEY), A.PlannerSettings) else \
         "the base scenario (open What-if to change it)"
@@ -345,9 +345,9 @@ def listing_table(listing: pd.DataFrame) -> pd.DataFrame:
         "Data source": listing["data_source"], "Saved (UTC)": listing["saved_at"], "Note": listing["note"]})
 
 
-def list_section(db: St.ScenarioStore, listing: pd.DataFrame) -> None:
+def list_section(db: St.Store, listing: pd.DataFrame) -> None:
     st.header("Saved scenarios")
-    st.caption(fmt.plain(f"{len(listing)} saved in {db.path} (DuckDB; set GPUPLAN_STORE to use another file)."))
+    st.caption(fmt.plain(f"{len(listing)} saved in {db.location} ({db.kind}; set GPUPLAN_STORE to use another store)."))
     if listing.empty:
         st.info("No scenarios saved yet: save the current plan above, change settings on What-if, save again.")
         return
@@ -384,7 +384,7 @@ def list_section(db: St.ScenarioStore, listing: pd.DataFrame) -> None:
                 st.rerun()
 
 
-def compare_section(db: St.ScenarioStore, names: list[str]) -> None:
+def compare_section(db: St.Store, names: list[str]) -> None:
     st.header("Compare side by side")
     if len(names) < 2:
         st.info("Save at least two scenarios to compare them.")
