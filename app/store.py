@@ -777,3 +777,14 @@ def open_store(spec: str | Path | None = None) -> Store:
 
         return PostgresStore(str(spec).strip())
     return ScenarioStore(spec)
+
+
+def open_existing_store(spec: str | Path | None = None) -> Store | None:
+    """Like :func:`open_store`, but None when the setting names a DuckDB file that does not exist yet: for views that
+    only read, so showing a page never creates a store file (the first save does). A server is always opened."""
+    if spec is None:
+        spec = os.environ.get(STORE_ENV) or None
+    if spec is not None and is_server_url(str(spec)):
+        return open_store(spec)
+    path = Path(spec).expanduser() if spec is not None else default_store_path()
+    return open_store(str(path)) if path.exists() else None

@@ -19,7 +19,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from app import charts, fmt, sidebar, view
+from app import charts, fmt, sidebar, store_ui, view
 from app import state as A
 from optimizer.solve import PlanResult
 from optimizer.summary import commitments_table
@@ -73,6 +73,7 @@ def render() -> None:
     routing(result, s)
     costs(result, s)
     downloads(result, s)
+    store_ui.saved_plans(result.plan, A.data_source_provenance(s.sample))
 
 
 def notes(result: PlanResult, level: str) -> None:
