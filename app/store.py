@@ -64,6 +64,9 @@ SCHEMA_VERSION = 2
 MAX_NAME_LENGTH = 80
 LOCK_WAIT_S = 30.0
 """How long an operation waits for another process's lock on the store file before giving up, seconds."""
+WRITE_ATTEMPTS = 30
+"""Times a write that conflicts with another session's is run again (random growing back-off, at most 0.25 s)
+before the store reports the conflict; both backends."""
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.*?)\s*\(PID (?P<pid>\d+)\)")
 
 _SUMMARY_COLUMNS = ("expected_usd", "p10_usd", "p90_usd", "all_on_demand_usd", "savings_usd", "savings_pct",
@@ -728,7 +731,8 @@ class ScenarioStore(Store):
             yield _DuckTx(con)
 
     def _write(self, work: Callable[[Tx], T], what: str) -> T:
-        for attempt in range(5):
+        pause = 0.01
+        for attempt in range(WRITE_ATTEMPTS):
             try:
                 with self._session() as con:
                     con.execute("BEGIN TRANSACTION")
@@ -742,10 +746,13 @@ class ScenarioStore(Store):
             except (duckdb.TransactionException, duckdb.ConstraintException) as exc:
                 # Another session wrote the same name at the same moment (closing rolled this one back): try
                 # again, so the name check sees its row.
-                if attempt == 4:
-                    raise StoreError(f"{self.path}: {what} is being saved by another session "
-                                     f"({exc.__class__.__name__}) (fix: save it again)") from None
-                time.sleep(0.02 * (attempt + 1))
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise StoreError(f"{self.path}: {what} is being saved by other sessions and stayed in "
+                                     f"conflict {WRITE_ATTEMPTS} times ({exc.__class__.__name__}) (fix: save it "
+                                     "again)") from None
+                # random back-off, growing: sessions that collided once do not collide again in lock-step
+                time.sleep(random.uniform(0.5, 1.5) * pause)
+                pause = min(pause * 1.6, 0.25)
         raise AssertionError("unreachable")  # pragma: no cover
 
 

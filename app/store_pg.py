@@ -27,13 +27,11 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
-from app.store import STORE_ENV, Store, StoreError, Tx
+from app.store import STORE_ENV, WRITE_ATTEMPTS, Store, StoreError, Tx
 
 T = TypeVar("T")
 CONNECT_TIMEOUT_S = 10
 """Seconds a connection attempt may take before the store gives up (unless the URL sets ``connect_timeout``)."""
-WRITE_ATTEMPTS = 30
-"""Times a conflicting write is run again before the store reports the conflict."""
 _MIGRATION_LOCK = 0x6770_7570_6C61_6E  # "gpuplan": the advisory lock key that serialises schema creation
 _URL_PASSWORD = re.compile(r"(?P<head>^[a-z]+://[^/@:?#]*:)(?P<pw>[^@/?#]*)(?=@)", re.IGNORECASE)
 _PARAM_PASSWORD = re.compile(r"(?P<head>password=)(?P<pw>[^&\s]*)", re.IGNORECASE)

@@ -143,3 +143,36 @@ def test_the_audit_command_on_a_damaged_file_is_one_error_line(tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1
     assert str(path) in done.stderr and "fix:" in done.stderr
+
+
+def test_8_sessions_replacing_the_same_names_at_once_all_succeed_and_are_all_audited(tmp_path):
+    """Every write conflicts with the others: each is retried (random growing back-off) until it lands, none is
+    reported as failed, and the audit log has every one of them (the first of each name a save, the rest changes)."""
+    path = tmp_path / "shared.duckdb"
+    St.open_store(str(path))
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+    plan = flat_plan()
+
+    def session(i: int) -> None:
+        db = St.open_store(str(path))
+        barrier.wait()
+        for k in range(10):
+            try:
+                db.save(f"shared-{k % 2}", {"i": i, "k": k}, plan, overwrite=True, actor=f"user{i}@example.com")
+            except BaseException as exc:  # collected and checked below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    db = St.open_store(str(path))
+    assert sorted(db.names()) == ["shared-0", "shared-1"]
+    log = db.audit(limit=None)
+    assert len(log) == 80 and (log["action"] == "save").sum() == 2
+    assert log.groupby("actor").size().to_dict() == {f"user{i}@example.com": 10 for i in range(8)}
+    newest = log.iloc[0]
+    assert db.load(newest["object_name"]).settings["i"] == int(newest["actor"][4:].split("@")[0])
