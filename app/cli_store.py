@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from app.cli import _fail, app, out
+from app.store import STORE_ENV
 from app.tables import OutputFormatOpt, emit
 
 
@@ -27,10 +28,14 @@ def audit_command(
 ) -> None:
     """The store's audit log, newest first: when (UTC), who, what (save, change, delete), which scenario, budgets
     file or plan, and details."""
-    from app.store import StoreError, open_store
+    from app.store import StoreError, default_store_path, open_existing_store
 
     try:
-        db = open_store(store)
+        db = open_existing_store(store)  # reading the log never creates a store file
+        if db is None:
+            where = store or default_store_path()
+            raise StoreError(f"{where}: no store there yet, so no audit log (fix: give --store or {STORE_ENV} the "
+                             "store the app uses; a store is created by its first save)")
         log = db.audit(limit=limit)
     except StoreError as exc:
         _fail(exc)

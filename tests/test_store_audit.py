@@ -176,3 +176,10 @@ def test_8_sessions_replacing_the_same_names_at_once_all_succeed_and_are_all_aud
     assert log.groupby("actor").size().to_dict() == {f"user{i}@example.com": 10 for i in range(8)}
     newest = log.iloc[0]
     assert db.load(newest["object_name"]).settings["i"] == int(newest["actor"][4:].split("@")[0])
+
+
+def test_the_audit_command_never_creates_a_store(tmp_path):
+    path = tmp_path / "none.duckdb"
+    done = _gpuplan("audit", "--store", str(path), env=dict(os.environ))
+    assert done.returncode == 2 and not path.exists()
+    assert done.stderr.startswith(f"error: {path}: no store there yet") and "fix:" in done.stderr
