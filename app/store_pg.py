@@ -125,8 +125,9 @@ class PostgresStore(Store):
             con.isolation_level = level
             return con
         except pg.OperationalError as exc:
-            raise self._error("cannot be reached", exc, f"start the server or correct the host, port, database and "
-                              f"user in {STORE_ENV}; give the password in PGPASSWORD or ~/.pgpass") from None
+            raise self._error("cannot be reached or refused the login", exc, f"start the server or correct the "
+                              f"host, port, database and user in {STORE_ENV}; give the password in PGPASSWORD or "
+                              "~/.pgpass") from None
         except pg.Error as exc:
             raise self._error("is not a valid PostgreSQL URL", exc,
                               "write it as postgresql://user@host:5432/database") from None
