@@ -86,8 +86,11 @@ def _as_server_user(cmd: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def running_server() -> Iterator[PgServer]:
+def running_server(password: str | None = None) -> Iterator[PgServer]:
     """Start a server in a new temporary folder; stop it and remove the folder when the block ends.
+
+    Args:
+        password: the superuser's password, required at login (scram-sha-256); None: trust (no password).
 
     Raises:
         RuntimeError: initdb or pg_ctl failed (their output is in the message).
@@ -114,7 +117,14 @@ def running_server() -> Iterator[PgServer]:
 
     started = False
     try:
-        run("initdb", "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-sync", "--no-locale")
+        auth = ["--auth=trust"]
+        if password is not None:
+            pwfile = base / "pw"
+            pwfile.write_text(password + "\n")
+            if os.geteuid() == 0:
+                os.chown(pwfile, user.pw_uid, user.pw_gid)
+            auth = ["--auth=scram-sha-256", f"--pwfile={pwfile}"]
+        run("initdb", "-D", str(data), "-U", SUPERUSER, *auth, "-E", "UTF8", "--no-sync", "--no-locale")
         options = f"-p {port} -k {sock} -c listen_addresses='' -c fsync=off -c max_connections=60"
         run("pg_ctl", "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o", options, "start")
         started = True

@@ -302,3 +302,20 @@ def test_the_scenarios_page_saves_to_the_server_and_the_save_is_audited(pg_url, 
     log = St.open_store(pg_url).audit()
     assert log[["actor", "action", "object_kind", "object_name"]].values.tolist() == [
         ["local", "save", "scenario", "base on the server"]]
+
+
+def test_a_wrong_password_is_refused_in_one_line_and_the_right_one_comes_from_pgpassword(monkeypatch):
+    if missing_reason() is not None:
+        pytest.skip(missing_reason())
+    with running_server(password="right-horse-battery") as srv:
+        wrong = srv.url().replace("gpuplan_test@", "gpuplan_test:wrong-staple-7@")
+        with pytest.raises(St.StoreError) as err:
+            St.open_store(wrong)
+        message = str(err.value)
+        assert message.startswith("GPUPLAN_STORE=postgresql://gpuplan_test:***@/postgres?host=")
+        assert "refused the login" in message and "password authentication failed" in message
+        assert "wrong-staple-7" not in message and "\n" not in message
+        monkeypatch.setenv("PGPASSWORD", "right-horse-battery")  # libpq's standard place: not in the URL
+        db = St.open_store(srv.url())
+        db.save("base", Knobs("helios", 100), flat_plan(), actor="ann@example.com")
+        assert db.names() == ["base"] and "right-horse" not in db.location
