@@ -11,6 +11,9 @@ STAMP  := $(VENV)/.installed
 # System packages of the real-browser test (tests/test_browser.py drives Debian's Chromium through Playwright,
 # which cannot download its own browsers here). Installed with apt-get when missing, as root or through sudo.
 BROWSER_PACKAGES := chromium chromium-driver
+# PostgreSQL server binaries (initdb, pg_ctl): tests/test_store_pg.py starts and stops its own throw-away server.
+PG_PACKAGES := postgresql
+SYSTEM_PACKAGES := $(BROWSER_PACKAGES) $(PG_PACKAGES)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -27,12 +30,13 @@ test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest -q
 
 browser-deps:
-	@missing=""; for p in $(BROWSER_PACKAGES); do \
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \
-	  echo "no apt-get: install$$missing yourself (tests/test_browser.py is skipped without chromium)"; exit 0; fi; \
+	  echo "no apt-get: install$$missing yourself (tests/test_browser.py, tests/test_store_pg.py skip without)"; \
+	  exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else \
 	  echo "installing$$missing needs root: run 'apt-get install$$missing' as root" >&2; exit 1; fi; \
 	echo "installing$$missing (apt-get)"; \

@@ -1009,6 +1009,7 @@ from app import (  # noqa: E402, F401
     cli_operate,  # alerts, chargeback, units, check, report
     cli_policy,  # policy export
     cli_rightsizing,  # pareto
+    cli_store,  # audit
 )
 
 _guard_all_commands()

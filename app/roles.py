@@ -310,15 +310,3 @@ def checks_for(report: Any, access: Access, all_teams: Iterable[str]) -> Any:
     return dataclasses.replace(report, violations=without_hidden(report.violations, hidden).reset_index(drop=True),
                                idle=without_hidden(idle, hidden).reset_index(drop=True),
                                notes=visible_lines(report.notes, hidden))
-
-
-def actor_kwargs(write: Any, access: Access) -> dict[str, str]:
-    """``{"actor": access.user}`` for a store write that records its actor in the audit log (the store's
-    ``actor`` keyword, issue 18 item 3), ``{}`` for a store that does not take it yet."""
-    import inspect
-
-    try:
-        params = inspect.signature(write).parameters
-    except (TypeError, ValueError):
-        return {}
-    return {"actor": access.user} if "actor" in params else {}

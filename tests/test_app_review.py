@@ -67,7 +67,7 @@ def test_sessions_opening_a_new_store_at_once_all_save(tmp_path):
     errors = _concurrently(8, lambda i: ScenarioStore(path).save(f"scenario {i}", {"i": i}, flat_plan()))
     assert errors == []
     assert sorted(ScenarioStore(path).names()) == [f"scenario {i}" for i in range(8)]
-    assert ScenarioStore(path).schema_version() == 1
+    assert ScenarioStore(path).schema_version() == 2
 
 
 def test_sessions_saving_one_name_at_once_get_store_errors_only(tmp_path):

@@ -338,3 +338,25 @@ def test_finance_and_leadership_see_every_team_read_only(env, email) -> None:
     role = "finance" if email == FINANCE else "leadership"
     assert (f"Access of {email}: {role}, every team, read-only."
             in [fmt.unplain(c.value) for c in at.sidebar.caption])
+
+
+# --- the shared store under roles: who may save, who is audited, what an engineer never sees ------------------------
+def test_store_forms_follow_the_role_and_saves_are_audited_with_the_signed_in_user(env, monkeypatch) -> None:
+    monkeypatch.setenv(A.DEFAULT_SAMPLE_ENV, "synthetic")
+    db = St.open_store()
+    db.save_budgets("multimodal only", "team,period,budget_usd\nmultimodal,2025-Q4,1000\n", actor="seed")
+    at = function_page(budgets_page, PLATFORM, ("gpu-platform",)).run()
+    assert not at.exception
+    assert "Save the budgets in use" in buttons(at)
+    at.text_input(key="store_budgets_name_synthetic").set_value("platform copy")
+    next(b for b in at.get("form_submit_button") if b.label == "Save the budgets in use").click()
+    at.run()
+    assert db.audit()[["actor", "action", "object_name"]].values.tolist()[0] == [PLATFORM, "save", "platform copy"]
+    for email in (FINANCE, LEADERSHIP):  # read-only: may use saved budgets, never save
+        at = function_page(budgets_page, email).run()
+        assert "Save the budgets in use" not in buttons(at)
+        assert "multimodal only" in at.selectbox(key="store_budgets_pick_synthetic").options
+    at = function_page(budgets_page, ENGINEER).run()  # saved budgets files hold every team's rows
+    assert "Save the budgets in use" not in buttons(at)
+    assert not [s for s in at.selectbox if s.key == "store_budgets_pick_synthetic"]
+    assert not [e for e in at.expander if "Saved budgets" in e.label]

@@ -22,7 +22,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app import charts, fmt, sidebar, view
+from app import charts, fmt, sidebar, store_ui, view
 from app import operate_state as O
 from app import state as A
 from forecasting import schema as S
@@ -397,7 +397,8 @@ def render() -> None:
     """Draw the Budgets & chargeback page."""
     st.title("Budgets & chargeback")
     fs = sidebar.data_settings()
-    teams = sidebar.access().teams  # None = every team; an engineer: their teams' rows (app.roles)
+    acc = sidebar.access()
+    teams = acc.teams  # None = every team; an engineer: their teams' rows (app.roles)
     source = fs.sample
     label = A.data_source_label(source)
     if A.guarded(lambda: O.usage(source)) is None:
@@ -406,6 +407,7 @@ def render() -> None:
                 if source == O.SAMPLE else "your uploaded budgets, units and policy")
     st.caption(fmt.plain(f"{label}, with {defaults}. Costs for budgets and units: {_guard(lambda: O.basis(source))}."))
     files = _inputs(source)
+    files["budgets"] = store_ui.saved_budgets(source, files["budgets"], acc)
     c1, c2 = st.columns(2)
     threshold = c1.slider("Alert when P(overspend) reaches (%)", 5, 100, 50, step=5, key=THRESHOLD_KEY) / 100.0
     policy = c2.radio("Unused commitment cost", O.POLICIES, horizontal=True, key=POLICY_KEY,

@@ -21,7 +21,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from app import charts, fmt, sidebar, view
+from app import charts, fmt, sidebar, store_ui, view
 from app import roles as R
 from app import state as A
 from optimizer.solve import PlanResult
@@ -78,6 +78,7 @@ def render() -> None:
     routing(result, s, acc)
     costs(result, s)
     downloads(result, s, acc, hidden)
+    store_ui.saved_plans(result.plan, A.data_source_provenance(s.sample), acc)
 
 
 def notes(result: PlanResult, level: str, hidden: frozenset[str] = frozenset()) -> None:

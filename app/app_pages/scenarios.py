@@ -1,11 +1,11 @@
 """Scenarios page: save the current planner settings and plan under a name, compare two to four saved
 scenarios side by side, and the cost-vs-speed view for leadership.
 
-Scenarios live in the DuckDB file of :mod:`app.store` (``$GPUPLAN_STORE``, default
-``~/.gpuplan/scenarios.duckdb``), so they survive restarts and page reloads. "Current settings" are the
-What-if page's settings (:data:`app.state.WHATIF_KEY`) if it was visited, else the base scenario, for the data
-source and window of the shared sidebar (:func:`app.sidebar.plan_settings`).
-Roles (:mod:`app.roles`): only platform saves and deletes (the writes pass ``actor`` when the store takes it);
+Scenarios live in the store of :mod:`app.store` (``$GPUPLAN_STORE``: a DuckDB file, default
+``~/.gpuplan/scenarios.duckdb``, or a ``postgresql://`` server), so they survive restarts and page reloads.
+"Current settings" are the What-if page's settings (:data:`app.state.WHATIF_KEY`) if it was visited, else the
+base scenario, for the data source and window of the shared sidebar (:func:`app.sidebar.plan_settings`).
+Roles (:mod:`app.roles`): only platform saves and deletes (each write passes ``actor`` to the store's audit log);
 an engineer sees no scenario whose name or note names another team, no other team's settings rows, and no
 plan.json or stored-inputs JSON (every team's routing and settings).
 Units: USD, USD per hour, GPUs, hours, percent where marked.
@@ -76,8 +76,8 @@ HIDDEN_SETTINGS = {"events_text"}
 """Stored but not shown row by row: the events file's content (its name is shown)."""
 
 
-def store() -> St.ScenarioStore:
-    return St.ScenarioStore()
+def store() -> St.Store:
+    return St.open_store()  # $GPUPLAN_STORE: a DuckDB file (default) or a postgresql:// server
 
 
 def setting_text(name: str, value: object) -> str:
@@ -297,7 +297,7 @@ def time_to_result(settings: A.PlannerSettings, result: PlanResult) -> float:
 
 
 # --- sections -------------------------------------------------------------------------------------
-def save_section(db: St.ScenarioStore, settings: A.PlannerSettings, acc: Ro.Access = Ro.LOCAL) -> None:
+def save_section(db: St.Store, settings: A.PlannerSettings, acc: Ro.Access = Ro.LOCAL) -> None:
     st.header("Save the current plan")
     if not Ro.can_save(acc):
         st.caption(fmt.plain(f"Read-only for {acc.role}: saving and deleting scenarios is the platform team's "
@@ -330,7 +330,7 @@ def save_section(db: St.ScenarioStore, settings: A.PlannerSettings, acc: Ro.Acce
         log.exception("cost-vs-speed sweep failed")
         st.caption(fmt.plain(f"Saved without a time-to-result ({exc.__class__.__name__}: {exc})."))
     saved = A.guarded(lambda: db.save(name, settings, result.plan, data_source=A.data_source_provenance(
-        settings.sample), note=note, overwrite=replace, time_to_result_hours=ttr, **Ro.actor_kwargs(db.save, acc)))
+        settings.sample), note=note, overwrite=replace, time_to_result_hours=ttr, actor=acc.user))
     if saved is not None:
         st.session_state[SAVED_KEY] = saved.name
         st.success(fmt.plain(f"Saved scenario '{saved.name}': expected cost {fmt.usd(saved.summary.expected_usd)}, "
@@ -353,9 +353,9 @@ def listing_table(listing: pd.DataFrame) -> pd.DataFrame:
         "Data source": listing["data_source"], "Saved (UTC)": listing["saved_at"], "Note": listing["note"]})
 
 
-def list_section(db: St.ScenarioStore, listing: pd.DataFrame, acc: Ro.Access = Ro.LOCAL) -> None:
+def list_section(db: St.Store, listing: pd.DataFrame, acc: Ro.Access = Ro.LOCAL) -> None:
     st.header("Saved scenarios")
-    st.caption(fmt.plain(f"{len(listing)} saved in {db.path} (DuckDB; set GPUPLAN_STORE to use another file)."))
+    st.caption(fmt.plain(f"{len(listing)} saved in {db.location} ({db.kind}; set GPUPLAN_STORE to use another store)."))
     if listing.empty:
         st.info("No scenarios saved yet: save the current plan above, change settings on What-if, save again.")
         return
@@ -389,12 +389,12 @@ def list_section(db: St.ScenarioStore, listing: pd.DataFrame, acc: Ro.Access = R
     with c2:
         doomed = st.selectbox("Delete a scenario", names, key=DELETE_KEY, index=None, placeholder="choose one")
         if st.button("Delete", icon=":material/delete:", disabled=doomed is None) and doomed is not None:
-            if A.guarded(lambda: db.delete(doomed, **Ro.actor_kwargs(db.delete, acc))):
+            if A.guarded(lambda: db.delete(doomed, actor=acc.user)):
                 st.session_state.pop(DELETE_KEY, None)
                 st.rerun()
 
 
-def compare_section(db: St.ScenarioStore, names: list[str], hidden: frozenset[str] = frozenset()) -> None:
+def compare_section(db: St.Store, names: list[str], hidden: frozenset[str] = frozenset()) -> None:
     st.header("Compare side by side")
     if len(names) < 2:
         st.info("Save at least two scenarios to compare them.")
