@@ -962,10 +962,18 @@ def demo_data_lines(sample: str) -> list[str]:
         return [f"data costs: the '{sample}' sample has no storage or transfer lines (GPU demand only)"]
     from forecasting.sample_data_costs import DATA_COSTS_FILE, load_sample_data_costs
     from operate.data_costs import summary_line
+    from operate.data_savings import SavingsPolicy, find_savings, load_prices
 
     data_lines = load_sample_data_costs()
     lines = [f"{summary_line(data_lines)} [SYNTHETIC, data_samples/{DATA_COSTS_FILE}]"]
-    # top saving: the line of operate.data_savings.find_savings(data_lines, ...)[0] goes here (issue 17 item 3)
+    savings = find_savings(data_lines, load_prices(), SavingsPolicy())
+    if not savings:
+        return [*lines, "data savings: none found in the latest month (gpuplan data-savings explains why)"]
+    top = savings[0]
+    month = max(data_lines["month"])
+    lines.append(f"top data saving: {top.usd_per_month:,.2f} USD a month, {top.team}: {top.description} "
+                 f"({month}; {len(savings)} savings total {sum(x.usd_per_month for x in savings):,.2f} USD a month at "
+                 "the shipped us-east-1 prices; each with its assumptions: gpuplan data-savings)")
     return lines
 
 

@@ -88,6 +88,12 @@ def test_demo_data_cost_line_of_the_synthetic_sample():
     assert demo_data_lines("synthetic")[0] == (
         "data costs: 1,956,012.82 USD over 2024-06..2025-11 (storage 1,505,244.93, transfer 450,767.89; 22 teams) "
         "[SYNTHETIC, data_samples/synthetic_org_data_costs.csv]")
+    # the largest saving of gpuplan data-savings on the same lines: llm-pretrain's November training-data transfer,
+    # 107,275.7 GB inter-region x 0.02 + 218,214.7 GB inter-AZ x 0.01 USD/GB (shipped us-east-1 prices)
+    top = demo_data_lines("synthetic")[1]
+    assert top.startswith("top data saving: 4,327.66 USD a month, llm-pretrain: Co-locate data with the GPUs: keep "
+                          "training data in the GPUs' region and zone (2025-11; 12 savings total ")
+    assert round(107_275.7 * 0.02 + 218_214.7 * 0.01, 2) == 4327.66
 
 
 GOOD_HEADER = "timestamp,team,gpu_type,gpus\n"
