@@ -35,6 +35,13 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("GPUPLAN_CHROMIUM") or "/usr/bin/chromium"
 IDLE = '[data-test-script-state="notRunning"]'
 TIMEOUT_MS = 120_000
+ROLES = """\
+users:
+  ed@example.com: {role: engineer, teams: [vc3sl]}
+groups:
+  finance: finance
+"""
+"""The roles file: a signed-in user it does not name sees no data (app.roles), so both users have a role."""
 
 pytest.importorskip("oidc_provider_mock", reason="needs the dev extra oidc-provider-mock (pip install -e .[dev])")
 pytest.importorskip("playwright", reason="needs the dev extra playwright")
@@ -92,8 +99,11 @@ def provider() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def app(provider: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
-    """``gpuplan app`` on 127.0.0.1 with sign-in settings from the environment and the Helios sample."""
+    """``gpuplan app`` on 127.0.0.1 with sign-in settings from the environment, a roles file (finance by group,
+    the engineer by e-mail) and the Helios sample."""
     tmp = tmp_path_factory.mktemp("auth_app")
+    roles = tmp / "roles.yaml"
+    roles.write_text(ROLES, encoding="utf-8")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     settings = {"redirect_uri": f"{url}/oauth2callback", "cookie_secret": secrets.token_hex(32),
@@ -101,7 +111,8 @@ def app(provider: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App
                 "server_metadata_url": f"{provider}/.well-known/openid-configuration"}
     env = {**os.environ, "PYTHONPATH": str(ROOT), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
            "GPUPLAN_DEFAULT_SAMPLE": "helios", "GPUPLAN_DEFAULT_HOURS": "168",
-           "GPUPLAN_STORE": str(tmp / "scenarios.duckdb"), **{ENV[k]: v for k, v in settings.items()}}
+           "GPUPLAN_STORE": str(tmp / "scenarios.duckdb"), "GPUPLAN_ROLES": str(roles),
+           **{ENV[k]: v for k, v in settings.items()}}
     log = tmp / "server.log"
     with log.open("w") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "app.cli", "app", "--port", str(port)], cwd=tmp, env=env,
