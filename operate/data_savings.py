@@ -189,6 +189,23 @@ class SavingsPolicy:
 # --- files ------------------------------------------------------------------------------------------------
 
 
+def _read_text_table(path: str | Path, columns: tuple[str, ...], what: str) -> pd.DataFrame:
+    """A small CSV as text cells (empty = ""), with ``columns`` present.
+
+    Raises:
+        UsageError: unreadable file or a missing column (one line: file, column, fix).
+    """
+    fix = "give a CSV with columns " + ", ".join(columns)
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise UsageError(str(path), f"cannot read {what} ({type(exc).__name__})", fix=fix) from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise UsageError(str(path), f"missing column '{missing[0]}'", column=missing[0], fix=fix)
+    return table
+
+
 def load_prices(path: str | Path | None = None) -> DataPrices:
     """Read and check a price file (:data:`PRICE_COLUMNS`).
 
@@ -198,15 +215,7 @@ def load_prices(path: str | Path | None = None) -> DataPrices:
     """
     path = Path(path) if path is not None else DEFAULT_PRICES
     source = str(path)
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise UsageError(source, f"cannot read the price file ({type(exc).__name__})",
-                         fix="give a CSV with columns " + ", ".join(PRICE_COLUMNS)) from None
-    missing = [c for c in PRICE_COLUMNS if c not in table.columns]
-    if missing:
-        raise UsageError(source, f"missing column '{missing[0]}'", column=missing[0],
-                         fix="give a CSV with columns " + ", ".join(PRICE_COLUMNS))
+    table = _read_text_table(path, PRICE_COLUMNS, "the price file")
     values = []
     for i, (raw, unit) in enumerate(zip(table["usd_per_unit"], table["unit"], strict=True)):
         row = i + 2  # header is row 1
@@ -277,15 +286,7 @@ def load_volumes(path: str | Path) -> pd.DataFrame:
             ``attached`` cell (one line: file, row, column, fix).
     """
     source = str(path)
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise UsageError(source, f"cannot read the volume inventory ({type(exc).__name__})",
-                         fix="give a CSV with columns " + ", ".join(VOLUME_COLUMNS)) from None
-    missing = [c for c in VOLUME_COLUMNS if c not in table.columns]
-    if missing:
-        raise UsageError(source, f"missing column '{missing[0]}'", column=missing[0],
-                         fix="give a CSV with columns " + ", ".join(VOLUME_COLUMNS))
+    table = _read_text_table(path, VOLUME_COLUMNS, "the volume inventory")
     sizes, attached = [], []
     for i, (size, att) in enumerate(zip(table["size_gb"], table["attached"], strict=True)):
         row = i + 2
