@@ -57,13 +57,14 @@ pytestmark = [
 ]
 
 MINE = "vc3sl"
+SYNTHETIC_MINE = "llm-finetune"
 ENGINEER, FINANCE = "eve.engineer@example.com", "fay.finance@example.com"
 PLATFORM_GROUP = "gpu-platform"
 PLATFORM_USERS = [f"plat{i}@example.com" for i in range(8)]
 ROLES = f"""\
 users:
   {FINANCE}: finance
-  {ENGINEER}: {{role: engineer, teams: [{MINE}]}}
+  {ENGINEER}: {{role: engineer, teams: [{MINE}, {SYNTHETIC_MINE}]}}
 groups:
   {PLATFORM_GROUP}: platform
 """
@@ -105,15 +106,16 @@ def provider() -> Iterator[str]:
         yield f"http://localhost:{server.server_port}"
 
 
-def run_app(tmp: Path, env: dict[str, str], port: int | None = None) -> tuple[str, subprocess.Popen, Path]:
-    """Start ``gpuplan app`` in ``tmp`` with ``env`` and the Helios sample's last week; (url, process, log)."""
+def run_app(tmp: Path, env: dict[str, str], port: int | None = None,
+            sample: str = "helios") -> tuple[str, subprocess.Popen, Path]:
+    """Start ``gpuplan app`` in ``tmp`` with ``env`` and ``sample``'s last week; (url, process, log)."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp / "server.log"
     with log.open("w") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "app.cli", "app", "--port", str(port)], cwd=tmp,
                                 env={**env, "PYTHONPATH": str(ROOT), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
-                                     "GPUPLAN_DEFAULT_SAMPLE": "helios", "GPUPLAN_DEFAULT_HOURS": str(HOURS)},
+                                     "GPUPLAN_DEFAULT_SAMPLE": sample, "GPUPLAN_DEFAULT_HOURS": str(HOURS)},
                                 stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     return url, proc, log
 
@@ -121,7 +123,16 @@ def run_app(tmp: Path, env: dict[str, str], port: int | None = None) -> tuple[st
 @pytest.fixture(scope="module")
 def app(provider: str, pg: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``gpuplan app``: sign-in from the environment, the roles file, the PostgreSQL store, the Helios sample."""
-    tmp = tmp_path_factory.mktemp("org_app")
+    yield from signed_in_app(provider, pg, tmp_path_factory.mktemp("org_app"), "helios")
+
+
+@pytest.fixture(scope="module")
+def synthetic_app(provider: str, pg: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same with the synthetic sample (it ships budgets, units and policy files: every Budgets tab has data)."""
+    yield from signed_in_app(provider, pg, tmp_path_factory.mktemp("org_synthetic"), "synthetic")
+
+
+def signed_in_app(provider: str, pg: str, tmp: Path, sample: str) -> Iterator[str]:
     (tmp / "roles.yaml").write_text(ROLES, encoding="utf-8")
     port = free_port()
     settings = {"redirect_uri": f"http://127.0.0.1:{port}/oauth2callback", "cookie_secret": secrets.token_hex(32),
@@ -129,7 +140,7 @@ def app(provider: str, pg: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 "server_metadata_url": f"{provider}/.well-known/openid-configuration"}
     env = {**os.environ, "GPUPLAN_STORE": pg, "GPUPLAN_ROLES": str(tmp / "roles.yaml"),
            **{ENV[k]: v for k, v in settings.items()}}
-    url, proc, log = run_app(tmp, env, port)
+    url, proc, log = run_app(tmp, env, port, sample)
     try:
         wait_healthy(url, proc, log)
         yield url
@@ -310,3 +321,42 @@ def test_with_no_settings_the_app_saves_to_the_duckdb_file_in_home(tmp_path: Pat
     file = home / ".gpuplan" / "scenarios.duckdb"
     assert file.exists()
     assert open_store(file).names() == ["local one"]
+
+
+def test_on_the_synthetic_sample_every_budgets_tab_and_download_shows_the_engineer_only_their_team(
+        synthetic_app: str, browser) -> None:
+    """Budgets & chargeback with budgets, units and policy files: alerts, chargeback, idle, unit costs, guardrails
+    and the cost review report. Leaks are searched for with the synthetic teams whose names the app's code does not
+    use as examples (e.g. 'speech' is in help texts)."""
+    from forecasting import schema as S
+    from forecasting.samples import load_sample
+
+    teams = sorted(load_sample("synthetic")[S.TEAM].unique())
+    code = "".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "app").rglob("*.py")))
+    others = [t for t in teams if t != SYNTHETIC_MINE and t not in code]
+    assert len(others) >= 15 and not [(a, b) for a in teams for b in teams if a != b and a in b]
+
+    engineer = signed_in(browser, synthetic_app, ENGINEER, ["engineering"])
+    finance = signed_in(browser, synthetic_app, FINANCE, ["staff"])
+    seen = {}
+    for who, page in (("engineer", engineer), ("finance", finance)):
+        goto(page, synthetic_app + "/budgets")
+        tabs = page.get_by_test_id("stMain").get_by_role("tab")
+        for i, label in enumerate(tabs.all_inner_texts()):
+            tabs.nth(i).click()
+            settle(page)
+            seen[who, label] = (shown_text(page), downloads(page))
+    eng_files: dict[str, bytes] = {}
+    for (who, label), (text, files) in seen.items():
+        if who != "engineer":
+            continue
+        leaked = [t for t in others if t in text]
+        assert SYNTHETIC_MINE in text and not leaked, (label, leaked)
+        for file, data in files.items():
+            body = data.decode("utf-8", "replace")
+            assert not [t for t in others if t in body], (label, file, [t for t in others if t in body])
+        eng_files.update(files)
+    assert {"alerts.json", "chargeback.csv", "unit_costs.csv", "report.html"} <= set(eng_files), sorted(eng_files)
+    fin_files = {f: d for (who, _), (_, files) in seen.items() if who == "finance" for f, d in files.items()}
+    assert set(fin_files) >= set(eng_files)
+    assert len([t for t in others if t in fin_files["chargeback.csv"].decode()]) >= 10
