@@ -10,6 +10,8 @@ and a platform group; ``GPUPLAN_STORE=postgresql://...`` on a throw-away server 
 - the engineer and the finance user open every page and every Budgets tab: the engineer's text (tables read through
   the grid's accessible cells) and every download's bytes name their team and no other; finance's name several
   teams; the organisation totals (Overview spend, Budgets bill) are the same for both and equal the core's number;
+- a second app on the synthetic sample (which ships budgets, units and policy files) does the same for every
+  Budgets & chargeback tab and download (alerts.json, chargeback.csv, unit_costs.csv, report.html);
 - with no settings at all (no store, no sign-in; HOME a new folder) the app saves a scenario into the DuckDB file
   ``~/.gpuplan/scenarios.duckdb``.
 
