@@ -17,7 +17,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,9 +29,9 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from app.auth import ENV
+from tests.chromium import CHROMIUM, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("GPUPLAN_CHROMIUM") or "/usr/bin/chromium"
 IDLE = '[data-test-script-state="notRunning"]'
 TIMEOUT_MS = 120_000
 ROLES = """\
@@ -56,12 +55,6 @@ pytestmark = [
 class App(NamedTuple):
     url: str
     provider: str
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, log: Path, seconds: float = 90) -> None:
@@ -125,16 +118,6 @@ def app(provider: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App
     text = log.read_text()
     assert settings["cookie_secret"] not in text and settings["client_secret"] not in text  # never logged
     assert "(sign-in on, settings from the environment)" in text
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 def settle(page) -> None:

@@ -151,16 +151,6 @@ def signed_in_app(provider: str, pg: str, tmp: Path, sample: str) -> Iterator[st
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
 def signed_in(browser, url: str, email: str, groups: list[str]):
     page = browser.new_context(viewport={"width": 1600, "height": 1400}, accept_downloads=True).new_page()
     open_app(page, url)
