@@ -206,6 +206,17 @@ def _read_text_table(path: str | Path, columns: tuple[str, ...], what: str) -> p
     return table
 
 
+def _non_negative(raw: str, source: str, row: int, column: str, what: str, fix: str) -> float:
+    """A text cell as a finite number >= 0, or one :class:`UsageError` line naming the file, row and column."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value >= 0):
+        raise UsageError(source, f"{what} {raw!r} is not a number >= 0", row=row, column=column, fix=fix)
+    return value
+
+
 def load_prices(path: str | Path | None = None) -> DataPrices:
     """Read and check a price file (:data:`PRICE_COLUMNS`).
 
@@ -219,13 +230,8 @@ def load_prices(path: str | Path | None = None) -> DataPrices:
     values = []
     for i, (raw, unit) in enumerate(zip(table["usd_per_unit"], table["unit"], strict=True)):
         row = i + 2  # header is row 1
-        try:
-            value = float(raw)
-        except ValueError:
-            value = float("nan")
-        if not (math.isfinite(value) and value >= 0):
-            raise UsageError(source, f"price {raw!r} is not a number >= 0", row=row, column="usd_per_unit",
-                             fix="write USD per unit as a plain number such as 0.0125")
+        value = _non_negative(raw, source, row, "usd_per_unit", "price",
+                              "write USD per unit as a plain number such as 0.0125")
         if unit not in PRICE_UNITS:
             raise UsageError(source, f"unknown unit {unit!r}", row=row, column="unit",
                              fix="use one of " + ", ".join(PRICE_UNITS))
@@ -290,13 +296,7 @@ def load_volumes(path: str | Path) -> pd.DataFrame:
     sizes, attached = [], []
     for i, (size, att) in enumerate(zip(table["size_gb"], table["attached"], strict=True)):
         row = i + 2
-        try:
-            gb = float(size)
-        except ValueError:
-            gb = float("nan")
-        if not (math.isfinite(gb) and gb >= 0):
-            raise UsageError(source, f"size {size!r} is not a number >= 0", row=row, column="size_gb",
-                             fix="write the volume size in GB such as 500")
+        gb = _non_negative(size, source, row, "size_gb", "size", "write the volume size in GB such as 500")
         flag = att.strip().lower()
         if flag not in ("true", "false", "yes", "no", "1", "0"):
             raise UsageError(source, f"attached value {att!r} is not true or false", row=row, column="attached",
