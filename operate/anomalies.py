@@ -12,13 +12,20 @@ Series: every team x GPU type, and every team's total when the team uses more th
 moves work from A100 to H100 does not net out inside one series, and a change spread thinly over its GPU
 types still adds up). Nothing is ever summed across teams, so one team up and another down are two anomalies.
 
-Per series and hour ``t`` of the window, the score is ``z_t = (y_t - p50_t) / s_t`` with ``s_t`` the half-width
-of the forecast's p10-p90 band over 1.2816 (a normal band's scale), never below :data:`MIN_SCALE_SHARE` of the
-expected level or :data:`MIN_SCALE_GPUS`.
+Per series and hour ``t`` of the window, the hour score (:func:`hour_scores`) is the residual against the
+forecast, ``y_t - p50_t``, minus its centred running median over :data:`LOCAL_HOURS` and minus its usual value at
+that hour of day, over its robust spread at that hour of day across the window (never below
+:data:`MIN_SCALE_SHARE` of the expected level or :data:`MIN_SCALE_GPUS`). The forecast band alone is not enough:
+it must cover where the level will be days ahead (a training team's jobs of a few days make it wide), which hides
+a burst of a few hours that the series' own hour-to-hour spread shows plainly. A burst longer than half of
+:data:`LOCAL_HOURS` has no score in its middle (its level is the burst), so a run of more than that many hours
+whose z against the band, ``(y_t - p50_t) / s_t`` (``s_t`` the half-width of the p10-p90 band over 1.2816),
+reaches :data:`BAND_Z` counts too.
 
-* spike / drop: a run of hours with ``|z| >= HOUR_Z x sensitivity`` (gaps of up to :data:`RUN_GAP_HOURS` merged)
-  of at most :data:`SPIKE_MAX_HOURS`, after which usage returns to the band (the next day's median ``|z|`` stays
-  below :data:`RETURN_Z`). Score: the run's largest ``|z|`` / ``HOUR_Z``.
+* spike / drop: a run of hours with ``|score| >= HOUR_Z x sensitivity`` (or such a long run of
+  ``|z| >= BAND_Z x sensitivity``; gaps of up to :data:`RUN_GAP_HOURS` merged) of at most
+  :data:`SPIKE_MAX_HOURS`, after which usage returns to its level (the next day's median score stays below
+  :data:`RETURN_Z`). Score: the larger of the run's largest ``|score|`` / ``HOUR_Z`` and ``|z|`` / ``BAND_Z``.
 * level shift / drift: spike hours are replaced by the forecast, the rest is averaged per day and the day's mean
   residual divided by the day's scale (the forecast's CV errors averaged over whole days: their spread is the
   engine's own calibrated daily range; it widens with lead time as the band does). A two-sided CUSUM of those
@@ -30,10 +37,11 @@ expected level or :data:`MIN_SCALE_GPUS`.
   are not reported (a long CUSUM excursion of a big series can be immaterial), nor a change no longer there on
   the window's last day (less than :data:`END_SHARE` of its size against the forecast made before the window: a
   job of a few days that ran and stopped is a series' usual churn). Score: the CUSUM peak / ``CUSUM_H``.
-* held change: the weekly refits take a change in after a week, so a moderate change of a noisy series can stay
-  under that CUSUM. A second CUSUM (:data:`HELD_K`, :data:`HELD_H`) of the daily residuals against the single
-  forecast made before the window, in units of that fit's daily scale, reports a level shift or drift still
-  going on the last day that the first did not.
+* held change: the weekly refits take a change in after a week, and a series with jobs of a few days in its
+  history has a wide daily scale, so a moderate change can stay under that CUSUM. A robust change-point test
+  (:func:`_held`) of the daily median residuals against the single forecast made before the window reports a
+  level shift or drift held for at least :data:`HELD_MIN_DAYS` to the end of the window that the first did not
+  (decision level :data:`HELD_T`, at least :data:`HELD_MIN_SHARE` of the expected level).
 
 Rules that hold for every series (each measured on the benchmark's tuning set, ``docs/benchmarks.md``):
 
@@ -44,8 +52,9 @@ Rules that hold for every series (each measured on the benchmark's tuning set, `
   window is reported, never a drop (a burst the forecast repeated that did not come);
 * a drop a day or a week after a spike (or a spike after a drop) that mirrors it is the seasonal forecast
   repeating the first one (:data:`ECHO_LAGS`), not a second anomaly;
-* a spike or drop must move at least :data:`MIN_SPIKE_SHARE` of the series' usual weekly GPU-hours (materiality:
-  a one-hour blip of a few GPUs in a large series costs nothing worth a message).
+* a spike or drop must move at least :data:`MIN_SPIKE_SHARE` of the series' usual weekly GPU-hours, against its
+  forecast or against the series' level then, whichever is larger (materiality: a one-hour blip of a few GPUs in
+  a large series costs nothing worth a message).
 
 Scores are in units of the detection threshold: 1.0 is the tuned threshold (``benchmarks/anomaly_detection.py``
 chose the constants on its tuning set); ``sensitivity`` scales every threshold (2 = only anomalies twice as
@@ -73,20 +82,31 @@ KINDS = ("spike", "drop", "level_shift", "drift")
 COLUMNS = ("team", "gpu_type", "kind", "start", "end", "expected_gpu_hours", "actual_gpu_hours", "impact_usd",
            "score")
 Z90 = 1.2815515655446004
-HOUR_Z = 6.0
-"""Hourly |z| at which a spike or drop starts (tuned, see the module docstring)."""
+HOUR_Z = 12.0
+"""Hour score at which a spike or drop starts (tuned, see the module docstring)."""
+BAND_Z = 8.0
+"""Hourly z against the forecast band (``(y - p50) / s_t``) at which a run of more than half of :data:`LOCAL_HOURS`
+hours is a spike or drop too: such a burst has no hour score in its middle, its level is the burst."""
+LOCAL_HOURS = 25
+"""Hours of the centred running median a spike's residual is measured from (a spike is short against it)."""
 CUSUM_K = 1.5
 """CUSUM slack per day in daily-z units (one daily standard deviation)."""
 CUSUM_H = 5.0
 """CUSUM decision level in daily-z units."""
-HELD_K = 2.0
-"""CUSUM slack per day of the held-change check against the forecast made before the window (daily-z units)."""
-HELD_H = 10.0
-"""Its decision level."""
+HELD_T = 5.0
+"""Decision level of the held-change test (its change-point statistic, in standard errors)."""
+HELD_MIN_DAYS = 5
+"""A held change has lasted at least this many whole days at the end of the window."""
+HELD_BEFORE_DAYS = 2
+"""Whole days of the window before a held change that it is measured from, at least."""
+HELD_MIN_SHARE = 0.2
+"""A held change moves the series by at least this share of its expected level."""
+HELD_LAST_SHARE = 0.5
+"""Its size on the last two days of the window is at least this share of its size (it is still held)."""
 END_SHARE = 0.25
 """A level shift or drift must still be there on the last day of the window, at this share of its mean size."""
-RETURN_Z = 1.5
-"""Median |z| over the day after a spike below which usage counts as back in its band."""
+RETURN_Z = 2.0
+"""Median hour score over the day after a spike below which usage counts as back to its level."""
 SPIKE_MAX_HOURS = 24
 MIN_SPIKE_SHARE = 0.01
 """A spike or drop must move at least this share of the series' usual weekly GPU-hours (168 x its mean median)."""
@@ -119,7 +139,7 @@ class AnomalyConfig:
         sensitivity: multiplies every detection threshold (1 = the tuned thresholds; scores are relative to it).
         history_hours: hours of usage before the window the forecast is fitted on.
         hour_z, cusum_k, cusum_h: the detection constants (see the module docstring).
-        held_k, held_h: the held-change check's CUSUM slack and level; ``held_h=None`` turns the check off.
+        held_t: the held-change test's decision level; None turns the test off.
         end_share: share of a level shift's or drift's size still there on the last day; None: not required.
     """
 
@@ -129,8 +149,7 @@ class AnomalyConfig:
     hour_z: float = HOUR_Z
     cusum_k: float = CUSUM_K
     cusum_h: float = CUSUM_H
-    held_k: float = HELD_K
-    held_h: float | None = HELD_H
+    held_t: float | None = HELD_T
     end_share: float | None = END_SHARE
 
     def __post_init__(self) -> None:
@@ -229,8 +248,41 @@ class _Found:
     score: float
 
 
-def detect_series(y: np.ndarray, p50: np.ndarray, band: np.ndarray, day_scale: np.ndarray,
-                  config: AnomalyConfig, shape_base: np.ndarray | None = None) -> list[_Found]:
+def hour_scores(y: np.ndarray, p50: np.ndarray) -> np.ndarray:
+    """Per hour, how far usage departs from both its forecast and its own level of the hours around it.
+
+    The residual against the forecast (``y - p50``: seasonality and planned events removed) minus its centred
+    running median over :data:`LOCAL_HOURS` (the level the series is at those days: a job that runs for days, a
+    level the forecast has not caught up with), less its median at the same hour of day across the window (a daily
+    shape the forecast misses the same way every day is the series' shape), over the robust spread at that hour
+    (1.4826 x the median absolute deviation: hours the forecast misses by varying amounts are wider than the
+    others), floored at :data:`MIN_SCALE_SHARE` of the expected level and :data:`MIN_SCALE_GPUS`. A burst of a few
+    hours scores its size over that spread; a step that lasts scores about 0 after a few hours.
+    """
+    departure, scale = _departures(y, p50)
+    return departure / scale
+
+
+def _departures(y: np.ndarray, p50: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The numerator (GPUs) and denominator (GPUs, floored) of :func:`hour_scores`."""
+    r = y - p50
+    dev = r - pd.Series(r).rolling(LOCAL_HOURS, center=True, min_periods=1).median().to_numpy()
+    n = len(dev) // 24 * 24
+    floor = max(MIN_SCALE_SHARE * float(np.mean(np.abs(p50))) if len(p50) else 0.0, MIN_SCALE_GPUS)
+    if not n:
+        return dev, np.full(len(dev), floor)
+    days = dev[len(dev) - n:].reshape(-1, 24)   # whole days ending at as_of; hour h of day is column h
+    usual = np.median(days, axis=0)
+    spread = 1.4826 * np.median(np.abs(days - usual), axis=0)
+
+    def per_hour(x: np.ndarray) -> np.ndarray:   # the window's first hours continue the daily cycle
+        return np.resize(np.roll(x, len(dev) - n), len(dev))
+
+    return dev - per_hour(usual), np.maximum(per_hour(spread), floor)
+
+
+def detect_series(y: np.ndarray, p50: np.ndarray, band: np.ndarray, day_scale: np.ndarray, config: AnomalyConfig,
+                  shape_base: np.ndarray | None = None) -> list[_Found]:
     """Anomalies of one series over the window (hour indexes; see the module docstring).
 
     Args:
@@ -238,20 +290,30 @@ def detect_series(y: np.ndarray, p50: np.ndarray, band: np.ndarray, day_scale: n
         p50: the forecast median per hour.
         band: the forecast scale per hour (``s_t``, GPUs).
         day_scale: the daily-mean residual scale per day of the window (GPUs).
+        config: settings.
         shape_base: the expectation the shape of a change is judged against (default ``p50``).
     """
     s = config.sensitivity
-    z = (y - p50) / band
+    departure, scale = _departures(y, p50)
+    z = departure / scale
+    zb = (y - p50) / band
     found: list[_Found] = []
     spike_hours = np.zeros(len(y), dtype=bool)
     for sign in (1, -1):
-        for a, b in _runs(sign * z >= config.hour_z * s, RUN_GAP_HOURS):
+        # the band finds the bursts too long for the hour score (over half of LOCAL_HOURS); shorter ones are the
+        # hour score's to judge
+        long = [(a, b) for a, b in _runs(sign * zb >= BAND_Z * s, RUN_GAP_HOURS) if b - a + 1 > LOCAL_HOURS // 2]
+        hits = sign * z >= config.hour_z * s
+        for a, b in long:
+            hits[a:b + 1] = True
+        for a, b in _runs(hits, RUN_GAP_HOURS):
             after = sign * z[b + 1:b + 25]
             if b - a + 1 > SPIKE_MAX_HOURS or (len(after) >= 6 and np.median(after) >= RETURN_Z):
                 continue
             spike_hours[a:b + 1] = True
             found.append(_Found("", "spike" if sign > 0 else "drop", a, b,
-                                float(np.max(sign * z[a:b + 1]) / config.hour_z)))
+                                max(float(np.max(sign * z[a:b + 1])) / config.hour_z,
+                                    float(np.max(sign * zb[a:b + 1])) / BAND_Z)))
     # a seasonal forecast repeats a spike a day or a week later: the drop it then shows (or the spike after a
     # drop) is the forecast's echo, not a second anomaly
     found = [f for f in found if not any(g.kind != f.kind and g.start + lag <= f.end and f.start <= g.end + lag
@@ -282,47 +344,71 @@ def detect_series(y: np.ndarray, p50: np.ndarray, band: np.ndarray, day_scale: n
         # spikes or drops: runs of its sign inside it are part of it
         inside = [f for f in found if f.kind == ("spike" if sign > 0 else "drop") and first <= f.start <= e]
         found = [f for f in found if f not in inside]
-    if config.held_h is not None and shape_base is not None and days:
-        found += _held(shape_resid, start0, days, day_scale, found, p50, config)
+    if config.held_t is not None and shape_base is not None and days > HELD_BEFORE_DAYS + HELD_MIN_DAYS:
+        found += _held(shape_resid, start0, days, found, p50, config)
     week = 168.0 * float(np.mean(np.abs(p50)))   # the series' usual weekly GPU-hours
     return [f for f in found if f.kind not in ("spike", "drop")
-            or abs(float((y - p50)[f.start:f.end + 1].sum())) >= MIN_SPIKE_SHARE * week]
+            or _spike_gpu_hours(y - p50, departure, f) >= MIN_SPIKE_SHARE * week]
 
 
-def _held(r: np.ndarray, start0: int, days: int, day_scale: np.ndarray, found: list[_Found], p50: np.ndarray,
+def _spike_gpu_hours(resid: np.ndarray, departure: np.ndarray, f: _Found) -> float:
+    """GPU-hours a spike or drop moved: against the forecast or the series' level then, whichever is larger (a
+    forecast off by a few GPUs that day must not shrink a clear burst)."""
+    sl = slice(f.start, f.end + 1)
+    return max(abs(float(resid[sl].sum())), abs(float(departure[sl].sum())))
+
+
+def _held(r: np.ndarray, start0: int, days: int, found: list[_Found], p50: np.ndarray,
           config: AnomalyConfig) -> list[_Found]:
-    """Level shifts and drifts still held at the end of the window, against the single forecast made before it.
+    """A level shift or drift still held at the end of the window, against the single forecast made before it.
 
-    The weekly refits take a change in after a week, so a moderate change of a noisy series can stay under the
-    rolling CUSUM; against the forecast made before the window it keeps adding up. Only excursions still going on
-    the last day (and of that sign on it) count: a few days' job that ended is the series' usual churn.
+    The weekly refits take a change in after a week, and a series whose history has jobs of a few days has a wide
+    daily CV scale, so a moderate change can stay under the rolling CUSUM; against the forecast made before the
+    window it stays. The test is robust to that churn: per day the median residual (a spike or a few hours'
+    outage do not move it); for each day ``c`` with at least :data:`HELD_BEFORE_DAYS` before it and
+    :data:`HELD_MIN_DAYS` after it, the change is the median of the days from ``c`` against the median hour
+    before ``c``, and it must be a change against the forecast too (the same sign, and the smaller of the two: a
+    job that ran at the start of the window and ended is not a drop of the days after it). Its statistic is
+    ``sqrt(c (D - c) / D) x change / sigma`` (``sigma``: the spread of the daily medians from their day-to-day
+    differences, robustly, so a single change point does not widen it). The largest ``|statistic|`` is reported
+    when it reaches ``held_t``, the change is at least :data:`HELD_MIN_SHARE` of the expected level, and the last
+    two days still carry :data:`HELD_LAST_SHARE` of it. Its shape (step or ramp) is fitted as for the others.
 
     Args:
         r: hourly residuals against the first fit's median (spike hours 0).
         start0: first hour of the whole days; days: their number.
-        day_scale: daily-mean residual scale per day (its first day is the first fit's).
         found: anomalies found so far (a change they cover is not repeated).
-        p50: the rolling median (for the :data:`MIN_CHANGE` test).
-        config: ``held_k`` and ``held_h`` are the CUSUM slack and level.
+        p50: the rolling median (the expected level).
+        config: ``held_t`` is the decision level.
     """
-    daily = r[start0:].reshape(days, 24).mean(axis=1)
-    zd = daily / day_scale[-days:][0]
-    out = []
-    for sign, d0, d1, peak in _cusum(zd, config.held_k, config.held_h * config.sensitivity):
-        if d1 < days - 1 or np.sign(daily[-1]) != sign:
-            continue
-        a = start0 + 24 * d0
-        e = len(r) - 1
-        lead = min(a, 24)
-        onset, ramp = _shape(sign * r[a - lead:e + 1])
-        first = max(a - lead + onset, 0)
-        if any(f.kind in ("level_shift", "drift") and f.start <= e and first <= f.end for f in found):
-            continue
-        if abs(float(r[first:e + 1].sum())) < MIN_CHANGE * max(float(np.abs(p50[first:e + 1]).sum()), 1e-9):
-            continue
-        out.append(_Found("", "drift" if ramp >= DRIFT_MIN_HOURS else "level_shift", first, e,
-                          float(peak / config.held_h)))
-    return out
+    hours = r[start0:].reshape(days, 24)
+    daily = np.median(hours, axis=1)
+    step = np.diff(daily)
+    level = max(float(np.mean(np.abs(p50))), 1e-9)
+    sigma = max(1.4826 * float(np.median(np.abs(step - np.median(step)))) / np.sqrt(2), MIN_SCALE_SHARE * level)
+    best = (0.0, 0, 0.0)   # statistic, day, change
+    for c in range(HELD_BEFORE_DAYS, days - HELD_MIN_DAYS + 1):
+        after = float(np.median(daily[c:]))
+        change = after - float(np.median(hours[:c]))
+        change = 0.0 if np.sign(after) != np.sign(change) else float(np.sign(change)) * min(abs(change), abs(after))
+        stat = np.sqrt(c * (days - c) / days) * change / sigma
+        if abs(stat) > abs(best[0]):
+            best = (float(stat), c, change)
+    stat, c, change = best
+    sign = 1 if stat > 0 else -1
+    if abs(stat) < config.held_t * config.sensitivity or abs(change) < HELD_MIN_SHARE * level:
+        return []
+    if sign * (float(np.median(daily[-2:])) - (float(np.median(daily[c:])) - change)) < HELD_LAST_SHARE * abs(change):
+        return []
+    a = start0 + 24 * c
+    e = len(r) - 1
+    lead = min(a, 48)
+    onset, ramp = _shape(sign * r[a - lead:e + 1])
+    first = max(a - lead + onset, 0)
+    if any(f.kind in ("level_shift", "drift") and f.start <= e and first <= f.end for f in found):
+        return []
+    return [_Found("", "drift" if ramp >= DRIFT_MIN_HOURS else "level_shift", first, e,
+                   float(abs(stat) / config.held_t))]
 
 
 def _shape(r: np.ndarray) -> tuple[int, int]:

@@ -34,14 +34,14 @@ def test_each_kind_is_told_apart_on_a_series_with_known_noise():
     y, p50, band, day = flat()
     assert detect_series(y, p50, band, day, config) == []   # noise alone: nothing
     spike = y.copy()
-    spike[100:104] += 5.0   # 10 standard deviations for 4 hours
+    spike[100:104] += 10.0   # 20 standard deviations for 4 hours
     (found,) = detect_series(spike, p50, band, day, config)
     assert (found.kind, found.start, found.end) == ("spike", 100, 103)
     drop = y.copy()
-    drop[200:204] -= 5.0   # 20 GPU-hours: 1.2% of the usual 1,680 a week
+    drop[200:204] -= 8.0   # 32 GPU-hours: 1.9% of the usual 1,680 a week
     assert [(f.kind, f.start, f.end) for f in detect_series(drop, p50, band, day, config)] == [("drop", 200, 203)]
     blip = y.copy()
-    blip[200:203] -= 4.0   # as sharp, but 12 GPU-hours: under 1% of a week's, immaterial
+    blip[200] -= 10.0   # as sharp, but 10 GPU-hours: under 1% of a week's, immaterial
     assert detect_series(blip, p50, band, day, config) == []
     step = y.copy()
     step[150:] += 1.5   # +15%: three hourly standard deviations
@@ -52,6 +52,57 @@ def test_each_kind_is_told_apart_on_a_series_with_known_noise():
     ramp += np.clip(hours / 120.0, 0.0, 1.0) * 1.5   # +15% over 5 days: 0.0125 GPUs an hour
     (found,) = detect_series(ramp, p50, band, day, config)
     assert found.kind == "drift" and 90 <= found.start <= 130
+
+
+def test_a_burst_among_jobs_of_days_is_a_spike_and_the_jobs_are_not():
+    """A training series whose jobs of a few days move its level (so the forecast's band is wide): a burst of a
+    few hours is still plain against the series' own hour-to-hour spread, and the jobs' starts and ends are not
+    spikes or drops."""
+    rng = np.random.default_rng(7)
+    hours = 24 * 21
+    y = 10.0 + rng.normal(0.0, 0.3, hours)
+    y[72:144] += 8.0   # a job of 3 days
+    y[216:264] += 16.0   # another of 2 days
+    p50 = np.full(hours, 10.0)   # the forecast knows neither
+    band = np.full(hours, 6.0)   # its band is wide: the history had such jobs too
+    day = np.full(hours // 24, 4.0)
+    assert [f for f in detect_series(y, p50, band, day, AnomalyConfig()) if f.kind in ("spike", "drop")] == []
+    burst = y.copy()
+    burst[300:304] += 10.0   # +100% for 4 hours
+    found = [(f.kind, f.start, f.end) for f in detect_series(burst, p50, band, day, AnomalyConfig())
+             if f.kind in ("spike", "drop")]
+    assert found == [("spike", 300, 303)]
+
+
+def test_a_spike_is_sized_against_the_series_level_when_the_forecast_is_off():
+    """The forecast is 4 GPUs too high that week (14 for a series at 10): a burst of +10 GPUs for 3 hours moves
+    only 18 GPU-hours against it, under 1% of the usual 2,352 a week, but 30 against the level the series was at:
+    material, reported."""
+    rng = np.random.default_rng(9)
+    hours = 24 * 14
+    y = 10.0 + rng.normal(0.0, 0.3, hours)
+    y[150:153] += 10.0
+    p50 = np.full(hours, 14.0)
+    band, day = np.full(hours, 3.0), np.full(hours // 24, 1.0)
+    found = [(f.kind, f.start, f.end) for f in detect_series(y, p50, band, day, AnomalyConfig())
+             if f.kind in ("spike", "drop")]
+    assert found == [("spike", 150, 152)]
+
+
+def test_a_daily_shape_the_forecast_misses_every_day_is_not_a_spike():
+    """A business-hours series whose forecast is smoother than it: the same hours are off by 3 GPUs every day,
+    which is the series' shape, not a spike; a burst of 6 GPUs at night, once, is one."""
+    rng = np.random.default_rng(8)
+    hours = np.arange(24 * 21)
+    hod = hours % 24
+    p50 = 6.0 + 4.0 * np.cos(2 * np.pi * (hod - 18) / 24)
+    y = p50 + np.where((hod >= 16) & (hod <= 19), 3.0, 0.0) + rng.normal(0.0, 0.2, len(hours))
+    band, day = np.full(len(hours), 1.0), np.full(len(hours) // 24, 0.5)
+    assert [f for f in detect_series(y, p50, band, day, AnomalyConfig()) if f.kind in ("spike", "drop")] == []
+    night = y.copy()
+    night[24 * 10 + 3:24 * 10 + 7] += 6.0   # 03:00-06:00 on day 10, 24 GPU-hours
+    found = [(f.kind, f.start) for f in detect_series(night, p50, band, day, AnomalyConfig()) if f.kind == "spike"]
+    assert found == [("spike", 24 * 10 + 3)]
 
 
 def test_a_step_that_ended_is_churn_and_a_held_one_is_a_level_shift():
@@ -69,25 +120,48 @@ def test_a_step_that_ended_is_churn_and_a_held_one_is_a_level_shift():
 
 
 def test_a_held_change_the_weekly_refits_absorb_is_found_against_the_first_forecast():
+    """+25% from day 10 on, held. The refit two days later takes it in, and the engine's daily scale is wide (the
+    history had jobs of a few days), so the rolling CUSUM stays under its level; the held-change test of the
+    daily medians against the forecast made before the window finds it."""
     rng = np.random.default_rng(5)
     hours = 24 * 28
-    y = 10.0 + rng.normal(0.0, 2.0, hours)   # a noisy series: hourly sd 2, daily-mean sd 0.41
+    y = 10.0 + rng.normal(0.0, 0.5, hours)
     first = np.full(hours, 10.0)   # the forecast made before the window
-    y[240:] += 1.2   # +12% from day 10 on: 3 daily standard deviations, held
+    y[240:] += 2.5
     rolling = first.copy()
-    rolling[288:] += 1.2   # a refit two days later takes it in
-    band, day = np.full(hours, 2.0), np.full(hours // 24, 2.0 / np.sqrt(24))
+    rolling[288:] += 2.5   # a refit two days later takes it in
+    band, day = np.full(hours, 3.0), np.full(hours // 24, 1.5)
     found = detect_series(y, rolling, band, day, AnomalyConfig(), first)
     assert [f.kind for f in found] == ["level_shift"] and abs(found[0].start - 240) <= 12
-    assert detect_series(y, rolling, band, day, AnomalyConfig(held_h=None), first) == []
+    assert detect_series(y, rolling, band, day, AnomalyConfig(held_t=None), first) == []
+    # a change of the same size that ended before the last two days is not held
+    gone = y.copy()
+    gone[24 * 25:] -= 2.5
+    assert detect_series(gone, rolling, band, day, AnomalyConfig(), first) == []
+    # a change under HELD_MIN_SHARE (20%) of the level is not reported, however clear
+    small = y - np.where(np.arange(hours) >= 240, 1.0, 0.0)   # +15%
+    small_rolling = np.where(np.arange(hours) >= 288, 11.5, 10.0)
+    assert detect_series(small, small_rolling, band, day, AnomalyConfig(), first) == []
+
+
+def test_a_job_at_the_start_of_the_window_that_ended_is_not_a_held_drop():
+    """A 4-day job in the window's first days lifts the median of the days before any later day; against those
+    days the rest of the window looks like a drop, against the forecast it is no change: not reported."""
+    rng = np.random.default_rng(6)
+    hours = 24 * 28
+    y = 10.0 + rng.normal(0.0, 0.5, hours)
+    y[48:144] += 15.0
+    p50 = np.full(hours, 10.0)
+    found = detect_series(y, p50, np.full(hours, 8.0), np.full(hours // 24, 3.0), AnomalyConfig(), p50)
+    assert [f for f in found if f.kind in ("level_shift", "drift")] == []
 
 
 def test_the_forecasts_echo_of_a_spike_is_not_a_drop():
     config = AnomalyConfig()
     y, p50, band, day = flat(24 * 21)
-    y[100:104] += 5.0
+    y[100:104] += 10.0
     echo = p50.copy()
-    echo[100 + 168:104 + 168] += 5.0   # a seasonal-naive forecast repeats the spike a week later
+    echo[100 + 168:104 + 168] += 10.0   # a seasonal-naive forecast repeats the spike a week later
     found = detect_series(y, echo, band, day, config)
     assert [(f.kind, f.start) for f in found] == [("spike", 100)]
     # without the spike a week earlier, usage under that forecast is a drop
