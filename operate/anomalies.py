@@ -52,6 +52,11 @@ Rules that hold for every series (each measured on the benchmark's tuning set, `
   window is reported, never a drop (a burst the forecast repeated that did not come);
 * a drop a day or a week after a spike (or a spike after a drop) that mirrors it is the seasonal forecast
   repeating the first one (:data:`ECHO_LAGS`), not a second anomaly;
+* a level shift or drift that started less than :data:`HELD_MIN_DAYS` before the window's end, or a spike or
+  drop of more than half of :data:`LOCAL_HOURS`, is reported only when its usage goes above the series' largest
+  hour before the window (a spike; never a long drop): a training team's jobs of a day to a few days look like
+  them (:func:`_usual_job`); a change that has lasted, a short burst, or one beyond anything the series did is
+  reported;
 * a spike or drop must move at least :data:`MIN_SPIKE_SHARE` of the series' usual weekly GPU-hours, against its
   forecast or against the series' level then, whichever is larger (materiality: a one-hour blip of a few GPUs in
   a large series costs nothing worth a message).
@@ -570,6 +575,7 @@ def find(window: Window, actual: pd.DataFrame, rates: Callable[[str], float],
             found = [f for f in found if f.kind in ("spike", "level_shift", "drift")
                      and float(np.max(y[f.start:f.end + 1] - p50[f.start:f.end + 1])) > 0
                      and float(np.max(y[f.start:f.end + 1])) > hist["peak"]]
+        found = [f for f in found if not _usual_job(f, y, len(grid), hist)]
         team, gpu = S.split_key(uid)
         for f in found:
             sl = slice(f.start, f.end + 1)
@@ -578,6 +584,20 @@ def find(window: Window, actual: pd.DataFrame, rates: Callable[[str], float],
                          "actual_gpu_hours": float(y[sl].sum()), "score": f.score, "_sl": sl})
     table = _with_impact(pd.DataFrame(rows), fc, actual, grid, rates)
     return AnomalyReport(table, window.as_of, window.start, window.notes)
+
+
+def _usual_job(f: _Found, y: np.ndarray, hours: int, hist: pd.Series | None) -> bool:
+    """Whether a finding may be a job of the kind the series runs, not reported unless it goes beyond its history.
+
+    A training team's jobs last a day to a few days. A level shift or drift that started less than
+    :data:`HELD_MIN_DAYS` before the window's end may be such a job still running: it waits until it has lasted.
+    A spike or drop longer than half of :data:`LOCAL_HOURS` may be a day-long job or pause. Either is reported
+    only when its usage goes above the series' largest hour before the window (a spike; never a long drop).
+    """
+    above = hist is None or float(np.max(y[f.start:f.end + 1])) > float(hist["peak"])
+    if f.kind in ("level_shift", "drift"):
+        return hours - f.start < 24 * HELD_MIN_DAYS and not above
+    return f.end - f.start + 1 > LOCAL_HOURS // 2 and not (f.kind == "spike" and above)
 
 
 def _scored_from(window: Window, uid: str, y: np.ndarray) -> int:

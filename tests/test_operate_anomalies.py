@@ -194,6 +194,47 @@ def test_an_intermittent_series_alarms_only_on_a_burst_larger_than_before():
     assert row["kind"] == "spike" and row["start"] == hours[24 * 50]
 
 
+def _training_series(change: np.ndarray) -> tuple[pd.DataFrame, pd.Timestamp, pd.DatetimeIndex]:
+    """70 days of a training series at 20 GPUs with jobs of +16 GPUs for 2 days in its history (its largest hour
+    before the window is about 37), plus ``change``."""
+    hours = pd.date_range("2025-01-01", periods=24 * 70, freq="h")
+    rng = np.random.default_rng(11)
+    gpus = 20.0 + rng.normal(0, 0.4, len(hours))
+    for day in (8, 20, 33):
+        gpus[24 * day:24 * day + 48] += 16.0
+    usage = S.validate_usage(_hourly("train", "NVIDIA A100", hours, gpus + change))[0]
+    return usage, hours[-1] + pd.Timedelta(hours=1), hours
+
+
+def test_a_job_still_running_at_the_end_waits_unless_it_goes_beyond_the_series_history():
+    n = 24 * 70
+    young = np.where(np.arange(n) >= n - 72, 14.0, 0.0)   # +14 GPUs for the last 3 days: a job, perhaps
+    usage, as_of, hours = _training_series(young)
+    kinds = set(detect(usage, lambda _g: 1.0, as_of).table["kind"])
+    assert not kinds & {"level_shift", "drift"}
+    lasted = np.where(np.arange(n) >= n - 24 * 8, 14.0, 0.0)   # the same, for the last 8 days: it has lasted
+    rows = detect(_training_series(lasted)[0], lambda _g: 1.0, as_of).table
+    change = rows[rows["kind"].isin(["level_shift", "drift"])]
+    assert len(change) == 1 and change["start"].iloc[0] <= hours[n - 24 * 8] + pd.Timedelta(hours=24)
+    assert change["end"].iloc[0] == as_of and change["actual_gpu_hours"].iloc[0] > change["expected_gpu_hours"].iloc[0]
+    beyond = np.where(np.arange(n) >= n - 72, 24.0, 0.0)   # +24 for 3 days: 44 GPUs, beyond any hour before
+    rows = detect(_training_series(beyond)[0], lambda _g: 1.0, as_of).table
+    assert rows["kind"].isin(["level_shift", "drift"]).any()
+
+
+def test_a_day_long_burst_is_a_spike_only_beyond_the_series_history():
+    n = 24 * 70
+    at = n - 24 * 6
+    day_job = np.zeros(n)
+    day_job[at:at + 20] = 14.0   # 20 hours of +14: a day-long job like its others
+    usage, as_of, hours = _training_series(day_job)
+    assert (detect(usage, lambda _g: 1.0, as_of).table["kind"] != "spike").all()
+    runaway = np.zeros(n)
+    runaway[at:at + 20] = 40.0   # 20 hours at 60 GPUs: beyond anything before
+    rows = detect(_training_series(runaway)[0], lambda _g: 1.0, as_of).table
+    assert ((rows["kind"] == "spike") & (rows["start"] == hours[at])).any()
+
+
 def test_a_series_is_scored_only_once_it_has_two_weeks_of_history():
     hours = pd.date_range("2025-01-01", periods=24 * 70, freq="h")
     rng = np.random.default_rng(4)
