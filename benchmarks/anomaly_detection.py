@@ -22,9 +22,10 @@ Baselines on the same data: a rolling z-score (each hour against the mean and st
 hours before it) and a rolling MAD score (median and 1.4826 x MAD of the 168 hours before), alarming when
 ``|score|`` reaches a threshold.
 
-Thresholds are chosen on the TUNING set only, then reported on the separate REPORTING set. The rule: the setting
-with the highest recall among those with at most 10% false alarms there; when no setting of a method gets there
-(the baselines: the untouched series of the synthetic org carry large changes of their own, see
+Thresholds are chosen on the TUNING set only, then reported on the separate sets below. The rule: among the
+settings with at most 10% false alarms there, those within :data:`RECALL_TIE` injected anomalies of the highest
+recall, and of those the one with the fewest false alarms (then the highest recall); when no setting of a method
+gets there (the baselines: the untouched series of the synthetic org carry large changes of their own, see
 docs/benchmarks.md), the setting with the largest recall minus false-alarm rate (Youden's J). Our detector is run
 as designed and in two ablations (:data:`DESIGNS`), each tuned the same way. Sets:
 
@@ -34,6 +35,12 @@ as designed and in two ablations (:data:`DESIGNS`), each tuned the same way. Set
   their days in a window above). Added on 2026-12-04, before the design it first reported was run on it: the
   REPORTING set's false alarms had been read (docs/benchmarks.md), so a design made after that reading is
   reported on both, and FRESH is the one no reading has touched.
+* FRESH2: windows ending 2024-08-01, 2024-09-01, 2024-11-01, 2025-10-31 with seeds 300-303 (none of their days in
+  a window above). Added on 2026-12-04 with the RECALL_TIE rule: until then the rule took the highest recall
+  at <= 10% false alarms, and on REPORTING and FRESH the setting it took (hour score 6, one more anomaly found on
+  tuning than 12, at 9.9% false alarms there against 8.3%) alarmed on 17.4% and 16.8% of the untouched series
+  against 13.0% and 10.3% for 12. A rule changed after reading those two sets is reported on a set that neither
+  this change nor any earlier one has seen.
 
 Run: ``python benchmarks/anomaly_detection.py`` (a few minutes on one core).
 """
@@ -61,7 +68,12 @@ REPORTING = tuple((pd.Timestamp(d), s) for d in ("2025-04-01", "2025-06-01", "20
                                                    "2025-11-29") for s in range(100, 104))
 FRESH = tuple((pd.Timestamp(d), s) for d in ("2024-10-01", "2024-12-01", "2025-01-01", "2025-02-01", "2025-09-01")
               for s in range(200, 204))
+FRESH2 = tuple((pd.Timestamp(d), s) for d in ("2024-08-01", "2024-09-01", "2024-11-01", "2025-10-31")
+               for s in range(300, 304))
 MAX_FALSE_ALARM = 0.10
+RECALL_TIE = 2
+"""Injected anomalies of recall within which settings count as equal on the tuning set (72 injections: a
+difference of one or two is within its resolution), so the fewest false alarms decides."""
 SETTINGS = tuple((z, k, h) for z in (6.0, 8.0, 10.0, 12.0) for k, h in ((0.5, 10.0), (1.0, 5.0), (1.0, 10.0),
                                                                         (1.5, 5.0), (1.5, 10.0), (1.5, 15.0)))
 """Our detector's (hour score, CUSUM slack, CUSUM level) settings tried on the tuning set."""
@@ -246,9 +258,10 @@ def run_set(cases, usage: pd.DataFrame, settings, thresholds) -> dict[tuple[str,
 
 
 def choose(totals) -> dict:
-    """Per method, the setting with the highest recall (team + kind for ours, team for the baselines) among those
-    with a false-alarm rate of at most MAX_FALSE_ALARM on these cases; when no setting reaches it, the one with
-    the largest recall minus false-alarm rate (Youden's J)."""
+    """Per method, among the settings with a false-alarm rate of at most MAX_FALSE_ALARM on these cases, those
+    within RECALL_TIE found anomalies (team + kind for ours, team for the baselines) of the best, and of those the
+    one with the fewest false alarms, then the most found; when no setting reaches the bound, the one with the
+    largest recall minus false-alarm rate (Youden's J)."""
     best: dict = {}
     for method in dict.fromkeys(m for m, _ in totals):
         options = {thr: acc for (m, thr), acc in totals.items() if m == method}
@@ -258,7 +271,9 @@ def choose(totals) -> dict:
 
         ok = {t: a for t, a in options.items() if a["false"] / a["untouched"] <= MAX_FALSE_ALARM}
         if ok:
-            best[method] = max(ok, key=lambda t: (recall(ok[t]), -ok[t]["false"]))
+            top = max(a.get("found", a["team_found"]) for a in ok.values())
+            near = {t: a for t, a in ok.items() if a.get("found", a["team_found"]) >= top - RECALL_TIE}
+            best[method] = max(near, key=lambda t: (-near[t]["false"], recall(near[t])))
         else:
             best[method] = max(options, key=lambda t: recall(options[t]) - options[t]["false"]
                                / options[t]["untouched"])
@@ -296,7 +311,7 @@ def main() -> None:
             print(f"  {m} {thr}: {acc['found'] / (6 * acc['cases']):.0%}, {acc['false'] / acc['untouched']:.1%}")
     for design in DESIGNS:
         print(f"  {design}, per anomaly: " + per_kind(tuning[(design, chosen[design])]))
-    for name, cases in (("REPORTING", REPORTING), ("FRESH", FRESH)):
+    for name, cases in (("REPORTING", REPORTING), ("FRESH", FRESH), ("FRESH2", FRESH2)):
         totals = run_set(cases, usage, {d: [chosen[d]] for d in DESIGNS}, BASELINE_THRESHOLDS)
         print(f"\n{name} set (thresholds fixed from tuning):")
         print(table(totals, chosen))

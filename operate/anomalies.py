@@ -36,7 +36,10 @@ reaches :data:`BAND_Z` counts too.
   days that no single hour shows). Changes of less than :data:`MIN_CHANGE` of the expected GPU-hours of their days
   are not reported (a long CUSUM excursion of a big series can be immaterial), nor a change no longer there on
   the window's last day (less than :data:`END_SHARE` of its size against the forecast made before the window: a
-  job of a few days that ran and stopped is a series' usual churn). Score: the CUSUM peak / ``CUSUM_H``.
+  job of a few days that ran and stopped is a series' usual churn), nor one that is not also a change against that
+  forecast on most days since it started (the held-change statistic below at its first day under
+  :data:`CONFIRM_T`: a refit that carried a job forward, or jobs that lift the mean of the days but not their
+  median). Score: the CUSUM peak / ``CUSUM_H``.
 * held change: the weekly refits take a change in after a week, and a series with jobs of a few days in its
   history has a wide daily scale, so a moderate change can stay under that CUSUM. A robust change-point test
   (:func:`_held`) of the daily median residuals against the single forecast made before the window reports a
@@ -108,6 +111,8 @@ HELD_MIN_SHARE = 0.2
 """A held change moves the series by at least this share of its expected level."""
 HELD_LAST_SHARE = 0.5
 """Its size on the last two days of the window is at least this share of its size (it is still held)."""
+CONFIRM_T = 3.0
+"""A rolling-CUSUM level shift or drift must also reach this statistic of the held-change test at its start."""
 END_SHARE = 0.25
 """A level shift or drift must still be there on the last day of the window, at this share of its mean size."""
 RETURN_Z = 2.0
@@ -329,6 +334,7 @@ def detect_series(y: np.ndarray, p50: np.ndarray, band: np.ndarray, day_scale: n
     start0 = len(y) - days * 24   # whole days ending at as_of
     daily = resid[start0:].reshape(days, 24).mean(axis=1) if days else np.zeros(0)
     zd = daily / day_scale[-days:] if days else daily
+    robust = _daily_medians(shape_resid, start0, days, p50) if shape_base is not None and days >= 4 else None
     for sign, d0, d1, peak in _cusum(zd, config.cusum_k, config.cusum_h * s):
         a = start0 + 24 * d0
         e = len(y) - 1 if d1 == days - 1 else start0 + 24 * d1 + 23
@@ -343,6 +349,12 @@ def detect_series(y: np.ndarray, p50: np.ndarray, band: np.ndarray, day_scale: n
             # that has ended is the series' usual churn (a job that ran and stopped), not a level shift
             size = sign * float(shape_resid[first:e + 1].mean())
             if not (size > 0 and sign * float(shape_resid[-24:].mean()) >= config.end_share * size):
+                continue
+        if robust is not None:
+            # a change against the weekly refits must be one against the forecast made before the window too (a
+            # refit that carried a job of a few days forward is that forecast's error, not the series' change)
+            c = min(max((first - start0) // 24, 1), days - 1)
+            if sign * _change_stat(*robust, c)[0] < CONFIRM_T * s:
                 continue
         found.append(_Found("", kind, first, e, float(peak / config.cusum_h)))
         # a persistent change whose hourly z hovers about the threshold breaks into short runs that look like
@@ -386,22 +398,15 @@ def _held(r: np.ndarray, start0: int, days: int, found: list[_Found], p50: np.nd
         p50: the rolling median (the expected level).
         config: ``held_t`` is the decision level.
     """
-    hours = r[start0:].reshape(days, 24)
-    daily = np.median(hours, axis=1)
-    step = np.diff(daily)
-    level = max(float(np.mean(np.abs(p50))), 1e-9)
-    sigma = max(1.4826 * float(np.median(np.abs(step - np.median(step)))) / np.sqrt(2), MIN_SCALE_SHARE * level)
+    hours, daily, sigma = _daily_medians(r, start0, days, p50)
     best = (0.0, 0, 0.0)   # statistic, day, change
     for c in range(HELD_BEFORE_DAYS, days - HELD_MIN_DAYS + 1):
-        after = float(np.median(daily[c:]))
-        change = after - float(np.median(hours[:c]))
-        change = 0.0 if np.sign(after) != np.sign(change) else float(np.sign(change)) * min(abs(change), abs(after))
-        stat = np.sqrt(c * (days - c) / days) * change / sigma
+        stat, change = _change_stat(hours, daily, sigma, c)
         if abs(stat) > abs(best[0]):
-            best = (float(stat), c, change)
+            best = (stat, c, change)
     stat, c, change = best
     sign = 1 if stat > 0 else -1
-    if abs(stat) < config.held_t * config.sensitivity or abs(change) < HELD_MIN_SHARE * level:
+    if abs(stat) < config.held_t * config.sensitivity or abs(change) < HELD_MIN_SHARE * float(np.mean(np.abs(p50))):
         return []
     if sign * (float(np.median(daily[-2:])) - (float(np.median(daily[c:])) - change)) < HELD_LAST_SHARE * abs(change):
         return []
@@ -414,6 +419,29 @@ def _held(r: np.ndarray, start0: int, days: int, found: list[_Found], p50: np.nd
         return []
     return [_Found("", "drift" if ramp >= DRIFT_MIN_HOURS else "level_shift", first, e,
                    float(abs(stat) / config.held_t))]
+
+
+def _daily_medians(r: np.ndarray, start0: int, days: int, p50: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The whole days of hourly residuals ``r`` (days x 24), their daily medians, and the spread of a daily median
+    from the day-to-day differences (1.4826 x their median absolute deviation / sqrt 2: a single change point
+    does not widen it), never below :data:`MIN_SCALE_SHARE` of the expected level (``p50``)."""
+    hours = r[start0:].reshape(days, 24)
+    daily = np.median(hours, axis=1)
+    step = np.diff(daily)
+    level = max(float(np.mean(np.abs(p50))), 1e-9)
+    return hours, daily, max(1.4826 * float(np.median(np.abs(step - np.median(step)))) / np.sqrt(2),
+                             MIN_SCALE_SHARE * level)
+
+
+def _change_stat(hours: np.ndarray, daily: np.ndarray, sigma: float, c: int) -> tuple[float, float]:
+    """``(statistic, change)`` of a change at day ``c`` (see :func:`_held`): the median of the days from ``c`` against
+    the median hour before it, and against the forecast (0), the smaller of the two and 0 when their signs differ;
+    the statistic is ``sqrt(c (D - c) / D) x change / sigma``."""
+    days = len(daily)
+    after = float(np.median(daily[c:]))
+    change = after - float(np.median(hours[:c]))
+    change = 0.0 if np.sign(after) != np.sign(change) else float(np.sign(change)) * min(abs(change), abs(after))
+    return float(np.sqrt(c * (days - c) / days) * change / sigma), change
 
 
 def _shape(r: np.ndarray) -> tuple[int, int]:

@@ -105,7 +105,7 @@ def test_a_daily_shape_the_forecast_misses_every_day_is_not_a_spike():
     assert found == [("spike", 24 * 10 + 3)]
 
 
-def test_a_step_that_ended_is_churn_and_a_held_one_is_a_level_shift():
+def test_a_step_that_ended_is_churn_and_a_held_one_is_a_level_shift(monkeypatch):
     config = AnomalyConfig()
     y, p50, band, day = flat(24 * 28)
     held = y.copy()
@@ -115,7 +115,10 @@ def test_a_step_that_ended_is_churn_and_a_held_one_is_a_level_shift():
     kinds = [f.kind for f in detect_series(held, p50, band, day, config, p50)]
     assert kinds == ["level_shift"]
     assert detect_series(ended, p50, band, day, config, p50) == []
-    # without the rule (end_share None) the ended step is reported too
+    # without the rule (end_share None) the ended step is reported too, once the confirmation against the first
+    # forecast (which an ended job fails as well: its median day is unchanged) is off
+    monkeypatch.setattr("operate.anomalies.CONFIRM_T", -np.inf)
+    assert detect_series(ended, p50, band, day, config, p50) == []
     assert [f.kind for f in detect_series(ended, p50, band, day, AnomalyConfig(end_share=None), p50)] == ["level_shift"]
 
 
@@ -142,6 +145,22 @@ def test_a_held_change_the_weekly_refits_absorb_is_found_against_the_first_forec
     small = y - np.where(np.arange(hours) >= 240, 1.0, 0.0)   # +15%
     small_rolling = np.where(np.arange(hours) >= 288, 11.5, 10.0)
     assert detect_series(small, small_rolling, band, day, AnomalyConfig(), first) == []
+
+
+def test_jobs_that_lift_the_mean_but_not_the_median_are_not_a_level_shift(monkeypatch):
+    """A 2-day job from day 20 and a 1-day job on the last day: the rolling CUSUM sees a change from day 20 still
+    there on the last day, but on most days since day 20 the series is where the forecast made before the window
+    put it (the median day is unchanged): not a level shift. Without the confirmation it is reported."""
+    rng = np.random.default_rng(12)
+    hours = 24 * 28
+    y = 10.0 + rng.normal(0.0, 0.5, hours)
+    y[24 * 20:24 * 22] += 8.0
+    y[24 * 27:] += 8.0
+    p50 = np.full(hours, 10.0)
+    args = (y, p50, np.full(hours, 2.0), np.full(hours // 24, 1.0), AnomalyConfig(held_t=None), p50)
+    assert [f for f in detect_series(*args) if f.kind in ("level_shift", "drift")] == []
+    monkeypatch.setattr("operate.anomalies.CONFIRM_T", -np.inf)
+    assert [f.kind for f in detect_series(*args) if f.kind in ("level_shift", "drift")] == ["level_shift"]
 
 
 def test_a_job_at_the_start_of_the_window_that_ended_is_not_a_held_drop():
