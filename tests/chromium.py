@@ -9,8 +9,16 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from pathlib import Path
+
+import pytest
 
 CHROMIUM = os.environ.get("GPUPLAN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+
+needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                    reason=f"no Chromium at {CHROMIUM}: install the Debian packages 'chromium "
+                                           "chromium-driver' (make test does) or set GPUPLAN_CHROMIUM")
+"""Skip marker of every browser test module."""
 
 
 def free_port() -> int:

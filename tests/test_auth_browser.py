@@ -29,7 +29,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from app.auth import ENV
-from tests.chromium import CHROMIUM, free_port
+from tests.chromium import free_port, needs_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 IDLE = '[data-test-script-state="notRunning"]'
@@ -46,9 +46,7 @@ pytest.importorskip("oidc_provider_mock", reason="needs the dev extra oidc-provi
 pytest.importorskip("playwright", reason="needs the dev extra playwright")
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"no Chromium at {CHROMIUM}: install the Debian package 'chromium' (make test does) "
-                              "or set GPUPLAN_CHROMIUM"),
+    needs_chromium,
 ]
 
 

@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import pytest
 
-from tests.chromium import CHROMIUM, free_port
+from tests.chromium import free_port, needs_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "out" / "screenshots"
@@ -36,9 +36,7 @@ TIMEOUT_MS = 240_000
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"no Chromium at {CHROMIUM}: install the Debian packages 'chromium chromium-driver' "
-                              "(make test does) or set GPUPLAN_CHROMIUM"),
+    needs_chromium,
 ]
 
 

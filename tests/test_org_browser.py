@@ -34,8 +34,8 @@ import pytest
 
 from app.auth import ENV
 from tests import pg_server
+from tests.chromium import needs_chromium
 from tests.test_auth_browser import (
-    CHROMIUM,
     ROOT,
     TIMEOUT_MS,
     free_port,
@@ -52,9 +52,7 @@ pytest.importorskip("playwright", reason="needs the dev extra playwright")
 pytest.importorskip("psycopg", reason="needs psycopg (the postgres extra) for the PostgreSQL store")
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"no Chromium at {CHROMIUM}: install the Debian package 'chromium' (make test does) "
-                              "or set GPUPLAN_CHROMIUM"),
+    needs_chromium,
     pytest.mark.skipif(pg_server.missing_reason() is not None, reason=str(pg_server.missing_reason())),
 ]
 
