@@ -16,7 +16,9 @@ Recall: an injected anomaly is found when the detector reports its team (its GPU
 the right kind (spike, drift, level_shift; both sides of the opposite pair as level_shift), overlapping the
 injected hours (+-24 h). The baselines do not tell kinds apart, so "team recall" (right team, any kind) is
 reported for all three. False-alarm rate: the share of team x GPU series of the teams with no injection that
-get at least one alarm in the window.
+get at least one alarm in the window. Precision: of the series (team x GPU type, and team totals) with at least one
+alarm, the share that carry an injection (its team, its GPU type or the team total) and an alarm overlapping its
+hours (+-24 h, any kind); a series whose alarms are all on hours away from an injection counts against it.
 
 Baselines on the same data: a rolling z-score (each hour against the mean and standard deviation of the 168
 hours before it) and a rolling MAD score (median and 1.4826 x MAD of the 168 hours before), alarming when
@@ -191,7 +193,13 @@ def score_case(rows: pd.DataFrame, injections: tuple[Injection, ...], untouched:
                                                                                  kind=False)
     flagged = set(zip(rows["team"], rows["gpu_type"], strict=True))
     false = sum((t, g) in flagged for t, g in untouched)
-    out = {"team_found": sum(team.values()), "false": false, "untouched": len(untouched)}
+    true_series = 0
+    for (t, g), part in rows.groupby(["team", "gpu_type"]):
+        true_series += any(i.team == t and g in (i.gpu_type, ALL_GPUS)
+                           and bool(((part["start"] < i.end + SLACK) & (part["end"] > i.start - SLACK)).any())
+                           for i in injections)
+    out = {"team_found": sum(team.values()), "false": false, "untouched": len(untouched),
+           "alarmed": len(flagged), "true_alarmed": true_series}
     if kinds:
         out["found"] = sum(strict.values())
         for n, v in strict.items():
@@ -281,8 +289,8 @@ def choose(totals) -> dict:
 
 
 def table(totals, chosen: dict[str, float]) -> str:
-    lines = ["| method | setting | recall (team + kind) | recall (team) | false-alarm rate | cases |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| method | setting | recall (team + kind) | recall (team) | false-alarm rate | precision | cases |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for method, thr in chosen.items():
         acc = totals[(method, thr)]
         n = 6 * acc["cases"]
@@ -290,7 +298,8 @@ def table(totals, chosen: dict[str, float]) -> str:
         setting = f"z={thr[0]:g}, k={thr[1]:g}, h={thr[2]:g}" if isinstance(thr, tuple) else f"|z| >= {thr:g}"
         lines.append(f"| {method} | {setting} | {kind} | {acc['team_found'] / n:.0%} ({acc['team_found']:.0f}/{n}) | "
                      f"{acc['false'] / acc['untouched']:.1%} ({acc['false']:.0f}/{acc['untouched']:.0f}) | "
-                     f"{acc['cases']:.0f} |")
+                     f"{acc['true_alarmed'] / max(acc['alarmed'], 1):.0%} ({acc['true_alarmed']:.0f}/"
+                     f"{acc['alarmed']:.0f}) | {acc['cases']:.0f} |")
     return "\n".join(lines)
 
 
