@@ -875,6 +875,44 @@ def spot_frame(plan: Plan) -> pd.DataFrame:
                  "Interruptions (monthly)", "Rework (%)", "USD per useful GPU-hour"])
 
 
+CB_OPTIONS = {"capacity_block": "Capacity Block", "plan": "The plan (commitments, spot, on-demand)",
+              "on_demand": "On-demand", "spot": "Spot"}
+"""Names of the ways a planned run can be served (:mod:`optimizer.capacity_blocks`)."""
+CB_COLUMNS = ["Planned run", "Team", "GPU model", "Capacity Block", "Book by (UTC)", "Upfront (USD)",
+              "Capacity Block (USD)", "Plan (USD)", "On-demand (USD)", "Spot (USD)", "Not feasible", "Recommended",
+              "Saving vs next best (USD)"]
+
+
+def capacity_blocks_frame(plan: Plan) -> pd.DataFrame:
+    """One row per planned run (an ``add`` event) of the plan's ``capacity_blocks`` block: the block that would
+    serve it (instances, start, days; or why none applies), when to book it, and what serving the run costs on a
+    Capacity Block, with the plan's commitments, spot and on-demand, on on-demand alone and on spot alone (USD,
+    expected over the plan's scenarios; ``Not feasible`` names a way that cannot serve it and why), which is
+    recommended and by how much it beats the next best. Empty without planned runs."""
+    rows = []
+    for r in (plan.capacity_blocks or {}).get("events", []):
+        row = {"Planned run": r["event"], "Team": r["team"], "GPU model": r["gpu_type"]}
+        if not r.get("eligible"):
+            rows.append({**row, "Capacity Block": f"none: {r['reason']}"})
+            continue
+        alt = r["alternatives"]
+        start = pd.Timestamp(r["block_start"])
+        book = "now" if r["bookable_now"] else f"from {pd.Timestamp(r['book_from']):%Y-%m-%d}"
+        row.update({
+            "Capacity Block": (f"{r['instance_count']} x {r['instance_type']} for {r['days']} days from "
+                               f"{start:%Y-%m-%d %H:%M} UTC at {r['usd_per_instance_hour']:,.2f} USD/instance-h"),
+            "Book by (UTC)": f"{pd.Timestamp(r['book_by']):%Y-%m-%d %H:%M} (bookable {book})",
+            "Upfront (USD)": alt["capacity_block"]["upfront_usd"],
+            "Recommended": CB_OPTIONS[r["recommended"]],
+            "Saving vs next best (USD)": r.get("saving_vs_next_best_usd")})
+        for key, col in (("capacity_block", "Capacity Block (USD)"), ("plan", "Plan (USD)"),
+                         ("on_demand", "On-demand (USD)"), ("spot", "Spot (USD)")):
+            row[col] = alt[key]["usd"] if key in alt else None
+        row["Not feasible"] = "; ".join(f"{CB_OPTIONS[k]}: {v['why']}" for k, v in alt.items() if not v["feasible"])
+        rows.append(row)
+    return pd.DataFrame(rows, columns=CB_COLUMNS)
+
+
 def on_demand_frame(plan: Plan) -> pd.DataFrame:
     """On-demand rate per GPU model for the demand left after commitments and spot."""
     return pd.DataFrame([{"GPU model": o.gpu_model, "Instance type": o.instance_type,

@@ -342,6 +342,31 @@ def test_loaded_scenario_moves_widgets_and_events_apply(helios_env: None) -> Non
     assert usd(at, EXPECTED) == pytest.approx(base, abs=1)
 
 
+def test_plan_page_prices_a_planned_run_on_a_capacity_block(helios_env: None) -> None:
+    """A planned run of 32 H100 for 3 days (loaded into the What-if) is priced on the Plan page as gpuplan plan
+    --events does: 4 x p5.48xlarge at 39.33 USD/instance-h for 72 h = 11,327 USD upfront, against the plan, on-demand
+    (32 x 72 x 55.04 / 8 = 15,852) and spot (capped at 30% of GPU-hours, so not feasible for a whole run)."""
+    at = open_page("whatif")
+    events = ("events:\n  - {team: vc3sl, gpu_type: NVIDIA H100, kind: add, gpus: 32, start: 2020-06-02 11:30,"
+              " end: 2020-06-05 11:30, note: eval run}\n")
+    at.session_state[A.WHATIF_KEY] = A.PlannerSettings(sample="helios", hours=168, events_name="runs.yaml",
+                                                       events_text=events)
+    ok(at.run())
+    ok(at.switch_page(PAGES["plan"]).run())
+    assert any(h.value == "Planned runs: Capacity Block or not" for h in at.subheader)
+    table = next(view.shown(t.value) for t in at.table if "Planned run" in view.shown(t.value).columns)
+    (row,) = table.to_dict("records")
+    assert row["Team"] == "vc3sl" and row["Capacity Block"].startswith("4 x p5.48xlarge for 3 days from 2020-06-02")
+    assert row["Upfront (USD)"] == f"{4 * 72 * 39.33:,.0f}" and row["On-demand (USD)"] == f"{32 * 72 * 55.04 / 8:,.0f}"
+    assert row["Not feasible"].startswith("Spot: ") and row["Recommended"] == "Capacity Block"
+    # without planned runs the section is not there
+    ok(at.switch_page(PAGES["whatif"]).run())
+    next(b for b in at.button if "Reset" in b.label).click()
+    ok(at.run())
+    ok(at.switch_page(PAGES["plan"]).run())
+    assert not any(h.value == "Planned runs: Capacity Block or not" for h in at.subheader)
+
+
 def test_no_spot_models_and_risk_aversion(helios_env: None) -> None:
     at = open_page("whatif")
     base = A.cached_plan(at.session_state[A.WHATIF_KEY]).plan.expected

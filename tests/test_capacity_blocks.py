@@ -322,3 +322,26 @@ def test_a_block_never_starts_before_the_booking_date_and_a_failed_replan_falls_
 
     r = CB.assess_event(ev, plan, _scenarios(plan, ev), prices, cat, as_of=late, replan=failing)
     assert r["eligible"] and r["base"].startswith("the plan as bought (re-planning without the run failed: budget")
+
+
+def test_app_table_of_planned_runs_by_hand():
+    """The Plan page's table (app.state.capacity_blocks_frame): 16 H100 for 3 days on 2 x p5.48xlarge at 39.33
+    USD/instance-h is 2 x 72 x 39.33 = 5,663.52 upfront; on-demand 16 x 72 x 55.04 / 8 = 7,925.76; spot is cheaper
+    but capped at 30% of GPU-hours, so not feasible for a whole run; a 3.5-hour run gets no block, with the reason."""
+    from app.state import capacity_blocks_frame
+
+    plan = _plan(0.3)
+    run = _run("2026-02-03 11:30", "2026-02-06 11:30")
+    short = _run("2026-02-03 11:30", "2026-02-03 15:00")
+    block = CB.assess(plan, _scenarios(plan, run), [run, short], CB.load_prices(), load_catalog())
+    frame = capacity_blocks_frame(CB.attach(plan, block))
+    first, second = frame.iloc[0], frame.iloc[1]
+    assert first["Capacity Block"].startswith("2 x p5.48xlarge for 3 days from 2026-02-03 11:30 UTC")
+    assert first["Upfront (USD)"] == first["Capacity Block (USD)"] == pytest.approx(2 * 72 * P5_CB, abs=0.01)
+    assert first["On-demand (USD)"] == pytest.approx(16 * 72 * P5_OD / 8, abs=0.01)
+    assert first["Spot (USD)"] < first["Capacity Block (USD)"] and first["Not feasible"].startswith("Spot: ")
+    assert first["Recommended"] == "Capacity Block"
+    assert first["Saving vs next best (USD)"] == pytest.approx(first["Plan (USD)"] - first["Capacity Block (USD)"],
+                                                                abs=0.01)
+    assert second["Capacity Block"].startswith("none: lasts 0.1 days") and pd.isna(second["Plan (USD)"])
+    assert capacity_blocks_frame(plan).empty

@@ -3,14 +3,15 @@ and obligation, laddering timeline), the money inside the window (expected cost 
 all on-demand and the look-back recommender, utilisation, coverage), the money over the commitment terms as
 finance sees it (obligation after the window, total obligation, upfront cash by month, expected cost over the
 horizon with its range and vs all on-demand, present value at the stated cost of capital), why each payment option
-and term beat the next best, the plan's notes, expected cost over time, and the downloads: plan.json, CSV tables
-and a one-page HTML summary for finance.
+and term beat the next best, planned runs of the events file priced on a Capacity Block against the plan,
+on-demand and spot, the plan's notes, expected cost over time, and the downloads: plan.json, CSV tables and a
+one-page HTML summary for finance.
 
 The plan is the What-if page's current settings (a frozen :class:`app.state.PlannerSettings`), or the base
 scenario when the What-if was never opened; :func:`app.state.cached_plan` computes it once per settings, exactly as
 ``gpuplan plan`` plans. Text from data or plans (notes, team and file names) is shown as plain text. The plan is
 the organisation's (the same for every role); an engineer (:mod:`app.roles`) sees only their teams' routing rows,
-forecast download and notes.
+forecast download, notes and planned runs.
 Units: USD, USD/h, GPUs, GPU-hours, percent where marked.
 """
 
@@ -49,6 +50,10 @@ HELP_HORIZON_RANGE = ("The horizon's cost at the 10th and 90th percentile of the
 HELP_PV = ("Every payment over the horizon (upfront when paid, the rest month by month) discounted to the window "
            "start at the stated cost of capital; what the plan minimises. " + fmt.term("cost_of_capital"))
 HELP_UPFRONT = fmt.term("upfront") + " The chart below gives it by month of purchase."
+HELP_CB = ("A planned run of the events file (an 'add' with an end) priced four ways, as `gpuplan plan --events` "
+           "does: on an EC2 Capacity Block (reserved GPU instances for 1-182 days, paid upfront, booked up to 8 weeks "
+           "ahead), with the plan's own commitments, spot and on-demand, on on-demand alone, and on spot alone. Each "
+           "is the expected cost of serving the run's GPU-hours from the plan made without the run.")
 
 
 def render() -> None:
@@ -75,6 +80,7 @@ def render() -> None:
     figures(result, s)
     term_figures(result, s, hidden)
     buy(result)
+    capacity_blocks(result, acc)
     routing(result, s, acc)
     costs(result, s)
     downloads(result, s, acc, hidden)
@@ -250,6 +256,26 @@ def buy(result: PlanResult) -> None:
                                 "Rework (%)": "pct100", "USD per useful GPU-hour": "usd_rate"})
     st.subheader("On-demand for the rest", help=fmt.term("on_demand"))
     view.table(A.on_demand_frame(plan), kinds={"USD per GPU-hour": "usd_rate"})
+
+
+def capacity_blocks(result: PlanResult, acc: R.Access = R.LOCAL) -> None:
+    """Planned runs (``add`` events) priced on a Capacity Block, with the plan, on-demand and spot (an engineer: their
+    teams' runs). Nothing without planned runs."""
+    block = result.plan.capacity_blocks
+    if not block:
+        return
+    st.subheader("Planned runs: Capacity Block or not", help=HELP_CB)
+    st.caption(fmt.plain(f"Capacity Block prices: {block.get('price_source')}, as of {block.get('price_date')}. "
+                         f"Rule: {block.get('rule')}."))
+    frame = R.visible_rows(A.capacity_blocks_frame(result.plan), acc, team_col="Team")
+    if frame.empty:
+        st.caption("No planned run of your teams.")
+        return
+    view.table(frame, kinds={"Upfront (USD)": "usd", "Capacity Block (USD)": "usd", "Plan (USD)": "usd",
+                             "On-demand (USD)": "usd", "Spot (USD)": "usd", "Saving vs next best (USD)": "usd"},
+               missing={"Upfront (USD)": "n/a", "Capacity Block (USD)": "n/a", "Plan (USD)": "n/a",
+                        "On-demand (USD)": "n/a", "Spot (USD)": "not offered", "Not feasible": "-",
+                        "Recommended": "n/a", "Saving vs next best (USD)": "n/a", "Book by (UTC)": "n/a"})
 
 
 def routing(result: PlanResult, s: A.PlannerSettings, acc: R.Access = R.LOCAL) -> None:
