@@ -317,6 +317,29 @@ def test_engineer_sees_only_their_teams_rightsizing_rows(env, downloads) -> None
     assert "Rightsized" in " ".join(c.value for c in at.caption)  # the organisation's routing, counted
 
 
+def test_engineer_sees_only_their_teams_planned_runs(env) -> None:
+    """Planned runs of two teams priced on Capacity Blocks: the engineer's Plan page lists their team's run only,
+    and the other team's name appears nowhere on it."""
+    other = next(t for t in HELIOS if t not in MINE)
+    events = "events:\n" + "".join(
+        f"  - {{team: {team}, gpu_type: NVIDIA H100, kind: add, gpus: 32, start: 2020-06-02 11:30,"
+        f" end: 2020-06-05 11:30}}\n" for team in ("vc3sl", other))
+    at = open_page(ENGINEER, "whatif")
+    at.session_state[A.WHATIF_KEY] = A.PlannerSettings(sample="helios", hours=168, events_name="runs.yaml",
+                                                       events_text=events)
+    ok(at.run())
+    ok(at.switch_page(PAGES["plan"]).run())
+    runs = [f for f in (view.shown(t.value) for t in at.table) if "Planned run" in f.columns]
+    assert runs and list(runs[0]["Team"]) == ["vc3sl"]
+    assert not leaks(rendered(at), HELIOS)
+    finance = open_page(FINANCE, "whatif")
+    finance.session_state[A.WHATIF_KEY] = at.session_state[A.WHATIF_KEY]
+    ok(finance.run())
+    ok(finance.switch_page(PAGES["plan"]).run())
+    runs = [f for f in (view.shown(t.value) for t in finance.table) if "Planned run" in f.columns]
+    assert sorted(runs[0]["Team"]) == sorted(["vc3sl", other])
+
+
 def test_signed_out_with_sign_in_on_gets_no_data(env) -> None:
     at = sign_in_on(AppTest.from_file(APP, default_timeout=300))
     at.user = {"is_logged_in": False}  # what st.user holds with [auth] configured and nobody signed in
