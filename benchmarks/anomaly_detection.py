@@ -106,10 +106,13 @@ def load() -> pd.DataFrame:
     return S.validate_usage(pd.read_parquet(DATA), str(DATA))[0]
 
 
-def inject(usage: pd.DataFrame, as_of: pd.Timestamp, seed: int) -> tuple[pd.DataFrame, tuple[Injection, ...]]:
-    """The usage with the six Done-when anomalies added inside the window before ``as_of`` (module docstring)."""
+def inject(usage: pd.DataFrame, as_of: pd.Timestamp, seed: int,
+           lookback_days: int = LOOKBACK_DAYS) -> tuple[pd.DataFrame, tuple[Injection, ...]]:
+    """The usage with the six Done-when anomalies added inside the window of ``lookback_days`` before ``as_of``
+    (module docstring; spikes, the level shift and the pair start on days 2 to ``lookback_days - 8``, drifts on days
+    2 to ``lookback_days - 12``, so that a 28-day window gives days 2-20 and 2-16)."""
     rng = np.random.default_rng(seed)
-    start = as_of - pd.Timedelta(days=LOOKBACK_DAYS)
+    start = as_of - pd.Timedelta(days=lookback_days)
     before = usage[(usage[S.TIMESTAMP] >= start - pd.Timedelta(days=28)) & (usage[S.TIMESTAMP] < start)]
     level = before.groupby([S.TEAM, S.GPU_TYPE])[S.GPUS].mean()
     level = level[level >= 2.0]   # series with some usage to change
@@ -125,7 +128,7 @@ def inject(usage: pd.DataFrame, as_of: pd.Timestamp, seed: int) -> tuple[pd.Data
         return gpu, float(opts[gpu])
 
     def when() -> pd.Timestamp:
-        return start + pd.Timedelta(days=int(rng.integers(2, 21)), hours=int(rng.integers(0, 24)))
+        return start + pd.Timedelta(days=int(rng.integers(2, lookback_days - 7)), hours=int(rng.integers(0, 24)))
 
     def add(team: str, gpu: str, delta: np.ndarray | float, mask: pd.Series) -> None:
         rows = mask & (out[S.TEAM] == team) & (out[S.GPU_TYPE] == gpu)
@@ -143,7 +146,7 @@ def inject(usage: pd.DataFrame, as_of: pd.Timestamp, seed: int) -> tuple[pd.Data
     for i in range(2):   # slow drifts over 5 days, then held
         team = chosen[2 + i]
         gpu, m = series_of(team)
-        t0 = start + pd.Timedelta(days=int(rng.integers(2, 17)), hours=int(rng.integers(0, 24)))
+        t0 = start + pd.Timedelta(days=int(rng.integers(2, lookback_days - 11)), hours=int(rng.integers(0, 24)))
         mask = (ts >= t0) & (ts < as_of)
         hours = ((ts[mask] - t0) / pd.Timedelta(hours=1)).to_numpy()
         add(team, gpu, 0.4 * m * np.minimum(hours / 120.0, 1.0), mask)
@@ -208,11 +211,11 @@ def score_case(rows: pd.DataFrame, injections: tuple[Injection, ...], untouched:
 
 
 def baseline_rows(usage: pd.DataFrame, as_of: pd.Timestamp, threshold: float, robust: bool,
-                  cache: dict) -> pd.DataFrame:
+                  cache: dict, lookback_days: int = LOOKBACK_DAYS) -> pd.DataFrame:
     """Alarm rows (one per alarming hour run) of the rolling z-score or MAD baseline."""
     key = (id(usage), as_of, robust)
     if key not in cache:
-        start = as_of - pd.Timedelta(days=LOOKBACK_DAYS)
+        start = as_of - pd.Timedelta(days=lookback_days)
         part = usage[(usage[S.TIMESTAMP] >= start - pd.Timedelta(hours=BASELINE_HOURS))
                      & (usage[S.TIMESTAMP] < as_of)]
         wide = part.pivot_table(index=S.TIMESTAMP, columns=[S.TEAM, S.GPU_TYPE], values=S.GPUS, aggfunc="sum")
