@@ -22,20 +22,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.chromium import needs_chromium
 from tests.screen_checks import problems
-from tests.test_browser import CHROMIUM, TIMEOUT_MS, click_page, goto, page_links, running_app, settle
+from tests.test_browser import TIMEOUT_MS, click_page, goto, page_links, running_app, settle
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "out" / "screenshots"
 WIDTH, HEIGHT = 1400, 900
 APP = '[data-testid="stApp"]'
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"no Chromium at {CHROMIUM}: install the Debian packages 'chromium chromium-driver' "
-                              "(make test does) or set GPUPLAN_CHROMIUM"),
-]
+pytestmark = [pytest.mark.slow, needs_chromium]
 
 
 @pytest.fixture()
