@@ -529,6 +529,8 @@ def anomalies(
     threshold: Annotated[float, typer.Option(help="report anomalies whose score reaches this (1 = the tuned "
                                                   "detection level; 2 = twice as strong)")] = 1.0,
     events: Annotated[Path | None, typer.Option(help="planned events (YAML or CSV): expected, not anomalies")] = None,
+    min_impact_usd: Annotated[float, typer.Option(help="report only anomalies whose impact at list rates is at "
+                                                       "least this many USD (0 = every anomaly)", min=0.0)] = 0.0,
     notify: NotifyOpt = None,
     notify_format: NotifyFormatOpt = "slack",
     email: EmailOpt = False,
@@ -544,7 +546,7 @@ def anomalies(
     from operate.notify import anomaly_items
 
     try:
-        config = AnomalyConfig(lookback_days=lookback_days, sensitivity=threshold)
+        config = AnomalyConfig(lookback_days=lookback_days, sensitivity=threshold, min_impact_usd=min_impact_usd)
         channels = _channels(notify, notify_format, email)
         cat, usage_df, rates = _prepare(usage, fmt, tag_key, catalog, region)
         when = _parse_as_of(as_of) if as_of else None

@@ -151,6 +151,9 @@ class AnomalyConfig:
         hour_z, cusum_k, cusum_h: the detection constants (see the module docstring).
         held_t: the held-change test's decision level; None turns the test off.
         end_share: share of a level shift's or drift's size still there on the last day; None: not required.
+        min_impact_usd: anomalies whose impact (USD at the rates given) is smaller in size are not reported (an
+            absolute floor for what is worth a message; the detector's own materiality rule is relative to each
+            series, so on a nearly idle series a blip of a few GPU-hours is an anomaly). 0: no floor.
     """
 
     lookback_days: int = DEFAULT_LOOKBACK_DAYS
@@ -161,12 +164,15 @@ class AnomalyConfig:
     cusum_h: float = CUSUM_H
     held_t: float | None = HELD_T
     end_share: float | None = END_SHARE
+    min_impact_usd: float = 0.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.lookback_days <= 366:
             raise ValueError(f"lookback_days {self.lookback_days} is outside 1..366 (fix: e.g. --lookback-days 28)")
         if not self.sensitivity > 0:
             raise ValueError(f"threshold {self.sensitivity} must be positive (fix: e.g. --threshold 1)")
+        if not self.min_impact_usd >= 0:
+            raise ValueError(f"min_impact_usd {self.min_impact_usd} must be 0 or more (fix: e.g. --min-impact-usd 100)")
 
 
 @dataclass(frozen=True)
@@ -611,6 +617,8 @@ def find(window: Window, actual: pd.DataFrame, rates: Callable[[str], float],
                          "end": grid[f.end] + pd.Timedelta(hours=1), "expected_gpu_hours": float(mean[sl].sum()),
                          "actual_gpu_hours": float(y[sl].sum()), "score": f.score, "_sl": sl})
     table = _with_impact(pd.DataFrame(rows), fc, actual, grid, rates)
+    if config.min_impact_usd > 0:
+        table = table[table["impact_usd"].abs() >= config.min_impact_usd].reset_index(drop=True)
     return AnomalyReport(table, window.as_of, window.start, window.notes)
 
 

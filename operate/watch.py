@@ -18,7 +18,8 @@ The config (paths relative to the config file)::
     plan: plan.json                    # optional: checked against the policy too
     billing: exports/focus.parquet     # optional: FOCUS/CUR export whose commitments the policy's
                                        #   commitment_utilization section checks (a plan's are checked on usage)
-    anomalies: {lookback_days: 28, threshold: 1.0}   # threshold: score to report (1 = tuned level)
+    anomalies: {lookback_days: 28, threshold: 1.0, min_impact_usd: 0}   # threshold: score to report (1 = tuned
+                                                                        # level); min_impact_usd: USD floor
     alerts: {threshold: 0.5, paths: 200}
     channels:
       webhooks:
@@ -65,6 +66,7 @@ class WatchConfig:
     plan: Path | None = None
     lookback_days: int = 28
     anomaly_threshold: float = 1.0
+    anomaly_min_impact_usd: float = 0.0
     alert_threshold: float = 0.5
     alert_paths: int = 200
     webhooks: tuple[tuple[str, str], ...] = ()
@@ -112,15 +114,16 @@ def load_watch(path: str | Path, env: Mapping[str, str] | None = None) -> WatchC
             raise _fail(source, key, f"{key} is not a mapping", f"write '{key}:' followed by indented settings")
         return value
 
-    def number(sec: dict, key: str, name: str, default: float, kind=float) -> float:
+    def number(sec: dict, key: str, name: str, default: float, kind=float, zero: bool = False) -> float:
         value = sec.get(key, default)
         try:
             out = kind(value)
         except (TypeError, ValueError):
             raise _fail(source, f"{name}.{key}", f"{name}.{key} {value!r} is not a number",
                         f"e.g. {key}: {default}") from None
-        if not out > 0:
-            raise _fail(source, f"{name}.{key}", f"{name}.{key} must be positive", f"e.g. {key}: {default}")
+        if not (out >= 0 if zero else out > 0):
+            raise _fail(source, f"{name}.{key}", f"{name}.{key} must be {'0 or more' if zero else 'positive'}",
+                        f"e.g. {key}: {default}")
         return out
 
     anomalies, alerts, channels = section("anomalies"), section("alerts"), section("channels")
@@ -144,6 +147,7 @@ def load_watch(path: str | Path, env: Mapping[str, str] | None = None) -> WatchC
         catalog=file("catalog"), budgets=file("budgets"), policy=file("policy"), plan=file("plan"),
         lookback_days=int(number(anomalies, "lookback_days", "anomalies", 28, int)),
         anomaly_threshold=number(anomalies, "threshold", "anomalies", 1.0),
+        anomaly_min_impact_usd=number(anomalies, "min_impact_usd", "anomalies", 0.0, zero=True),
         alert_threshold=number(alerts, "threshold", "alerts", 0.5),
         alert_paths=int(number(alerts, "paths", "alerts", 200, int)),
         webhooks=tuple(hooks), email=bool(channels.get("email", False)),
@@ -205,7 +209,9 @@ def run_watch(config: WatchConfig, usage: pd.DataFrame, rates, *, as_of: pd.Time
     items: dict[str, list] = {}
 
     rep = detect(usage, rates.of, when, AnomalyConfig(lookback_days=config.lookback_days,
-                                                      sensitivity=config.anomaly_threshold), progress=progress)
+                                                      sensitivity=config.anomaly_threshold,
+                                                      min_impact_usd=config.anomaly_min_impact_usd),
+                 progress=progress)
     table = to_csv_frame(rep.table)
     sections["anomalies"] = {"open": len(table), "window_start": _iso(rep.window_start),
                              "anomalies": table.to_dict(orient="records")}

@@ -343,6 +343,17 @@ def test_cli_writes_the_csv_and_exits_1_on_anomalies(tmp_path):
     res = gpuplan("anomalies", "--usage", str(path), "--out", str(out), "--threshold", str(top * 2))
     assert res.returncode == 0, res.stderr
     assert len(pd.read_csv(out)) == 0
+    # an absolute floor: only anomalies whose impact at list rates reaches it
+    floor = float(row["impact_usd"]) - 1.0
+    res = gpuplan("anomalies", "--usage", str(path), "--out", str(out), "--min-impact-usd", str(floor))
+    kept = pd.read_csv(out)
+    assert res.returncode == 1 and (kept["impact_usd"].abs() >= floor).all() and len(kept) <= len(table)
+    assert ((kept["team"] == "fraud-ml") & (kept["kind"] == "spike")).any()
+    res = gpuplan("anomalies", "--usage", str(path), "--out", str(out), "--min-impact-usd",
+                  str(float(table["impact_usd"].abs().max()) + 1.0))
+    assert res.returncode == 0 and len(pd.read_csv(out)) == 0
+    res = gpuplan("anomalies", "--usage", str(path), "--out", str(out), "--min-impact-usd", "-1")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
 
 
 def test_cli_refuses_a_window_without_history(tmp_path):

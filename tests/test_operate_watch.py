@@ -60,8 +60,14 @@ def test_watch_config_errors_are_one_line(tmp_path):
     config.write_text("usage: missing.parquet\nthreshold: 2\n")
     r = watch(config, {})
     assert r.returncode == 2 and "unknown setting 'threshold'" in r.stderr
+    config.write_text("usage: missing.parquet\nanomalies: {min_impact_usd: -5}\n")
+    r = watch(config, {})
+    assert r.returncode == 2 and "anomalies.min_impact_usd must be 0 or more" in r.stderr
+    config.write_text("usage: missing.parquet\nanomalies: {min_impact_usd: 250}\n")
+    assert load_watch(config).anomaly_min_impact_usd == 250.0
     config.write_text("usage: missing.parquet\n")
     assert load_watch(config).usage == tmp_path / "missing.parquet"
+    assert load_watch(config).anomaly_min_impact_usd == 0.0
     r = watch(config, {})
     assert r.returncode == 2 and "missing.parquet" in r.stderr and "file not found" in r.stderr
     (record,) = (tmp_path / "runs").glob("run-*.json")
