@@ -35,6 +35,7 @@ from forecasting.events import apply_events
 from forecasting.sample_data_costs import DATA_COSTS_FILE
 from forecasting.samples import data_dir
 from operate.alerts import AlertReport, compute_alerts, default_as_of, forecast_for_budgets
+from operate.anomalies import MIN_HISTORY_DAYS, AnomalyConfig, AnomalyReport, detect
 from operate.budgets import load_budgets
 from operate.chargeback import Chargeback, allocate
 from operate.costing import Rates, cost_basis, on_demand_rates, priced
@@ -226,6 +227,25 @@ def review_html(source: str, budgets: InputFile, units_file: InputFile, policy: 
                           unit_costs=units(source, units_file, data, teams), checks=checks(source, policy, plan, teams),
                           title=f"GPU cost review ({A.data_source_label(source)})", data=lines)
     return review.html
+
+
+ANOMALY_LOOKBACK_DAYS = 28
+"""Days searched for anomalies (fewer when the data source is shorter: the detector needs 14 days before them)."""
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def anomalies(source: str, sensitivity: float, min_impact_usd: float) -> AnomalyReport:
+    """``gpuplan anomalies`` on the data source: the last :data:`ANOMALY_LOOKBACK_DAYS` days (or as many as its
+    history allows), at list rates; every team's series (rows are filtered per role on the page, the detection
+    never nets teams)."""
+    u = usage(source)
+    span = (u[S.TIMESTAMP].max() - u[S.TIMESTAMP].min()) / pd.Timedelta(days=1)
+    lookback = int(min(ANOMALY_LOOKBACK_DAYS, span - MIN_HISTORY_DAYS))
+    if lookback < 7:
+        raise ValueError(f"anomalies need at least {MIN_HISTORY_DAYS + 7} days of usage; this data source has "
+                         f"{span:.0f} (fix: upload a longer usage history)")
+    return detect(u, rates(source).of, None, AnomalyConfig(lookback_days=lookback, sensitivity=sensitivity,
+                                                           min_impact_usd=min_impact_usd))
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:

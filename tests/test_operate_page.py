@@ -54,6 +54,29 @@ def test_central_policy_adds_the_central_row(app_run):
     assert frames and "central" in set(frames[0]["Team"])
 
 
+def test_anomalies_tab_finds_what_the_cli_finds_on_request():
+    """The Anomalies tab runs nothing until asked; then it lists gpuplan anomalies' rows on the same data (the last
+    28 days of the SYNTHETIC sample at list rates), with a CSV download; a floor above every impact leaves none."""
+    from operate.anomalies import AnomalyConfig, detect
+
+    at = AppTest.from_function(page, default_timeout=300)
+    at.run()
+    assert not at.exception
+    assert not [b for b in at.get("download_button") if b.proto.label == "Download anomalies.csv"]
+    next(b for b in at.button if b.label == "Find anomalies").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    usage = load_sample("synthetic")
+    expected = detect(usage, O.rates(O.SAMPLE).of, None, AnomalyConfig(lookback_days=28)).table
+    assert len(expected) > 0 and metric(at, "Anomalies") == f"{len(expected):,}"
+    (shown,) = [f for f in (view.shown(t.value) for t in at.table) if "Impact (USD)" in f.columns]
+    assert list(shown["Team"]) == list(expected["team"]) and list(shown["Kind"]) == [
+        k.replace("_", " ") for k in expected["kind"]]
+    assert "Download anomalies.csv" in {b.proto.label for b in at.get("download_button")}
+    at.number_input(key="operate_anomaly_floor").set_value(float(expected["impact_usd"].abs().max()) + 1).run()
+    assert not at.exception and metric(at, "Anomalies") == "0"
+    assert any("No anomaly in the window" in s.value for s in at.success)
+
+
 def test_bad_budgets_file_is_one_error_line(monkeypatch):
     original = O.shipped
 

@@ -19,6 +19,7 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from app import fmt, view
+from app import operate_state as O
 from app import roles as R
 from app import state as A
 from app import store as St
@@ -261,6 +262,29 @@ def test_engineer_overview_and_every_budgets_tab_show_only_their_teams(env, down
 
 
 # --- no role, no data ----------------------------------------------------------------------------------------------
+def test_engineer_sees_only_their_teams_anomalies(env, downloads) -> None:
+    """The Anomalies tab of Budgets & chargeback (Helios sample: its last 17 days) for an engineer: their team's
+    rows only, in the table and in anomalies.csv; finance gets every team's."""
+    at = function_page(budgets_page, ENGINEER)
+    ok(at.run())
+    next(b for b in at.button if b.label == "Find anomalies").click()
+    ok(at.run())
+    everyone = O.anomalies("helios", 1.0, 0.0).table
+    assert len(everyone) and set(everyone["team"]) - MINE   # other teams have anomalies too
+    shown = [f for f in (view.shown(t.value) for t in at.table) if "Impact (USD)" in f.columns]
+    mine = everyone[everyone["team"].isin(MINE)]
+    assert (not shown and mine.empty) or set(shown[0]["Team"]) <= MINE
+    assert not leaks(rendered(at), HELIOS)
+    for name, data in downloads:
+        assert not leaks(data, HELIOS), (name, leaks(data, HELIOS))
+    fin = function_page(budgets_page, FINANCE)
+    ok(fin.run())
+    next(b for b in fin.button if b.label == "Find anomalies").click()
+    ok(fin.run())
+    (table,) = [f for f in (view.shown(t.value) for t in fin.table) if "Impact (USD)" in f.columns]
+    assert sorted(set(table["Team"])) == sorted(set(everyone["team"]))
+
+
 def test_unknown_user_and_bad_roles_file_get_no_data(env, monkeypatch) -> None:
     at = signed_in(AppTest.from_file(APP, default_timeout=300), "eve@example.com")
     at.run()

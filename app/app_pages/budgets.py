@@ -1,6 +1,7 @@
 """Budgets & chargeback page: forecast-based budget alerts, chargeback under the plan, unit economics,
-guardrails and the cost review report, with downloads. The numbers are those of ``gpuplan alerts | chargeback |
-units | check | report`` on the same files (all computed in :mod:`app.operate_state`).
+guardrails, the cost review report and cost anomalies (on request: the search forecasts the window), with
+downloads. The numbers are those of ``gpuplan alerts | chargeback | units | check | report | anomalies`` on the
+same files (all computed in :mod:`app.operate_state`).
 
 Data: the shared sidebar's data source (a sample or an upload), like every page. For the SYNTHETIC sample the
 shipped budgets, units, policy and November 2025 plan are the defaults; any other source needs its own budgets,
@@ -26,6 +27,7 @@ from app import charts, fmt, sidebar, store_ui, view
 from app import operate_state as O
 from app import state as A
 from forecasting import schema as S
+from operate.anomalies import to_csv_frame
 from optimizer.billing import BillingError
 from optimizer.catalog import CatalogError
 
@@ -34,6 +36,13 @@ THRESHOLD_KEY = "operate_threshold_pct"
 POLICY_KEY = "operate_unused_policy"
 PLAN_SOURCE_KEY = "operate_plan_source"
 DATA_KEY = "operate_include_data"
+ANOMALY_SENS_KEY, ANOMALY_FLOOR_KEY, ANOMALY_ON_KEY = ("operate_anomaly_threshold", "operate_anomaly_floor",
+                                                      "operate_anomalies_on")
+HELP_ANOMALIES = ("As `gpuplan anomalies`: each week of the window forecast from the usage before it, so seasonality "
+                  "is expected; spikes and drops against the series' own hour-to-hour spread around that forecast, "
+                  "level shifts and slow drifts against the engine's daily ranges and the forecast made before the "
+                  "window. Every team x GPU type and every team's total, never netted across teams. Measured recall "
+                  "and false alarms: docs/benchmarks.md.")
 HELP_DATA = ("Storage and data-transfer lines: a canonical data-usage CSV (month, team, project, category, class, "
              "quantity, unit, cost_usd; e.g. gpuplan data-costs input) or a billing export (CUR, FOCUS). Their costs "
              "are added to budgets, chargeback and unit costs.")
@@ -393,6 +402,46 @@ def _checks_tab(source: str, files: dict[str, O.InputFile | None], plan: O.Input
         st.caption(note)
 
 
+def anomalies_table(table: pd.DataFrame) -> None:
+    view.table(table, kinds={"kind": "option", "start": "datetime", "end": "datetime",
+                             "expected_gpu_hours": "gpu_hours", "actual_gpu_hours": "gpu_hours",
+                             "impact_usd": "signed_usd", "score": "number"},
+               labels={"gpu_type": "GPU type", "kind": "Kind", "start": "Start (UTC)", "end": "End (UTC)",
+                       "expected_gpu_hours": "Expected GPU-hours", "actual_gpu_hours": "Actual GPU-hours",
+                       "impact_usd": "Impact (USD)", "score": "Score (1 = threshold)"})
+
+
+def _anomalies_tab(source: str, teams: frozenset[str] | None = None) -> None:
+    st.caption("Spikes, drops, level shifts and slow drifts of GPU usage in the last weeks, with their impact at "
+               "list rates.", help=HELP_ANOMALIES)
+    c1, c2 = st.columns(2)
+    sensitivity = c1.slider("Detection threshold (1 = the tuned level)", 0.5, 3.0, 1.0, step=0.25,
+                            key=ANOMALY_SENS_KEY, help="2 reports only anomalies twice as strong.")
+    floor = c2.number_input("Report only impacts of at least (USD)", min_value=0.0, value=0.0, step=50.0,
+                            key=ANOMALY_FLOOR_KEY, help="An absolute floor for what is worth a look (0 = none).")
+    if st.button("Find anomalies", key="anomalies_run", icon=":material/search:"):
+        st.session_state[ANOMALY_ON_KEY] = True
+    if not st.session_state.get(ANOMALY_ON_KEY):
+        st.caption("The search forecasts the window week by week (a few seconds): press 'Find anomalies'.")
+        return
+    with st.spinner("Forecasting the window week by week..."):
+        rep = _guard(lambda: O.anomalies(source, float(sensitivity), float(floor)))
+    if rep is None:
+        return
+    table = rep.table if teams is None else rep.table[rep.table["team"].isin(teams)]
+    c1, c2 = st.columns(2)
+    c1.metric("Anomalies", f"{len(table):,}")
+    c2.metric("Impact at list rates (USD)", fmt.usd(float(table["impact_usd"].sum())) if len(table) else "0")
+    st.caption(f"From {rep.window_start:%Y-%m-%d %H:%M} to {rep.as_of:%Y-%m-%d %H:%M} UTC, newest first."
+               + ("" if teams is None else " Your teams' anomalies; other teams' are not shown."))
+    if table.empty:
+        st.success("No anomaly in the window.")
+        return
+    anomalies_table(table)
+    st.download_button("Download anomalies.csv", O.csv_bytes(to_csv_frame(table)), "anomalies.csv", "text/csv",
+                       key="dl_anomalies")
+
+
 def render() -> None:
     """Draw the Budgets & chargeback page."""
     st.title("Budgets & chargeback")
@@ -421,7 +470,7 @@ def render() -> None:
         st.caption(fmt.plain(f"No data lines for {label}: budgets, chargeback and unit costs are GPU costs only "
                              "(upload storage and transfer lines under 'Files' to include them)."))
     plan, planned, what = _plan_input(source, files, fs)
-    tabs = st.tabs(["Budgets & alerts", "Chargeback", "Unit economics", "Guardrails", "Cost review"])
+    tabs = st.tabs(["Budgets & alerts", "Chargeback", "Unit economics", "Guardrails", "Cost review", "Anomalies"])
     with tabs[0]:
         _budgets_tab(source, files, threshold, data, teams)
     with tabs[1]:
@@ -442,3 +491,5 @@ def render() -> None:
                 st.write("The recurring cost review as one self-contained HTML file (charts included), as "
                          "`gpuplan report` writes it.")
                 st.download_button("Download report.html", html, "report.html", "text/html", key="dl_report")
+    with tabs[5]:
+        _anomalies_tab(source, teams)
