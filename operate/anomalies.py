@@ -12,7 +12,7 @@ Series: every team x GPU type, and every team's total when the team uses more th
 moves work from A100 to H100 does not net out inside one series, and a change spread thinly over its GPU
 types still adds up). Nothing is ever summed across teams, so one team up and another down are two anomalies.
 
-Per series and hour ``t`` of the window, the hour score (:func:`hour_scores`) is the residual against the
+Per series and hour ``t`` of the window, the hour score (:func:`hour_departures`) is the residual against the
 forecast, ``y_t - p50_t``, minus its centred running median over :data:`LOCAL_HOURS` and minus its usual value at
 that hour of day, over its robust spread at that hour of day across the window (never below
 :data:`MIN_SCALE_SHARE` of the expected level or :data:`MIN_SCALE_GPUS`). The forecast band alone is not enough:
@@ -264,8 +264,9 @@ class _Found:
     score: float
 
 
-def hour_scores(y: np.ndarray, p50: np.ndarray) -> np.ndarray:
-    """Per hour, how far usage departs from both its forecast and its own level of the hours around it.
+def hour_departures(y: np.ndarray, p50: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per hour, how far usage departs from both its forecast and its own level of the hours around it: the
+    numerator and the denominator (GPUs) of the hour score.
 
     The residual against the forecast (``y - p50``: seasonality and planned events removed) minus its centred
     running median over :data:`LOCAL_HOURS` (the level the series is at those days: a job that runs for days, a
@@ -275,12 +276,6 @@ def hour_scores(y: np.ndarray, p50: np.ndarray) -> np.ndarray:
     others), floored at :data:`MIN_SCALE_SHARE` of the expected level and :data:`MIN_SCALE_GPUS`. A burst of a few
     hours scores its size over that spread; a step that lasts scores about 0 after a few hours.
     """
-    departure, scale = _departures(y, p50)
-    return departure / scale
-
-
-def _departures(y: np.ndarray, p50: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The numerator (GPUs) and denominator (GPUs, floored) of :func:`hour_scores`."""
     r = y - p50
     dev = r - pd.Series(r).rolling(LOCAL_HOURS, center=True, min_periods=1).median().to_numpy()
     n = len(dev) // 24 * 24
@@ -310,7 +305,7 @@ def detect_series(y: np.ndarray, p50: np.ndarray, band: np.ndarray, day_scale: n
         shape_base: the expectation the shape of a change is judged against (default ``p50``).
     """
     s = config.sensitivity
-    departure, scale = _departures(y, p50)
+    departure, scale = hour_departures(y, p50)
     z = departure / scale
     zb = (y - p50) / band
     found: list[_Found] = []
@@ -367,11 +362,12 @@ def detect_series(y: np.ndarray, p50: np.ndarray, band: np.ndarray, day_scale: n
         # spikes or drops: runs of its sign inside it are part of it
         inside = [f for f in found if f.kind == ("spike" if sign > 0 else "drop") and first <= f.start <= e]
         found = [f for f in found if f not in inside]
-    if config.held_t is not None and shape_base is not None and days > HELD_BEFORE_DAYS + HELD_MIN_DAYS:
-        found += _held(shape_resid, start0, days, found, p50, config)
+    if config.held_t is not None and robust is not None and days > HELD_BEFORE_DAYS + HELD_MIN_DAYS:
+        found += _held(shape_resid, start0, robust, found, p50, config)
     week = 168.0 * float(np.mean(np.abs(p50)))   # the series' usual weekly GPU-hours
+    forecast_resid = y - p50
     return [f for f in found if f.kind not in ("spike", "drop")
-            or _spike_gpu_hours(y - p50, departure, f) >= MIN_SPIKE_SHARE * week]
+            or _spike_gpu_hours(forecast_resid, departure, f) >= MIN_SPIKE_SHARE * week]
 
 
 def _spike_gpu_hours(resid: np.ndarray, departure: np.ndarray, f: _Found) -> float:
@@ -381,8 +377,8 @@ def _spike_gpu_hours(resid: np.ndarray, departure: np.ndarray, f: _Found) -> flo
     return max(abs(float(resid[sl].sum())), abs(float(departure[sl].sum())))
 
 
-def _held(r: np.ndarray, start0: int, days: int, found: list[_Found], p50: np.ndarray,
-          config: AnomalyConfig) -> list[_Found]:
+def _held(r: np.ndarray, start0: int, robust: tuple[np.ndarray, np.ndarray, float], found: list[_Found],
+          p50: np.ndarray, config: AnomalyConfig) -> list[_Found]:
     """A level shift or drift still held at the end of the window, against the single forecast made before it.
 
     The weekly refits take a change in after a week, and a series whose history has jobs of a few days has a wide
@@ -399,12 +395,14 @@ def _held(r: np.ndarray, start0: int, days: int, found: list[_Found], p50: np.nd
 
     Args:
         r: hourly residuals against the first fit's median (spike hours 0).
-        start0: first hour of the whole days; days: their number.
+        start0: first hour of the whole days.
+        robust: :func:`_daily_medians` of ``r`` (its whole days, their medians, their spread).
         found: anomalies found so far (a change they cover is not repeated).
         p50: the rolling median (the expected level).
         config: ``held_t`` is the decision level.
     """
-    hours, daily, sigma = _daily_medians(r, start0, days, p50)
+    hours, daily, sigma = robust
+    days = len(daily)
     best = (0.0, 0, 0.0)   # statistic, day, change
     for c in range(HELD_BEFORE_DAYS, days - HELD_MIN_DAYS + 1):
         stat, change = _change_stat(hours, daily, sigma, c)
