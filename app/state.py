@@ -875,9 +875,6 @@ def spot_frame(plan: Plan) -> pd.DataFrame:
                  "Interruptions (monthly)", "Rework (%)", "USD per useful GPU-hour"])
 
 
-CB_OPTIONS = {"capacity_block": "Capacity Block", "plan": "The plan (commitments, spot, on-demand)",
-              "on_demand": "On-demand", "spot": "Spot"}
-"""Names of the ways a planned run can be served (:mod:`optimizer.capacity_blocks`)."""
 CB_COLUMNS = ["Planned run", "Team", "GPU model", "Capacity Block", "Book by (UTC)", "Upfront (USD)",
               "Capacity Block (USD)", "Plan (USD)", "On-demand (USD)", "Spot (USD)", "Not feasible", "Recommended",
               "Saving vs next best (USD)"]
@@ -889,6 +886,11 @@ def capacity_blocks_frame(plan: Plan) -> pd.DataFrame:
     Capacity Block, with the plan's commitments, spot and on-demand, on on-demand alone and on spot alone (USD,
     expected over the plan's scenarios; ``Not feasible`` names a way that cannot serve it and why), which is
     recommended and by how much it beats the next best. Empty without planned runs."""
+    from optimizer.capacity_blocks import OPTION_NAMES
+
+    def name(option: str) -> str:
+        return OPTION_NAMES[option][:1].upper() + OPTION_NAMES[option][1:]
+
     rows = []
     for r in (plan.capacity_blocks or {}).get("events", []):
         row = {"Planned run": r["event"], "Team": r["team"], "GPU model": r["gpu_type"]}
@@ -903,12 +905,12 @@ def capacity_blocks_frame(plan: Plan) -> pd.DataFrame:
                                f"{start:%Y-%m-%d %H:%M} UTC at {r['usd_per_instance_hour']:,.2f} USD/instance-h"),
             "Book by (UTC)": f"{pd.Timestamp(r['book_by']):%Y-%m-%d %H:%M} (bookable {book})",
             "Upfront (USD)": alt["capacity_block"]["upfront_usd"],
-            "Recommended": CB_OPTIONS[r["recommended"]],
+            "Recommended": name(r["recommended"]),
             "Saving vs next best (USD)": r.get("saving_vs_next_best_usd")})
         for key, col in (("capacity_block", "Capacity Block (USD)"), ("plan", "Plan (USD)"),
                          ("on_demand", "On-demand (USD)"), ("spot", "Spot (USD)")):
             row[col] = alt[key]["usd"] if key in alt else None
-        row["Not feasible"] = "; ".join(f"{CB_OPTIONS[k]}: {v['why']}" for k, v in alt.items() if not v["feasible"])
+        row["Not feasible"] = "; ".join(f"{name(k)}: {v['why']}" for k, v in alt.items() if not v["feasible"])
         rows.append(row)
     return pd.DataFrame(rows, columns=CB_COLUMNS)
 

@@ -69,6 +69,9 @@ MAX_INSTANCES = 256
 BLOCK_TIME = pd.Timedelta(hours=11, minutes=30)
 """Every block starts and ends at 11:30 UTC."""
 OPTION_ORDER = ("capacity_block", "plan", "on_demand", "spot")
+OPTION_NAMES = {"capacity_block": "Capacity Block", "plan": "the plan's commitments, spot and on-demand",
+                "on_demand": "on-demand", "spot": "spot"}
+"""How each way of serving a planned run is named in a sentence (the plan summary, the app's table)."""
 
 INSTANCE_TYPE, REGION, RATE, SNAPSHOT, SOURCE = "instance_type", "region", "usd_per_instance_hour", "snapshot_date", \
     "source"
@@ -466,9 +469,7 @@ def summary_lines(block: dict[str, Any] | None) -> list[str]:
         return []
     out = [f"Capacity Blocks for planned runs (prices: {block.get('price_source')}, as of {block.get('price_date')}; "
            f"{block.get('price_file')}):"]
-    names = {"capacity_block": "Capacity Block", "plan": "the plan's commitments, spot and on-demand",
-             "on_demand": "on-demand",
-             "spot": "spot"}
+    names = OPTION_NAMES
     for r in block.get("events", []):
         if not r.get("eligible"):
             out.append(f"  {r['event']}: no Capacity Block ({r['reason']})")
