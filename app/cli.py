@@ -507,7 +507,9 @@ def plan(
     spot_capacity: Annotated[list[str] | None, typer.Option(help="TYPE=N: at most N spot instances of TYPE "
                                                                  "(repeatable)")] = None,
     existing: Annotated[Path | None, typer.Option(help="owned commitments (CSV/YAML: instance_type, option, "
-                                                       "count, start, expiry)")] = None,
+                                                       "count, start, expiry; a savings plan: option, "
+                                                       "commitment_usd_per_hour, start, expiry, and instance_family "
+                                                       "for an EC2 Instance SP)")] = None,
     ladder: Annotated[bool, typer.Option("--ladder", help="allow new commitments to start in each month")] = False,
     cvar_weight: Annotated[float, typer.Option(help="risk weight on CVaR90 of scenario cost (0 = none)")] = 0.0,
     workloads: Annotated[Path | None, typer.Option(help="workload classes per team (YAML): rightsize GPU types "

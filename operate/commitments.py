@@ -70,7 +70,9 @@ INVENTORY_COLUMNS = ("commitment_id", "provider", "type", "instance_type", "gpu_
 FINDING_COLUMNS = ("commitment_id", "type", "instance_type", "gpu_model", "window_start", "window_end",
                    "utilization", "unused_quantity", "unit", "unused_gpu_hours", "unused_usd", "unused_usd_per_30_days",
                    "movable_teams", "message")
-EXISTING_COLUMNS = ("instance_type", "option", "count", "start", "expiry")
+EXISTING_COLUMNS = ("instance_type", "option", "count", "start", "expiry", "commitment_usd_per_hour", "instance_family")
+SP_KINDS = {"compute savings plan": "compute_sp", "ec2 instance savings plan": "ec2_instance_sp"}
+"""Savings-plan types of the ledger (lower case) and the prefix of their purchase option."""
 DEFAULT_BELOW = 0.8
 DEFAULT_LOOKBACK_DAYS = 14
 @dataclass(frozen=True)
@@ -321,7 +323,8 @@ def _cur_ledger(con, files: list[Path], kind: str, source: str,
     for c in ("instance_type", "term_end", "count", "offering_class", "term", "payment", "term_start"):
         rows[c] = rows["commitment_id"].map(by_id[c].agg(lambda v: v.dropna().iloc[0] if v.notna().any() else None))
     rows["option"] = [
-        _option(k, t, p, {"standard": "reserved", "convertible": "convertible"}) if ct == "Reserved Instance" else None
+        _option(k, t, p, {"standard": "reserved", "convertible": "convertible"}) if ct == "Reserved Instance"
+        else _option(ct, t, p, SP_KINDS) if ct.lower() in SP_KINDS else None
         for k, t, p, ct in zip(rows["offering_class"], rows["term"], rows["payment"], rows["type"], strict=True)]
     rows["scope"] = [("any GPU" if ct == "Compute Savings Plan" else f"family {it}" if ct.startswith("EC2") and it
                       else _scope(ct, it)) for ct, it in zip(rows["type"], rows["instance_type"], strict=True)]
@@ -517,28 +520,42 @@ def plan_under_used(plan, usage: pd.DataFrame, rule: UtilizationRule,
 def existing_rows(ledger: Ledger) -> tuple[pd.DataFrame, tuple[str, ...]]:
     """Owned commitments in the file format ``gpuplan plan --existing`` reads (:data:`EXISTING_COLUMNS`).
 
-    Only commitments counted in instances with a known option (term and payment), start and expiry can be written:
-    AWS reserved instances of a CUR export. The notes name every commitment left out and why.
+    Only commitments with a known option (term and payment), start and expiry can be written: AWS reserved
+    instances (counted in instances) and AWS Savings Plans (their commitment in USD per hour: the median over the
+    export's rows of the committed dollars, used and unused, per hour the row covers; an EC2 Instance Savings Plan
+    with its instance family) of a CUR export. The notes name every commitment left out and why.
     """
     rows = ledger.rows
     out, notes = [], []
     for cid, part in rows.groupby("commitment_id", sort=True):
         head = part.iloc[0]
         start = head["term_start"] if pd.notna(head["term_start"]) else part["start"].min()
-        missing = [name for name, value in (("instance type", head["instance_type"]), ("term and payment option",
-                                                                                       head["option"]),
-                                            ("count", head["count"]), ("term end", head["term_end"]))
+        option = head["option"] if isinstance(head["option"], str) else None
+        if head["unit"] == "USD" and option is None:
+            notes.append(f"{head['type']} {cid} is not written to the --existing file: the export does not say which "
+                         "savings plan it is (term and payment), and plan --existing needs it to price its dollars")
+            continue
+        family = str(head["scope"])[len("family "):] if str(head["scope"]).startswith("family ") else ""
+        checks = (("term and payment option", option), ("term end", head["term_end"]))
+        if head["unit"] != "USD":
+            checks += (("instance type", head["instance_type"]), ("count", head["count"]))
+        elif option.startswith("ec2_instance_sp"):
+            checks += (("instance family", family or None),)
+        missing = [label for label, value in checks
                    if value is None or (isinstance(value, float) and math.isnan(value)) or
                    (not isinstance(value, str) and pd.isna(value))]
-        if head["unit"] == "USD":
-            notes.append(f"{head['type']} {cid} is not written to the --existing file: it commits dollars per hour, "
-                         "and plan --existing reads commitments counted in instances")
-            continue
         if missing:
             notes.append(f"{head['type']} {cid} is not written to the --existing file: the export does not say its "
                          f"{', '.join(missing)} (add it by hand: {', '.join(EXISTING_COLUMNS)})")
             continue
-        out.append({"instance_type": head["instance_type"], "option": head["option"], "count": int(head["count"]),
-                    "start": pd.Timestamp(start).strftime("%Y-%m-%d"),
-                    "expiry": pd.Timestamp(head["term_end"]).strftime("%Y-%m-%dT%H:%MZ")})
+        line = {"instance_type": "", "option": option, "count": "", "start": pd.Timestamp(start).strftime("%Y-%m-%d"),
+                "expiry": pd.Timestamp(head["term_end"]).strftime("%Y-%m-%dT%H:%MZ"), "commitment_usd_per_hour": "",
+                "instance_family": ""}
+        if head["unit"] == "USD":
+            hours = (part["end"] - part["start"]) / pd.Timedelta(hours=1)
+            per_hour = (part["used_quantity"] + part["unused_quantity"]) / hours.where(hours > 0)
+            line.update(commitment_usd_per_hour=round(float(per_hour.median()), 3), instance_family=family)
+        else:
+            line.update(instance_type=head["instance_type"], count=int(head["count"]))
+        out.append(line)
     return pd.DataFrame(out, columns=list(EXISTING_COLUMNS)), tuple(notes)

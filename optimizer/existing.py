@@ -13,6 +13,15 @@ for ``option``), or YAML: a list of mappings with those keys, or a mapping with 
     commitments:
       - {instance_type: p4d.24xlarge, option: reserved_1y_no_upfront, count: 2,
          start: 2025-06-01, expiry: 2026-06-01}
+      - {option: compute_sp_1y_no_upfront, commitment_usd_per_hour: 10, start: 2025-06-01, expiry: 2026-06-01}
+
+**Savings plans** commit dollars per hour, not instances: a line whose ``option`` is a savings-plan option
+(``compute_sp_1y_no_upfront``, ``ec2_instance_sp_3y_all_upfront``, ...) gives ``commitment_usd_per_hour`` (USD per
+hour of spend for the term, as the billing export states it), leaves ``instance_type`` and ``count`` empty, and
+gives ``instance_family`` (``p5``) for an EC2 Instance Savings Plan. The rates its dollars buy per GPU model come from
+the catalog (:func:`optimizer.savings_plans.savings_plan_commitment`). A CSV header then also has
+``commitment_usd_per_hour`` (and ``instance_family``); a file of savings plans only may leave out ``instance_type`` and
+``count``.
 
 Every mistake raises :class:`forecasting.schema.UsageError`: one line naming the file, the row (CSV: the
 line number, header = 1; YAML: the item, 1-based), the column and the fix.
@@ -29,10 +38,12 @@ import yaml
 
 from forecasting import schema as S
 from optimizer import catalog as C
-from optimizer.options import COMMITMENT_OPTIONS
+from optimizer.options import COMMITMENT_OPTIONS, SAVINGS_PLAN_OPTIONS
 from optimizer.plan import Commitment
 
 COLUMNS = ("instance_type", "option", "count", "start", "expiry")
+SP_COLUMNS = ("option", "commitment_usd_per_hour", "start", "expiry")
+"""The columns of a savings-plan line (``instance_family`` too, for an EC2 Instance Savings Plan)."""
 
 
 def _timestamp(value, where: tuple[str, int, str]) -> pd.Timestamp:
@@ -47,19 +58,26 @@ def _timestamp(value, where: tuple[str, int, str]) -> pd.Timestamp:
     return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
 
 
+def _blank(value) -> bool:
+    return value is None or (isinstance(value, float) and pd.isna(value)) or str(value).strip() == ""
+
+
 def _commitment(rec: Mapping, row: int, name: str, catalog: C.Catalog, region: str) -> Commitment:
     rec = dict(rec)
     if "option" not in rec and "purchase_option" in rec:
         rec["option"] = rec["purchase_option"]
+    if not _blank(rec.get("option")) and str(rec["option"]).strip() in SAVINGS_PLAN_OPTIONS:
+        return _savings_plan(rec, row, name, catalog, region)
     for col in COLUMNS:
-        value = rec.get(col)
-        if value is None or (isinstance(value, float) and pd.isna(value)) or str(value).strip() == "":
+        if _blank(rec.get(col)):
             raise S.UsageError(name, "missing value", row=row, column=col,
-                               fix=f"give every commitment {', '.join(COLUMNS)}")
+                               fix=f"give every commitment {', '.join(COLUMNS)} (a savings plan: "
+                                   f"{', '.join(SP_COLUMNS)})")
     instance_type, option = str(rec["instance_type"]).strip(), str(rec["option"]).strip()
     if option not in COMMITMENT_OPTIONS:
         raise S.UsageError(name, f"unknown purchase option '{option}'", row=row, column="option",
-                           fix=f"use one of {', '.join(COMMITMENT_OPTIONS)}")
+                           fix=f"use one of {', '.join(COMMITMENT_OPTIONS)} or a savings plan "
+                               "(compute_sp_1y_no_upfront, ec2_instance_sp_3y_all_upfront, ...)")
     offers = catalog.offers(region, instance_types=(instance_type,))
     if offers.empty:
         raise S.UsageError(name, f"instance type '{instance_type}' is not in the catalog for {region}",
@@ -90,6 +108,47 @@ def _commitment(rec: Mapping, row: int, name: str, catalog: C.Catalog, region: s
                       end=expiry, existing=True)
 
 
+def _savings_plan(rec: Mapping, row: int, name: str, catalog: C.Catalog, region: str) -> Commitment:
+    """An owned savings plan from its line (module docstring)."""
+    from optimizer.savings_plans import savings_plan_commitment
+
+    option = str(rec["option"]).strip()
+    for col in SP_COLUMNS:
+        if _blank(rec.get(col)):
+            raise S.UsageError(name, "missing value", row=row, column=col,
+                               fix=f"give a savings plan {', '.join(SP_COLUMNS)}")
+    if not _blank(rec.get("instance_type")):
+        raise S.UsageError(name, f"a savings plan ({option}) covers no single instance type", row=row,
+                           column="instance_type", fix="leave instance_type empty (an EC2 Instance Savings Plan "
+                                                       "names its family in instance_family)")
+    if not _blank(rec.get("count")) and str(rec["count"]).strip() not in ("1", "1.0"):
+        raise S.UsageError(name, f"a savings plan ({option}) is not counted in instances", row=row, column="count",
+                           fix="leave count empty and give the whole commitment in commitment_usd_per_hour")
+    try:
+        usd = float(rec["commitment_usd_per_hour"])
+    except (TypeError, ValueError):
+        usd = float("nan")
+    if not usd > 0 or usd == float("inf"):
+        raise S.UsageError(name, f"commitment_usd_per_hour '{rec['commitment_usd_per_hour']}' is not a positive "
+                                 "number", row=row, column="commitment_usd_per_hour",
+                           fix="write the plan's commitment in USD per hour, e.g. 10.5")
+    start = _timestamp(rec["start"], (name, row, "start"))
+    expiry = _timestamp(rec["expiry"], (name, row, "expiry"))
+    if expiry <= start:
+        raise S.UsageError(name, f"expiry {expiry:%Y-%m-%d %H:%M} is not after start {start:%Y-%m-%d %H:%M}",
+                           row=row, column="expiry", fix="write the date the commitment ends (exclusive)")
+    family = None if _blank(rec.get("instance_family")) else str(rec["instance_family"]).strip()
+    try:
+        return savings_plan_commitment(catalog, region, option, usd, start, expiry, family=family, existing=True)
+    except ValueError as exc:
+        if "family" in str(exc):
+            raise S.UsageError(name, str(exc), row=row, column="instance_family",
+                               fix="write the instance family the plan covers, e.g. p5") from None
+        raise S.UsageError(name, str(exc), row=row, column="option",
+                           fix="use an option the catalog prices in this region (gpuplan catalog show) or another "
+                               "--region") from None
+
+
 def load_existing(path: str | Path, catalog: C.Catalog, region: str) -> tuple[Commitment, ...]:
     """Read and validate a file of owned commitments (``.csv``, ``.yaml`` or ``.yml``).
 
@@ -114,10 +173,11 @@ def load_existing(path: str | Path, catalog: C.Catalog, region: str) -> tuple[Co
             raise S.UsageError(name, f"not a valid CSV ({str(exc).splitlines()[0]})",
                                fix=f"write a header {','.join(COLUMNS)} and one row per commitment") from None
         cols = set(frame.columns) | ({"option"} if "purchase_option" in frame.columns else set())
-        for col in COLUMNS:
+        needed = SP_COLUMNS if "commitment_usd_per_hour" in cols else COLUMNS
+        for col in needed:
             if col not in cols:
                 raise S.UsageError(name, "missing column", row=1, column=col,
-                                   fix=f"write the header {','.join(COLUMNS)}")
+                                   fix=f"write the header {','.join(needed)}")
         return tuple(_commitment(rec, i + 2, name, catalog, region)
                      for i, rec in enumerate(frame.to_dict("records")))
     try:

@@ -134,10 +134,14 @@ def summary(plan: Plan) -> str:
         lines.append("")
         lines.append("Already owned (sunk; used first, billed in their active hours):")
         for c in owned:
-            lines.append(f"  {c.count} x {c.instance_type} {c.purchase_option} until {c.expiry:%Y-%m-%d} "
-                         f"({c.gpus:g} x {c.gpu_model}"
-                         + (f"; expected use {c.expected_utilization:.1%}" if c.expected_utilization is not None
-                            else "") + ")")
+            use = f"; expected use {c.expected_utilization:.1%}" if c.expected_utilization is not None else ""
+            if c.is_savings_plan:
+                scope = f"family {c.instance_family}" if c.instance_family else "any GPU"
+                lines.append(f"  {c.purchase_option} savings plan of {c.commitment_usd_per_hour:,.2f} USD/h until "
+                             f"{c.expiry:%Y-%m-%d} ({scope}{use})")
+            else:
+                lines.append(f"  {c.count} x {c.instance_type} {c.purchase_option} until {c.expiry:%Y-%m-%d} "
+                             f"({c.gpus:g} x {c.gpu_model}{use})")
     lines.append("")
     lines.append("What to buy now:" if tentative else "What to buy:")
     if firm:

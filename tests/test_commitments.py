@@ -206,14 +206,24 @@ def test_cur_ri_and_sp_inventory_and_the_under_used_ri_names_the_team_that_could
 
 def test_existing_out_is_read_by_plan_existing(tmp_path, cat):
     owned, notes = existing_rows(read_ledger(CUR))
-    assert owned.to_dict("records") == [{"instance_type": "p4d.24xlarge", "option": "reserved_1y_no_upfront",
-                                         "count": 2, "start": "2025-06-15", "expiry": "2026-06-15T00:00Z"}]
-    assert any("commits dollars per hour" in n for n in notes)
+    # the Compute SP's SavingsPlanRecurringFee rows commit 240 USD a day (24 h): 10 USD/h, 1yr No Upfront
+    assert owned.to_dict("records") == [
+        {"instance_type": "p4d.24xlarge", "option": "reserved_1y_no_upfront", "count": 2, "start": "2025-06-15",
+         "expiry": "2026-06-15T00:00Z", "commitment_usd_per_hour": "", "instance_family": ""},
+        {"instance_type": "", "option": "compute_sp_1y_no_upfront", "count": "", "start": "2025-06-01",
+         "expiry": "2026-06-01T00:00Z", "commitment_usd_per_hour": 10.0, "instance_family": ""}]
+    assert notes == ()
     result = runner.invoke(app, ["commitments", "--billing", str(CUR), "--existing-out", str(tmp_path / "owned.csv"),
                                  "--out", str(tmp_path / "inv.csv")])
     assert result.exit_code == 0, result.output
     loaded = load_existing(tmp_path / "owned.csv", cat, "us-east-1")
-    assert [(c.instance_type, c.count, c.existing) for c in loaded] == [("p4d.24xlarge", 2, True)]
+    assert [(c.instance_type, c.count, c.existing) for c in loaded] == [("p4d.24xlarge", 2, True),
+                                                                        ("", 1, True)]
+    sp = loaded[1]
+    assert (sp.purchase_option, sp.commitment_usd_per_hour, sp.start, sp.expiry) == (
+        "compute_sp_1y_no_upfront", 10.0, pd.Timestamp("2025-06-01"), pd.Timestamp("2026-06-01"))
+    # the inventory names the savings plan's option too
+    assert "compute_sp_1y_no_upfront" in set(pd.read_csv(tmp_path / "inv.csv")["option"])
     assert pd.read_csv(tmp_path / "inv.csv")["commitment_id"].nunique() == 2
     # FOCUS rows do not say term and payment: nothing to write is an error, not an empty file
     bad = runner.invoke(app, ["commitments", "--billing", str(AZURE), "--existing-out", str(tmp_path / "o2.csv")])

@@ -169,6 +169,37 @@ def test_existing_commitments_file_csv_and_yaml(tmp_path):
     assert y.upfront_usd_per_instance > 0 and y.gpu_model == "NVIDIA H100"
 
 
+def test_owned_savings_plans_in_the_existing_file(tmp_path):
+    from optimizer.catalog import load_catalog
+    from optimizer.savings_plans import savings_plan_commitment
+
+    cat = load_catalog()
+    csv = tmp_path / "owned.csv"
+    csv.write_text("instance_type,option,count,start,expiry,commitment_usd_per_hour,instance_family\n"
+                   "p4d.24xlarge,reserved_1y_no_upfront,2,2025-06-01,2026-06-01,,\n"
+                   ",compute_sp_1y_no_upfront,,2025-06-01,2026-06-01,10,\n"
+                   ",ec2_instance_sp_3y_all_upfront,,2025-06-01,2028-06-01,4.5,p5\n")
+    ri, compute, p5 = load_existing(csv, cat, "us-east-1")
+    assert not ri.is_savings_plan and ri.count == 2
+    # the same lines as the catalog builds them: the rates its dollars buy per GPU model, the upfront of its payment
+    assert compute == savings_plan_commitment(cat, "us-east-1", "compute_sp_1y_no_upfront", 10.0,
+                                              pd.Timestamp("2025-06-01"), pd.Timestamp("2026-06-01"))
+    assert p5 == savings_plan_commitment(cat, "us-east-1", "ec2_instance_sp_3y_all_upfront", 4.5,
+                                         pd.Timestamp("2025-06-01"), pd.Timestamp("2028-06-01"), family="p5")
+    assert (compute.existing, compute.commitment_usd_per_hour, compute.expiry) == (True, 10.0,
+                                                                                   pd.Timestamp("2026-06-01"))
+    assert [r.gpu_model for r in p5.sp_rates] == ["NVIDIA H100"]
+    assert p5.upfront_usd_per_instance == pytest.approx(4.5 * 26280)     # all upfront: the whole term paid at once
+    # a file of savings plans only needs no instance_type or count column; YAML the same keys
+    only = tmp_path / "sp.csv"
+    only.write_text("option,commitment_usd_per_hour,start,expiry\ncompute_sp_1y_no_upfront,10,2025-06-01,2026-06-01\n")
+    assert load_existing(only, cat, "us-east-1") == (compute,)
+    yml = tmp_path / "owned.yaml"
+    yml.write_text("commitments:\n  - {option: ec2_instance_sp_3y_all_upfront, commitment_usd_per_hour: 4.5,"
+                   " instance_family: p5, start: 2025-06-01, expiry: 2028-06-01}\n")
+    assert load_existing(yml, cat, "us-east-1") == (p5,)
+
+
 @pytest.mark.parametrize("body, match", [
     ("instance_type,option,count,start\n", "owned.csv, row 1, column 'expiry': missing column"),
     ("instance_type,option,count,start,expiry\nzz.1,reserved_1y_no_upfront,1,2025-01-01,2026-01-01\n",
@@ -181,6 +212,22 @@ def test_existing_commitments_file_csv_and_yaml(tmp_path):
      "row 2, column 'start': 'soon' is not a date"),
     ("instance_type,option,count,start,expiry\np4d.24xlarge,reserved_1y_no_upfront,1,2026-01-01,2025-01-01\n",
      "row 2, column 'expiry': expiry 2025-01-01 00:00 is not after start"),
+    ("option,commitment_usd_per_hour,start\n", "row 1, column 'expiry': missing column"),
+    ("instance_type,option,count,start,expiry\n,compute_sp_1y_no_upfront,,2025-01-01,2026-01-01\n",
+     "row 2, column 'commitment_usd_per_hour': missing value"),
+    ("option,commitment_usd_per_hour,start,expiry\ncompute_sp_1y_no_upfront,-3,2025-01-01,2026-01-01\n",
+     "row 2, column 'commitment_usd_per_hour': commitment_usd_per_hour '-3' is not a positive number"),
+    ("instance_type,option,count,start,expiry,commitment_usd_per_hour\n"
+     "p5.48xlarge,compute_sp_1y_no_upfront,,2025-01-01,2026-01-01,10\n",
+     "row 2, column 'instance_type': a savings plan (compute_sp_1y_no_upfront) covers no single instance type"),
+    ("instance_type,option,count,start,expiry,commitment_usd_per_hour\n"
+     ",compute_sp_1y_no_upfront,3,2025-01-01,2026-01-01,10\n",
+     "row 2, column 'count': a savings plan (compute_sp_1y_no_upfront) is not counted in instances"),
+    ("option,commitment_usd_per_hour,start,expiry\nec2_instance_sp_1y_no_upfront,10,2025-01-01,2026-01-01\n",
+     "row 2, column 'instance_family': ec2_instance_sp_1y_no_upfront needs the instance family"),
+    ("option,commitment_usd_per_hour,start,expiry,instance_family\n"
+     "ec2_instance_sp_1y_no_upfront,10,2025-01-01,2026-01-01,zz9\n",
+     "row 2, column 'instance_family': the catalog has no ec2_instance_sp_1y_no_upfront rate for family zz9"),
 ])
 def test_bad_existing_commitment_files_are_one_line_errors(tmp_path, body, match):
     from optimizer.catalog import load_catalog
@@ -216,6 +263,41 @@ def test_cli_plan_with_existing_commitments_and_laddering(tmp_path):
                                  "--out", str(out), "--existing", str(bad)])
     assert r.exit_code == 2 and "bad.csv, row 2, column 'count'" in r.output
 
+
+
+def test_cli_plan_with_an_owned_savings_plan(tmp_path):
+    # Helios (V100) with a Compute SP of 200 USD/h owned until 2021-01-01: the plan uses it first and buys fewer
+    # reserved p3dn.24xlarge (8 V100 each) than without it, but never drops more GPUs than the plan's dollars cover
+    # at its V100 rate (200 / 2.76 = 72 GPUs): it expires 7 months into the RIs' 1-year term.
+    from typer.testing import CliRunner
+
+    from app.cli import app
+    from tests.test_cli import HELIOS
+
+    owned_file = tmp_path / "owned.csv"
+    owned_file.write_text("option,commitment_usd_per_hour,start,expiry\n"
+                          "compute_sp_1y_no_upfront,200,2020-01-01,2021-01-01\n")
+    args = ["plan", "--usage", str(HELIOS), "--start", "2020-05-24T16:00Z", "--hours", "48",
+            "--options", "compute_sp_1y_no_upfront,reserved_1y_no_upfront"]
+    docs, text = {}, {}
+    for name, extra in (("with", ["--existing", str(owned_file)]), ("without", [])):
+        r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / f"{name}.json"), *extra])
+        assert r.exit_code == 0, r.output
+        docs[name], text[name] = json.loads((tmp_path / f"{name}.json").read_text()), r.output
+    assert "Already owned" in text["with"] and "Already owned" not in text["without"]
+    assert "compute_sp_1y_no_upfront savings plan of 200.00 USD/h until 2021-01-01 (any GPU" in text["with"]
+    (sp,) = [c for c in docs["with"]["commitments"] if c["existing"]]
+    assert (sp["purchase_option"], sp["commitment_usd_per_hour"], sp["end"]) == ("compute_sp_1y_no_upfront", 200.0,
+                                                                                  "2021-01-01T00:00:00Z")
+
+    def ri_gpus(doc: dict) -> float:
+        return sum(c["count"] * c["gpus_per_instance"] for c in doc["commitments"]
+                   if not c["existing"] and c["purchase_option"] == "reserved_1y_no_upfront")
+
+    v100 = next(r["usd_per_gpu_hour"] for r in sp["sp_rates"] if r["gpu_model"] == "NVIDIA Tesla V100")
+    assert 0 < ri_gpus(docs["without"]) - ri_gpus(docs["with"]) <= 200 / v100
+    assert not any(c["purchase_option"] == "compute_sp_1y_no_upfront" and not c["existing"]
+                   for c in docs["with"]["commitments"])
 
 month_demand = st.lists(st.floats(min_value=0, max_value=30, allow_nan=False), min_size=3, max_size=3)
 
