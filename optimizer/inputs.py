@@ -64,8 +64,9 @@ class PlanConfig:
             plan are always billed hour by hour; binning only coarsens the decision (measured in
             docs/benchmarks.md).
         ladder: split the window into calendar months, each of which may start new commitments (a
-            commitment started in month m serves months m.. while its term lasts). False = every
-            commitment starts at the window start.
+            commitment started in month m serves months m.. while its term lasts; instances may also start in
+            any month after the window, savings plans in the window's months only). False = every commitment
+            starts at the window start.
         budget_usd: cap on the plan's expected cost over the window (USD, existing commitments included).
         max_obligation_usd: maximum commitment: cap on the obligation of the new commitments the plan buys, over
             their full terms (USD: upfront plus every recurring hour, paid whether used or not). The one meaning

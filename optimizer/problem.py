@@ -46,9 +46,11 @@ Constraints (named, so infeasibilities and shadow prices can be traced):
   s - eta, u_s >= 0; commitment cost, the same in every scenario, enters CVaR directly).
 
 Savings plans (``build_problem(sp_offers=...)``, :mod:`optimizer.savings_plans`): a continuous commitment
-``sp_commit_<o>`` in USD per hour per offered plan (fixed for owned ones), bought in the first period; per joint cell
-``sp_budget_<o>_<cell>``: sum over eligible models of rate x GPUs covered <= commitment x the share of the cell's hours
-the plan is active, the covered GPUs joining each model's cover row. Savings plans link the GPU models hour by hour,
+``sp_commit_<o>`` in USD per hour per offered plan (fixed for owned ones), bought in the first period, and with
+``ladder`` one more, ``sp_commit_<o>_<m>``, for each later calendar month ``m`` of the window (tentative, as laddered
+instances); per joint cell ``sp_budget_<slot>_<cell>`` (one slot per such variable): sum over eligible models of rate x
+GPUs covered <= commitment x the share of the cell's hours the plan is active, the covered GPUs joining each model's
+cover row. Savings plans link the GPU models hour by hour,
 so the cells are joint (:func:`split_cells`) and all models are one problem.
 
 Spot is modelled as billed: for given commitments and caps, the serving rule serves spot up to the caps in every
@@ -147,9 +149,10 @@ class BuiltProblem:
     expected_cost: pulp.LpAffineExpression   # the objective's expected part: present value over the horizon (USD)
     window_cost: pulp.LpAffineExpression     # expected cost over the window, undiscounted (USD)
     obligation: pulp.LpAffineExpression      # new commitments' obligation over their full terms (USD)
-    sp_offers: tuple = ()                    # savings plans offered (optimizer.savings_plans.SpOffer)
-    sp_commit: tuple = ()                    # per offer: its commitment in USD per hour (continuous variable)
-    sp_start: pd.Timestamp | None = None     # when the savings plans start (the first period)
+    sp_offers: tuple = ()                    # per savings-plan slot: its plan (optimizer.savings_plans.SpOffer)
+    sp_commit: tuple = ()                    # per slot: its commitment in USD per hour (continuous variable)
+    sp_starts: tuple = ()                    # per slot: when it starts (its purchase period)
+    sp_firm: tuple = ()                      # per slot: bought in the first purchase period (else tentative)
 
 
 CELL_BUDGET = 660
@@ -381,16 +384,18 @@ class _JointCells:
 
 def _joint_cells(prob: pulp.LpProblem, scenarios: Scenarios, offers: dict[str, Offers], sp: tuple,
                  existing_capacity: dict[str, np.ndarray], config: PlanConfig, periods: Periods,
-                 commit: dict[int, pulp.LpVariable], per_scenario: bool, labels: dict[str, str]) -> _JointCells:
-    """Joint window and tail cells of all GPU models, one savings-plan variable per (plan, model, cell) and the
-    savings-plan budget rows ``sp_budget_<o>_<cell>``: sum over models of rate x GPUs covered <= commitment."""
+                 slots: list[tuple[int, int]], commit: dict[int, pulp.LpVariable], per_scenario: bool,
+                 labels: dict[str, str]) -> _JointCells:
+    """Joint window and tail cells of all GPU models, one savings-plan variable per (slot, model, cell) and the
+    savings-plan budget rows ``sp_budget_<slot>_<cell>``: sum over models of rate x GPUs covered <= commitment (a
+    slot: a plan and the period it is bought in, ``slots[i] = (offer index, period)``)."""
     models = scenarios.gpu_models
     edges, n_w, n_p = periods.edges, periods.n_window, periods.count
     w_len = len(scenarios.hours)
     weights = np.asarray(scenarios.weights, dtype=float)
     n_s = len(weights)
     scale = np.array([offers[g].on_demand_usd_per_gpu_hour for g in models])
-    sp_cover = [sp_availability(o, periods, scenarios.has_tail) for o in sp]
+    sp_cover = [sp_availability(sp[oi], periods, scenarios.has_tail, m) for oi, m in slots]
     # owned savings plans are active in some hours only: their dollars are one more dimension of the cells
     owned = [(oi, np.asarray(o.active, dtype=float), float(o.fixed_usd_per_hour)) for oi, o in enumerate(sp)
              if o.active is not None]
@@ -472,34 +477,38 @@ def _joint_cells(prob: pulp.LpProblem, scenarios: Scenarios, offers: dict[str, O
                 tail[g][m] = (np.asarray(lvl, dtype=float), np.asarray(wh, dtype=float), np.asarray(si, dtype=int),
                               np.asarray(hh, dtype=float) if per_scenario else None)
 
-    for oi, o in enumerate(sp):
+    for si, (oi, bought_in) in enumerate(slots):
+        o = sp[oi]
         eligible = {r.gpu_model: r.usd_per_gpu_hour for r in o.rates}
         for where, m, key, by_model, share in cells:
-            available = share.get(oi, float(sp_cover[oi][m]))
+            available = share.get(oi, float(sp_cover[si][m]))
             if available <= 0:
                 continue
             mine = [(g, j) for g, j in by_model.items() if g in eligible]
             if not mine:
                 continue
-            xs = prob.add_variable_dict(f"spx{oi}_{key}", [g.replace(" ", "_") for g, _ in mine], lowBound=0)
-            budget = [(commit[oi], -available)]
+            xs = prob.add_variable_dict(f"spx{si}_{key}", [g.replace(" ", "_") for g, _ in mine], lowBound=0)
+            budget = [(commit[si], -available)]
             for g, j in mine:
                 v = xs[g.replace(" ", "_")]
                 extra.setdefault((g, where, j), []).append((v, 1.0))
                 budget.append((v, eligible[g]))
-            _row(prob, budget, pulp.LpConstraintLE, 0.0, f"sp_budget_{oi}_{key}")
-        labels[f"sp_budget_{oi}"] = f"savings plan {o.label}: usage covered at its rates <= its hourly commitment"
+            _row(prob, budget, pulp.LpConstraintLE, 0.0, f"sp_budget_{si}_{key}")
+        when = f" bought {periods.start_time(bought_in):%Y-%m-%d}" if bought_in else ""
+        labels[f"sp_budget_{si}"] = (f"savings plan {o.label}{when}: usage covered at its rates <= its hourly "
+                                     "commitment")
     return _JointCells(window=window, tail=tail, tail_groups=groups, extra=extra, periods=periods)
 
 
-def sp_availability(offer, periods: Periods, has_tail: bool) -> np.ndarray:
-    """Per period, the share of its hours a savings plan serves: a new one bought at the start serves the periods
-    that end within its term (every window hour when the window stands for the term); an owned one its active
-    hours (``offer.active``, over the horizon)."""
+def sp_availability(offer, periods: Periods, has_tail: bool, bought_in: int = 0) -> np.ndarray:
+    """Per period, the share of its hours a savings plan serves: a new one bought at the start of period
+    ``bought_in`` serves the periods from it that end within its term (every window hour when the window stands for
+    the term); an owned one its active hours (``offer.active``, over the horizon)."""
     if offer.active is not None:
         active = np.asarray(offer.active, dtype=float)
         return np.add.reduceat(active, periods.edges[:-1].astype(int)) / periods.lengths
-    return coverage(periods.edges, np.array([offer.term_hours]), representative=not has_tail)[0, 0].astype(float)
+    return coverage(periods.edges, np.array([offer.term_hours]),
+                    representative=not has_tail)[0, bought_in].astype(float)
 
 
 def _add_gpu_model(prob: pulp.LpProblem, gi: int, gpu_model: str, off: Offers, scenarios: Scenarios,
@@ -707,9 +716,10 @@ def build_problem(scenarios: Scenarios, offers: dict[str, Offers], config: PlanC
         existing_window_usd: their cost over the window (USD; default ``existing_cost_usd``).
         sp_offers: savings plans the plan may buy (:func:`optimizer.savings_plans.sp_offers`); they link the GPU
             models, whose cells are then joint (:func:`split_cells`). Each plan's commitment (USD per hour) is a
-            continuous variable, bought in the first period: it is charged for every period of its term in the
-            horizon (upfront share at the purchase, the rest in each period), and in each cell it covers GPU-hours
-            of the eligible models up to ``sum rate x GPUs <= commitment`` (``sp_budget_<o>_<cell>``).
+            continuous variable, bought in the first period (with ``config.ladder`` also one per later calendar month
+            of the window, tentative): it is charged for every period of its term in the horizon (upfront share at
+            its purchase, the rest in each period), and in each cell it covers GPU-hours of the eligible models up to
+            ``sum rate x GPUs <= commitment`` (``sp_budget_<slot>_<cell>``).
     """
     prob = pulp.LpProblem("gpu_purchase_plan", pulp.LpMinimize)
     n_s = len(scenarios.names)
@@ -719,26 +729,34 @@ def build_problem(scenarios: Scenarios, offers: dict[str, Offers], config: PlanC
     existing_capacity = existing_capacity or {}
     joint = None
     commit: dict[int, pulp.LpVariable] = {}
+    slots: list[tuple[int, int]] = []
     periods = None
     if sp_offers:
         terms_all = {int(t) for g in scenarios.gpu_models for t in offers[g].commitments[C.TERM_HOURS_COL]}
         term_h = np.array(sorted(terms_all | {o.term_hours for o in sp_offers}))
         periods = horizon_periods(scenarios, config, term_h)
-        commit = {oi: prob.add_variable(f"sp_commit_{oi}", lowBound=o.fixed_usd_per_hour or 0.0,
-                                        upBound=o.fixed_usd_per_hour) for oi, o in enumerate(sp_offers)}
+        # a new plan may be bought in each purchase period of the window when laddering (like instances), else at
+        # its start; an owned one is fixed
+        buy = tuple(m for m in periods.purchase if m < periods.n_window) if config.ladder else (periods.purchase[0],)
+        slots = [(oi, m) for oi, o in enumerate(sp_offers)
+                 for m in ((periods.purchase[0],) if o.fixed_usd_per_hour is not None else buy)]
+        commit = {si: prob.add_variable(f"sp_commit_{oi}" if m == periods.purchase[0] else f"sp_commit_{oi}_{m}",
+                                        lowBound=sp_offers[oi].fixed_usd_per_hour or 0.0,
+                                        upBound=sp_offers[oi].fixed_usd_per_hour) for si, (oi, m) in enumerate(slots)}
         df_start, df_mid = periods.discounts(config.cost_of_capital)
         in_window = np.arange(periods.count) < periods.n_window
-        for oi, o in enumerate(sp_offers):
+        for si, (oi, m) in enumerate(slots):
+            o = sp_offers[oi]
             if o.fixed_usd_per_hour is not None:       # owned: sunk (its cost is in existing_cost_usd)
                 continue
             served = coverage(periods.edges, np.array([o.term_hours]),
-                              representative=not scenarios.has_tail)[0, 0] * periods.lengths
-            pv = float((served * ((1.0 - o.upfront_share) * df_mid + o.upfront_share * df_start[0])).sum())
-            terms.objective.append((commit[oi], pv))
-            terms.commit_pv.append((commit[oi], pv))
-            terms.window.append((commit[oi], float((served * in_window).sum())))
-            terms.obligation.append((commit[oi], float(o.term_hours)))
-        joint = _joint_cells(prob, scenarios, offers, sp_offers, existing_capacity, config, periods, commit,
+                              representative=not scenarios.has_tail)[0, m] * periods.lengths
+            pv = float((served * ((1.0 - o.upfront_share) * df_mid + o.upfront_share * df_start[m])).sum())
+            terms.objective.append((commit[si], pv))
+            terms.commit_pv.append((commit[si], pv))
+            terms.window.append((commit[si], float((served * in_window).sum())))
+            terms.obligation.append((commit[si], float(o.term_hours)))
+        joint = _joint_cells(prob, scenarios, offers, sp_offers, existing_capacity, config, periods, slots, commit,
                              terms.scenario is not None, labels)
     for gi, gpu_model in enumerate(scenarios.gpu_models):
         handles.append(_add_gpu_model(prob, gi, gpu_model, offers[gpu_model], scenarios,
@@ -778,6 +796,8 @@ def build_problem(scenarios: Scenarios, offers: dict[str, Offers], config: PlanC
         total = expected + config.cvar_weight * cvar
     prob.setObjective(total)
     return BuiltProblem(prob=prob, models=tuple(handles), constraint_labels=labels, expected_cost=expected,
-                        window_cost=window, obligation=obligation, sp_offers=tuple(sp_offers),
-                        sp_commit=tuple(commit[i] for i in range(len(sp_offers))),
-                        sp_start=None if periods is None else periods.start_time(0))
+                        window_cost=window, obligation=obligation,
+                        sp_offers=tuple(sp_offers[oi] for oi, _ in slots),
+                        sp_commit=tuple(commit[i] for i in range(len(slots))),
+                        sp_starts=tuple(periods.start_time(m) for _, m in slots),
+                        sp_firm=tuple(m == periods.purchase[0] for _, m in slots))

@@ -141,7 +141,7 @@ class _Solved:
     window_cost: float          # the model's expected cost over the window (USD)
     build_seconds: float
     solve_seconds: float
-    savings_plans: tuple = ()   # (SpOffer, commitment USD per hour, start) of each savings plan bought
+    savings_plans: tuple = ()   # (SpOffer, commitment USD per hour, start, firm) of each savings plan bought
 
 
 @dataclass(frozen=True)
@@ -193,9 +193,9 @@ def _optimise(scenarios: Scenarios, offers: dict[str, Offers], config: PlanConfi
         solve_s += time.perf_counter() - t1
         build_s += t1 - t0
         handles.extend(built.models)
-        bought.extend((o, float(v.value() or 0.0), built.sp_start) for o, v in zip(built.sp_offers, built.sp_commit,
-                                                                                   strict=True)
-                      if o.fixed_usd_per_hour is None)
+        bought.extend((o, float(v.value() or 0.0), start, firm) for o, v, start, firm in zip(
+            built.sp_offers, built.sp_commit, built.sp_starts, built.sp_firm, strict=True)
+            if o.fixed_usd_per_hour is None)
         value += float(built.expected_cost.value() or 0.0)
         window += float(built.window_cost.value() or 0.0)
     status = "Optimal" if all(s == "Optimal" for s in statuses) else "; ".join(sorted(set(statuses)))
@@ -512,13 +512,14 @@ def _read_plan(handles: tuple[GpuModelVars, ...], scenarios: Scenarios, catalog:
                                       rework_fraction=float(o["rework_fraction"]),
                                       max_spot_share=float(handle.offers.spot_share),
                                       max_instances=o.get("max_instances")))
-    for o, usd, start in savings_plans:
+    for o, usd, start, first in savings_plans:
         c = round(usd, 3)                  # AWS sells savings plans in steps of 0.001 USD per hour
         commitments.append(Commitment(
             instance_type="", purchase_option=o.option, count=1, start=start,
             hourly_usd_per_instance=c * (1.0 - o.upfront_share), upfront_usd_per_instance=c * o.upfront_share
             * o.term_hours, gpu_model=", ".join(o.gpu_models) if o.family is not None else "any GPU model",
-            gpus_per_instance=0.0, term_hours=o.term_hours, firm=True if scenarios.has_tail or config.ladder else None,
+            gpus_per_instance=0.0, term_hours=o.term_hours,
+            firm=bool(first) if scenarios.has_tail or config.ladder else None,
             commitment_usd_per_hour=c, instance_family=o.family, sp_rates=o.rates,
             rate_is_estimate=o.rate_is_estimate))
     term = (Term(horizon_end=scenarios.horizon_end, cost_of_capital=config.cost_of_capital, spot=tuple(term_spot))

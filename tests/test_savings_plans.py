@@ -71,6 +71,50 @@ def test_one_compute_sp_covers_alternating_gpu_models_more_cheaply_than_per_mode
     assert {r["gpu_model"]: r["usd_per_gpu_hour"] for r in d["sp_rates"]} == {A: 0.7, B: 1.4}
 
 
+
+def test_laddering_buys_a_savings_plan_step_up_in_the_month_it_happens():
+    # One model, on-demand 1.00 and a Compute SP at 0.60 per GPU-hour (the RI ladder test's numbers): 5 GPUs in
+    # January (744 h), 10 in February (672 h). Laddered: 3.00 USD/h from January + 3.00 USD/h from February:
+    # 3 x 1416 + 3 x 672 = 4,248 + 2,016 = 6,264 USD. Without laddering the extra 5 GPUs are busy 672/1416 = 47% of
+    # the window, under the 60% break-even, so they stay on-demand: 4,248 + 5 x 672 = 7,608 USD.
+    from optimizer.summary import summary
+
+    rows = [ROWS[0], dict(ROWS[2], price=0.6)]
+    demand = np.r_[np.full(744, 5.0), np.full(672, 10.0)]
+    cfg = PlanConfig(start=START, hours=1416, options=("compute_sp_1y_no_upfront",), allow_spot=False, ladder=True)
+    result = make_plan(flat_forecast(demand, A), make_catalog(rows), cfg)
+    plan = result.plan
+    assert [(c.commitment_usd_per_hour, c.start, c.firm) for c in plan.commitments] == [
+        (pytest.approx(3.0), pd.Timestamp("2026-01-01"), True), (pytest.approx(3.0), pd.Timestamp("2026-02-01"), False)]
+    assert plan.expected.total_usd == pytest.approx(6264.0) and result.lp_objective_usd == pytest.approx(6264.0)
+    assert plan.expected.commitment_utilization == pytest.approx(1.0)
+    text = summary(plan)
+    assert "compute_sp_1y_no_upfront savings plan of 3.00 USD/h from 2026-02-01" in text.split("Tentative")[1]
+    single = make_plan(flat_forecast(demand, A), make_catalog(rows), replace(cfg, ladder=False)).plan
+    assert [c.commitment_usd_per_hour for c in single.commitments] == [pytest.approx(3.0)]
+    assert single.expected.total_usd == pytest.approx(7608.0)
+
+
+@settings(max_examples=8, deadline=None)
+@given(levels=st.lists(st.floats(min_value=0, max_value=20, allow_nan=False), min_size=2, max_size=2),
+       seed=st.integers(0, 99))
+def test_laddered_savings_plans_serve_every_scenario_and_never_cost_more(levels, seed):
+    # Two GPU models over January and February with noisy month levels: laddering only adds purchase months, so its
+    # plan costs at most the plan that buys at the start (up to the joint MILP's stopping gap, 0.05%), and every
+    # scenario's demand is served.
+    from optimizer.solve import JOINT_MIP_GAP
+
+    noise = np.random.default_rng(seed).uniform(0, 3, (2, 1416))
+    fc = pd.concat([flat_forecast(np.r_[np.full(744, levels[0]), np.full(672, levels[1])] + noise[0], A),
+                    flat_forecast(np.r_[np.full(744, levels[1]), np.full(672, levels[0])] + noise[1], B)])
+    cfg = PlanConfig(start=START, hours=1416, options=BOTH, allow_spot=False, ladder=True)
+    laddered = make_plan(fc, make_catalog(ROWS), cfg)
+    single = make_plan(fc, make_catalog(ROWS), replace(cfg, ladder=False))
+    assert laddered.lp_objective_usd <= single.lp_objective_usd * (1 + JOINT_MIP_GAP) + 1e-6
+    for costs in laddered.scenario_costs.values():
+        served = costs["committed_used_gpus"] + costs["spot_gpus"] + costs["on_demand_gpus"]
+        assert served == pytest.approx(costs["demand_gpus"], abs=1e-6)
+
 def test_ec2_instance_sp_covers_only_its_family():
     # The same demand with EC2 Instance SPs (families a and b): each plan covers one model only, busy half the
     # hours at a 30% discount: not worth it (0.7 > 0.5), and the plan stays all on-demand.
