@@ -56,6 +56,7 @@ from forecasting.samples import SAMPLES, data_dir, load_sample
 from optimizer.baselines import lookback_expected
 from optimizer.billing import BillingError, model_cost_arrays
 from optimizer.catalog import Catalog, CatalogError, load_catalog
+from optimizer.existing import parse_existing
 from optimizer.inputs import DEFAULT_COST_OF_CAPITAL, PlanConfig, PlanningError, Scenarios
 from optimizer.options import DEFAULT_COMMITMENT_OPTIONS, term_hours
 from optimizer.plan import Commitment, Plan
@@ -91,15 +92,19 @@ CVAR_KEY = "cvar_weight"
 RIGHTSIZE_KEY = "rightsize"
 EVENTS_SOURCE_KEY = "events_source"
 EVENTS_FILE_KEY = "events_file"
+OWNED_SOURCE_KEY = "owned_source"
+OWNED_FILE_KEY = "owned_file"
 WHATIF_KEYS = (GROWTH_KEY, TEAM_GROWTH_TEAMS_KEY, TEAM_GROWTH_KEY, ALLOW_SPOT_KEY, SPOT_SHARE_KEY, SPOT_DISCOUNT_KEY,
                INTERRUPTION_KEY, TERMS_KEY, PAYMENTS_KEY, MAX_OBLIGATION_KEY, COST_OF_CAPITAL_KEY, BUDGET_KEY,
-               SPEED_KEY, EVENTS_SOURCE_KEY, LADDER_KEY, NO_SPOT_MODELS_KEY, CVAR_KEY, RIGHTSIZE_KEY)
+               SPEED_KEY, EVENTS_SOURCE_KEY, LADDER_KEY, NO_SPOT_MODELS_KEY, CVAR_KEY, RIGHTSIZE_KEY, OWNED_SOURCE_KEY)
 """The What-if widgets' keys (kept across pages; cleared by its reset button)."""
 WHATIF_OWN_KEY = "whatif_settings_drawn"
 """The settings the What-if widgets last produced: when :data:`WHATIF_KEY` differs (a scenario was loaded on
 the Scenarios page), the What-if moves its widgets to the loaded settings."""
 EVENTS_LOADED_KEY = "events_loaded"
 """``(file name, text)`` of planned events that came with a loaded scenario."""
+OWNED_LOADED_KEY = "owned_loaded"
+"""``(file name, text)`` of owned commitments that came with a loaded scenario."""
 OVERVIEW_WEEKS_KEY = "overview_weeks"
 OVERVIEW_DIM_KEY = "overview_dimension"
 FAN_LEVEL_KEY = "fan_level"
@@ -195,6 +200,9 @@ class PlannerSettings:
             plan --cost-of-capital``): it decides upfront vs no-upfront and 1-year vs 3-year.
         budget_usd: budget for the window's expected cost (USD); None = no budget.
         events_name / events_text: planned-events file name and its YAML/CSV text ("" = no events).
+        owned_name / owned_text: file name and CSV/YAML text of the commitments already owned (reserved instances
+            and savings plans, the format of ``gpuplan plan --existing``; "" = none): used first, billed in their
+            active hours, never bought again.
         ladder: let commitments start in any calendar month of the horizon (laddering), not only at the window
             start; those after the first month are tentative.
         no_spot_models: GPU models kept off spot (latency-bound inference), whatever ``max_spot_share`` says.
@@ -220,6 +228,8 @@ class PlannerSettings:
     events_name: str = ""
     events_text: str = ""
     ladder: bool = False
+    owned_name: str = ""
+    owned_text: str = ""
     no_spot_models: tuple[str, ...] = ()
     cvar_weight: float = 0.0
     rightsize: bool = False
@@ -397,6 +407,10 @@ def plan_forecast(fc: pd.DataFrame, catalog: Catalog, settings: PlannerSettings,
     """
     history = _before(history, start)
     config, note = planning_config(settings, start, history, routing)
+    if settings.owned_text:
+        config = dataclasses.replace(config, existing=parse_existing(settings.owned_text,
+                                                                     settings.owned_name or "owned.csv", catalog,
+                                                                     config.region))
     if scenarios is None:
         events = cached_events(settings.events_text, settings.events_name)
         scenarios = planning_scenarios(config, history, events, long=long, fc=fc, routing=routing,
@@ -542,9 +556,10 @@ def scenario_key(settings: PlannerSettings) -> PlannerSettings:
     """The settings a plan's scenarios depend on: data, window, commitment options (they set the horizon's end),
     planned events, per-team growth and, when rightsized, what the routing depends on (:func:`routing_key`). Not
     the organisation's growth (applied afterwards, :func:`with_growth`), budget, maximum commitment, cost of
-    capital, laddering or risk; without rightsizing not the spot settings either."""
+    capital, laddering, owned commitments or risk; without rightsizing not the spot settings either."""
     key = dataclasses.replace(settings, growth=0.0, budget_usd=None, max_obligation_usd=None,
-                              cost_of_capital=DEFAULT_COST_OF_CAPITAL, ladder=False, cvar_weight=0.0)
+                              cost_of_capital=DEFAULT_COST_OF_CAPITAL, ladder=False, cvar_weight=0.0, owned_name="",
+                              owned_text="")
     if not settings.rightsize:
         neutral = PlannerSettings(sample=settings.sample, hours=settings.hours)
         key = dataclasses.replace(key, max_spot_share=neutral.max_spot_share, allow_spot=neutral.allow_spot,
@@ -1261,6 +1276,7 @@ def settings_lines(settings: PlannerSettings) -> dict[str, str]:
         "Cost of capital": f"{fmt.pct(settings.cost_of_capital, 1)}/year",
         "Budget": "none" if settings.budget_usd is None else f"{fmt.usd(settings.budget_usd)} for the window",
         "Planned events": settings.events_name or "none",
+        "Owned commitments": settings.owned_name or "none",
         "Laddering": ("commitments may start in any month (after the first: tentative)" if settings.ladder
                       else "none"),
         "Kept off spot": ", ".join(settings.no_spot_models) or "none",
@@ -1276,7 +1292,7 @@ SETTINGS_LINE_OF = {
     "allow_spot": "Spot", "spot_discount": "Spot price", "interruption_bucket": "Spot interruptions",
     "options": "Commitment options considered", "max_obligation_usd": "Maximum commitment",
     "cost_of_capital": "Cost of capital", "budget_usd": "Budget", "events_name": "Planned events",
-    "events_text": "Planned events",
+    "events_text": "Planned events", "owned_name": "Owned commitments", "owned_text": "Owned commitments",
     "ladder": "Laddering", "no_spot_models": "Kept off spot", "cvar_weight": "Risk weight (CVaR90)",
     "speed_priority": "GPU models", "rightsize": "GPU models"}
 """Which line of :func:`settings_lines` shows each :class:`PlannerSettings` field (``hours`` is the window, shown

@@ -149,6 +149,14 @@ def _savings_plan(rec: Mapping, row: int, name: str, catalog: C.Catalog, region:
                                "--region") from None
 
 
+def _suffix(name: str) -> str:
+    suffix = Path(name).suffix.lower()
+    if suffix not in (".csv", ".yaml", ".yml"):
+        raise S.UsageError(name, f"unsupported file type '{suffix or '(none)'}'",
+                           fix="list owned commitments in a .csv, .yaml or .yml file")
+    return suffix
+
+
 def load_existing(path: str | Path, catalog: C.Catalog, region: str) -> tuple[Commitment, ...]:
     """Read and validate a file of owned commitments (``.csv``, ``.yaml`` or ``.yml``).
 
@@ -156,17 +164,23 @@ def load_existing(path: str | Path, catalog: C.Catalog, region: str) -> tuple[Co
         forecasting.schema.UsageError: one line naming the file, row, column and fix.
     """
     path = Path(path)
-    name = path.name
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".yaml", ".yml"):
-        raise S.UsageError(name, f"unsupported file type '{path.suffix or '(none)'}'",
-                           fix="list owned commitments in a .csv, .yaml or .yml file")
+    _suffix(path.name)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise S.UsageError(name, f"cannot read the file ({exc.__class__.__name__})",
+        raise S.UsageError(path.name, f"cannot read the file ({exc.__class__.__name__})",
                            fix="check the path and that it is a UTF-8 text file") from None
-    if suffix == ".csv":
+    return parse_existing(text, path.name, catalog, region)
+
+
+def parse_existing(text: str, name: str, catalog: C.Catalog, region: str) -> tuple[Commitment, ...]:
+    """Owned commitments from the text of a file called ``name`` (its suffix, ``.csv``, ``.yaml`` or ``.yml``, says
+    the format; e.g. an upload in the app), validated as :func:`load_existing` does.
+
+    Raises:
+        forecasting.schema.UsageError: one line naming the file, row, column and fix.
+    """
+    if _suffix(name) == ".csv":
         try:
             frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:

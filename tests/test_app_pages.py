@@ -427,6 +427,53 @@ def test_bad_events_file_is_one_line_error(helios_env: None) -> None:
     assert fmt.unplain(err.value).startswith("error: bad.yaml, item 1") and "\n" not in err.value
 
 
+
+OWNED = ("instance_type,option,count,start,expiry,commitment_usd_per_hour\n"
+         "p3dn.24xlarge,reserved_1y_no_upfront,5,2020-01-01,2021-01-01,\n"
+         ",compute_sp_1y_no_upfront,,2020-01-01,2021-01-01,200\n")
+
+
+def test_owned_commitments_of_a_loaded_scenario_are_used_first(helios_env: None) -> None:
+    # 5 reserved p3dn.24xlarge (40 V100) and a Compute SP of 200 USD/h owned through 2020: the plan lists them as
+    # owned, and buys at least the 40 GPUs fewer (at most 40 + 200 / the SP's V100 rate fewer) than without them
+    at = open_page("whatif")
+    loaded = A.PlannerSettings(sample="helios", hours=168, owned_name="owned.csv", owned_text=OWNED)
+    at.session_state[A.WHATIF_KEY] = loaded
+    ok(at.run())
+    assert at.radio(key=A.OWNED_SOURCE_KEY).value == "From the loaded scenario"
+    assert any("Owned commitments of the loaded scenario: owned.csv" in fmt.unplain(c.value) for c in at.caption)
+    plan = whatif_plan(at)
+    owned = [c for c in plan.commitments if c.existing]
+    assert [(c.purchase_option, c.count, c.commitment_usd_per_hour) for c in owned] == [
+        ("reserved_1y_no_upfront", 5, None), ("compute_sp_1y_no_upfront", 1, 200.0)]
+    without = A.cached_plan(dataclasses.replace(loaded, owned_name="", owned_text="")).plan
+
+    def new_gpus(p) -> float:
+        return sum(c.gpus for c in p.commitments if not c.existing)
+
+    v100 = next(r.usd_per_gpu_hour for r in owned[1].sp_rates if r.gpu_model == "NVIDIA Tesla V100")
+    assert 40 <= new_gpus(without) - new_gpus(plan) <= 40 + 200 / v100
+    assert A.settings_lines(loaded)["Owned commitments"] == "owned.csv"
+    ok(at.switch_page(PAGES["plan"]).run())
+    (table,) = [f for f in (view.shown(t.value) for t in at.table) if "Status" in f.columns]
+    assert list(table["Status"]).count("owned") == 2
+    ok(at.switch_page(PAGES["whatif"]).run())
+    next(b for b in at.button if "Reset" in b.label).click()
+    ok(at.run())
+    assert at.radio(key=A.OWNED_SOURCE_KEY).value == "None"
+    assert not any(c.existing for c in whatif_plan(at).commitments)
+
+
+def test_bad_owned_commitments_file_is_one_line_error(helios_env: None) -> None:
+    at = open_page("whatif")
+    at.session_state[A.WHATIF_KEY] = A.PlannerSettings(
+        sample="helios", hours=168, owned_name="owned.csv",
+        owned_text="instance_type,option,count,start,expiry\np3dn.24xlarge,reserved_1y_no_upfront,0,2020-01-01,2021\n")
+    at.run()
+    assert not at.exception
+    (err,) = at.error
+    assert fmt.unplain(err.value).startswith("error: owned.csv, row 2, column 'count'") and "\n" not in err.value
+
 # --- Plan ----------------------------------------------------------------------------------------------
 def test_plan_page_tables_downloads_and_whatif_link(helios_env: None) -> None:
     at = open_page("plan")

@@ -139,6 +139,7 @@ CHANGED = {
     "team_growth": (("ads-ctr", 0.1),), "options": (), "spot_discount": 0.7, "interruption_bucket": ">20%",
     "speed_priority": 0.5, "max_obligation_usd": 1_000_000.0, "cost_of_capital": 0.05, "budget_usd": 100_000.0,
     "events_name": "events_sample.yaml", "ladder": True, "no_spot_models": ("NVIDIA T4",), "cvar_weight": 0.5,
+    "owned_name": "owned.csv",
     "rightsize": False}
 
 

@@ -67,13 +67,14 @@ SETTING_LABELS = {"sample": "Data source", "hours": "Plan window (h)", "growth":
                   "cost_of_capital": "Cost of capital (per year)",
                   A.OLD_MAX_COMMIT_FIELD: "Maximum commitment (old hourly cap, USD/h)", "budget_usd": "Budget (USD)",
                   "events_name": "Planned events file", "events_text": "Planned events (content)",
+                  "owned_name": "Owned commitments file", "owned_text": "Owned commitments (content)",
                   "ladder": "Laddering (monthly starts)", "no_spot_models": "GPU models kept off spot",
                   "cvar_weight": "Risk weight (CVaR90)", "rightsize": "Rightsize GPU models"}
 """Labels of stored settings shown field by field (old scenarios, and any field :data:`app.state.SETTINGS_LINE_OF`
 does not place); a field missing here is shown under its own name, so no setting is ever left out."""
 _FRACTIONS = {"growth", "max_spot_share", "spot_discount", "speed_priority", "cost_of_capital"}
-HIDDEN_SETTINGS = {"events_text"}
-"""Stored but not shown row by row: the events file's content (its name is shown)."""
+HIDDEN_SETTINGS = {"events_text", "owned_text"}
+"""Stored but not shown row by row: the events and owned-commitments files' content (their names are shown)."""
 
 
 def store() -> St.Store:

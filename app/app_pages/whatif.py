@@ -29,6 +29,7 @@ INTERRUPTIONS = (CATALOG, *INTERRUPTION_BUCKETS)
 EVENTS_NONE, EVENTS_EXAMPLE, EVENTS_UPLOAD = "No events", "Shipped example (synthetic sample)", "Upload a file"
 EVENTS_LOADED = "From the loaded scenario"
 EXAMPLE_EVENTS = "events_sample.yaml"
+OWNED_NONE, OWNED_UPLOAD, OWNED_LOADED = "None", "Upload a file", EVENTS_LOADED
 # upfront payment options as the multiselect's tags (its label says "upfront"; three short tags fit the column;
 # no bare string here: Streamlit's magic would draw it on this file page)
 PAYMENT_LABELS = {"no": "none", "partial": "partial", "all": "all"}
@@ -77,6 +78,11 @@ HELP_CVAR = ("How much the plan weighs bad outcomes: it minimises the expected p
              "present value only; higher buys protection against high demand at some expected cost.")
 HELP_EVENTS = ("Known future changes of demand (a new project, a launch, a wind-down) applied to every demand "
                "scenario before planning; see data_samples/events_sample.yaml for the format.")
+HELP_OWNED = ("Reserved instances and savings plans you already own, in the format of `gpuplan plan --existing`: "
+              "CSV or YAML with instance_type, option, count, start, expiry per reserved instance, and option, "
+              "commitment_usd_per_hour, start, expiry (instance_family for an EC2 Instance SP) per savings plan. "
+              "`gpuplan commitments --billing CUR --existing-out owned.csv` writes it from a billing export. The "
+              "plan uses them first, bills them in their active hours and never buys them again.")
 
 
 def _init(key: str, value) -> None:
@@ -90,6 +96,7 @@ def reset() -> None:
         st.session_state.pop(key, None)
     st.session_state.pop(A.WHATIF_KEY, None)
     st.session_state.pop(A.EVENTS_LOADED_KEY, None)
+    st.session_state.pop(A.OWNED_LOADED_KEY, None)
 
 
 def apply_settings(s: A.PlannerSettings) -> None:
@@ -123,24 +130,46 @@ def apply_settings(s: A.PlannerSettings) -> None:
         ss[A.EVENTS_SOURCE_KEY] = EVENTS_LOADED
     else:
         ss[A.EVENTS_SOURCE_KEY] = EVENTS_NONE
+    if s.owned_text:
+        ss[A.OWNED_LOADED_KEY] = (s.owned_name, s.owned_text)
+    ss[A.OWNED_SOURCE_KEY] = OWNED_LOADED if s.owned_text else OWNED_NONE
 
 
 def events_input(source: str) -> tuple[str, str]:
     """The planned-events widgets: ``(file name, text)`` ("" = no events)."""
     options = (EVENTS_NONE, EVENTS_EXAMPLE, EVENTS_UPLOAD) if source == "synthetic" else (EVENTS_NONE, EVENTS_UPLOAD)
-    loaded = st.session_state.get(A.EVENTS_LOADED_KEY)
+    name, text = file_input("Planned events", options, A.EVENTS_SOURCE_KEY, A.EVENTS_LOADED_KEY,
+                            ("Events file (.yaml, .yml, .csv)", ["yaml", "yml", "csv"], A.EVENTS_FILE_KEY),
+                            HELP_EVENTS)
+    if st.session_state.get(A.EVENTS_SOURCE_KEY) == EVENTS_EXAMPLE:
+        return EXAMPLE_EVENTS, (data_dir() / EXAMPLE_EVENTS).read_text(encoding="utf-8")
+    return name, text
+
+
+def owned_input() -> tuple[str, str]:
+    """The owned-commitments widgets: ``(file name, text)`` ("" = none owned)."""
+    return file_input("Owned commitments", (OWNED_NONE, OWNED_UPLOAD), A.OWNED_SOURCE_KEY, A.OWNED_LOADED_KEY,
+                      ("Owned commitments file (.csv, .yaml, .yml)", ["csv", "yaml", "yml"], A.OWNED_FILE_KEY),
+                      HELP_OWNED)
+
+
+def file_input(label: str, options: tuple[str, ...], source_key: str, loaded_key: str,
+               upload: tuple[str, list[str], str], help_text: str) -> tuple[str, str]:
+    """A radio of where a settings file comes from (``options``, with "From the loaded scenario" when a loaded
+    scenario brought one) and its uploader: ``(file name, text)`` of the upload or the loaded file, else
+    ``("", "")``."""
+    loaded = st.session_state.get(loaded_key)
     if loaded:
         options = (*options, EVENTS_LOADED)
-    if st.session_state.get(A.EVENTS_SOURCE_KEY) not in options:
-        st.session_state[A.EVENTS_SOURCE_KEY] = EVENTS_NONE
-    choice = st.radio("Planned events", options, key=A.EVENTS_SOURCE_KEY, help=HELP_EVENTS)
-    if choice == EVENTS_EXAMPLE:
-        return EXAMPLE_EVENTS, (data_dir() / EXAMPLE_EVENTS).read_text(encoding="utf-8")
+    if st.session_state.get(source_key) not in options:
+        st.session_state[source_key] = options[0]
+    choice = st.radio(label, options, key=source_key, help=help_text)
     if choice == EVENTS_LOADED and loaded:
-        st.caption(f"Events of the loaded scenario: {fmt.plain(loaded[0])}")
+        st.caption(f"{label} of the loaded scenario: {fmt.plain(loaded[0])}")
         return loaded
     if choice == EVENTS_UPLOAD:
-        file = st.file_uploader("Events file (.yaml, .yml, .csv)", type=["yaml", "yml", "csv"], key=A.EVENTS_FILE_KEY)
+        upload_label, types, key = upload
+        file = st.file_uploader(upload_label, type=types, key=key)
         if file is not None:
             return file.name, file.getvalue().decode("utf-8", errors="replace")
     return "", ""
@@ -196,6 +225,7 @@ def settings(fs: A.ForecastSettings, teams: list[str], gpu_types: list[str]) -> 
     budget = st.number_input("Budget for the window (USD)", min_value=0.0, step=10_000.0, key=A.BUDGET_KEY,
                              help=HELP_BUDGET)
     ladder = st.checkbox("Ladder commitments (monthly starts)", key=A.LADDER_KEY, help=HELP_LADDER)
+    owned_name, owned_text = owned_input()
     cvar = st.slider("Risk aversion (CVaR90 weight)", 0.0, 1.0, step=0.1, key=A.CVAR_KEY, help=HELP_CVAR)
     st.button("Reset to the base scenario", on_click=reset, icon=":material/restart_alt:")
     return A.PlannerSettings(
@@ -208,7 +238,8 @@ def settings(fs: A.ForecastSettings, teams: list[str], gpu_types: list[str]) -> 
         speed_priority=speed / 100.0 if rightsize else 0.0,
         max_obligation_usd=float(max_obligation) or None, cost_of_capital=float(cost_of_capital) / 100.0,
         budget_usd=float(budget) or None,
-        events_name=events_name, events_text=events_text, ladder=bool(ladder),
+        events_name=events_name, events_text=events_text, ladder=bool(ladder), owned_name=owned_name,
+        owned_text=owned_text,
         no_spot_models=tuple(sorted(no_spot)) if allow_spot else (), cvar_weight=float(cvar),
         rightsize=bool(rightsize))
 
