@@ -21,21 +21,17 @@ from forecasting.io import write_csv_atomic
 
 def billing_usage(path: Path, tag_key: str, cat) -> pd.DataFrame | None:
     """The GPU usage of a billing export (to name teams that could move onto a commitment), or None when the
-    export has no GPU usage rows (its warning and notes printed either way)."""
-    from forecasting.ingest import load_usage
-    from forecasting.schema import UsageError
+    export has no GPU usage rows (its warnings and notes printed either way)."""
+    from operate.commitments import export_usage
 
-    try:
-        usage, report = load_usage(path, "auto", tag_key=tag_key, instance_gpus=cat.instance_gpus(),
-                                   known_gpu_types=cat.gpu_models())
-    except UsageError as exc:
-        err.print(f"  note: no GPU usage read from the export, so no team is named as able to move ({exc.message})",
-                  markup=False, highlight=False)
-        return None
-    for line in report.lines():
-        if line.startswith("warning:"):
-            err.print(f"  {line}", markup=False, highlight=False)
+    usage, notes = export_usage(path, tag_key, cat.instance_gpus(), cat.gpu_models())
+    for note in notes:
+        _note(note)
     return usage
+
+
+def _note(note: str) -> None:
+    err.print(f"  {note}" if note.startswith("warning:") else f"  note: {note}", markup=False, highlight=False)
 
 
 @app.command()
@@ -63,18 +59,15 @@ def commitments(
 ) -> None:
     """Owned RIs, Savings Plans, reservations and CUDs with utilisation and unused dollars per month; the ones used
     below --below over the last --lookback-days, with the teams that could move onto them."""
-    from operate.commitments import UtilizationRule, existing_rows, inventory, read_ledger, under_used
+    from operate.commitments import UtilizationRule, review
     from operate.notify import violation_items
     from operate.policy import commitment_violations
 
     try:
         channels = _channels(notify, notify_format, email)
         cat = _catalog(catalog)
-        ledger = read_ledger(billing)
-        inv = inventory(ledger, cat.instance_gpus())
-        usage = billing_usage(billing, tag_key, cat)
-        findings = under_used(ledger, UtilizationRule(below, lookback_days), usage, cat.instance_gpus())
-        owned, owned_notes = existing_rows(ledger)
+        rev = review(billing, UtilizationRule(below, lookback_days), cat.instance_gpus(), cat.gpu_models(), tag_key)
+        inv, findings, owned = rev.inventory, rev.findings, rev.owned
         if existing_out is not None and owned.empty:
             raise UserFacingError(f"{billing}: no commitment counted in instances with a known term, payment option "
                                   "and expiry, so --existing-out has nothing to write (fix: list them by hand; "
@@ -87,8 +80,8 @@ def commitments(
             write_csv_atomic(owned, existing_out)
     except (*USER_ERRORS, UserFacingError) as exc:
         _fail(exc)
-    for note in ledger.notes + (owned_notes if existing_out is not None else ()):
-        err.print(f"  note: {note}", markup=False, highlight=False)
+    for note in rev.notes + (rev.owned_notes if existing_out is not None else ()):
+        _note(note)
     table = Table(title=f"Commitments in {billing} (utilisation = used / (used + unused), in each commitment's unit)")
     for col in ("month", "type", "commitment", "covers", "term end", "used", "unused", "unit", "utilisation",
                 "unused USD"):

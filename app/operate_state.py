@@ -38,6 +38,7 @@ from operate.alerts import AlertReport, compute_alerts, default_as_of, forecast_
 from operate.anomalies import MIN_HISTORY_DAYS, AnomalyConfig, AnomalyReport, detect
 from operate.budgets import load_budgets
 from operate.chargeback import Chargeback, allocate
+from operate.commitments import CommitmentReview, UtilizationRule, review
 from operate.costing import Rates, cost_basis, on_demand_rates, priced
 from operate.data_costs import read_data_usage
 from operate.files import read_plan
@@ -246,6 +247,28 @@ def anomalies(source: str, sensitivity: float, min_impact_usd: float) -> Anomaly
                          f"{span:.0f} (fix: upload a longer usage history)")
     return detect(u, rates(source).of, None, AnomalyConfig(lookback_days=lookback, sensitivity=sensitivity,
                                                            min_impact_usd=min_impact_usd))
+
+
+COMMITMENTS_EXAMPLE = "billing/cur_gpu_commitments.csv"
+"""The example billing export with commitments shipped for the synthetic sample (``data_samples/``; a SYNTHETIC
+CUR of its own small organisation, see data_samples/README.md)."""
+
+
+def commitments_default(source: str) -> InputFile | None:
+    """The shipped example CUR with commitments for the synthetic sample, else None (an upload is needed)."""
+    if source != SAMPLE:
+        return None
+    return InputFile(f"data_samples/{COMMITMENTS_EXAMPLE}", (data_dir() / COMMITMENTS_EXAMPLE).read_bytes())
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def commitments(f: InputFile, below: float, lookback_days: int) -> CommitmentReview:
+    """``gpuplan commitments`` on a billing export (FOCUS or CUR): inventory, under-used commitments over the last
+    ``lookback_days`` (utilisation below ``below``) with the teams that could move onto them, and the owned
+    commitments in the format of ``gpuplan plan --existing`` (one ``UsageError`` line when the file is bad)."""
+    cat = load_catalog()
+    with materialised(f) as path:
+        return review(path, UtilizationRule(below, lookback_days), cat.instance_gpus(), cat.gpu_models())
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:

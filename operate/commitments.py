@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -559,3 +559,50 @@ def existing_rows(ledger: Ledger) -> tuple[pd.DataFrame, tuple[str, ...]]:
             line.update(instance_type=head["instance_type"], count=int(head["count"]))
         out.append(line)
     return pd.DataFrame(out, columns=list(EXISTING_COLUMNS)), tuple(notes)
+
+
+def export_usage(path: str | Path, tag_key: str, instance_gpus: Mapping[str, tuple[str, float]],
+                 known_gpu_types: Iterable[str]) -> tuple[pd.DataFrame | None, tuple[str, ...]]:
+    """The GPU usage of the same billing export (to name the teams that could move onto a commitment) and the
+    notes to show: its ingestion warnings, or why there is none (None when the export has no GPU usage rows)."""
+    from forecasting.ingest import load_usage
+
+    try:
+        usage, report = load_usage(path, "auto", tag_key=tag_key, instance_gpus=instance_gpus,
+                                   known_gpu_types=known_gpu_types)
+    except UsageError as exc:
+        return None, (f"no GPU usage read from the export, so no team is named as able to move ({exc.message})",)
+    return usage, tuple(line for line in report.lines() if line.startswith("warning:"))
+
+
+@dataclass(frozen=True)
+class CommitmentReview:
+    """What ``gpuplan commitments`` and the app's Commitments tab show for one billing export.
+
+    Attributes:
+        inventory: one row per commitment and month (:data:`INVENTORY_COLUMNS`).
+        findings: the under-used ones (:data:`FINDING_COLUMNS`).
+        owned: the owned commitments ``gpuplan plan --existing`` reads (:data:`EXISTING_COLUMNS`).
+        notes: the ledger's notes, then the usage's (its ingestion warnings, or why there is none).
+        owned_notes: why a commitment is not in ``owned``.
+    """
+
+    inventory: pd.DataFrame
+    findings: pd.DataFrame
+    owned: pd.DataFrame
+    notes: tuple[str, ...]
+    owned_notes: tuple[str, ...]
+
+
+def review(path: str | Path, rule: UtilizationRule, instance_gpus: Mapping[str, tuple[str, float]],
+           known_gpu_types: Iterable[str], tag_key: str = "team") -> CommitmentReview:
+    """Inventory, under-used findings and owned commitments of a billing export (module docstring).
+
+    Raises:
+        UsageError: as :func:`read_ledger`.
+    """
+    ledger = read_ledger(path)
+    usage, usage_notes = export_usage(path, tag_key, instance_gpus, known_gpu_types)
+    owned, owned_notes = existing_rows(ledger)
+    return CommitmentReview(inventory(ledger, instance_gpus), under_used(ledger, rule, usage, instance_gpus), owned,
+                            (*ledger.notes, *usage_notes), owned_notes)

@@ -186,3 +186,31 @@ def test_alert_threshold_slider_changes_which_budgets_alert():
         counts[pct] = int(metric(at, "Budgets alerting").split(" of ")[0])
     assert counts[50] == 1
     assert counts[5] > counts[50] >= counts[100]
+
+
+def test_commitments_tab_shows_the_cli_numbers_and_hands_owned_commitments_to_the_planner():
+    """The Commitments tab on the shipped example CUR (2 x p4d.24xlarge RI, a 10 USD/h Compute SP): the RI is used
+    432 / 544 h over the last 14 days (under 80%), its unused 112 h x 14.49 USD = 1,622.88 USD, and team vision could
+    move onto it; the button hands both commitments to the What-if as owned, in the --existing format."""
+    from app import state as A
+    from optimizer.catalog import load_catalog
+    from optimizer.existing import parse_existing
+
+    at = AppTest.from_function(page, default_timeout=300)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert metric(at, "Commitments") == "2" and metric(at, "Under-used below 80 %") == "1"
+    assert metric(at, "Unused over the last 14 days (USD)") == fmt.usd(112 * 14.49)
+    (found,) = [f for f in (view.shown(t.value) for t in at.table) if "Teams that could move onto it" in f.columns]
+    assert list(found["Teams that could move onto it"]) == ["vision (576.0 GPU-h)"]
+    labels = {b.proto.label for b in at.get("download_button")}
+    assert {"Download inventory.csv", "Download under_used.csv", "Download owned.csv"} <= labels
+    next(b for b in at.button if b.label == "Plan with these 2 owned commitments").click().run()
+    assert not at.exception
+    s = at.session_state[A.WHATIF_KEY]
+    owned = parse_existing(s.owned_text, s.owned_name, load_catalog(), "us-east-1")
+    assert [(c.purchase_option, c.count, c.commitment_usd_per_hour) for c in owned] == [
+        ("reserved_1y_no_upfront", 2, None), ("compute_sp_1y_no_upfront", 1, 10.0)]
+    # at 100% the savings plan (6,840 of 7,200 USD used in the month) is under-used too
+    at.slider(key="operate_commitments_below_pct").set_value(100).run()
+    assert not at.exception and metric(at, "Under-used below 100 %") == "2"

@@ -253,7 +253,7 @@ def test_engineer_sees_only_their_team_finance_all_and_both_the_same_totals(app:
     engineer = signed_in(browser, app, ENGINEER, ["engineering"])
     finance = signed_in(browser, app, FINANCE, ["staff"])
     eng, fin = visit(engineer, app), visit(finance, app)
-    assert set(eng) == set(fin) and len(eng) == len(PAGES) - 1 + 6, sorted(eng)  # 6 Budgets tabs
+    assert set(eng) == set(fin) and len(eng) == len(PAGES) - 1 + 7, sorted(eng)  # 7 Budgets tabs
 
     for where, (text, files) in eng.items():
         assert teams_in(text) == {MINE}, (where, teams_in(text))

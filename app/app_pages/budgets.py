@@ -17,6 +17,7 @@ Units: USD, GPU-hours, percent where marked.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import altair as alt
@@ -442,6 +443,89 @@ def _anomalies_tab(source: str, teams: frozenset[str] | None = None) -> None:
                        key="dl_anomalies")
 
 
+COMMITMENTS_UPLOAD_KEY = "operate_commitments_upload"
+BELOW_KEY = "operate_commitments_below_pct"
+LOOKBACK_KEY = "operate_commitments_days"
+HELP_COMMITMENTS = ("A billing export with commitment rows: FOCUS (CommitmentDiscountId, CommitmentDiscountStatus) or "
+                    "AWS CUR (RIFee, DiscountedUsage, SavingsPlanRecurringFee), as gpuplan commitments --billing "
+                    "reads it. Its GPU usage rows name the teams that could move onto an under-used commitment.")
+FINDING_LABELS = {"commitment_id": "Commitment", "type": "Type", "instance_type": "Instance type",
+                  "gpu_model": "GPU model", "window_start": "From", "window_end": "To",
+                  "utilization": "Utilisation (%)",
+                  "unused_quantity": "Unused", "unit": "Unit", "unused_gpu_hours": "Unused GPU-hours",
+                  "unused_usd": "Unused (USD)", "unused_usd_per_30_days": "Unused per 30 days (USD)",
+                  "movable_teams": "Teams that could move onto it", "message": "Finding"}
+INVENTORY_LABELS = {"commitment_id": "Commitment", "provider": "Provider", "type": "Type",
+                    "instance_type": "Instance type", "gpu_model": "GPU model", "scope": "Covers", "count": "Count",
+                    "option": "Option", "term_end": "Term end", "month": "Month", "used_quantity": "Used",
+                    "unused_quantity": "Unused", "unit": "Unit", "utilization": "Utilisation (%)",
+                    "used_usd": "Used (USD)", "unused_usd": "Unused (USD)"}
+TEAM_COLUMNS = ("movable_teams", "message")
+"""Finding columns that name teams: not shown to an engineer (a commitment is the organisation's, its finding
+names every team that could use it)."""
+
+
+def _commitments_tab(source: str, fs: A.ForecastSettings, teams: frozenset[str] | None = None) -> None:
+    """Owned commitments from a billing export: the under-used ones with the teams that could move onto them, the
+    inventory by month, downloads, and the owned commitments handed to the planner (What-if's "Owned
+    commitments"), as ``gpuplan commitments --existing-out`` writes them for ``gpuplan plan --existing``."""
+    up = st.file_uploader("Billing export with commitments (.csv, .parquet)", type=["csv", "parquet"],
+                          key=f"{COMMITMENTS_UPLOAD_KEY}_{source}", help=HELP_COMMITMENTS)
+    f = O.InputFile(up.name, up.getvalue()) if up is not None else O.commitments_default(source)
+    if f is None:
+        st.info("Upload a billing export with commitment rows (FOCUS or AWS CUR) to see its reserved instances, "
+                "savings plans, reservations and CUDs.", icon=":material/upload_file:")
+        return
+    st.caption(fmt.plain(f"{f.name}" + (" (a SYNTHETIC example CUR shipped with the sample)" if up is None else "")))
+    c1, c2 = st.columns(2)
+    below = c1.slider("Under-used below utilisation (%)", 10, 100, 80, step=5, key=BELOW_KEY) / 100.0
+    days = int(c2.number_input("Over the last (days)", min_value=1, max_value=366, value=14, step=1,
+                               key=LOOKBACK_KEY))
+    rev = _guard(lambda: O.commitments(f, below, days))
+    if rev is None:
+        return
+    for note in rev.notes:
+        st.caption(fmt.plain(note))
+    findings = rev.findings if teams is None else rev.findings.drop(columns=list(TEAM_COLUMNS))
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Commitments", f"{rev.inventory['commitment_id'].nunique():,}")
+    m2.metric(f"Under-used below {fmt.pct(below, 0)}", f"{len(findings):,}")
+    m3.metric(f"Unused over the last {days} days (USD)", fmt.usd(float(findings["unused_usd"].sum())))
+    st.subheader("Under-used commitments")
+    if findings.empty:
+        st.success(f"Every commitment was used at {fmt.pct(below, 0)} or more over the last {days} days.")
+    else:
+        view.table(findings, kinds={"window_start": "datetime", "window_end": "datetime", "utilization": "pct",
+                                    "unused_quantity": "quantity", "unused_gpu_hours": "gpu_hours",
+                                    "unused_usd": "usd_cents", "unused_usd_per_30_days": "usd_cents"},
+                   labels=FINDING_LABELS, missing={"unused_gpu_hours": "not counted in GPUs"})
+        if teams is not None:
+            st.caption("The teams that could move onto a commitment are shown to the finance and platform roles.")
+    st.subheader("Inventory by month")
+    view.table(rev.inventory, kinds={"utilization": "pct", "used_quantity": "quantity", "unused_quantity": "quantity",
+                                     "used_usd": "usd_cents", "unused_usd": "usd_cents"}, labels=INVENTORY_LABELS)
+    d1, d2, d3 = st.columns(3)
+    d1.download_button("Download inventory.csv", O.csv_bytes(rev.inventory), "inventory.csv", "text/csv",
+                       key="dl_inventory")
+    d2.download_button("Download under_used.csv", O.csv_bytes(findings), "under_used.csv", "text/csv",
+                       key="dl_under_used")
+    if rev.owned.empty:
+        st.caption(fmt.plain("None of them can go to the planner: " + "; ".join(rev.owned_notes)))
+        return
+    d3.download_button("Download owned.csv", O.csv_bytes(rev.owned), "owned.csv", "text/csv", key="dl_owned",
+                       help="The format of gpuplan plan --existing and of the What-if's 'Owned commitments'.")
+    for note in rev.owned_notes:
+        st.caption(fmt.plain(note))
+    if st.button(f"Plan with these {len(rev.owned)} owned commitments", icon=":material/input:",
+                 help="Sets the What-if's 'Owned commitments' to them: the plan uses them first, bills them in their "
+                      "active hours and never buys them again."):
+        current = st.session_state.get(A.WHATIF_KEY)
+        base = current if isinstance(current, A.PlannerSettings) else sidebar.base_settings(fs)
+        st.session_state[A.WHATIF_KEY] = dataclasses.replace(base, owned_name="owned.csv",
+                                                             owned_text=rev.owned.to_csv(index=False))
+        st.success("The What-if page now plans with them (Owned commitments: From the loaded scenario).")
+
+
 def render() -> None:
     """Draw the Budgets & chargeback page."""
     st.title("Budgets & chargeback")
@@ -470,7 +554,8 @@ def render() -> None:
         st.caption(fmt.plain(f"No data lines for {label}: budgets, chargeback and unit costs are GPU costs only "
                              "(upload storage and transfer lines under 'Files' to include them)."))
     plan, planned, what = _plan_input(source, files, fs)
-    tabs = st.tabs(["Budgets & alerts", "Chargeback", "Unit economics", "Guardrails", "Cost review", "Anomalies"])
+    tabs = st.tabs(["Budgets & alerts", "Chargeback", "Unit economics", "Guardrails", "Cost review", "Anomalies",
+                    "Commitments"])
     with tabs[0]:
         _budgets_tab(source, files, threshold, data, teams)
     with tabs[1]:
@@ -493,3 +578,5 @@ def render() -> None:
                 st.download_button("Download report.html", html, "report.html", "text/html", key="dl_report")
     with tabs[5]:
         _anomalies_tab(source, teams)
+    with tabs[6]:
+        _commitments_tab(source, fs, teams)
