@@ -248,3 +248,40 @@ def test_planner_in_chromium(server: Server, browser, tmp_path: Path) -> None:
         assert not page.get_by_test_id("stException").count(), title
         shoot(page, re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_"))
     context.close()
+
+
+def test_owned_commitments_upload_in_chromium(server: Server, browser, tmp_path: Path) -> None:
+    """A platform lead uploads the commitments they own (5 reserved p3dn.24xlarge and a 200 USD/h Compute SP, the
+    --existing format) on the What-if page: the plan buys at least those 40 GPUs fewer, the Plan page lists them as
+    owned; a bad file is one inline error line."""
+    owned = tmp_path / "owned.csv"
+    owned.write_text("instance_type,option,count,start,expiry,commitment_usd_per_hour\n"
+                     "p3dn.24xlarge,reserved_1y_no_upfront,5,2020-01-01,2021-01-01,\n"
+                     ",compute_sp_1y_no_upfront,,2020-01-01,2021-01-01,200\n")
+    context = browser.new_context(viewport={"width": 1500, "height": 1100})
+    page = context.new_page()
+    goto(page, server.url)
+    click_page(page, "What-if")
+    before = float(metric_value(page, "Committed GPUs").split()[0].replace(",", ""))
+    page.get_by_test_id("stRadio").filter(has_text="Owned commitments").get_by_text("Upload a file").click()
+    settle(page)
+    uploader = page.get_by_test_id("stFileUploader").filter(has_text="Owned commitments file")
+    uploader.locator('input[type="file"]').set_input_files(str(owned))
+    page.wait_for_function(
+        """([label, old]) => [...document.querySelectorAll('[data-testid="stMetric"]')].some(m =>
+             m.querySelector('[data-testid="stMetricLabel"]')?.innerText.trim() === label &&
+             m.querySelector('[data-testid="stMetricValue"]')?.innerText.trim().split(' ')[0] !== old)""",
+        arg=["Committed GPUs", f"{before:,.0f}"], timeout=TIMEOUT_MS)
+    settle(page)
+    after = float(metric_value(page, "Committed GPUs").split()[0].replace(",", ""))
+    assert before - after >= 40, (before, after)
+    click_page(page, "Plan")
+    assert page.get_by_text("owned", exact=True).count() == 2
+    click_page(page, "What-if")
+    bad = tmp_path / "bad_owned.csv"
+    bad.write_text("instance_type,option,count,start,expiry\np3dn.24xlarge,reserved_1y_no_upfront,0,2020-01-01,2021\n")
+    uploader = page.get_by_test_id("stFileUploader").filter(has_text="Owned commitments file")
+    uploader.locator('input[type="file"]').set_input_files(str(bad))
+    page.get_by_text(re.compile(r"bad_owned\.csv, row 2, column 'count'")).wait_for(timeout=TIMEOUT_MS)
+    assert not page.get_by_test_id("stException").count()
+    context.close()
