@@ -285,3 +285,26 @@ def test_owned_commitments_upload_in_chromium(server: Server, browser, tmp_path:
     page.get_by_text(re.compile(r"bad_owned\.csv, row 2, column 'count'")).wait_for(timeout=TIMEOUT_MS)
     assert not page.get_by_test_id("stException").count()
     context.close()
+
+
+def test_planned_run_priced_on_a_capacity_block_in_chromium(server: Server, browser, tmp_path: Path) -> None:
+    """An events file uploaded on the What-if page with a 3-day run of 32 H100: the Plan page prices it on a
+    Capacity Block (4 x p5.48xlarge for 72 h at 39.33 USD/instance-h = 11,327 USD upfront)."""
+    events = tmp_path / "runs.yaml"
+    events.write_text("events:\n  - {team: vc3sl, gpu_type: NVIDIA H100, kind: add, gpus: 32, start: 2020-06-02 11:30,"
+                      " end: 2020-06-05 11:30, note: eval run}\n")
+    context = browser.new_context(viewport={"width": 1500, "height": 1100})
+    page = context.new_page()
+    goto(page, server.url)
+    click_page(page, "What-if")
+    page.get_by_test_id("stRadio").filter(has_text="Planned events").get_by_text("Upload a file").click()
+    settle(page)
+    uploader = page.get_by_test_id("stFileUploader").filter(has_text="Events file")
+    uploader.locator('input[type="file"]').set_input_files(str(events))
+    settle(page)
+    click_page(page, "Plan")
+    page.get_by_text("Planned runs: Capacity Block or not").wait_for(timeout=TIMEOUT_MS)
+    assert page.get_by_text(re.compile(r"^4 x p5\.48xlarge for 3 days from 2020-06-02")).count() == 1
+    assert page.get_by_text(f"{4 * 72 * 39.33:,.0f}", exact=True).count() >= 1
+    assert not page.get_by_test_id("stException").count()
+    context.close()
