@@ -26,10 +26,12 @@ from optimizer.solve import PlanResult
 CATALOG = "catalog"
 SPOT_DISCOUNTS = (CATALOG, 40, 50, 60, 70, 80, 90)
 INTERRUPTIONS = (CATALOG, *INTERRUPTION_BUCKETS)
-EVENTS_NONE, EVENTS_EXAMPLE, EVENTS_UPLOAD = "No events", "Shipped example (synthetic sample)", "Upload a file"
-EVENTS_LOADED = "From the loaded scenario"
+UPLOAD, FROM_LOADED = "Upload a file", "From the loaded scenario"
+"""The file inputs' (:func:`file_input`) choices of an upload and of the file a loaded scenario brought."""
+EVENTS_NONE, EVENTS_EXAMPLE, EVENTS_UPLOAD = "No events", "Shipped example (synthetic sample)", UPLOAD
+EVENTS_LOADED = FROM_LOADED
 EXAMPLE_EVENTS = "events_sample.yaml"
-OWNED_NONE, OWNED_UPLOAD, OWNED_LOADED = "None", "Upload a file", EVENTS_LOADED
+OWNED_NONE, OWNED_UPLOAD, OWNED_LOADED = "None", UPLOAD, FROM_LOADED
 # upfront payment options as the multiselect's tags (its label says "upfront"; three short tags fit the column;
 # no bare string here: Streamlit's magic would draw it on this file page)
 PAYMENT_LABELS = {"no": "none", "partial": "partial", "all": "all"}
@@ -160,14 +162,14 @@ def file_input(label: str, options: tuple[str, ...], source_key: str, loaded_key
     ``("", "")``."""
     loaded = st.session_state.get(loaded_key)
     if loaded:
-        options = (*options, EVENTS_LOADED)
+        options = (*options, FROM_LOADED)
     if st.session_state.get(source_key) not in options:
         st.session_state[source_key] = options[0]
     choice = st.radio(label, options, key=source_key, help=help_text)
-    if choice == EVENTS_LOADED and loaded:
+    if choice == FROM_LOADED and loaded:
         st.caption(f"{label} of the loaded scenario: {fmt.plain(loaded[0])}")
         return loaded
-    if choice == EVENTS_UPLOAD:
+    if choice == UPLOAD:
         upload_label, types, key = upload
         file = st.file_uploader(upload_label, type=types, key=key)
         if file is not None:
