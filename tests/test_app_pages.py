@@ -460,7 +460,7 @@ def test_owned_commitments_of_a_loaded_scenario_are_used_first(helios_env: None)
     ok(at.switch_page(PAGES["whatif"]).run())
     next(b for b in at.button if "Reset" in b.label).click()
     ok(at.run())
-    assert at.radio(key=A.OWNED_SOURCE_KEY).value == "None"
+    assert at.radio(key=A.OWNED_SOURCE_KEY).value == "No owned commitments"
     assert not any(c.existing for c in whatif_plan(at).commitments)
 
 

@@ -463,6 +463,14 @@ INVENTORY_LABELS = {"commitment_id": "Commitment", "provider": "Provider", "type
 TEAM_COLUMNS = ("movable_teams", "message")
 """Finding columns that name teams: not shown to an engineer (a commitment is the organisation's, its finding
 names every team that could use it)."""
+FINDING_SHOWN = ["commitment_id", "type", "utilization", "unused_usd", "unused_usd_per_30_days", "movable_teams"]
+INVENTORY_SHOWN = ["month", "commitment_id", "type", "scope", "option", "term_end", "utilization", "unused_usd"]
+"""The columns on screen (the downloads carry every column and the full commitment ids)."""
+
+
+def short_id(commitment_id: object) -> str:
+    """A commitment's id for the screen: the last part of an ARN or resource path (``ri-p4d-0001``)."""
+    return str(commitment_id).rstrip("/").split("/")[-1].split(":")[-1]
 
 
 def _commitments_tab(source: str, fs: A.ForecastSettings, teams: frozenset[str] | None = None) -> None:
@@ -495,15 +503,17 @@ def _commitments_tab(source: str, fs: A.ForecastSettings, teams: frozenset[str] 
     if findings.empty:
         st.success(f"Every commitment was used at {fmt.pct(below, 0)} or more over the last {days} days.")
     else:
-        view.table(findings, kinds={"window_start": "datetime", "window_end": "datetime", "utilization": "pct",
-                                    "unused_quantity": "quantity", "unused_gpu_hours": "gpu_hours",
-                                    "unused_usd": "usd_cents", "unused_usd_per_30_days": "usd_cents"},
-                   labels=FINDING_LABELS, missing={"unused_gpu_hours": "not counted in GPUs"})
+        view.table(findings.assign(commitment_id=findings["commitment_id"].map(short_id)),
+                   kinds={"utilization": "pct", "unused_usd": "usd_cents", "unused_usd_per_30_days": "usd_cents"},
+                   labels=FINDING_LABELS, columns=[c for c in FINDING_SHOWN if c in findings.columns])
         if teams is not None:
             st.caption("The teams that could move onto a commitment are shown to the finance and platform roles.")
+        for message in findings.get("message", ()):
+            st.caption(fmt.plain(message))
     st.subheader("Inventory by month")
-    view.table(rev.inventory, kinds={"utilization": "pct", "used_quantity": "quantity", "unused_quantity": "quantity",
-                                     "used_usd": "usd_cents", "unused_usd": "usd_cents"}, labels=INVENTORY_LABELS)
+    view.table(rev.inventory.assign(commitment_id=rev.inventory["commitment_id"].map(short_id)),
+               kinds={"utilization": "pct", "unused_usd": "usd_cents"}, labels=INVENTORY_LABELS,
+               columns=INVENTORY_SHOWN)
     d1, d2, d3 = st.columns(3)
     d1.download_button("Download inventory.csv", O.csv_bytes(rev.inventory), "inventory.csv", "text/csv",
                        key="dl_inventory")

@@ -31,7 +31,7 @@ UPLOAD, FROM_LOADED = "Upload a file", "From the loaded scenario"
 EVENTS_NONE, EVENTS_EXAMPLE, EVENTS_UPLOAD = "No events", "Shipped example (synthetic sample)", UPLOAD
 EVENTS_LOADED = FROM_LOADED
 EXAMPLE_EVENTS = "events_sample.yaml"
-OWNED_NONE, OWNED_UPLOAD, OWNED_LOADED = "None", UPLOAD, FROM_LOADED
+OWNED_NONE, OWNED_UPLOAD, OWNED_LOADED = "No owned commitments", UPLOAD, FROM_LOADED
 # upfront payment options as the multiselect's tags (its label says "upfront"; three short tags fit the column;
 # no bare string here: Streamlit's magic would draw it on this file page)
 PAYMENT_LABELS = {"no": "none", "partial": "partial", "all": "all"}
