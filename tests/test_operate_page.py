@@ -214,3 +214,21 @@ def test_commitments_tab_shows_the_cli_numbers_and_hands_owned_commitments_to_th
     # at 100% the savings plan (6,840 of 7,200 USD used in the month) is under-used too
     at.slider(key="operate_commitments_below_pct").set_value(100).run()
     assert not at.exception and metric(at, "Under-used below 100 %") == "2"
+
+
+def test_commitments_tab_on_a_focus_export_says_why_nothing_goes_to_the_planner(monkeypatch):
+    """The Azure FOCUS sample (a reservation and a savings plan, no term or payment in the export): its inventory is
+    shown, and instead of the planner button one line says why none can go to the planner."""
+    from pathlib import Path
+
+    azure = Path(__file__).resolve().parents[1] / "data_samples" / "billing" / "azure_focus_gpu_commitments.csv"
+    monkeypatch.setattr(O, "commitments_default", lambda _source: O.InputFile(azure.name, azure.read_bytes()))
+    at = AppTest.from_function(page, default_timeout=300)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert metric(at, "Commitments") == "2"
+    assert not [b for b in at.button if b.label.startswith("Plan with these")]
+    (why,) = [c for c in at.caption if fmt.unplain(c.value).startswith("No commitment of this export can go to the")]
+    text = fmt.unplain(why.value)
+    assert "sp-compute-01 is not written to the --existing file: the export does not say which savings plan" in text
+    assert "res-h100-01 is not written to the --existing file: the export does not say its term and payment" in text

@@ -520,7 +520,7 @@ def _commitments_tab(source: str, fs: A.ForecastSettings, teams: frozenset[str] 
     d2.download_button("Download under_used.csv", O.csv_bytes(findings), "under_used.csv", "text/csv",
                        key="dl_under_used")
     if rev.owned.empty:
-        st.caption(fmt.plain("None of them can go to the planner: " + "; ".join(rev.owned_notes)))
+        st.caption(fmt.plain("No commitment of this export can go to the planner: " + "; ".join(rev.owned_notes)))
         return
     d3.download_button("Download owned.csv", O.csv_bytes(rev.owned), "owned.csv", "text/csv", key="dl_owned",
                        help="The format of gpuplan plan --existing and of the What-if's 'Owned commitments'.")
