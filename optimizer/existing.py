@@ -58,6 +58,16 @@ def _timestamp(value, where: tuple[str, int, str]) -> pd.Timestamp:
     return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
 
 
+def _term(rec: Mapping, row: int, name: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """A line's ``start`` and ``expiry`` (exclusive), the expiry after the start."""
+    start = _timestamp(rec["start"], (name, row, "start"))
+    expiry = _timestamp(rec["expiry"], (name, row, "expiry"))
+    if expiry <= start:
+        raise S.UsageError(name, f"expiry {expiry:%Y-%m-%d %H:%M} is not after start {start:%Y-%m-%d %H:%M}",
+                           row=row, column="expiry", fix="write the date the commitment ends (exclusive)")
+    return start, expiry
+
+
 def _blank(value) -> bool:
     return value is None or (isinstance(value, float) and pd.isna(value)) or str(value).strip() == ""
 
@@ -95,11 +105,7 @@ def _commitment(rec: Mapping, row: int, name: str, catalog: C.Catalog, region: s
     if not count >= 1 or count != int(count):
         raise S.UsageError(name, f"count '{rec['count']}' is not a whole number of instances >= 1", row=row,
                            column="count", fix="write how many instances the commitment covers, e.g. 4")
-    start = _timestamp(rec["start"], (name, row, "start"))
-    expiry = _timestamp(rec["expiry"], (name, row, "expiry"))
-    if expiry <= start:
-        raise S.UsageError(name, f"expiry {expiry:%Y-%m-%d %H:%M} is not after start {start:%Y-%m-%d %H:%M}",
-                           row=row, column="expiry", fix="write the date the commitment ends (exclusive)")
+    start, expiry = _term(rec, row, name)
     r = priced.iloc[0]
     return Commitment(instance_type=instance_type, purchase_option=option, count=int(count), start=start,
                       hourly_usd_per_instance=float(r[C.RECURRING_HOURLY]),
@@ -132,11 +138,7 @@ def _savings_plan(rec: Mapping, row: int, name: str, catalog: C.Catalog, region:
         raise S.UsageError(name, f"commitment_usd_per_hour '{rec['commitment_usd_per_hour']}' is not a positive "
                                  "number", row=row, column="commitment_usd_per_hour",
                            fix="write the plan's commitment in USD per hour, e.g. 10.5")
-    start = _timestamp(rec["start"], (name, row, "start"))
-    expiry = _timestamp(rec["expiry"], (name, row, "expiry"))
-    if expiry <= start:
-        raise S.UsageError(name, f"expiry {expiry:%Y-%m-%d %H:%M} is not after start {start:%Y-%m-%d %H:%M}",
-                           row=row, column="expiry", fix="write the date the commitment ends (exclusive)")
+    start, expiry = _term(rec, row, name)
     family = None if _blank(rec.get("instance_family")) else str(rec["instance_family"]).strip()
     try:
         return savings_plan_commitment(catalog, region, option, usd, start, expiry, family=family, existing=True)
