@@ -1137,7 +1137,7 @@ def events_for(fc: pd.DataFrame, events: tuple[Event, ...], level: str, item: st
             if ev.team != team or (ev.gpu_type is not None and ev.gpu_type != gpu):
                 continue
         what = {"add": f"+{ev.value:g} GPUs", "set": f"= {ev.value:g} GPUs", "scale": f"x {ev.value:g}",
-                "wind_down": "wind down to 0"}[ev.kind]
+                "wind_down": "wind down to 0", "ramp_up": f"ramp up to +{ev.value:g} GPUs"}[ev.kind]
         rows.append({"start": ev.start, "end": min(ev.end, last) if ev.end is not None else last,
                      "label": f"{ev.team} {ev.gpu_type or 'all GPU types'}: {what}" + (f" ({ev.note})" if ev.note
                                                                                       else "")})

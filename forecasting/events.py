@@ -18,6 +18,9 @@ Event kinds (one row / list item each):
 * ``wind_down``: the team's demand falls linearly from 100% at ``start`` to 0 at ``end`` (required)
   and stays 0 after it; every quantile is multiplied by the ramp. Without ``gpu_type`` it applies to
   every GPU type of the team.
+* ``ramp_up``: ``gpus`` more GPUs of ``gpu_type`` reached linearly: none at ``start``, all of them at
+  ``end`` (required), held after it (a launch whose traffic grows over weeks). Every quantile moves up by
+  the ramp's GPUs; it creates the series if needed, as ``add`` does.
 
 Events apply in file order (a ``set`` followed by an ``add`` gives ``gpus_set + gpus_add``). A forecast
 row covers ``[t, t + period)`` (one hour for the hourly contract, one day for the long-term daily
@@ -48,7 +51,7 @@ Adjustments frame
 -----------------
 :func:`apply_events` returns, beside the adjusted forecast, one row per (event, series) with the columns
 of :data:`ADJUSTMENT_COLUMNS`: ``team, gpu_type, start, end, kind, value, delta_gpu_hours, source, note``.
-``value`` is ``gpus`` for add/set, ``factor`` for scale, 0 (the target fraction) for wind_down and the
+``value`` is ``gpus`` for add/set/ramp_up, ``factor`` for scale, 0 (the target fraction) for wind_down and the
 annual rate for ``trend`` and ``growth`` rows written by :mod:`forecasting.longterm`; ``delta_gpu_hours`` is the
 change of the series' mean forecast in GPU-hours over the forecast rows; ``source`` names the file and
 item (or the setting) the adjustment came from.
@@ -70,7 +73,7 @@ import yaml
 
 from forecasting import schema as S
 
-KINDS = ("add", "set", "scale", "wind_down")
+KINDS = ("add", "set", "scale", "wind_down", "ramp_up")
 FIELDS = ("team", "gpu_type", "kind", "start", "end", "gpus", "factor", "note")
 REQUIRED_FIELDS = ("team", "kind", "start")
 
@@ -110,11 +113,12 @@ class Event:
 
     Attributes:
         team: team the event applies to.
-        kind: ``add``, ``set``, ``scale`` or ``wind_down``.
+        kind: ``add``, ``set``, ``scale``, ``wind_down`` or ``ramp_up``.
         start: first instant (naive UTC) the event is active.
-        end: instant (naive UTC, exclusive) it stops; ``None`` = open-ended (required for wind_down).
+        end: instant (naive UTC, exclusive) it stops; ``None`` = open-ended (required for wind_down and
+            ramp_up: where the ramp ends).
         gpu_type: GPU model; ``None`` (scale/wind_down only) = every GPU type of the team.
-        gpus: GPUs added (add) or the demand level (set), >= 0.
+        gpus: GPUs added (add; ramp_up at its end) or the demand level (set), >= 0.
         factor: multiplier (scale), >= 0.
         note: free text shown in the adjustments table.
         source: file name the event came from.
@@ -140,7 +144,7 @@ class Event:
         if self.end is not None and self.end <= self.start:
             self.error(f"end {_fmt(self.end)} is not after start {_fmt(self.start)}", "end",
                        "end must be later than start (it is exclusive); leave it empty for open-ended events")
-        if self.kind in ("add", "set"):
+        if self.kind in ("add", "set", "ramp_up"):
             if self.gpu_type is None:
                 self.error(f"missing gpu_type, required for kind '{self.kind}'", "gpu_type",
                            "name the GPU model, e.g. NVIDIA H100")
@@ -157,6 +161,9 @@ class Event:
         if self.kind == "wind_down" and self.end is None:
             self.error("missing end, required for kind 'wind_down'", "end",
                        "give the date demand reaches 0, e.g. 2026-03-01")
+        if self.kind == "ramp_up" and self.end is None:
+            self.error("missing end, required for kind 'ramp_up'", "end",
+                       "give the date the ramp reaches all its GPUs, e.g. 2026-03-01")
 
     @property
     def where(self) -> str:
@@ -169,8 +176,8 @@ class Event:
 
     @property
     def value(self) -> float:
-        """The number shown in the adjustments table (GPUs for add/set, factor for scale, 0 for wind_down)."""
-        if self.kind in ("add", "set"):
+        """The number shown in the adjustments table (GPUs for add/set/ramp_up, factor for scale, 0 for wind_down)."""
+        if self.kind in ("add", "set", "ramp_up"):
             return float(self.gpus or 0.0)
         if self.kind == "scale":
             return float(self.factor if self.factor is not None else 1.0)
@@ -407,6 +414,12 @@ def wind_down_factor(t: np.ndarray, period: pd.Timedelta, start: pd.Timestamp, e
     return (before + ramp * inside) / p
 
 
+def ramp_up_gpus(ev: Event, t: np.ndarray, period: pd.Timedelta) -> np.ndarray:
+    """GPUs a ``ramp_up`` event adds to each row (its mean over the row's period): 0 before ``start``, linear to
+    ``gpus`` at ``end``, ``gpus`` after it."""
+    return (1.0 - wind_down_factor(t, period, ev.start, ev.end)) * float(ev.gpus)
+
+
 def value_columns(frame: pd.DataFrame, quantile_cols: Sequence[str] | None = None) -> list[str]:
     """``mean`` plus the quantile columns (default: every ``pNN`` column) of a forecast frame."""
     if quantile_cols is None:
@@ -485,6 +498,8 @@ def apply_events(forecast_frame: pd.DataFrame, events: Sequence[Event], *, time_
             before = values[:, 0].sum()
             if ev.kind == "wind_down":
                 values = values * wind_down_factor(t, period, ev.start, ev.end)[:, None]
+            elif ev.kind == "ramp_up":
+                values = values + ramp_up_gpus(ev, t, period)[:, None]
             else:
                 f = active_fraction(t, period, ev.start, ev.end)[:, None]
                 if ev.kind == "add":
@@ -502,6 +517,61 @@ def apply_events(forecast_frame: pd.DataFrame, events: Sequence[Event], *, time_
     adjustments[START] = pd.to_datetime(adjustments[START])
     adjustments[END] = pd.to_datetime(adjustments[END])
     return out, adjustments
+
+
+WIND_DOWN_FLOOR = 0.1
+"""Smallest share of a wind-down's ramp that :func:`remove_events` divides usage by (near the end of a wind-down
+the usage is mostly noise around 0, and dividing it by a ramp near 0 would blow that noise up)."""
+
+
+def remove_events(usage: pd.DataFrame, events: Sequence[Event], value_col: str = S.GPUS,
+                  period: pd.Timedelta | None = None) -> pd.DataFrame:
+    """Past usage without what the planned ``events`` did to it: the inverse of :func:`apply_events`, for a forecast
+    fitted on the usage without them, to which :func:`apply_events` then adds every event (its start and its end,
+    whenever they fall) instead of the forecast carrying part of a planned run forward.
+
+    Per row of a (team, gpu_type) series, while the event is active: ``add`` and ``ramp_up`` subtract their GPUs
+    (not below 0; a ramp-up's also after its end, where it holds),
+    ``scale`` divides by its factor (a factor of 0 leaves the usage), ``wind_down`` divides by its ramp (never by
+    less than :data:`WIND_DOWN_FLOOR`; after its end the usage is left as it is). A ``set`` leaves the usage: what
+    the series would have done instead is not known (the forecast's ``set`` holds it to the event's level anyway).
+
+    Args:
+        usage: one row per (team, gpu_type, timestamp) with ``value_col`` (GPUs); not modified.
+        events: the planned events.
+        value_col: the column of GPUs.
+        period: the length of a row (default one hour).
+
+    Returns:
+        The same frame with ``value_col`` adjusted.
+    """
+    period = pd.Timedelta(hours=1) if period is None else period
+    out = usage.copy()
+    if not events or out.empty:
+        return out
+    values = out[value_col].to_numpy(dtype=float).copy()
+    t = out[S.TIMESTAMP].to_numpy(dtype="datetime64[ns]")
+    for ev in events:
+        rows = (out[S.TEAM] == ev.team).to_numpy()
+        if ev.gpu_type is not None:
+            rows &= (out[S.GPU_TYPE] == ev.gpu_type).to_numpy()
+        if not rows.any() or ev.kind == "set":
+            continue
+        if ev.kind == "wind_down":
+            ramp = wind_down_factor(t[rows], period, ev.start, ev.end)
+            inside = active_fraction(t[rows], period, ev.start, ev.end) > 0
+            values[rows] = np.where(inside, values[rows] / np.maximum(ramp, WIND_DOWN_FLOOR), values[rows])
+            continue
+        if ev.kind == "ramp_up":
+            values[rows] = np.maximum(values[rows] - ramp_up_gpus(ev, t[rows], period), 0.0)
+            continue
+        f = active_fraction(t[rows], period, ev.start, ev.end)
+        if ev.kind == "add":
+            values[rows] = np.maximum(values[rows] - f * float(ev.gpus), 0.0)
+        elif float(ev.factor) > 0:   # scale
+            values[rows] = values[rows] / (1.0 + f * (float(ev.factor) - 1.0))
+    out[value_col] = values
+    return out
 
 
 def _adjustment_row(ev: Event, team: str, gpu: str, delta: float, note: str) -> dict[str, Any]:

@@ -13,11 +13,13 @@ from forecasting.events import (
     DATE,
     DELTA_GPU_HOURS,
     EVENT_MODEL,
+    WIND_DOWN_FLOOR,
     Event,
     EventsError,
     apply_events,
     load_events,
     parse_events,
+    remove_events,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,6 +86,22 @@ def test_wind_down_ramps_linearly_to_zero_and_stays_there():
     ratio = out[QUANTS].to_numpy() / fc[QUANTS].to_numpy()
     assert np.allclose(ratio, ratio[:, :1])  # every quantile scaled by the same ramp
     assert adj[DELTA_GPU_HOURS].iloc[0] == pytest.approx(-(30 * 5 + 30 * 20) * 24)
+
+
+def test_ramp_up_adds_its_gpus_linearly_to_its_end_and_holds_them_creating_a_new_series():
+    fc = daily_frame(12, level=30.0)
+    launch = ev(kind="ramp_up", gpus=40, start="2026-01-03", end="2026-01-07")
+    out, adj = apply_events(fc, [launch, ev(kind="ramp_up", gpus=8, start="2026-01-01", end="2026-01-05",
+                                            gpu_type="NVIDIA L4", team="new")])
+    grown = out[out[S.TEAM] == "t"]
+    diff = grown[S.MEAN].to_numpy() - fc[S.MEAN].to_numpy()
+    # each day gets the ramp's mean over the day: 40 x (i + 0.5) / 4 on the 4 days of the ramp, then all 40
+    assert np.allclose(diff, [0, 0, 5, 15, 25, 35, 40, 40, 40, 40, 40, 40])
+    assert np.allclose(grown[QUANTS].to_numpy() - fc[QUANTS].to_numpy(), diff[:, None])   # every quantile moves
+    new = out[out[S.TEAM] == "new"]
+    assert np.allclose(new[S.MEAN], [1, 3, 5, 7] + [8] * 8) and new[S.MODEL].eq(EVENT_MODEL).all()
+    assert adj["value"].tolist() == [40, 8] and "new series" in adj["note"].iloc[1]
+    assert adj[DELTA_GPU_HOURS].iloc[0] == pytest.approx(diff.sum() * 24)
 
 
 def test_set_scale_and_order_of_application():
@@ -167,6 +185,10 @@ BAD_FILES = [
      "ev.yaml, item 1, field 'end': missing end, required for kind 'wind_down'"),
     ("ev.yaml", "- {team: a, kind: scale, start: 2026-02-01}",
      "ev.yaml, item 1, field 'factor': missing factor, required for kind 'scale'"),
+    ("ev.yaml", "- {team: a, gpu_type: NVIDIA L4, kind: ramp_up, gpus: 8, start: 2026-02-01}",
+     "ev.yaml, item 1, field 'end': missing end, required for kind 'ramp_up'"),
+    ("ev.yaml", "- {team: a, kind: ramp_up, gpus: 8, start: 2026-02-01, end: 2026-03-01}",
+     "ev.yaml, item 1, field 'gpu_type': missing gpu_type, required for kind 'ramp_up'"),
     ("ev.yaml", "- {team: a, gpu: NVIDIA H100, kind: add, gpus: 8, start: 2026-02-01}",
      "ev.yaml, item 1, field 'gpu': unknown field"),
     ("ev.yaml", "- {team: a, gpu_type: NVIDIA H100, kind: add, gpus: many, start: 2026-02-01}",
@@ -210,3 +232,30 @@ def test_empty_files_mean_no_events(tmp_path):
     assert load_events(tmp_path / "a.yaml") == () and load_events(tmp_path / "b.csv") == ()
     out, adj = apply_events(daily_frame(3), [])
     assert adj.empty and list(adj.columns)[:4] == [S.TEAM, S.GPU_TYPE, "start", "end"]
+
+
+def test_remove_events_takes_out_of_past_usage_what_apply_events_puts_into_a_forecast():
+    """Usage fitted without its planned events, then the events applied again, gives back the usage (add, scale,
+    a wind-down's ramp down to the floor); a set is left, since what the series did instead is not known."""
+    past = hourly_frame(24 * 6, level=30.0).rename(columns={S.MEAN: S.GPUS})[[S.TEAM, S.GPU_TYPE, S.TIMESTAMP, S.GPUS]]
+    events = [ev(kind="add", gpus=64, start=T0 + pd.Timedelta(hours=30), end=T0 + pd.Timedelta(hours=90)),
+              ev(kind="scale", factor=2.0, start=T0 + pd.Timedelta(days=4))]
+    ran = apply_events(past.rename(columns={S.GPUS: S.MEAN}), events, quantile_cols=[])[0]
+    used = ran.rename(columns={S.MEAN: S.GPUS})[past.columns]
+    base = remove_events(used, events)
+    assert np.allclose(base[S.GPUS], 30.0)
+    assert np.allclose(used[S.GPUS].iloc[[29, 30, 89, 90, 96]], [30, 94, 94, 30, 60])
+    assert np.allclose(apply_events(base.rename(columns={S.GPUS: S.MEAN}), events, quantile_cols=[])[0][S.MEAN],
+                       used[S.GPUS])
+    down = ev(kind="wind_down", start=T0, end=T0 + pd.Timedelta(hours=100))
+    wound = apply_events(past.rename(columns={S.GPUS: S.MEAN}), [down], quantile_cols=[])[0][S.MEAN].to_numpy()
+    back = remove_events(past.assign(**{S.GPUS: wound}), [down])[S.GPUS].to_numpy()
+    assert np.allclose(back[:89], 30.0)   # ramp above the 10% floor: the usage before the wind-down
+    assert np.allclose(back[95:100], wound[95:100] / WIND_DOWN_FLOOR) and np.all(back[100:] == 0.0)
+    launch = ev(kind="ramp_up", gpus=12, start=T0 + pd.Timedelta(days=1), end=T0 + pd.Timedelta(days=3))
+    launched = apply_events(past.rename(columns={S.GPUS: S.MEAN}), [launch], quantile_cols=[])[0][S.MEAN]
+    assert np.allclose(remove_events(past.assign(**{S.GPUS: launched.to_numpy()}), [launch])[S.GPUS], 30.0)
+    held = ev(kind="set", gpus=5, start=T0, end=T0 + pd.Timedelta(days=1))
+    assert remove_events(past, [held])[S.GPUS].tolist() == past[S.GPUS].tolist()
+    other = ev(kind="add", gpus=64, start=T0, team="someone-else")
+    assert remove_events(past, [other])[S.GPUS].tolist() == past[S.GPUS].tolist()
