@@ -6,7 +6,8 @@ usage before that week, with its calibrated quantiles: daily and weekly seasonal
 and a change that has already lasted a week are expected, not anomalous. (A single fit before the window, whose
 ranges must cover four weeks of level wander, alarmed on 30-60% of the untouched series of the benchmark.)
 Planned events (:mod:`forecasting.events`) can be applied to that forecast, so a planned launch is not an
-anomaly either.
+anomaly either, nor the end of a planned run: each week is fitted on the usage without the events, and every event
+is applied to its forecast, wherever its start and end fall.
 
 Series: every team x GPU type, and every team's total when the team uses more than one GPU type (a team that
 moves work from A100 to H100 does not net out inside one series, and a change spread thinly over its GPU
@@ -24,8 +25,11 @@ reaches :data:`BAND_Z` counts too.
 
 * spike / drop: a run of hours with ``|score| >= HOUR_Z x sensitivity`` (or such a long run of
   ``|z| >= BAND_Z x sensitivity``; gaps of up to :data:`RUN_GAP_HOURS` merged) of at most
-  :data:`SPIKE_MAX_HOURS`, after which usage returns to its level (the next day's median score stays below
-  :data:`RETURN_Z`). Score: the larger of the run's largest ``|score|`` / ``HOUR_Z`` and ``|z|`` / ``BAND_Z``.
+  :data:`SPIKE_MAX_HOURS`, after which usage returns to its level: the next day's median score stays below
+  :data:`RETURN_Z`, and against the forecast made before the window the next day keeps less than
+  :data:`RETURN_SHARE` of the run's rise over the day before it (a step that a weekly refit took in looks like a
+  burst that went back against the refit's forecast; it is a level shift). Score: the larger of the run's largest
+  ``|score|`` / ``HOUR_Z`` and ``|z|`` / ``BAND_Z``.
 * level shift / drift: spike hours are replaced by the forecast, the rest is averaged per day and the day's mean
   residual divided by the day's scale (the forecast's CV errors averaged over whole days: their spread is the
   engine's own calibrated daily range; it widens with lead time as the band does). A two-sided CUSUM of those
@@ -39,7 +43,8 @@ reaches :data:`BAND_Z` counts too.
   job of a few days that ran and stopped is a series' usual churn), nor one that is not also a change against that
   forecast on most days since it started (the held-change statistic below at its first day under
   :data:`CONFIRM_T`: a refit that carried a job forward, or jobs that lift the mean of the days but not their
-  median). Score: the CUSUM peak / ``CUSUM_H``.
+  median). Since it is still there on the last day, it is reported to the window's end (the CUSUM's excursion ends
+  where a refit took it in). Score: the CUSUM peak / ``CUSUM_H``.
 * held change: the weekly refits take a change in after a week, and a series with jobs of a few days in its
   history has a wide daily scale, so a moderate change can stay under that CUSUM. A robust change-point test
   (:func:`_held`) of the daily median residuals against the single forecast made before the window reports a
@@ -82,7 +87,7 @@ import pandas as pd
 
 from forecasting import schema as S
 from forecasting.engine import ForecastConfig, forecast_long
-from forecasting.events import Event, apply_events
+from forecasting.events import Event, apply_events, remove_events
 
 ALL_GPUS = "all"
 """``gpu_type`` of a team's total over its GPU types."""
@@ -117,6 +122,8 @@ END_SHARE = 0.25
 """A level shift or drift must still be there on the last day of the window, at this share of its mean size."""
 RETURN_Z = 2.0
 """Median hour score over the day after a spike below which usage counts as back to its level."""
+RETURN_SHARE = 0.5
+"""A spike's usage over the day after it must come back below this share of its rise (else it is a step)."""
 SPIKE_MAX_HOURS = 24
 MIN_SPIKE_SHARE = 0.01
 """A spike or drop must move at least this share of the series' usual weekly GPU-hours (168 x its mean median)."""
@@ -151,6 +158,8 @@ class AnomalyConfig:
         hour_z, cusum_k, cusum_h: the detection constants (see the module docstring).
         held_t: the held-change test's decision level; None turns the test off.
         end_share: share of a level shift's or drift's size still there on the last day; None: not required.
+        return_share: a spike's usage the day after it keeps less than this share of its rise (else it is a step);
+            None: not required.
         min_impact_usd: anomalies whose impact (USD at the rates given) is smaller in size are not reported (an
             absolute floor for what is worth a message; the detector's own materiality rule is relative to each
             series, so on a nearly idle series a blip of a few GPU-hours is an anomaly). 0: no floor.
@@ -164,6 +173,7 @@ class AnomalyConfig:
     cusum_h: float = CUSUM_H
     held_t: float | None = HELD_T
     end_share: float | None = END_SHARE
+    return_share: float | None = RETURN_SHARE
     min_impact_usd: float = 0.0
 
     def __post_init__(self) -> None:
@@ -192,9 +202,10 @@ def team_uid(team: str) -> str:
     return f"{S.escape_key(team)}{S.UID_SEP}{ALL_GPUS}"
 
 
-def series_frame(usage: pd.DataFrame) -> pd.DataFrame:
-    """Long frame (``unique_id, ds, y``) of every team x GPU type plus the totals of multi-GPU teams."""
-    hourly = usage.groupby([S.TEAM, S.GPU_TYPE, S.TIMESTAMP], as_index=False)[S.GPUS].sum()
+def series_frame(usage: pd.DataFrame, events: Sequence[Event] = ()) -> pd.DataFrame:
+    """Long frame (``unique_id, ds, y``) of every team x GPU type plus the totals of multi-GPU teams (without what
+    the planned ``events`` did, :func:`forecasting.events.remove_events`, when given)."""
+    hourly = remove_events(usage.groupby([S.TEAM, S.GPU_TYPE, S.TIMESTAMP], as_index=False)[S.GPUS].sum(), events)
     long = S.to_long(hourly)
     multi = hourly.groupby(S.TEAM)[S.GPU_TYPE].nunique()
     multi = multi[multi > 1].index
@@ -321,6 +332,9 @@ def detect_series(y: np.ndarray, p50: np.ndarray, band: np.ndarray, day_scale: n
             after = sign * z[b + 1:b + 25]
             if b - a + 1 > SPIKE_MAX_HOURS or (len(after) >= 6 and np.median(after) >= RETURN_Z):
                 continue
+            if config.return_share is not None and _stays(sign * (y - (p50 if shape_base is None else shape_base)),
+                                                          a, b, config.return_share):
+                continue
             spike_hours[a:b + 1] = True
             found.append(_Found("", "spike" if sign > 0 else "drop", a, b,
                                 max(float(np.max(sign * z[a:b + 1])) / config.hour_z,
@@ -357,17 +371,34 @@ def detect_series(y: np.ndarray, p50: np.ndarray, band: np.ndarray, day_scale: n
             c = min(max((first - start0) // 24, 1), days - 1)
             if sign * _change_stat(*robust, c)[0] < CONFIRM_T * s:
                 continue
-        found.append(_Found("", kind, first, e, float(peak / config.cusum_h)))
         # a persistent change whose hourly z hovers about the threshold breaks into short runs that look like
         # spikes or drops: runs of its sign inside it are part of it
         inside = [f for f in found if f.kind == ("spike" if sign > 0 else "drop") and first <= f.start <= e]
         found = [f for f in found if f not in inside]
+        # still there on the last day (the rule above): it lasts to the window's end, though the weekly refits
+        # took it in and the CUSUM's excursion ended there
+        held = config.end_share is not None and shape_base is not None
+        found.append(_Found("", kind, first, len(y) - 1 if held else e, float(peak / config.cusum_h)))
     if config.held_t is not None and robust is not None and days > HELD_BEFORE_DAYS + HELD_MIN_DAYS:
         found += _held(shape_resid, start0, robust, found, p50, config)
     week = 168.0 * float(np.mean(np.abs(p50)))   # the series' usual weekly GPU-hours
     forecast_resid = y - p50
     return [f for f in found if f.kind not in ("spike", "drop")
             or _spike_gpu_hours(forecast_resid, departure, f) >= MIN_SPIKE_SHARE * week]
+
+
+def _stays(r: np.ndarray, a: int, b: int, share: float) -> bool:
+    """Whether the run ``[a, b]`` of residuals ``r`` (against the forecast made before the window, its sign upwards)
+    is a step that stays: over the day after it the residual keeps at least ``share`` (:data:`RETURN_SHARE`) of the
+    run's rise above the day before it (a job that starts and runs on, not a burst; the hour score cannot tell, since
+    its running median follows the new level). Near the window's edges (fewer than 6 hours before or after) it is
+    not judged."""
+    before, after = r[max(a - 24, 0):a], r[b + 1:b + 25]
+    if len(before) < 6 or len(after) < 6:
+        return False
+    base = float(np.median(before))
+    rise = float(np.median(r[a:b + 1])) - base
+    return rise > 0 and float(np.median(after)) - base >= share * rise
 
 
 def _spike_gpu_hours(resid: np.ndarray, departure: np.ndarray, f: _Found) -> float:
@@ -506,8 +537,9 @@ def fit_window(usage: pd.DataFrame, as_of: pd.Timestamp | None = None, config: A
                events: Sequence[Event] = (), progress: Callable[[str], None] | None = None) -> Window:
     """Forecast the look-back window week by week, each week from the usage before it (see the module docstring).
 
-    Planned ``events`` move each week's forecast when they start at or after that week's origin (an event that
-    started earlier is in the history the week was fitted on already)."""
+    With planned ``events``, each week is fitted on the usage without what they did
+    (:func:`forecasting.events.remove_events`) and its forecast gets every event over its hours: a planned run
+    that started before the week and ends in it is expected to end, and a refit does not carry it forward."""
     config = config or AnomalyConfig()
     as_of = pd.Timestamp(usage[S.TIMESTAMP].max()) + pd.Timedelta(hours=1) if as_of is None else as_of
     start = as_of - pd.Timedelta(days=config.lookback_days)
@@ -516,7 +548,7 @@ def fit_window(usage: pd.DataFrame, as_of: pd.Timestamp | None = None, config: A
         raise ValueError(f"anomalies need at least {MIN_HISTORY_DAYS} days of usage before the look-back window "
                          f"(it starts {start:%Y-%m-%d}, the usage {first:%Y-%m-%d}; fix: a shorter --lookback-days "
                          "or a later --as-of)")
-    long = series_frame(usage[usage[S.TIMESTAMP] < as_of])
+    long = series_frame(usage[usage[S.TIMESTAMP] < as_of], events)   # what the forecasts are fitted on
     grid = pd.date_range(start, as_of, freq="h", inclusive="left")
     days = (as_of - start) // pd.Timedelta(days=1)
     day_index = start + pd.to_timedelta(np.arange(days), unit="D") + (as_of - start - pd.Timedelta(days=days))
@@ -530,10 +562,10 @@ def fit_window(usage: pd.DataFrame, as_of: pd.Timestamp | None = None, config: A
         fit = forecast_long(history, ForecastConfig(horizon_hours=hours + lag, history_hours=config.history_hours),
                             progress=progress)
         if origin == start:   # the first fit forecasts the whole window: the shape of a change is judged on it
-            whole = _with_events(fit.forecast[fit.forecast[S.DS] >= start], events, origin)
+            whole = _with_events(fit.forecast[fit.forecast[S.DS] >= start], events)
             shape_base = whole.pivot_table(index=S.DS, columns=S.UID, values=S.P50).reindex(grid)
         forecasts.append(_with_events(fit.forecast[(fit.forecast[S.DS] >= origin) & (fit.forecast[S.DS] < stop)],
-                                      events, origin))
+                                      events))
         scale = _daily_scale(fit.errors)
         in_fit = day_index[(day_index >= origin) & (day_index < stop)]
         scales.append(pd.DataFrame([scale.to_dict()] * len(in_fit), index=in_fit))
@@ -541,8 +573,8 @@ def fit_window(usage: pd.DataFrame, as_of: pd.Timestamp | None = None, config: A
         origin = stop
     fc = pd.concat(forecasts, ignore_index=True)
     day_scale = pd.concat(scales).reindex(day_index) if scales else pd.DataFrame(index=day_index)
-    return Window(start, as_of, grid, fc, day_scale, shape_base, tuple(dict.fromkeys(notes)),
-                  _history_stats(long[long[S.DS] < start]))
+    seen = series_frame(usage[usage[S.TIMESTAMP] < start]) if events else long[long[S.DS] < start]
+    return Window(start, as_of, grid, fc, day_scale, shape_base, tuple(dict.fromkeys(notes)), _history_stats(seen))
 
 
 def _history_stats(long: pd.DataFrame) -> pd.DataFrame:
@@ -655,12 +687,12 @@ def _scored_from(window: Window, uid: str, y: np.ndarray) -> int:
     return min(int((origin - window.start) / pd.Timedelta(hours=1)), len(window.grid))
 
 
-def _with_events(fc: pd.DataFrame, events: Sequence[Event], origin: pd.Timestamp) -> pd.DataFrame:
-    """The forecast moved by the events that start at or after ``origin``."""
-    todo = [e for e in events if e.start >= origin]
-    if not todo:
+def _with_events(fc: pd.DataFrame, events: Sequence[Event]) -> pd.DataFrame:
+    """The forecast of the usage without the events (:func:`forecasting.events.remove_events`) with every event
+    applied over its hours: a planned run's start and its end, wherever they fall."""
+    if not events:
         return fc
-    return _adjusted(fc, lambda frame: apply_events(frame, todo, strict=False)[0])
+    return _adjusted(fc, lambda frame: apply_events(frame, events, strict=False)[0])
 
 
 def _adjusted(fc: pd.DataFrame, adjust: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame:

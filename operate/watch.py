@@ -20,6 +20,7 @@ The config (paths relative to the config file)::
                                        #   commitment_utilization section checks (a plan's are checked on usage)
     anomalies: {lookback_days: 28, threshold: 1.0, min_impact_usd: 0}   # threshold: score to report (1 = tuned
                                                                         # level); min_impact_usd: USD floor
+    events: planned.yaml               # optional: planned events (runs, launches, wind-downs) the anomalies expect
     alerts: {threshold: 0.5, paths: 200}
     channels:
       webhooks:
@@ -48,7 +49,7 @@ from forecasting.schema import UsageError
 
 SCHEMA = "gpuplan.watch-run/v1"
 KEYS = {"usage", "format", "tag_key", "region", "catalog", "budgets", "policy", "plan", "anomalies", "alerts",
-        "channels", "state", "runs_dir", "billing"}
+        "channels", "state", "runs_dir", "billing", "events"}
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class WatchConfig:
     budgets: Path | None = None
     policy: Path | None = None
     plan: Path | None = None
+    events: Path | None = None
     lookback_days: int = 28
     anomaly_threshold: float = 1.0
     anomaly_min_impact_usd: float = 0.0
@@ -145,7 +147,7 @@ def load_watch(path: str | Path, env: Mapping[str, str] | None = None) -> WatchC
         source=source, usage=file("usage", required=True), format=str(doc.get("format", "auto")),
         tag_key=str(doc.get("tag_key", "team")), region=str(doc.get("region", "us-east-1")),
         catalog=file("catalog"), budgets=file("budgets"), policy=file("policy"), plan=file("plan"),
-        lookback_days=int(number(anomalies, "lookback_days", "anomalies", 28, int)),
+        events=file("events"), lookback_days=int(number(anomalies, "lookback_days", "anomalies", 28, int)),
         anomaly_threshold=number(anomalies, "threshold", "anomalies", 1.0),
         anomaly_min_impact_usd=number(anomalies, "min_impact_usd", "anomalies", 0.0, zero=True),
         alert_threshold=number(alerts, "threshold", "alerts", 0.5),
@@ -153,8 +155,8 @@ def load_watch(path: str | Path, env: Mapping[str, str] | None = None) -> WatchC
         webhooks=tuple(hooks), email=bool(channels.get("email", False)),
         state=file("state") or base / "gpuplan-notify-state.json", runs_dir=file("runs_dir") or base / "runs",
         billing=file("billing"))
-    inputs = tuple(p for p in (path, cfg.usage, cfg.catalog, cfg.budgets, cfg.policy, cfg.plan, cfg.billing)
-                   if p is not None)
+    inputs = tuple(p for p in (path, cfg.usage, cfg.catalog, cfg.budgets, cfg.policy, cfg.plan, cfg.billing,
+                               cfg.events) if p is not None)
     return WatchConfig(**{**cfg.__dict__, "inputs": inputs})
 
 
@@ -208,10 +210,17 @@ def run_watch(config: WatchConfig, usage: pd.DataFrame, rates, *, as_of: pd.Time
     sections = record["sections"]
     items: dict[str, list] = {}
 
+    events = ()
+    if config.events is not None:
+        from forecasting.events import load_events
+
+        known = {gpu for gpu, _ in instance_gpus.values()} if instance_gpus else None
+        events = load_events(config.events, known_gpu_types=known)
+        record["events"] = {"file": str(config.events), "count": len(events)}
     rep = detect(usage, rates.of, when, AnomalyConfig(lookback_days=config.lookback_days,
                                                       sensitivity=config.anomaly_threshold,
                                                       min_impact_usd=config.anomaly_min_impact_usd),
-                 progress=progress)
+                 events=events, progress=progress)
     table = to_csv_frame(rep.table)
     sections["anomalies"] = {"open": len(table), "window_start": _iso(rep.window_start),
                              "anomalies": table.to_dict(orient="records")}

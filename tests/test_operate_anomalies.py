@@ -383,3 +383,42 @@ def test_a_planned_event_is_expected_not_an_anomaly():
                             "start": "2025-11-12"}])
     planned = detect(part, lambda _g: 1.0, events=events).table
     assert not ((planned["team"] == "fraud-ml") & planned["kind"].isin(["level_shift", "drift"])).any()
+
+
+def test_the_end_of_a_planned_run_that_started_before_the_window_is_expected_too():
+    """A run in the usage before the window (so in what each week's forecast was fitted on) that ends inside it: its
+    end is a drop of the series, expected when the events file plans it."""
+    from forecasting.events import parse_events
+
+    usage = load()
+    part = usage[(usage[S.TEAM].isin(["speech", "fraud-ml"])) & (usage[S.TIMESTAMP] >= "2025-08-01")].copy()
+    end = pd.Timestamp("2025-11-20 00:00")
+    run = (part[S.TEAM] == "fraud-ml") & (part[S.TIMESTAMP] >= "2025-10-20") & (part[S.TIMESTAMP] < end)
+    part.loc[run, S.GPUS] += 12.0   # fraud-ml A10G: ~6 -> ~18 GPUs for a month, ending in the window
+    config = AnomalyConfig(lookback_days=28)
+
+    def at_the_end(table: pd.DataFrame) -> pd.DataFrame:
+        return table[(table["team"] == "fraud-ml") & (table["start"] - end).abs().le(pd.Timedelta(hours=24))]
+
+    unplanned = at_the_end(detect(part, lambda _g: 1.0, config=config).table)
+    assert unplanned["kind"].isin(["level_shift", "drop"]).any()
+    events = parse_events([{"team": "fraud-ml", "gpu_type": "NVIDIA A10G", "kind": "add", "gpus": 12,
+                            "start": "2025-10-20", "end": "2025-11-20"}])
+    assert at_the_end(detect(part, lambda _g: 1.0, config=config, events=events).table).empty
+    assert detect(part, lambda _g: 1.0, config=config, events=events).table["team"].ne("fraud-ml").all()
+
+
+def test_a_step_that_a_weekly_refit_takes_in_is_a_level_shift_not_a_spike_before_it():
+    """+6 GPUs from hour 150 on; the week's refit from hour 158 forecasts the new level. Against the rolling forecast
+    the first 8 hours look like a burst that went back; against the forecast made before the window they stay: a
+    level shift from hour 150, no spike. A burst of 6 hours that does go back is still a spike."""
+    y, p50, band, day = flat()
+    step = y.copy()
+    step[150:] += 6.0
+    refit = p50.copy()
+    refit[158:] = 16.0
+    found = detect_series(step, refit, band, day, AnomalyConfig(), p50)
+    assert [(f.kind, f.start) for f in found] == [("level_shift", 150)] and found[0].end == len(y) - 1
+    burst = y.copy()
+    burst[100:106] += 6.0
+    assert [f.kind for f in detect_series(burst, p50, band, day, AnomalyConfig(), p50)] == ["spike"]

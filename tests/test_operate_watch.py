@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
+from forecasting.schema import UsageError
 from operate.watch import load_watch
 from tests.test_operate_notify import Hook
 
@@ -91,3 +93,36 @@ def test_the_shipped_cronjob_manifest_runs_watch_with_a_config_it_accepts(tmp_pa
     assert cfg.usage == Path("/exports/usage.parquet") and cfg.budgets == tmp_path / "budgets.csv"
     assert cfg.webhooks == (("https://hooks.example.com/x", "slack"),) and cfg.email
     assert cfg.state == Path("/state/notify-state.json") and cfg.runs_dir == Path("/state/runs")
+
+
+def test_watch_with_the_planned_events_expects_the_end_of_a_planned_run(tmp_path):
+    """watch.yaml's `events` file reaches the anomalies: a run that ends in the window is an anomaly without it
+    and expected with it (the record says how many events were read)."""
+    import pandas as pd
+
+    from forecasting import schema as S
+    from operate.costing import on_demand_rates
+    from operate.watch import run_watch
+    from optimizer.catalog import load_catalog
+
+    usage = S.validate_usage(pd.read_parquet(ROOT / "data_samples" / "synthetic_org.parquet"))[0]
+    part = usage[usage[S.TEAM].isin(["speech", "fraud-ml"]) & (usage[S.TIMESTAMP] >= "2025-08-01")].copy()
+    run = (part[S.TEAM] == "fraud-ml") & part[S.TIMESTAMP].between("2025-10-20", "2025-11-19 23:00")
+    part.loc[run, S.GPUS] += 12.0
+    (tmp_path / "planned.yaml").write_text("events:\n  - {team: fraud-ml, gpu_type: NVIDIA A10G, kind: add, gpus: 12,"
+                                           " start: 2025-10-20, end: 2025-11-20}\n")
+    cat = load_catalog()
+    rates = on_demand_rates(cat, set(part[S.GPU_TYPE]))
+    opened = {}
+    for name, extra in (("plain", {}), ("planned", {"events": "planned.yaml"})):
+        config = tmp_path / f"watch-{name}.yaml"
+        config.write_text(yaml.safe_dump({"usage": "usage.parquet", "runs_dir": f"runs-{name}", **extra}))
+        cfg = load_watch(config)
+        assert cfg.events == (tmp_path / "planned.yaml" if extra else None)
+        rec = run_watch(cfg, part, rates, instance_gpus=cat.instance_gpus()).record
+        opened[name] = [a for a in rec["sections"]["anomalies"]["anomalies"] if a["team"] == "fraud-ml"]
+        assert rec.get("events", {}).get("count") == (1 if extra else None)
+    assert any(a["kind"] in ("level_shift", "drop") for a in opened["plain"]) and opened["planned"] == []
+    (tmp_path / "planned.yaml").write_text("events:\n  - {team: fraud-ml, kind: add, gpus: 12, start: 2025-10-20}\n")
+    with pytest.raises(UsageError, match="planned.yaml, item 1, field 'gpu_type': missing gpu_type"):
+        run_watch(cfg, part, rates, instance_gpus=cat.instance_gpus())   # a bad events file: one line
