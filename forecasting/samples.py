@@ -76,6 +76,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forecasting.events import Event
 from forecasting.schema import (
     GPU_TYPE,
     GPUS,
@@ -418,6 +419,34 @@ def generate_synthetic_org(seed: int = 20251130, start: str = "2024-06-01", mont
     out = out.sort_values([TEAM, GPU_TYPE, TIMESTAMP], kind="stable").reset_index(drop=True)
     out.attrs["note"] = SYNTHETIC_NOTE
     return out
+
+
+def planned_events(specs: Sequence[SeriesSpec] | None = None, start: str = "2024-06-01") -> tuple[Event, ...]:
+    """What the synthetic organisation's platform team planned, as events (:mod:`forecasting.events`): each large
+    job of a series (an ``add`` of its GPUs for its days; its failures and restarts are not planned), each
+    wind-down, and each new series' launch (a ``ramp_up`` to its base GPUs over its ramp days). The random
+    experiment jobs, bursts and noise are left out (nobody plans those).
+
+    Args:
+        specs: the organisation; default :data:`DEFAULT_ORG`.
+        start: the organisation's first hour, as given to :func:`generate_synthetic_org`.
+    """
+    begin = pd.Timestamp(start)
+    out: list[Event] = []
+    for spec in specs or DEFAULT_ORG:
+        for job in spec.jobs:
+            first = begin + pd.Timedelta(hours=int(job.start_day * 24))
+            out.append(Event(spec.team, "add", first, first + pd.Timedelta(hours=int(job.days * 24)), spec.gpu_type,
+                             float(job.gpus), note=job.project, source="synthetic org plan"))
+        if spec.wind_down is not None:
+            lo, hi = spec.wind_down
+            out.append(Event(spec.team, "wind_down", begin + pd.Timedelta(days=lo), begin + pd.Timedelta(days=hi),
+                             spec.gpu_type, note="wind-down", source="synthetic org plan"))
+        if spec.start_day > 0 and spec.ramp_days > 0:
+            first = begin + pd.Timedelta(days=spec.start_day)
+            out.append(Event(spec.team, "ramp_up", first, first + pd.Timedelta(days=spec.ramp_days), spec.gpu_type,
+                             float(spec.base), note="launch", source="synthetic org plan"))
+    return tuple(out)
 
 
 def write_synthetic_sample(df: pd.DataFrame, path: str | Path) -> Path:

@@ -193,3 +193,28 @@ def test_forecasting_does_not_import_optimizer_or_streamlit() -> None:
     text = Path(samples.__file__).read_text()
     assert "import optimizer" not in text and "from optimizer" not in text
     assert "streamlit" not in text
+
+
+def test_the_planned_events_are_the_synthetic_orgs_own_runs_launches_and_wind_down(synthetic: pd.DataFrame) -> None:
+    """Each planned run moves its series by its GPUs (less the hours its failures take), each launch starts its
+    series and ramps it to about its base, and the usage without them (remove_events) has no step at a run's
+    start: what a platform team running `gpuplan anomalies --events` would give."""
+    from forecasting.events import remove_events
+
+    plan = samples.planned_events()
+    assert {e.kind for e in plan} == {"add", "wind_down", "ramp_up"} and all(e.end is not None for e in plan)
+    hourly = synthetic.groupby([TEAM, GPU_TYPE, TIMESTAMP], as_index=False)[GPUS].sum()
+    base = remove_events(hourly, plan)
+    for e in plan:
+        s = _series(hourly, e.team, e.gpu_type).set_index(TIMESTAMP)[GPUS]
+        if e.kind == "add":
+            week = pd.Timedelta(days=7)
+            run, before = s[e.start:e.start + week].mean(), s[e.start - week:e.start - pd.Timedelta(hours=1)].mean()
+            assert 0.5 * e.gpus <= run - before <= 1.5 * e.gpus, (e.team, e.start)   # experiment jobs move it too
+            b = _series(base, e.team, e.gpu_type).set_index(TIMESTAMP)[GPUS]
+            step = b[e.start:e.start + week].mean() - b[e.start - week:e.start - pd.Timedelta(hours=1)].mean()
+            assert abs(step) <= 0.5 * e.gpus, (e.team, e.start)
+        elif e.kind == "ramp_up":
+            assert s.index.min() == e.start   # the series starts with its launch
+            held = s[e.end:e.end + pd.Timedelta(days=7)].mean()
+            assert 0.6 * e.gpus <= held <= 1.5 * e.gpus and s[:e.start + pd.Timedelta(days=2)].mean() < 0.3 * held
