@@ -33,7 +33,7 @@ from forecasting import io
 from forecasting import schema as S
 from forecasting.events import apply_events
 from forecasting.sample_data_costs import DATA_COSTS_FILE
-from forecasting.samples import data_dir
+from forecasting.samples import PLAN_FILE, data_dir
 from operate.alerts import AlertReport, compute_alerts, default_as_of, forecast_for_budgets
 from operate.anomalies import MIN_HISTORY_DAYS, AnomalyConfig, AnomalyReport, detect
 from operate.budgets import load_budgets
@@ -234,19 +234,30 @@ ANOMALY_LOOKBACK_DAYS = 28
 """Days searched for anomalies (fewer when the data source is shorter: the detector needs 14 days before them)."""
 
 
+def plan_events_default(source: str) -> InputFile | None:
+    """The synthetic sample's own plan as an events file (its runs, wind-down and launches,
+    ``data_samples/synthetic_org_plan.yaml``), else None."""
+    if source != SAMPLE:
+        return None
+    path = data_dir() / PLAN_FILE
+    return InputFile(f"data_samples/{path.name}", path.read_bytes())
+
+
 @st.cache_data(show_spinner=False, max_entries=8)
-def anomalies(source: str, sensitivity: float, min_impact_usd: float) -> AnomalyReport:
+def anomalies(source: str, sensitivity: float, min_impact_usd: float,
+              events: InputFile | None = None) -> AnomalyReport:
     """``gpuplan anomalies`` on the data source: the last :data:`ANOMALY_LOOKBACK_DAYS` days (or as many as its
-    history allows), at list rates; every team's series (rows are filtered per role on the page, the detection
-    never nets teams)."""
+    history allows), at list rates, with the planned ``events`` file (``--events``) when given; every team's series
+    (rows are filtered per role on the page, the detection never nets teams)."""
     u = usage(source)
     span = (u[S.TIMESTAMP].max() - u[S.TIMESTAMP].min()) / pd.Timedelta(days=1)
     lookback = int(min(ANOMALY_LOOKBACK_DAYS, span - MIN_HISTORY_DAYS))
     if lookback < 7:
         raise ValueError(f"anomalies need at least {MIN_HISTORY_DAYS + 7} days of usage; this data source has "
                          f"{span:.0f} (fix: upload a longer usage history)")
+    planned = A.cached_events(events.data.decode("utf-8", errors="replace"), events.name) if events else ()
     return detect(u, rates(source).of, None, AnomalyConfig(lookback_days=lookback, sensitivity=sensitivity,
-                                                           min_impact_usd=min_impact_usd))
+                                                           min_impact_usd=min_impact_usd), events=planned)
 
 
 COMMITMENTS_EXAMPLE = "billing/cur_gpu_commitments.csv"

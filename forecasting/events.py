@@ -531,10 +531,10 @@ def remove_events(usage: pd.DataFrame, events: Sequence[Event], value_col: str =
     whenever they fall) instead of the forecast carrying part of a planned run forward.
 
     Per row of a (team, gpu_type) series, while the event is active: ``add`` and ``ramp_up`` subtract their GPUs
-    (not below 0; a ramp-up's also after its end, where it holds),
-    ``scale`` divides by its factor (a factor of 0 leaves the usage), ``wind_down`` divides by its ramp (never by
-    less than :data:`WIND_DOWN_FLOOR`; after its end the usage is left as it is). A ``set`` leaves the usage: what
-    the series would have done instead is not known (the forecast's ``set`` holds it to the event's level anyway).
+    (not below 0; a ramp-up's also after its end, where it holds), ``scale`` divides by its factor (a factor of 0
+    leaves the usage), ``wind_down`` divides by its ramp (never by less than :data:`WIND_DOWN_FLOOR`; after its end
+    the usage is left as it is). A ``set`` leaves the usage: what the series would have done instead is not known
+    (the forecast's ``set`` holds it to the event's level anyway).
 
     Args:
         usage: one row per (team, gpu_type, timestamp) with ``value_col`` (GPUs); not modified.

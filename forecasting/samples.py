@@ -91,6 +91,8 @@ from forecasting.schema import (
 # --- shipped files --------------------------------------------------------------------------------
 HELIOS_FILE = "helios_earth_may2020.csv"
 SYNTHETIC_FILE = "synthetic_org.parquet"
+PLAN_FILE = "synthetic_org_plan.yaml"
+"""What the synthetic organisation planned over its 18 months (:func:`planned_events`), as an events file."""
 SAMPLE_FILES = {"synthetic": SYNTHETIC_FILE, "helios": HELIOS_FILE}
 SAMPLES = {
     "synthetic": "SYNTHETIC organisation (made up, seeded): 22 teams, 30 team x GPU series on H100/A100/L4/A10G, "
@@ -449,6 +451,27 @@ def planned_events(specs: Sequence[SeriesSpec] | None = None, start: str = "2024
     return tuple(out)
 
 
+def write_planned_events(events: Sequence[Event], path: str | Path) -> Path:
+    """Write the synthetic organisation's plan (:func:`planned_events`) as a YAML events file
+    (:func:`forecasting.events.load_events` reads it back), with a header saying what it is."""
+    import yaml
+
+    def when(ts: pd.Timestamp) -> str:
+        return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    items = [{"team": e.team, "gpu_type": e.gpu_type, "kind": e.kind, "start": when(e.start),
+              **({"end": when(e.end)} if e.end is not None else {}),
+              **({"gpus": float(e.gpus)} if e.gpus is not None else {}), "note": e.note} for e in events]
+    header = ("# What the SYNTHETIC sample organisation (synthetic_org.parquet) planned over its 18 months: its large\n"
+              "# jobs (add), the nlp-legacy wind-down and the launches of its new series (ramp_up). Made by\n"
+              "# forecasting.samples.planned_events from the generator's own specification; the random experiment\n"
+              "# jobs, bursts, failures and noise are not in it (nobody plans them). Give it to\n"
+              "# `gpuplan anomalies --events` (or the app's Cost anomalies tab) so the planned runs are expected.\n")
+    path = Path(path)
+    path.write_text(header + yaml.safe_dump({"events": items}, sort_keys=False, width=120), encoding="utf-8")
+    return path
+
+
 def write_synthetic_sample(df: pd.DataFrame, path: str | Path) -> Path:
     """Write the synthetic frame as zstd-compressed parquet, with the SYNTHETIC note in its metadata."""
     import pyarrow as pa
@@ -489,7 +512,8 @@ def load_sample(name: str = "synthetic") -> pd.DataFrame:
 
 
 def write_samples(out_dir: str | Path | None = None, trace_csv: str | Path = DEFAULT_HELIOS_TRACE) -> list[Path]:
-    """Regenerate the shipped sample files (both usage samples and the synthetic data-cost lines) in ``out_dir``
+    """Regenerate the shipped sample files (both usage samples, the synthetic org's plan and its data-cost lines) in
+    ``out_dir``
     (default :func:`data_dir`)."""
     from forecasting.sample_data_costs import DATA_COSTS_FILE, generate_data_lines, write_data_lines
 
@@ -497,6 +521,7 @@ def write_samples(out_dir: str | Path | None = None, trace_csv: str | Path = DEF
     out.mkdir(parents=True, exist_ok=True)
     org = generate_synthetic_org()
     return [write_synthetic_sample(org, out / SYNTHETIC_FILE),
+            write_planned_events(planned_events(), out / PLAN_FILE),
             write_data_lines(generate_data_lines(org), out / DATA_COSTS_FILE),
             write_helios_sample(build_helios_sample(trace_csv), out / HELIOS_FILE)]
 

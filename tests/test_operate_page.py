@@ -77,6 +77,39 @@ def test_anomalies_tab_finds_what_the_cli_finds_on_request():
     assert any("No anomaly in the window" in s.value for s in at.success)
 
 
+def test_anomalies_tab_expects_the_planned_events_it_is_given():
+    """The tab's planned events: the synthetic sample offers its own plan (the --events file shipped with it), and
+    the search with an events file expects what it plans: bio-ml's +20 A100 from 2025-11-27 15:00, a level shift
+    without it, is no anomaly with it. A bad events file is one error line."""
+    from forecasting.events import EventsError, load_events
+    from forecasting.samples import PLAN_FILE, data_dir
+    from operate.anomalies import AnomalyConfig, detect
+
+    at = AppTest.from_function(page, default_timeout=300)
+    at.run()
+    radio = at.radio(key="operate_anomaly_events")
+    assert list(radio.options) == ["No planned events", "The sample's plan", "Upload a file"]
+    radio.set_value("The sample's plan").run()
+    next(b for b in at.button if b.label == "Find anomalies").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("synthetic_org_plan.yaml" in fmt.unplain(c.value) for c in at.caption)
+    usage = load_sample("synthetic")
+    planned = detect(usage, O.rates(O.SAMPLE).of, None, AnomalyConfig(lookback_days=28),
+                     events=load_events(data_dir() / PLAN_FILE)).table
+    assert metric(at, "Anomalies") == f"{len(planned):,}"
+
+    def bio_ml_shifts(events: O.InputFile | None) -> int:
+        table = O.anomalies(O.SAMPLE, 1.0, 0.0, events).table
+        return int(((table["team"] == "bio-ml") & table["kind"].isin(["level_shift", "drift"])).sum())
+
+    run = O.InputFile("planned.yaml", b"events:\n  - {team: bio-ml, gpu_type: NVIDIA A100, kind: add, gpus: 20, "
+                                      b"start: '2025-11-27T15:00:00Z', note: docking sweep}\n")
+    assert bio_ml_shifts(None) == 1 and bio_ml_shifts(run) == 0
+    with pytest.raises(EventsError, match="planned.yaml, item 1, field 'gpus': missing gpus"):
+        O.anomalies(O.SAMPLE, 1.0, 0.0, O.InputFile("planned.yaml", b"- {team: bio-ml, gpu_type: NVIDIA A100, "
+                                                                    b"kind: add, start: 2025-11-27}\n"))
+
+
 def test_bad_budgets_file_is_one_error_line(monkeypatch):
     original = O.shipped
 

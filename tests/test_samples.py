@@ -218,3 +218,13 @@ def test_the_planned_events_are_the_synthetic_orgs_own_runs_launches_and_wind_do
             assert s.index.min() == e.start   # the series starts with its launch
             held = s[e.end:e.end + pd.Timedelta(days=7)].mean()
             assert 0.6 * e.gpus <= held <= 1.5 * e.gpus and s[:e.start + pd.Timedelta(days=2)].mean() < 0.3 * held
+
+
+def test_the_shipped_plan_file_is_the_generators_plan() -> None:
+    """data_samples/synthetic_org_plan.yaml (what `make samples` writes) reads back as planned_events()."""
+    from forecasting.events import FIELDS, events_frame, load_events
+
+    shipped = events_frame(load_events(DATA / samples.PLAN_FILE))[list(FIELDS)]
+    made = events_frame(samples.planned_events())[list(FIELDS)]
+    pd.testing.assert_frame_equal(shipped, made)
+    assert (DATA / samples.PLAN_FILE).read_text().startswith("# What the SYNTHETIC sample organisation")

@@ -39,6 +39,11 @@ PLAN_SOURCE_KEY = "operate_plan_source"
 DATA_KEY = "operate_include_data"
 ANOMALY_SENS_KEY, ANOMALY_FLOOR_KEY, ANOMALY_ON_KEY = ("operate_anomaly_threshold", "operate_anomaly_floor",
                                                       "operate_anomalies_on")
+ANOMALY_EVENTS_KEY = "operate_anomaly_events"
+EVENTS_NONE, EVENTS_SAMPLE_PLAN, EVENTS_UPLOAD = "No planned events", "The sample's plan", "Upload a file"
+HELP_ANOMALY_EVENTS = ("Planned runs, launches (ramp_up) and wind-downs, in the `gpuplan anomalies --events` format: "
+                       "the search fits each week on the usage without them and expects each one, its start and its "
+                       "end, so a planned run is not an anomaly.")
 HELP_ANOMALIES = ("As `gpuplan anomalies`: each week of the window forecast from the usage before it, so seasonality "
                   "is expected; spikes and drops against the series' own hour-to-hour spread around that forecast, "
                   "level shifts and slow drifts against the engine's daily ranges and the forecast made before the "
@@ -412,6 +417,25 @@ def anomalies_table(table: pd.DataFrame) -> None:
                        "impact_usd": "Impact (USD)", "score": "Score (1 = threshold)"})
 
 
+def _planned_events_input(source: str) -> O.InputFile | None:
+    """Where the planned events the anomaly search expects come from: none, the synthetic sample's own plan, or an
+    uploaded events file (the ``--events`` format)."""
+    shipped = O.plan_events_default(source)
+    options = (EVENTS_NONE, EVENTS_SAMPLE_PLAN, EVENTS_UPLOAD) if shipped is not None else (EVENTS_NONE, EVENTS_UPLOAD)
+    if st.session_state.get(ANOMALY_EVENTS_KEY) not in options:
+        st.session_state[ANOMALY_EVENTS_KEY] = EVENTS_NONE
+    choice = st.radio("Planned events (expected, not anomalies)", options, horizontal=True, key=ANOMALY_EVENTS_KEY,
+                      help=HELP_ANOMALY_EVENTS)
+    if choice == EVENTS_SAMPLE_PLAN:
+        st.caption(fmt.plain(f"{shipped.name}: the SYNTHETIC sample's planned runs, wind-down and launches"))
+        return shipped
+    if choice == EVENTS_UPLOAD:
+        up = st.file_uploader("Events file (.yaml, .yml, .csv)", type=["yaml", "yml", "csv"],
+                              key=f"{ANOMALY_EVENTS_KEY}_file_{source}")
+        return O.InputFile(up.name, up.getvalue()) if up is not None else None
+    return None
+
+
 def _anomalies_tab(source: str, teams: frozenset[str] | None = None) -> None:
     st.caption("Spikes, drops, level shifts and slow drifts of GPU usage in the last weeks, with their impact at "
                "list rates.", help=HELP_ANOMALIES)
@@ -420,13 +444,14 @@ def _anomalies_tab(source: str, teams: frozenset[str] | None = None) -> None:
                             key=ANOMALY_SENS_KEY, help="2 reports only anomalies twice as strong.")
     floor = c2.number_input("Report only impacts of at least (USD)", min_value=0.0, value=0.0, step=50.0,
                             key=ANOMALY_FLOOR_KEY, help="An absolute floor for what is worth a look (0 = none).")
+    events = _planned_events_input(source)
     if st.button("Find anomalies", key="anomalies_run", icon=":material/search:"):
         st.session_state[ANOMALY_ON_KEY] = True
     if not st.session_state.get(ANOMALY_ON_KEY):
         st.caption("The search forecasts the window week by week (a few seconds): press 'Find anomalies'.")
         return
     with st.spinner("Forecasting the window week by week..."):
-        rep = _guard(lambda: O.anomalies(source, float(sensitivity), float(floor)))
+        rep = _guard(lambda: O.anomalies(source, float(sensitivity), float(floor), events))
     if rep is None:
         return
     table = rep.table if teams is None else rep.table[rep.table["team"].isin(teams)]
