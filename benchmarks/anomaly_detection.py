@@ -108,12 +108,13 @@ DESIGNS = {"forecast ranges (ours)": {},
            "ours without the return rule": {"return_share": None},
            "ours without the held-change test": {"held_t": None},
            "ours without it, level shifts need not last": {"held_t": None, "end_share": None}}
-"""Our kept design, the same given what the organisation planned, and two ablations (AnomalyConfig overrides). The
-module constants they switch off (HELD_T and the HELD_* rules, END_SHARE, and the rules of operate/anomalies.py)
-were chosen on the tuning set; docs/benchmarks.md lists the tuning numbers of every change tried.
+"""Our kept design, the same given what the organisation planned, and three ablations (AnomalyConfig overrides).
+The module constants they switch off (RETURN_SHARE, HELD_T and the HELD_* rules, END_SHARE, and the rules of
+operate/anomalies.py) were chosen on the tuning set (RETURN_SHARE on it and a design org); docs/benchmarks.md lists
+the tuning numbers of every change tried.
 
-:data:`PLANNED` runs the detector with ``events``: the synthetic organisation's large planned jobs and its
-wind-down (:func:`forecasting.samples.planned_events`), as a platform team running ``gpuplan anomalies --events``
+:data:`PLANNED` runs the detector with ``events``: the synthetic organisation's large planned jobs, its wind-down and
+its launches (:func:`forecasting.samples.planned_events`), as a platform team running ``gpuplan anomalies --events``
 would give them. The injected anomalies are not in it (nobody planned them). Every other design runs without events,
 as the Done-when's test does."""
 PLAN = planned_events()
@@ -290,8 +291,7 @@ def run_set(cases, usage: pd.DataFrame, settings, thresholds) -> dict[tuple[str,
         for design, overrides in DESIGNS.items():
             for z, k, h in settings.get(design, ()) if isinstance(settings, dict) else settings:
                 rep = find(planned if design == PLANNED else window, actual, lambda _g: 1.0,
-                           AnomalyConfig(lookback_days=LOOKBACK_DAYS, hour_z=z,
-                                                                         cusum_k=k, cusum_h=h, **overrides))
+                           AnomalyConfig(lookback_days=LOOKBACK_DAYS, hour_z=z, cusum_k=k, cusum_h=h, **overrides))
                 results.append(((design, (z, k, h)), score_case(rep.table, injections, untouched, kinds=True)))
         cache: dict = {}
         for robust, name in ((False, "rolling z-score"), (True, "rolling MAD")):

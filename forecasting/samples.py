@@ -513,8 +513,7 @@ def load_sample(name: str = "synthetic") -> pd.DataFrame:
 
 def write_samples(out_dir: str | Path | None = None, trace_csv: str | Path = DEFAULT_HELIOS_TRACE) -> list[Path]:
     """Regenerate the shipped sample files (both usage samples, the synthetic org's plan and its data-cost lines) in
-    ``out_dir``
-    (default :func:`data_dir`)."""
+    ``out_dir`` (default :func:`data_dir`)."""
     from forecasting.sample_data_costs import DATA_COSTS_FILE, generate_data_lines, write_data_lines
 
     out = Path(out_dir) if out_dir is not None else data_dir()
