@@ -281,7 +281,8 @@ TagKeyOpt = Annotated[str, typer.Option(help="cost-allocation tag holding the te
 HistoryOpt = Annotated[int, typer.Option(help="fit on at most this many recent hours (0 = all)")]
 ModelsOpt = Annotated[str, typer.Option(help="candidate models: default, full (adds AutoETS, AutoTheta) or baselines")]
 EngineOpt = Annotated[str, typer.Option(help="where statsforecast runs: local, or dask / ray through Fugue")]
-EventsOpt = Annotated[Path | None, typer.Option(help="planned events (YAML or CSV): new projects, wind-downs")]
+EventsOpt = Annotated[Path | None, typer.Option(
+    help="planned events (YAML or CSV): new projects and runs (add), launches (ramp_up), wind-downs")]
 
 
 def apply_events_file(fc: pd.DataFrame, events: Path | None, cat: Catalog) -> pd.DataFrame:

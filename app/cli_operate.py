@@ -528,7 +528,8 @@ def anomalies(
                                                max=366)] = 28,
     threshold: Annotated[float, typer.Option(help="report anomalies whose score reaches this (1 = the tuned "
                                                   "detection level; 2 = twice as strong)")] = 1.0,
-    events: Annotated[Path | None, typer.Option(help="planned events (YAML or CSV): expected, not anomalies")] = None,
+    events: Annotated[Path | None, typer.Option(
+        help="planned events (YAML or CSV: runs, launches, wind-downs): expected, not anomalies")] = None,
     min_impact_usd: Annotated[float, typer.Option(help="report only anomalies whose impact at list rates is at "
                                                        "least this many USD (0 = every anomaly)", min=0.0)] = 0.0,
     notify: NotifyOpt = None,
