@@ -62,17 +62,25 @@ class InputFile:
     data: bytes
 
 
+def sample_file(relative: str) -> InputFile:
+    """A file shipped in ``data_samples/`` (``relative`` to it), named by its path there."""
+    return InputFile(f"data_samples/{relative}", (data_dir() / relative).read_bytes())
+
+
+def sample_default(source: str, relative: str) -> InputFile | None:
+    """The shipped file ``relative`` to ``data_samples/`` when the data source is the synthetic sample it was made
+    for, else None (another organisation's needs an upload)."""
+    return sample_file(relative) if source == SAMPLE else None
+
+
 def shipped(kind: str) -> InputFile:
-    path = data_dir() / "operate" / SHIPPED[kind]
-    return InputFile(f"data_samples/operate/{path.name}", path.read_bytes())
+    return sample_file(f"operate/{SHIPPED[kind]}")
 
 
 def data_default(source: str) -> InputFile | None:
     """The default data lines of a data source: the shipped SYNTHETIC data-cost lines for the synthetic sample, else
     None (another organisation's storage and transfer lines cannot be guessed: they need an upload)."""
-    if source != SAMPLE:
-        return None
-    return InputFile(f"data_samples/{DATA_COSTS_FILE}", (data_dir() / DATA_COSTS_FILE).read_bytes())
+    return sample_default(source, DATA_COSTS_FILE)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -237,10 +245,7 @@ ANOMALY_LOOKBACK_DAYS = 28
 def plan_events_default(source: str) -> InputFile | None:
     """The synthetic sample's own plan as an events file (its runs, wind-down and launches,
     ``data_samples/synthetic_org_plan.yaml``), else None."""
-    if source != SAMPLE:
-        return None
-    path = data_dir() / PLAN_FILE
-    return InputFile(f"data_samples/{path.name}", path.read_bytes())
+    return sample_default(source, PLAN_FILE)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -267,9 +272,7 @@ CUR of its own small organisation, see data_samples/README.md)."""
 
 def commitments_default(source: str) -> InputFile | None:
     """The shipped example CUR with commitments for the synthetic sample, else None (an upload is needed)."""
-    if source != SAMPLE:
-        return None
-    return InputFile(f"data_samples/{COMMITMENTS_EXAMPLE}", (data_dir() / COMMITMENTS_EXAMPLE).read_bytes())
+    return sample_default(source, COMMITMENTS_EXAMPLE)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

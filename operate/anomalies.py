@@ -317,6 +317,7 @@ def detect_series(y: np.ndarray, p50: np.ndarray, band: np.ndarray, day_scale: n
     """
     s = config.sensitivity
     departure, scale = hour_departures(y, p50)
+    base_resid = y - (p50 if shape_base is None else shape_base)   # against the forecast made before the window
     z = departure / scale
     zb = (y - p50) / band
     found: list[_Found] = []
@@ -332,8 +333,7 @@ def detect_series(y: np.ndarray, p50: np.ndarray, band: np.ndarray, day_scale: n
             after = sign * z[b + 1:b + 25]
             if b - a + 1 > SPIKE_MAX_HOURS or (len(after) >= 6 and np.median(after) >= RETURN_Z):
                 continue
-            if config.return_share is not None and _stays(sign * (y - (p50 if shape_base is None else shape_base)),
-                                                          a, b, config.return_share):
+            if config.return_share is not None and _stays(sign * base_resid, a, b, config.return_share):
                 continue
             spike_hours[a:b + 1] = True
             found.append(_Found("", "spike" if sign > 0 else "drop", a, b,
@@ -344,7 +344,7 @@ def detect_series(y: np.ndarray, p50: np.ndarray, band: np.ndarray, day_scale: n
     found = [f for f in found if not any(g.kind != f.kind and g.start + lag <= f.end and f.start <= g.end + lag
                                          for g in found for lag in ECHO_LAGS)]
     resid = np.where(spike_hours, 0.0, y - p50)
-    shape_resid = np.where(spike_hours, 0.0, y - (p50 if shape_base is None else shape_base))
+    shape_resid = np.where(spike_hours, 0.0, base_resid)
     days = len(y) // 24
     start0 = len(y) - days * 24   # whole days ending at as_of
     daily = resid[start0:].reshape(days, 24).mean(axis=1) if days else np.zeros(0)
