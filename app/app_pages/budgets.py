@@ -27,6 +27,7 @@ import streamlit as st
 from app import charts, fmt, sidebar, store_ui, view
 from app import operate_state as O
 from app import state as A
+from app.app_pages.whatif import UPLOAD, file_input
 from forecasting import schema as S
 from operate.anomalies import to_csv_frame
 from optimizer.billing import BillingError
@@ -40,7 +41,7 @@ DATA_KEY = "operate_include_data"
 ANOMALY_SENS_KEY, ANOMALY_FLOOR_KEY, ANOMALY_ON_KEY = ("operate_anomaly_threshold", "operate_anomaly_floor",
                                                       "operate_anomalies_on")
 ANOMALY_EVENTS_KEY = "operate_anomaly_events"
-EVENTS_NONE, EVENTS_SAMPLE_PLAN, EVENTS_UPLOAD = "No planned events", "The sample's plan", "Upload a file"
+EVENTS_NONE, EVENTS_SAMPLE_PLAN, EVENTS_UPLOAD = "No planned events", "The sample's plan", UPLOAD
 HELP_ANOMALY_EVENTS = ("Planned runs, launches (ramp_up) and wind-downs, in the `gpuplan anomalies --events` format: "
                        "the search fits each week on the usage without them and expects each one, its start and its "
                        "end, so a planned run is not an anomaly.")
@@ -422,18 +423,14 @@ def _planned_events_input(source: str) -> O.InputFile | None:
     uploaded events file (the ``--events`` format)."""
     shipped = O.plan_events_default(source)
     options = (EVENTS_NONE, EVENTS_SAMPLE_PLAN, EVENTS_UPLOAD) if shipped is not None else (EVENTS_NONE, EVENTS_UPLOAD)
-    if st.session_state.get(ANOMALY_EVENTS_KEY) not in options:
-        st.session_state[ANOMALY_EVENTS_KEY] = EVENTS_NONE
-    choice = st.radio("Planned events (expected, not anomalies)", options, horizontal=True, key=ANOMALY_EVENTS_KEY,
-                      help=HELP_ANOMALY_EVENTS)
-    if choice == EVENTS_SAMPLE_PLAN:
+    name, text = file_input("Planned events (expected, not anomalies)", options, ANOMALY_EVENTS_KEY,
+                            f"{ANOMALY_EVENTS_KEY}_loaded",   # no scenario brings them: never set
+                            ("Events file (.yaml, .yml, .csv)", ["yaml", "yml", "csv"],
+                             f"{ANOMALY_EVENTS_KEY}_file_{source}"), HELP_ANOMALY_EVENTS, horizontal=True)
+    if st.session_state.get(ANOMALY_EVENTS_KEY) == EVENTS_SAMPLE_PLAN:
         st.caption(fmt.plain(f"{shipped.name}: the SYNTHETIC sample's planned runs, wind-down and launches"))
         return shipped
-    if choice == EVENTS_UPLOAD:
-        up = st.file_uploader("Events file (.yaml, .yml, .csv)", type=["yaml", "yml", "csv"],
-                              key=f"{ANOMALY_EVENTS_KEY}_file_{source}")
-        return O.InputFile(up.name, up.getvalue()) if up is not None else None
-    return None
+    return O.InputFile(name, text.encode("utf-8")) if text else None
 
 
 def _anomalies_tab(source: str, teams: frozenset[str] | None = None) -> None:

@@ -156,7 +156,7 @@ def owned_input() -> tuple[str, str]:
 
 
 def file_input(label: str, options: tuple[str, ...], source_key: str, loaded_key: str,
-               upload: tuple[str, list[str], str], help_text: str) -> tuple[str, str]:
+               upload: tuple[str, list[str], str], help_text: str, *, horizontal: bool = False) -> tuple[str, str]:
     """A radio of where a settings file comes from (``options``, with "From the loaded scenario" when a loaded
     scenario brought one) and its uploader: ``(file name, text)`` of the upload or the loaded file, else
     ``("", "")``."""
@@ -165,7 +165,7 @@ def file_input(label: str, options: tuple[str, ...], source_key: str, loaded_key
         options = (*options, FROM_LOADED)
     if st.session_state.get(source_key) not in options:
         st.session_state[source_key] = options[0]
-    choice = st.radio(label, options, key=source_key, help=help_text)
+    choice = st.radio(label, options, key=source_key, help=help_text, horizontal=horizontal)
     if choice == FROM_LOADED and loaded:
         st.caption(f"{label} of the loaded scenario: {fmt.plain(loaded[0])}")
         return loaded
