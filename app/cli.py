@@ -17,7 +17,7 @@ import math
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -285,13 +285,35 @@ EventsOpt = Annotated[Path | None, typer.Option(
     help="planned events (YAML or CSV): new projects and runs (add), launches (ramp_up), wind-downs")]
 
 
+def events_file(events: Path | None, cat: Catalog) -> tuple:
+    """The planned events of an ``--events`` file (none without one)."""
+    if events is None:
+        return ()
+    from forecasting.events import load_events
+
+    return load_events(events, known_gpu_types=cat.gpu_models())
+
+
+def fit_usage(usage: pd.DataFrame, events: Sequence) -> pd.DataFrame:
+    """The usage a forecast that gets the planned ``events`` applied is fitted on: without what those events already
+    did to it (:func:`forecasting.events.without_events`; a run in progress is not counted twice), said on stderr."""
+    from forecasting.events import in_history, without_events
+
+    past = in_history(events, usage)
+    if past:
+        err.print(f"  fitting on the usage without {len(past)} planned event{'s' if len(past) > 1 else ''} that "
+                  "started before its end (each is counted once, as the event)", markup=False, highlight=False)
+    return without_events(usage, past)
+
+
 def apply_events_file(fc: pd.DataFrame, events: Path | None, cat: Catalog) -> pd.DataFrame:
-    """Apply a planned-events file to a forecast and print each adjustment (shown as such, never hidden)."""
+    """Apply a planned-events file to a forecast and print each adjustment (shown as such, never hidden). A
+    forecast from usage should be fitted on :func:`fit_usage`."""
     if events is None:
         return fc
-    from forecasting.events import apply_events, load_events
+    from forecasting.events import apply_events
 
-    adjusted, adjustments = apply_events(fc, load_events(events, known_gpu_types=cat.gpu_models()))
+    adjusted, adjustments = apply_events(fc, events_file(events, cat))
     for _, a in adjustments.iterrows():
         err.print(f"  event {a['kind']} {a['team']} / {a['gpu_type']}: {a['delta_gpu_hours']:+,.0f} GPU-hours"
                   + (f" ({a['note']})" if a.get("note") else ""), markup=False, highlight=False)
@@ -327,12 +349,13 @@ def forecast(
         cat = _catalog(catalog)
         hconfig = hierarchy_config(reconcile) if levels_out is not None else None
         usage_df = load_usage_file(usage, fmt, tag_key, cat)
+        fit = fit_usage(usage_df, events_file(events, cat))
         with step("forecasting") as say:
-            result = run_forecast(usage_df, horizon_hours, history_hours or None, say, models=models, engine=engine)
+            result = run_forecast(fit, horizon_hours, history_hours or None, say, models=models, engine=engine)
         fc = apply_events_file(result.forecast, events, cat)
         if hconfig is not None:
             with step("forecasting and reconciling every level") as say:
-                levels = reconciled_levels(usage_df, result.forecast, fc, hconfig,
+                levels = reconciled_levels(fit, result.forecast, fc, hconfig,
                                            forecast_config(horizon_hours, history_hours or None, models, engine), say)
         write_forecast_csv(fc, out_path)
         if levels is not None:
@@ -409,13 +432,12 @@ def plan_from_usage(usage: pd.DataFrame, cat: Catalog, config: PlanConfig, *, hi
             the long-term forecast is routed the same way.
         allow_short_history: consider 3-year options even from under two weeks of history.
     """
-    from forecasting.events import load_events
     from optimizer.solve import make_plan
     from optimizer.term import NEAR_HOURS, multi_year_allowed, plan_scenarios
 
     history = usage[usage[S.TIMESTAMP] < config.start]
     config, short_note = multi_year_allowed(config, history, allow_short_history)
-    evs = load_events(events, known_gpu_types=cat.gpu_models()) if events is not None else ()
+    evs = events_file(events, cat)
     result = None
     long = None
     if forecast_frame is None:
@@ -425,7 +447,7 @@ def plan_from_usage(usage: pd.DataFrame, cat: Catalog, config: PlanConfig, *, hi
         last = history[S.TIMESTAMP].max()
         near = min(config.hours, NEAR_HOURS) if config.term_horizon else config.hours
         horizon = int((config.start + pd.Timedelta(hours=near) - last) / pd.Timedelta(hours=1)) - 1
-        result = run_forecast(history, horizon, history_hours, progress)
+        result = run_forecast(fit_usage(history, evs), horizon, history_hours, progress)
         forecast_frame, long = result.forecast, result.long
     elif evs and not events_in_forecast:
         forecast_frame = apply_events_file(forecast_frame, events, cat)
@@ -445,11 +467,10 @@ def with_capacity_blocks(result, events: Path, prices, cat: Catalog, config: Pla
     """The plan result with its ``capacity_blocks`` block: each planned ``add`` run priced on a Capacity Block,
     on-demand, spot and the plan (:mod:`optimizer.capacity_blocks`), each against the plan ``config`` makes without
     the run (one more solve per run; None: against the plan as bought)."""
-    from forecasting.events import load_events
     from optimizer import capacity_blocks as CB
     from optimizer.solve import make_plan
 
-    block = CB.assess(result.plan, result.scenarios, load_events(events, known_gpu_types=cat.gpu_models()),
+    block = CB.assess(result.plan, result.scenarios, events_file(events, cat),
                       prices, cat,
                       replan=(lambda sc: make_plan(None, cat, config, scenarios=sc).plan) if config else None)
     return dataclasses.replace(result, plan=CB.attach(result.plan, block))
@@ -781,7 +802,6 @@ def longterm(
 ) -> None:
     """Forecast 12-36 months ahead (daily/weekly models) for commitment terms, with the trend estimated from the
     history, growth and planned events."""
-    from forecasting.events import load_events
     from forecasting.io import write_csv_atomic
     from forecasting.longterm import LongTermConfig, forecast_longterm
 
@@ -789,7 +809,7 @@ def longterm(
         config = LongTermConfig(horizon_days=days, granularity=granularity, growth=growth, trend=trend)
         cat = _catalog(catalog)
         usage_df = load_usage_file(usage, fmt, tag_key, cat)
-        evs = load_events(events, known_gpu_types=cat.gpu_models()) if events else None
+        evs = events_file(events, cat) or None
         with step("forecasting long term") as say:
             result = forecast_longterm(usage_df, config, events=evs, progress=say)
         write_csv_atomic(result.daily, out_path)

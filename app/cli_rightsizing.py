@@ -28,6 +28,8 @@ from app.cli import (
     _parse_start,
     app,
     apply_events_file,
+    events_file,
+    fit_usage,
     load_usage_file,
     out,
     run_forecast,
@@ -74,7 +76,7 @@ def route_for_plan(usage: pd.DataFrame, forecast: pd.DataFrame | None, cat: Cata
             raise UserFacingError(f"no usage before --start {config.start:%Y-%m-%dT%H:%M}Z to forecast from "
                                   "(fix: choose a later start or pass --forecast)")
         horizon = int((config.end - history[S.TIMESTAMP].max()) / pd.Timedelta(hours=1)) - 1
-        forecast = run_forecast(history, horizon, history_hours, progress).forecast
+        forecast = run_forecast(fit_usage(history, events_file(events, cat)), horizon, history_hours, progress).forecast
     if forecast is not None:
         forecast = apply_events_file(forecast, events, cat)
         window = forecast[(forecast[S.TIMESTAMP] >= config.start) & (forecast[S.TIMESTAMP] < config.end)]
@@ -166,8 +168,9 @@ def pareto(
                     raise UserFacingError(f"no usage before --start {config.start:%Y-%m-%dT%H:%M}Z to forecast "
                                           "from (fix: choose a later --start)")
                 horizon = int((config.end - history[S.TIMESTAMP].max()) / pd.Timedelta(hours=1)) - 1
+                fit = fit_usage(history, events_file(events, cat))
                 with step("forecasting") as say:
-                    fc = run_forecast(history, horizon, history_hours or None, say).forecast
+                    fc = run_forecast(fit, horizon, history_hours or None, say).forecast
             fc = apply_events_file(fc, events, cat)
             demand = fc[(fc[S.TIMESTAMP] >= config.start) & (fc[S.TIMESTAMP] < config.end)]
             value, basis = S.MEAN, "forecast mean"

@@ -31,7 +31,6 @@ from app import roles as R
 from app import state as A
 from forecasting import io
 from forecasting import schema as S
-from forecasting.events import apply_events
 from forecasting.sample_data_costs import DATA_COSTS_FILE
 from forecasting.samples import PLAN_FILE, data_dir
 from operate.alerts import AlertReport, compute_alerts, default_as_of, forecast_for_budgets
@@ -136,10 +135,7 @@ def planned_demand(settings: A.PlannerSettings) -> pd.DataFrame:
     expected demand the plan was made for, as a usage frame (``timestamp, team, gpu_type, gpus``)."""
     usage_ = usage(settings.sample)
     config = settings.plan_config(A.window_start(usage_))
-    fc = A.cached_forecast(settings.forecast_settings).forecast
-    events = A.cached_events(settings.events_text, settings.events_name)
-    if events:
-        fc, _ = apply_events(fc, events)
+    fc = A.planned_forecast(settings.forecast_settings)
     fc = fc[(fc[S.TIMESTAMP] >= config.start) & (fc[S.TIMESTAMP] < config.end)]
     growth = dict(settings.team_growth)
     factor = (1.0 + settings.growth) * fc[S.TEAM].map(lambda t: 1.0 + growth.get(t, 0.0)).to_numpy(dtype=float)

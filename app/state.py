@@ -50,7 +50,7 @@ from app.whatif_model import events_from_text, plan_figures, with_spot_terms
 from forecasting import io
 from forecasting import schema as S
 from forecasting.engine import ForecastConfig, ForecastResult, LongForecast, default_n_jobs, forecast
-from forecasting.events import Event, apply_events
+from forecasting.events import Event, apply_events, in_history, without_events
 from forecasting.longterm import LongTermForecast
 from forecasting.samples import SAMPLES, data_dir, load_sample
 from optimizer.baselines import lookback_expected
@@ -158,16 +158,20 @@ def default_hours() -> int:
 # --- settings -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ForecastSettings:
-    """What the forecast depends on: the sample and the window (forecast horizon = window hours).
+    """What the forecast depends on: the sample, the window (forecast horizon = window hours) and the planned events
+    that will be applied to it (a forecast they get is fitted on the usage without what they already did).
 
     Attributes:
         sample: dataset id: a shipped sample organisation (``synthetic`` or ``helios``) or an uploaded
             dataset (``upload:<content hash>``, see :func:`register_dataset`).
         hours: plan window in hours, starting the hour after the dataset's last hour.
+        events_name / events_text: planned-events file name and its YAML/CSV text ("" = no events).
     """
 
     sample: str
     hours: int
+    events_name: str = ""
+    events_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -236,7 +240,7 @@ class PlannerSettings:
 
     @property
     def forecast_settings(self) -> ForecastSettings:
-        return ForecastSettings(self.sample, self.hours)
+        return ForecastSettings(self.sample, self.hours, self.events_name, self.events_text)
 
     def pending_fields(self) -> tuple[str, ...]:
         """Settings that are set but that :class:`PlanConfig` has no field for (shown as not applied)."""
@@ -449,22 +453,29 @@ def routing_key(settings: PlannerSettings) -> PlannerSettings | None:
 def route_forecast(fc: pd.DataFrame, workloads: Workloads, catalog: Catalog, settings: PlannerSettings,
                    start: pd.Timestamp, candidates: pd.DataFrame | None = None,
                    throughput: Throughput | None = None) -> Routing:
-    """Route each (team, workload class) on the event-adjusted forecast mean over the window, as
-    :func:`app.cli_rightsizing.route_for_plan` does for ``gpuplan plan --workloads --forecast``."""
+    """Route each (team, workload class) on the forecast mean over the window (``fc`` with the planned events
+    applied, :func:`planned_forecast`), as :func:`app.cli_rightsizing.route_for_plan` does for ``gpuplan plan
+    --workloads --forecast``."""
     config = settings.plan_config(start)
     catalog = with_spot_terms(catalog, settings.spot_discount, settings.interruption_bucket)
-    window = routing_demand(fc, settings, config)
+    window = routing_demand(fc, config)
     return route(window, workloads, catalog, config, speed_priority=settings.speed_priority, value_column=S.MEAN,
                  candidates=candidates, throughput=throughput)
 
 
-def routing_demand(fc: pd.DataFrame, settings: PlannerSettings, config: PlanConfig) -> pd.DataFrame:
-    """The forecast rows the routing is computed on: the window's hours, planned events applied."""
-    events = cached_events(settings.events_text, settings.events_name)
-    if events:
-        fc, _ = apply_events(fc, events)
+def routing_demand(fc: pd.DataFrame, config: PlanConfig) -> pd.DataFrame:
+    """The forecast rows (planned events applied, :func:`planned_forecast`) the routing is computed on: the
+    window's hours."""
     window = fc[(fc[S.TIMESTAMP] >= config.start) & (fc[S.TIMESTAMP] < config.end)]
     return window if not window.empty else fc
+
+
+def planned_forecast(settings: ForecastSettings) -> pd.DataFrame:
+    """The cached forecast (:func:`cached_forecast`) with the settings' planned events applied: the expected demand
+    that routing, the trade-off frontier, the budgets' projection, fan charts and the forecast download use."""
+    fc = cached_forecast(settings).forecast
+    events = cached_events(settings.events_text, settings.events_name)
+    return apply_events(fc, events)[0] if events else fc
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -546,10 +557,19 @@ def cached_catalog() -> Catalog:
     return load_catalog()
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
 def cached_forecast(settings: ForecastSettings) -> ForecastResult:
-    """Forecast of a sample for its plan window (about a minute on the synthetic org, then cached)."""
-    return forecast_usage(cached_usage(settings.sample), settings.hours)
+    """Forecast of a sample for its plan window (about a minute on the synthetic org, then cached), fitted on the
+    usage without what the settings' planned events already did to it (:func:`forecasting.events.without_events`;
+    the events are applied to the forecast by its users). Events that start after the data change nothing of the
+    fit, so the forecast is shared with the settings without them."""
+    usage = cached_usage(settings.sample)
+    past = in_history(cached_events(settings.events_text, settings.events_name), usage)
+    return _cached_forecast(settings.sample, settings.hours, past)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _cached_forecast(sample: str, hours: int, past: tuple[Event, ...]) -> ForecastResult:
+    return forecast_usage(without_events(cached_usage(sample), past), hours)
 
 
 def scenario_key(settings: PlannerSettings) -> PlannerSettings:
@@ -630,8 +650,8 @@ def cached_candidates(key: PlannerSettings) -> pd.DataFrame:
     usage = cached_usage(key.sample)
     config = key.plan_config(window_start(usage))
     catalog = with_spot_terms(cached_region_catalog(PLAN_REGION), key.spot_discount, key.interruption_bucket)
-    fc = cached_forecast(key.forecast_settings).forecast
-    return evaluate(routing_demand(fc, key, config), workloads_for(key.sample), catalog, config,
+    return evaluate(routing_demand(planned_forecast(key.forecast_settings), config), workloads_for(key.sample),
+                    catalog, config,
                     cached_throughput(), value_column=S.MEAN)
 
 
@@ -645,7 +665,7 @@ def cached_throughput() -> Throughput:
 def _cached_routing(key: PlannerSettings) -> Routing:
     candidates = cached_candidates(dataclasses.replace(key, speed_priority=0.0))
     usage = cached_usage(key.sample)
-    return route_forecast(cached_forecast(key.forecast_settings).forecast, workloads_for(key.sample),
+    return route_forecast(planned_forecast(key.forecast_settings), workloads_for(key.sample),
                           cached_region_catalog(PLAN_REGION), key, window_start(usage), candidates=candidates,
                           throughput=cached_throughput())
 
@@ -697,9 +717,10 @@ def cached_hourly_costs(settings: PlannerSettings) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def cached_forecast_csv(settings: ForecastSettings, teams: frozenset[str] | None = None) -> bytes:
-    """The cached forecast as the download CSV (built once per forecast and team set, not on every rerun); with
-    ``teams``, only their series (an engineer's download, :mod:`app.roles`)."""
-    return forecast_csv(team_rows(cached_forecast(settings).forecast, teams))
+    """The cached forecast as the download CSV (built once per forecast and team set, not on every rerun), with the
+    settings' planned events applied (as ``gpuplan forecast --events`` writes it); with ``teams``, only their series
+    (an engineer's download, :mod:`app.roles`)."""
+    return forecast_csv(team_rows(planned_forecast(settings), teams))
 
 
 T = TypeVar("T")
@@ -1147,11 +1168,9 @@ def events_for(fc: pd.DataFrame, events: tuple[Event, ...], level: str, item: st
 @st.cache_data(show_spinner=False, max_entries=32)
 def cached_fan(settings: FanSettings) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """History, (event-adjusted) forecast and the events shown of one fan chart."""
-    fres = cached_forecast(settings.forecast)
-    fc = fres.forecast
+    fc = planned_forecast(dataclasses.replace(settings.forecast, events_name=settings.events_name,
+                                              events_text=settings.events_text))
     events = cached_events(settings.events_text, settings.events_name)
-    if events:
-        fc, _ = apply_events(fc, events)
     usage = cached_usage(settings.forecast.sample)
     if settings.level != LEVEL_ORG:  # the organisation total is every team's, the same for every role
         usage, fc = team_rows(usage, settings.teams), team_rows(fc, settings.teams)

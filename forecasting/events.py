@@ -574,6 +574,41 @@ def remove_events(usage: pd.DataFrame, events: Sequence[Event], value_col: str =
     return out
 
 
+def in_history(events: Sequence[Event], usage: pd.DataFrame) -> tuple[Event, ...]:
+    """The events that start before the end of the usage (its last hour + 1 h): the ones that already moved it.
+    An event that starts later changes only the forecast."""
+    if not events or usage.empty:
+        return ()
+    end = pd.Timestamp(usage[S.TIMESTAMP].max()) + pd.Timedelta(hours=1)
+    return tuple(ev for ev in events if ev.start < end)
+
+
+def without_events(usage: pd.DataFrame, events: Sequence[Event]) -> pd.DataFrame:
+    """The usage a forecast is fitted on when the planned ``events`` are applied to that forecast afterwards.
+
+    :func:`apply_events` adds every event whole to a forecast's rows. A forecast fitted on usage that already
+    carries an event (a run in its second week, a wind-down half done) would count it twice: once as the level
+    the models learnt, once as the event. So the usage is summed per (team, gpu_type, hour) and what the events
+    that start before its end (:func:`in_history`) did is taken out (:func:`remove_events`). When no event
+    starts before the end of the usage, the usage is returned as it is (the same frame: nothing to take out).
+
+    Args:
+        usage: canonical usage (``timestamp, team, gpu_type, gpus``, any other columns); not modified.
+        events: the planned events that will be applied to the forecast.
+
+    Returns:
+        ``usage`` itself, or one row per (team, gpu_type, timestamp) with ``gpus`` without the events (the
+        frame's ``attrs`` kept).
+    """
+    past = in_history(events, usage)
+    if not past:
+        return usage
+    hourly = usage.groupby([S.TEAM, S.GPU_TYPE, S.TIMESTAMP], as_index=False, observed=True)[S.GPUS].sum()
+    out = remove_events(hourly, past)
+    out.attrs = dict(usage.attrs)
+    return out
+
+
 def _adjustment_row(ev: Event, team: str, gpu: str, delta: float, note: str) -> dict[str, Any]:
     return {S.TEAM: team, S.GPU_TYPE: gpu, START: ev.start, END: ev.end, KIND: ev.kind, VALUE: ev.value,
             DELTA_GPU_HOURS: float(delta), SOURCE: ev.where, NOTE: note}

@@ -162,6 +162,7 @@ from forecasting.events import (
     empty_adjustments,
     infer_period,
     value_columns,
+    without_events,
 )
 
 Progress = Callable[[str], None]
@@ -1107,7 +1108,9 @@ def forecast_longterm(usage: pd.DataFrame, config: LongTermConfig | None = None,
     Args:
         usage: canonical hourly usage frame (see ``forecasting.schema.validate_usage``).
         config: settings; default one year ahead with daily models, the estimated trend and no growth.
-        events: planned events (:func:`forecasting.events.load_events`) applied after trend and growth.
+        events: planned events (:func:`forecasting.events.load_events`) applied after trend and growth; the
+            models are fitted on the usage without what they already did (:func:`forecasting.events.without_events`:
+            a run or wind-down in progress is not counted twice).
         progress: optional callback receiving one line per step.
 
     Returns:
@@ -1119,6 +1122,7 @@ def forecast_longterm(usage: pd.DataFrame, config: LongTermConfig | None = None,
     config = config or LongTermConfig()
     say = progress or (lambda _msg: None)
     notes: list[str] = []
+    usage = without_events(usage, events or ())
     end = last_full_day(usage[S.TIMESTAMP])
     if usage[S.TIMESTAMP].max() > end + pd.Timedelta(hours=23):
         notes.append(f"dropped the incomplete last day {end + pd.Timedelta(days=1):%Y-%m-%d}")

@@ -581,7 +581,8 @@ def plan_scenarios(config: PlanConfig, history: pd.DataFrame, *, long=None, fore
     Args:
         config: the plan's window, growth, options and horizon.
         history: usage before the window (``timestamp, team, gpu_type, gpus``).
-        long: the forecast behind the window (sample paths); else ``forecast``.
+        long: the forecast behind the window (sample paths; with events, fitted on the history without them,
+            :func:`forecasting.events.without_events`, since they are applied to every scenario); else ``forecast``.
         forecast: forecast frame with p10/p50/p90 covering the near hours (used without ``long``).
         events: planned events (:mod:`forecasting.events`).
         events_in_forecast: ``forecast`` already has the events applied (they still shape the long term).
@@ -595,12 +596,15 @@ def plan_scenarios(config: PlanConfig, history: pd.DataFrame, *, long=None, fore
     Raises:
         PlanningError: a forecast that does not cover the near hours, or too little history for the long term.
     """
+    from forecasting.events import without_events
+
     say = progress or (lambda _m: None)
     require_plan_history(history)
     near = min(config.hours, NEAR_HOURS) if config.term_horizon else config.hours
     if long is not None:
         series = series_from_paths(long, config.start, near, n_paths, seed)
-        series = with_history(series, history, weight=history_weight)
+        # the replayed days get the events below, as the paths do: replay them without what the events did
+        series = with_history(series, without_events(history, events), weight=history_weight)
     elif forecast is not None:
         series = series_from_forecast(forecast, config.start, near)
     else:

@@ -319,7 +319,7 @@ def test_budget_and_max_commitment(helios_env: None) -> None:
 def test_loaded_scenario_moves_widgets_and_events_apply(helios_env: None) -> None:
     at = open_page("whatif")
     base = usd(at, EXPECTED)
-    events = ("events:\n  - {team: vc3sl, gpu_type: NVIDIA Tesla V100, kind: add, gpus: 64, start: 2020-01-01,"
+    events = ("events:\n  - {team: vc3sl, gpu_type: NVIDIA Tesla V100, kind: add, gpus: 64, start: 2020-06-01,"
               " note: new project}\n")
     loaded = A.PlannerSettings(sample="helios", hours=168, growth=0.1, max_spot_share=0.2, options=(),
                                events_name="team_plans.yaml", events_text=events)

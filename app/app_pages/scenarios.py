@@ -30,7 +30,6 @@ from app import state as A
 from app import store as St
 from app.whatif_model import spot_time_overhead
 from forecasting import schema as S
-from forecasting.events import apply_events
 from optimizer import rightsizing as R
 from optimizer.inputs import PlanningError
 from optimizer.pareto import _unit_outcome
@@ -255,10 +254,7 @@ def cached_sweep(key: A.PlannerSettings, steps: int = SWEEP_STEPS):
     if module is None:
         return None
     usage = A.cached_usage(key.sample)
-    fc = A.cached_forecast(key.forecast_settings).forecast
-    events = A.cached_events(key.events_text, key.events_name)
-    if events:
-        fc, _ = apply_events(fc, events)
+    fc = A.planned_forecast(key.forecast_settings)
     config = key.plan_config(A.window_start(usage))
     demand = fc[(fc[S.TIMESTAMP] >= config.start) & (fc[S.TIMESTAMP] < config.end)].copy()
     factor = (1.0 + key.growth) * demand[S.TEAM].map(dict(key.team_growth)).fillna(0.0).add(1.0)
