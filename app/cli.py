@@ -297,9 +297,11 @@ def events_file(events: Path | None, cat: Catalog) -> tuple:
 def fit_usage(usage: pd.DataFrame, events: Sequence) -> pd.DataFrame:
     """The usage a forecast that gets the planned ``events`` applied is fitted on: without what those events already
     did to it (:func:`forecasting.events.without_events`; a run in progress is not counted twice), said on stderr."""
-    from forecasting.events import in_history, without_events
+    from forecasting.events import in_history, not_seen, without_events
 
     past = in_history(events, usage)
+    for line in not_seen(past, usage):
+        err.print(f"  {line}", markup=False, highlight=False)
     if past:
         err.print(f"  fitting on the usage without {len(past)} planned event{'s' if len(past) > 1 else ''} that "
                   "started before its end (each is counted once, as the event)", markup=False, highlight=False)

@@ -50,7 +50,7 @@ from app.whatif_model import events_from_text, plan_figures, with_spot_terms
 from forecasting import io
 from forecasting import schema as S
 from forecasting.engine import ForecastConfig, ForecastResult, LongForecast, default_n_jobs, forecast
-from forecasting.events import Event, apply_events, in_history, without_events
+from forecasting.events import Event, apply_events, in_history, not_seen, without_events
 from forecasting.longterm import LongTermForecast
 from forecasting.samples import SAMPLES, data_dir, load_sample
 from optimizer.baselines import lookback_expected
@@ -476,6 +476,12 @@ def planned_forecast(settings: ForecastSettings) -> pd.DataFrame:
     fc = cached_forecast(settings).forecast
     events = cached_events(settings.events_text, settings.events_name)
     return apply_events(fc, events)[0] if events else fc
+
+
+def events_not_seen(sample: str, name: str, text: str) -> tuple[str, ...]:
+    """Warnings for the planned runs of an events file that start in the data but that the data does not show
+    (:func:`forecasting.events.not_seen`)."""
+    return not_seen(cached_events(text, name), cached_usage(sample)) if text else ()
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

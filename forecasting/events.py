@@ -609,6 +609,43 @@ def without_events(usage: pd.DataFrame, events: Sequence[Event]) -> pd.DataFrame
     return out
 
 
+NOT_SEEN_SHARE = 0.5
+"""An ``add`` or ``ramp_up`` event in the usage is reported as not seen in it when the series used fewer GPUs than the
+event adds in more than this share of the event's hours before the end of the usage."""
+
+
+def not_seen(events: Sequence[Event], usage: pd.DataFrame) -> tuple[str, ...]:
+    """Warnings for the ``add`` and ``ramp_up`` events that started before the end of the usage but that the usage
+    does not show: their series used fewer GPUs than the event adds in more than :data:`NOT_SEEN_SHARE` of the
+    event's hours in it (a run in progress is part of its series' usage, so the usage is at least the run).
+    :func:`without_events` takes every such event out of the usage (down to 0 GPUs), so a run dated before it began
+    would lower the forecast under it; one line each, naming the event and the fix."""
+    past = [ev for ev in in_history(events, usage) if ev.kind in ("add", "ramp_up") and ev.gpus]
+    if not past:
+        return ()
+    first = pd.Timestamp(usage[S.TIMESTAMP].min())
+    end = pd.Timestamp(usage[S.TIMESTAMP].max()) + pd.Timedelta(hours=1)
+    out = []
+    for ev in past:
+        rows = usage[(usage[S.TEAM] == ev.team) & (usage[S.GPU_TYPE] == ev.gpu_type) & (usage[S.TIMESTAMP] >= ev.start)]
+        stop = min(end, ev.end) if ev.end is not None else end
+        hours = pd.date_range(max(ev.start.floor("h"), first), stop, freq="h", inclusive="left")
+        if not len(hours):
+            continue
+        used = rows.groupby(S.TIMESTAMP)[S.GPUS].sum().reindex(hours, fill_value=0.0).to_numpy(dtype=float)
+        t = hours.to_numpy(dtype="datetime64[ns]")
+        event = (ramp_up_gpus(ev, t, pd.Timedelta(hours=1)) if ev.kind == "ramp_up"
+                 else active_fraction(t, pd.Timedelta(hours=1), ev.start, ev.end) * float(ev.gpus))
+        judged = event > 0
+        short = float(np.mean(used[judged] < event[judged] - 1e-9)) if judged.any() else 0.0
+        if short > NOT_SEEN_SHARE:
+            out.append(f"warning: {ev.where}: {ev.team} / {ev.gpu_type} used fewer GPUs than the event's "
+                       f"{float(ev.gpus):g} in {short:.0%} of its {int(judged.sum())} hours before the end of the "
+                       f"data, so it was probably not running yet; it is taken out of the usage the forecast is "
+                       f"fitted on all the same (fix: start it at the end of the data, {_fmt(end)}, or later)")
+    return tuple(out)
+
+
 def _adjustment_row(ev: Event, team: str, gpu: str, delta: float, note: str) -> dict[str, Any]:
     return {S.TEAM: team, S.GPU_TYPE: gpu, START: ev.start, END: ev.end, KIND: ev.kind, VALUE: ev.value,
             DELTA_GPU_HOURS: float(delta), SOURCE: ev.where, NOTE: note}

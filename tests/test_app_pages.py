@@ -316,6 +316,20 @@ def test_budget_and_max_commitment(helios_env: None) -> None:
     assert not at.info or all("Not applied" not in i.value for i in at.info)
 
 
+def test_a_run_dated_before_the_data_shows_it_is_a_warning_with_the_fix(helios_env: None) -> None:
+    # Helios is May 2020: a +64 V100 project from January 2020 would be in it; vc3sl used fewer than 64 V100
+    at = open_page("whatif")
+    events = "events:\n  - {team: vc3sl, gpu_type: NVIDIA Tesla V100, kind: add, gpus: 64, start: 2020-01-01}\n"
+    at.session_state[A.WHATIF_KEY] = A.PlannerSettings(sample="helios", hours=168, events_name="early.yaml",
+                                                       events_text=events)
+    ok(at.run())
+    (warning,) = [w.value for w in at.warning if "probably not running yet" in fmt.unplain(w.value)]
+    assert "early.yaml item 1: vc3sl / NVIDIA Tesla V100" in fmt.unplain(warning)
+    judged = int(re.search(r"of its (\d+) hours before the end of the data", fmt.unplain(warning)).group(1))
+    assert 24 * 30 < judged <= 24 * 31   # judged on the data's 31 days, not from January
+    assert "fix: start it at the end of the data, 2020-05-31T16:00Z, or later" in fmt.unplain(warning)
+
+
 def test_loaded_scenario_moves_widgets_and_events_apply(helios_env: None) -> None:
     at = open_page("whatif")
     base = usd(at, EXPECTED)

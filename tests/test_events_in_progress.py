@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from app.cli import app, plan_from_usage
 from forecasting import schema as S
-from forecasting.events import Event, in_history, without_events
+from forecasting.events import Event, in_history, not_seen, without_events
 from forecasting.longterm import LongTermConfig, forecast_longterm
 from optimizer.catalog import load_catalog
 from optimizer.inputs import PlanConfig
@@ -116,3 +116,18 @@ def test_the_apps_forecast_and_plan_count_a_run_in_progress_once():
     plain = A.cached_forecast(A.ForecastSettings(source, 240)).forecast
     assert A.cached_forecast(A.ForecastSettings(source, 240, "events.yaml", later)).forecast.equals(plain)
     assert not A.cached_forecast(settings.forecast_settings).forecast.equals(plain)
+
+
+def test_a_run_dated_before_the_usage_shows_it_is_named_with_the_fix(tmp_path):
+    u = usage()
+    assert not_seen([run()], u) == ()   # the usage shows the run
+    early = Event(team="train", kind="add", start=END - pd.Timedelta(days=20), end=RUN_END, gpu_type=A100, gpus=20.0,
+                  source="events.yaml", item=1)
+    (line,) = not_seen([early], u)
+    assert line.startswith("warning: events.yaml item 1: train / NVIDIA A100") and "in 75% of its 480 hours" in line
+    assert "fix: start it at the end of the data, 2026-03-01" in line
+    src, events = _write(tmp_path)
+    events.write_text(EVENTS_YAML.replace(f"{RUN_START:%Y-%m-%dT%H:%M}Z", "2026-02-09T00:00Z"))
+    r = CliRunner().invoke(app, ["forecast", "--usage", str(src), "--horizon-hours", "24", "--events", str(events),
+                                 "--out", str(tmp_path / "f.csv")])
+    assert r.exit_code == 0 and "probably not running yet" in r.output, r.output

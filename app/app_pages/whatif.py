@@ -196,6 +196,8 @@ def settings(fs: A.ForecastSettings, teams: list[str], gpu_types: list[str]) -> 
     team_growth = st.slider("Extra growth of those teams (%)", -100, 300, step=10, key=A.TEAM_GROWTH_KEY,
                             format="%d%%", help=HELP_TEAM_GROWTH, disabled=not picked)
     events_name, events_text = events_input(fs.sample)
+    for line in A.events_not_seen(fs.sample, events_name, events_text):   # a run dated before it began
+        st.warning(fmt.plain(line.removeprefix("warning: ")))
 
     st.subheader("Spot")
     allow_spot = st.checkbox("Allow spot", key=A.ALLOW_SPOT_KEY, help=HELP_ALLOW_SPOT)
