@@ -11,7 +11,9 @@ is applied to its forecast, wherever its start and end fall.
 
 Series: every team x GPU type, and every team's total when the team uses more than one GPU type (a team that
 moves work from A100 to H100 does not net out inside one series, and a change spread thinly over its GPU
-types still adds up). Nothing is ever summed across teams, so one team up and another down are two anomalies.
+types still adds up). Nothing is ever summed across teams, so one team up and another down are two anomalies. A
+team total's anomaly that one of its GPU types already reports (the same kind over overlapping hours, carrying at
+least :data:`TOTAL_SHARE` of the total's change the same way) is not reported a second time: one change, one message.
 
 Per series and hour ``t`` of the window, the hour score (:func:`hour_departures`) is the residual against the
 forecast, ``y_t - p50_t``, minus its centred running median over :data:`LOCAL_HOURS` and minus its usual value at
@@ -646,10 +648,28 @@ def find(window: Window, actual: pd.DataFrame, rates: Callable[[str], float],
             rows.append({"team": team, "gpu_type": gpu, "kind": f.kind, "start": grid[f.start],
                          "end": grid[f.end] + pd.Timedelta(hours=1), "expected_gpu_hours": float(mean[sl].sum()),
                          "actual_gpu_hours": float(y[sl].sum()), "score": f.score, "_sl": sl})
-    table = _with_impact(pd.DataFrame(rows), fc, actual, grid, rates)
+    table = _with_impact(pd.DataFrame(_without_echoed_totals(rows)), fc, actual, grid, rates)
     if config.min_impact_usd > 0:
         table = table[table["impact_usd"].abs() >= config.min_impact_usd].reset_index(drop=True)
     return AnomalyReport(table, window.as_of, window.start, window.notes)
+
+
+TOTAL_SHARE = 0.5
+"""A team total's anomaly is not reported when one of the team's GPU types has an anomaly of the same kind over
+overlapping hours that moved at least this share of the total's GPU-hours, the same way."""
+
+
+def _without_echoed_totals(rows: list[dict]) -> list[dict]:
+    """The rows without a team total's anomaly that one of its GPU types already reports (the same kind, overlapping
+    hours, at least :data:`TOTAL_SHARE` of the total's change in GPU-hours, the same sign): one change, one message.
+    A total whose change is spread over its GPU types (none of them carries that share) stays."""
+    def change(r: dict) -> float:
+        return r["actual_gpu_hours"] - r["expected_gpu_hours"]
+
+    parts = [r for r in rows if r["gpu_type"] != ALL_GPUS]
+    return [r for r in rows if r["gpu_type"] != ALL_GPUS or not any(
+        p["team"] == r["team"] and p["kind"] == r["kind"] and p["start"] < r["end"] and r["start"] < p["end"]
+        and change(p) * change(r) > 0 and abs(change(p)) >= TOTAL_SHARE * abs(change(r)) for p in parts)]
 
 
 def _usual_job(f: _Found, y: np.ndarray, hours: int, hist: pd.Series | None) -> bool:

@@ -12,6 +12,7 @@ import pytest
 
 from benchmarks.anomaly_detection import inject, load, score_case, untouched_series
 from forecasting import schema as S
+from operate import anomalies as A
 from operate.anomalies import COLUMNS, AnomalyConfig, detect, detect_series, find, fit_window
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -297,6 +298,33 @@ def test_opposite_changes_of_two_teams_are_two_anomalies_not_netted():
     assert up["impact_usd"] == pytest.approx(2.0 * (up["actual_gpu_hours"] - up["expected_gpu_hours"]), abs=0.05)
     assert up["impact_usd"] > 0 > down["impact_usd"]
     assert (table["end"].diff().dropna() <= pd.Timedelta(0)).all()   # newest first
+
+
+def test_a_team_totals_change_that_one_gpu_type_reports_is_one_message():
+    hours = pd.date_range("2025-01-01", periods=24 * 63, freq="h")
+    rng = np.random.default_rng(3)
+    frames = []
+    for gpu, level in (("NVIDIA A100", 20.0), ("NVIDIA L4", 6.0)):
+        gpus = level + 2.0 * np.sin(2 * np.pi * np.arange(len(hours)) / 24) + rng.normal(0, 0.4, len(hours))
+        if gpu == "NVIDIA A100":
+            gpus[hours >= pd.Timestamp("2025-02-20 06:00")] += 8.0
+        frames.append(pd.DataFrame({S.TIMESTAMP: hours, S.TEAM: "vision", S.GPU_TYPE: gpu, S.GPUS: gpus}))
+    usage = S.validate_usage(pd.concat(frames, ignore_index=True))[0]
+    table = detect(usage, lambda _g: 2.0).table
+    assert table[["gpu_type", "kind"]].values.tolist() == [["NVIDIA A100", "level_shift"]]   # not the total too
+    # the rule: a total stays when no GPU type carries half of its change the same way, or the kinds differ
+    row = {"team": "vision", "kind": "level_shift", "start": pd.Timestamp("2025-02-20"),
+           "end": pd.Timestamp("2025-02-25"), "expected_gpu_hours": 100.0}
+    total = {**row, "gpu_type": A.ALL_GPUS, "actual_gpu_hours": 200.0}
+    assert A._without_echoed_totals([total, {**row, "gpu_type": "NVIDIA A100", "actual_gpu_hours": 150.0}]) == [
+        {**row, "gpu_type": "NVIDIA A100", "actual_gpu_hours": 150.0}]
+    for part in ({**row, "gpu_type": "NVIDIA A100", "actual_gpu_hours": 140.0},   # 40 of the total's 100
+                 {**row, "gpu_type": "NVIDIA A100", "actual_gpu_hours": 40.0},    # the other way
+                 {**row, "gpu_type": "NVIDIA A100", "actual_gpu_hours": 200.0, "kind": "drift"},
+                 {**row, "gpu_type": "NVIDIA A100", "actual_gpu_hours": 200.0, "team": "speech"},
+                 {**row, "gpu_type": "NVIDIA A100", "actual_gpu_hours": 200.0, "start": pd.Timestamp("2025-02-25"),
+                  "end": pd.Timestamp("2025-02-26")}):
+        assert A._without_echoed_totals([total, part]) == [total, part]
 
 
 def test_injected_synthetic_org_case():
