@@ -294,10 +294,10 @@ def events_file(events: Path | None, cat: Catalog) -> tuple:
     return load_events(events, known_gpu_types=cat.gpu_models())
 
 
-def fit_usage(usage: pd.DataFrame, events: Sequence) -> pd.DataFrame:
-    """The usage a forecast that gets the planned ``events`` applied is fitted on: without what those events already
-    did to it (:func:`forecasting.events.without_events`; a run in progress is not counted twice), said on stderr."""
-    from forecasting.events import in_history, not_seen, without_events
+def say_fitted_without(usage: pd.DataFrame, events: Sequence) -> tuple:
+    """Say on stderr which planned events a forecast is fitted without (those that started before the end of the
+    usage) and warn of those the usage does not show (:func:`forecasting.events.not_seen`); returns them."""
+    from forecasting.events import in_history, not_seen
 
     past = in_history(events, usage)
     for line in not_seen(past, usage):
@@ -305,7 +305,15 @@ def fit_usage(usage: pd.DataFrame, events: Sequence) -> pd.DataFrame:
     if past:
         err.print(f"  fitting on the usage without {len(past)} planned event{'s' if len(past) > 1 else ''} that "
                   "started before its end (each is counted once, as the event)", markup=False, highlight=False)
-    return without_events(usage, past)
+    return past
+
+
+def fit_usage(usage: pd.DataFrame, events: Sequence) -> pd.DataFrame:
+    """The usage a forecast that gets the planned ``events`` applied is fitted on: without what those events already
+    did to it (:func:`forecasting.events.without_events`; a run in progress is not counted twice), said on stderr."""
+    from forecasting.events import without_events
+
+    return without_events(usage, say_fitted_without(usage, events))
 
 
 def apply_events_file(fc: pd.DataFrame, events: Path | None, cat: Catalog) -> pd.DataFrame:
@@ -812,6 +820,7 @@ def longterm(
         cat = _catalog(catalog)
         usage_df = load_usage_file(usage, fmt, tag_key, cat)
         evs = events_file(events, cat) or None
+        say_fitted_without(usage_df, evs or ())   # forecast_longterm fits without them itself
         with step("forecasting long term") as say:
             result = forecast_longterm(usage_df, config, events=evs, progress=say)
         write_csv_atomic(result.daily, out_path)

@@ -656,9 +656,8 @@ def cached_candidates(key: PlannerSettings) -> pd.DataFrame:
     usage = cached_usage(key.sample)
     config = key.plan_config(window_start(usage))
     catalog = with_spot_terms(cached_region_catalog(PLAN_REGION), key.spot_discount, key.interruption_bucket)
-    return evaluate(routing_demand(planned_forecast(key.forecast_settings), config), workloads_for(key.sample),
-                    catalog, config,
-                    cached_throughput(), value_column=S.MEAN)
+    demand = routing_demand(planned_forecast(key.forecast_settings), config)
+    return evaluate(demand, workloads_for(key.sample), catalog, config, cached_throughput(), value_column=S.MEAN)
 
 
 @st.cache_resource(show_spinner=False)

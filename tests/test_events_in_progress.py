@@ -131,3 +131,16 @@ def test_a_run_dated_before_the_usage_shows_it_is_named_with_the_fix(tmp_path):
     r = CliRunner().invoke(app, ["forecast", "--usage", str(src), "--horizon-hours", "24", "--events", str(events),
                                  "--out", str(tmp_path / "f.csv")])
     assert r.exit_code == 0 and "probably not running yet" in r.output, r.output
+
+
+def test_gpuplan_longterm_says_it_fits_without_the_run_and_counts_it_once(tmp_path):
+    src, events = _write(tmp_path)
+    out = tmp_path / "daily.csv"
+    r = CliRunner().invoke(app, ["longterm", "--usage", str(src), "--days", "30", "--events", str(events),
+                                 "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "fitting on the usage without 1 planned event" in r.output
+    daily = pd.read_csv(out, parse_dates=["date"])
+    train = daily[daily[S.TEAM] == "train"].set_index("date")[S.MEAN]
+    assert 28.0 < train[train.index < RUN_END - pd.Timedelta(days=1)].mean() < 32.0
+    assert 8.0 < train[train.index >= RUN_END + pd.Timedelta(days=1)].mean() < 12.0
