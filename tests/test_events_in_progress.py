@@ -65,13 +65,19 @@ def _write(tmp_path: Path) -> tuple[Path, Path]:
     return src, events
 
 
-def test_gpuplan_forecast_counts_a_run_in_progress_once(tmp_path):
+def gpuplan(command: str, tmp_path: Path, *args: str, events_yaml: str = EVENTS_YAML) -> tuple[str, Path]:
+    """Run a gpuplan command on the data with an events file; its output and the file it wrote."""
     src, events = _write(tmp_path)
-    out = tmp_path / "forecast.csv"
-    r = CliRunner().invoke(app, ["forecast", "--usage", str(src), "--horizon-hours", "240", "--events", str(events),
-                                 "--out", str(out)])
+    events.write_text(events_yaml)
+    out = tmp_path / "out.csv"
+    r = CliRunner().invoke(app, [command, "--usage", str(src), "--events", str(events), "--out", str(out), *args])
     assert r.exit_code == 0, r.output
-    assert "fitting on the usage without 1 planned event that started before its end" in r.output
+    return r.output, out
+
+
+def test_gpuplan_forecast_counts_a_run_in_progress_once(tmp_path):
+    output, out = gpuplan("forecast", tmp_path, "--horizon-hours", "240")
+    assert "fitting on the usage without 1 planned event that started before its end" in output
     fc = pd.read_csv(out)
     fc[S.TIMESTAMP] = pd.to_datetime(fc[S.TIMESTAMP]).dt.tz_localize(None)
     train = fc[fc[S.TEAM] == "train"].set_index(S.TIMESTAMP)[S.MEAN]
@@ -126,20 +132,14 @@ def test_a_run_dated_before_the_usage_shows_it_is_named_with_the_fix(tmp_path):
     (line,) = not_seen([early], u)
     assert line.startswith("warning: events.yaml item 1: train / NVIDIA A100") and "in 75% of its 480 hours" in line
     assert "fix: start it at the end of the data, 2026-03-01" in line
-    src, events = _write(tmp_path)
-    events.write_text(EVENTS_YAML.replace(f"{RUN_START:%Y-%m-%dT%H:%M}Z", "2026-02-09T00:00Z"))
-    r = CliRunner().invoke(app, ["forecast", "--usage", str(src), "--horizon-hours", "24", "--events", str(events),
-                                 "--out", str(tmp_path / "f.csv")])
-    assert r.exit_code == 0 and "probably not running yet" in r.output, r.output
+    output, _ = gpuplan("forecast", tmp_path, "--horizon-hours", "24",
+                        events_yaml=EVENTS_YAML.replace(f"{RUN_START:%Y-%m-%dT%H:%M}Z", "2026-02-09T00:00Z"))
+    assert "probably not running yet" in output
 
 
 def test_gpuplan_longterm_says_it_fits_without_the_run_and_counts_it_once(tmp_path):
-    src, events = _write(tmp_path)
-    out = tmp_path / "daily.csv"
-    r = CliRunner().invoke(app, ["longterm", "--usage", str(src), "--days", "30", "--events", str(events),
-                                 "--out", str(out)])
-    assert r.exit_code == 0, r.output
-    assert "fitting on the usage without 1 planned event" in r.output
+    output, out = gpuplan("longterm", tmp_path, "--days", "30")
+    assert "fitting on the usage without 1 planned event" in output
     daily = pd.read_csv(out, parse_dates=["date"])
     train = daily[daily[S.TEAM] == "train"].set_index("date")[S.MEAN]
     assert 28.0 < train[train.index < RUN_END - pd.Timedelta(days=1)].mean() < 32.0
