@@ -460,6 +460,14 @@ def plan_from_usage(usage: pd.DataFrame, cat: Catalog, config: PlanConfig, *, hi
         result = run_forecast(fit_usage(history, evs), horizon, history_hours, progress)
         forecast_frame, long = result.forecast, result.long
     elif evs and not events_in_forecast:
+        from forecasting.events import in_history
+
+        past = in_history(evs, history)
+        if past:   # a forecast made elsewhere was fitted on usage that may carry them already
+            err.print(f"  note: {len(past)} planned event{'s' if len(past) > 1 else ''} started before the window; "
+                      "the --forecast file may have learnt them from the usage it was fitted on, and then they are "
+                      "counted twice (fix: leave out --forecast, so the plan fits its forecast without them)",
+                      markup=False, highlight=False)
         forecast_frame = apply_events_file(forecast_frame, events, cat)
         events_in_forecast = True
     if evs and long is not None:

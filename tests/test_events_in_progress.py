@@ -144,3 +144,18 @@ def test_gpuplan_longterm_says_it_fits_without_the_run_and_counts_it_once(tmp_pa
     train = daily[daily[S.TEAM] == "train"].set_index("date")[S.MEAN]
     assert 28.0 < train[train.index < RUN_END - pd.Timedelta(days=1)].mean() < 32.0
     assert 8.0 < train[train.index >= RUN_END + pd.Timedelta(days=1)].mean() < 12.0
+
+
+def test_a_plan_from_a_forecast_file_notes_the_events_it_may_already_hold(tmp_path):
+    src, events = _write(tmp_path)
+    fc = tmp_path / "fc.csv"
+    assert CliRunner().invoke(app, ["forecast", "--usage", str(src), "--horizon-hours", "48", "--out",
+                                    str(fc)]).exit_code == 0
+    args = ["plan", "--usage", str(src), "--start", f"{END:%Y-%m-%dT%H:%M}Z", "--hours", "48", "--forecast", str(fc),
+            "--out", str(tmp_path / "plan.json")]
+    r = CliRunner().invoke(app, [*args, "--events", str(events)])
+    assert r.exit_code == 0, r.output
+    assert "1 planned event started before the window; the --forecast file may have learnt them" in r.output
+    events.write_text(EVENTS_YAML.replace(f"{RUN_START:%Y-%m-%dT%H:%M}Z", f"{END:%Y-%m-%dT%H:%M}Z"))
+    r = CliRunner().invoke(app, [*args, "--events", str(events)])   # a run that starts with the window
+    assert r.exit_code == 0 and "may have learnt them" not in r.output, r.output
