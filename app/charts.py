@@ -250,7 +250,7 @@ def upfront_chart(upfront: pd.DataFrame, title: str = "Upfront cash by month (US
     """One bar per calendar month of purchase: the upfront cash the new commitments need then (USD).
 
     Args:
-        upfront: ``month`` (``YYYY-MM``), ``usd`` (``app.state.upfront_frame``).
+        upfront: ``month`` (``YYYY-MM``), ``usd`` (``app.plan_frames.upfront_frame``).
         title: chart title.
     """
     return alt.Chart(upfront).mark_bar(color=CATEGORY_COLORS["committed"]).encode(

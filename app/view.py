@@ -77,4 +77,4 @@ COMMITMENT_KINDS = {"Option": "option", "Count": "count", "GPUs": "gpus", "USD/h
                     "Upfront USD total": "usd", "Start (UTC)": "datetime", "Term (h)": "hours",
                     "Expected use over its term (%)": "pct100", "Obligation over the term (USD)": "usd",
                     "Window cost (USD)": "usd"}
-"""Cell kinds of :func:`app.state.commitments_frame` (Plan and What-if pages)."""
+"""Cell kinds of :func:`app.plan_frames.commitments_frame` (Plan and What-if pages)."""

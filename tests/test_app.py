@@ -18,6 +18,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import charts, fmt, view
+from app import plan_frames as PF
 from app import state as A
 from forecasting import schema as S
 from optimizer.catalog import load_catalog
@@ -339,26 +340,26 @@ def test_fan_frames_totals_and_single_series() -> None:
 
 
 def test_cost_frames_add_up_to_the_plan(toy_plan) -> None:
-    hourly = A.hourly_costs(toy_plan)
-    daily = A.daily_costs(hourly, A.scenario_weights(toy_plan))
-    assert set(daily["category"]) == set(A.COST_CATEGORIES)
+    hourly = PF.hourly_costs(toy_plan)
+    daily = PF.daily_costs(hourly, PF.scenario_weights(toy_plan))
+    assert set(daily["category"]) == set(PF.COST_CATEGORIES)
     assert daily["usd"].sum() == pytest.approx(toy_plan.plan.expected.total_usd)
     assert daily["day"].nunique() == 3
-    per_gpu = A.gpu_model_costs(hourly, A.scenario_weights(toy_plan))
+    per_gpu = PF.gpu_model_costs(hourly, PF.scenario_weights(toy_plan))
     assert per_gpu["usd"].sum() == pytest.approx(toy_plan.plan.expected.total_usd)
 
 
 def test_plan_tables_and_downloads(toy_plan) -> None:
     plan = toy_plan.plan
-    table = A.commitments_frame(plan)
+    table = PF.commitments_frame(plan)
     assert {"Count", "Instance type", "Option", "GPUs", "USD/h per instance", "Upfront USD per instance"} <= set(
         table.columns)
     assert len(table) == len(plan.commitments)
-    assert list(A.on_demand_frame(plan)["GPU model"]) == ["NVIDIA A100"]
-    assert len(A.spot_frame(plan)) == len(plan.spot)
+    assert list(PF.on_demand_frame(plan)["GPU model"]) == ["NVIDIA A100"]
+    assert len(PF.spot_frame(plan)) == len(plan.spot)
     assert Plan.from_dict(json.loads(plan.to_json())).expected.total_usd == pytest.approx(plan.expected.total_usd,
                                                                                            abs=0.01)
-    summary = A.plan_summary(toy_plan)
+    summary = PF.plan_summary(toy_plan)
     assert summary["expected_usd"] == plan.expected.total_usd
     assert summary["commitment_obligation_usd"] == pytest.approx(sum(
         c.count * c.effective_hourly_usd * c.term_hours for c in plan.commitments))
@@ -376,12 +377,12 @@ def test_chart_builders_return_altair_specs(toy_plan) -> None:
     spec = fan.to_dict()
     assert charts.DEMAND_AXIS in json.dumps(spec)
     assert spec["title"] == "total"
-    hourly = A.hourly_costs(toy_plan)
-    daily = charts.cost_breakdown_chart(A.daily_costs(hourly, A.scenario_weights(toy_plan)))
-    per_gpu = charts.gpu_model_cost_chart(A.gpu_model_costs(hourly, A.scenario_weights(toy_plan)))
-    upfront = charts.upfront_chart(A.upfront_frame(toy_plan.plan))
+    hourly = PF.hourly_costs(toy_plan)
+    daily = charts.cost_breakdown_chart(PF.daily_costs(hourly, PF.scenario_weights(toy_plan)))
+    per_gpu = charts.gpu_model_cost_chart(PF.gpu_model_costs(hourly, PF.scenario_weights(toy_plan)))
+    upfront = charts.upfront_chart(PF.upfront_frame(toy_plan.plan))
     assert toy_plan.plan.expected.upfront_usd > 0 and "Upfront cash (USD)" in json.dumps(upfront.to_dict())
-    assert A.upfront_frame(toy_plan.plan)["usd"].sum() == pytest.approx(toy_plan.plan.expected.upfront_usd)
+    assert PF.upfront_frame(toy_plan.plan)["usd"].sum() == pytest.approx(toy_plan.plan.expected.upfront_usd)
     for chart, unit in ((daily, "USD per day"), (per_gpu, "USD")):
         assert isinstance(chart, alt.Chart)
         text = json.dumps(chart.to_dict())

@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from app import fmt, view
 from app import inform as I
+from app import plan_frames as PF
 from app import state as A
 from app import whatif_model as W
 from app.summary_html import cost_svg, plan_summary_html
@@ -519,12 +520,12 @@ def test_plan_downloads_content() -> None:
     fc = _toy_forecast()
     settings = A.PlannerSettings(sample="toy", hours=72)
     result = A.plan_forecast(fc, load_catalog(), settings, fc[S.TIMESTAMP].min(), history=_toy_history())
-    hourly = A.expected_hourly_frame(A.hourly_costs(result), A.scenario_weights(result))
+    hourly = PF.expected_hourly_frame(PF.hourly_costs(result), PF.scenario_weights(result))
     assert len(hourly) == 72 and hourly["total_usd"].sum() == pytest.approx(result.plan.expected.total_usd)
     back = pd.read_csv(io.BytesIO(A.csv_bytes(hourly)))
     assert back[S.TIMESTAMP].iloc[0] == "2026-01-01T00:00:00Z"
     assert list(back.columns) == [S.TIMESTAMP, S.GPU_TYPE, "committed_usd", "spot_usd", "on_demand_usd", "total_usd"]
-    assert 0 < A.coverage(result) <= 1
+    assert 0 < PF.coverage(result) <= 1
 
 
 # --- pure: what-if model -------------------------------------------------------------------------------
@@ -621,7 +622,7 @@ def test_summary_html_is_self_contained_and_complete() -> None:
     settings = A.PlannerSettings(sample="toy", hours=72)
     result = A.plan_forecast(fc, load_catalog(), settings, fc[S.TIMESTAMP].min(), history=_toy_history())
     plan = result.plan
-    daily = A.daily_costs(A.hourly_costs(result), A.scenario_weights(result))
+    daily = PF.daily_costs(PF.hourly_costs(result), PF.scenario_weights(result))
     html = plan_summary_html(plan, data_label="Toy org", daily=daily, settings={"Demand growth": "+0 %"},
                              extra_figures={"Coverage by commitments": ("50.0 %", "share of GPU-hours")})
     assert html.startswith("<!DOCTYPE html>") and html.endswith("</html>")
@@ -652,7 +653,7 @@ def test_summary_html_separates_the_window_and_the_terms() -> None:
     plan = result.plan
     e = plan.expected
     assert plan.term is not None and plan.commitments
-    html = plan_summary_html(plan, payment=A.payment_lines(plan), notes=[t for _, t in A.plan_notes(plan)])
+    html = plan_summary_html(plan, payment=PF.payment_lines(plan), notes=[t for _, t in PF.plan_notes(plan)])
     window_at, terms_at = html.index("<h2>Inside the window"), html.index("<h2>Over the commitment terms")
     assert window_at < html.index(fmt.usd(e.total_usd)) < terms_at  # the window's cost sits in the window block
     for label, value in (("Obligation after the window", e.obligation_after_window_usd),
@@ -665,7 +666,7 @@ def test_summary_html_separates_the_window_and_the_terms() -> None:
     month, upfront = next(iter(e.upfront_by_month.items()))
     assert "<h3>Upfront cash by month</h3>" in html
     assert f"<td>{month}</td><td class=\"n\">{fmt.usd(upfront)}</td>" in html
-    assert "Why this payment option and term" in html and "than" in A.payment_lines(plan)[0]
+    assert "Why this payment option and term" in html and "than" in PF.payment_lines(plan)[0]
     assert "firm (buy now)" in html and fmt.pct(plan.commitments[0].expected_utilization) in html
     assert "<h2>Notes</h2>" in html and "cost of capital" in html.lower()
 

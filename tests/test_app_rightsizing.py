@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app import plan_frames as PF
 from app import state as A
 from app import view
 from app.app_pages import scenarios as P
@@ -170,10 +171,10 @@ def test_a_new_settings_field_gets_its_own_row(monkeypatch: pytest.MonkeyPatch) 
 
 def test_routing_frame_units_and_caption() -> None:
     plan = A.cached_plan(rightsized(0.0)).plan
-    frame = A.routing_frame(plan)
+    frame = PF.routing_frame(plan)
     assert list(frame.columns[:5]) == ["Team", "Workload class", "Class from", "GPU models today", "Routed to"]
     assert frame["Work (A100-hours)"].sum() == pytest.approx(sum(r.reference_gpu_hours for r in plan.routing))
     moved = {r.team for r in plan.routing if r.gpu_model not in r.from_gpu_types}
-    caption = A.routing_caption(plan)
+    caption = PF.routing_caption(plan)
     assert caption.startswith(f"Rightsized at speed priority 0 %: {len(moved)} of ")
     assert S.TEAM not in frame.columns  # display names only

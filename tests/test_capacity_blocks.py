@@ -328,7 +328,7 @@ def test_app_table_of_planned_runs_by_hand():
     """The Plan page's table (app.state.capacity_blocks_frame): 16 H100 for 3 days on 2 x p5.48xlarge at 39.33
     USD/instance-h is 2 x 72 x 39.33 = 5,663.52 upfront; on-demand 16 x 72 x 55.04 / 8 = 7,925.76; spot is cheaper
     but capped at 30% of GPU-hours, so not feasible for a whole run; a 3.5-hour run gets no block, with the reason."""
-    from app.state import capacity_blocks_frame
+    from app.plan_frames import capacity_blocks_frame
 
     plan = _plan(0.3)
     run = _run("2026-02-03 11:30", "2026-02-06 11:30")

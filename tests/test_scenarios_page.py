@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import fmt, view
+from app import plan_frames as PF
 from app import state as A
 from app import store as St
 from app import whatif_model as W
@@ -203,7 +204,7 @@ def test_old_scenarios_load_compare_and_reload_with_a_note(env: Path) -> None:
     assert table.loc["Input: Maximum commitment", "old hourly cap"] == "876,000 USD obligation over the full terms"
     assert table.loc["Input: Maximum commitment", "old mixed terms"] == "none"
     assert "dropped" in table.loc[f"Input: {P.CONVERTED_LABEL}", "old mixed terms"]
-    assert table.loc["Total obligation over the terms", "old hourly cap"] == fmt.usd(A.obligation_usd(plan))
+    assert table.loc["Total obligation over the terms", "old hourly cap"] == fmt.usd(PF.obligation_usd(plan))
     assert table.loc["Present value over the terms", "old hourly cap"].endswith("at 10 %/year to 2021-05-31")
     at.selectbox(key=P.APPLY_KEY).set_value("old hourly cap")
     next(b for b in at.button if b.label == "Load into What-if").click()

@@ -23,6 +23,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, fmt, sidebar, store_ui, view
+from app import plan_frames as PF
 from app import roles as R
 from app import state as A
 from optimizer.solve import PlanResult
@@ -72,7 +73,7 @@ def render() -> None:
         result = A.guarded(lambda: A.cached_plan(s))
     if result is None:
         return
-    st.session_state[A.PLAN_SUMMARY_KEY] = A.plan_summary(result)
+    st.session_state[A.PLAN_SUMMARY_KEY] = PF.plan_summary(result)
     st.caption(("Base scenario (change it on the What-if page). " if is_base else "What-if scenario. ")
                + "Assumptions: " + fmt.plain("; ".join(f"{k if k[:2].isupper() else k.lower()} {v}"
                                                        for k, v in A.settings_lines(s).items() if k != "Data") + "."))
@@ -91,7 +92,7 @@ def notes(result: PlanResult, level: str, hidden: frozenset[str] = frozenset()) 
     """The plan's notes of one level as plain-text lines: ``warning`` (a short history: ranges widened, 3-year
     options left out) at the top of the page, ``info`` (where the demand after the window comes from) with the
     figures over the commitment terms."""
-    for lvl, text in A.plan_notes(result.plan):
+    for lvl, text in PF.plan_notes(result.plan):
         if lvl == level and not R.names_hidden(text, hidden):
             (st.warning if lvl == "warning" else st.info)(
                 fmt.plain(text), icon=":material/warning:" if lvl == "warning" else ":material/info:")
@@ -118,7 +119,7 @@ def figures(result: PlanResult, s: A.PlannerSettings) -> None:
               help=HELP_SAVINGS)
     util = "no commitments" if e.commitment_utilization is None else fmt.pct(e.commitment_utilization)
     c5.metric("Commitment utilisation in the window (%)", util, help=fmt.term("utilisation"))
-    c6.metric("Coverage by commitments (%)", fmt.pct(A.coverage(result)), help=HELP_COVERAGE)
+    c6.metric("Coverage by commitments (%)", fmt.pct(PF.coverage(result)), help=HELP_COVERAGE)
     c7, _, _ = st.columns(3)
     c7.metric("CVaR90 cost in the window (USD)", fmt.usd(e.cvar90_usd),
               help="Average cost inside the window over the worst 10% of demand scenarios: the risk the plan carries "
@@ -156,7 +157,7 @@ def term_figures(result: PlanResult, s: A.PlannerSettings, hidden: frozenset[str
         st.info("This plan is judged on its window alone: no commitment options are allowed (What-if page), so no "
                 "term runs past the window.", icon=":material/info:")
         c1, c2, _ = st.columns(3)
-        c1.metric("Total obligation over the terms (USD)", fmt.usd(A.obligation_usd(plan)), help=HELP_OBLIGATION)
+        c1.metric("Total obligation over the terms (USD)", fmt.usd(PF.obligation_usd(plan)), help=HELP_OBLIGATION)
         c2.metric("Upfront cash (USD)", fmt.usd(e.upfront_usd), help=HELP_UPFRONT)
         return
     rate = fmt.pct(term.cost_of_capital, 0)
@@ -168,7 +169,7 @@ def term_figures(result: PlanResult, s: A.PlannerSettings, hidden: frozenset[str
     notes(result, "info", hidden)
     c1, c2, c3 = st.columns(3)
     c1.metric("Obligation after the window (USD)", fmt.usd(e.obligation_after_window_usd), help=HELP_AFTER)
-    c2.metric("Total obligation over the terms (USD)", fmt.usd(A.obligation_usd(plan)), help=HELP_OBLIGATION)
+    c2.metric("Total obligation over the terms (USD)", fmt.usd(PF.obligation_usd(plan)), help=HELP_OBLIGATION)
     c3.metric("Upfront cash (USD)", fmt.usd(e.upfront_usd), help=HELP_UPFRONT)
     c4, c5, c6 = st.columns(3)
     c4.metric("Expected cost over the horizon (USD)", fmt.usd(e.horizon_total_usd), help=HELP_HORIZON)
@@ -195,7 +196,7 @@ def term_figures(result: PlanResult, s: A.PlannerSettings, hidden: frozenset[str
               "all on-demand stays positive, counting each commitment's upfront payment when it is bought. "
               "'Projected' = after the scenarios' hours, assuming the window's average hourly saving continues.")
     lookback(result, s)
-    upfront = A.upfront_frame(plan)
+    upfront = PF.upfront_frame(plan)
     left, right = st.columns([2, 3])
     with left:
         if upfront.empty:
@@ -209,7 +210,7 @@ def term_figures(result: PlanResult, s: A.PlannerSettings, hidden: frozenset[str
                     help="For each commitment line, every other option the plan considered for the same instance "
                          "type (another payment option, kind or term) priced in its place; the cheapest is the next "
                          "best. " + fmt.term("cost_of_capital"))
-        pay = A.payment_frame(plan)
+        pay = PF.payment_frame(plan)
         if pay.empty:
             st.caption("No commitment lines to explain.")
         else:
@@ -224,14 +225,14 @@ def buy(result: PlanResult) -> None:
     """Commitments table, laddering timeline, spot allowances and on-demand rates."""
     plan = result.plan
     st.subheader("What to buy: commitments", help=fmt.term("commitment", "firm", "break_even"))
-    table = A.commitments_frame(plan)
+    table = PF.commitments_frame(plan)
     if table.empty:
         reason = plan.assumptions.get("no_commitment_reason") or (
             "demand is too uncertain or too low over the terms for a commitment to pay off")
         st.info(fmt.plain(f"No commitments: {reason}."))
     else:
-        firm = int((table["Status"] == A.COMMITMENT_STATUS[True]).sum())
-        tentative = int((table["Status"] == A.COMMITMENT_STATUS[False]).sum())
+        firm = int((table["Status"] == PF.COMMITMENT_STATUS[True]).sum())
+        tentative = int((table["Status"] == PF.COMMITMENT_STATUS[False]).sum())
         if tentative:
             st.caption(f"{firm} line(s) to buy now, {tentative} tentative: laddered purchases in later months, "
                        "bought then only if that month's forecast still supports them.")
@@ -248,14 +249,14 @@ def buy(result: PlanResult) -> None:
                        "hours only, the obligation its whole term.")
     # one table a row: spot's eight columns need the page's width
     st.subheader("Spot allowances", help=fmt.term("spot", "rework"))
-    spot = A.spot_frame(plan)
+    spot = PF.spot_frame(plan)
     if spot.empty:
         st.info("No spot in this plan: spot is switched off, capped at 0% or not cheaper here.")
     else:
         view.table(spot, kinds={"Max instances": "count", "Max GPUs": "gpus", "USD/h per instance": "usd_rate",
                                 "Rework (%)": "pct100", "USD per useful GPU-hour": "usd_rate"})
     st.subheader("On-demand for the rest", help=fmt.term("on_demand"))
-    view.table(A.on_demand_frame(plan), kinds={"USD per GPU-hour": "usd_rate"})
+    view.table(PF.on_demand_frame(plan), kinds={"USD per GPU-hour": "usd_rate"})
 
 
 def capacity_blocks(result: PlanResult, acc: R.Access = R.LOCAL) -> None:
@@ -267,7 +268,7 @@ def capacity_blocks(result: PlanResult, acc: R.Access = R.LOCAL) -> None:
     st.subheader("Planned runs: Capacity Block or not", help=HELP_CB)
     st.caption(fmt.plain(f"Capacity Block prices: {block.get('price_source')}, as of {block.get('price_date')}. "
                          f"Rule: {block.get('rule')}."))
-    frame = R.visible_rows(A.capacity_blocks_frame(result.plan), acc, team_col="Team")
+    frame = R.visible_rows(PF.capacity_blocks_frame(result.plan), acc, team_col="Team")
     if frame.empty:
         st.caption("No planned run of your teams.")
         return
@@ -288,10 +289,10 @@ def routing(result: PlanResult, s: A.PlannerSettings, acc: R.Access = R.LOCAL) -
                    "What-if page to route each team to the GPU model that serves it best (speed priority sets "
                    "cost vs time).")
         return
-    st.caption(A.routing_caption(plan) + f" Workload classes: {A.workloads_label(s.sample)}. Work is in A100-hours "
+    st.caption(PF.routing_caption(plan) + f" Workload classes: {A.workloads_label(s.sample)}. Work is in A100-hours "
                "(reference GPU = NVIDIA A100); USD per A100-hour is the stand-alone estimate used to route, the plan "
                "above then pools commitments across teams.")
-    frame = R.visible_rows(A.routing_frame(plan), acc, team_col="Team")
+    frame = R.visible_rows(PF.routing_frame(plan), acc, team_col="Team")
     # the class's source and the instance types are in routing.csv; the page keeps what a team lead reads
     view.table(frame, kinds={"Moved": "bool", "Speed (x A100)": "number", "Work (A100-hours)": "gpu_hours",
                              "GPU-hours": "gpu_hours", "USD per A100-hour": "usd_rate", "Spot allowed": "bool"},

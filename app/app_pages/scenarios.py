@@ -25,6 +25,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, fmt, sidebar, view
+from app import plan_frames as PF
 from app import roles as Ro
 from app import state as A
 from app import store as St
@@ -166,7 +167,7 @@ def comparison_table(scenarios: list[St.Scenario]) -> pd.DataFrame:
     add("Savings vs all on-demand", [f"{fmt.usd(x.savings_usd)} ({x.savings_pct:.1f} %)" for x in sm])
     add("Upfront cash", [fmt.usd(x.upfront_usd) for x in sm])
     add("Obligation after the window", [fmt.usd(s.plan.expected.obligation_after_window_usd) for s in scenarios])
-    add("Total obligation over the terms", [fmt.usd(A.obligation_usd(s.plan)) for s in scenarios])
+    add("Total obligation over the terms", [fmt.usd(PF.obligation_usd(s.plan)) for s in scenarios])
     add("Present value over the terms", [present_value_text(s.plan) for s in scenarios])
     add("Commitment utilisation", [fmt.pct(x.commitment_utilization) if x.commitments else "no commitments"
                                    for x in sm])

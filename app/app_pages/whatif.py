@@ -14,6 +14,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import charts, fmt, sidebar, view
+from app import plan_frames as PF
 from app import roles as R
 from app import state as A
 from app.whatif_model import commitment_options, plan_deltas
@@ -274,7 +275,7 @@ def render() -> None:
         if figs is None:
             return
         base_figs, cur, result = figs
-        st.session_state[A.PLAN_SUMMARY_KEY] = A.plan_summary(result)
+        st.session_state[A.PLAN_SUMMARY_KEY] = PF.plan_summary(result)
         show_results(s, base_figs, cur, result)
 
 
@@ -345,9 +346,9 @@ def show_results(s: A.PlannerSettings, base: dict[str, float | None], cur: dict[
         st.info("Not applied by the optimizer yet (kept in the settings and the saved scenario): "
                 + ", ".join(p.replace("_", " ") for p in pending) + ".", icon=":material/info:")
     if result.plan.routing:
-        st.caption(A.routing_caption(result.plan) + " Per-team routing and reasons on the Plan page.")
-    st.altair_chart(charts.whatif_chart(A.category_compare(base, cur)), width="stretch")
-    rows = A.commitments_frame(result.plan)
+        st.caption(PF.routing_caption(result.plan) + " Per-team routing and reasons on the Plan page.")
+    st.altair_chart(charts.whatif_chart(PF.category_compare(base, cur)), width="stretch")
+    rows = PF.commitments_frame(result.plan)
     st.caption(f"What to buy: {len(rows)} commitment line(s), {fmt.gpus(cur['committed_gpus'], 0)} committed; "
                f"spot {fmt.usd(cur['spot_usd'])}, on-demand {fmt.usd(cur['on_demand_usd'])}, committed "
                f"{fmt.usd(cur['committed_usd'])} (expected). Full tables and downloads on the Plan page.")
