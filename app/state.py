@@ -140,7 +140,6 @@ MIN_HOURS, MAX_HOURS, DEFAULT_HOURS = 168, 2160, 720
 HISTORY_SHOWN_HOURS = 21 * 24
 """History drawn before the forecast in the fan chart: three weeks."""
 ORG_TOTAL = "Organisation total (all teams, all GPU types)"
-ALL_TEAMS = "All teams"
 SERIES_SEP = " · "
 
 USER_ERRORS = (PlanningError, CatalogError, BillingError, S.UsageError, ValueError)
@@ -756,57 +755,6 @@ def guarded(fn: Callable[[], T]) -> T | None:
 # --- frames for the pages -------------------------------------------------------------------------
 def series_label(team: str, gpu_type: str) -> str:
     return f"{team}{SERIES_SEP}{gpu_type}"
-
-
-def series_options(fc: pd.DataFrame) -> list[str]:
-    """Fan-chart choices: the organisation total, per-GPU-model totals (if several), then each series."""
-    gpus = sorted(fc[S.GPU_TYPE].unique())
-    pairs = fc[[S.TEAM, S.GPU_TYPE]].drop_duplicates().sort_values([S.TEAM, S.GPU_TYPE])
-    options = [ORG_TOTAL]
-    if len(gpus) > 1:
-        options += [series_label(ALL_TEAMS, g) for g in gpus]
-    options += [series_label(t, g) for t, g in pairs.itertuples(index=False)]
-    return options
-
-
-def _select(frame: pd.DataFrame, option: str) -> pd.DataFrame:
-    if option == ORG_TOTAL:
-        return frame
-    team, _, gpu = option.partition(SERIES_SEP)
-    rows = frame[frame[S.GPU_TYPE] == gpu]
-    return rows if team == ALL_TEAMS else rows[rows[S.TEAM] == team]
-
-
-def fan_frames(usage: pd.DataFrame, fc: pd.DataFrame, option: str,
-               history_hours: int = HISTORY_SHOWN_HOURS) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """History and forecast of one fan-chart choice, summed over the series it covers.
-
-    Totals add the series' quantiles, i.e. treat the teams as moving together: the band is wider than the
-    organisation's true p10-p90 (the optimizer's scenarios make the same assumption).
-
-    Returns:
-        ``(history[timestamp, gpus], forecast[timestamp, p10, p50, p90])`` in GPUs per hour; history
-        covers the last ``history_hours`` hours before the forecast.
-    """
-    hist = _select(usage, option)
-    first = fc[S.TIMESTAMP].min()
-    hist = hist[(hist[S.TIMESTAMP] < first) & (hist[S.TIMESTAMP] >= first - pd.Timedelta(hours=history_hours))]
-    hist = hist.groupby(S.TIMESTAMP, as_index=False)[S.GPUS].sum()
-    fut = _select(fc, option).groupby(S.TIMESTAMP, as_index=False)[[S.P10, S.P50, S.P90]].sum()
-    return hist, fut
-
-
-def series_model_note(selection: pd.DataFrame, option: str) -> str:
-    """One line naming the model chosen for a single series (empty for totals)."""
-    if option == ORG_TOTAL or option.startswith(ALL_TEAMS + SERIES_SEP):
-        return ""
-    team, _, gpu = option.partition(SERIES_SEP)
-    row = selection[(selection[S.TEAM] == team) & (selection[S.GPU_TYPE] == gpu)]
-    if row.empty:
-        return ""
-    r = row.iloc[0]
-    cv = "" if pd.isna(r["cv_mae"]) else f", cross-validated MAE {r['cv_mae']:.1f} GPUs"
-    return f"Model: {r[S.MODEL]}{cv}, fitted on {int(r['history_hours']):,} hours of history."
 
 
 def forecast_csv(fc: pd.DataFrame) -> bytes:

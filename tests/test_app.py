@@ -327,16 +327,19 @@ def test_fan_frames_totals_and_single_series() -> None:
     hist_ts = pd.date_range(first - pd.Timedelta(hours=1000), first - pd.Timedelta(hours=1), freq="h")
     usage = pd.concat([pd.DataFrame({S.TIMESTAMP: hist_ts, S.TEAM: t, S.GPU_TYPE: "NVIDIA A100", S.GPUS: g})
                        for t, g in (("alpha", 10.0), ("beta", 5.0))], ignore_index=True)
-    options = A.series_options(fc)
-    assert options == [A.ORG_TOTAL, "alpha · NVIDIA A100", "beta · NVIDIA A100"]  # one GPU model: no per-model total
-    hist, fut = A.fan_frames(usage, fc, A.ORG_TOTAL)
+    assert A.fan_items(fc, A.LEVEL_ORG) == [A.ORG_TOTAL]
+    assert A.fan_items(fc, A.LEVEL_SERIES) == ["alpha · NVIDIA A100", "beta · NVIDIA A100"]
+    assert A.fan_items(pd.concat([fc, fc.assign(**{S.GPU_TYPE: "NVIDIA H100"})]), A.LEVEL_GPU) == [
+        "NVIDIA A100", "NVIDIA H100"]
+    hist, fut = A.level_fan_frames(usage, fc, A.LEVEL_ORG, A.ORG_TOTAL)
     assert len(hist) == A.HISTORY_SHOWN_HOURS and hist[S.GPUS].eq(15.0).all()
     assert fut[S.P90].sum() == pytest.approx(fc[S.P90].sum())
-    hist, fut = A.fan_frames(usage, fc, "beta · NVIDIA A100")
+    hist, fut = A.level_fan_frames(usage, fc, A.LEVEL_SERIES, "beta · NVIDIA A100")
     assert hist[S.GPUS].eq(5.0).all()
     assert fut[S.P50].sum() == pytest.approx(fc.loc[fc[S.TEAM] == "beta", S.P50].sum())
-    assert A.series_label(A.ALL_TEAMS, "NVIDIA A100") in A.series_options(
-        pd.concat([fc, fc.assign(**{S.GPU_TYPE: "NVIDIA H100"})]))
+    hist, fut = A.level_fan_frames(usage, fc, A.LEVEL_TEAM, "alpha")
+    assert hist[S.GPUS].eq(10.0).all()
+    assert fut[S.P10].sum() == pytest.approx(fc.loc[fc[S.TEAM] == "alpha", S.P10].sum())
 
 
 def test_cost_frames_add_up_to_the_plan(toy_plan) -> None:
