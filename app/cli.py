@@ -316,14 +316,14 @@ def fit_usage(usage: pd.DataFrame, events: Sequence) -> pd.DataFrame:
     return without_events(usage, say_fitted_without(usage, events))
 
 
-def apply_events_file(fc: pd.DataFrame, events: Path | None, cat: Catalog) -> pd.DataFrame:
-    """Apply a planned-events file to a forecast and print each adjustment (shown as such, never hidden). A
-    forecast from usage should be fitted on :func:`fit_usage`."""
-    if events is None:
+def apply_planned_events(fc: pd.DataFrame, events: Sequence) -> pd.DataFrame:
+    """Apply planned events (:func:`events_file`) to a forecast and print each adjustment (shown as such, never
+    hidden). A forecast from usage should be fitted on :func:`fit_usage`."""
+    if not events:
         return fc
     from forecasting.events import apply_events
 
-    adjusted, adjustments = apply_events(fc, events_file(events, cat))
+    adjusted, adjustments = apply_events(fc, events)
     for _, a in adjustments.iterrows():
         err.print(f"  event {a['kind']} {a['team']} / {a['gpu_type']}: {a['delta_gpu_hours']:+,.0f} GPU-hours"
                   + (f" ({a['note']})" if a.get("note") else ""), markup=False, highlight=False)
@@ -359,10 +359,11 @@ def forecast(
         cat = _catalog(catalog)
         hconfig = hierarchy_config(reconcile) if levels_out is not None else None
         usage_df = load_usage_file(usage, fmt, tag_key, cat)
-        fit = fit_usage(usage_df, events_file(events, cat))
+        evs = events_file(events, cat)
+        fit = fit_usage(usage_df, evs)
         with step("forecasting") as say:
             result = run_forecast(fit, horizon_hours, history_hours or None, say, models=models, engine=engine)
-        fc = apply_events_file(result.forecast, events, cat)
+        fc = apply_planned_events(result.forecast, evs)
         if hconfig is not None:
             with step("forecasting and reconciling every level") as say:
                 levels = reconciled_levels(fit, result.forecast, fc, hconfig,
@@ -468,10 +469,10 @@ def plan_from_usage(usage: pd.DataFrame, cat: Catalog, config: PlanConfig, *, hi
                       "the --forecast file may have learnt them from the usage it was fitted on, and then they are "
                       "counted twice (fix: leave out --forecast, so the plan fits its forecast without them)",
                       markup=False, highlight=False)
-        forecast_frame = apply_events_file(forecast_frame, events, cat)
+        forecast_frame = apply_planned_events(forecast_frame, evs)
         events_in_forecast = True
     if evs and long is not None:
-        apply_events_file(forecast_frame, events, cat)   # lists each event's change of the forecast (printed)
+        apply_planned_events(forecast_frame, evs)   # lists each event's change of the forecast (printed)
     scenarios = plan_scenarios(config, history, long=long, forecast=forecast_frame, events=evs,
                                events_in_forecast=events_in_forecast,
                                longterm_routing=dict(routing.assignment) if routing is not None else None,

@@ -27,7 +27,7 @@ from app.cli import (
     _fail,
     _parse_start,
     app,
-    apply_events_file,
+    apply_planned_events,
     events_file,
     fit_usage,
     load_usage_file,
@@ -71,14 +71,15 @@ def route_for_plan(usage: pd.DataFrame, forecast: pd.DataFrame | None, cat: Cata
     wl = load_workloads(workloads, known_gpu_types=cat.gpu_models())
     thr = load_throughput(throughput)
     history = usage[usage[S.TIMESTAMP] < config.start]
+    evs = events_file(events, cat)
     if forecast is None and events is not None:
         if history.empty:
             raise UserFacingError(f"no usage before --start {config.start:%Y-%m-%dT%H:%M}Z to forecast from "
                                   "(fix: choose a later start or pass --forecast)")
         horizon = int((config.end - history[S.TIMESTAMP].max()) / pd.Timedelta(hours=1)) - 1
-        forecast = run_forecast(fit_usage(history, events_file(events, cat)), horizon, history_hours, progress).forecast
+        forecast = run_forecast(fit_usage(history, evs), horizon, history_hours, progress).forecast
     if forecast is not None:
-        forecast = apply_events_file(forecast, events, cat)
+        forecast = apply_planned_events(forecast, evs)
         window = forecast[(forecast[S.TIMESTAMP] >= config.start) & (forecast[S.TIMESTAMP] < config.end)]
         routing = route(window if not window.empty else forecast, wl, cat, config, speed_priority=speed_priority,
                         throughput=thr, value_column=S.MEAN)
@@ -160,6 +161,7 @@ def pareto(
             config = PlanConfig(start=_parse_start(start), hours=hours, region=region, allow_spot=not no_spot,
                                 max_spot_share=max_spot_share)
         if forecast_file is not None or events is not None:
+            evs = events_file(events, cat)
             if forecast_file is not None:
                 fc = read_forecast_csv(forecast_file)
             else:
@@ -168,10 +170,10 @@ def pareto(
                     raise UserFacingError(f"no usage before --start {config.start:%Y-%m-%dT%H:%M}Z to forecast "
                                           "from (fix: choose a later --start)")
                 horizon = int((config.end - history[S.TIMESTAMP].max()) / pd.Timedelta(hours=1)) - 1
-                fit = fit_usage(history, events_file(events, cat))
+                fit = fit_usage(history, evs)
                 with step("forecasting") as say:
                     fc = run_forecast(fit, horizon, history_hours or None, say).forecast
-            fc = apply_events_file(fc, events, cat)
+            fc = apply_planned_events(fc, evs)
             demand = fc[(fc[S.TIMESTAMP] >= config.start) & (fc[S.TIMESTAMP] < config.end)]
             value, basis = S.MEAN, "forecast mean"
         else:
