@@ -1,201 +1,61 @@
 """``gpuplan``: the command line of GPU Cost Planner (thin: it only calls forecasting/ and optimizer/).
 
-Every user mistake (bad file, bad option, unknown option, an operating-system error such as a read-only or
-missing folder) ends with one line on stderr starting with ``error:`` and exit status 2, never a traceback.
-Every command runs through :func:`guarded_command`: its input files are protected (an output that is an input,
-or lies inside an input folder, is refused before any work) and any ``OSError`` becomes one line naming the path.
-Files are written atomically (temporary file, then rename) with the umask's permissions.
+This module holds the entry point and the planning commands (``forecast``, ``plan``, ``ingest``, ``catalog``,
+``longterm``, ``backtest``, ``demo``, ``app``), and imports every other command module (``app/cli_*.py``) so that
+they register on the one Typer app of :mod:`app.cli_common`, which holds what they share: the one-line errors
+(every user mistake ends with one ``error:`` line and exit status 2, never a traceback), the guard around each
+command (inputs protected, outputs checked up front, files written atomically) and the option types.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
-import inspect
 import math
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
 import typer
-from rich.console import Console
 from rich.table import Table
-from typer.core import TyperGroup
 
-try:  # typer vendors its own click (typer._click); older typer uses the click package
-    from typer._click import exceptions as click_errors
-    from typer._click.globals import get_current_context
-except ImportError:  # pragma: no cover - depends on the installed typer
-    from click import exceptions as click_errors  # type: ignore[no-redef]
-    from click import get_current_context  # type: ignore[no-redef]
-
+from app.cli_common import (
+    USER_ERRORS,
+    CatalogOpt,
+    EngineOpt,
+    EventsOpt,
+    FormatOpt,
+    HistoryOpt,
+    ModelsOpt,
+    TagKeyOpt,
+    UsageOpt,
+    UserFacingError,
+    app,
+    apply_planned_events,
+    catalog_app,
+    err,
+    events_file,
+    fail,
+    fit_usage,
+    forecast_config,
+    guard_all_commands,
+    load_usage_file,
+    out,
+    parse_start,
+    run_forecast,
+    say_fitted_without,
+    split_list,
+    step,
+)
 from app.tables import OutputFormatOpt, emit
 from forecasting import schema as S
-from forecasting.io import OutputError, os_error_text, prepare_output, protecting
-from optimizer.billing import BillingError
-from optimizer.catalog import Catalog, CatalogError, load_catalog
+from optimizer.catalog import Catalog, load_catalog
 from optimizer.inputs import DEFAULT_COST_OF_CAPITAL, PlanConfig, PlanningError
 
-# Wide, unwrapped output when piped (cron jobs, CI logs): one error stays one line. No console markup: team,
-# project and file names from user data are printed as they are ("[bold]x" is not styled, "[x]" not dropped).
-out = Console(width=None if sys.stdout.isatty() else 140, soft_wrap=not sys.stdout.isatty(), markup=False)
-err = Console(stderr=True, soft_wrap=True, markup=False)
-
-
-def _usage_error(exc: click_errors.UsageError) -> None:
-    """An option-parser error (unknown or missing option, bad value) as the documented one ``error:`` line."""
-    ctx = exc.ctx or get_current_context(silent=True)
-    command = ctx.command_path if ctx is not None else "gpuplan"
-    message = " ".join(exc.format_message().split())
-    err.print(f"error: {command}: {message} (fix: see {command} --help)", markup=False, highlight=False,
-              soft_wrap=True)
-    raise typer.Exit(2)
-
-
-class OneLineErrorGroup(TyperGroup):
-    """The ``gpuplan`` command group: click's usage errors become one ``error:`` line (exit 2) instead of a
-    usage box; ``gpuplan`` or ``gpuplan catalog`` without a command still prints the help."""
-
-    def make_context(self, info_name, args, parent=None, **extra):  # noqa: D102
-        try:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        except click_errors.NoArgsIsHelpError:
-            raise
-        except click_errors.UsageError as exc:
-            _usage_error(exc)
-
-    def invoke(self, ctx):  # noqa: D102
-        try:
-            return super().invoke(ctx)
-        except click_errors.NoArgsIsHelpError:
-            raise
-        except click_errors.UsageError as exc:
-            _usage_error(exc)
-
-
-app = typer.Typer(cls=OneLineErrorGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="GPU Cost Planner: forecast GPU demand per team and plan what to buy "
-                       "(reserved, spot, on-demand).")
-catalog_app = typer.Typer(cls=OneLineErrorGroup, no_args_is_help=True, help="Inspect or refresh the price catalog.")
-app.add_typer(catalog_app, name="catalog")
-USER_ERRORS = (S.UsageError, CatalogError, PlanningError, BillingError, ValueError, OSError)
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class UserFacingError(Exception):
-    """Raised inside commands for a user mistake; printed as one line."""
-
-
-@contextmanager
-def step(message: str) -> Iterator[Callable[[str], None]]:
-    """Show a spinner with the current step on long operations (stderr, so stdout stays clean)."""
-    with err.status(message) as status:
-        yield lambda msg: status.update(f"{message}: {msg}")
-
-
-def error_line(exc: BaseException) -> str:
-    """The one ``error:`` line of a user mistake (an ``OSError`` names its path, what failed and the fix)."""
-    text = os_error_text(exc) if isinstance(exc, OSError) else " ".join(str(exc).split())
-    return f"error: {text}"
-
-
-def _fail(exc: BaseException) -> None:
-    err.print(error_line(exc), markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
-def is_output_param(name: str) -> bool:
-    """Whether a command parameter names a file or folder the command writes (every other path is an input)."""
-    return name in ("out_path", "out_dir", "chart") or name.endswith("_out")
-
-
-def guarded_command(fn: Callable) -> Callable:
-    """Wrap a command: protect its input paths, check its output paths up front, turn ``OSError`` into one line.
-
-    Inputs are the command's path parameters that are not outputs (:func:`is_output_param`); an output that is
-    an input, or lies inside an input folder, or an output file path that is a folder, is refused with one
-    ``error:`` line before any work. Every writer refuses the same (:func:`forecasting.io.check_output`).
-    """
-    signature = inspect.signature(fn)
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        bound = signature.bind_partial(*args, **kwargs)
-        ctx = get_current_context(silent=True)
-        flags = {p.name: (p.opts[0] if getattr(p, "opts", None) else str(p.name).upper())
-                 for p in (ctx.command.params if ctx is not None else ())}
-        paths = {k: v for k, v in bound.arguments.items() if isinstance(v, Path)}
-        inputs = [v for k, v in paths.items() if not is_output_param(k)]
-        tables = contextlib.nullcontext()
-        if "output_format" in kwargs:  # --output-format: checked up front; csv/json keep stdout for the data
-            from app.tables import check_output_format, data_only_stdout
-
-            try:
-                kwargs["output_format"] = check_output_format(kwargs["output_format"])
-            except ValueError as exc:
-                _fail(exc)
-            tables = data_only_stdout(out, kwargs["output_format"])
-        try:
-            with tables, protecting(inputs):
-                for name, path in paths.items():
-                    if is_output_param(name) and name != "out_dir":
-                        prepare_output(path, flags.get(name, name))
-                    elif name == "out_dir":
-                        from forecasting.io import check_output
-
-                        check_output(path, flags.get(name, name))
-                        if path.exists() and not path.is_dir():
-                            raise OutputError(f"{flags.get(name, name)} {path} is a file, not a folder (fix: give "
-                                              "a folder path)")
-                return fn(*args, **kwargs)
-        except (OutputError, OSError) as exc:
-            _fail(exc)
-
-    return wrapper
-
-
-def _guard_all_commands() -> None:
-    """Run every registered command (including ``catalog`` ones) through :func:`guarded_command`, once."""
-    for typer_app in (app, catalog_app):
-        for info in typer_app.registered_commands:
-            if info.callback is not None and not getattr(info.callback, "_gpuplan_guarded", False):
-                info.callback = guarded_command(info.callback)
-                info.callback._gpuplan_guarded = True  # type: ignore[attr-defined]
-
-
-def _catalog(path: Path | None) -> Catalog:
-    return load_catalog(path)
-
-
-def load_usage_file(path: Path, fmt: str, tag_key: str, catalog: Catalog) -> pd.DataFrame:
-    """Read canonical, FOCUS or CUR usage through the ingestion adapters and report what happened."""
-    from forecasting.ingest import load_usage
-
-    if not path.exists():
-        raise S.UsageError(str(path), "file not found", fix="check the path")
-    usage, report = load_usage(path, fmt, tag_key=tag_key, instance_gpus=catalog.instance_gpus(),
-                               known_gpu_types=catalog.gpu_models())
-    for line in report.lines():
-        err.print(f"  {line}", markup=False, highlight=False)
-    return usage
-
-
-def _parse_start(value: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-    except ValueError:
-        raise UserFacingError(f"--start {value!r} is not an ISO 8601 time (fix: e.g. 2025-12-01T00:00Z)") from None
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    if ts != ts.floor("h"):
-        raise UserFacingError(f"--start {value!r} is not an hour start (fix: e.g. 2025-12-01T00:00Z)")
-    return ts
 
 
 def plan_window(start: str | None, hours: int | None, month: str | None) -> tuple[pd.Timestamp, int]:
@@ -210,7 +70,7 @@ def plan_window(start: str | None, hours: int | None, month: str | None) -> tupl
         return first, int((first + pd.DateOffset(months=1) - first) / pd.Timedelta(hours=1))
     if start is None or hours is None:
         raise UserFacingError("no plan window (fix: --month YYYY-MM for a calendar month, or --start and --hours)")
-    return _parse_start(start), hours
+    return parse_start(start), hours
 
 
 def month_mismatch_note(start: pd.Timestamp, hours: int) -> str | None:
@@ -233,30 +93,6 @@ def _spot_capacity(values: list[str]) -> tuple[tuple[str, int], ...]:
     return tuple(out)
 
 
-def _split(value: str | None) -> tuple[str, ...] | None:
-    if not value:
-        return None
-    return tuple(v.strip() for v in value.split(",") if v.strip())
-
-
-def forecast_config(horizon_hours: int, history_hours: int | None, models: str = "default",
-                    engine: str = "local"):
-    from forecasting.engine import ForecastConfig, default_n_jobs
-    from forecasting.models import MODEL_SETS
-
-    if models not in MODEL_SETS:
-        raise UserFacingError(f"unknown model set '{models}' (fix: choose one of {', '.join(MODEL_SETS)})")
-    return ForecastConfig(horizon_hours=horizon_hours, history_hours=history_hours, models=MODEL_SETS[models],
-                          n_jobs=default_n_jobs(MODEL_SETS[models]), engine=engine)
-
-
-def run_forecast(usage: pd.DataFrame, horizon_hours: int, history_hours: int | None,
-                 progress: Callable[[str], None] | None = None, *, models: str = "default", engine: str = "local"):
-    from forecasting.engine import forecast
-
-    return forecast(usage, forecast_config(horizon_hours, history_hours, models, engine), progress=progress)
-
-
 def forecast_table(fc: pd.DataFrame, selection: pd.DataFrame) -> Table:
     """Per-series forecast overview: average GPUs over the horizon with the p10-p90 range."""
     agg = fc.groupby([S.TEAM, S.GPU_TYPE]).agg(mean=(S.MEAN, "mean"), p10=(S.P10, "mean"), p90=(S.P90, "mean"),
@@ -273,62 +109,6 @@ def forecast_table(fc: pd.DataFrame, selection: pd.DataFrame) -> Table:
                       f"{r['peak_p90']:.1f}")
     return table
 
-
-# Options shared by several commands (one definition each).
-UsageOpt = Annotated[Path, typer.Option(help="usage file: canonical CSV/Parquet, FOCUS, CUR or GCP billing export")]
-FormatOpt = Annotated[str, typer.Option("--format", help="auto|canonical|focus|cur|gcp")]
-TagKeyOpt = Annotated[str, typer.Option(help="cost-allocation tag holding the team (FOCUS/CUR)")]
-HistoryOpt = Annotated[int, typer.Option(help="fit on at most this many recent hours (0 = all)")]
-ModelsOpt = Annotated[str, typer.Option(help="candidate models: default, full (adds AutoETS, AutoTheta) or baselines")]
-EngineOpt = Annotated[str, typer.Option(help="where statsforecast runs: local, or dask / ray through Fugue")]
-EventsOpt = Annotated[Path | None, typer.Option(
-    help="planned events (YAML or CSV): new projects and runs (add), launches (ramp_up), wind-downs")]
-
-
-def events_file(events: Path | None, cat: Catalog) -> tuple:
-    """The planned events of an ``--events`` file (none without one)."""
-    if events is None:
-        return ()
-    from forecasting.events import load_events
-
-    return load_events(events, known_gpu_types=cat.gpu_models())
-
-
-def say_fitted_without(usage: pd.DataFrame, events: Sequence) -> tuple:
-    """Say on stderr which planned events a forecast is fitted without (those that started before the end of the
-    usage) and warn of those the usage does not show (:func:`forecasting.events.not_seen`); returns them."""
-    from forecasting.events import in_history, not_seen
-
-    past = in_history(events, usage)
-    for line in not_seen(past, usage):
-        err.print(f"  {line}", markup=False, highlight=False)
-    if past:
-        err.print(f"  fitting on the usage without {len(past)} planned event{'s' if len(past) > 1 else ''} that "
-                  "started before its end (each is counted once, as the event)", markup=False, highlight=False)
-    return past
-
-
-def fit_usage(usage: pd.DataFrame, events: Sequence) -> pd.DataFrame:
-    """The usage a forecast that gets the planned ``events`` applied is fitted on: without what those events already
-    did to it (:func:`forecasting.events.without_events`; a run in progress is not counted twice), said on stderr."""
-    from forecasting.events import without_events
-
-    return without_events(usage, say_fitted_without(usage, events))
-
-
-def apply_planned_events(fc: pd.DataFrame, events: Sequence) -> pd.DataFrame:
-    """Apply planned events (:func:`events_file`) to a forecast and print each adjustment (shown as such, never
-    hidden). A forecast from usage should be fitted on :func:`fit_usage`."""
-    if not events:
-        return fc
-    from forecasting.events import apply_events
-
-    adjusted, adjustments = apply_events(fc, events)
-    for _, a in adjustments.iterrows():
-        err.print(f"  event {a['kind']} {a['team']} / {a['gpu_type']}: {a['delta_gpu_hours']:+,.0f} GPU-hours"
-                  + (f" ({a['note']})" if a.get("note") else ""), markup=False, highlight=False)
-    return adjusted
-CatalogOpt = Annotated[Path | None, typer.Option(help="price catalog CSV (default: shipped snapshot)")]
 
 
 @app.command()
@@ -356,7 +136,7 @@ def forecast(
 
     levels = None
     try:
-        cat = _catalog(catalog)
+        cat = load_catalog(catalog)
         hconfig = hierarchy_config(reconcile) if levels_out is not None else None
         usage_df = load_usage_file(usage, fmt, tag_key, cat)
         evs = events_file(events, cat)
@@ -374,7 +154,7 @@ def forecast(
 
             write_levels_csv(levels.forecast, levels_out)
     except (*USER_ERRORS, UserFacingError) as exc:
-        _fail(exc)
+        fail(exc)
     emit(forecast_table(fc, result.selection), output_format, out)
     if result.long is not None and result.long.short_history is not None:
         err.print(f"  note: {result.long.short_history.note}", markup=False, highlight=False)
@@ -572,15 +352,15 @@ def plan(
         if max_commit_usd is not None:
             raise UserFacingError("--max-commit-usd was removed: a maximum commitment is now the obligation over the "
                                   "full terms, in USD, everywhere (fix: --max-obligation-usd AMOUNT)")
-        cat = _catalog(catalog)
-        opts = validate_options(_split(options)) if options else DEFAULT_COMMITMENT_OPTIONS
+        cat = load_catalog(catalog)
+        opts = validate_options(split_list(options)) if options else DEFAULT_COMMITMENT_OPTIONS
         from optimizer.existing import load_existing
         from optimizer.inputs import place_usage
 
-        stray = [t for t in (approve or ()) if t not in (_split(needs_approval) or ())]
+        stray = [t for t in (approve or ()) if t not in (split_list(needs_approval) or ())]
         if stray:  # a typo here would silently leave the intended type blocked
             raise UserFacingError(f"--approve {stray[0]!r} is not among --needs-approval (fix: approve one of "
-                                  f"{', '.join(_split(needs_approval) or ()) or '(none listed)'}, or drop it)")
+                                  f"{', '.join(split_list(needs_approval) or ()) or '(none listed)'}, or drop it)")
         if capacity_block_prices is not None and events is None:
             raise UserFacingError("--capacity-block-prices prices the planned runs of --events (fix: add --events "
                                   "FILE, or drop --capacity-block-prices)")
@@ -616,11 +396,11 @@ def plan(
                     if several else out_path)
             owned = load_existing(existing, cat, place_region) if existing else ()
             config = PlanConfig(start=window_start, hours=window_hours, region=place_region,
-                                instance_types=_split(instance_types), options=opts, allow_spot=not no_spot,
+                                instance_types=split_list(instance_types), options=opts, allow_spot=not no_spot,
                                 max_spot_share=max_spot_share, growth=growth, budget_usd=budget,
                                 max_obligation_usd=max_obligation_usd, max_commit_share=max_commit_share,
                                 cost_of_capital=cost_of_capital, term_horizon=not window_only,
-                                needs_approval=_split(needs_approval) or (),
+                                needs_approval=split_list(needs_approval) or (),
                                 approved=tuple(approve or ()), spot_capacity=_spot_capacity(spot_capacity or []),
                                 existing=owned, ladder=ladder, cvar_weight=cvar_weight)
             cat.region(place_region)
@@ -659,7 +439,7 @@ def plan(
             result.plan.write(path)
             done.append((place, result, routing, path))
     except (*USER_ERRORS, UserFacingError) as exc:
-        _fail(exc)
+        fail(exc)
     for place, result, routing, path in done:
         if several:
             out.print(f"\n== {place.provider} {place.region} ==", markup=False, highlight=False)
@@ -692,7 +472,7 @@ def ingest(
     from forecasting.io import write_csv_atomic
 
     try:
-        cat = _catalog(catalog)
+        cat = load_catalog(catalog)
         if cost_explorer:
             if not start or not end:
                 raise UserFacingError("--cost-explorer needs --start and --end (fix: e.g. --start 2025-11-01 "
@@ -710,7 +490,7 @@ def ingest(
         table[S.TIMESTAMP] = S.format_timestamp(table[S.TIMESTAMP])
         write_csv_atomic(table, out_path)
     except (*USER_ERRORS, UserFacingError) as exc:
-        _fail(exc)
+        fail(exc)
     out.print(f"wrote {len(usage_df):,} canonical rows to {out_path}")
 
 
@@ -727,13 +507,13 @@ def catalog_show(
     from optimizer import catalog as C
 
     try:
-        cat = _catalog(catalog)
+        cat = load_catalog(catalog)
         if missing:
             absent = C.missing_instance_types(cat.table)
         else:
             rows = cat.offers(region, gpu_model)
     except USER_ERRORS as exc:
-        _fail(exc)
+        fail(exc)
     if missing:
         table = Table(title=f"GPU instance types without a price in {cat.path}")
         for c in ("provider", "instance type", "GPU model", "GPUs", "reason"):
@@ -780,9 +560,9 @@ def catalog_refresh(
     from optimizer.catalog_refresh import RefreshConfig, RefreshError, refresh_catalog
 
     try:
-        base = _catalog(catalog)
+        base = load_catalog(catalog)
         with step("pulling prices from AWS") as say:
-            result = refresh_catalog(RefreshConfig(region=region, instance_types=_split(instance_types)),
+            result = refresh_catalog(RefreshConfig(region=region, instance_types=split_list(instance_types)),
                                      base=base, progress=say)
         merged = merge_catalog(base.table, result.catalog)
         cb_notes: list[str] = []
@@ -791,11 +571,11 @@ def catalog_refresh(
             from optimizer.capacity_blocks import refresh_prices
 
             with step("pulling Capacity Block offerings from AWS") as say:
-                offerings, cb_notes = refresh_prices(region, _split(instance_types), progress=say)
+                offerings, cb_notes = refresh_prices(region, split_list(instance_types), progress=say)
             write_csv_atomic(offerings, capacity_blocks_out)
         write_atomic_csv(merged, out_path)
     except (*USER_ERRORS, RefreshError) as exc:
-        _fail(exc)
+        fail(exc)
     for note in [*result.notes, *cb_notes]:
         err.print(f"  {note}", markup=False, highlight=False)
     out.print(f"refreshed {result.rows:,} price rows for {result.instance_types} instance types in {region}; wrote "
@@ -826,7 +606,7 @@ def longterm(
 
     try:
         config = LongTermConfig(horizon_days=days, granularity=granularity, growth=growth, trend=trend)
-        cat = _catalog(catalog)
+        cat = load_catalog(catalog)
         usage_df = load_usage_file(usage, fmt, tag_key, cat)
         evs = events_file(events, cat) or None
         say_fitted_without(usage_df, evs or ())   # forecast_longterm fits without them itself
@@ -836,7 +616,7 @@ def longterm(
         if ldc_out is not None:
             write_csv_atomic(result.load_duration_curve(), ldc_out)
     except (*USER_ERRORS, UserFacingError) as exc:
-        _fail(exc)
+        fail(exc)
     for note in result.notes:
         err.print(f"  note: {note}", markup=False, highlight=False)
     for _, a in result.adjustments[result.adjustments["kind"] != "trend"].iterrows():
@@ -925,7 +705,7 @@ def backtest(
     from forecasting.io import write_csv_atomic
 
     try:
-        cat = _catalog(catalog)
+        cat = load_catalog(catalog)
         usage_df = load_usage_file(usage, fmt, tag_key, cat)
         config = forecast_config(horizon_hours, history_hours or None, models, engine)
         with step("backtesting") as say:
@@ -939,7 +719,7 @@ def backtest(
         if chart is not None:
             write_chart_html(backtest_chart(result.per_level), chart)  # renders offline (vega inlined)
     except (*USER_ERRORS, UserFacingError) as exc:
-        _fail(exc)
+        fail(exc)
     table = Table(title=f"Backtest: {origins} origin(s) x {horizon_hours} h; MASE vs the best naive baseline")
     for col in ("level", "nodes", "MASE selected", "best baseline", "its MASE", "ratio", "p10-p90 cover",
                 "p05-p95 cover", "pinball (GPUs)"):
@@ -969,7 +749,7 @@ def demo(
     try:
         if sample not in SAMPLES:
             raise UserFacingError(f"unknown sample '{sample}' (fix: choose one of {', '.join(SAMPLES)})")
-        cat = _catalog(None)
+        cat = load_catalog(None)
         usage_df = load_sample(sample)
         out.print(f"Sample organisation '{sample}': {SAMPLES[sample]}")
         out.print(f"  {usage_df[S.TEAM].nunique()} teams, {usage_df.groupby([S.TEAM, S.GPU_TYPE]).ngroups} series, "
@@ -985,7 +765,7 @@ def demo(
         result.plan.write(out_dir / "plan.json")
         data_lines = demo_data_lines(sample)
     except (*USER_ERRORS, UserFacingError) as exc:
-        _fail(exc)
+        fail(exc)
     window = fres.forecast[fres.forecast[S.TIMESTAMP] >= start]
     emit(forecast_table(window, fres.selection), output_format, out)
     print_notes(result.plan)
@@ -1034,9 +814,9 @@ def app_cmd(
         limit = max_upload_mb()
         auth = find_auth()
     except (ValueError, AuthSettingsError) as exc:
-        _fail(exc)
+        fail(exc)
     if auth is None and needs_sign_in(host):
-        _fail(UserFacingError(f"--host {host} serves the planner beyond this machine, which needs sign-in: put an "
+        fail(UserFacingError(f"--host {host} serves the planner beyond this machine, which needs sign-in: put an "
                               "[auth] section in .streamlit/secrets.toml or set the GPUPLAN_AUTH_* variables "
                               "(README, 'Deploy for your organisation'), or use --host 127.0.0.1"))
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", host, "--server.port",
@@ -1063,7 +843,7 @@ from app import (  # noqa: E402, F401
     cli_store,  # audit
 )
 
-_guard_all_commands()
+guard_all_commands()
 
 
 def main() -> None:

@@ -14,23 +14,23 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from app.cli import (
+from app.cli_common import (
     USER_ERRORS,
     CatalogOpt,
     FormatOpt,
     HistoryOpt,
     TagKeyOpt,
     UserFacingError,
-    _catalog,
-    _fail,
-    _split,
     app,
     err,
+    fail,
     load_usage_file,
     out,
+    split_list,
     step,
 )
 from app.tables import OutputFormatOpt, emit
+from optimizer.catalog import load_catalog
 
 
 def _parse_at(value: str) -> pd.Timestamp:
@@ -47,7 +47,7 @@ def _parse_at(value: str) -> pd.Timestamp:
 
 def _lookbacks(value: str) -> tuple[int, ...]:
     try:
-        days = tuple(int(v) for v in (_split(value) or ()))
+        days = tuple(int(v) for v in (split_list(value) or ()))
     except ValueError:
         raise UserFacingError(f"--lookbacks {value!r} must be whole days, comma-separated "
                               "(fix: e.g. 7,30,60)") from None
@@ -128,12 +128,12 @@ def backtest_plan_cmd(
         if out_path is not None and out_path.suffix.lower() not in (".csv", ".json"):
             raise UserFacingError(f"--out {out_path}: unknown format '{out_path.suffix}' (fix: end the name in "
                                   ".csv or .json)")
-        cat = _catalog(catalog)
+        cat = load_catalog(catalog)
         cat.region(region)
         config = BacktestPlanConfig(
             hours=hours, at=_parse_at(at) if at else None, origins=origins,
             spot_modes=(True, False) if spot is None else (spot,), lookback_days=_lookbacks(lookbacks),
-            region=region, options=validate_options(_split(options)) if options else DEFAULT_COMMITMENT_OPTIONS,
+            region=region, options=validate_options(split_list(options)) if options else DEFAULT_COMMITMENT_OPTIONS,
             max_spot_share=max_spot_share, history_hours=history_hours or None, full_term=full_term,
             step_hours=step_hours, cost_of_capital=cost_of_capital)
         usage_df = load_sample(sample) if sample is not None else load_usage_file(usage, fmt, tag_key, cat)
@@ -143,7 +143,7 @@ def backtest_plan_cmd(
         if out_path is not None:
             write_results(result, out_path, lines)
     except (*USER_ERRORS, UserFacingError) as exc:
-        _fail(exc)
+        fail(exc)
     windows = result.windows
     source = f"sample '{sample}'" if sample else str(usage)
     billed = config.term_hours

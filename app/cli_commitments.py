@@ -1,6 +1,6 @@
 """``gpuplan commitments``: the inventory of owned commitments from a billing export, and the under-used ones.
 
-Registered on the main ``app`` of :mod:`app.cli` and following its conventions: a user mistake ends with one
+Registered on the main ``app`` of :mod:`app.cli_common` and following its conventions: a user mistake ends with one
 ``error: ...`` line and exit status 2; files are written atomically and never over an input.
 """
 
@@ -13,25 +13,20 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from app.cli import USER_ERRORS, CatalogOpt, TagKeyOpt, UserFacingError, _catalog, _fail, app, err, out
+from app.cli_common import (
+    USER_ERRORS,
+    CatalogOpt,
+    TagKeyOpt,
+    UserFacingError,
+    app,
+    fail,
+    out,
+    say_note,
+)
 from app.cli_operate import EmailOpt, NotifyFormatOpt, NotifyOpt, NotifyStateOpt, _channels, _deliver
 from app.tables import OutputFormatOpt, emit
 from forecasting.io import write_csv_atomic
-
-
-def billing_usage(path: Path, tag_key: str, cat) -> pd.DataFrame | None:
-    """The GPU usage of a billing export (to name teams that could move onto a commitment), or None when the
-    export has no GPU usage rows (its warnings and notes printed either way)."""
-    from operate.commitments import export_usage
-
-    usage, notes = export_usage(path, tag_key, cat.instance_gpus(), cat.gpu_models())
-    for note in notes:
-        _note(note)
-    return usage
-
-
-def _note(note: str) -> None:
-    err.print(f"  {note}" if note.startswith("warning:") else f"  note: {note}", markup=False, highlight=False)
+from optimizer.catalog import load_catalog
 
 
 @app.command()
@@ -65,7 +60,7 @@ def commitments(
 
     try:
         channels = _channels(notify, notify_format, email)
-        cat = _catalog(catalog)
+        cat = load_catalog(catalog)
         rev = review(billing, UtilizationRule(below, lookback_days), cat.instance_gpus(), cat.gpu_models(), tag_key)
         inv, findings, owned = rev.inventory, rev.findings, rev.owned
         if existing_out is not None and owned.empty:
@@ -79,9 +74,9 @@ def commitments(
         if existing_out is not None:
             write_csv_atomic(owned, existing_out)
     except (*USER_ERRORS, UserFacingError) as exc:
-        _fail(exc)
+        fail(exc)
     for note in rev.notes + (rev.owned_notes if existing_out is not None else ()):
-        _note(note)
+        say_note(note)
     table = Table(title=f"Commitments in {billing} (utilisation = used / (used + unused), in each commitment's unit)")
     for col in ("month", "type", "commitment", "covers", "term end", "used", "unused", "unit", "utilisation",
                 "unused USD"):

@@ -2,7 +2,7 @@
 data-savings``: the savings that can be acted on in them; ``gpuplan data-prices-refresh``: their prices.
 
 Units: USD; storage in GB-month, transfer in GB (see :mod:`forecasting.ingest.data_lines`). Registered on the
-main ``app`` of :mod:`app.cli` and following its conventions: a user mistake ends with one ``error: ...`` line
+main ``app`` of :mod:`app.cli_common` and following its conventions: a user mistake ends with one ``error: ...`` line
 and exit status 2; files are written atomically and never over an input.
 """
 
@@ -15,7 +15,16 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from app.cli import USER_ERRORS, TagKeyOpt, UserFacingError, _fail, app, err, out, step
+from app.cli_common import (
+    USER_ERRORS,
+    TagKeyOpt,
+    UserFacingError,
+    app,
+    err,
+    fail,
+    out,
+    step,
+)
 from app.tables import OutputFormatOpt, emit
 from forecasting.io import write_csv_atomic
 
@@ -51,7 +60,7 @@ def data_costs_command(
         if by_class_out is not None:
             write_csv_atomic(classes, by_class_out)
     except (*USER_ERRORS, UserFacingError) as exc:
-        _fail(exc)
+        fail(exc)
     for line in report.lines()[1:]:
         err.print(f"  {line}", markup=False, highlight=False)
     table = Table(title=f"Data costs per team and month in {billing} (USD; storage GB-month; egress GB; egress = "
@@ -123,7 +132,7 @@ def data_savings_command(
         table_frame = savings_frame(savings)
         write_csv_atomic(table_frame, out_path)
     except (*USER_ERRORS, UserFacingError) as exc:
-        _fail(exc)
+        fail(exc)
     for line in report.lines()[1:]:
         err.print(f"  {line}", markup=False, highlight=False)
     if the_policy.read_fraction is None and not has_request_lines(details):
@@ -177,7 +186,7 @@ def data_prices_refresh_command(
                 result = refresh_data_prices(region, say=say)
         write_prices(result, out_path)
     except (*USER_ERRORS, UserFacingError, RefreshError) as exc:
-        _fail(exc)
+        fail(exc)
     for note in result.notes:
         err.print(f"  note: {note}", markup=False, highlight=False)
     out.print(f"{len(result.table)} prices for {region} from {result.products} Price List rows; wrote {out_path}",

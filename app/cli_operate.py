@@ -1,6 +1,6 @@
 """``gpuplan alerts | chargeback | units | check | report``: the Operate commands (thin: they call operate/).
 
-Registered on the main ``app`` of :mod:`app.cli` and following its conventions: a user mistake ends with one
+Registered on the main ``app`` of :mod:`app.cli_common` and following its conventions: a user mistake ends with one
 ``error: ...`` line and exit status 2; files are written atomically. ``alerts`` exits 1 when any budget
 alert fires and ``check`` exits 1 when any guardrail is violated, so cron jobs and CI can act on them.
 """
@@ -15,26 +15,26 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from app.cli import (
+from app.cli_common import (
     USER_ERRORS,
     CatalogOpt,
     FormatOpt,
     TagKeyOpt,
     UsageOpt,
     UserFacingError,
-    _catalog,
-    _fail,
-    _parse_start,
     app,
     err,
+    fail,
     load_usage_file,
     out,
+    parse_start,
     step,
 )
 from app.tables import OutputFormatOpt, emit
 from forecasting import schema as S
 from forecasting.io import write_csv_atomic, write_json_atomic
 from operate.files import read_plan
+from optimizer.catalog import load_catalog
 
 RegionOpt = Annotated[str, typer.Option(help="catalog region whose on-demand prices cost the usage")]
 PlanOpt = Annotated[Path, typer.Option("--plan", help="plan.json (gpuplan.plan/v1) in force")]
@@ -80,7 +80,7 @@ def _per_unit(v: float) -> str:
 def _prepare(usage: Path, fmt: str, tag_key: str, catalog: Path | None, region: str):
     from operate.costing import on_demand_rates
 
-    cat = _catalog(catalog)
+    cat = load_catalog(catalog)
     usage_df = load_usage_file(usage, fmt, tag_key, cat)
     rates = on_demand_rates(cat, set(usage_df[S.GPU_TYPE]), region)
     return cat, usage_df, rates
@@ -88,7 +88,7 @@ def _prepare(usage: Path, fmt: str, tag_key: str, catalog: Path | None, region: 
 
 def _parse_as_of(value: str) -> pd.Timestamp:
     try:
-        return _parse_start(value)
+        return parse_start(value)
     except UserFacingError:
         raise UserFacingError(f"--as-of {value!r} is not an ISO 8601 hour start "
                               "(fix: e.g. 2025-12-01T00:00Z)") from None
@@ -152,10 +152,10 @@ def alerts(
             doc["aws_budgets"] = [{"name": a.name, "action": a.action} for a in actions]
         write_json_atomic(doc, out_path)
     except (*USER_ERRORS, UserFacingError) as exc:
-        _fail(exc)
+        fail(exc)
     except Exception as exc:  # botocore errors from --apply: one line, not a traceback
         if exc.__class__.__module__.startswith("botocore"):
-            _fail(RuntimeError(f"AWS Budgets: {exc}"))
+            fail(RuntimeError(f"AWS Budgets: {exc}"))
         raise
     table = Table(title=f"Budgets as of {report.as_of:%Y-%m-%d %H:%M} UTC (USD; {report.cost_basis})")
     for col in ("team / project", "period", "budget", "actual", "burn %", "projected", "p10-p90", "P(over)",
@@ -206,7 +206,7 @@ def chargeback(
     from operate.chargeback import allocate, billing_period, require_usage_in_period
 
     try:
-        cat = _catalog(catalog)
+        cat = load_catalog(catalog)
         plan = read_plan(plan_path)
         usage_df = load_usage_file(usage, fmt, tag_key, cat)
         p_start, p_end = billing_period(plan, period)
@@ -222,7 +222,7 @@ def chargeback(
             gpus = {k: v[1] for k, v in cat.instance_gpus().items()}
             write_csv_atomic(chargeback_focus(cb, plan, (p_start, p_end), gpus, source=plan_path.name), focus_out)
     except (*USER_ERRORS, UserFacingError) as exc:
-        _fail(exc)
+        fail(exc)
     rec = cb.reconciliation()
     idle = cb.idle.set_index("team")["idle_usd"] if not cb.idle.empty else None
     table = Table(title=f"Chargeback {p_start:%Y-%m-%d %H:%M} to {p_end:%Y-%m-%d %H:%M} UTC (USD; unused "
@@ -274,7 +274,7 @@ def bill(
     from operate.focus_export import bill_focus
 
     try:
-        cat = _catalog(catalog)
+        cat = load_catalog(catalog)
         plan = read_plan(plan_path)
         usage_df = load_usage_file(usage, fmt, tag_key, cat)
         p_start, p_end = billing_period(plan, period)
@@ -284,7 +284,7 @@ def bill(
         rows = bill_focus(cb, plan, (p_start, p_end), gpus, source=plan_path.name)
         write_csv_atomic(rows, out_path)
     except (*USER_ERRORS, UserFacingError) as exc:
-        _fail(exc)
+        fail(exc)
     kind = rows["ChargeCategory"].where(rows["ChargeCategory"] == "Purchase", rows["PricingCategory"])
     kind = kind.where(rows["CommitmentDiscountStatus"] != "Unused", "Unused")
     table = Table(title=f"Bill {p_start:%Y-%m-%d %H:%M} to {p_end:%Y-%m-%d %H:%M} UTC (USD): invoiced (BilledCost) "
@@ -335,7 +335,7 @@ def units(
             out_df[c] = out_df[c].dt.strftime("%Y-%m-%d")
         write_csv_atomic(out_df, out_path)
     except (*USER_ERRORS, UserFacingError) as exc:
-        _fail(exc)
+        fail(exc)
     table = Table(title=f"Cost per unit (USD; {cost_basis(usage_df, rates)}"
                         + (", + data costs (storage and transfer)" if data_df is not None else "") + ")")
     with_data = data_df is not None
@@ -399,9 +399,9 @@ def check(
         if the_plan is not None:
             reports.append(check_plan(the_plan, pol))
         if pol.commitment_utilization is not None:
-            from app.cli_commitments import billing_usage
+            from app.cli_common import billing_usage
 
-            cat = _catalog(catalog)
+            cat = load_catalog(catalog)
             parts = []
             if billing is not None:
                 parts.append(check_commitments(pol, billing=billing, usage=billing_usage(billing, tag_key, cat),
@@ -418,7 +418,7 @@ def check(
         if idle_out is not None:
             write_csv_atomic(result.idle, idle_out)
     except (*USER_ERRORS, UserFacingError) as exc:
-        _fail(exc)
+        fail(exc)
     for note in result.notes:
         err.print(f"  {note}", markup=False, highlight=False)
     from operate.notify import violation_items
@@ -486,7 +486,7 @@ def report(
                               unit_costs=uc, checks=checks, lookback_days=lookback_days, data=data_df)
         paths = write_review(review, out_dir)
     except (*USER_ERRORS, UserFacingError) as exc:
-        _fail(exc)
+        fail(exc)
     out.print(f"wrote {paths[0]} ({len(review.html) / 1024:,.0f} KB, self-contained) and {len(paths) - 1} CSVs: "
               + ", ".join(p.name for p in paths[1:]))
 
@@ -511,7 +511,7 @@ def _deliver(channels, items, source: str, state: Path | None) -> bool:
     try:
         outcome = send(items, source, channels, state)
     except (*USER_ERRORS, UserFacingError) as exc:
-        _fail(exc)
+        fail(exc)
     out.print(f"{outcome.summary()} ({state})", markup=False, highlight=False)
     for e in outcome.errors:
         err.print(f"error: {e} (fix: check the channel; unsent items are retried on the next run)", markup=False,
@@ -560,7 +560,7 @@ def anomalies(
             rep = detect(usage_df, rates.of, when, config, events=evs, progress=say)
         write_csv_atomic(to_csv_frame(rep.table), out_path)
     except (*USER_ERRORS, UserFacingError) as exc:
-        _fail(exc)
+        fail(exc)
     for note in rep.notes:
         err.print(f"  {note}", markup=False, highlight=False)
     for _, r in rep.table.iterrows():
@@ -586,12 +586,12 @@ def watch(
     try:
         cfg = load_watch(config)
     except (*USER_ERRORS, UserFacingError) as exc:
-        _fail(exc)
+        fail(exc)
     try:
         from forecasting.io import protecting
 
         with protecting(cfg.inputs):
-            cat = _catalog(cfg.catalog)
+            cat = load_catalog(cfg.catalog)
             usage_df = load_usage_file(cfg.usage, cfg.format, cfg.tag_key, cat)
             from operate.costing import on_demand_rates
 
@@ -600,14 +600,14 @@ def watch(
             with step("watch run") as say:
                 run = run_watch(cfg, usage_df, rates, as_of=when, progress=say, instance_gpus=cat.instance_gpus())
     except (*USER_ERRORS, UserFacingError) as exc:
-        from app.cli import error_line
+        from app.cli_common import error_line
 
         try:
             path = record_error(cfg, error_line(exc))
             err.print(f"run record: {path}", markup=False, highlight=False)
         except OSError:
             pass
-        _fail(exc)
+        fail(exc)
     rec = run.record
     for name, sec in rec["sections"].items():
         out.print(f"{name}: {sec['open']} open", markup=False, highlight=False)

@@ -1,9 +1,9 @@
 """``gpuplan policy export``: the guardrails policy file as the artefacts that enforce it at provisioning
 (:mod:`operate.policy_export`: AWS SCP, AWS tag policy, Kyverno, Cloud Custodian).
 
-Registered on the main ``app`` of :mod:`app.cli` as the ``policy`` group, with its conventions: a user mistake ends
-with one ``error: ...`` line and exit status 2; the files are written atomically into ``--out`` and never over an
-input.
+Registered on the main ``app`` of :mod:`app.cli_common` as the ``policy`` group, with its conventions: a user
+mistake ends with one ``error: ...`` line and exit status 2; the files are written atomically into ``--out`` and
+never over an input.
 """
 
 from __future__ import annotations
@@ -13,7 +13,16 @@ from typing import Annotated
 
 import typer
 
-from app.cli import USER_ERRORS, CatalogOpt, OneLineErrorGroup, _catalog, _fail, app, guarded_command, out
+from app.cli_common import (
+    USER_ERRORS,
+    CatalogOpt,
+    OneLineErrorGroup,
+    app,
+    fail,
+    guarded_command,
+    out,
+)
+from optimizer.catalog import load_catalog
 
 policy_app = typer.Typer(cls=OneLineErrorGroup, no_args_is_help=True,
                          help="Turn the guardrails policy into provisioning-time enforcement.")
@@ -37,10 +46,10 @@ def policy_export(
 
     try:
         pol = load_policy(policy)
-        cfg = config_from_catalog(_catalog(catalog), approval_key=approval_key, env_key=env_key)
+        cfg = config_from_catalog(load_catalog(catalog), approval_key=approval_key, env_key=env_key)
         written = export(pol, target, out_dir, cfg)
     except (*USER_ERRORS, PolicyExportError) as exc:
-        _fail(exc)
+        fail(exc)
     for path in written:
         out.print(f"wrote {path}", markup=False, highlight=False)
         out.print(f"  apply: {APPLY[target].format(file=path)}", markup=False, highlight=False)

@@ -15,7 +15,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from app.cli import (
+from app.cli_common import (
     USER_ERRORS,
     CatalogOpt,
     EventsOpt,
@@ -23,21 +23,20 @@ from app.cli import (
     HistoryOpt,
     TagKeyOpt,
     UserFacingError,
-    _catalog,
-    _fail,
-    _parse_start,
     app,
     apply_planned_events,
     events_file,
+    fail,
     fit_usage,
     load_usage_file,
     out,
+    parse_start,
     run_forecast,
     step,
 )
 from app.tables import OutputFormatOpt, emit
 from forecasting import schema as S
-from optimizer.catalog import Catalog
+from optimizer.catalog import Catalog, load_catalog
 from optimizer.inputs import PlanConfig
 from optimizer.rightsizing import Routing
 
@@ -148,7 +147,7 @@ def pareto(
     from optimizer.workloads import load_workloads
 
     try:
-        cat = _catalog(catalog)
+        cat = load_catalog(catalog)
         cat.region(region)
         wl = load_workloads(workloads, known_gpu_types=cat.gpu_models())
         thr = load_throughput(throughput)
@@ -158,7 +157,7 @@ def pareto(
             config = PlanConfig(start=first, hours=hours, region=region, allow_spot=not no_spot,
                                 max_spot_share=max_spot_share)
         else:
-            config = PlanConfig(start=_parse_start(start), hours=hours, region=region, allow_spot=not no_spot,
+            config = PlanConfig(start=parse_start(start), hours=hours, region=region, allow_spot=not no_spot,
                                 max_spot_share=max_spot_share)
         if forecast_file is not None or events is not None:
             evs = events_file(events, cat)
@@ -196,7 +195,7 @@ def pareto(
         if chart is not None:
             write_chart_html(pareto_chart(result.points), chart)  # renders offline (vega inlined)
     except (*USER_ERRORS, UserFacingError) as exc:
-        _fail(exc)
+        fail(exc)
     total = result.backlog["reference_gpu_hours"].sum()
     table = Table(title=f"Cost vs speed: backlog of {total:,.0f} A100-hours ({basis}, {len(result.backlog)} batch "
                         f"units), each team keeping its current GPU count; * = Pareto frontier")

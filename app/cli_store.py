@@ -2,7 +2,7 @@
 
 Reads the audit log of the store :func:`app.store.open_store` opens (``--store``, else ``$GPUPLAN_STORE``, else
 the default DuckDB file ``~/.gpuplan/scenarios.duckdb``); a server URL is shown without its password. Registered
-on the main ``app`` of :mod:`app.cli` and following its conventions: a user mistake (an unreachable server, a
+on the main ``app`` of :mod:`app.cli_common` and following its conventions: a user mistake (an unreachable server, a
 damaged file) ends with one ``error: ...`` line and exit status 2. Times are UTC.
 """
 
@@ -13,7 +13,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from app.cli import _fail, app, out
+from app.cli_common import (
+    app,
+    fail,
+    out,
+)
 from app.store import STORE_ENV
 from app.tables import OutputFormatOpt, emit
 
@@ -38,7 +42,7 @@ def audit_command(
                              "store the app uses; a store is created by its first save)")
         log = db.audit(limit=limit)
     except StoreError as exc:
-        _fail(exc)
+        fail(exc)
     table = Table(title=f"Audit log of {db.location} ({db.kind}; newest first, times UTC)")
     for col in ("at (UTC)", "actor", "action", "kind", "name", "details"):
         table.add_column(col)

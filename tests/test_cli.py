@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -239,3 +240,30 @@ def test_unknown_reconcile_method_is_one_line_and_writes_nothing(tmp_path):
     lines = [ln for ln in r.output.splitlines() if ln.startswith("error")]
     assert len(lines) == 1 and "--reconcile" in lines[0] and "wls_var" in lines[0]
     assert not out.exists() and not levels.exists()
+
+
+def test_python_m_app_cli_has_every_command_of_the_gpuplan_script():
+    """`python -m app.cli` runs the module as __main__; the command modules register on the Typer app of
+    app.cli_common, so that run has every command (before, they registered on a second copy of app.cli and
+    `python -m app.cli anomalies` was 'No such command')."""
+    registered = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands}
+    registered |= {g.name for g in app.registered_groups}
+    assert {"anomalies", "watch", "commitments", "pareto", "audit", "policy", "plan", "catalog"} <= registered
+    run = subprocess.run([sys.executable, "-m", "app.cli", "--help"], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "COLUMNS": "200"}, timeout=120)
+    assert run.returncode == 0, run.stderr
+    listed = {line.split()[1] for line in run.stdout.splitlines() if line.startswith("│ ") and len(line.split()) > 2}
+    assert registered - {"app"} <= listed and "app" in listed
+
+
+def test_no_command_module_imports_app_cli():
+    """app/cli.py imports the command modules; they import app.cli_common, never app.cli (no import circle)."""
+    import ast
+
+    for path in sorted((ROOT / "app").glob("cli_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert "app.cli" not in names, f"{path.name} imports app.cli"
+            if isinstance(node, ast.ImportFrom) and node.module == "app":
+                assert "cli" not in [a.name for a in node.names], f"{path.name} imports app.cli"
