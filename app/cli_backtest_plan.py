@@ -26,23 +26,12 @@ from app.cli_common import (
     fail,
     load_usage_file,
     out,
+    parse_start,
     split_list,
     step,
 )
 from app.tables import OutputFormatOpt, emit
 from optimizer.catalog import load_catalog
-
-
-def _parse_at(value: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-    except ValueError:
-        raise UserFacingError(f"--at {value!r} is not an ISO 8601 time (fix: e.g. 2020-05-24T16:00Z)") from None
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    if ts != ts.floor("h"):
-        raise UserFacingError(f"--at {value!r} is not an hour start (fix: e.g. 2020-05-24T16:00Z)")
-    return ts
 
 
 def _lookbacks(value: str) -> tuple[int, ...]:
@@ -131,7 +120,7 @@ def backtest_plan_cmd(
         cat = load_catalog(catalog)
         cat.region(region)
         config = BacktestPlanConfig(
-            hours=hours, at=_parse_at(at) if at else None, origins=origins,
+            hours=hours, at=parse_start(at, "--at", "2020-05-24T16:00Z") if at else None, origins=origins,
             spot_modes=(True, False) if spot is None else (spot,), lookback_days=_lookbacks(lookbacks),
             region=region, options=validate_options(split_list(options)) if options else DEFAULT_COMMITMENT_OPTIONS,
             max_spot_share=max_spot_share, history_hours=history_hours or None, full_term=full_term,

@@ -180,15 +180,17 @@ def load_usage_file(path: Path, fmt: str, tag_key: str, catalog: Catalog) -> pd.
     return usage
 
 
-def parse_start(value: str) -> pd.Timestamp:
+def parse_start(value: str, flag: str = "--start", example: str = "2025-12-01T00:00Z") -> pd.Timestamp:
+    """An hour start given as ISO 8601 (a time zone is converted to UTC, then dropped), or one ``UserFacingError``
+    line naming ``flag`` with ``example`` as the fix."""
     try:
         ts = pd.Timestamp(value)
     except ValueError:
-        raise UserFacingError(f"--start {value!r} is not an ISO 8601 time (fix: e.g. 2025-12-01T00:00Z)") from None
+        raise UserFacingError(f"{flag} {value!r} is not an ISO 8601 time (fix: e.g. {example})") from None
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
     if ts != ts.floor("h"):
-        raise UserFacingError(f"--start {value!r} is not an hour start (fix: e.g. 2025-12-01T00:00Z)")
+        raise UserFacingError(f"{flag} {value!r} is not an hour start (fix: e.g. {example})")
     return ts
 
 
