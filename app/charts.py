@@ -1,7 +1,7 @@
 """Chart builders: pure functions of frames that return Altair charts (no Streamlit, testable alone).
 
 Units: demand in GPUs in use per hour (= GPU-hours per hour), costs in USD, time in UTC.
-The frames come from :mod:`app.state` (``level_fan_frames``) and :mod:`app.plan_frames` (``daily_costs``,
+The frames come from :mod:`app.forecast_state` (``level_fan_frames``) and :mod:`app.plan_frames` (``daily_costs``,
 ``gpu_model_costs``).
 """
 

@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, fmt, view
+from app import forecast_state as FS
 from app import operate_state as O
 from app import state as A
 from operate.data_costs import beside_gpu
@@ -49,8 +50,9 @@ def data_chart(table: pd.DataFrame, title: str) -> alt.Chart:
         title=title, height=alt.Step(22))
 
 
-def render(s: A.OverviewSettings, ov, teams: frozenset[str] | None = None) -> None:
-    """Draw the section under the Overview's GPU figures (``ov``: :func:`app.state.cached_overview` of ``s``).
+def render(s: FS.OverviewSettings, ov, teams: frozenset[str] | None = None) -> None:
+    """Draw the section under the Overview's GPU figures (``ov``: :func:`app.forecast_state.cached_overview` of
+    ``s``).
 
     The metrics are the organisation's (the same for every role); with ``teams`` (an engineer's, :mod:`app.roles`)
     the chart and table hold only those teams' rows."""
@@ -69,7 +71,7 @@ def render(s: A.OverviewSettings, ov, teams: frozenset[str] | None = None) -> No
     frame = A.guarded(lambda: O.data_lines(f))
     if frame is None:
         return
-    by_team = A.guarded(lambda: A.cached_overview(replace(s, dimension="team", teams=None)))
+    by_team = A.guarded(lambda: FS.cached_overview(replace(s, dimension="team", teams=None)))
     if by_team is None:
         return
     gpu = by_team.totals.set_index("team")["usd"].fillna(0.0)

@@ -1,7 +1,9 @@
-"""App state: settings dataclasses, session-state keys, cached pipeline calls and the frames pages show.
+"""App state: settings dataclasses, session-state keys and the cached pipeline calls every page shares (data
+sources, forecast, scenarios, plan, routing).
 
-Everything the Streamlit pages compute goes through here, so the pages stay thin: they turn widgets into
-a frozen settings object, call the cached functions below and hand the frames to :mod:`app.charts`.
+Everything the Streamlit pages compute goes through here or the page modules' state on top of it (listed below), so
+the pages stay thin: they turn widgets into a frozen settings object, call the cached functions and hand the frames
+to :mod:`app.charts`.
 
 Planning is the CLI's: :func:`plan_forecast` builds the scenarios with :func:`optimizer.term.plan_scenarios`
 (the engine's joint sample paths plus the replayed recent history for the window's first hours, planned events on
@@ -19,9 +21,13 @@ cost/time evaluation per key without the speed priority, so growth, budget or ri
 move re-ranks, re-builds the scenarios and re-plans. Loaded samples, the catalog, the long-term forecast, the
 scenarios and the plans are read-only and cached as resources (no copy per rerun: a plan's scenarios run to the end
 of the commitment terms, tens of MB).
-One frozen settings object per page: :class:`OverviewSettings`, :class:`FanSettings` (Forecast) and
-:class:`PlannerSettings` (Plan and What-if; the What-if's current one is kept under :data:`WHATIF_KEY`);
-the shared sidebar (data source, window) is :mod:`app.sidebar`.
+One frozen settings object per page: :class:`app.forecast_state.OverviewSettings`,
+:class:`app.forecast_state.FanSettings` (Forecast) and :class:`PlannerSettings` (Plan and What-if; the What-if's
+current one is kept under :data:`WHATIF_KEY`); the shared sidebar (data source, window) is :mod:`app.sidebar`.
+The Overview and Forecast pages' cached calls and frames are in :mod:`app.forecast_state`; the Plan page's
+downloads, comparison, summary and cost charts (and the What-if's figures) in :mod:`app.plan_state`; what the
+pages show of a plan, without streamlit, in :mod:`app.plan_frames`; the Budgets page's calls in
+:mod:`app.operate_state`.
 
 Units: demand in GPUs in use per hour (= GPU-hours per hour), money in USD, windows in hours, growth
 and spot share as fractions in the settings (the widgets show percent).
@@ -41,37 +47,24 @@ import pandas as pd
 import streamlit as st
 
 from app import fmt
-from app.inform import on_demand_rates, overview
 from app.plan_frames import (
-    coverage,
-    daily_costs,
-    expected_hourly_frame,
-    gpu_model_costs,
     hourly_costs,
-    payment_lines,
-    plan_notes,
-    scenario_weights,
 )
-from app.roles import visible_lines
 from app.store import settings_from_dict
-from app.summary_html import plan_summary_html
-from app.whatif_model import events_from_text, plan_figures, with_spot_terms
+from app.whatif_model import events_from_text, with_spot_terms
 from forecasting import io
 from forecasting import schema as S
 from forecasting.engine import ForecastConfig, ForecastResult, LongForecast, default_n_jobs, forecast
 from forecasting.events import Event, apply_events, in_history, not_seen, without_events
 from forecasting.longterm import LongTermForecast
 from forecasting.samples import SAMPLES, data_dir, load_sample
-from optimizer.baselines import lookback_expected
 from optimizer.billing import BillingError
 from optimizer.catalog import Catalog, CatalogError, load_catalog
 from optimizer.existing import parse_existing
 from optimizer.inputs import DEFAULT_COST_OF_CAPITAL, PlanConfig, PlanningError, Scenarios
 from optimizer.options import DEFAULT_COMMITMENT_OPTIONS, term_hours
-from optimizer.plan import Plan
 from optimizer.rightsizing import Routing, Throughput, attach_routing, evaluate, load_throughput, route
 from optimizer.solve import PlanResult, make_plan
-from optimizer.summary import commitments_table
 from optimizer.term import NEAR_HOURS, multi_year_allowed, plan_scenarios, planner_longterm
 from optimizer.workloads import Workloads, load_workloads
 
@@ -137,10 +130,6 @@ UPLOAD_ERROR_KEY = "upload_error"
 DEFAULT_SAMPLE_ENV = "GPUPLAN_DEFAULT_SAMPLE"
 DEFAULT_HOURS_ENV = "GPUPLAN_DEFAULT_HOURS"
 MIN_HOURS, MAX_HOURS, DEFAULT_HOURS = 168, 2160, 720
-HISTORY_SHOWN_HOURS = 21 * 24
-"""History drawn before the forecast in the fan chart: three weeks."""
-ORG_TOTAL = "Organisation total (all teams, all GPU types)"
-SERIES_SEP = " · "
 
 USER_ERRORS = (PlanningError, CatalogError, BillingError, S.UsageError, ValueError)
 """Errors caused by settings or inputs: shown as one line, never as a traceback."""
@@ -752,152 +741,18 @@ def guarded(fn: Callable[[], T]) -> T | None:
     return None
 
 
-# --- frames for the pages -------------------------------------------------------------------------
-def series_label(team: str, gpu_type: str) -> str:
-    return f"{team}{SERIES_SEP}{gpu_type}"
-
-
-def forecast_csv(fc: pd.DataFrame) -> bytes:
-    """The forecast contract CSV (``forecasting.schema.FORECAST_COLUMNS``, ISO 8601 UTC timestamps)."""
-    out = fc[list(S.FORECAST_COLUMNS)].copy()
-    out[S.TIMESTAMP] = S.format_timestamp(out[S.TIMESTAMP])
-    return io.csv_bytes(out)
-
-
-# --- pages: Overview, Forecast, Plan, What-if ------------------------------------------------------
-LEVEL_ORG, LEVEL_GPU, LEVEL_TEAM, LEVEL_SERIES = "Organisation", "GPU type", "Team", "Team × GPU type"
-FAN_LEVELS = (LEVEL_ORG, LEVEL_GPU, LEVEL_TEAM, LEVEL_SERIES)
-
-
-@dataclass(frozen=True)
-class OverviewSettings:
-    """What the Overview page shows: data source, period in weeks (ending at the data's last hour) and grouping
-    (``team``, ``project`` or ``GPU type``)."""
-
-    sample: str
-    weeks: int = 8
-    dimension: str = "team"
-    teams: frozenset[str] | None = None
-    """Only these teams' usage (an engineer's view, :mod:`app.roles`); None = every team (organisation totals)."""
-
-
-@dataclass(frozen=True)
-class FanSettings:
-    """One fan chart: data and window, the level (:data:`FAN_LEVELS`) and the team / GPU type / series drawn,
-    with the planned events of the What-if (YAML/CSV text, "" = none) applied."""
-
-    forecast: ForecastSettings
-    level: str = LEVEL_ORG
-    item: str = ""
-    events_name: str = ""
-    events_text: str = ""
-    teams: frozenset[str] | None = None
-    """GPU-type, team and series charts cover only these teams (an engineer's view, :mod:`app.roles`); None = every
-    team. The organisation total is always every team's."""
-
-
 def team_rows(frame: pd.DataFrame, teams: frozenset[str] | None) -> pd.DataFrame:
     """The rows of ``teams`` (None = all): the one filter the cached accessors apply for per-team views."""
     return frame if teams is None else frame[frame[S.TEAM].astype(str).isin(teams).to_numpy()]
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def cached_overview(settings: OverviewSettings):
-    """The Overview's frames and figures (:class:`app.inform.Overview`), once per settings (per team set)."""
-    usage = cached_usage(settings.sample)
-    rates = on_demand_rates(cached_catalog(), set(usage[S.GPU_TYPE].unique()), PLAN_REGION)
-    if settings.teams is not None:
-        mine = team_rows(usage, settings.teams)
-        if mine.empty:
-            raise ValueError(f"none of your teams ({', '.join(sorted(settings.teams))}) is in "
-                             f"{data_source_label(settings.sample)} (fix: choose the data source of your teams)")
-        # the organisation's period (ending at the data's last hour), also when these teams stopped earlier
-        usage = mine[mine[S.TIMESTAMP] >= usage[S.TIMESTAMP].max() - pd.Timedelta(weeks=settings.weeks)]
-        if usage.empty:
-            raise ValueError(f"your teams ({', '.join(sorted(settings.teams))}) have no usage in the last "
-                             f"{settings.weeks} weeks of {data_source_label(settings.sample)} (fix: choose a longer "
-                             "period)")
-    return overview(usage, rates, settings.weeks, settings.dimension)
 
-
-def fan_items(fc: pd.DataFrame, level: str) -> list[str]:
-    """Choices at a fan-chart level: GPU types, teams or ``team · GPU type`` series (the organisation: one)."""
-    if level == LEVEL_GPU:
-        return sorted(fc[S.GPU_TYPE].unique())
-    if level == LEVEL_TEAM:
-        return sorted(fc[S.TEAM].unique())
-    if level == LEVEL_SERIES:
-        pairs = fc[[S.TEAM, S.GPU_TYPE]].drop_duplicates().sort_values([S.TEAM, S.GPU_TYPE])
-        return [series_label(t, g) for t, g in pairs.itertuples(index=False)]
-    return [ORG_TOTAL]
-
-
-def _rows_for(frame: pd.DataFrame, level: str, item: str) -> pd.DataFrame:
-    if level == LEVEL_GPU:
-        return frame[frame[S.GPU_TYPE] == item]
-    if level == LEVEL_TEAM:
-        return frame[frame[S.TEAM] == item]
-    if level == LEVEL_SERIES:
-        team, _, gpu = item.partition(SERIES_SEP)
-        return frame[(frame[S.TEAM] == team) & (frame[S.GPU_TYPE] == gpu)]
-    return frame
-
-
-def level_fan_frames(usage: pd.DataFrame, fc: pd.DataFrame, level: str, item: str,
-                     history_hours: int = HISTORY_SHOWN_HOURS) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """History and forecast (p10, p50, p90 summed over the covered series) of one fan-chart choice, in GPUs."""
-    first = fc[S.TIMESTAMP].min()
-    hist = _rows_for(usage, level, item)
-    hist = hist[(hist[S.TIMESTAMP] < first) & (hist[S.TIMESTAMP] >= first - pd.Timedelta(hours=history_hours))]
-    hist = hist.groupby(S.TIMESTAMP, as_index=False)[S.GPUS].sum()
-    fut = _rows_for(fc, level, item).groupby(S.TIMESTAMP, as_index=False)[[S.P10, S.P50, S.P90]].sum()
-    return hist, fut
-
-
-def events_for(fc: pd.DataFrame, events: tuple[Event, ...], level: str, item: str) -> pd.DataFrame:
-    """The events that touch a fan-chart choice: ``start, end, label`` (ends clipped to the forecast)."""
-    rows = []
-    last = fc[S.TIMESTAMP].max() + pd.Timedelta(hours=1)
-    gpus = set(fc[S.GPU_TYPE])
-    for ev in events:
-        if level == LEVEL_TEAM and ev.team != item:
-            continue
-        if level == LEVEL_GPU and ev.gpu_type is not None and ev.gpu_type != item:
-            continue
-        if level == LEVEL_GPU and ev.gpu_type is None and item not in gpus:
-            continue
-        if level == LEVEL_SERIES:
-            team, _, gpu = item.partition(SERIES_SEP)
-            if ev.team != team or (ev.gpu_type is not None and ev.gpu_type != gpu):
-                continue
-        what = {"add": f"+{ev.value:g} GPUs", "set": f"= {ev.value:g} GPUs", "scale": f"x {ev.value:g}",
-                "wind_down": "wind down to 0", "ramp_up": f"ramp up to +{ev.value:g} GPUs"}[ev.kind]
-        rows.append({"start": ev.start, "end": min(ev.end, last) if ev.end is not None else last,
-                     "label": f"{ev.team} {ev.gpu_type or 'all GPU types'}: {what}" + (f" ({ev.note})" if ev.note
-                                                                                      else "")})
-    return pd.DataFrame(rows, columns=["start", "end", "label"])
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def cached_fan(settings: FanSettings) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """History, (event-adjusted) forecast and the events shown of one fan chart."""
-    fc = planned_forecast(dataclasses.replace(settings.forecast, events_name=settings.events_name,
-                                              events_text=settings.events_text))
-    events = cached_events(settings.events_text, settings.events_name)
-    usage = cached_usage(settings.forecast.sample)
-    if settings.level != LEVEL_ORG:  # the organisation total is every team's, the same for every role
-        usage, fc = team_rows(usage, settings.teams), team_rows(fc, settings.teams)
-    events = tuple(ev for ev in events if settings.teams is None or ev.team in settings.teams)  # labels name teams
-    hist, fut = level_fan_frames(usage, fc, settings.level, settings.item)
-    return hist, fut, events_for(fc, events, settings.level, settings.item)
-
-
-def accuracy_frame(selection: pd.DataFrame) -> pd.DataFrame:
-    """Model choice and cross-validated accuracy per series, with display names carrying units."""
-    return pd.DataFrame({"Team": selection[S.TEAM], "GPU type": selection[S.GPU_TYPE],
-                         "Model": selection[S.MODEL], "CV MAE (GPUs)": selection["cv_mae"],
-                         "CV MASE (1 = seasonal naive)": selection["cv_mase"],
-                         "History (h)": selection["history_hours"]})
+# --- frames for the pages -------------------------------------------------------------------------
+def forecast_csv(fc: pd.DataFrame) -> bytes:
+    """The forecast contract CSV (``forecasting.schema.FORECAST_COLUMNS``, ISO 8601 UTC timestamps)."""
+    out = fc[list(S.FORECAST_COLUMNS)].copy()
+    out[S.TIMESTAMP] = S.format_timestamp(out[S.TIMESTAMP])
+    return io.csv_bytes(out)
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -908,129 +763,3 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
         if pd.api.types.is_datetime64_any_dtype(out[col]):
             out[col] = S.format_timestamp(out[col])
     return io.csv_bytes(out)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def cached_plan_downloads(settings: PlannerSettings) -> dict[str, bytes]:
-    """plan.json, commitments.csv, hourly_costs.csv (expected USD per hour) for a cached plan."""
-    result = cached_plan(settings)
-    plan = result.plan
-    hourly = expected_hourly_frame(cached_hourly_costs(settings), scenario_weights(result))
-    return {"plan.json": plan.to_json().encode("utf-8"),
-            "commitments.csv": csv_bytes(commitments_table(plan)),
-            "hourly_costs.csv": csv_bytes(hourly)}
-
-
-LOOKBACK_DAYS = 30
-"""Look-back of the recommender the Plan page compares against (AWS's default recommendation window)."""
-
-
-def lookback_baseline(result: PlanResult, usage: pd.DataFrame, catalog: Catalog, config: PlanConfig,
-                      days: int = LOOKBACK_DAYS) -> tuple[str, float] | None:
-    """Cost of the look-back recommender's plan billed on the plan's own demand scenarios: ``(name, USD)``
-    (:func:`optimizer.baselines.lookback_expected`: in present value over the horizon for a plan judged over its
-    terms, as :func:`lookback_basis_usd` compares it; over the window otherwise); None without usage before the
-    window."""
-    usd = lookback_expected(result, usage, catalog, config, (days,)).get(f"{days}d")
-    return None if usd is None else (f"{days}-day look-back recommender", usd)
-
-
-def lookback_basis_usd(plan: Plan) -> tuple[float, str]:
-    """The plan's figure a look-back recommender is compared with, and its name: the present value over the
-    horizon for a plan judged over its terms (what :func:`optimizer.baselines.lookback_expected` returns then),
-    else the expected cost over the window."""
-    e = plan.expected
-    if plan.term is not None and e.present_value_usd is not None:
-        return e.present_value_usd, f"in present value over the terms at {fmt.pct(plan.term.cost_of_capital, 0)}/year"
-    return e.total_usd, "over the window"
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def cached_lookback(settings: PlannerSettings) -> tuple[str, float] | None:
-    """:func:`lookback_baseline` of the cached plan, with the same catalog, options, spot policy and horizon."""
-    usage = cached_usage(settings.sample)
-    catalog = with_spot_terms(cached_catalog(), settings.spot_discount, settings.interruption_bucket)
-    routing = cached_routing(settings)
-    config, _ = planning_config(settings, window_start(usage), usage, routing)
-    if routing is not None:  # the recommender looks back at the same work on the routed GPU models
-        usage = routing.apply(usage, [S.GPUS])
-    return lookback_baseline(cached_plan(settings), usage, catalog, config)
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def cached_figures(settings: PlannerSettings) -> dict[str, float]:
-    """The What-if's comparison figures of a cached plan (:func:`app.whatif_model.plan_figures`)."""
-    return plan_figures(cached_plan(settings))
-
-
-def settings_lines(settings: PlannerSettings) -> dict[str, str]:
-    """The plan's what-if settings as label -> value with unit (for the summary page's assumptions)."""
-    return {
-        "Data": data_source_label(settings.sample),
-        "Demand growth": fmt.signed_pct(settings.growth, 0) + (
-            "; per team " + ", ".join(f"{t} {fmt.signed_pct(g, 0)}" for t, g in settings.team_growth)
-            if settings.team_growth else ""),
-        "Spot": (f"up to {fmt.pct(settings.max_spot_share, 0)} of each GPU model's GPU-hours"
-                 if settings.allow_spot else "not allowed"),
-        "Spot price": ("catalog snapshot" if settings.spot_discount is None
-                       else f"{fmt.pct(settings.spot_discount, 0)} below on-demand"),
-        "Spot interruptions": settings.interruption_bucket or "catalog bucket per instance type",
-        "Commitment options considered": ", ".join(settings.options) or "none",
-        "Maximum commitment": ("none" if settings.max_obligation_usd is None
-                               else f"{fmt.usd(settings.max_obligation_usd)} obligation over the full terms"),
-        "Cost of capital": f"{fmt.pct(settings.cost_of_capital, 1)}/year",
-        "Budget": "none" if settings.budget_usd is None else f"{fmt.usd(settings.budget_usd)} for the window",
-        "Planned events": settings.events_name or "none",
-        "Owned commitments": settings.owned_name or "none",
-        "Laddering": ("commitments may start in any month (after the first: tentative)" if settings.ladder
-                      else "none"),
-        "Kept off spot": ", ".join(settings.no_spot_models) or "none",
-        "Risk weight (CVaR90)": f"{settings.cvar_weight:g}",
-        "GPU models": (f"rightsized per team at speed priority {fmt.pct(settings.speed_priority, 0)} "
-                       f"(workloads: {workloads_label(settings.sample)})" if settings.rightsize
-                       else "the teams' current GPU models (no rightsizing)"),
-    }
-
-
-SETTINGS_LINE_OF = {
-    "sample": "Data", "growth": "Demand growth", "team_growth": "Demand growth", "max_spot_share": "Spot",
-    "allow_spot": "Spot", "spot_discount": "Spot price", "interruption_bucket": "Spot interruptions",
-    "options": "Commitment options considered", "max_obligation_usd": "Maximum commitment",
-    "cost_of_capital": "Cost of capital", "budget_usd": "Budget", "events_name": "Planned events",
-    "events_text": "Planned events", "owned_name": "Owned commitments", "owned_text": "Owned commitments",
-    "ladder": "Laddering", "no_spot_models": "Kept off spot", "cvar_weight": "Risk weight (CVaR90)",
-    "speed_priority": "GPU models", "rightsize": "GPU models"}
-"""Which line of :func:`settings_lines` shows each :class:`PlannerSettings` field (``hours`` is the window, shown
-apart). A field missing here is shown as its own generic row (``app.app_pages.scenarios.settings_rows``)."""
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def cached_summary_html(settings: PlannerSettings, hidden: frozenset[str] = frozenset()) -> bytes:
-    """The one-page HTML summary of a cached plan (:func:`app.summary_html.plan_summary_html`), without the notes
-    that name a ``hidden`` team (an engineer's download, :mod:`app.roles`)."""
-    result = cached_plan(settings)
-    daily, _ = cached_cost_frames(settings)
-    extra = {"Coverage by commitments": (fmt.pct(coverage(result)), "share of GPU-hours served by commitments")}
-    try:
-        base = cached_lookback(settings)
-    except USER_ERRORS:
-        base = None
-    term: dict[str, tuple[str, str]] = {}
-    if base is not None:
-        own, basis = lookback_basis_usd(result.plan)
-        term[f"Saved vs the {base[0]}"] = (fmt.signed_usd(base[1] - own),
-                                           f"negative: the plan costs more; its plan {fmt.usd(base[1])} {basis}")
-    html = plan_summary_html(result.plan, data_label=data_source_label(settings.sample), daily=daily,
-                             settings=settings_lines(settings), extra_figures=extra, term_figures=term,
-                             payment=payment_lines(result.plan),
-                             notes=list(visible_lines([t for _, t in plan_notes(result.plan)], hidden)))
-    return html.encode("utf-8")
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def cached_cost_frames(settings: PlannerSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Expected cost per day and per GPU model of a cached plan (the Plan page's charts), built once per plan."""
-    result = cached_plan(settings)
-    hourly = cached_hourly_costs(settings)
-    weights = scenario_weights(result)
-    return daily_costs(hourly, weights), gpu_model_costs(hourly, weights)

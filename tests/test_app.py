@@ -18,6 +18,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import charts, fmt, view
+from app import forecast_state as FS
 from app import plan_frames as PF
 from app import state as A
 from forecasting import schema as S
@@ -128,16 +129,16 @@ def test_allow_spot_off_leaves_no_spot(helios_env: None) -> None:
 
 def test_fan_chart_series_selectbox_switches(helios_env: None) -> None:
     at = open_page(FORECAST_PAGE)
-    assert at.radio(key=A.FAN_LEVEL_KEY).value == A.LEVEL_ORG
-    assert vega_titles(at)[0] == A.ORG_TOTAL
-    at.radio(key=A.FAN_LEVEL_KEY).set_value(A.LEVEL_SERIES)
+    assert at.radio(key=A.FAN_LEVEL_KEY).value == FS.LEVEL_ORG
+    assert vega_titles(at)[0] == FS.ORG_TOTAL
+    at.radio(key=A.FAN_LEVEL_KEY).set_value(FS.LEVEL_SERIES)
     rerun(at)
     box = at.selectbox(key=A.FAN_ITEM_KEY)
     choice = box.options[1]
     box.set_value(choice)
     rerun(at)
     assert at.selectbox(key=A.FAN_ITEM_KEY).value == choice
-    assert vega_titles(at)[0] == f"{A.LEVEL_SERIES}: {choice}"
+    assert vega_titles(at)[0] == f"{FS.LEVEL_SERIES}: {choice}"
     assert list(view.shown(at.table[0].value)["Model"])  # the chosen model of that series
 
 
@@ -268,7 +269,7 @@ def test_app_on_synthetic_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(A.DEFAULT_HOURS_ENV, "168")
     at = open_page(FORECAST_PAGE)
     assert at.selectbox(key=A.SAMPLE_KEY).value == "synthetic"
-    at.radio(key=A.FAN_LEVEL_KEY).set_value(A.LEVEL_GPU)
+    at.radio(key=A.FAN_LEVEL_KEY).set_value(FS.LEVEL_GPU)
     rerun(at)
     assert "NVIDIA H100" in at.selectbox(key=A.FAN_ITEM_KEY).options
     at.switch_page(PLAN_PAGE)
@@ -327,17 +328,17 @@ def test_fan_frames_totals_and_single_series() -> None:
     hist_ts = pd.date_range(first - pd.Timedelta(hours=1000), first - pd.Timedelta(hours=1), freq="h")
     usage = pd.concat([pd.DataFrame({S.TIMESTAMP: hist_ts, S.TEAM: t, S.GPU_TYPE: "NVIDIA A100", S.GPUS: g})
                        for t, g in (("alpha", 10.0), ("beta", 5.0))], ignore_index=True)
-    assert A.fan_items(fc, A.LEVEL_ORG) == [A.ORG_TOTAL]
-    assert A.fan_items(fc, A.LEVEL_SERIES) == ["alpha · NVIDIA A100", "beta · NVIDIA A100"]
-    assert A.fan_items(pd.concat([fc, fc.assign(**{S.GPU_TYPE: "NVIDIA H100"})]), A.LEVEL_GPU) == [
+    assert FS.fan_items(fc, FS.LEVEL_ORG) == [FS.ORG_TOTAL]
+    assert FS.fan_items(fc, FS.LEVEL_SERIES) == ["alpha · NVIDIA A100", "beta · NVIDIA A100"]
+    assert FS.fan_items(pd.concat([fc, fc.assign(**{S.GPU_TYPE: "NVIDIA H100"})]), FS.LEVEL_GPU) == [
         "NVIDIA A100", "NVIDIA H100"]
-    hist, fut = A.level_fan_frames(usage, fc, A.LEVEL_ORG, A.ORG_TOTAL)
-    assert len(hist) == A.HISTORY_SHOWN_HOURS and hist[S.GPUS].eq(15.0).all()
+    hist, fut = FS.level_fan_frames(usage, fc, FS.LEVEL_ORG, FS.ORG_TOTAL)
+    assert len(hist) == FS.HISTORY_SHOWN_HOURS and hist[S.GPUS].eq(15.0).all()
     assert fut[S.P90].sum() == pytest.approx(fc[S.P90].sum())
-    hist, fut = A.level_fan_frames(usage, fc, A.LEVEL_SERIES, "beta · NVIDIA A100")
+    hist, fut = FS.level_fan_frames(usage, fc, FS.LEVEL_SERIES, "beta · NVIDIA A100")
     assert hist[S.GPUS].eq(5.0).all()
     assert fut[S.P50].sum() == pytest.approx(fc.loc[fc[S.TEAM] == "beta", S.P50].sum())
-    hist, fut = A.level_fan_frames(usage, fc, A.LEVEL_TEAM, "alpha")
+    hist, fut = FS.level_fan_frames(usage, fc, FS.LEVEL_TEAM, "alpha")
     assert hist[S.GPUS].eq(10.0).all()
     assert fut[S.P10].sum() == pytest.approx(fc.loc[fc[S.TEAM] == "alpha", S.P10].sum())
 

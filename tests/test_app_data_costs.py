@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
 from app import fmt, view
+from app import forecast_state as FS
 from app import state as A
 from app.cli import app
 from forecasting.sample_data_costs import load_sample_data_costs
@@ -40,7 +41,7 @@ def metrics(at: AppTest) -> dict[str, str]:
 def test_overview_shows_data_costs_per_team_beside_gpu_costs_for_the_sample() -> None:
     at = ok(AppTest.from_file(APP, default_timeout=300).run())
     assert at.selectbox(key=A.DATA_SOURCE_KEY).value == "synthetic"
-    ov = A.cached_overview(A.OverviewSettings("synthetic", 8, "team"))
+    ov = FS.cached_overview(FS.OverviewSettings("synthetic", 8, "team"))
     expected = beside_gpu(ov.totals.set_index("team")["usd"], load_sample_data_costs(), ov.start,
                           ov.end + pd.Timedelta(hours=1))
     # 8 weeks to 2025-11-30 23:00: October 6-31 (624 of 744 hours) and all of November

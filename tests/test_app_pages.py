@@ -19,8 +19,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import fmt, view
+from app import forecast_state as FS
 from app import inform as I
 from app import plan_frames as PF
+from app import plan_state as PS
 from app import state as A
 from app import whatif_model as W
 from app.summary_html import cost_svg, plan_summary_html
@@ -176,9 +178,9 @@ def test_inform_overview_by_hand() -> None:
 # --- Forecast ------------------------------------------------------------------------------------------
 def test_forecast_levels_and_items(helios_env: None) -> None:
     at = open_page("forecast")
-    assert at.radio(key=A.FAN_LEVEL_KEY).value == A.LEVEL_ORG
+    assert at.radio(key=A.FAN_LEVEL_KEY).value == FS.LEVEL_ORG
     org_p50 = fmt.parse_usd(re.search(r"p50 ([\d,]+) GPU-hours", at.caption[1].value).group(1) + " USD")
-    at.radio(key=A.FAN_LEVEL_KEY).set_value(A.LEVEL_TEAM)
+    at.radio(key=A.FAN_LEVEL_KEY).set_value(FS.LEVEL_TEAM)
     ok(at.run())
     teams = at.selectbox(key=A.FAN_ITEM_KEY).options
     assert len(teams) == 16
@@ -191,9 +193,9 @@ def test_forecast_levels_and_items(helios_env: None) -> None:
         assert len(accuracy) == 1 and accuracy["Team"].iloc[0] == team
         total += fmt.parse_usd(re.search(r"p50 ([\d,]+) GPU-hours", at.caption[1].value).group(1) + " USD")
     assert 0 < total < org_p50
-    at.radio(key=A.FAN_LEVEL_KEY).set_value(A.LEVEL_SERIES)
+    at.radio(key=A.FAN_LEVEL_KEY).set_value(FS.LEVEL_SERIES)
     ok(at.run())
-    assert A.SERIES_SEP in at.selectbox(key=A.FAN_ITEM_KEY).value
+    assert FS.SERIES_SEP in at.selectbox(key=A.FAN_ITEM_KEY).value
     assert len(at.get("download_button")) == 1
 
 
@@ -468,7 +470,7 @@ def test_owned_commitments_of_a_loaded_scenario_are_used_first(helios_env: None)
 
     v100 = next(r.usd_per_gpu_hour for r in owned[1].sp_rates if r.gpu_model == "NVIDIA Tesla V100")
     assert 40 <= new_gpus(without) - new_gpus(plan) <= 40 + 200 / v100
-    assert A.settings_lines(loaded)["Owned commitments"] == "owned.csv"
+    assert PS.settings_lines(loaded)["Owned commitments"] == "owned.csv"
     ok(at.switch_page(PAGES["plan"]).run())
     (table,) = [f for f in (view.shown(t.value) for t in at.table) if "Status" in f.columns]
     assert list(table["Status"]).count("owned") == 2

@@ -16,6 +16,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import plan_frames as PF
+from app import plan_state as PS
 from app import state as A
 from app import view
 from app.app_pages import scenarios as P
@@ -152,7 +153,7 @@ def test_every_settings_field_changes_the_shown_settings() -> None:
     for name, value in CHANGED.items():
         other = P.settings_rows(dataclasses.asdict(dataclasses.replace(base, **{name: value})))
         assert other != shown, f"changing '{name}' does not show on the Scenarios page"
-    assert set(A.SETTINGS_LINE_OF) <= fields  # no stale mapping
+    assert set(PS.SETTINGS_LINE_OF) <= fields  # no stale mapping
 
 
 def test_a_new_settings_field_gets_its_own_row(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -175,9 +175,9 @@ def assert_sign_in_page_only(page) -> None:
 
 
 def test_two_users_sign_in_see_the_same_totals_and_sign_out(app: App, browser) -> None:
-    from app import state as A
+    from app import forecast_state as FS
 
-    org = A.cached_overview(A.OverviewSettings(sample="helios", weeks=8, dimension="team"))
+    org = FS.cached_overview(FS.OverviewSettings(sample="helios", weeks=8, dimension="team"))
     expected = f"{org.spend_usd:,.0f} USD"
 
     finance = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()

@@ -262,7 +262,7 @@ def saved_scenarios_of_the_platform_users(pg: str) -> None:
 
 
 def test_engineer_sees_only_their_team_finance_all_and_both_the_same_totals(app: str, pg: str, browser) -> None:
-    from app import state as A
+    from app import forecast_state as FS
 
     saved_scenarios_of_the_platform_users(pg)
     engineer = signed_in(browser, app, ENGINEER, ["engineering"])
@@ -293,7 +293,7 @@ def test_engineer_sees_only_their_team_finance_all_and_both_the_same_totals(app:
     # the same organisation totals for both, the core's number
     goto(engineer, app)
     goto(finance, app)
-    org = A.cached_overview(A.OverviewSettings(sample="helios", weeks=8, dimension="team"))
+    org = FS.cached_overview(FS.OverviewSettings(sample="helios", weeks=8, dimension="team"))
     assert spend(engineer) == spend(finance) == f"{org.spend_usd:,.0f} USD"
     goto(engineer, app + "/budgets")
     goto(finance, app + "/budgets")

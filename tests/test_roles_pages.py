@@ -20,6 +20,7 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from app import fmt, view
+from app import forecast_state as FS
 from app import operate_state as O
 from app import roles as R
 from app import state as A
@@ -159,14 +160,14 @@ def test_engineer_sees_only_their_teams_on_overview_forecast_plan_and_whatif(env
     assert ("Access of eng@example.com: engineer, teams llm-finetune, vc3sl, read-only."
             in [fmt.unplain(c.value) for c in at.sidebar.caption])
     at = open_page(ENGINEER, "forecast")
-    for level in A.FAN_LEVELS:
+    for level in FS.FAN_LEVELS:
         ok(at.radio(key=A.FAN_LEVEL_KEY).set_value(level).run())
         options = at.selectbox(key=A.FAN_ITEM_KEY).options
-        if level in (A.LEVEL_TEAM, A.LEVEL_SERIES):
+        if level in (FS.LEVEL_TEAM, FS.LEVEL_SERIES):
             assert options and all(o.startswith("vc3sl") for o in options)
         text = rendered(at)
         assert not leaks(text, HELIOS), (level, leaks(text, HELIOS))
-        assert "vc3sl" in text or level in (A.LEVEL_ORG, A.LEVEL_GPU)
+        assert "vc3sl" in text or level in (FS.LEVEL_ORG, FS.LEVEL_GPU)
     at = open_page(ENGINEER, "plan")
     assert not leaks(rendered(at), HELIOS)
     labels = {b.label for b in at.get("download_button")}
@@ -399,7 +400,7 @@ def test_signed_out_with_sign_in_on_gets_no_data(env) -> None:
 @pytest.mark.parametrize("email", [FINANCE, LEADERSHIP])
 def test_finance_and_leadership_see_every_team_read_only(env, email) -> None:
     at = open_page(email, "forecast")
-    ok(at.radio(key=A.FAN_LEVEL_KEY).set_value(A.LEVEL_TEAM).run())
+    ok(at.radio(key=A.FAN_LEVEL_KEY).set_value(FS.LEVEL_TEAM).run())
     assert at.selectbox(key=A.FAN_ITEM_KEY).options == HELIOS
     at = open_page(email, "whatif")
     assert at.multiselect(key=A.TEAM_GROWTH_TEAMS_KEY).options == HELIOS

@@ -2,8 +2,8 @@
 series; the model chosen per series and its cross-validated accuracy; planned events marked when the What-if
 uses an events file. An engineer (:mod:`app.roles`) sees the organisation total and their own teams' series only.
 
-Widgets -> frozen :class:`app.state.FanSettings` -> :func:`app.state.cached_fan`. Units: GPUs in use per
-hour (= GPU-hours per hour); errors in GPUs; MASE relative to the 24-hour seasonal naive forecast.
+Widgets -> frozen :class:`app.forecast_state.FanSettings` -> :func:`app.forecast_state.cached_fan`. Units: GPUs in
+use per hour (= GPU-hours per hour); errors in GPUs; MASE relative to the 24-hour seasonal naive forecast.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, fmt, sidebar, view
+from app import forecast_state as FS
 from app import roles as R
 from app import state as A
 from forecasting import schema as S
@@ -25,17 +26,17 @@ HELP_MASE = ("MASE: mean absolute error of the chosen model on rolling-origin cr
 
 
 def settings(fs: A.ForecastSettings, fc: pd.DataFrame, plan: A.PlannerSettings,
-             acc: R.Access = R.LOCAL) -> A.FanSettings:
+             acc: R.Access = R.LOCAL) -> FS.FanSettings:
     """The Forecast page's widgets as frozen settings; an engineer's choices list only their teams' series."""
     c1, c2 = st.columns([2, 3])
-    level = c1.radio("Level", A.FAN_LEVELS, key=A.FAN_LEVEL_KEY, horizontal=True, help=HELP_LEVEL)
-    items = A.fan_items(R.visible_rows(fc, acc), str(level)) if level != A.LEVEL_ORG else A.fan_items(fc, str(level))
+    level = c1.radio("Level", FS.FAN_LEVELS, key=A.FAN_LEVEL_KEY, horizontal=True, help=HELP_LEVEL)
+    items = FS.fan_items(R.visible_rows(fc, acc), str(level)) if level != FS.LEVEL_ORG else FS.fan_items(fc, str(level))
     if not items:
-        items = [A.ORG_TOTAL]
+        items = [FS.ORG_TOTAL]
     if st.session_state.get(A.FAN_ITEM_KEY) not in items:
         st.session_state[A.FAN_ITEM_KEY] = items[0]
-    item = c2.selectbox("Show", items, key=A.FAN_ITEM_KEY, help=HELP_ITEM, disabled=level == A.LEVEL_ORG)
-    return A.FanSettings(forecast=fs, level=str(level), item=str(item), events_name=plan.events_name,
+    item = c2.selectbox("Show", items, key=A.FAN_ITEM_KEY, help=HELP_ITEM, disabled=level == FS.LEVEL_ORG)
+    return FS.FanSettings(forecast=fs, level=str(level), item=str(item), events_name=plan.events_name,
                          events_text=plan.events_text, teams=acc.teams)
 
 
@@ -50,12 +51,12 @@ def render() -> None:
     hidden = R.hidden_teams(fres.forecast[S.TEAM].unique(), acc)
     plan = sidebar.plan_settings(fs)
     s = settings(fs, fres.forecast, plan, acc)
-    drawn = A.guarded(lambda: A.cached_fan(s))
+    drawn = A.guarded(lambda: FS.cached_fan(s))
     if drawn is None:
         return
     hist, fut, events = drawn
-    title = A.ORG_TOTAL if s.level == A.LEVEL_ORG else f"{s.level}: {s.item}"
-    if acc.teams is not None and s.level != A.LEVEL_ORG:
+    title = FS.ORG_TOTAL if s.level == FS.LEVEL_ORG else f"{s.level}: {s.item}"
+    if acc.teams is not None and s.level != FS.LEVEL_ORG:
         st.caption(fmt.plain(f"Your teams only ({', '.join(sorted(acc.teams))}); the organisation total is every "
                              "team's."))
     st.altair_chart(charts.fan_chart_with_events(hist, fut, events, title=title), width="stretch")
@@ -77,13 +78,13 @@ def render() -> None:
         st.caption(line)
 
     st.subheader("Model choice and accuracy")
-    sel = fres.selection if s.level == A.LEVEL_ORG else R.visible_rows(fres.selection, acc)  # org: every series
-    if s.level == A.LEVEL_GPU:
+    sel = fres.selection if s.level == FS.LEVEL_ORG else R.visible_rows(fres.selection, acc)  # org: every series
+    if s.level == FS.LEVEL_GPU:
         sel = sel[sel[S.GPU_TYPE] == s.item]
-    elif s.level == A.LEVEL_TEAM:
+    elif s.level == FS.LEVEL_TEAM:
         sel = sel[sel[S.TEAM] == s.item]
-    elif s.level == A.LEVEL_SERIES:
-        team, _, gpu = s.item.partition(A.SERIES_SEP)
+    elif s.level == FS.LEVEL_SERIES:
+        team, _, gpu = s.item.partition(FS.SERIES_SEP)
         sel = sel[(sel[S.TEAM] == team) & (sel[S.GPU_TYPE] == gpu)]
     mase = sel["cv_mase"].astype(float)
     c1, c2, c3 = st.columns(3)
@@ -94,7 +95,7 @@ def render() -> None:
               help="Each series gets the candidate with the lowest cross-validated MAE (seasonal naive and naive are "
                    "always candidates; 'Ensemble' is the median of the best candidates).")
     mine = R.visible_rows(sel, acc)
-    view.table(A.accuracy_frame(mine), kinds={"CV MAE (GPUs)": "number", "CV MASE (1 = seasonal naive)": "number",
+    view.table(FS.accuracy_frame(mine), kinds={"CV MAE (GPUs)": "number", "CV MASE (1 = seasonal naive)": "number",
                                              "History (h)": "hours"},
                missing={"CV MAE (GPUs)": "not scored", "CV MASE (1 = seasonal naive)": "not scored"})
     st.caption(f"Accuracy from rolling-origin cross-validation ({fres.config.cv_windows} windows of "

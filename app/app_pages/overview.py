@@ -3,8 +3,8 @@ GPU cost where utilisation is known, the teams whose spend moved most week over 
 transfer) per team beside GPU costs (:mod:`app.data_overview`). An engineer (:mod:`app.roles`) sees the
 organisation's figures and, below them, charts and tables of their own teams only.
 
-Widgets -> frozen :class:`app.state.OverviewSettings` -> :func:`app.state.cached_overview` (pure
-:func:`app.inform.overview`). Units: USD, GPU-hours, percent; spend basis stated on the page.
+Widgets -> frozen :class:`app.forecast_state.OverviewSettings` -> :func:`app.forecast_state.cached_overview`
+(pure :func:`app.inform.overview`). Units: USD, GPU-hours, percent; spend basis stated on the page.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import dataclasses
 import streamlit as st
 
 from app import charts, data_overview, fmt, sidebar, view
+from app import forecast_state as FS
 from app import inform as I
 from app import state as A
 
@@ -22,14 +23,14 @@ HELP_WEEKS = "Period shown, in weeks, ending at the data's last hour."
 HELP_DIM = "Group spend and GPU-hours by team, project (the data's project tag) or GPU type."
 
 
-def settings(source: str) -> A.OverviewSettings:
+def settings(source: str) -> FS.OverviewSettings:
     """The Overview's widgets as frozen settings (every team's: the organisation totals)."""
     c1, c2 = st.columns(2)
     if A.OVERVIEW_WEEKS_KEY not in st.session_state:
         st.session_state[A.OVERVIEW_WEEKS_KEY] = 8
     weeks = c1.select_slider("Period (weeks)", options=WEEKS, key=A.OVERVIEW_WEEKS_KEY, help=HELP_WEEKS)
     dim = c2.radio("Group by", tuple(I.DIMENSIONS), key=A.OVERVIEW_DIM_KEY, horizontal=True, help=HELP_DIM)
-    return A.OverviewSettings(sample=source, weeks=int(weeks), dimension=str(dim))
+    return FS.OverviewSettings(sample=source, weeks=int(weeks), dimension=str(dim))
 
 
 def render() -> None:
@@ -41,11 +42,11 @@ def render() -> None:
         return
     acc = sidebar.access()
     s = settings(fs.sample)
-    ov = A.guarded(lambda: A.cached_overview(s))  # the organisation's figures: the same for every role
+    ov = A.guarded(lambda: FS.cached_overview(s))  # the organisation's figures: the same for every role
     if ov is None:
         return
     if acc.teams is not None:  # an engineer: charts and tables of their teams only (app.roles)
-        mine = A.guarded(lambda: A.cached_overview(dataclasses.replace(s, teams=acc.teams)))
+        mine = A.guarded(lambda: FS.cached_overview(dataclasses.replace(s, teams=acc.teams)))
         if mine is None:
             return
     st.caption(fmt.plain(f"{A.data_source_label(fs.sample)}: {ov.start:%Y-%m-%d %H:%M} to {ov.end:%Y-%m-%d %H:%M} UTC "

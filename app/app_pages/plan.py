@@ -24,6 +24,7 @@ import streamlit as st
 
 from app import charts, fmt, sidebar, store_ui, view
 from app import plan_frames as PF
+from app import plan_state as PS
 from app import roles as R
 from app import state as A
 from optimizer.solve import PlanResult
@@ -76,7 +77,7 @@ def render() -> None:
     st.session_state[A.PLAN_SUMMARY_KEY] = PF.plan_summary(result)
     st.caption(("Base scenario (change it on the What-if page). " if is_base else "What-if scenario. ")
                + "Assumptions: " + fmt.plain("; ".join(f"{k if k[:2].isupper() else k.lower()} {v}"
-                                                       for k, v in A.settings_lines(s).items() if k != "Data") + "."))
+                                                       for k, v in PS.settings_lines(s).items() if k != "Data") + "."))
     notes(result, "warning", hidden)
     figures(result, s)
     term_figures(result, s, hidden)
@@ -132,10 +133,10 @@ def figures(result: PlanResult, s: A.PlannerSettings) -> None:
 def lookback(result: PlanResult, s: A.PlannerSettings) -> None:
     """The plan against the console's look-back recommender on the same scenarios (present value over the terms
     for a plan judged over them, else the window's cost)."""
-    found = A.guarded(lambda: A.cached_lookback(s))
+    found = A.guarded(lambda: PS.cached_lookback(s))
     if found is not None:
         name, usd = found
-        own, basis = A.lookback_basis_usd(result.plan)
+        own, basis = PS.lookback_basis_usd(result.plan)
         verdict = (f"the plan saves {fmt.usd(usd - own)}" if usd >= own
                    else f"the plan costs {fmt.usd(own - usd)} more")
         st.caption(f"Against the {name} {basis}: {verdict} (its plan would cost {fmt.usd(usd)} on the same demand "
@@ -309,7 +310,7 @@ def costs(result: PlanResult, s: A.PlannerSettings) -> None:
     st.subheader("Cost over time in the window")
     st.caption(f"Expected: committed {fmt.usd(e.committed_usd)}, spot {fmt.usd(e.spot_usd)}, on-demand "
                f"{fmt.usd(e.on_demand_usd)} over the window.")
-    daily, per_gpu = A.cached_cost_frames(s)
+    daily, per_gpu = PS.cached_cost_frames(s)
     left, right = st.columns([3, 2])
     left.altair_chart(charts.cost_breakdown_chart(daily, title="Expected cost per day (USD)"), width="stretch")
     right.altair_chart(charts.gpu_model_cost_chart(per_gpu, title="Expected cost per GPU model (USD)"),
@@ -322,7 +323,7 @@ def downloads(result: PlanResult, s: A.PlannerSettings, acc: R.Access = R.LOCAL,
     commitments and costs, their teams' forecast and the summary without other teams' notes; plan.json and its
     assumptions (the purchase file, with every team's routing and settings) are for every-team roles."""
     st.subheader("Downloads")
-    files = A.cached_plan_downloads(s)
+    files = PS.cached_plan_downloads(s)
     c1, c2, c3, c4, c5 = st.columns(5)
     if acc.teams is None:
         c1.download_button("plan.json", data=files["plan.json"], file_name="plan.json", mime="application/json",
@@ -340,7 +341,7 @@ def downloads(result: PlanResult, s: A.PlannerSettings, acc: R.Access = R.LOCAL,
                        file_name="forecast.csv",
                        mime="text/csv", on_click="ignore", icon=":material/download:",
                        help="team, gpu_type, timestamp, mean, p10, p50, p90 (GPUs), model.")
-    c5.download_button("Summary (HTML)", data=A.cached_summary_html(s, hidden), file_name="plan_summary.html",
+    c5.download_button("Summary (HTML)", data=PS.cached_summary_html(s, hidden), file_name="plan_summary.html",
                        mime="text/html", on_click="ignore", icon=":material/download:",
                        help="One self-contained page for finance: the money inside the window and over the "
                             "commitment terms, what to buy, why each payment option, chart, assumptions.")

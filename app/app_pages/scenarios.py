@@ -26,6 +26,7 @@ import streamlit as st
 
 from app import charts, fmt, sidebar, view
 from app import plan_frames as PF
+from app import plan_state as PS
 from app import roles as Ro
 from app import state as A
 from app import store as St
@@ -70,7 +71,7 @@ SETTING_LABELS = {"sample": "Data source", "hours": "Plan window (h)", "growth":
                   "owned_name": "Owned commitments file", "owned_text": "Owned commitments (content)",
                   "ladder": "Laddering (monthly starts)", "no_spot_models": "GPU models kept off spot",
                   "cvar_weight": "Risk weight (CVaR90)", "rightsize": "Rightsize GPU models"}
-"""Labels of stored settings shown field by field (old scenarios, and any field :data:`app.state.SETTINGS_LINE_OF`
+"""Labels of stored settings shown field by field (old scenarios, and any field :data:`app.plan_state.SETTINGS_LINE_OF`
 does not place); a field missing here is shown under its own name, so no setting is ever left out."""
 _FRACTIONS = {"growth", "max_spot_share", "spot_discount", "speed_priority", "cost_of_capital"}
 HIDDEN_SETTINGS = {"events_text", "owned_text"}
@@ -115,19 +116,19 @@ CONVERTED_LABEL = "Converted from an older planner"
 
 
 def settings_rows(settings: dict[str, object]) -> dict[str, str]:
-    """Label -> display text of stored settings: the app's wording (:func:`app.state.settings_lines`) plus the
+    """Label -> display text of stored settings: the app's wording (:func:`app.plan_state.settings_lines`) plus the
     window, when they fit today's :class:`PlannerSettings` (older fields converted or dropped by
     :func:`app.state.settings_from_saved`, with a row saying so), and one generic row for every field no line covers
-    (:data:`app.state.SETTINGS_LINE_OF`), so a new settings field is always shown; else every field as stored
+    (:data:`app.plan_state.SETTINGS_LINE_OF`), so a new settings field is always shown; else every field as stored
     (old scenarios)."""
     try:
         current, notes = A.settings_from_saved(settings)
     except (St.StoreError, ValueError):
         return {setting_label(k): setting_text(k, v) for k, v in settings.items() if k not in HIDDEN_SETTINGS}
-    lines = A.settings_lines(current)
+    lines = PS.settings_lines(current)
     rows = {"Data": lines.pop("Data"), "Plan window": fmt.hours(current.hours), **lines}
     for f in dataclasses.fields(current):
-        if f.name not in A.SETTINGS_LINE_OF and f.name != "hours" and f.name not in HIDDEN_SETTINGS:
+        if f.name not in PS.SETTINGS_LINE_OF and f.name != "hours" and f.name not in HIDDEN_SETTINGS:
             rows[setting_label(f.name)] = setting_text(f.name, getattr(current, f.name))
     if notes:
         rows[CONVERTED_LABEL] = "; ".join(notes)

@@ -15,6 +15,7 @@ import streamlit as st
 
 from app import charts, fmt, sidebar, view
 from app import plan_frames as PF
+from app import plan_state as PS
 from app import roles as R
 from app import state as A
 from app.whatif_model import commitment_options, plan_deltas
@@ -271,7 +272,7 @@ def render() -> None:
     st.session_state.pop(A.PLAN_SUMMARY_KEY, None)
     with results:
         with st.spinner("Planning purchases (commitments, spot, on-demand) with HiGHS..."):
-            figs = A.guarded(lambda: (A.cached_figures(base), A.cached_figures(s), A.cached_plan(s)))
+            figs = A.guarded(lambda: (PS.cached_figures(base), PS.cached_figures(s), A.cached_plan(s)))
         if figs is None:
             return
         base_figs, cur, result = figs
