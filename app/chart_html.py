@@ -13,7 +13,7 @@ from pathlib import Path
 
 import altair as alt
 
-from forecasting.io import write_atomic
+from usage.io import write_atomic
 
 REMOTE_SCRIPT = re.compile(r"<script[^>]*\bsrc\s*=\s*[\"']?\s*(https?:)?//", re.IGNORECASE)
 

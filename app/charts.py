@@ -12,7 +12,7 @@ import json
 import altair as alt
 import pandas as pd
 
-from forecasting import schema as S
+from usage import schema as S
 
 DEMAND_AXIS = "GPUs in use (GPU-hours per hour)"
 TIME_AXIS = "Time (UTC)"

@@ -51,9 +51,9 @@ from app.cli_common import (
     step,
 )
 from app.tables import OutputFormatOpt, emit
-from forecasting import schema as S
 from optimizer.catalog import Catalog, load_catalog
 from optimizer.inputs import DEFAULT_COST_OF_CAPITAL, PlanConfig, PlanningError
+from usage import schema as S
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -468,8 +468,8 @@ def ingest(
     catalog: CatalogOpt = None,
 ) -> None:
     """Convert a FOCUS/CUR export (or Cost Explorer data) to canonical hourly usage."""
-    from forecasting.ingest import fetch_cost_explorer
-    from forecasting.io import write_csv_atomic
+    from usage.ingest import fetch_cost_explorer
+    from usage.io import write_csv_atomic
 
     try:
         cat = load_catalog(catalog)
@@ -567,8 +567,8 @@ def catalog_refresh(
         merged = merge_catalog(base.table, result.catalog)
         cb_notes: list[str] = []
         if capacity_blocks_out is not None:
-            from forecasting.io import write_csv_atomic
             from optimizer.capacity_blocks import refresh_prices
+            from usage.io import write_csv_atomic
 
             with step("pulling Capacity Block offerings from AWS") as say:
                 offerings, cb_notes = refresh_prices(region, split_list(instance_types), progress=say)
@@ -601,8 +601,8 @@ def longterm(
 ) -> None:
     """Forecast 12-36 months ahead (daily/weekly models) for commitment terms, with the trend estimated from the
     history, growth and planned events."""
-    from forecasting.io import write_csv_atomic
     from forecasting.longterm import LongTermConfig, forecast_longterm
+    from usage.io import write_csv_atomic
 
     try:
         config = LongTermConfig(horizon_days=days, granularity=granularity, growth=growth, trend=trend)
@@ -702,7 +702,7 @@ def backtest(
     from app.chart_html import write_chart_html
     from app.charts import backtest_chart
     from forecasting.backtest import BacktestConfig, rolling_backtest
-    from forecasting.io import write_csv_atomic
+    from usage.io import write_csv_atomic
 
     try:
         cat = load_catalog(catalog)

@@ -60,8 +60,8 @@ def results_table(summary: pd.DataFrame, title: str) -> Table:
 
 def write_results(result, path: Path, verdict_lines: list[str]) -> None:
     """CSV (per-origin rows, then the totals with ``origin=all``) or JSON (summary, per origin, verdict)."""
-    from forecasting import schema as S
-    from forecasting.io import write_csv_atomic, write_json_atomic
+    from usage import schema as S
+    from usage.io import write_csv_atomic, write_json_atomic
 
     per = result.per_origin.copy()
     per["origin"] = S.format_timestamp(per["origin"])

@@ -25,8 +25,8 @@ from app.cli_common import (
 )
 from app.cli_operate import EmailOpt, NotifyFormatOpt, NotifyOpt, NotifyStateOpt, _channels, _deliver
 from app.tables import OutputFormatOpt, emit
-from forecasting.io import write_csv_atomic
 from optimizer.catalog import load_catalog
+from usage.io import write_csv_atomic
 
 
 @app.command()

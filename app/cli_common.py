@@ -35,11 +35,11 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from click import exceptions as click_errors  # type: ignore[no-redef]
     from click import get_current_context  # type: ignore[no-redef]
 
-from forecasting import schema as S
-from forecasting.io import OutputError, os_error_text, prepare_output, protecting
 from optimizer.billing import BillingError
 from optimizer.catalog import Catalog, CatalogError
 from optimizer.inputs import PlanningError
+from usage import schema as S
+from usage.io import OutputError, os_error_text, prepare_output, protecting
 
 # Wide, unwrapped output when piped (cron jobs, CI logs): one error stays one line. No console markup: team,
 # project and file names from user data are printed as they are ("[bold]x" is not styled, "[x]" not dropped).
@@ -118,7 +118,7 @@ def guarded_command(fn: Callable) -> Callable:
 
     Inputs are the command's path parameters that are not outputs (:func:`is_output_param`); an output that is
     an input, or lies inside an input folder, or an output file path that is a folder, is refused with one
-    ``error:`` line before any work. Every writer refuses the same (:func:`forecasting.io.check_output`).
+    ``error:`` line before any work. Every writer refuses the same (:func:`usage.io.check_output`).
     """
     signature = inspect.signature(fn)
 
@@ -145,7 +145,7 @@ def guarded_command(fn: Callable) -> Callable:
                     if is_output_param(name) and name != "out_dir":
                         prepare_output(path, flags.get(name, name))
                     elif name == "out_dir":
-                        from forecasting.io import check_output
+                        from usage.io import check_output
 
                         check_output(path, flags.get(name, name))
                         if path.exists() and not path.is_dir():
@@ -169,7 +169,7 @@ def guard_all_commands() -> None:
 
 def load_usage_file(path: Path, fmt: str, tag_key: str, catalog: Catalog) -> pd.DataFrame:
     """Read canonical, FOCUS or CUR usage through the ingestion adapters and report what happened."""
-    from forecasting.ingest import load_usage
+    from usage.ingest import load_usage
 
     if not path.exists():
         raise S.UsageError(str(path), "file not found", fix="check the path")

@@ -1,7 +1,7 @@
 """``gpuplan data-costs``: storage and data-transfer costs per team and month from a billing export; ``gpuplan
 data-savings``: the savings that can be acted on in them; ``gpuplan data-prices-refresh``: their prices.
 
-Units: USD; storage in GB-month, transfer in GB (see :mod:`forecasting.ingest.data_lines`). Registered on the
+Units: USD; storage in GB-month, transfer in GB (see :mod:`usage.ingest.data_lines`). Registered on the
 main ``app`` of :mod:`app.cli_common` and following its conventions: a user mistake ends with one ``error: ...`` line
 and exit status 2; files are written atomically and never over an input.
 """
@@ -26,7 +26,7 @@ from app.cli_common import (
     step,
 )
 from app.tables import OutputFormatOpt, emit
-from forecasting.io import write_csv_atomic
+from usage.io import write_csv_atomic
 
 
 def _money(value: float) -> str:
@@ -49,7 +49,7 @@ def data_costs_command(
 ) -> None:
     """Storage (object, block, snapshots) and data-transfer costs per team and month, by class, with the
     month-on-month change; untagged lines are team 'unallocated'."""
-    from forecasting.ingest.data_lines import by_class, data_costs, load_data_lines
+    from usage.ingest.data_lines import by_class, data_costs, load_data_lines
 
     try:
         frame, report = load_data_lines(billing, tag_key=tag_key, project_key=project_key)
@@ -108,7 +108,6 @@ def data_savings_command(
 ) -> None:
     """Savings that can be acted on in storage and transfer costs (USD per month, largest first): lifecycle rules
     for S3 storage nobody reads, snapshots beyond retention, unattached volumes, transfer that co-location removes."""
-    from forecasting.ingest.data_lines import load_data_lines, load_detail_lines
     from operate.data_savings import (
         find_savings,
         has_request_lines,
@@ -117,6 +116,7 @@ def data_savings_command(
         load_volumes,
         savings_frame,
     )
+    from usage.ingest.data_lines import load_data_lines, load_detail_lines
 
     try:
         the_policy = load_policy(policy, unread_days=unread_days)

@@ -31,10 +31,10 @@ from app.cli_common import (
     step,
 )
 from app.tables import OutputFormatOpt, emit
-from forecasting import schema as S
-from forecasting.io import write_csv_atomic, write_json_atomic
 from operate.files import read_plan
 from optimizer.catalog import load_catalog
+from usage import schema as S
+from usage.io import write_csv_atomic, write_json_atomic
 
 RegionOpt = Annotated[str, typer.Option(help="catalog region whose on-demand prices cost the usage")]
 PlanOpt = Annotated[Path, typer.Option("--plan", help="plan.json (gpuplan.plan/v1) in force")]
@@ -588,7 +588,7 @@ def watch(
     except (*USER_ERRORS, UserFacingError) as exc:
         fail(exc)
     try:
-        from forecasting.io import protecting
+        from usage.io import protecting
 
         with protecting(cfg.inputs):
             cat = load_catalog(cfg.catalog)

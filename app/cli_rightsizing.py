@@ -35,10 +35,10 @@ from app.cli_common import (
     step,
 )
 from app.tables import OutputFormatOpt, emit
-from forecasting import schema as S
 from optimizer.catalog import Catalog, load_catalog
 from optimizer.inputs import PlanConfig
 from optimizer.rightsizing import Routing
+from usage import schema as S
 
 WorkloadsOpt = Annotated[Path | None, typer.Option(help="workload classes per team (YAML, see "
                                                         "data_samples/workloads.yaml): rightsize GPU types")]
@@ -141,10 +141,10 @@ def pareto(
     from app.chart_html import write_chart_html
     from app.charts import pareto_chart
     from forecasting.engine import read_forecast_csv
-    from forecasting.io import write_csv_atomic
     from optimizer.pareto import COST, MAKESPAN, MIX, ON_FRONTIER, SPEED_PRIORITY, SPEED_PRIORITY_TO, TIME, sweep
     from optimizer.rightsizing import load_throughput
     from optimizer.workloads import load_workloads
+    from usage.io import write_csv_atomic
 
     try:
         cat = load_catalog(catalog)

@@ -29,8 +29,8 @@ from app.state import (
     planned_forecast,
     team_rows,
 )
-from forecasting import schema as S
 from forecasting.events import Event
+from usage import schema as S
 
 HISTORY_SHOWN_HOURS = 21 * 24
 """History drawn before the forecast in the fan chart: three weeks."""

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
 from operate import costing
 from operate.costing import Rates
 from optimizer import catalog as C
 from optimizer.inputs import PlanConfig, PlanningError, offers_for
+from usage import schema as S
 
 USD = "usd"
 IDLE_USD = "idle_usd"

@@ -29,8 +29,6 @@ import streamlit as st
 
 from app import roles as R
 from app import state as A
-from forecasting import io
-from forecasting import schema as S
 from forecasting.sample_data_costs import DATA_COSTS_FILE
 from forecasting.samples import PLAN_FILE, data_dir
 from operate.alerts import AlertReport, compute_alerts, default_as_of, forecast_for_budgets
@@ -46,6 +44,8 @@ from operate.report import build_review
 from operate.units import load_units, unit_costs
 from optimizer.catalog import load_catalog
 from optimizer.plan import Plan
+from usage import io
+from usage import schema as S
 
 SAMPLE = "synthetic"
 SHIPPED = {"budgets": "budgets.csv", "units": "units.csv", "policy": "policy.yaml", "plan": "plan_2025-11.json"}
@@ -282,5 +282,5 @@ def commitments(f: InputFile, below: float, lookback_days: int) -> CommitmentRev
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """A download's CSV: spreadsheet-safe text cells (:func:`forecasting.io.csv_bytes`)."""
+    """A download's CSV: spreadsheet-safe text cells (:func:`usage.io.csv_bytes`)."""
     return io.csv_bytes(frame)

@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 
 from app import fmt
-from forecasting import schema as S
 from optimizer.billing import model_cost_arrays
 from optimizer.plan import Commitment, Plan
 from optimizer.solve import PlanResult
 from optimizer.summary import commitment_obligation_usd, commitments_table, upfront_by_month
+from usage import schema as S
 
 COST_CATEGORIES = ("committed", "spot", "on-demand")
 _COST_KEYS = {"committed": "committed_usd", "spot": "spot_usd", "on-demand": "on_demand_usd"}

@@ -43,13 +43,13 @@ from app.state import (
 )
 from app.summary_html import plan_summary_html
 from app.whatif_model import plan_figures, with_spot_terms
-from forecasting import schema as S
 from optimizer.baselines import lookback_expected
 from optimizer.catalog import Catalog
 from optimizer.inputs import PlanConfig
 from optimizer.plan import Plan
 from optimizer.solve import PlanResult
 from optimizer.summary import commitments_table
+from usage import schema as S
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

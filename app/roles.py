@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from forecasting.schema import UsageError
+from usage.schema import UsageError
 
 ROLES_ENV = "GPUPLAN_ROLES"
 DEFAULT_ROLES_PATH = ".streamlit/roles.yaml"

@@ -52,8 +52,6 @@ from app.plan_frames import (
 )
 from app.store import settings_from_dict
 from app.whatif_model import events_from_text, with_spot_terms
-from forecasting import io
-from forecasting import schema as S
 from forecasting.engine import ForecastConfig, ForecastResult, LongForecast, default_n_jobs, forecast
 from forecasting.events import Event, apply_events, in_history, not_seen, without_events
 from forecasting.longterm import LongTermForecast
@@ -67,6 +65,8 @@ from optimizer.rightsizing import Routing, Throughput, attach_routing, evaluate,
 from optimizer.solve import PlanResult, make_plan
 from optimizer.term import NEAR_HOURS, multi_year_allowed, plan_scenarios, planner_longterm
 from optimizer.workloads import Workloads, load_workloads
+from usage import io
+from usage import schema as S
 
 log = logging.getLogger(__name__)
 
@@ -749,7 +749,7 @@ def team_rows(frame: pd.DataFrame, teams: frozenset[str] | None) -> pd.DataFrame
 
 # --- frames for the pages -------------------------------------------------------------------------
 def forecast_csv(fc: pd.DataFrame) -> bytes:
-    """The forecast contract CSV (``forecasting.schema.FORECAST_COLUMNS``, ISO 8601 UTC timestamps)."""
+    """The forecast contract CSV (``usage.schema.FORECAST_COLUMNS``, ISO 8601 UTC timestamps)."""
     out = fc[list(S.FORECAST_COLUMNS)].copy()
     out[S.TIMESTAMP] = S.format_timestamp(out[S.TIMESTAMP])
     return io.csv_bytes(out)
@@ -757,7 +757,7 @@ def forecast_csv(fc: pd.DataFrame) -> bytes:
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
     """A frame as UTF-8 CSV with ISO 8601 UTC timestamps and spreadsheet-safe text
-    (:func:`forecasting.io.csv_bytes`)."""
+    (:func:`usage.io.csv_bytes`)."""
     out = frame.copy()
     for col in out.columns:
         if pd.api.types.is_datetime64_any_dtype(out[col]):

@@ -7,7 +7,7 @@ at its natural width, so no value is cut or wrapped, whatever ``COLUMNS`` says.
 ``csv`` and ``json``: stdout carries only the tables (everything else the command prints goes to stderr, see
 :func:`data_only_stdout`); the values are the ones the table shows, with numbers as numbers (``1,234.5`` ->
 ``1234.5``, ``12.5%`` -> ``0.125``) in right-aligned (numeric) columns and ``-`` or an empty cell as missing.
-CSV goes through the spreadsheet-formula sanitiser (:func:`forecasting.io.csv_text`); a command with several
+CSV goes through the spreadsheet-formula sanitiser (:func:`usage.io.csv_text`); a command with several
 tables prints them one after the other, CSV blocks separated by a blank line, JSON as one object per line
 (``title, columns, rows``).
 No units of its own: each table's title and headers state them.
@@ -29,7 +29,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from forecasting.io import csv_text
+from usage.io import csv_text
 
 OUTPUT_FORMATS = ("table", "csv", "json")
 OutputFormatOpt = Annotated[str, typer.Option(

@@ -2,8 +2,8 @@
 
 Accepted: canonical usage CSV/Parquet (``timestamp, team, gpu_type, gpus``), FOCUS 1.0-1.3 exports and AWS
 CUR 2.0 / legacy CUR exports, as ``.csv``, ``.csv.gz``, ``.parquet`` or ``.pq``. The upload is read by the same
-ingestion layer as ``gpuplan ingest`` (:func:`forecasting.ingest.load_usage`, format detected from the header),
-so a bad file is reported as that layer's one-line :class:`forecasting.schema.UsageError`: the uploaded
+ingestion layer as ``gpuplan ingest`` (:func:`usage.ingest.load_usage`, format detected from the header),
+so a bad file is reported as that layer's one-line :class:`usage.schema.UsageError`: the uploaded
 file's name, row, column and fix.
 
 Size limit: ``$GPUPLAN_MAX_UPLOAD_MB`` (megabytes, default 200), parsed once by :func:`app.limits.max_upload_mb`
@@ -40,10 +40,10 @@ import streamlit as st
 from app import fmt
 from app import state as A
 from app.limits import DEFAULT_MAX_UPLOAD_MB, MAX_UPLOAD_ENV, max_upload_mb
-from forecasting import schema as S
-from forecasting.ingest import load_usage
-from forecasting.ingest.readers import FORMAT_LABELS, SUPPORTED_SUFFIXES
 from optimizer.catalog import Catalog
+from usage import schema as S
+from usage.ingest import load_usage
+from usage.ingest.readers import FORMAT_LABELS, SUPPORTED_SUFFIXES
 
 __all__ = ["DEFAULT_MAX_UPLOAD_MB", "MAX_UPLOAD_ENV", "max_upload_mb", "read_upload", "sidebar_upload"]
 UPLOAD_PREFIX = "upload:"

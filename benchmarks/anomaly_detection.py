@@ -80,9 +80,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from forecasting import schema as S  # noqa: E402
 from forecasting.samples import generate_synthetic_org, planned_events  # noqa: E402
 from operate.anomalies import ALL_GPUS, AnomalyConfig, find, fit_window  # noqa: E402
+from usage import schema as S  # noqa: E402
 
 DATA = ROOT / "data_samples" / "synthetic_org.parquet"
 LOOKBACK_DAYS = 28

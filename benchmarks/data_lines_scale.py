@@ -20,9 +20,9 @@ from pathlib import Path
 
 import duckdb
 
-from forecasting.ingest import load_usage
-from forecasting.ingest.data_lines import load_data_lines
 from optimizer.catalog import load_catalog
+from usage.ingest import load_usage
+from usage.ingest.data_lines import load_data_lines
 
 TYPES = ("BoxUsage:p4d.24xlarge", "TimedStorage-ByteHrs", "TimedStorage-SIA-ByteHrs", "TimedStorage-GIR-ByteHrs",
          "BoxUsage:g5.xlarge", "EBS:VolumeUsage.gp3", "EBS:SnapshotUsage", "DataTransfer-Out-Bytes",

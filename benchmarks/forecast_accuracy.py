@@ -44,10 +44,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
 from forecasting.engine import QUANTILES, ForecastConfig, forecast_long
 from forecasting.models import BASELINES
 from forecasting.samples import load_sample
+from usage import schema as S
 
 DATA = Path(__file__).resolve().parent / "data"
 HORIZONS = (24, 168, 720, 1512)

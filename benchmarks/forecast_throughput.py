@@ -32,10 +32,10 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
 from forecasting.engine import DASK_WORKER_CONFIG, QUANTILES, ForecastConfig, LongForecast, forecast_long
 from forecasting.models import ENSEMBLE, INTERMITTENT, MODEL_SETS
 from forecasting.samples import load_sample
+from usage import schema as S
 
 DAILY_MODELS = ("Naive", "SeasonalNaive7", *INTERMITTENT, ENSEMBLE)
 """The default set's daily counterpart: the baselines with a weekly season of 7 days."""

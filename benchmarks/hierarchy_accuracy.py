@@ -57,11 +57,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
 from forecasting.engine import ForecastConfig, default_n_jobs
 from forecasting.hierarchy import LEVEL, LEVELS, METHODS, hierarchy_holdout
 from forecasting.samples import load_sample
 from optimizer.catalog import load_catalog
+from usage import schema as S
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -238,7 +238,7 @@ def main() -> None:
     worse = worse_anywhere(table)
     summ["worse_any"] = summ["method"].map(worse).fillna(0).astype(int)
     if args.csv:
-        from forecasting.io import write_csv_atomic
+        from usage.io import write_csv_atomic
 
         write_csv_atomic(table, args.csv)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):

@@ -8,7 +8,7 @@ Each case runs in its own subprocess so peaks do not mix. The files are generate
 by DuckDB (hourly usage of ``series`` team x GPU series, so ``rows / series`` hours each; the CUR file
 has the same GPU-hours as instance line items of catalog GPU instance types with a ``user_team`` tag, plus
 one non-GPU row in ten). The baseline, run by the same script, is the pre-streaming canonical reader:
-``pandas.read_csv`` / ``read_parquet`` of the whole file then :func:`forecasting.schema.validate_usage`;
+``pandas.read_csv`` / ``read_parquet`` of the whole file then :func:`usage.schema.validate_usage`;
 ratios are ``baseline / streaming`` for time and memory.
 
 Usage::
@@ -39,8 +39,8 @@ CUR_TYPES = (("p4d.24xlarge", 8), ("p5.48xlarge", 8), ("g5.xlarge", 1), ("g6.xla
 RUNNER = r"""
 import json, resource, sys, time
 import pandas as pd
-from forecasting.ingest import load_usage
-from forecasting.schema import validate_usage
+from usage.ingest import load_usage
+from usage.schema import validate_usage
 from optimizer.catalog import load_catalog
 kind, path, mode = sys.argv[1:4]
 gpus = load_catalog().instance_gpus()

@@ -43,10 +43,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
 from forecasting.events import DATE
 from forecasting.longterm import GPU_TYPE_RATE, LongTermConfig, annual_growth, holdout_longterm
 from forecasting.samples import load_sample
+from usage import schema as S
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ import time
 
 import pandas as pd
 
-from forecasting import schema as S
 from forecasting.backtest import holdout_accuracy
 from forecasting.engine import ForecastConfig, default_n_jobs
 from forecasting.samples import load_sample
@@ -24,6 +23,7 @@ from optimizer.billing import bill
 from optimizer.catalog import load_catalog
 from optimizer.inputs import PlanConfig, scenarios_from_paths
 from optimizer.solve import make_plan
+from usage import schema as S
 
 
 def run(sample: str, hours: int, allow_spot: bool, scenarios: str = "paths") -> dict[str, float]:

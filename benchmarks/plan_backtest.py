@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
 from forecasting.samples import load_sample
 from optimizer import catalog as C
 from optimizer.backtest_plan import BacktestPlanConfig, backtest_plan, verdict
 from optimizer.catalog import Catalog, load_catalog
 from optimizer.options import ON_DEMAND
+from usage import schema as S
 
 DATA = Path(__file__).resolve().parent / "data"
 ALIBABA_PODS = DATA / "openb_pod_list_default_with_gpuspec33.parquet"
@@ -123,7 +123,7 @@ def main() -> None:
         for line in lines:
             print("  " + line)
     if args.out is not None:
-        from forecasting.io import write_csv_atomic
+        from usage.io import write_csv_atomic
 
         write_csv_atomic(pd.concat(tables, ignore_index=True), args.out)
 

@@ -86,7 +86,7 @@ def main() -> None:
     for line in verdict(summary):
         print("  " + line)
     if args.out is not None:
-        from forecasting.io import write_csv_atomic
+        from usage.io import write_csv_atomic
 
         write_csv_atomic(per_origin, args.out)
 

@@ -19,12 +19,12 @@ from dataclasses import replace
 import pandas as pd
 
 from app.cli import run_forecast
-from forecasting import schema as S
 from forecasting.samples import load_sample
 from optimizer.catalog import load_catalog
 from optimizer.inputs import PlanConfig
 from optimizer.solve import make_plan
 from optimizer.term import NEAR_HOURS, plan_scenarios
+from usage import schema as S
 
 START = pd.Timestamp("2026-01-01")
 HOURS = 744

@@ -37,9 +37,9 @@ import pandas as pd
 
 from forecasting import engine as E
 from forecasting import paths as P
-from forecasting import schema as S
 from forecasting.engine import ForecastConfig, LongForecast, conformal_quantiles, forecast_long, sample_paths
 from forecasting.samples import load_sample
+from usage import schema as S
 
 TUNING = tuple(pd.Timestamp(f"{y}-{m:02d}-01") for y, m in ((2024, 12), (2025, 1), (2025, 2), (2025, 3), (2025, 4),
                                                              (2025, 5)))

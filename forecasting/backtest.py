@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
 from forecasting.engine import QUANTILES, ForecastConfig, forecast_long, sample_paths, seasonal_scale
 from forecasting.models import BASELINES
+from usage import schema as S
 
 LEVELS = ("series", "team", "gpu_type", "total")
 METHOD_SELECTED = "selected"

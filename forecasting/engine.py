@@ -51,7 +51,7 @@ telemetry gap) are filled as missing (:mod:`forecasting.outages`, ``ForecastConf
 
 :func:`forecast_long` works on any ``unique_id`` (the hierarchy uses it for aggregate series);
 :func:`forecast` is the team x GPU-type wrapper that returns the forecast contract of
-``forecasting.schema.FORECAST_COLUMNS``.
+``usage.schema.FORECAST_COLUMNS``.
 """
 
 from __future__ import annotations
@@ -68,7 +68,6 @@ import numpy as np
 import pandas as pd
 from statsforecast import StatsForecast
 
-from forecasting import schema as S
 from forecasting.models import (
     BASELINES,
     CANDIDATES,
@@ -96,6 +95,7 @@ from forecasting.paths import (
     widen_offsets,
     widening,
 )
+from usage import schema as S
 
 Progress = Callable[[str], None]
 QUANTILES = {S.P05: 0.05, S.P10: 0.10, S.P50: 0.50, S.P90: 0.90, S.P95: 0.95}
@@ -980,7 +980,7 @@ def forecast(usage: pd.DataFrame, config: ForecastConfig | None = None, *,
     """Forecast every (team, gpu_type) series of a validated usage frame.
 
     Args:
-        usage: canonical usage frame (see ``forecasting.schema.validate_usage``).
+        usage: canonical usage frame (see ``usage.schema.validate_usage``).
         config: forecast settings; defaults to one week ahead.
         progress: optional callback receiving one line per step (for CLI progress).
 
@@ -1142,7 +1142,7 @@ def default_n_jobs(models: tuple[str, ...] = DEFAULT_MODELS) -> int:
 
 def write_forecast_csv(fc: pd.DataFrame, path) -> None:
     """Write the forecast contract CSV (timestamps as ISO 8601 UTC) atomically."""
-    from forecasting.io import write_csv_atomic
+    from usage.io import write_csv_atomic
 
     cols = [c for c in S.FORECAST_COLUMNS_FULL if c in fc.columns]
     out = fc[cols].copy()

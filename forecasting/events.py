@@ -44,7 +44,7 @@ Fields: ``team`` (required), ``kind`` (required), ``start`` (required), ``end``,
 (required for add/set), ``gpus`` (required for add/set, >= 0), ``factor`` (required for scale, >= 0),
 ``note`` (free text shown in the adjustments table).
 
-Every mistake raises :class:`EventsError` (a :class:`forecasting.schema.UsageError`) whose text is one
+Every mistake raises :class:`EventsError` (a :class:`usage.schema.UsageError`) whose text is one
 line naming the file, the YAML item (1-based) or CSV line, the field and the fix.
 
 Adjustments frame
@@ -71,7 +71,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from forecasting import schema as S
+from usage import schema as S
 
 KINDS = ("add", "set", "scale", "wind_down", "ramp_up")
 FIELDS = ("team", "gpu_type", "kind", "start", "end", "gpus", "factor", "note")

@@ -117,7 +117,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
 from forecasting.engine import (
     QUANTILES,
     ForecastConfig,
@@ -129,6 +128,7 @@ from forecasting.engine import (
     noise_scale,
     seasonal_scale,
 )
+from usage import schema as S
 
 LEVEL = "level"
 KEY = "key"
@@ -533,7 +533,7 @@ def reconcile_usage(usage: pd.DataFrame, config: ForecastConfig | None = None,
     """Forecast every node of the team x GPU-type hierarchy of a usage frame and reconcile them.
 
     Args:
-        usage: canonical usage frame (see ``forecasting.schema.validate_usage``).
+        usage: canonical usage frame (see ``usage.schema.validate_usage``).
         config: forecast settings used for every node (the same as for team forecasts).
         hconfig: reconciliation settings.
         progress: optional callback receiving one line per step (passed to the engine).
@@ -612,7 +612,7 @@ def add_adjustments(levels: pd.DataFrame, before: pd.DataFrame, after: pd.DataFr
 def write_levels_csv(levels: pd.DataFrame, path) -> None:
     """Write reconciled forecasts of every level (:attr:`HierarchicalForecast.forecast`) atomically, timestamps as
     ISO 8601 UTC; one row per (level, key, hour), GPUs per hour."""
-    from forecasting.io import write_csv_atomic
+    from usage.io import write_csv_atomic
 
     out = levels.copy()
     out[S.TIMESTAMP] = S.format_timestamp(pd.to_datetime(out[S.TIMESTAMP]))

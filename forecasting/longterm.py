@@ -146,7 +146,6 @@ from statsforecast.models import (
     WindowAverage,
 )
 
-from forecasting import schema as S
 from forecasting.events import (
     ADJUSTMENT_COLUMNS,
     DATE,
@@ -164,6 +163,7 @@ from forecasting.events import (
     value_columns,
     without_events,
 )
+from usage import schema as S
 
 Progress = Callable[[str], None]
 
@@ -1106,7 +1106,7 @@ def forecast_longterm(usage: pd.DataFrame, config: LongTermConfig | None = None,
     """Forecast every (team, gpu_type) series 12-36 months ahead at daily resolution.
 
     Args:
-        usage: canonical hourly usage frame (see ``forecasting.schema.validate_usage``).
+        usage: canonical hourly usage frame (see ``usage.schema.validate_usage``).
         config: settings; default one year ahead with daily models, the estimated trend and no growth.
         events: planned events (:func:`forecasting.events.load_events`) applied after trend and growth; the
             models are fitted on the usage without what they already did (:func:`forecasting.events.without_events`:

@@ -3,7 +3,7 @@
 Units: GPUs in use averaged over each hour (= GPU-hours per hour); timestamps are hourly, naive UTC.
 
 A whole organisation dropping to zero for a few hours is a scheduler outage or a telemetry gap (usage
-exports fill missing hours with 0 GPUs, see ``forecasting.schema.validate_usage``), not demand: on the Helios
+exports fill missing hours with 0 GPUs, see ``usage.schema.validate_usage``), not demand: on the Helios
 trace every one of the 16 teams reports 0 GPUs from 2020-05-09T16:00Z to 2020-05-10T15:00Z (cluster mean
 632 GPUs), and a forecast fitted on a history ending in that day projects zero demand. The engine treats such
 hours as missing: :func:`outage_hours` finds them and :func:`fill_outages` replaces them, per series, by the
@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
+from usage import schema as S
 
 MIN_SERIES = 2
 """Fewest series for all-zero hours to count as an outage (one series at zero is just that series' demand)."""

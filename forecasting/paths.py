@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
+from usage import schema as S
 
 ANCHOR_DAYS = 120
 """Trailing days whose mean level demand is expected to return to. Plan ÷ hindsight, synthetic org, 720 h

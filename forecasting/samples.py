@@ -77,7 +77,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.events import Event
-from forecasting.schema import (
+from usage.schema import (
     GPU_TYPE,
     GPUS,
     PROJECT,
@@ -500,7 +500,7 @@ def load_sample(name: str = "synthetic") -> pd.DataFrame:
         name: ``synthetic`` or ``helios`` (see :data:`SAMPLES`).
 
     Returns:
-        The frame returned by :func:`forecasting.schema.validate_usage`; ``attrs["sample"]`` holds the
+        The frame returned by :func:`usage.schema.validate_usage`; ``attrs["sample"]`` holds the
         sample name and ``attrs["note"]`` its description.
     """
     path = sample_path(name)

@@ -34,10 +34,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
 from forecasting.engine import ForecastConfig, LongForecast, default_n_jobs, forecast, sample_paths
 from operate.budgets import Budget
 from operate.costing import COST, Rates, priced
+from usage import schema as S
 
 SCHEMA = "gpuplan.alerts/v1"
 PROJECT_SHARE_DAYS = 28

@@ -87,9 +87,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
 from forecasting.engine import ForecastConfig, forecast_long
 from forecasting.events import Event, apply_events, remove_events
+from usage import schema as S
 
 ALL_GPUS = "all"
 """``gpu_type`` of a team's total over its GPU types."""

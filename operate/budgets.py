@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from forecasting.schema import UsageError
 from operate.files import PERIOD, PERIOD_END, PERIOD_START, blank, number, parse_period, read_records
+from usage.schema import UsageError
 
 TEAM = "team"
 PROJECT = "project"

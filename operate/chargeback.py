@@ -20,7 +20,7 @@ model the GPUs served and the USD of each purchase option. Allocation:
 * idle GPU cost per team, where utilisation is known: the allocated cost of each row times
   ``1 - utilization`` (rows without utilisation are counted as not covered);
 * data costs, when data lines are given (``data``: the canonical data-usage frame of
-  :mod:`forecasting.ingest.data_lines`): each team's storage and transfer lines of the billing period (a month
+  :mod:`usage.ingest.data_lines`): each team's storage and transfer lines of the billing period (a month
   partly inside the period pro rata by hours, :func:`operate.data_costs.in_period`) in their own columns
   ``storage_usd, transfer_usd, data_usd`` (:data:`DATA_COLUMNS`); untagged lines stay on ``unallocated``, and a
   team with data lines but no GPU-hours gets its own row. The bill then is the GPU bill plus the data lines.
@@ -39,9 +39,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
 from optimizer.billing import Bill, bill
 from optimizer.plan import Plan
+from usage import schema as S
 
 TEAM = "team"
 GPU_HOURS = "gpu_hours"

@@ -46,9 +46,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
-from forecasting.ingest.azure import AZURE_GPU_SIZES, meter_size_sql
-from forecasting.ingest.readers import (
+from usage import schema as S
+from usage.ingest.azure import AZURE_GPU_SIZES, meter_size_sql
+from usage.ingest.readers import (
     as_double,
     as_text,
     as_timestamptz,
@@ -59,7 +59,7 @@ from forecasting.ingest.readers import (
     scan_sql,
     sql_ident,
 )
-from forecasting.schema import UsageError
+from usage.schema import UsageError
 
 LEDGER_COLUMNS = ("commitment_id", "provider", "type", "instance_type", "scope", "term_start", "term_end", "option",
                   "count",
@@ -565,7 +565,7 @@ def export_usage(path: str | Path, tag_key: str, instance_gpus: Mapping[str, tup
                  known_gpu_types: Iterable[str]) -> tuple[pd.DataFrame | None, tuple[str, ...]]:
     """The GPU usage of the same billing export (to name the teams that could move onto a commitment) and the
     notes to show: its ingestion warnings, or why there is none (None when the export has no GPU usage rows)."""
-    from forecasting.ingest import load_usage
+    from usage.ingest import load_usage
 
     try:
         usage, report = load_usage(path, "auto", tag_key=tag_key, instance_gpus=instance_gpus,

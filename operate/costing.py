@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
 from optimizer.catalog import Catalog
 from optimizer.inputs import PlanConfig, offers_for
+from usage import schema as S
 
 COST = "cost_usd"
 PERIOD_START = "period_start"

@@ -1,9 +1,9 @@
 """Data costs (storage and data transfer) beside GPU costs: reading data lines and summing them per team and period.
 
-The data lines are the canonical data-usage frame of :mod:`forecasting.ingest.data_lines` (``month, team, project,
+The data lines are the canonical data-usage frame of :mod:`usage.ingest.data_lines` (``month, team, project,
 category, class, quantity, unit, cost_usd``), read either from a CSV in that frame (e.g. the ``--out`` of
 ``gpuplan data-costs --by-class-out`` is not one; the shipped ``data_samples/synthetic_org_data_costs.csv`` is) or
-straight from a billing export (CUR, FOCUS, Google Cloud) with :func:`forecasting.ingest.data_lines.load_data_lines`.
+straight from a billing export (CUR, FOCUS, Google Cloud) with :func:`usage.ingest.data_lines.load_data_lines`.
 
 A data line is billed per calendar month; a period that covers part of a month gets that month's cost pro rata by
 hours (``hours of the month inside the period / hours of the month``), so the costs of consecutive periods add up
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
-from forecasting.ingest.data_lines import CATEGORIES, DATA_COLUMNS, TRANSFER
+from usage import schema as S
+from usage.ingest.data_lines import CATEGORIES, DATA_COLUMNS, TRANSFER
 
 STORAGE_USD = "storage_usd"
 TRANSFER_USD = "transfer_usd"
@@ -40,8 +40,8 @@ def read_data_usage(path: str | Path, *, tag_key: str = "team", project_key: str
     """Read data lines: a CSV in the canonical data-usage frame, else a billing export.
 
     Args:
-        path: a CSV whose header has the columns :data:`~forecasting.ingest.data_lines.DATA_COLUMNS`, or a billing
-            export :func:`~forecasting.ingest.data_lines.load_data_lines` reads.
+        path: a CSV whose header has the columns :data:`~usage.ingest.data_lines.DATA_COLUMNS`, or a billing
+            export :func:`~usage.ingest.data_lines.load_data_lines` reads.
         tag_key, project_key: cost-allocation tags of a billing export (ignored for a canonical CSV).
 
     Returns:
@@ -57,7 +57,7 @@ def read_data_usage(path: str | Path, *, tag_key: str = "team", project_key: str
             header = next(csv.reader(fh), [])
         if set(DATA_COLUMNS) <= {h.strip() for h in header}:
             return _read_canonical(path)
-    from forecasting.ingest.data_lines import load_data_lines
+    from usage.ingest.data_lines import load_data_lines
 
     frame, _ = load_data_lines(path, tag_key=tag_key, project_key=project_key)
     return frame

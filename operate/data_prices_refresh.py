@@ -31,9 +31,9 @@ from typing import Any
 
 import pandas as pd
 
-from forecasting.io import write_csv_atomic
 from operate.data_savings import PRICE_COLUMNS
 from optimizer.catalog_refresh import RefreshError, _pages
+from usage.io import write_csv_atomic
 
 REFRESH_SOURCE = "AWS Price List API"
 USAGE_ITEMS: dict[str, tuple[str, str]] = {
@@ -197,7 +197,7 @@ def prices_from_offer_csv(path: str | Path, region: str) -> PricesRefreshResult:
     Raises:
         UsageError: unreadable file or no offer header (one line: file and fix).
     """
-    from forecasting.schema import UsageError
+    from usage.schema import UsageError
 
     source = str(path)
     try:

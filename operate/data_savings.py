@@ -5,14 +5,14 @@ removes.
 Units: storage prices are **USD per GB-month**, retrieval and transfer prices **USD per GB**, request fees USD per
 request, the Intelligent-Tiering monitoring fee USD per object-month; GB is the billed GB of 2^30 bytes (a TB is
 1,024 GB). Every :class:`Saving` is **USD per month**, priced on the latest month of the data-usage frame
-(:func:`forecasting.ingest.data_lines.load_data_lines`); one-off costs (lifecycle transition requests) are
+(:func:`usage.ingest.data_lines.load_data_lines`); one-off costs (lifecycle transition requests) are
 ``one_off_usd``, USD, and never netted into the monthly figure.
 
 What a billing export can tell, and what it cannot:
 
 * **Unread storage.** The export has one line per month, team, project and storage class for S3 GET requests
   (``Requests-Tier2`` on Standard) and retrieval (``Retrieval-SIA`` ...), read by
-  :func:`forecasting.ingest.data_lines.load_detail_lines`. A team's and project's Standard storage counts as unread
+  :func:`usage.ingest.data_lines.load_detail_lines`. A team's and project's Standard storage counts as unread
   for ``unread_days`` when the export covers that many days (``ceil(unread_days / 30)`` months) with Standard
   storage and has no read request in any of them (and the export has S3 request lines at all). The export cannot
   tell which objects or prefixes were read, nor an object's last-access date (S3 server access logs or Storage
@@ -41,7 +41,7 @@ from typing import Any
 
 import pandas as pd
 
-from forecasting.schema import UsageError
+from usage.schema import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PRICES = ROOT / "data_samples" / "prices" / "aws_data_prices.csv"
@@ -570,12 +570,12 @@ def find_savings(data: pd.DataFrame, prices: DataPrices, policy: SavingsPolicy, 
     """Savings that can be acted on, largest first.
 
     Args:
-        data: the data-usage frame (:func:`forecasting.ingest.data_lines.load_data_lines`); savings are priced on
+        data: the data-usage frame (:func:`usage.ingest.data_lines.load_data_lines`); savings are priced on
             its latest month.
         prices: the price file (:func:`load_prices`).
         policy: what counts (:class:`SavingsPolicy`).
         details: request, retrieval, volume and snapshot lines with resource ids
-            (:func:`forecasting.ingest.data_lines.load_detail_lines`); without it, storage counts as unread only by
+            (:func:`usage.ingest.data_lines.load_detail_lines`); without it, storage counts as unread only by
             the policy's ``read_fraction`` and snapshot age only by its ``snapshot_old_share``.
         volumes: EBS volume inventory (:func:`load_volumes`) for unattached volumes.
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from forecasting.io import read_text
-from forecasting.schema import UsageError, csv_row
 from optimizer.plan import Plan
+from usage.io import read_text
+from usage.schema import UsageError, csv_row
 
 PERIOD = "period"
 PERIOD_START = "period_start"

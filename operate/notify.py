@@ -38,8 +38,8 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from forecasting.io import read_text, write_json_atomic
-from forecasting.schema import UsageError
+from usage.io import read_text, write_json_atomic
+from usage.schema import UsageError
 
 STATE_VERSION = 1
 WORSEN_RATIO = 1.10

@@ -44,13 +44,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from forecasting import schema as S
-from forecasting.io import read_text
-from forecasting.schema import UsageError
 from operate.commitments import UtilizationRule
 from operate.costing import COST
 from optimizer.plan import Plan
 from optimizer.summary import commitment_obligation_usd
+from usage import schema as S
+from usage.io import read_text
+from usage.schema import UsageError
 
 SECTIONS = {"required_tags": None, "approval_required": {"instance_types", "approved"},
             "idle_gpu": {"utilization_below", "for_hours", "teams", "lookback_days"},

@@ -47,8 +47,8 @@ import jmespath
 import jsonschema
 import yaml
 
-from forecasting.io import write_folder_atomic
 from operate.policy import Policy
+from usage.io import write_folder_atomic
 
 TARGETS = ("aws-scp", "aws-tag-policy", "kyverno", "custodian")
 SCP_MAX_CHARS = 5120

@@ -34,14 +34,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
-from forecasting.io import safe_csv_frame, write_folder_atomic
 from operate import svg
 from operate.alerts import AlertReport
 from operate.chargeback import Chargeback
 from operate.costing import COST
 from operate.data_costs import by_team_class_trend
 from operate.policy import CheckReport
+from usage import schema as S
+from usage.io import safe_csv_frame, write_folder_atomic
 
 CSS = """body{font-family:system-ui,sans-serif;margin:24px;max-width:1000px;color:#222}
 h1{font-size:22px}h2{font-size:17px;margin-top:32px;border-bottom:1px solid #ccc}
@@ -260,7 +260,7 @@ def build_review(priced_usage: pd.DataFrame, *, cost_basis: str, alerts: AlertRe
 
 def _data_section(data: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> list[str]:
     """The "Data costs" section: last month per team (storage, transfer), monthly trend, per team and class."""
-    from forecasting.ingest.data_lines import data_costs
+    from usage.ingest.data_lines import data_costs
 
     if data.empty:
         return ["<h2>Data costs (storage and transfer)</h2>", '<p class="note">No data lines.</p>']
@@ -299,7 +299,7 @@ def _data_section(data: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> list[s
 def write_review(review: Review, out_dir: str | Path) -> list[Path]:
     """Write ``report.html`` and one spreadsheet-safe CSV per table into ``out_dir``; return the paths.
 
-    All files are written into a temporary folder beside ``out_dir`` first (:func:`forecasting.io.write_folder_atomic`),
+    All files are written into a temporary folder beside ``out_dir`` first (:func:`usage.io.write_folder_atomic`),
     so a failure never leaves a half-written report.
     """
     files = {"report.html": lambda fh: fh.write(review.html)}

@@ -6,7 +6,7 @@ Units file (CSV, or YAML under ``units:``): ``team``, optional ``project``, ``pe
 (:mod:`operate.costing`) of the team (and project) in the period; cost per unit = cost / count, GPU-hours per
 unit likewise, and the trend is the change against the previous period of the same team, project and unit.
 
-With data lines (``data``, the canonical data-usage frame of :mod:`forecasting.ingest.data_lines`) the cost of a
+With data lines (``data``, the canonical data-usage frame of :mod:`usage.ingest.data_lines`) the cost of a
 row also includes the team's (project's) storage and transfer costs in the period (months pro rata by hours,
 :func:`operate.data_costs.in_period`), shown apart: ``gpu_cost_usd`` + ``data_usd`` = ``cost_usd``, and
 ``data_usd_per_unit`` next to ``usd_per_unit`` (:data:`COLUMNS_WITH_DATA`).
@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
-from forecasting.schema import UsageError
 from operate.costing import COST
 from operate.files import PERIOD, PERIOD_START, blank, number, parse_period, read_records
+from usage import schema as S
+from usage.schema import UsageError
 
 UNIT = "unit"
 COUNT = "count"

@@ -44,8 +44,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from forecasting.io import read_text, write_json_atomic
-from forecasting.schema import UsageError
+from usage.io import read_text, write_json_atomic
+from usage.schema import UsageError
 
 SCHEMA = "gpuplan.watch-run/v1"
 KEYS = {"usage", "format", "tag_key", "region", "catalog", "budgets", "policy", "plan", "anomalies", "alerts",
@@ -185,7 +185,6 @@ def run_watch(config: WatchConfig, usage: pd.DataFrame, rates, *, as_of: pd.Time
               instance_gpus: Mapping[str, tuple[str, float]] | None = None) -> WatchRun:
     """One run (module docstring) on already loaded usage and its list ``rates``; writes the run record.
     ``instance_gpus`` (the catalog's) names the GPU model of commitments in the billing export."""
-    from forecasting import schema as S
     from operate.alerts import compute_alerts, default_as_of, forecast_for_budgets
     from operate.anomalies import AnomalyConfig, detect, to_csv_frame
     from operate.budgets import load_budgets
@@ -201,6 +200,7 @@ def run_watch(config: WatchConfig, usage: pd.DataFrame, rates, *, as_of: pd.Time
         violation_items,
     )
     from operate.policy import check_commitments, check_plan, check_usage, combine, load_policy
+    from usage import schema as S
 
     started = _utc(now)
     channels = Channels(tuple(Webhook(u, f) for u, f in config.webhooks), smtp_from_env() if config.email else None)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from forecasting import schema as S
 from optimizer.catalog import Catalog, load_catalog
 from optimizer.inputs import PlanConfig, PlanningError, scenarios_from_paths
 from optimizer.plan import Plan
 from optimizer.solve import PlanResult, make_plan
 from optimizer.summary import summary
+from usage import schema as S
 
 
 def plan_purchases(forecast, start: str | pd.Timestamp, hours: int, *, catalog: Catalog | None = None,

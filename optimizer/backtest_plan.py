@@ -31,7 +31,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
 from optimizer.baselines import LOOKBACK_DAYS, all_on_demand_plan, hindsight_plan, lookback_plan
 from optimizer.billing import Bill, bill, bill_term
 from optimizer.catalog import Catalog
@@ -39,6 +38,7 @@ from optimizer.inputs import PLAN_PATHS, PlanConfig, PlanningError
 from optimizer.options import DEFAULT_COMMITMENT_OPTIONS, term_hours
 from optimizer.plan import Plan
 from optimizer.solve import make_plan
+from usage import schema as S
 
 Planner = Callable[[pd.DataFrame, Catalog, list[PlanConfig]], list[Plan]]
 """Decides plans from the usage history (rows strictly before the window) for each config (same window)."""

@@ -31,7 +31,6 @@ import math
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
 from optimizer import catalog as C
 from optimizer.billing import bill
 from optimizer.catalog import Catalog
@@ -46,6 +45,7 @@ from optimizer.inputs import (
 )
 from optimizer.plan import Commitment, Expected, OnDemandRate, Plan, SpotAllowance
 from optimizer.solve import PlanResult, bill_scenarios, make_plan
+from usage import schema as S
 
 LOOKBACK_DAYS = (7, 30, 60)
 """Look-back periods the cloud consoles offer (AWS: 7, 30 and 60 days)."""

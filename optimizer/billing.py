@@ -48,8 +48,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
 from optimizer.plan import Commitment, Plan, TermSpot
+from usage import schema as S
 
 COST_COLUMNS = ("committed_usd", "spot_usd", "on_demand_usd")
 

@@ -48,12 +48,12 @@ import numpy as np
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-from forecasting import schema as S
 from optimizer import catalog as C
 from optimizer.billing import cost_arrays, pricing_for, tail_cost_arrays
 from optimizer.catalog_refresh import RefreshError
 from optimizer.inputs import PlanningError
 from optimizer.plan import Plan
+from usage import schema as S
 
 BOOK_AHEAD_DAYS = 56
 """A Capacity Block can be booked at most 8 weeks before it starts."""
@@ -133,7 +133,7 @@ def load_prices(path: str | Path | None = None) -> BlockPrices:
     if not path.is_file():
         raise CapacityBlockPriceError(name, "Capacity Block price file not found",
                                       fix="give a CSV with columns " + ", ".join(PRICE_COLUMNS))
-    from forecasting.io import read_text
+    from usage.io import read_text
 
     try:
         table = pd.read_csv(io.StringIO(read_text(path)), dtype=str, keep_default_na=False)

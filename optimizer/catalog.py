@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecasting.io import write_csv_atomic
 from optimizer.options import (
     ON_DEMAND,
     PURCHASABLE_OPTIONS,
@@ -39,6 +38,7 @@ from optimizer.options import (
     commitment_option,
     term_hours,
 )
+from usage.io import write_csv_atomic
 
 # --- catalog columns ------------------------------------------------------------------------------
 PROVIDER = "provider"

@@ -23,7 +23,7 @@ the catalog (:func:`optimizer.savings_plans.savings_plan_commitment`). A CSV hea
 ``commitment_usd_per_hour`` (and ``instance_family``); a file of savings plans only may leave out ``instance_type`` and
 ``count``.
 
-Every mistake raises :class:`forecasting.schema.UsageError`: one line naming the file, the row (CSV: the
+Every mistake raises :class:`usage.schema.UsageError`: one line naming the file, the row (CSV: the
 line number, header = 1; YAML: the item, 1-based), the column and the fix.
 """
 
@@ -36,10 +36,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from forecasting import schema as S
 from optimizer import catalog as C
 from optimizer.options import COMMITMENT_OPTIONS, SAVINGS_PLAN_OPTIONS
 from optimizer.plan import Commitment
+from usage import schema as S
 
 COLUMNS = ("instance_type", "option", "count", "start", "expiry")
 SP_COLUMNS = ("option", "commitment_usd_per_hour", "start", "expiry")
@@ -163,7 +163,7 @@ def load_existing(path: str | Path, catalog: C.Catalog, region: str) -> tuple[Co
     """Read and validate a file of owned commitments (``.csv``, ``.yaml`` or ``.yml``).
 
     Raises:
-        forecasting.schema.UsageError: one line naming the file, row, column and fix.
+        usage.schema.UsageError: one line naming the file, row, column and fix.
     """
     path = Path(path)
     _suffix(path.name)
@@ -180,7 +180,7 @@ def parse_existing(text: str, name: str, catalog: C.Catalog, region: str) -> tup
     the format; e.g. an upload in the app), validated as :func:`load_existing` does.
 
     Raises:
-        forecasting.schema.UsageError: one line naming the file, row, column and fix.
+        usage.schema.UsageError: one line naming the file, row, column and fix.
     """
     if _suffix(name) == ".csv":
         try:

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
 from optimizer import catalog as C
 from optimizer.options import DEFAULT_COMMITMENT_OPTIONS, ON_DEMAND, SPOT, is_savings_plan, term_hours
 from optimizer.plan import Commitment
+from usage import schema as S
 
 SCENARIO_WEIGHTS = {S.P10: 0.3, S.P50: 0.4, S.P90: 0.3}
 PLAN_PATHS = 50

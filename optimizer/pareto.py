@@ -25,11 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
 from optimizer import catalog as C
 from optimizer import rightsizing as R
 from optimizer.inputs import PlanConfig, PlanningError
 from optimizer.workloads import Workloads
+from usage import schema as S
 
 SPEED_PRIORITY = "speed_priority"
 SPEED_PRIORITY_TO = "speed_priority_to"

@@ -46,7 +46,7 @@ from typing import Any
 
 import pandas as pd
 
-from forecasting.io import write_json_atomic
+from usage.io import write_json_atomic
 
 SCHEMA = "gpuplan.plan/v1"
 SERVING_RULE = (

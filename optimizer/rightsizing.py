@@ -39,12 +39,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
 from optimizer import catalog as C
 from optimizer.inputs import PlanConfig, PlanningError
 from optimizer.options import ON_DEMAND, SPOT
 from optimizer.plan import Plan, TeamRoute
 from optimizer.workloads import WorkloadClass, Workloads
+from usage import schema as S
 
 REFERENCE_GPU = "NVIDIA A100"
 DEFAULT_THROUGHPUT = C.DATA_DIR / "gpu_throughput.csv"

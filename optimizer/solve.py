@@ -22,13 +22,13 @@ import numpy as np
 import pandas as pd
 import pulp
 
-from forecasting import schema as S
 from optimizer import catalog as C
 from optimizer.billing import model_cost_arrays
 from optimizer.inputs import Offers, PlanConfig, PlanningError, Scenarios, offers_for, scenarios_from_forecast
 from optimizer.plan import Commitment, Expected, OnDemandRate, Plan, SpotAllowance, Term, TermSpot
 from optimizer.problem import CVAR_ALPHA, BuiltProblem, GpuModelVars, build_problem
 from optimizer.term import discount, month_discounts
+from usage import schema as S
 
 Progress = Callable[[str], None]
 

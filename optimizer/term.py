@@ -49,7 +49,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
 from optimizer.inputs import (
     HISTORY_DAYS,
     HISTORY_WEIGHT,
@@ -60,6 +59,7 @@ from optimizer.inputs import (
     Scenarios,
     replay_span,
 )
+from usage import schema as S
 
 NEAR_HOURS = 720
 """Hours of the window planned on the hourly engine's sample paths and the replayed history: the longest window

@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from forecasting import schema as S
+from usage import schema as S
 
 FIELDS = ("min_gpu_memory_gib", "gpus_per_job", "fast_interconnect", "spot_tolerant", "latency_bound",
           "checkpoint_interval_hours")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from forecasting import schema as S
 from optimizer import catalog as C
 from optimizer.options import term_hours
+from usage import schema as S
 
 START = pd.Timestamp("2026-01-01 00:00")
 

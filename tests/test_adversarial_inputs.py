@@ -3,7 +3,7 @@
 Every case either reads correctly (checked against the numbers the file holds) or fails with one
 :class:`UsageError` line naming the file, the row or column, and the fix. Reusable: add a row to a
 parameter table to cover a new case. Files are real files in ``tmp_path`` read through
-:func:`forecasting.ingest.load_usage` (DuckDB), the CLI in a subprocess, or the policy reader.
+:func:`usage.ingest.load_usage` (DuckDB), the CLI in a subprocess, or the policy reader.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from forecasting import schema as S
 from forecasting.engine import ForecastConfig, forecast
 from forecasting.hierarchy import build_hierarchy
-from forecasting.ingest import load_usage
-from forecasting.schema import UsageError
 from operate.policy import load_policy
 from optimizer.catalog import load_catalog
+from usage import schema as S
+from usage.ingest import load_usage
+from usage.schema import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "ingest"
@@ -149,7 +149,7 @@ def test_real_focus_10_sample_reads_its_gpu_rows_from_the_charge_description(ins
 @pytest.mark.parametrize(("extra", "version"), [((), "1.0"), (("SkuMeter",), "1.1"), (("InvoiceId",), "1.2"),
                                                 (("ServiceProviderName",), "1.3")])
 def test_focus_version_is_the_one_the_columns_show(extra, version):
-    from forecasting.ingest.focus import focus_version
+    from usage.ingest.focus import focus_version
 
     assert focus_version(["ChargePeriodStart", "ConsumedQuantity", "ProviderName", *extra]) == version
 

@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 from app import limits
 from app import store as St
 from app.cli import app
-from forecasting import io as fio
+from usage import io as fio
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAN = ROOT / "data_samples" / "operate" / "plan_2025-11.json"

@@ -21,9 +21,9 @@ from app import charts, fmt, view
 from app import forecast_state as FS
 from app import plan_frames as PF
 from app import state as A
-from forecasting import schema as S
 from optimizer.catalog import load_catalog
 from optimizer.plan import Plan
+from usage import schema as S
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
 EXPECTED = "Expected cost in the window (USD)"

@@ -26,7 +26,6 @@ from app import plan_state as PS
 from app import state as A
 from app import whatif_model as W
 from app.summary_html import cost_svg, plan_summary_html
-from forecasting import schema as S
 from forecasting.engine import ForecastConfig, forecast
 from forecasting.events import parse_events
 from forecasting.samples import load_sample
@@ -36,6 +35,7 @@ from optimizer.catalog import load_catalog
 from optimizer.inputs import PlanConfig
 from optimizer.term import plan_scenarios
 from tests.test_app import _toy_history
+from usage import schema as S
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
 PAGES = {"overview": "app_pages/overview.py", "forecast": "app_pages/forecast.py", "plan": "app_pages/plan.py",

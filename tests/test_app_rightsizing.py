@@ -21,11 +21,11 @@ from app import state as A
 from app import view
 from app.app_pages import scenarios as P
 from app.cli_rightsizing import route_for_plan
-from forecasting import schema as S
 from forecasting.samples import data_dir
 from optimizer.catalog import load_catalog
 from optimizer.inputs import scenarios_from_paths
 from optimizer.rightsizing import load_throughput
+from usage import schema as S
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
 HOURS = 168

@@ -8,12 +8,12 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
-from forecasting import schema as S
 from forecasting.backtest import BacktestConfig, _score_points, rolling_backtest
 from forecasting.engine import ForecastConfig
 from forecasting.models import BASELINES
 from forecasting.samples import load_sample
 from tests.test_cli import HELIOS
+from usage import schema as S
 
 
 def test_pinball_and_coverage_by_hand():

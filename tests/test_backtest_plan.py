@@ -10,7 +10,6 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
-from forecasting import schema as S
 from optimizer.backtest_plan import (
     ALL_ON_DEMAND,
     HINDSIGHT,
@@ -24,6 +23,7 @@ from optimizer.backtest_plan import (
 from optimizer.inputs import PlanningError
 from optimizer.plan import Expected, OnDemandRate, Plan
 from tests.helpers import make_catalog
+from usage import schema as S
 
 ROWS = [
     {"instance_type": "x.1", "purchase_option": "on_demand", "price": 1.0},

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from forecasting import schema as S
 from optimizer import catalog as C
 from optimizer.backtest_plan import capped_cost
 from optimizer.baselines import (
@@ -22,6 +21,7 @@ from optimizer.billing import bill
 from optimizer.inputs import PlanConfig, PlanningError, Scenarios, offers_for
 from optimizer.solve import make_plan
 from tests.helpers import START, make_catalog
+from usage import schema as S
 
 # One 1-GPU type: on-demand 1.00 USD/h, reserved 0.60 (40% off), convertible 0.70, spot 0.30 USD/h.
 ROWS = [

@@ -18,10 +18,10 @@ from benchmarks.hierarchy_accuracy import (
     summary,
     worse_anywhere,
 )
-from forecasting import schema as S
 from forecasting.engine import ForecastConfig
 from forecasting.hierarchy import LEVEL, LEVEL_BOTTOM, LEVEL_GPU, LEVEL_TEAM, LEVEL_TOTAL, build_hierarchy
 from forecasting.samples import load_sample
+from usage import schema as S
 
 
 def test_alibaba_gpu_spec_groups_17_constraints_under_3_catalog_models():

@@ -21,13 +21,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forecasting import schema as S
-from forecasting.ingest.data_lines import load_data_lines
 from operate.chargeback import COLUMNS, DATA_COLUMNS, allocate
 from operate.data_costs import read_data_usage
 from optimizer.billing import bill
 from optimizer.plan import Commitment, Expected, OnDemandRate, Plan, SpotAllowance
 from tests.test_operate_chargeback import random_bill
+from usage import schema as S
+from usage.ingest.data_lines import load_data_lines
 
 A100 = "NVIDIA A100"
 START = pd.Timestamp("2026-01-01")

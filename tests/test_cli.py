@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
-from forecasting import schema as S
 from optimizer.plan import Plan
+from usage import schema as S
 
 ROOT = Path(__file__).resolve().parents[1]
 HELIOS = ROOT / "data_samples" / "helios_earth_may2020.csv"

@@ -19,9 +19,6 @@ import yaml
 from typer.testing import CliRunner
 
 from app.cli import app
-from forecasting import schema as S
-from forecasting.ingest import load_usage
-from forecasting.schema import UsageError
 from operate.commitments import (
     UtilizationRule,
     existing_rows,
@@ -35,6 +32,9 @@ from optimizer import catalog as C
 from optimizer.existing import load_existing
 from optimizer.plan import Commitment
 from tests.test_operate_notify import Hook
+from usage import schema as S
+from usage.ingest import load_usage
+from usage.schema import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 BILLING = ROOT / "data_samples" / "billing"

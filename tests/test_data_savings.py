@@ -22,8 +22,6 @@ import pandas as pd
 import pytest
 from botocore.stub import Stubber
 
-from forecasting.ingest.data_lines import DETAIL_COLUMNS, load_data_lines, load_detail_lines
-from forecasting.schema import UsageError
 from operate.data_prices_refresh import refresh_data_prices, write_prices
 from operate.data_savings import (
     COLOCATE_TRANSFER,
@@ -38,6 +36,8 @@ from operate.data_savings import (
     savings_frame,
 )
 from optimizer.catalog_refresh import RefreshError
+from usage.ingest.data_lines import DETAIL_COLUMNS, load_data_lines, load_detail_lines
+from usage.schema import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = ["identity_line_item_id", "line_item_line_item_type", "line_item_usage_start_date",

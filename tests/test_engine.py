@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting import schema as S
 from forecasting.backtest import holdout_accuracy
 from forecasting.engine import (
     ForecastConfig,
@@ -17,6 +16,7 @@ from forecasting.engine import (
     write_forecast_csv,
 )
 from forecasting.samples import load_sample
+from usage import schema as S
 
 T0 = pd.Timestamp("2025-01-01")
 

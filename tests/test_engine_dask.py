@@ -17,8 +17,8 @@ import pytest
 from dask.distributed import Client, LocalCluster
 
 from forecasting import engine as E
-from forecasting import schema as S
 from forecasting.samples import load_sample
+from usage import schema as S
 
 pytestmark = pytest.mark.slow
 T0 = pd.Timestamp("2025-03-01")

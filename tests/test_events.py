@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting import schema as S
 from forecasting.events import (
     DATE,
     DELTA_GPU_HOURS,
@@ -21,6 +20,7 @@ from forecasting.events import (
     parse_events,
     remove_events,
 )
+from usage import schema as S
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = pd.Timestamp("2026-01-01")

@@ -16,11 +16,11 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from app.cli import app, plan_from_usage
-from forecasting import schema as S
 from forecasting.events import Event, in_history, not_seen, without_events
 from forecasting.longterm import LongTermConfig, forecast_longterm
 from optimizer.catalog import load_catalog
 from optimizer.inputs import PlanConfig
+from usage import schema as S
 
 A100, L4 = "NVIDIA A100", "NVIDIA L4"
 END = pd.Timestamp("2026-03-01")   # first hour after the usage

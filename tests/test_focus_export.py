@@ -12,10 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
-from forecasting import schema as S
-from forecasting.ingest import load_usage
 from operate import focus_export as F
 from optimizer.catalog import load_catalog
+from usage import schema as S
+from usage.ingest import load_usage
 
 ROOT = Path(__file__).resolve().parents[1]
 USAGE = str(ROOT / "data_samples" / "synthetic_org.parquet")

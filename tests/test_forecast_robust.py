@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from benchmarks.forecast_accuracy import HORIZONS, MIN_HISTORY, STEP, origins, series_type
-from forecasting import schema as S
 from forecasting.engine import (
     OWN_SCALE_FLOOR,
     ForecastConfig,
@@ -19,6 +18,7 @@ from forecasting.engine import (
     stale_seasonal,
 )
 from forecasting.models import DEFAULT_MODELS, INTERMITTENT
+from usage import schema as S
 
 
 def _frame(values, uid: str = "t|gpu", start: str = "2025-01-01") -> pd.DataFrame:

@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forecasting import schema as S
 from forecasting.engine import QUANTILES, ForecastConfig, LongForecast
 from forecasting.hierarchy import (
     BASE_MEAN,
@@ -30,6 +29,7 @@ from forecasting.hierarchy import (
     reconcile_usage,
 )
 from forecasting.samples import load_sample
+from usage import schema as S
 
 T0 = pd.Timestamp("2025-01-01")
 HORIZON = 168

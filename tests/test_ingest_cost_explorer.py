@@ -11,10 +11,10 @@ import pytest
 from botocore.exceptions import NoCredentialsError
 from botocore.stub import Stubber
 
-from forecasting.ingest import fetch_cost_explorer
-from forecasting.ingest.cost_explorer import build_request, gpu_instance_types
-from forecasting.schema import UNALLOCATED_TEAM, UsageError
 from optimizer.catalog import load_catalog
+from usage.ingest import fetch_cost_explorer
+from usage.ingest.cost_explorer import build_request, gpu_instance_types
+from usage.schema import UNALLOCATED_TEAM, UsageError
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""AWS CUR 2.0 and legacy CUR exports -> canonical GPU usage (forecasting.ingest.cur).
+"""AWS CUR 2.0 and legacy CUR exports -> canonical GPU usage (usage.ingest.cur).
 
 GPUs per instance from the shipped catalog: p4d.24xlarge 8 (A100), g5.xlarge 1 (A10G),
 g6e.12xlarge 4 (L40S), p5.48xlarge 8 (H100).
@@ -15,10 +15,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from forecasting.ingest import load_usage
-from forecasting.ingest.readers import normalize_name
-from forecasting.schema import UNALLOCATED_TEAM, UsageError
 from optimizer.catalog import load_catalog
+from usage.ingest import load_usage
+from usage.ingest.readers import normalize_name
+from usage.schema import UNALLOCATED_TEAM, UsageError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
 HOUR = "2025-03-02 10:00"

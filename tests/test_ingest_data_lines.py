@@ -1,4 +1,4 @@
-"""Storage and data-transfer lines of billing exports -> the data-usage frame (forecasting.ingest.data_lines),
+"""Storage and data-transfer lines of billing exports -> the data-usage frame (usage.ingest.data_lines),
 and ``gpuplan data-costs`` (issue 17, items 1 and 2).
 
 Every export here is written by hand in the test, so each expected amount is a sum a reader can redo:
@@ -16,8 +16,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from forecasting.ingest import load_usage
-from forecasting.ingest.data_lines import (
+from optimizer.catalog import load_catalog
+from usage.ingest import load_usage
+from usage.ingest.data_lines import (
     DATA_COLUMNS,
     by_class,
     classify_aws,
@@ -26,8 +27,7 @@ from forecasting.ingest.data_lines import (
     load_data_lines,
     unit_factor,
 )
-from forecasting.schema import UNALLOCATED_TEAM, UsageError
-from optimizer.catalog import load_catalog
+from usage.schema import UNALLOCATED_TEAM, UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 CUR_HEADER = ["identity_line_item_id", "line_item_line_item_type", "line_item_usage_start_date",

@@ -1,4 +1,4 @@
-"""Format detection, file handling and canonical files (forecasting.ingest)."""
+"""Format detection, file handling and canonical files (usage.ingest)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from forecasting.ingest import IngestReport, detect_format, load_usage, missing_columns
-from forecasting.schema import UNALLOCATED_TEAM, UsageError, ValidationReport
 from optimizer.catalog import load_catalog
+from usage.ingest import IngestReport, detect_format, load_usage, missing_columns
+from usage.schema import UNALLOCATED_TEAM, UsageError, ValidationReport
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
 

@@ -1,4 +1,4 @@
-"""FOCUS billing exports (1.0 to 1.3) -> canonical GPU usage (forecasting.ingest.focus).
+"""FOCUS billing exports (1.0 to 1.3) -> canonical GPU usage (usage.ingest.focus).
 
 GPUs per instance from the shipped catalog: p4d.24xlarge 8 (A100), p5.48xlarge 8 (H100), g5.xlarge 1
 (A10G), g6.xlarge 1 (L4).
@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from forecasting.ingest import load_usage
-from forecasting.schema import UNALLOCATED_TEAM, UsageError
 from optimizer.catalog import load_catalog
+from usage.ingest import load_usage
+from usage.schema import UNALLOCATED_TEAM, UsageError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
 

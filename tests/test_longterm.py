@@ -15,7 +15,6 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
-from forecasting import schema as S
 from forecasting.events import DATE, DELTA_GPU_HOURS, load_events, parse_events
 from forecasting.longterm import (
     GPU_TYPE_RATE,
@@ -39,6 +38,7 @@ from forecasting.longterm import (
     profile_summary,
 )
 from forecasting.samples import load_sample
+from usage import schema as S
 
 REPO = Path(__file__).resolve().parents[1]
 QUANTS = ["p05", "p10", "p50", "p90", "p95"]

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting import schema as S
 from operate.chargeback import allocate
 from operate.costing import Rates, priced
 from operate.report import build_review, write_review
 from optimizer.plan import Expected, OnDemandRate, Plan
+from usage import schema as S
 
 A100 = "NVIDIA A100"
 RATES = Rates({A100: 2.0}, "test rate 2 USD per GPU-hour")

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting import schema as S
 from forecasting.engine import centre_on_mean, sample_paths
 from operate.alerts import compute_alerts, forecast_for_budgets
 from operate.budgets import Budget
 from operate.costing import Rates
+from usage import schema as S
 
 H100 = "NVIDIA H100"
 RATES = Rates({H100: 5.0}, "test: 5 USD per GPU-hour")

@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting import schema as S
 from forecasting.samples import load_sample
 from operate.alerts import compute_alerts, default_as_of, forecast_for_budgets
 from operate.budgets import Budget, load_budgets
 from operate.costing import Rates, on_demand_rates
 from optimizer.catalog import load_catalog
+from usage import schema as S
 
 A100 = "NVIDIA A100"
 RATES = Rates({A100: 2.0}, "test: 2 USD per GPU-hour")

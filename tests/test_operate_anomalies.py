@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from benchmarks.anomaly_detection import inject, load, score_case, untouched_series
-from forecasting import schema as S
 from operate import anomalies as A
 from operate.anomalies import COLUMNS, AnomalyConfig, detect, detect_series, find, fit_window
+from usage import schema as S
 
 ROOT = Path(__file__).resolve().parents[1]
 

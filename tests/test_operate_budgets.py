@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from forecasting.schema import UsageError
 from operate.budgets import load_budgets
+from usage.schema import UsageError
 
 TEAMS = {"vision", "search", "unallocated"}
 

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forecasting import schema as S
 from forecasting.samples import load_sample
 from operate.chargeback import COLUMNS, allocate, apportion_cents
 from optimizer.billing import BillingError, bill
 from optimizer.plan import Commitment, Expected, OnDemandRate, Plan, SpotAllowance
+from usage import schema as S
 
 A100 = "NVIDIA A100"
 L4 = "NVIDIA L4"

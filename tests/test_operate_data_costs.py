@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting import schema as S
 from operate.alerts import compute_alerts
 from operate.budgets import Budget
 from operate.costing import Rates, priced
 from operate.data_costs import hourly_cost, in_period, per_team, summary_line
 from operate.report import build_review
 from operate.units import COLUMNS, COLUMNS_WITH_DATA, load_units, unit_costs
+from usage import schema as S
 
 A100 = "NVIDIA A100"
 RATES = Rates({A100: 2.0}, "test: 2 USD per GPU-hour")

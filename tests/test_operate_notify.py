@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from benchmarks.anomaly_detection import load
-from forecasting import schema as S
 from operate.notify import Channels, Item, Smtp, Webhook, load_state, notify, smtp_from_env
+from usage import schema as S
 
 ROOT = Path(__file__).resolve().parents[1]
 

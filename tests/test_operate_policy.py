@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting import schema as S
-from forecasting.schema import UsageError
 from operate.costing import Rates, priced
 from operate.policy import IdleRule, Policy, check_plan, check_usage, idle_runs, load_policy
 from optimizer.plan import Commitment, Expected, OnDemandRate, Plan, SpotAllowance
+from usage import schema as S
+from usage.schema import UsageError
 
 A10G = "NVIDIA A10G"
 RATES = Rates({A10G: 1.0}, "test")

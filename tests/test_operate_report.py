@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting import schema as S
 from operate.alerts import compute_alerts, forecast_for_budgets
 from operate.budgets import Budget
 from operate.chargeback import allocate
@@ -18,6 +17,7 @@ from operate.policy import IdleRule, Policy, check_usage
 from operate.report import build_review, idle_by_team, top_spenders, write_review
 from operate.units import UnitCount, unit_costs
 from optimizer.plan import Expected, OnDemandRate, Plan
+from usage import schema as S
 
 A100 = "NVIDIA A100"
 RATES = Rates({A100: 2.0}, "test rate 2 USD per GPU-hour")

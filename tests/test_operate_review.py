@@ -10,12 +10,12 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
-from forecasting import schema as S
-from forecasting.schema import UsageError
 from operate.costing import Rates, priced
 from operate.files import read_plan
 from operate.policy import load_policy
 from operate.units import load_units, trends, unit_costs
+from usage import schema as S
+from usage.schema import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 OPS = ROOT / "data_samples" / "operate"

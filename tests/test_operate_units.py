@@ -5,12 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from forecasting import schema as S
 from forecasting.samples import load_sample
-from forecasting.schema import UsageError
 from operate.costing import Rates, on_demand_rates, priced
 from operate.units import load_units, trends, unit_costs
 from optimizer.catalog import load_catalog
+from usage import schema as S
+from usage.schema import UsageError
 
 A100 = "NVIDIA A100"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from forecasting.schema import UsageError
 from operate.watch import load_watch
 from tests.test_operate_notify import Hook
+from usage.schema import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 OPS = ROOT / "data_samples" / "operate"
@@ -100,10 +100,10 @@ def test_watch_with_the_planned_events_expects_the_end_of_a_planned_run(tmp_path
     and expected with it (the record says how many events were read)."""
     import pandas as pd
 
-    from forecasting import schema as S
     from operate.costing import on_demand_rates
     from operate.watch import run_watch
     from optimizer.catalog import load_catalog
+    from usage import schema as S
 
     usage = S.validate_usage(pd.read_parquet(ROOT / "data_samples" / "synthetic_org.parquet"))[0]
     part = usage[usage[S.TEAM].isin(["speech", "fraud-ml"]) & (usage[S.TIMESTAMP] >= "2025-08-01")].copy()

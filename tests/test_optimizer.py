@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forecasting import schema as S
 from optimizer.billing import bill
 from optimizer.catalog import load_catalog
 from optimizer.inputs import PlanConfig, PlanningError
 from optimizer.plan import Plan
 from optimizer.solve import make_plan
 from tests.helpers import START, flat_forecast, make_catalog
+from usage import schema as S
 
 # One 1-GPU instance type: on-demand 1.00 USD/h, reserved 0.60 USD/h (40% discount), spot 0.30 USD/h.
 BASIC = [

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting import schema as S
 from optimizer.inputs import PlanConfig, PlanningError, scenarios_from_forecast, scenarios_with_history
 from optimizer.solve import make_plan
 from tests.helpers import START, flat_forecast, make_catalog
+from usage import schema as S
 
 A100 = "NVIDIA A100"
 # One 1-GPU instance type: on-demand 1.00 USD/h, reserved 0.60 USD/h (40% discount).

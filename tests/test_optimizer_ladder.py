@@ -15,7 +15,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forecasting import schema as S
 from optimizer.existing import load_existing
 from optimizer.inputs import PlanConfig
 from optimizer.plan import Commitment, Plan
@@ -23,6 +22,7 @@ from optimizer.problem import coverage, period_starts
 from optimizer.solve import make_plan
 from optimizer.summary import commitments_table, summary, upfront_by_month
 from tests.helpers import START, flat_forecast, make_catalog
+from usage import schema as S
 
 BASIC = [
     {"instance_type": "x.1", "purchase_option": "on_demand", "price": 1.0},

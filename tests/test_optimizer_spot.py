@@ -11,7 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from forecasting import schema as S
 from optimizer import catalog as C
 from optimizer.baselines import all_on_demand_plan, hindsight_plan
 from optimizer.billing import GpuModelPricing, bill, cost_arrays, serve
@@ -19,6 +18,7 @@ from optimizer.inputs import PlanConfig, Scenarios
 from optimizer.plan import SERVING_RULE, Commitment, Expected, OnDemandRate, Plan, SpotAllowance
 from optimizer.solve import make_plan
 from tests.helpers import START, flat_forecast, make_catalog
+from usage import schema as S
 
 GPU = "NVIDIA A100"
 REWORK = C.rework_fraction("<5%")          # default checkpoint interval: about 5e-5 extra GPU-hours per GPU-hour

@@ -74,8 +74,8 @@ HOURS = 168
 
 
 def helios_teams() -> list[str]:
-    from forecasting import schema as S
     from forecasting.samples import load_sample
+    from usage import schema as S
 
     return sorted(load_sample("helios")[S.TEAM].unique())
 
@@ -333,8 +333,8 @@ def test_on_the_synthetic_sample_every_budgets_tab_and_download_shows_the_engine
     """Budgets & chargeback with budgets, units and policy files: alerts, chargeback, idle, unit costs, guardrails
     and the cost review report. Leaks are searched for with the synthetic teams whose names the app's code does not
     use as examples (e.g. 'speech' is in help texts)."""
-    from forecasting import schema as S
     from forecasting.samples import load_sample
+    from usage import schema as S
 
     teams = sorted(load_sample("synthetic")[S.TEAM].unique())
     code = "".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "app").rglob("*.py")))

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting import schema as S
 from forecasting.engine import ForecastConfig, forecast
 from forecasting.outages import fill_outages, outage_hours
 from forecasting.samples import load_sample
+from usage import schema as S
 
 T0 = pd.Timestamp("2025-01-01")
 

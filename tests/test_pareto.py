@@ -18,12 +18,12 @@ from typer.testing import CliRunner
 
 from app.charts import pareto_chart
 from app.cli import app
-from forecasting import schema as S
 from optimizer import catalog as C
 from optimizer import pareto as P
 from optimizer.inputs import PlanningError
 from optimizer.plan import Plan
 from tests.test_rightsizing import A10G, A100, CONFIG, FLAT, H100, tiny_catalog, tiny_throughput, usage, workloads
+from usage import schema as S
 
 HELIOS = C.DATA_DIR / "helios_earth_may2020.csv"
 runner = CliRunner()

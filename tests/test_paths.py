@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting import schema as S
 from forecasting.engine import ForecastConfig, forecast, sample_paths
 from forecasting.paths import daily_levels, level_shifts, shift_origins, widening
+from usage import schema as S
 
 T0 = pd.Timestamp("2025-01-01")
 

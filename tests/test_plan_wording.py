@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from app.cli import UserFacingError, month_mismatch_note, plan_window
-from forecasting import schema as S
 from optimizer.plan import Expected, OnDemandRate, Plan
 from optimizer.summary import budget_p90_warning, summary
+from usage import schema as S
 
 ROOT = Path(__file__).resolve().parents[1]
 A100 = "NVIDIA A100"

@@ -16,9 +16,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from forecasting.ingest import load_usage
 from optimizer.catalog import DEFAULT_REGION, build_azure_rows, load_catalog, provider_of_instance_type
 from optimizer.inputs import PlanningError, place_usage
+from usage.ingest import load_usage
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,7 +20,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forecasting import schema as S
 from optimizer import catalog as C
 from optimizer import rightsizing as R
 from optimizer.inputs import PlanConfig, PlanningError, offers_for
@@ -29,6 +28,7 @@ from optimizer.solve import make_plan
 from optimizer.workloads import SOURCE_FILE, SOURCE_FILE_DEFAULT, SOURCE_INFERRED, WorkloadsError, load_workloads
 from optimizer.workloads import parse_workloads as parse
 from tests.helpers import START, make_catalog
+from usage import schema as S
 
 A10G, L40S, A100, H100 = "NVIDIA A10G", "NVIDIA L40S", "NVIDIA A100", "NVIDIA H100"
 RESERVED = "reserved_1y_no_upfront"

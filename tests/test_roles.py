@@ -13,13 +13,13 @@ import pytest
 
 from app import roles as R
 from app.auth import Identity
-from forecasting import schema as S
 from forecasting.samples import data_dir, load_sample
 from operate.chargeback import allocate
 from operate.costing import on_demand_rates, priced
 from operate.policy import check_usage, load_policy
 from optimizer.catalog import load_catalog
 from optimizer.plan import Plan
+from usage import schema as S
 
 ROLES = """\
 # who sees what

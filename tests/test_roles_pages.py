@@ -26,8 +26,8 @@ from app import roles as R
 from app import state as A
 from app import store as St
 from app.app_pages import budgets
-from forecasting import schema as S
 from forecasting.samples import load_sample
+from usage import schema as S
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
 PAGES = {"forecast": "app_pages/forecast.py", "plan": "app_pages/plan.py", "whatif": "app_pages/whatif.py"}

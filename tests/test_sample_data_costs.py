@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from forecasting import sample_data_costs as sdc
-from forecasting.ingest.data_lines import DATA_COLUMNS
 from forecasting.samples import DEFAULT_ORG, load_sample
 from operate.data_costs import read_data_usage
+from usage.ingest.data_lines import DATA_COLUMNS
 
 DATA = Path(__file__).resolve().parents[1] / "data_samples"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +11,7 @@ import pandas as pd
 import pytest
 
 from forecasting import samples
-from forecasting.schema import GPU_TYPE, GPUS, PROJECT, TEAM, TIMESTAMP, UTILIZATION, validate_usage
+from usage.schema import GPU_TYPE, GPUS, PROJECT, TEAM, TIMESTAMP, UTILIZATION, validate_usage
 
 FIXTURE_TRACE = Path(__file__).parent / "fixtures" / "helios" / "earth_vc_gpu_hourly.csv"
 DATA = Path(__file__).resolve().parents[1] / "data_samples"
@@ -228,3 +230,15 @@ def test_the_shipped_plan_file_is_the_generators_plan() -> None:
     made = events_frame(samples.planned_events())[list(FIELDS)]
     pd.testing.assert_frame_equal(shipped, made)
     assert (DATA / samples.PLAN_FILE).read_text().startswith("# What the SYNTHETIC sample organisation")
+
+
+def test_usage_package_loads_nothing_above_it() -> None:
+    """usage/ (the contract, file IO and ingestion) is the bottom package: reading a billing export loads neither the
+    forecasting engine (statsforecast) nor the optimizer, operate or the app."""
+    code = ("import sys, usage.schema, usage.io, usage.ingest, usage.ingest.data_lines; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'forecasting', 'optimizer', 'operate', 'app', "
+            "'statsforecast', 'pulp', 'streamlit'}))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"

@@ -14,13 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forecasting import schema as S
 from optimizer import catalog as C
 from optimizer.billing import bill
 from optimizer.inputs import PlanConfig
 from optimizer.plan import Commitment, Expected, OnDemandRate, Plan, SpRate
 from optimizer.solve import make_plan
 from tests.helpers import START, flat_forecast, make_catalog
+from usage import schema as S
 
 ROOT = Path(__file__).resolve().parents[1]
 A, B = "NVIDIA A100", "NVIDIA H100"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from forecasting import schema as S
+from usage import schema as S
 
 KNOWN = {"NVIDIA A100", "NVIDIA H100"}
 

@@ -10,7 +10,6 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
-from forecasting import schema as S
 from forecasting.engine import ForecastConfig, forecast, sample_paths
 from forecasting.paths import short_history, walk_paths, walk_sd, widen_offsets
 from forecasting.samples import load_sample
@@ -18,6 +17,7 @@ from operate.alerts import compute_alerts, forecast_for_budgets, horizon_hours
 from operate.budgets import Budget
 from operate.costing import on_demand_rates
 from optimizer.catalog import load_catalog
+from usage import schema as S
 
 DEC = (pd.Timestamp("2025-12-01"), pd.Timestamp("2026-01-01"))
 Z = np.array([-1.6449, -1.2816, 0.0, 1.2816, 1.6449])

@@ -12,13 +12,13 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app, plan_from_usage
-from forecasting import schema as S
 from forecasting.engine import ForecastConfig, forecast
 from forecasting.samples import load_sample
 from optimizer.catalog import load_catalog
 from optimizer.inputs import PlanConfig
 from optimizer.solve import make_plan, weighted_quantiles
 from optimizer.term import plan_scenarios, planner_longterm
+from usage import schema as S
 
 START = pd.Timestamp("2025-12-01")
 H100 = "NVIDIA H100"

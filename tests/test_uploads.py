@@ -13,10 +13,10 @@ from streamlit.testing.v1 import AppTest
 from app import fmt, sidebar
 from app import state as A
 from app import uploads as U
-from forecasting import schema as S
-from forecasting.ingest import load_usage
 from forecasting.samples import data_dir
 from optimizer.catalog import load_catalog
+from usage import schema as S
+from usage.ingest import load_usage
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app" / "streamlit_app.py")

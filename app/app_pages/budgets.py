@@ -28,10 +28,10 @@ from app import charts, fmt, sidebar, store_ui, view
 from app import operate_state as O
 from app import state as A
 from app.app_pages.whatif import UPLOAD, file_input
-from forecasting import schema as S
 from operate.anomalies import to_csv_frame
 from optimizer.billing import BillingError
 from optimizer.catalog import CatalogError
+from usage import schema as S
 
 ERRORS = (S.UsageError, BillingError, CatalogError, ValueError)
 THRESHOLD_KEY = "operate_threshold_pct"

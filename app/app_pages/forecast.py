@@ -16,7 +16,7 @@ from app import charts, fmt, sidebar, view
 from app import forecast_state as FS
 from app import roles as R
 from app import state as A
-from forecasting import schema as S
+from usage import schema as S
 
 HELP_LEVEL = ("Which total to draw. Totals add the series' quantiles (teams taken as moving together), so their "
               "p10-p90 band is wider than the true range of the total; the plan uses joint sample paths instead.")

@@ -31,12 +31,12 @@ from app import roles as Ro
 from app import state as A
 from app import store as St
 from app.whatif_model import spot_time_overhead
-from forecasting import schema as S
 from optimizer import rightsizing as R
 from optimizer.inputs import PlanningError
 from optimizer.pareto import _unit_outcome
 from optimizer.plan import Plan
 from optimizer.solve import PlanResult
+from usage import schema as S
 
 log = logging.getLogger(__name__)
 

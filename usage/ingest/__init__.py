@@ -1,6 +1,6 @@
 """Ingestion adapters: billing exports and Cost Explorer -> the canonical hourly usage frame.
 
-Units: every adapter returns the canonical usage frame of :mod:`forecasting.schema`, whose ``gpus`` is
+Units: every adapter returns the canonical usage frame of :mod:`usage.schema`, whose ``gpus`` is
 GPU-hours per hour (the average GPUs in use in the hour starting at ``timestamp``, naive UTC). Billing
 line items measure instance-hours; adapters multiply them by GPUs per instance from the
 ``instance_gpus`` mapping (``instance_type -> (gpu_model, gpus per instance)``) that the caller passes
@@ -9,15 +9,15 @@ in, usually ``Catalog.instance_gpus()`` wired by the CLI. This package never imp
 Formats:
 
 * ``canonical``: ``timestamp, team, gpu_type, gpus`` (+ optional columns), CSV or Parquet;
-* ``focus``: FOCUS 1.0 to 1.3 billing exports (:mod:`forecasting.ingest.focus`);
+* ``focus``: FOCUS 1.0 to 1.3 billing exports (:mod:`usage.ingest.focus`);
 * ``cur``: AWS CUR 2.0 data exports and legacy CUR, including Athena-style column names
-  (:mod:`forecasting.ingest.cur`);
+  (:mod:`usage.ingest.cur`);
 * ``gcp``: Google Cloud billing exports (BigQuery standard usage cost export, flattened to CSV or Parquet),
-  GPU-hours from the GPU SKU rows (:mod:`forecasting.ingest.gcp`);
+  GPU-hours from the GPU SKU rows (:mod:`usage.ingest.gcp`);
 * ``cost_explorer``: live ``GetCostAndUsage`` through boto3 (:func:`fetch_cost_explorer`).
 
 Files may be ``.csv``, ``.csv.gz``, ``.parquet`` or ``.pq``, or a folder holding the parts of one export.
-Every mistake a user can make in a file raises :class:`forecasting.schema.UsageError`, one line naming
+Every mistake a user can make in a file raises :class:`usage.schema.UsageError`, one line naming
 the file, row, column and fix.
 """
 
@@ -28,12 +28,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from forecasting.ingest.canonical import load_canonical
-from forecasting.ingest.cost_explorer import fetch_cost_explorer
-from forecasting.ingest.cur import load_cur
-from forecasting.ingest.focus import load_focus
-from forecasting.ingest.gcp import load_gcp
-from forecasting.ingest.readers import (
+from usage.ingest.canonical import load_canonical
+from usage.ingest.cost_explorer import fetch_cost_explorer
+from usage.ingest.cur import load_cur
+from usage.ingest.focus import load_focus
+from usage.ingest.gcp import load_gcp
+from usage.ingest.readers import (
     FORMAT_LABELS,
     FORMATS,
     IngestReport,
@@ -42,7 +42,7 @@ from forecasting.ingest.readers import (
     open_export,
     short,
 )
-from forecasting.schema import REQUIRED_COLUMNS, UsageError
+from usage.schema import REQUIRED_COLUMNS, UsageError
 
 __all__ = ["FILE_FORMATS", "FORMATS", "IngestReport", "detect_format", "fetch_cost_explorer", "load_usage",
            "missing_columns"]

@@ -1,23 +1,23 @@
 """Canonical usage files (CSV or Parquet) -> validated usage frame, streamed through DuckDB.
 
 Units: ``gpus`` is the average number of GPUs in use in the hour starting at ``timestamp``, i.e. the
-GPU-hours of that hour (see :mod:`forecasting.schema`). The file already has the canonical columns
+GPU-hours of that hour (see :mod:`usage.schema`). The file already has the canonical columns
 ``timestamp, team, gpu_type, gpus`` (optionally ``project, instance_type, purchase_option, provider, region,
 utilization, cost_usd``; other columns are ignored).
 
 The file never becomes a pandas frame row by row: DuckDB reads it (CSV cells as text, so a bad cell is
 reported with its row instead of failing the reader), checks every cell with the rules of
-:func:`forecasting.schema.validate_usage` in one streaming pass, groups sub-hourly rows to hourly means,
+:func:`usage.schema.validate_usage` in one streaming pass, groups sub-hourly rows to hourly means,
 fills the missing hours of each series with 0 GPUs and sorts, spilling to disk under the connection's
 memory limit. Only the finished frame reaches Python, its text columns as shared category values, so
 10 million rows take a few hundred MB. Errors name the file, the CSV line (header = line 1) or Parquet
 row, the column and the fix.
 
 Timestamps: ISO 8601 text (naive = UTC, offsets converted), a Parquet timestamp, or a plain number
-read as Unix time with the unit its magnitude implies (:data:`forecasting.schema.EPOCH_UNIT_LIMITS`).
-They must fall between :data:`~forecasting.schema.EARLIEST_TIMESTAMP` and
-:data:`~forecasting.schema.LATEST_TIMESTAMP`; ``gpus`` must be a finite number in [0,
-:data:`~forecasting.schema.MAX_GPUS`] (a boolean is refused, not read as 1).
+read as Unix time with the unit its magnitude implies (:data:`usage.schema.EPOCH_UNIT_LIMITS`).
+They must fall between :data:`~usage.schema.EARLIEST_TIMESTAMP` and
+:data:`~usage.schema.LATEST_TIMESTAMP`; ``gpus`` must be a finite number in [0,
+:data:`~usage.schema.MAX_GPUS`] (a boolean is refused, not read as 1).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from forecasting.ingest.readers import (
+from usage.ingest.readers import (
     IngestReport,
     first_in_file_order,
     read_error,
@@ -37,8 +37,8 @@ from forecasting.ingest.readers import (
     sql_str,
     usage_report,
 )
-from forecasting.ingest.readers import scan_sql as _scan_sql
-from forecasting.schema import (
+from usage.ingest.readers import scan_sql as _scan_sql
+from usage.schema import (
     COST_USD,
     EARLIEST_TIMESTAMP,
     EPOCH_UNIT_LIMITS,
@@ -256,7 +256,7 @@ def load_canonical(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str,
     """Read, validate, aggregate and gap-fill a canonical usage file inside DuckDB.
 
     Args:
-        con: DuckDB connection (see :func:`forecasting.ingest.readers.connect`).
+        con: DuckDB connection (see :func:`usage.ingest.readers.connect`).
         files: the file (or the parts of one data set).
         kind: ``csv`` or ``parquet``.
         source: file name for messages.

@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from forecasting.ingest.readers import IngestReport, usage_report
-from forecasting.schema import (
+from usage.ingest.readers import IngestReport, usage_report
+from usage.schema import (
     COST_USD,
     GPU_TYPE,
     GPUS,

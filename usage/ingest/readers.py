@@ -4,7 +4,7 @@ Units: billing rows carry instance-hours (``ConsumedQuantity`` in FOCUS, ``line_
 AWS CUR). An adapter multiplies them by the GPUs per instance of the row's instance type, so every
 quantity past this module is **GPU-hours**. Summed over the one-hour bucket that starts at a
 timestamp, GPU-hours equal the average number of GPUs in use in that hour, which is the ``gpus``
-column of the canonical usage frame (see :mod:`forecasting.schema`).
+column of the canonical usage frame (see :mod:`usage.schema`).
 
 Large exports (millions of line items) never reach Python row by row: :func:`aggregate_usage` runs one
 DuckDB query that reads the file, matches instance types against a small table built from the
@@ -28,8 +28,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from forecasting.io import UTF8_FIX, decode_text
-from forecasting.schema import (
+from usage.io import UTF8_FIX, decode_text
+from usage.schema import (
     COST_USD,
     GPU_TYPE,
     GPUS,
@@ -88,7 +88,7 @@ class IngestReport:
         gpu_rows_kept: rows that were GPU compute usage and went into the usage frame.
         gpu_hours: GPU-hours in the returned usage frame.
         untagged_gpu_hours: GPU-hours without the team tag (team ``unallocated``).
-        validation: the report of :func:`forecasting.schema.validate_usage`.
+        validation: the report of :func:`usage.schema.validate_usage`.
         notes: what the adapter assumed or dropped, one sentence each.
         unknown_instance_types: (instance type, usage rows) of GPU instance types (:data:`GPU_INSTANCE_REGEX`)
             or GPU models that the file uses but the catalog lacks; their usage is not in the frame.
@@ -307,7 +307,7 @@ def _head_bytes(path: Path, size: int = HEAD_BYTES) -> bytes:
 
 def check_text(path: Path) -> None:
     """Refuse a CSV file whose start is not UTF-8 text, naming the encoding it appears to have and the fix
-    (:func:`forecasting.io.decode_text`; DuckDB's own check covers the rest of the file)."""
+    (:func:`usage.io.decode_text`; DuckDB's own check covers the rest of the file)."""
     head = _head_bytes(path, HEAD_BYTES)
     if len(head) == HEAD_BYTES and b"\n" in head:
         head = head[:head.rindex(b"\n") + 1]  # never judge a character cut at the end of the sample

@@ -2,13 +2,13 @@
 
 Units: ``gpus`` is whole GPUs per VM (fractional for the partitioned NVadsA10 v5 sizes, where a VM gets a share
 of one GPU). Azure bills VM usage in hours (``ConsumedUnit`` ``Hours``, ``1 Hour`` or ``10 Hours``, read by
-:mod:`forecasting.ingest.focus`), so GPU-hours = VM-hours x GPUs of the size.
+:mod:`usage.ingest.focus`), so GPU-hours = VM-hours x GPUs of the size.
 
 Source of :data:`AZURE_GPU_SIZES`: the Microsoft Learn VM size pages (learn.microsoft.com/azure/virtual-machines/
 sizes/gpu-accelerated/...: NCv3, NCasT4_v3, NC A100 v4, ND A100 v4, NDm A100 v4, ND H100 v5, NC H100 v5,
 ND H200 v5, NDv2, NVadsA10 v5 series), read 2026-12; the GPU model names follow the catalog's spelling so usage
 on Azure and AWS of the same GPU is one series. A size missing here and in the catalog is reported by name and
-row count (``Standard_N...`` matches :data:`forecasting.ingest.readers.GPU_INSTANCE_REGEX`).
+row count (``Standard_N...`` matches :data:`usage.ingest.readers.GPU_INSTANCE_REGEX`).
 
 Where the size is written in an Azure FOCUS export: ``x_SkuDetails`` (the cost details' ``AdditionalInfo``) key
 ``ServiceType`` holds ``Standard_ND96isr_H100_v5``; ``x_SkuMeterName`` (and ``SkuMeter`` in FOCUS 1.2+) holds the

@@ -36,7 +36,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from forecasting.ingest.readers import (
+from usage.ingest.readers import (
     ON_DEMAND,
     RESERVED,
     SAVINGS_PLAN,
@@ -58,7 +58,7 @@ from forecasting.ingest.readers import (
     tag_key_candidates,
     usage_type_instance,
 )
-from forecasting.schema import UNALLOCATED_TEAM, UsageError
+from usage.schema import UNALLOCATED_TEAM, UsageError
 
 USAGE_LINE_ITEM_TYPES = ("Usage", "DiscountedUsage", "SavingsPlanCoveredUsage")
 REQUIRED = ("line_item_usage_start_date", "line_item_line_item_type", "line_item_usage_type",
@@ -84,7 +84,7 @@ def load_cur(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, sourc
     """Read a CUR 2.0 or legacy CUR export into a validated canonical usage frame.
 
     Args:
-        con: DuckDB connection (see :func:`forecasting.ingest.readers.connect`).
+        con: DuckDB connection (see :func:`usage.ingest.readers.connect`).
         files: the export file, or its parts.
         kind: ``csv`` or ``parquet``.
         source: file name for messages.

@@ -188,7 +188,7 @@ def decode_text(data: bytes, source: str) -> str:
         UsageError: the bytes are UTF-16/UTF-32 (named from the byte-order mark or NUL bytes) or another
             encoding such as Latin-1 (naming the first byte that is not UTF-8 and its line).
     """
-    from forecasting.schema import UsageError
+    from usage.schema import UsageError
 
     for bom, name in ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
                       (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")):

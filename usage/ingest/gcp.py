@@ -35,7 +35,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from forecasting.ingest.readers import (
+from usage.ingest.readers import (
     ON_DEMAND,
     RESERVED,
     SPOT,
@@ -54,7 +54,7 @@ from forecasting.ingest.readers import (
     sql_str,
     tag_key_candidates,
 )
-from forecasting.schema import INSTANCE_TYPE, UNALLOCATED_TEAM, UsageError
+from usage.schema import INSTANCE_TYPE, UNALLOCATED_TEAM, UsageError
 
 GPU_SKU_MODELS: tuple[tuple[str, str], ...] = (
     ("GB200", "NVIDIA GB200"),
@@ -179,7 +179,7 @@ def load_gcp(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, sourc
     """Read a GCP billing export into a validated canonical usage frame (module docstring).
 
     Args:
-        con: DuckDB connection (see :func:`forecasting.ingest.readers.connect`).
+        con: DuckDB connection (see :func:`usage.ingest.readers.connect`).
         files: the export file, or its parts.
         kind: ``csv`` or ``parquet``.
         source: file name for messages.

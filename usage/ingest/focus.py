@@ -21,7 +21,7 @@ and naming a GPU instance type of the catalog in one of these columns:
 * ``ResourceType`` when it is itself an instance type name;
 * Azure exports: ``x_SkuDetails`` key ``ServiceType`` (``Standard_ND96isr_H100_v5``), or the meter name in
   ``x_SkuMeterName`` / ``SkuMeter`` (``ND96isr H100 v5``) turned into the size name; GPUs per Azure size come from
-  the table of :mod:`forecasting.ingest.azure` when the catalog does not list the size;
+  the table of :mod:`usage.ingest.azure` when the catalog does not list the size;
 * ``ChargeDescription`` (FOCUS 1.0 exports, e.g. ``$1.624 per On Demand Linux g5.4xlarge Instance Hour``): a
   catalog instance type named in the text as a whole word, when the row has no AWS usage-type meter, its
   ``ServiceCategory`` (if present) is ``Compute`` and the text does not speak of EBS or unused capacity.
@@ -50,8 +50,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from forecasting.ingest.azure import azure_instance_gpus, meter_size_sql, spot_meter_sql
-from forecasting.ingest.readers import (
+from usage.ingest.azure import azure_instance_gpus, meter_size_sql, spot_meter_sql
+from usage.ingest.readers import (
     ON_DEMAND,
     RESERVED,
     SAVINGS_PLAN,
@@ -72,7 +72,7 @@ from forecasting.ingest.readers import (
     tag_key_candidates,
     usage_type_instance,
 )
-from forecasting.schema import UNALLOCATED_TEAM, UsageError
+from usage.schema import UNALLOCATED_TEAM, UsageError
 
 INSTANCE_TYPE_KEYS = ["InstanceType", "F_InstanceType", "x_InstanceType", "instanceType", "instance_type",
                       "ServiceType"]
@@ -138,7 +138,7 @@ def load_focus(con: duckdb.DuckDBPyConnection, files: list[Path], kind: str, sou
     """Read a FOCUS export into a validated canonical usage frame.
 
     Args:
-        con: DuckDB connection (see :func:`forecasting.ingest.readers.connect`).
+        con: DuckDB connection (see :func:`usage.ingest.readers.connect`).
         files: the export file, or its parts.
         kind: ``csv`` or ``parquet``.
         source: file name for messages.

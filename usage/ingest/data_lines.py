@@ -29,7 +29,7 @@ Everything else (compute, requests, retrieval and early-delete fees, NAT gateway
 is not in the frame; the report counts those rows. :func:`load_detail_lines` reads the S3 request and retrieval lines
 and the EBS volume and snapshot lines with their resource ids separately, for the savings of
 :mod:`operate.data_savings`. Team and project tags are read as the GPU ingest reads them
-(:mod:`forecasting.ingest.cur`, :mod:`forecasting.ingest.focus`, :mod:`forecasting.ingest.gcp`).
+(:mod:`usage.ingest.cur`, :mod:`usage.ingest.focus`, :mod:`usage.ingest.gcp`).
 
 Google Cloud billing exports (``regular`` cost rows): the meter is ``sku.description`` (``Nearline Storage
 Iowa``, ``Network Inter Region Data Transfer Out ...``, ``Download Worldwide Destinations ...``), the quantity
@@ -48,10 +48,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from forecasting.ingest import detect_format
-from forecasting.ingest.cur import USAGE_LINE_ITEM_TYPES
-from forecasting.ingest.focus import required_columns as focus_required_columns
-from forecasting.ingest.readers import (
+from usage.ingest import detect_format
+from usage.ingest.cur import USAGE_LINE_ITEM_TYPES
+from usage.ingest.focus import required_columns as focus_required_columns
+from usage.ingest.readers import (
     FORMAT_LABELS,
     as_double,
     as_text,
@@ -69,7 +69,7 @@ from forecasting.ingest.readers import (
     sql_str,
     tag_key_candidates,
 )
-from forecasting.schema import UNALLOCATED_TEAM, UsageError, csv_row
+from usage.schema import UNALLOCATED_TEAM, UsageError, csv_row
 
 OBJECT_STORAGE = "object_storage"
 BLOCK_STORAGE = "block_storage"
@@ -333,7 +333,7 @@ def _focus_spec(columns: dict[str, str], source: str, tag_key: str, project_key:
 
 
 def _gcp_spec(columns: dict[str, str], source: str, tag_key: str, project_key: str) -> _Spec:
-    from forecasting.ingest.gcp import _credits_sql, _field, _label_sql, required_columns
+    from usage.ingest.gcp import _credits_sql, _field, _label_sql, required_columns
 
     start, (description, _), (amount, amount_col) = required_columns(columns, source)
     unit, _ = _field(columns, "usage", "unit")
