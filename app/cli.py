@@ -110,7 +110,6 @@ def forecast_table(fc: pd.DataFrame, selection: pd.DataFrame) -> Table:
     return table
 
 
-
 @app.command()
 def forecast(
     usage: UsageOpt,
@@ -832,7 +831,8 @@ def app_cmd(
     raise typer.Exit(code)
 
 
-# Commands defined in their own modules register themselves on `app` when imported.
+# Commands defined in their own modules register themselves on `app` (app.cli_common) when imported; imported after
+# this module's commands so that `gpuplan --help` lists the planning commands first.
 from app import (  # noqa: E402, F401
     cli_backtest_plan,  # backtest-plan
     cli_commitments,  # commitments
@@ -853,7 +853,6 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
-
 
 
 if __name__ == "__main__":

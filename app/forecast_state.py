@@ -44,9 +44,6 @@ def series_label(team: str, gpu_type: str) -> str:
     return f"{team}{SERIES_SEP}{gpu_type}"
 
 
-
-
-
 @dataclass(frozen=True)
 class OverviewSettings:
     """What the Overview page shows: data source, period in weeks (ending at the data's last hour) and grouping

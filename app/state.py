@@ -746,7 +746,6 @@ def team_rows(frame: pd.DataFrame, teams: frozenset[str] | None) -> pd.DataFrame
     return frame if teams is None else frame[frame[S.TEAM].astype(str).isin(teams).to_numpy()]
 
 
-
 # --- frames for the pages -------------------------------------------------------------------------
 def forecast_csv(fc: pd.DataFrame) -> bytes:
     """The forecast contract CSV (``usage.schema.FORECAST_COLUMNS``, ISO 8601 UTC timestamps)."""
