@@ -374,6 +374,13 @@ def per_kind(acc: dict[str, float]) -> str:
     return ", ".join(f"{n} {acc[f'found_{n}']:.0f}/{acc['cases']:.0f}" for n in names)
 
 
+def _added_gpu_hours(usage: pd.DataFrame, injected: pd.DataFrame, inj: Injection, as_of: pd.Timestamp) -> float:
+    """GPU-hours the injection added to its series from its start to ``as_of`` (negative when it took them away)."""
+    rows = ((usage[S.TEAM] == inj.team) & (usage[S.GPU_TYPE] == inj.gpu_type) & (usage[S.TIMESTAMP] >= inj.start)
+            & (usage[S.TIMESTAMP] < as_of))
+    return float((injected.loc[rows, S.GPUS] - usage.loc[rows, S.GPUS]).sum())
+
+
 def by_size() -> None:
     """Recall by the injected changes' size (:data:`BY_SIZE`), the shipped detector's defaults, on a fresh org."""
     usage = load(BY_SIZE_ORG)
@@ -386,14 +393,9 @@ def by_size() -> None:
             window = fit_window(injected, as_of, config)
             found = score_case(find(window, window.observe(injected), lambda _g: 1.0, config).table, injections,
                                untouched, kinds=True)
-            down = next(i for i in injections if i.name == "opposite_down")
-            up = next(i for i in injections if i.name == "opposite_up")
-            rows = (usage[S.TEAM] == down.team) & (usage[S.GPU_TYPE] == down.gpu_type) & (
-                usage[S.TIMESTAMP] >= down.start) & (usage[S.TIMESTAMP] < as_of)
-            moved = float((usage.loc[rows, S.GPUS] - injected.loc[rows, S.GPUS]).sum())
-            rows_up = (usage[S.TEAM] == up.team) & (usage[S.GPU_TYPE] == up.gpu_type) & (
-                usage[S.TIMESTAMP] >= up.start) & (usage[S.TIMESTAMP] < as_of)
-            meant = float((injected.loc[rows_up, S.GPUS] - usage.loc[rows_up, S.GPUS]).sum())
+            by = {i.name: i for i in injections}
+            moved = -_added_gpu_hours(usage, injected, by["opposite_down"], as_of)   # the up side was not cut
+            meant = _added_gpu_hours(usage, injected, by["opposite_up"], as_of)
             acc = totals.setdefault(size, {"cases": 0, "clipped": 0.0})
             acc["cases"] += 1
             acc["clipped"] += 1.0 - moved / meant if meant > 0 else 0.0
