@@ -63,8 +63,12 @@ own: at least 5 of the 6 found with the right team and kind, and alarms on at mo
 ``--by-size`` runs only :func:`by_size`: the shipped detector on a regenerated org no other set uses (master seed
 :data:`BY_SIZE_ORG`), with the injected changes at +40% (the benchmark's :data:`SIZE`), +80% and +120%.
 
+``--kinds`` runs only :func:`kinds`: on OTHER ORGS, the shipped detector's finds of each injected drift, level shift
+and pair side (team, and team + kind) beside what the change's own data says of its kind (:func:`kind_evidence`: a
+least-squares classifier told where the change is).
+
 Run: ``python benchmarks/anomaly_detection.py`` (about 12 minutes on one core: the grid on TUNING, then each set);
-``python benchmarks/anomaly_detection.py --by-size`` (about 2 minutes).
+``python benchmarks/anomaly_detection.py --by-size`` (about 2 minutes); ``--kinds`` (about 1 minute).
 """
 
 from __future__ import annotations
@@ -133,6 +137,15 @@ BY_SIZE = (0.4, 0.8, 1.2)
 the same six anomalies at each size of :data:`BY_SIZE`: how recall depends on how large the injected changes are."""
 BASELINE_THRESHOLDS = (3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0)
 BASELINE_HOURS = 168
+KINDS_ONSET_HOURS = 72
+"""``--kinds``: the onsets tried for the other kind's fit, +- this many hours around the true onset."""
+KINDS_SPAN_HOURS = (48, 168)
+"""``--kinds``: the hours fitted, from this many before the true onset to this many after it (the window's end at
+most)."""
+STEPS = (1, 12, 24)
+RAMPS = (48, 72, 96, 120, 168)
+"""``--kinds``: the candidate shapes (ramp hours; 1 is a step), as the detector splits them: under 48 hours a level
+shift, from 48 a drift (:data:`operate.anomalies.DRIFT_MIN_HOURS`)."""
 SLACK = pd.Timedelta(hours=24)
 
 
@@ -412,9 +425,93 @@ def by_size() -> None:
               f"{acc['at_bar']:.0f}/{acc['cases']:.0f} | {per_kind(acc)} | {acc['clipped'] / acc['cases']:.0%} |")
 
 
+def _sse(r: np.ndarray, shapes: np.ndarray) -> np.ndarray:
+    """Least-squares residual sum of ``r`` on each row of ``shapes`` (with an intercept and a fitted size)."""
+    rc = r - r.mean()
+    g = shapes - shapes.mean(axis=1, keepdims=True)
+    gg = (g * g).sum(axis=1)
+    gr = g @ rc
+    return float(rc @ rc) - np.where(gg > 0, gr * gr / np.maximum(gg, 1e-12), 0.0)
+
+
+def _shapes(n: int, onsets: np.ndarray, ramps: tuple[int, ...]) -> np.ndarray:
+    """Rows ``clip((t - onset) / ramp, 0, 1)`` (a step for ramp 1) over ``n`` hours, for every onset and ramp."""
+    t = np.arange(n, dtype=float)
+    return np.vstack([np.clip((t[None, :] - onsets[:, None]) / ramp + (1.0 if ramp == 1 else 0.0), 0.0, 1.0)
+                      for ramp in ramps])
+
+
+def kind_evidence(r: np.ndarray, t0: int, drift: bool) -> tuple[bool, bool]:
+    """What a held change's own data says of its kind, told where it is.
+
+    ``r``: hourly residuals of the series against the forecast made before the window; ``t0``: the change's true
+    onset (hour index); ``drift``: whether it is a 120-hour ramp (else a step). On ``r`` from
+    :data:`KINDS_SPAN_HOURS` before ``t0`` to after it: ``(a, b)`` with ``a`` whether the best fit of the other kind
+    (onset free within :data:`KINDS_ONSET_HOURS` of ``t0``) leaves less residual than the true shape at ``t0``, and
+    ``b`` whether it leaves less than the best fit of the true kind with the same freedom (a least-squares
+    classifier told where the change is would get it wrong)."""
+    a = max(t0 - KINDS_SPAN_HOURS[0], 0)
+    r = r[a:min(t0 + KINDS_SPAN_HOURS[1], len(r))]
+    k = t0 - a
+    onsets = np.arange(max(k - KINDS_ONSET_HOURS, 0), min(k + KINDS_ONSET_HOURS, len(r) - 1) + 1, dtype=float)
+    truth = float(_sse(r, _shapes(len(r), np.array([float(k)]), (120,) if drift else (1,)))[0])
+    other = float(_sse(r, _shapes(len(r), onsets, STEPS if drift else RAMPS)).min())
+    same = float(_sse(r, _shapes(len(r), onsets, RAMPS if drift else STEPS)).min())
+    return other < truth, other < same
+
+
+def kinds() -> None:
+    """Can a held change's kind be told from its own data? The shipped detector's finds on OTHER ORGS (team, and
+    team + kind) beside :func:`kind_evidence` of each injected drift, level shift and pair side."""
+    config = AnomalyConfig(lookback_days=LOOKBACK_DAYS)
+    rows = []
+    for org, cases in OTHER_ORGS:
+        usage = load(org)
+        for as_of, seed in cases:
+            injected, injections = inject(usage, as_of, seed)
+            window = fit_window(injected, as_of, config)
+            actual = window.observe(injected)
+            table = find(window, actual, lambda _g: 1.0, config).table
+            for inj in injections:
+                if inj.kind != "spike":
+                    uid = f"{S.escape_key(inj.team)}{S.UID_SEP}{S.escape_key(inj.gpu_type)}"
+                    resid = actual[uid].to_numpy(float) - window.shape_base[uid].to_numpy(float)
+                    rows.append((org, as_of, inj.name.rstrip("12"), matched(table, inj, kind=False),
+                                 matched(table, inj, kind=True),
+                                 *kind_evidence(resid, window.grid.get_loc(inj.start), inj.kind == "drift")))
+    d = pd.DataFrame(rows, columns=["org", "as_of", "anomaly", "team", "kind", "other_beats_truth",
+                                    "other_beats_best"])
+    print(f"KINDS: OTHER ORGS ({len(d) // 5} cases), shipped defaults")
+    print("| anomaly | n | found (team) | found (team + kind) | wrong kind, of those found | other kind fits better "
+          "than the truth | least squares told where: wrong kind |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, part in d.groupby("anomaly", sort=False):
+        wrong = 1.0 - part["kind"].sum() / max(part["team"].sum(), 1)
+        print(f"| {name} | {len(part)} | {part['team'].mean():.0%} | {part['kind'].mean():.0%} | {wrong:.0%} | "
+              f"{part['other_beats_truth'].mean():.0%} | {part['other_beats_best'].mean():.0%} |")
+    # what the detector would find with its own detections and that classifier's kinds
+    told = d["team"] & ~d["other_beats_best"]
+    pair = told[d["anomaly"] == "opposite_up"].to_numpy() & told[d["anomaly"] == "opposite_down"].to_numpy()
+    held = int(told[d["anomaly"].isin(["drift", "level_shift"])].sum()) + int(pair.sum())
+    print(f"held changes found with the right kind, of 4 per case: as shipped "
+          f"{int(d[d['anomaly'].isin(['drift', 'level_shift'])]['kind'].sum()) + _pairs(d, 'kind')}, with the "
+          f"detector's detections and the told classifier's kinds {held}, with its detections and every kind right "
+          f"{int(d[d['anomaly'].isin(['drift', 'level_shift'])]['team'].sum()) + _pairs(d, 'team')}, "
+          f"of {4 * (len(d) // 5)}")
+
+
+def _pairs(d: pd.DataFrame, column: str) -> int:
+    up = d.loc[d["anomaly"] == "opposite_up", column].to_numpy()
+    down = d.loc[d["anomaly"] == "opposite_down", column].to_numpy()
+    return int((up & down).sum())
+
+
 def main() -> None:
     if "--by-size" in sys.argv[1:]:
         by_size()
+        return
+    if "--kinds" in sys.argv[1:]:
+        kinds()
         return
     usage = load()
     tuning = run_set(TUNING, usage, SETTINGS, BASELINE_THRESHOLDS)

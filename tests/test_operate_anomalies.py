@@ -450,3 +450,19 @@ def test_a_step_that_a_weekly_refit_takes_in_is_a_level_shift_not_a_spike_before
     burst = y.copy()
     burst[100:106] += 6.0
     assert [f.kind for f in detect_series(burst, p50, band, day, AnomalyConfig(), p50)] == ["spike"]
+
+
+def test_kind_evidence_reads_a_clean_ramp_and_a_clean_step_right_and_a_step_labelled_drift_wrong():
+    """The benchmark's --kinds yardstick: noise-free shapes are judged by their true kind; a step given as a drift
+    is fitted better by a step (the yardstick flags exactly that)."""
+    from benchmarks.anomaly_detection import kind_evidence
+
+    t = np.arange(600, dtype=float)
+    ramp = 8.0 * np.clip((t - 200) / 120.0, 0.0, 1.0)
+    step = 8.0 * (t >= 200)
+    assert kind_evidence(ramp, 200, drift=True) == (False, False)
+    assert kind_evidence(step, 200, drift=False) == (False, False)
+    assert kind_evidence(step, 200, drift=True) == (True, True)
+    # noise of a quarter of the change's size does not turn a clean 5-day ramp into a step
+    rng = np.random.default_rng(0)
+    assert kind_evidence(ramp + rng.normal(0.0, 2.0, len(t)), 200, drift=True) == (False, False)
