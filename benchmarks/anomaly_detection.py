@@ -85,7 +85,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from forecasting.samples import generate_synthetic_org, planned_events  # noqa: E402
-from operate.anomalies import ALL_GPUS, AnomalyConfig, find, fit_window  # noqa: E402
+from operate.anomalies import ALL_GPUS, DRIFT_MIN_HOURS, RAMPS, AnomalyConfig, find, fit_window  # noqa: E402
 from usage import schema as S  # noqa: E402
 
 DATA = ROOT / "data_samples" / "synthetic_org.parquet"
@@ -142,10 +142,10 @@ KINDS_ONSET_HOURS = 72
 KINDS_SPAN_HOURS = (48, 168)
 """``--kinds``: the hours fitted, from this many before the true onset to this many after it (the window's end at
 most)."""
-STEPS = (1, 12, 24)
-RAMPS = (48, 72, 96, 120, 168)
-"""``--kinds``: the candidate shapes (ramp hours; 1 is a step), as the detector splits them: under 48 hours a level
-shift, from 48 a drift (:data:`operate.anomalies.DRIFT_MIN_HOURS`)."""
+KIND_STEPS = tuple(h for h in RAMPS if h < DRIFT_MIN_HOURS)
+KIND_RAMPS = tuple(h for h in RAMPS if h >= DRIFT_MIN_HOURS)
+"""``--kinds``: the detector's candidate shapes (:data:`operate.anomalies.RAMPS`, ramp hours; 1 is a step), split
+as it splits them (:data:`operate.anomalies.DRIFT_MIN_HOURS`): shorter ones are level shifts, the rest drifts."""
 SLACK = pd.Timedelta(hours=24)
 
 
@@ -455,8 +455,8 @@ def kind_evidence(r: np.ndarray, t0: int, drift: bool) -> tuple[bool, bool]:
     k = t0 - a
     onsets = np.arange(max(k - KINDS_ONSET_HOURS, 0), min(k + KINDS_ONSET_HOURS, len(r) - 1) + 1, dtype=float)
     truth = float(_sse(r, _shapes(len(r), np.array([float(k)]), (120,) if drift else (1,)))[0])
-    other = float(_sse(r, _shapes(len(r), onsets, STEPS if drift else RAMPS)).min())
-    same = float(_sse(r, _shapes(len(r), onsets, RAMPS if drift else STEPS)).min())
+    other = float(_sse(r, _shapes(len(r), onsets, KIND_STEPS if drift else KIND_RAMPS)).min())
+    same = float(_sse(r, _shapes(len(r), onsets, KIND_RAMPS if drift else KIND_STEPS)).min())
     return other < truth, other < same
 
 
@@ -489,21 +489,21 @@ def kinds() -> None:
         wrong = 1.0 - part["kind"].sum() / max(part["team"].sum(), 1)
         print(f"| {name} | {len(part)} | {part['team'].mean():.0%} | {part['kind'].mean():.0%} | {wrong:.0%} | "
               f"{part['other_beats_truth'].mean():.0%} | {part['other_beats_best'].mean():.0%} |")
-    # what the detector would find with its own detections and that classifier's kinds
-    told = d["team"] & ~d["other_beats_best"]
-    pair = told[d["anomaly"] == "opposite_up"].to_numpy() & told[d["anomaly"] == "opposite_down"].to_numpy()
-    held = int(told[d["anomaly"].isin(["drift", "level_shift"])].sum()) + int(pair.sum())
-    print(f"held changes found with the right kind, of 4 per case: as shipped "
-          f"{int(d[d['anomaly'].isin(['drift', 'level_shift'])]['kind'].sum()) + _pairs(d, 'kind')}, with the "
-          f"detector's detections and the told classifier's kinds {held}, with its detections and every kind right "
-          f"{int(d[d['anomaly'].isin(['drift', 'level_shift'])]['team'].sum()) + _pairs(d, 'team')}, "
+    # held changes found with the right kind (a pair counts when both its sides do): as shipped, with the
+    # detector's detections and the told classifier's kinds, and with its detections and every kind right
+    d["told"] = d["team"] & ~d["other_beats_best"]
+    shipped, told, every = (_held_found(d, column) for column in ("kind", "told", "team"))
+    print(f"held changes found with the right kind, of 4 per case: as shipped {shipped}, with the detector's "
+          f"detections and the told classifier's kinds {told}, with its detections and every kind right {every}, "
           f"of {4 * (len(d) // 5)}")
 
 
-def _pairs(d: pd.DataFrame, column: str) -> int:
+def _held_found(d: pd.DataFrame, column: str) -> int:
+    """Drifts and level shifts with ``column`` true, plus the pairs with it true on both sides (rows of
+    :func:`kinds`, one up and one down side per case, in the same order)."""
     up = d.loc[d["anomaly"] == "opposite_up", column].to_numpy()
     down = d.loc[d["anomaly"] == "opposite_down", column].to_numpy()
-    return int((up & down).sum())
+    return int(d.loc[d["anomaly"].isin(["drift", "level_shift"]), column].sum()) + int((up & down).sum())
 
 
 def main() -> None:
