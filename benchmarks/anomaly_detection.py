@@ -85,7 +85,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from forecasting.samples import generate_synthetic_org, planned_events  # noqa: E402
-from operate.anomalies import ALL_GPUS, DRIFT_MIN_HOURS, RAMPS, AnomalyConfig, find, fit_window  # noqa: E402
+from operate.anomalies import (  # noqa: E402
+    ALL_GPUS,
+    DRIFT_MIN_HOURS,
+    RAMPS,
+    AnomalyConfig,
+    find,
+    fit_window,
+    ramp_shapes,
+)
 from usage import schema as S  # noqa: E402
 
 DATA = ROOT / "data_samples" / "synthetic_org.parquet"
@@ -435,10 +443,8 @@ def _sse(r: np.ndarray, shapes: np.ndarray) -> np.ndarray:
 
 
 def _shapes(n: int, onsets: np.ndarray, ramps: tuple[int, ...]) -> np.ndarray:
-    """Rows ``clip((t - onset) / ramp, 0, 1)`` (a step for ramp 1) over ``n`` hours, for every onset and ramp."""
-    t = np.arange(n, dtype=float)
-    return np.vstack([np.clip((t[None, :] - onsets[:, None]) / ramp + (1.0 if ramp == 1 else 0.0), 0.0, 1.0)
-                      for ramp in ramps])
+    """The detector's shapes (:func:`operate.anomalies.ramp_shapes`) over ``n`` hours, for every onset and ramp."""
+    return np.vstack([ramp_shapes(n, onsets, ramp) for ramp in ramps])
 
 
 def kind_evidence(r: np.ndarray, t0: int, drift: bool) -> tuple[bool, bool]:

@@ -481,15 +481,21 @@ def _change_stat(hours: np.ndarray, daily: np.ndarray, sigma: float, c: int) -> 
     return float(np.sqrt(c * (days - c) / days) * change / sigma), change
 
 
+def ramp_shapes(n: int, onsets: np.ndarray, ramp: int) -> np.ndarray:
+    """Rows ``clip((t - onset) / ramp, 0, 1)`` over ``n`` hours, one per onset; ramp 1 is a step (1 from the onset
+    hour on)."""
+    t = np.arange(n, dtype=float)
+    return np.clip((t[None, :] - onsets[:, None]) / ramp + (1.0 if ramp == 1 else 0.0), 0.0, 1.0)
+
+
 def _shape(r: np.ndarray) -> tuple[int, int]:
     """The change in ``r`` (hourly residuals, the change upwards): ``(onset hour, ramp hours)`` of the best least-
     squares fit of ``c x clip((t - onset) / ramp, 0, 1)`` over onsets in the first :data:`ONSET_SEARCH_HOURS` and the
     ramps of :data:`RAMPS` (1 = a step)."""
-    t = np.arange(len(r), dtype=float)
     best = (np.inf, 0, 1)
     onsets = np.arange(min(ONSET_SEARCH_HOURS, len(r)), dtype=float)
     for ramp in RAMPS:
-        m = np.clip((t[None, :] - onsets[:, None]) / ramp + (1.0 if ramp == 1 else 0.0), 0.0, 1.0)
+        m = ramp_shapes(len(r), onsets, ramp)
         m = m - m.mean(axis=1, keepdims=True)   # with an intercept: the forecast may be off by a constant
         rm = m @ (r - r.mean())
         mm = (m * m).sum(axis=1)
